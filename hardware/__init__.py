@@ -1,0 +1,1 @@
+"""Physical descriptors of devices and interconnects, and the costs they imply."""

@@ -1,0 +1,44 @@
+"""Device classes as the solvers see them: how many, how much memory.
+
+A :class:`DeviceClass` is a pool of identical devices.  The paper has two
+(SPEC §2): ``k`` accelerators with memory ``M`` each, and ``ℓ`` CPU cores with
+no memory limit.  Heterogeneous systems (SPEC §5) simply list more classes.
+Per-node compute and transfer times live on the graph's nodes, keyed by the
+class name; physical descriptors (FLOP/s, bandwidth) live in ``hardware``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["ACCELERATOR", "CPU", "DeviceClass", "paper_devices"]
+
+#: Names of the paper's two device classes ("FPGA" in its files means any accelerator).
+ACCELERATOR = "accelerator"
+CPU = "cpu"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceClass:
+    """``count`` identical devices, each with ``memory`` bytes (``inf``: unlimited)."""
+
+    name: str
+    count: int
+    memory: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a device class needs a name")
+        if not isinstance(self.count, int) or self.count < 0:
+            raise ValueError(f"device class {self.name!r}: count must be a non-negative integer, got {self.count!r}")
+        if math.isnan(self.memory) or self.memory < 0:
+            raise ValueError(f"device class {self.name!r}: memory must be non-negative, got {self.memory!r}")
+
+    def device_names(self) -> list[str]:
+        return [f"{self.name}[{i}]" for i in range(self.count)]
+
+
+def paper_devices(accelerators: int, cpus: int, memory: float) -> tuple[DeviceClass, ...]:
+    """The paper's system: ``accelerators`` devices of ``memory`` bytes and ``cpus`` cores."""
+    return (DeviceClass(ACCELERATOR, accelerators, memory), DeviceClass(CPU, cpus))

@@ -1,0 +1,202 @@
+"""The one cost model: the load of every device under a split (SPEC §2).
+
+Every solver, baseline, report and the simulator's prediction uses
+:func:`evaluate`.  For a device ``d`` of class ``K`` (the paper's "calls"
+model: communication does not overlap compute)::
+
+    load(d) = Σ_{v on d} time_K(v)
+            + Σ_{u on d, some successor of u not on d} transfer_K(u)   (send, once per u)
+            + Σ_{u not on d, some successor of u on d} transfer_K(u)   (receive, once per u and d)
+
+A class that gives no transfer time for ``u`` (the paper's CPU cores) pays
+nothing for it.  max-load is the largest load; for training graphs a device's
+load holds both its forward and its backward work.
+
+The evaluation also lists what makes a split infeasible (split colour classes,
+unsupported nodes, memory over capacity, too many devices) and whether each
+device's forward set is contiguous: ``S`` is contiguous iff no path of the
+forward graph leaves ``S`` and re-enters it (SPEC §2, "Contiguity").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from placement.devices import DeviceClass
+from placement.graph import Graph
+from placement.split import Split, SplitError, complete_split
+
+__all__ = ["DeviceLoad", "SplitEvaluation", "evaluate", "is_contiguous"]
+
+
+@dataclass(frozen=True)
+class DeviceLoad:
+    """What one device runs and what that costs it per sample."""
+
+    device_class: str
+    index: int
+    nodes: tuple[int, ...]
+    compute: float
+    send: float
+    receive: float
+    memory: float
+    capacity: float
+    contiguous: bool
+    forward_compute: float = 0.0
+    backward_compute: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.device_class}[{self.index}]"
+
+    @property
+    def load(self) -> float:
+        return self.compute + self.send + self.receive
+
+    def to_dict(self) -> dict:
+        return {
+            "device": self.name,
+            "device_class": self.device_class,
+            "index": self.index,
+            "nodes": list(self.nodes),
+            "compute": self.compute,
+            "forward_compute": self.forward_compute,
+            "backward_compute": self.backward_compute,
+            "send": self.send,
+            "receive": self.receive,
+            "load": self.load,
+            "memory": self.memory,
+            "capacity": None if math.isinf(self.capacity) else self.capacity,
+            "contiguous": self.contiguous,
+        }
+
+
+@dataclass(frozen=True)
+class SplitEvaluation:
+    """Per-device loads of a (completed) split, its max-load and its violations."""
+
+    split: Split
+    devices: tuple[DeviceLoad, ...]
+    violations: tuple[str, ...] = field(default=())
+
+    @property
+    def max_load(self) -> float:
+        return max((d.load for d in self.devices), default=0.0)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+    @property
+    def contiguous(self) -> bool:
+        return all(d.contiguous for d in self.devices)
+
+    @property
+    def bottleneck(self) -> DeviceLoad | None:
+        return max(self.devices, key=lambda d: d.load, default=None)
+
+    def to_dict(self) -> dict:
+        return {
+            "max_load": self.max_load,
+            "feasible": self.feasible,
+            "contiguous": self.contiguous,
+            "violations": list(self.violations),
+            "devices": [d.to_dict() for d in self.devices],
+        }
+
+
+def is_contiguous(graph: Graph, nodes: frozenset[int] | set[int]) -> bool:
+    """Whether the forward nodes of ``nodes`` form a contiguous set.
+
+    Walks forward from the set's out-neighbours through forward nodes outside
+    the set; reaching the set again means a path leaves and re-enters it.
+    """
+    inside = {v for v in nodes if not graph.nodes[v].is_backward}
+    stack = [w for v in inside for w in graph.dag.successors(v) if w not in inside and not graph.nodes[w].is_backward]
+    seen = set(stack)
+    while stack:
+        u = stack.pop()
+        for w in graph.dag.successors(u):
+            if graph.nodes[w].is_backward:
+                continue
+            if w in inside:
+                return False
+            if w not in seen:
+                seen.add(w)
+                stack.append(w)
+    return True
+
+
+def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> SplitEvaluation:
+    """Evaluate ``split`` on ``graph`` with the given device classes.
+
+    Nodes the split omits are placed with their colour class (SPEC §7).
+    Raises :class:`~placement.split.SplitError` when the split cannot be read
+    as a placement (unknown, repeated or unplaceable nodes, unknown class).
+    """
+    split = complete_split(graph, split)
+    classes = {dc.name: dc for dc in devices}
+    for name in split.assignment:
+        if name not in classes:
+            raise SplitError(f"the split uses device class {name!r}, which the system does not have")
+    where = split.device_of()
+
+    send: dict[tuple[str, int], float] = defaultdict(float)
+    receive: dict[tuple[str, int], float] = defaultdict(float)
+    for u in graph.nodes:
+        home = where[u]
+        targets = {where[w] for w in graph.dag.successors(u)}
+        targets.discard(home)
+        if not targets:
+            continue
+        transfer = graph.nodes[u].transfer
+        send[home] += transfer.get(home[0], 0.0)
+        for target in targets:
+            receive[target] += transfer.get(target[0], 0.0)
+
+    violations: list[str] = []
+    loads: list[DeviceLoad] = []
+    for name, index, nodes in split.devices():
+        dc = classes[name]
+        forward = backward = memory = 0.0
+        for v in nodes:
+            node = graph.nodes[v]
+            if not node.supports(name):
+                violations.append(f"node {v} is not supported on {name} but is placed on {name}[{index}]")
+            t = node.time.get(name, math.inf)
+            if node.is_backward:
+                backward += t
+            else:
+                forward += t
+            memory += node.memory
+        if memory > dc.memory:
+            violations.append(f"{name}[{index}] uses {memory:.6g} bytes of memory, more than its {dc.memory:.6g}")
+        loads.append(
+            DeviceLoad(
+                device_class=name,
+                index=index,
+                nodes=tuple(sorted(nodes)),
+                compute=forward + backward,
+                send=send[(name, index)],
+                receive=receive[(name, index)],
+                memory=memory,
+                capacity=dc.memory,
+                contiguous=is_contiguous(graph, nodes),
+                forward_compute=forward,
+                backward_compute=backward,
+            )
+        )
+
+    for name, dc in classes.items():
+        used = sum(1 for nodes in split.assignment.get(name, ()) if nodes)
+        if used > dc.count:
+            violations.append(f"the split uses {used} devices of class {name}, more than the {dc.count} available")
+    for members in graph.color_classes.values():
+        homes = {where[v] for v in members}
+        if len(homes) > 1:
+            spread = ", ".join(f"{n}[{i}]" for n, i in sorted(homes))
+            violations.append(f"colour class of nodes {sorted(members)} is split over {spread}")
+    return SplitEvaluation(split=split, devices=tuple(loads), violations=tuple(violations))

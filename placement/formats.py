@@ -1,0 +1,264 @@
+"""Reading and writing the paper's files (SPEC §7).
+
+* **Paper input**: ``maxSizePerFPGA``, ``maxFPGAs``, ``maxCPUs``, ``nodes``,
+  ``edges``; "FPGA" means any accelerator.  Each node becomes a
+  :class:`~placement.graph.Node` with times on the classes ``accelerator``
+  and ``cpu``; each edge's ``cost`` becomes the source's accelerator transfer
+  time (all out-edges of a node must carry the same cost).
+* **Split**: ``{"fpgas": [{"nodes": [...]}, ...], "cpus": [...]}``; loads in
+  the file are ignored on input.  Classes other than the paper's two are
+  written under ``"devices": {class: [{"nodes": [...]}, ...]}``.
+
+Any problem raises :class:`InputError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from placement.devices import ACCELERATOR, CPU, paper_devices
+from placement.evaluate import SplitEvaluation
+from placement.graph import Edge, Graph, GraphError, Node
+from placement.split import Split
+from placement.workload import Workload
+
+__all__ = [
+    "InputError",
+    "load_json",
+    "read_paper_workload",
+    "read_split",
+    "split_to_json",
+    "workload_to_json",
+    "write_json",
+    "write_paper_workload",
+    "write_split",
+]
+
+
+class InputError(ValueError):
+    """A bad input file or argument: the message names the file and the field."""
+
+    def __init__(self, source: str | Path | None, field: str | None, problem: str):
+        self.source, self.field, self.problem = source, field, problem
+        where = ": ".join(str(part) for part in (source, field) if part)
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+
+def load_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        with path.open() as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, None, "is a directory, not a JSON file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, None, f"not valid JSON ({exc})") from None
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+class _Reader:
+    """Typed field access that reports ``file: field: problem``."""
+
+    def __init__(self, source: Path | str | None):
+        self.source = source
+
+    def fail(self, field: str, problem: str) -> InputError:
+        return InputError(self.source, field, problem)
+
+    def get(self, obj: Mapping, key: str, where: str, default: Any = ...) -> Any:
+        if not isinstance(obj, Mapping):
+            raise self.fail(where, f"must be a JSON object, got {type(obj).__name__}")
+        if key not in obj:
+            if default is ...:
+                raise self.fail(f"{where}.{key}" if where else key, "missing")
+            return default
+        return obj[key]
+
+    def number(self, obj: Mapping, key: str, where: str, default: Any = ...) -> float:
+        value = self.get(obj, key, where, default)
+        field = f"{where}.{key}" if where else key
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(field, f"must be a number, got {value!r}")
+        if math.isnan(value) or math.isinf(value) or value < 0:
+            raise self.fail(field, f"must be a finite non-negative number, got {value!r}")
+        return float(value)
+
+    def integer(self, obj: Mapping, key: str, where: str, default: Any = ..., minimum: int | None = None) -> int:
+        value = self.get(obj, key, where, default)
+        field = f"{where}.{key}" if where else key
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(field, f"must be an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(field, f"must be at least {minimum}, got {value}")
+        return value
+
+    def flag(self, obj: Mapping, key: str, where: str, default: Any = ...) -> bool:
+        value = self.get(obj, key, where, default)
+        if value in (0, 1) or isinstance(value, bool):
+            return bool(value)
+        raise self.fail(f"{where}.{key}", f"must be true/false or 0/1, got {value!r}")
+
+    def array(self, obj: Mapping, key: str, where: str) -> list:
+        value = self.get(obj, key, where)
+        if not isinstance(value, list):
+            raise self.fail(f"{where}.{key}" if where else key, f"must be a JSON array, got {type(value).__name__}")
+        return value
+
+
+def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
+    """Read a workload in the paper's input format (``data``: already-parsed JSON)."""
+    path = Path(path)
+    if data is None:
+        data = load_json(path)
+    r = _Reader(path)
+    memory = r.number(data, "maxSizePerFPGA", "")
+    k = r.integer(data, "maxFPGAs", "", minimum=0)
+    cpus = r.integer(data, "maxCPUs", "", minimum=0)
+
+    raw_edges = r.array(data, "edges", "")
+    transfer: dict[int, float] = {}
+    edges: list[Edge] = []
+    for i, raw in enumerate(raw_edges):
+        where = f"edges[{i}]"
+        source = r.integer(raw, "sourceId", where)
+        dest = r.integer(raw, "destId", where)
+        cost = r.number(raw, "cost", where)
+        size = r.number(raw, "size", where, None) if raw.get("size") is not None else None
+        if source in transfer and not math.isclose(transfer[source], cost, rel_tol=1e-9, abs_tol=1e-12):
+            raise r.fail(
+                f"{where}.cost",
+                f"node {source} has out-edges with different costs ({transfer[source]!r} and {cost!r}); "
+                "all out-edges of a node must carry the same cost",
+            )
+        transfer.setdefault(source, cost)
+        edges.append(Edge(source, dest, size))
+
+    nodes: list[Node] = []
+    for i, raw in enumerate(r.array(data, "nodes", "")):
+        where = f"nodes[{i}]"
+        node_id = r.integer(raw, "id", where)
+        where = f"nodes[{i}] (id {node_id})"
+        name = raw.get("name")
+        layer_id = raw.get("layerId")
+        nodes.append(
+            Node(
+                id=node_id,
+                time={ACCELERATOR: r.number(raw, "fpgaLatency", where), CPU: r.number(raw, "cpuLatency", where)},
+                memory=r.number(raw, "size", where, 0.0),
+                unsupported=frozenset() if r.flag(raw, "supportedOnFpga", where) else frozenset({ACCELERATOR}),
+                transfer={ACCELERATOR: transfer[node_id]} if node_id in transfer else {},
+                is_backward=r.flag(raw, "isBackwardNode", where),
+                color_class=r.integer(raw, "colorClass", where) if raw.get("colorClass") is not None else None,
+                name=str(name) if name is not None else None,
+                layer_id=r.integer(raw, "layerId", where) if layer_id is not None else None,
+            )
+        )
+    try:
+        graph = Graph(nodes, edges)
+    except GraphError as exc:
+        raise InputError(path, "nodes/edges", str(exc)) from None
+    return Workload(graph, paper_devices(k, cpus, memory), source=path)
+
+
+def workload_to_json(workload: Workload) -> dict:
+    """The paper's input format for a workload on the paper's two device classes."""
+    graph = workload.graph
+    acc, cpu = workload.device_class(ACCELERATOR), workload.device_class(CPU)
+    nodes = []
+    for node in graph.nodes.values():
+        entry: dict[str, Any] = {
+            "id": node.id,
+            "supportedOnFpga": int(node.supports(ACCELERATOR)),
+            "cpuLatency": node.time.get(CPU, 0.0),
+            "fpgaLatency": node.time.get(ACCELERATOR, 0.0),
+            "isBackwardNode": int(node.is_backward),
+            "size": node.memory,
+        }
+        if node.color_class is not None:
+            entry["colorClass"] = node.color_class
+        if node.name is not None:
+            entry["name"] = node.name
+        if node.layer_id is not None:
+            entry["layerId"] = node.layer_id
+        nodes.append(entry)
+    edges = []
+    for e in graph.edges:
+        entry = {"sourceId": e.source, "destId": e.dest, "cost": graph.nodes[e.source].transfer.get(ACCELERATOR, 0.0)}
+        if e.size is not None:
+            entry["size"] = e.size
+        edges.append(entry)
+    return {
+        "maxSizePerFPGA": acc.memory,
+        "maxFPGAs": acc.count,
+        "maxCPUs": cpu.count,
+        "nodes": nodes,
+        "edges": edges,
+    }
+
+
+def write_paper_workload(path: str | Path, workload: Workload) -> None:
+    write_json(path, workload_to_json(workload))
+
+
+def read_split(path: str | Path, data: Any = None) -> Split:
+    """Read a split file (paper format, optionally with a ``devices`` section)."""
+    path = Path(path)
+    if data is None:
+        data = load_json(path)
+    r = _Reader(path)
+    if not isinstance(data, Mapping):
+        raise r.fail("", "a split must be a JSON object with 'fpgas' and 'cpus'")
+    sections: dict[str, Any] = {}
+    if "fpgas" in data:
+        sections[ACCELERATOR] = (data["fpgas"], "fpgas")
+    if "cpus" in data:
+        sections[CPU] = (data["cpus"], "cpus")
+    extra = data.get("devices", {})
+    if not isinstance(extra, Mapping):
+        raise r.fail("devices", "must be an object mapping a device class to its devices")
+    for name, devices in extra.items():
+        sections[str(name)] = (devices, f"devices.{name}")
+    if not sections:
+        raise r.fail("", "a split needs 'fpgas' and/or 'cpus' (or 'devices')")
+    assignment: dict[str, list[list[int]]] = {}
+    for name, (devices, where) in sections.items():
+        if not isinstance(devices, list):
+            raise r.fail(where, f"must be a JSON array of devices, got {type(devices).__name__}")
+        assignment[name] = []
+        for i, device in enumerate(devices):
+            ids = r.array(device, "nodes", f"{where}[{i}]")
+            for j, v in enumerate(ids):
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise r.fail(f"{where}[{i}].nodes[{j}]", f"must be a node id (integer), got {v!r}")
+            assignment[name].append(ids)
+    return Split.from_lists(assignment)
+
+
+def split_to_json(evaluation: SplitEvaluation) -> dict:
+    """The split format, with each device's load and the max-load filled in."""
+    sections: dict[str, list] = {}
+    for d in evaluation.devices:
+        sections.setdefault(d.device_class, []).append({"nodes": list(d.nodes), "load": d.load})
+    out: dict[str, Any] = {
+        "fpgas": sections.pop(ACCELERATOR, []),
+        "cpus": sections.pop(CPU, []),
+    }
+    if sections:
+        out["devices"] = sections
+    out["maxLoad"] = evaluation.max_load
+    return out
+
+
+def write_split(path: str | Path, evaluation: SplitEvaluation) -> None:
+    write_json(path, split_to_json(evaluation))

@@ -1,0 +1,187 @@
+"""The operator graph: a DAG of operators with per-device-class costs.
+
+This is the model of SPEC §2 (Tarnawski et al., NeurIPS 2020, §3), generalised
+to any number of device classes (SPEC §5):
+
+* every node ``v`` has a compute time per device class (``time[cls]``), a
+  memory footprint ``memory`` (bytes it takes on a device with finite memory),
+  the set of device classes that cannot run it, a backward flag and a colour
+  class (nodes sharing a colour class must share a device);
+* every node ``u`` with out-edges has one transfer time per device class
+  (``transfer[cls]``): the time a device of that class spends moving ``u``'s
+  output to or from host memory.  A class absent from ``transfer`` pays
+  nothing (the paper's CPU cores).
+
+A :class:`Graph` is immutable once built and validated: duplicate ids, edges to
+unknown nodes, self-loops, cycles, negative or non-finite numbers and edges
+from a backward node to a forward node are rejected with a :class:`GraphError`
+that names the offending id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import networkx as nx
+
+__all__ = ["Edge", "Graph", "GraphError", "Node"]
+
+
+class GraphError(ValueError):
+    """An operator graph violates the model; the message names the culprit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One operator (or layer).
+
+    ``time`` maps a device-class name to the node's compute time on one device
+    of that class; a class missing from ``time`` cannot run the node.
+    ``transfer`` maps a device-class name to the time that a device of that
+    class spends writing this node's output to host memory or reading it back
+    (SPEC §2: ``c(u)``); a class missing from ``transfer`` pays nothing.
+    """
+
+    id: int
+    time: Mapping[str, float]
+    memory: float = 0.0
+    unsupported: frozenset[str] = frozenset()
+    transfer: Mapping[str, float] = field(default_factory=dict)
+    is_backward: bool = False
+    color_class: int | None = None
+    name: str | None = None
+    layer_id: int | None = None
+    flops: float | None = None
+
+    def supports(self, device_class: str) -> bool:
+        return device_class in self.time and device_class not in self.unsupported
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A data dependency ``source -> dest``; ``size`` is the tensor's bytes."""
+
+    source: int
+    dest: int
+    size: float | None = None
+
+
+def _check_number(value: float, what: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise GraphError(f"{what} must be a number, got {value!r}")
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise GraphError(f"{what} must be a finite non-negative number, got {value!r}")
+
+
+class Graph:
+    """A validated DAG of :class:`Node` objects joined by :class:`Edge` objects.
+
+    Node ids are kept in input order; ``topological_order`` is deterministic.
+    """
+
+    def __init__(self, nodes: Iterable[Node], edges: Iterable[Edge]):
+        self.nodes: dict[int, Node] = {}
+        for node in nodes:
+            if node.id in self.nodes:
+                raise GraphError(f"node {node.id}: duplicate node id")
+            for cls, value in node.time.items():
+                _check_number(value, f"node {node.id}: time on {cls!r}")
+            for cls, value in node.transfer.items():
+                _check_number(value, f"node {node.id}: transfer time on {cls!r}")
+            _check_number(node.memory, f"node {node.id}: memory")
+            if node.flops is not None:
+                _check_number(node.flops, f"node {node.id}: flops")
+            self.nodes[node.id] = node
+
+        seen: set[tuple[int, int]] = set()
+        self.edges: list[Edge] = []
+        for edge in edges:
+            for end in (edge.source, edge.dest):
+                if end not in self.nodes:
+                    raise GraphError(f"edge {edge.source} -> {edge.dest}: unknown node id {end}")
+            if edge.source == edge.dest:
+                raise GraphError(f"edge {edge.source} -> {edge.dest}: self-loop")
+            if edge.size is not None:
+                _check_number(edge.size, f"edge {edge.source} -> {edge.dest}: size")
+            if self.nodes[edge.source].is_backward and not self.nodes[edge.dest].is_backward:
+                raise GraphError(
+                    f"edge {edge.source} -> {edge.dest}: goes from backward node "
+                    f"{edge.source} to forward node {edge.dest}"
+                )
+            if (edge.source, edge.dest) not in seen:  # parallel edges carry nothing new
+                seen.add((edge.source, edge.dest))
+                self.edges.append(edge)
+
+        self.dag = nx.DiGraph()
+        self.dag.add_nodes_from(self.nodes)
+        self.dag.add_edges_from((e.source, e.dest) for e in self.edges)
+        try:
+            cycle = nx.find_cycle(self.dag)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = " -> ".join(str(u) for u, _ in cycle) + f" -> {cycle[0][0]}"
+            raise GraphError(f"graph has a cycle: {path}")
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return self.nodes == other.nodes and set(self.edges) == set(other.edges)
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges)"
+
+    def successors(self, v: int) -> list[int]:
+        return list(self.dag.successors(v))
+
+    def predecessors(self, v: int) -> list[int]:
+        return list(self.dag.predecessors(v))
+
+    @cached_property
+    def topological_order(self) -> list[int]:
+        index = {v: i for i, v in enumerate(self.nodes)}
+        return list(nx.lexicographical_topological_sort(self.dag, key=index.__getitem__))
+
+    @cached_property
+    def device_classes(self) -> frozenset[str]:
+        """Every device-class name that some node gives a time for."""
+        return frozenset(cls for node in self.nodes.values() for cls in node.time)
+
+    @cached_property
+    def forward_nodes(self) -> list[int]:
+        return [v for v, node in self.nodes.items() if not node.is_backward]
+
+    @cached_property
+    def backward_nodes(self) -> list[int]:
+        return [v for v, node in self.nodes.items() if node.is_backward]
+
+    @property
+    def is_training(self) -> bool:
+        return bool(self.backward_nodes)
+
+    def color_class(self, v: int) -> Hashable:
+        """The colour class of ``v``; a node without one is a class of its own."""
+        node = self.nodes[v]
+        return node.color_class if node.color_class is not None else ("node", v)
+
+    @cached_property
+    def color_classes(self) -> dict[Hashable, list[int]]:
+        classes: dict[Hashable, list[int]] = {}
+        for v in self.nodes:
+            classes.setdefault(self.color_class(v), []).append(v)
+        return classes
+
+    def total_time(self, device_class: str) -> float:
+        """Total compute of the graph on one device of ``device_class``."""
+        return sum(node.time.get(device_class, math.inf) for node in self.nodes.values())
+
+    @property
+    def total_memory(self) -> float:
+        return sum(node.memory for node in self.nodes.values())

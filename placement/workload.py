@@ -1,0 +1,38 @@
+"""A workload: an operator graph together with the devices it may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from placement.devices import DeviceClass
+from placement.graph import Graph
+
+__all__ = ["Workload"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``graph`` to be placed on ``devices``; ``source`` is the file it came from, if any."""
+
+    graph: Graph
+    devices: tuple[DeviceClass, ...]
+    source: Path | None = None
+
+    def device_class(self, name: str) -> DeviceClass:
+        for dc in self.devices:
+            if dc.name == name:
+                return dc
+        raise KeyError(f"no device class named {name!r}")
+
+    def with_devices(self, **changes: dict) -> "Workload":
+        """A copy with some classes changed: ``with_devices(cpu={"count": 2})``."""
+        devices = tuple(replace(dc, **changes[dc.name]) if dc.name in changes else dc for dc in self.devices)
+        unknown = set(changes) - {dc.name for dc in self.devices}
+        if unknown:
+            raise KeyError(f"no device class named {sorted(unknown)[0]!r}")
+        return replace(self, devices=devices)
+
+    @property
+    def name(self) -> str:
+        return self.source.stem if self.source else "workload"

@@ -11,14 +11,16 @@ import argparse
 import importlib
 import sys
 
+from hardware.units import HardwareError
 from placement.formats import InputError
 from placement.graph import GraphError
+from placement.ideals import IdealLimitError
 from placement.split import SplitError
 from pipesim import __version__
 from pipesim.commands import COMMANDS
 
 #: Errors that mean "the user's input is wrong", not "pipesim is broken".
-USER_ERRORS: tuple[type[Exception], ...] = (InputError, GraphError, SplitError)
+USER_ERRORS: tuple[type[Exception], ...] = (InputError, GraphError, SplitError, HardwareError, IdealLimitError)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -16,6 +16,13 @@ The evaluation also lists what makes a split infeasible (split colour classes,
 unsupported nodes, memory over capacity, too many devices) and whether each
 device's forward set is contiguous: ``S`` is contiguous iff no path of the
 forward graph leaves ``S`` and re-enters it (SPEC §2, "Contiguity").
+
+Per-device contiguity does not make a pipeline: devices X = {a, b} and
+Y = {c, d} with edges a -> d and c -> b are each contiguous, yet X feeds Y and
+Y feeds X.  A *split* is contiguous when its stage graph (devices, joined by
+the forward edges between them) is acyclic; then the unions of its stages in
+pipeline order are ideals, which is exactly the family the DP searches, and
+every device is contiguous too.  ``stage_order`` gives that pipeline order.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 from placement.devices import DeviceClass
 from placement.graph import Graph
 from placement.split import Split, SplitError, complete_split
 
-__all__ = ["DeviceLoad", "SplitEvaluation", "evaluate", "is_contiguous"]
+__all__ = ["DeviceLoad", "SplitEvaluation", "evaluate", "is_contiguous", "stage_order"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class SplitEvaluation:
     split: Split
     devices: tuple[DeviceLoad, ...]
     violations: tuple[str, ...] = field(default=())
+    stage_order: tuple[str, ...] | None = None
 
     @property
     def max_load(self) -> float:
@@ -92,7 +102,8 @@ class SplitEvaluation:
 
     @property
     def contiguous(self) -> bool:
-        return all(d.contiguous for d in self.devices)
+        """Whether the split is a pipeline: its stage graph is acyclic (see module docstring)."""
+        return self.stage_order is not None
 
     @property
     def bottleneck(self) -> DeviceLoad | None:
@@ -104,6 +115,7 @@ class SplitEvaluation:
             "feasible": self.feasible,
             "contiguous": self.contiguous,
             "violations": list(self.violations),
+            "stage_order": None if self.stage_order is None else list(self.stage_order),
             "devices": [d.to_dict() for d in self.devices],
         }
 
@@ -199,4 +211,26 @@ def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> Spli
         if len(homes) > 1:
             spread = ", ".join(f"{n}[{i}]" for n, i in sorted(homes))
             violations.append(f"colour class of nodes {sorted(members)} is split over {spread}")
-    return SplitEvaluation(split=split, devices=tuple(loads), violations=tuple(violations))
+    return SplitEvaluation(
+        split=split, devices=tuple(loads), violations=tuple(violations), stage_order=stage_order(graph, split)
+    )
+
+
+def stage_order(graph: Graph, split: Split) -> tuple[str, ...] | None:
+    """Non-empty devices in pipeline order, or ``None`` if forward edges join them in a cycle."""
+    where = split.device_of()
+    stages = nx.DiGraph()
+    names = {(name, i): f"{name}[{i}]" for name, i, nodes in split.devices() if nodes}
+    stages.add_nodes_from(names)
+    for e in graph.edges:
+        if graph.nodes[e.source].is_backward or graph.nodes[e.dest].is_backward:
+            continue
+        a, b = where[e.source], where[e.dest]
+        if a != b:
+            stages.add_edge(a, b)
+    position = {key: k for k, key in enumerate(names)}
+    try:
+        order = nx.lexicographical_topological_sort(stages, key=position.__getitem__)
+        return tuple(names[key] for key in order)
+    except nx.NetworkXUnfeasible:
+        return None

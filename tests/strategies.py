@@ -44,6 +44,11 @@ def workloads(draw, min_nodes=1, max_nodes=6, training=None, max_accelerators=3,
     pairs = [(i, j) for j in range(n) for i in range(j)]
     edges = [p for p in pairs if draw(st.booleans())] if pairs else []
     has_out = {i for i, _ in edges}
+    # occasionally two forward nodes share a colour class (and so do their backward partners)
+    color = list(range(n))
+    if n >= 2 and draw(st.booleans()):
+        a, b = draw(st.sampled_from([(i, j) for i in range(n) for j in range(n) if i < j]))
+        color[b] = a
     nodes = []
     for i in range(n):
         nodes.append(
@@ -54,7 +59,7 @@ def workloads(draw, min_nodes=1, max_nodes=6, training=None, max_accelerators=3,
                 memory=draw(st.sampled_from([0.0, 1.0, 2.0, 3.0])),
                 transfer=draw(st.sampled_from([0.0, 0.25, 1.0, 2.0])) if i in has_out or is_training else None,
                 supported=draw(st.booleans()) or not draw(st.booleans()),
-                color=i,
+                color=color[i],
             )
         )
     all_edges = [Edge(i, j) for i, j in edges]
@@ -68,7 +73,7 @@ def workloads(draw, min_nodes=1, max_nodes=6, training=None, max_accelerators=3,
                     memory=0.0,
                     transfer=draw(st.sampled_from([0.0, 0.25, 1.0])),
                     backward=True,
-                    color=i,
+                    color=color[i],
                 )
             )
             all_edges.append(Edge(i, n + i))  # stashed activation
@@ -83,3 +88,27 @@ def workloads(draw, min_nodes=1, max_nodes=6, training=None, max_accelerators=3,
 
 def paper_file(*parts: str) -> Path:
     return SHARED.joinpath(*parts)
+
+
+def brute_force_optimum(workload) -> float:
+    """Least max-load over every assignment of colour classes to devices that is a
+    feasible pipeline (contiguous split): the DP's problem, solved by exhaustion."""
+    import itertools
+
+    from placement.evaluate import evaluate
+    from placement.split import Split
+
+    g = workload.graph
+    classes = list(g.color_classes.values())
+    devices = [(dc.name, i) for dc in workload.devices for i in range(dc.count)]
+    best = math.inf
+    for homes in itertools.product(range(len(devices)), repeat=len(classes)):
+        if any(h > 0 and (h - 1) not in homes[:k] and devices[h - 1][0] == devices[h][0]
+               for k, h in enumerate(homes)):
+            continue  # identical devices: only the first use of each index order
+        where = {v: devices[h] for members, h in zip(classes, homes) for v in members}
+        split = Split.from_mapping(where, {dc.name: dc.count for dc in workload.devices})
+        ev = evaluate(g, workload.devices, split)
+        if ev.feasible and ev.contiguous:
+            best = min(best, ev.max_load)
+    return best

@@ -10,16 +10,20 @@ from typing import Any
 
 from rich.console import Console
 
-from placement.formats import InputError, read_paper_workload
+from placement.formats import InputError, load_json, read_paper_workload
 from placement.workload import Workload
+from pipesim.workloads.native import is_native, read_native_workload
 
 # Wide enough for the device tables when output is piped (no terminal to measure).
 console = Console(width=shutil.get_terminal_size((120, 24)).columns)
 
 
 def load_workload(path: str) -> Workload:
-    """Read a workload file (paper JSON)."""
-    return read_paper_workload(Path(path))
+    """Read a workload file: paper JSON, or pipesim's native JSON (detected by its ``format`` key)."""
+    data = load_json(Path(path))
+    if is_native(data):
+        return read_native_workload(Path(path), data)
+    return read_paper_workload(Path(path), data)
 
 
 def print_json(data: Any) -> None:

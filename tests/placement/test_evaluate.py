@@ -84,6 +84,20 @@ def test_non_contiguous_device_is_flagged(diamond):
     assert not ev.devices[0].contiguous and not ev.contiguous
 
 
+def test_contiguous_devices_in_a_cycle_are_not_a_pipeline():
+    # X = {a, b}, Y = {c, d}, a -> d and c -> b: each set is contiguous, the stages form a cycle.
+    g = Graph([node(1, 1.0), node(2, 1.0), node(3, 1.0), node(4, 1.0)], [Edge(1, 4), Edge(3, 2)])
+    devices = paper_devices(2, 0, math.inf)
+    ev = evaluate(g, devices, Split.from_lists({ACCELERATOR: [[1, 2], [3, 4]]}))
+    assert all(d.contiguous for d in ev.devices)
+    assert not ev.contiguous and ev.stage_order is None
+    # the same sets, stages listed the other way round: still a cycle
+    assert evaluate(g, devices, Split.from_lists({ACCELERATOR: [[3, 4], [1, 2]]})).stage_order is None
+    # {b, d} after {a, c}: a pipeline, listed in pipeline order whatever the split's order
+    ev = evaluate(g, devices, Split.from_lists({ACCELERATOR: [[2, 4], [1, 3]]}))
+    assert ev.contiguous and ev.stage_order == ("accelerator[1]", "accelerator[0]")
+
+
 def test_training_split_completed_from_color_classes():
     g = Graph(
         [node(1, 1.0, transfer=1.0, color=1), node(2, 2.0, transfer=1.0, color=2),

@@ -1,0 +1,207 @@
+"""Reading hardware descriptions from YAML: the built-in presets and user files.
+
+A description has up to three sections, each a mapping from a name to an
+entry::
+
+    devices: {a100-80gb: {kind: accelerator, peak_flops: {fp16: 312TFLOPS}, memory_bandwidth: 2039GB/s,
+                          memory: 80GB, compute_efficiency: 0.7, memory_efficiency: 0.8, launch_overhead: 5us}}
+    links:   {pcie4-x16: {bandwidth: 31.5GB/s, latency: 10us}}
+    systems: {a100x8: {description: ..., classes: [{name: a100, device: a100-80gb, count: 8,
+                                                    host_link: pcie4-x16, peer_link: nvlink3}]}}
+
+A class's ``device`` and links are names from the same or an earlier file, or
+inline mappings.  The built-in presets (``hardware/presets/*.yaml``) cite a
+datasheet for every value.  :func:`load_system` accepts a preset name or the
+path of a YAML file (which may use the built-in devices and links).  Unknown
+fields, missing values, bad units and unknown names raise
+:class:`~hardware.units.HardwareError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hardware.devices import Device, DeviceGroup, Link, System
+from hardware.units import BANDWIDTH, BYTES, FLOPS, TIME, HardwareError, parse
+
+__all__ = ["Catalog", "PRESETS", "builtin_catalog", "load_system", "preset_names"]
+
+PRESETS = Path(__file__).with_name("presets")
+_PRESET_FILES = ("devices.yaml", "links.yaml", "systems.yaml")
+
+_DEVICE_FIELDS = {
+    "description",
+    "kind",
+    "peak_flops",
+    "memory_bandwidth",
+    "memory",
+    "compute_efficiency",
+    "memory_efficiency",
+    "launch_overhead",
+}
+_LINK_FIELDS = {"description", "bandwidth", "latency"}
+_SYSTEM_FIELDS = {"description", "classes"}
+_CLASS_FIELDS = {"name", "device", "count", "host_link", "peer_link"}
+
+
+def _mapping(value: Any, where: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise HardwareError(where, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_fields(entry: Mapping, allowed: set[str], required: set[str], where: str) -> None:
+    unknown = sorted(set(map(str, entry)) - allowed)
+    if unknown:
+        raise HardwareError(f"{where}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(allowed))})")
+    for name in sorted(required):
+        if entry.get(name) is None:
+            raise HardwareError(f"{where}.{name}", "missing")
+
+
+def _fraction(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HardwareError(where, f"must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _device(name: str, entry: Any, where: str) -> Device:
+    entry = _mapping(entry, where)
+    _check_fields(entry, _DEVICE_FIELDS, {"kind", "peak_flops", "memory_bandwidth"}, where)
+    peaks = _mapping(entry["peak_flops"], f"{where}.peak_flops")
+    memory = entry.get("memory", "unlimited")
+    return Device(
+        name=name,
+        kind=entry["kind"],
+        peak_flops={str(t): parse(v, FLOPS, f"{where}.peak_flops.{t}") for t, v in peaks.items()},
+        memory_bandwidth=parse(entry["memory_bandwidth"], BANDWIDTH, f"{where}.memory_bandwidth"),
+        memory=math.inf if memory in ("unlimited", None) else parse(memory, BYTES, f"{where}.memory"),
+        compute_efficiency=_fraction(entry.get("compute_efficiency", 1.0), f"{where}.compute_efficiency"),
+        memory_efficiency=_fraction(entry.get("memory_efficiency", 1.0), f"{where}.memory_efficiency"),
+        launch_overhead=parse(entry.get("launch_overhead", 0.0), TIME, f"{where}.launch_overhead"),
+        description=str(entry.get("description", "")),
+    )
+
+
+def _link(name: str, entry: Any, where: str) -> Link:
+    entry = _mapping(entry, where)
+    _check_fields(entry, _LINK_FIELDS, {"bandwidth"}, where)
+    return Link(
+        name=name,
+        bandwidth=parse(entry["bandwidth"], BANDWIDTH, f"{where}.bandwidth"),
+        latency=parse(entry.get("latency", 0.0), TIME, f"{where}.latency"),
+        description=str(entry.get("description", "")),
+    )
+
+
+@dataclass
+class Catalog:
+    """Named devices, links and systems; later files may use earlier names."""
+
+    devices: dict[str, Device] = field(default_factory=dict)
+    links: dict[str, Link] = field(default_factory=dict)
+    systems: dict[str, System] = field(default_factory=dict)
+
+    def add_file(self, path: Path) -> None:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise HardwareError(str(path), "no such file") from None
+        except yaml.YAMLError as exc:
+            raise HardwareError(str(path), f"not valid YAML ({exc})") from None
+        try:
+            self.add(data or {}, source=str(path))
+        except HardwareError as exc:
+            raise HardwareError(f"{path}: {exc.field}", exc.problem) from None
+
+    def add(self, data: Any, source: str = "") -> None:
+        data = _mapping(data, "")
+        _check_fields(data, {"devices", "links", "systems"}, set(), "")
+        for name, entry in _mapping(data.get("devices") or {}, "devices").items():
+            self.devices[str(name)] = _device(str(name), entry, f"devices.{name}")
+        for name, entry in _mapping(data.get("links") or {}, "links").items():
+            self.links[str(name)] = _link(str(name), entry, f"links.{name}")
+        for name, entry in _mapping(data.get("systems") or {}, "systems").items():
+            self.systems[str(name)] = self._system(str(name), entry, f"systems.{name}", source)
+
+    def device(self, ref: Any, where: str) -> Device:
+        if isinstance(ref, Mapping):
+            return _device(where.rsplit(".", 1)[0], ref, where)
+        if ref not in self.devices:
+            raise HardwareError(where, f"unknown device {ref!r} (known: {', '.join(sorted(self.devices))})")
+        return self.devices[ref]
+
+    def link(self, ref: Any, where: str) -> Link | None:
+        if ref is None:
+            return None
+        if isinstance(ref, Mapping):
+            return _link(where, ref, where)
+        if ref not in self.links:
+            raise HardwareError(where, f"unknown link {ref!r} (known: {', '.join(sorted(self.links))})")
+        return self.links[ref]
+
+    def _system(self, name: str, entry: Any, where: str, source: str) -> System:
+        entry = _mapping(entry, where)
+        _check_fields(entry, _SYSTEM_FIELDS, {"classes"}, where)
+        classes = entry["classes"]
+        if not isinstance(classes, list) or not classes:
+            raise HardwareError(f"{where}.classes", "must be a non-empty list of device classes")
+        groups = []
+        for i, raw in enumerate(classes):
+            at = f"{where}.classes[{i}]"
+            raw = _mapping(raw, at)
+            _check_fields(raw, _CLASS_FIELDS, {"name", "device", "count"}, at)
+            count = raw["count"]
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise HardwareError(f"{at}.count", f"must be a non-negative integer, got {count!r}")
+            groups.append(
+                DeviceGroup(
+                    name=str(raw["name"]),
+                    device=self.device(raw["device"], f"{at}.device"),
+                    count=count,
+                    host_link=self.link(raw.get("host_link"), f"{at}.host_link"),
+                    peer_link=self.link(raw.get("peer_link"), f"{at}.peer_link"),
+                )
+            )
+        return System(name, tuple(groups), str(entry.get("description", "")), (source,) if source else ())
+
+    def system(self, name: str) -> System:
+        if name not in self.systems:
+            raise HardwareError("hardware", f"unknown preset {name!r} (known: {', '.join(sorted(self.systems))})")
+        return self.systems[name]
+
+
+@lru_cache(maxsize=1)
+def builtin_catalog() -> Catalog:
+    """The presets shipped in ``hardware/presets``."""
+    catalog = Catalog()
+    for filename in _PRESET_FILES:
+        catalog.add_file(PRESETS / filename)
+    return catalog
+
+
+def preset_names() -> list[str]:
+    return sorted(builtin_catalog().systems)
+
+
+def load_system(name_or_path: str | Path) -> System:
+    """A built-in system by name, or the (only or named-as-the-file) system of a YAML file."""
+    text = str(name_or_path)
+    if not text.endswith((".yaml", ".yml")):
+        return builtin_catalog().system(text)
+    builtin = builtin_catalog()
+    catalog = Catalog(dict(builtin.devices), dict(builtin.links))  # the file's own systems only
+    path = Path(text)
+    catalog.add_file(path)
+    if path.stem in catalog.systems:
+        return catalog.systems[path.stem]
+    if len(catalog.systems) != 1:
+        raise HardwareError(f"{path}: systems", "must define exactly one system (or one named like the file)")
+    return next(iter(catalog.systems.values()))

@@ -1,0 +1,175 @@
+"""Hardware as data: device types, interconnect links and systems.
+
+* A :class:`Device` is one physical device type (an A100, one server CPU
+  core): its kind (``accelerator`` or ``cpu``), peak FLOP/s per data type,
+  memory bandwidth and capacity, the fraction of those peaks that real kernels
+  achieve, and the fixed overhead of launching one kernel.
+* A :class:`Link` moves bytes one way at ``bandwidth`` after ``latency``.
+* A :class:`DeviceGroup` is ``count`` identical devices with their link to
+  host memory (and optionally to each other): one *device class* of SPEC §5.
+* A :class:`System` is a named tuple of groups (``a100x8``…).
+
+All values are in SI base units (bytes, bytes/s, FLOP/s, seconds); presets
+write them with units (:mod:`hardware.units`).  Every constructor validates
+and raises :class:`~hardware.units.HardwareError` naming the field.  This
+package imports nothing from ``placement`` or ``pipesim``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hardware.units import HardwareError
+
+__all__ = ["ACCELERATOR_KIND", "CPU_KIND", "DTYPE_BYTES", "Device", "DeviceGroup", "Link", "System", "dtype_bytes"]
+
+ACCELERATOR_KIND, CPU_KIND = "accelerator", "cpu"
+
+#: Bytes per element of the data types the cost model knows.
+DTYPE_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+
+#: A device without a rate for a data type computes it at this type's rate (upcast).
+FALLBACK_DTYPE = "fp32"
+
+
+def dtype_bytes(dtype: str, field_name: str = "dtype") -> int:
+    if dtype not in DTYPE_BYTES:
+        raise HardwareError(field_name, f"unknown data type {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
+    return DTYPE_BYTES[dtype]
+
+
+def _non_negative(value: float, field_name: str, *, positive: bool = False, allow_inf: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise HardwareError(field_name, f"must be a number, got {value!r}")
+    if math.isinf(value) and not allow_inf:
+        raise HardwareError(field_name, f"must be finite, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise HardwareError(field_name, f"must be {'positive' if positive else 'non-negative'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A one-directional path: moving ``b`` bytes takes ``latency + b / bandwidth``."""
+
+    name: str
+    bandwidth: float
+    latency: float = 0.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _non_negative(self.bandwidth, f"links.{self.name}.bandwidth", positive=True)
+        _non_negative(self.latency, f"links.{self.name}.latency")
+
+
+@dataclass(frozen=True)
+class Device:
+    """One physical device type.
+
+    ``peak_flops`` maps a data type (``fp32``, ``fp16``…) to dense peak FLOP/s;
+    ``memory`` is the capacity in bytes (``inf`` for host memory);
+    ``compute_efficiency`` and ``memory_efficiency`` are the achievable
+    fractions of the FLOP/s and bandwidth peaks; ``launch_overhead`` is the
+    fixed cost of one kernel (seconds).
+    """
+
+    name: str
+    kind: str
+    peak_flops: Mapping[str, float]
+    memory_bandwidth: float
+    memory: float = math.inf
+    compute_efficiency: float = 1.0
+    memory_efficiency: float = 1.0
+    launch_overhead: float = 0.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"devices.{self.name}"
+        if self.kind not in (ACCELERATOR_KIND, CPU_KIND):
+            raise HardwareError(f"{where}.kind", f"must be {ACCELERATOR_KIND!r} or {CPU_KIND!r}, got {self.kind!r}")
+        if not self.peak_flops:
+            raise HardwareError(f"{where}.peak_flops", "needs at least one data type")
+        for dtype, rate in self.peak_flops.items():
+            dtype_bytes(dtype, f"{where}.peak_flops.{dtype}")
+            _non_negative(rate, f"{where}.peak_flops.{dtype}", positive=True)
+        _non_negative(self.memory_bandwidth, f"{where}.memory_bandwidth", positive=True)
+        _non_negative(self.memory, f"{where}.memory", positive=True, allow_inf=True)
+        for name in ("compute_efficiency", "memory_efficiency"):
+            value = getattr(self, name)
+            _non_negative(value, f"{where}.{name}", positive=True)
+            if value > 1:
+                raise HardwareError(f"{where}.{name}", f"is a fraction of the peak and must be at most 1, got {value!r}")
+        _non_negative(self.launch_overhead, f"{where}.launch_overhead")
+
+    def peak(self, dtype: str) -> float:
+        """Peak FLOP/s for ``dtype``; a type the device lacks runs at its fp32 rate."""
+        dtype_bytes(dtype)
+        if dtype in self.peak_flops:
+            return self.peak_flops[dtype]
+        if FALLBACK_DTYPE in self.peak_flops:
+            return self.peak_flops[FALLBACK_DTYPE]
+        raise HardwareError(f"devices.{self.name}.peak_flops", f"has no rate for {dtype!r} nor {FALLBACK_DTYPE!r}")
+
+
+@dataclass(frozen=True)
+class DeviceGroup:
+    """``count`` devices of one type: a device class of SPEC §5.
+
+    ``host_link`` carries tensors between a device and host memory (the
+    paper's transfer model, SPEC §2); ``None`` means the device *is* on the
+    host (CPU cores) and pays nothing.  ``peer_link`` optionally joins the
+    group's devices directly (NVLink); the paper's model does not use it yet.
+    """
+
+    name: str
+    device: Device
+    count: int
+    host_link: Link | None = None
+    peer_link: Link | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise HardwareError("classes[].name", "a device class needs a name")
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
+            raise HardwareError(f"classes.{self.name}.count", f"must be a non-negative integer, got {self.count!r}")
+        if self.device.kind == ACCELERATOR_KIND and self.host_link is None:
+            raise HardwareError(f"classes.{self.name}.host_link", "an accelerator needs a link to host memory")
+
+    @property
+    def kind(self) -> str:
+        return self.device.kind
+
+
+@dataclass(frozen=True)
+class System:
+    """A named set of device classes."""
+
+    name: str
+    groups: tuple[DeviceGroup, ...]
+    description: str = ""
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.groups:
+            raise HardwareError(f"systems.{self.name}.classes", "a system needs at least one device class")
+        names = [g.name for g in self.groups]
+        for name in names:
+            if names.count(name) > 1:
+                raise HardwareError(f"systems.{self.name}.classes", f"device class {name!r} appears twice")
+
+    def group(self, name: str) -> DeviceGroup:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise HardwareError(f"systems.{self.name}", f"no device class {name!r} (classes: {', '.join(self.class_names)})")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.groups)
+
+    @property
+    def is_paper_shaped(self) -> bool:
+        """At most one accelerator class and at most one CPU class (SPEC §2's two classes)."""
+        kinds = [g.kind for g in self.groups]
+        return kinds.count(ACCELERATOR_KIND) <= 1 and kinds.count(CPU_KIND) <= 1

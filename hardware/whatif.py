@@ -1,0 +1,126 @@
+"""What-if edits to a system, as data: "twice the link bandwidth", "6 V100s".
+
+An edit names a device class and says what changes::
+
+    {"a100": {"speed": 2, "link": 0.5}, "v100": {"count": 6, "device": "h100-sxm"}}
+
+* ``speed`` scales peak FLOP/s *and* memory bandwidth (every kernel gets
+  ``speed`` times faster); ``compute`` scales only the FLOP/s,
+  ``memory_bandwidth`` only the memory bandwidth;
+* ``link`` scales the bandwidth of the class's links (host and peer);
+* ``memory`` scales the memory capacity;
+* ``count`` sets the number of devices; ``device`` swaps in another device
+  preset (applied before the scale factors).
+
+Edits come from YAML/JSON mappings or from ``CLASS.FIELD=VALUE`` texts on the
+command line; bad class names, fields or values raise
+:class:`~hardware.units.HardwareError` naming them.  The same
+:class:`ClassEdit` applies to workloads whose times are given rather than
+derived (``pipesim.workloads.whatif``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from hardware.catalog import Catalog, builtin_catalog
+from hardware.devices import Link, System
+from hardware.units import HardwareError
+
+__all__ = ["ClassEdit", "apply_edits", "parse_assignments", "parse_edits"]
+
+_FACTORS = ("speed", "compute", "memory_bandwidth", "link", "memory")
+
+
+@dataclass(frozen=True)
+class ClassEdit:
+    speed: float = 1.0
+    compute: float = 1.0
+    memory_bandwidth: float = 1.0
+    link: float = 1.0
+    memory: float = 1.0
+    count: int | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in _FACTORS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+                raise HardwareError(name, f"a scale factor must be a positive finite number, got {value!r}")
+        if self.count is not None and (isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0):
+            raise HardwareError("count", f"must be a non-negative integer, got {self.count!r}")
+
+
+def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
+    """``{class: {field: value}}`` -> ``{class: ClassEdit}``."""
+    known = {f.name for f in fields(ClassEdit)}
+    edits = {}
+    for cls, entry in data.items():
+        if not isinstance(entry, Mapping):
+            raise HardwareError(f"what-if.{cls}", f"must be a mapping of fields, got {entry!r}")
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise HardwareError(f"what-if.{cls}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})")
+        try:
+            edits[str(cls)] = ClassEdit(**entry)
+        except HardwareError as exc:
+            raise HardwareError(f"what-if.{cls}.{exc.field}", exc.problem) from None
+    return edits
+
+
+def _value(text: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_assignments(texts: Iterable[str]) -> dict[str, ClassEdit]:
+    """``["a100.speed=2", "cpu.count=4"]`` -> edits."""
+    data: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        cls, dot, name = key.strip().rpartition(".")
+        if not sep or not dot or not cls or not name:
+            raise HardwareError("what-if", f"expected CLASS.FIELD=VALUE (e.g. a100.speed=2), got {text!r}")
+        value = _value(value.strip())
+        data.setdefault(cls, {})[name] = float(value) if name in _FACTORS and isinstance(value, int) else value
+    return parse_edits(data)
+
+
+def _scaled_link(link: Link | None, factor: float) -> Link | None:
+    return None if link is None or factor == 1 else replace(link, bandwidth=link.bandwidth * factor)
+
+
+def apply_edits(system: System, edits: Mapping[str, ClassEdit], catalog: Catalog | None = None) -> System:
+    """``system`` with ``edits`` applied (the original is unchanged)."""
+    catalog = catalog or builtin_catalog()
+    for cls in edits:
+        system.group(cls)  # unknown class names are an error, not a silent no-op
+    groups = []
+    for group in system.groups:
+        edit = edits.get(group.name)
+        if edit is None:
+            groups.append(group)
+            continue
+        device = catalog.device(edit.device, f"what-if.{group.name}.device") if edit.device else group.device
+        device = replace(
+            device,
+            peak_flops={t: r * edit.speed * edit.compute for t, r in device.peak_flops.items()},
+            memory_bandwidth=device.memory_bandwidth * edit.speed * edit.memory_bandwidth,
+            memory=device.memory * edit.memory,
+        )
+        groups.append(
+            replace(
+                group,
+                device=device,
+                count=group.count if edit.count is None else edit.count,
+                host_link=_scaled_link(group.host_link, edit.link) or group.host_link,
+                peer_link=_scaled_link(group.peer_link, edit.link) or group.peer_link,
+            )
+        )
+    return replace(system, groups=tuple(groups))

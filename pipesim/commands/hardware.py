@@ -1,0 +1,187 @@
+"""``pipesim hardware list|show``: the built-in hardware presets.
+
+``list`` prints every system, device and link preset; ``show NAME`` prints
+one system (or device, or link, or a system YAML file) with every figure,
+optionally after what-if edits (``--set a100.speed=2``).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+from rich.table import Table
+
+from hardware.catalog import builtin_catalog, load_system
+from hardware.devices import Device, Link, System
+from hardware.units import BANDWIDTH, BYTES, FLOPS, TIME, HardwareError, format_quantity
+from hardware.whatif import apply_edits, parse_assignments
+from placement.formats import InputError
+from pipesim.commands.common import console, print_json
+from pipesim.workloads.opgraph import ModelSpecError
+
+
+@contextmanager
+def user_errors():
+    """Hardware and model-parameter errors are the user's input errors (one line, exit 2)."""
+    try:
+        yield
+    except HardwareError as exc:
+        raise InputError(None, exc.field, exc.problem) from None
+    except ModelSpecError as exc:
+        raise InputError(None, None, str(exc)) from None
+
+
+def system_from_args(name: str, assignments: list[str] | None) -> System:
+    system = load_system(name)
+    return apply_edits(system, parse_assignments(assignments)) if assignments else system
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("hardware", help="list and show hardware presets")
+    sub = p.add_subparsers(dest="action", required=True)
+    lst = sub.add_parser("list", help="every built-in system, device and link")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    lst.set_defaults(run=run)
+    show = sub.add_parser("show", help="one system, device or link with all its figures")
+    show.add_argument("name", help="preset name (system, device or link) or a system YAML file")
+    show.add_argument("--set", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only)")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show.set_defaults(run=run)
+
+
+def device_dict(d: Device) -> dict:
+    return {
+        "name": d.name,
+        "description": d.description,
+        "kind": d.kind,
+        "peak_flops": dict(d.peak_flops),
+        "memory_bandwidth": d.memory_bandwidth,
+        "memory": None if math.isinf(d.memory) else d.memory,
+        "compute_efficiency": d.compute_efficiency,
+        "memory_efficiency": d.memory_efficiency,
+        "launch_overhead": d.launch_overhead,
+    }
+
+
+def link_dict(link: Link | None) -> dict | None:
+    if link is None:
+        return None
+    return {"name": link.name, "description": link.description, "bandwidth": link.bandwidth, "latency": link.latency}
+
+
+def system_dict(s: System) -> dict:
+    return {
+        "name": s.name,
+        "description": s.description,
+        "classes": [
+            {
+                "name": g.name,
+                "count": g.count,
+                "device": device_dict(g.device),
+                "host_link": link_dict(g.host_link),
+                "peer_link": link_dict(g.peer_link),
+            }
+            for g in s.groups
+        ],
+    }
+
+
+def _link_text(link: Link | None) -> str:
+    if link is None:
+        return "—"
+    return f"{link.name} ({format_quantity(link.bandwidth, BANDWIDTH)}, {format_quantity(link.latency, TIME)})"
+
+
+def _peaks(d: Device) -> str:
+    return ", ".join(f"{t} {format_quantity(r, FLOPS)}" for t, r in d.peak_flops.items())
+
+
+def _device_rows(table: Table, d: Device) -> None:
+    table.add_row("kind", d.kind)
+    table.add_row("peak", _peaks(d))
+    table.add_row("memory bandwidth", format_quantity(d.memory_bandwidth, BANDWIDTH))
+    table.add_row("memory", format_quantity(d.memory, BYTES))
+    table.add_row("efficiency (compute / memory)", f"{d.compute_efficiency:g} / {d.memory_efficiency:g}")
+    table.add_row("launch overhead", format_quantity(d.launch_overhead, TIME))
+
+
+def _show_system(s: System) -> None:
+    table = Table(title=f"{s.name}: {s.description}")
+    for header in ("class", "count", "device", "kind", "peak", "memory bw", "memory", "host link", "peer link"):
+        table.add_column(header)
+    for g in s.groups:
+        d = g.device
+        table.add_row(
+            g.name, str(g.count), d.name, d.kind, _peaks(d), format_quantity(d.memory_bandwidth, BANDWIDTH),
+            format_quantity(d.memory, BYTES), _link_text(g.host_link), _link_text(g.peer_link),
+        )
+    console.print(table)
+
+
+def _list(as_json: bool) -> int:
+    catalog = builtin_catalog()
+    if as_json:
+        print_json(
+            {
+                "systems": [system_dict(s) for s in catalog.systems.values()],
+                "devices": [device_dict(d) for d in catalog.devices.values()],
+                "links": [link_dict(link) for link in catalog.links.values()],
+            }
+        )
+        return 0
+    systems = Table(title="systems")
+    for header in ("name", "classes", "description"):
+        systems.add_column(header)
+    for s in catalog.systems.values():
+        systems.add_row(s.name, ", ".join(f"{g.count}x {g.name} ({g.device.name})" for g in s.groups), s.description)
+    devices = Table(title="devices")
+    for header in ("name", "kind", "peak", "memory bw", "memory", "description"):
+        devices.add_column(header)
+    for d in catalog.devices.values():
+        devices.add_row(d.name, d.kind, _peaks(d), format_quantity(d.memory_bandwidth, BANDWIDTH),
+                        format_quantity(d.memory, BYTES), d.description)
+    links = Table(title="links")
+    for header in ("name", "bandwidth", "latency", "description"):
+        links.add_column(header)
+    for link in catalog.links.values():
+        links.add_row(link.name, format_quantity(link.bandwidth, BANDWIDTH), format_quantity(link.latency, TIME),
+                      link.description)
+    for table in (systems, devices, links):
+        console.print(table)
+    return 0
+
+
+def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
+    catalog = builtin_catalog()
+    if name in catalog.devices and name not in catalog.systems and not assignments:
+        d = catalog.devices[name]
+        if as_json:
+            print_json(device_dict(d))
+            return 0
+        table = Table(title=f"{d.name}: {d.description}", show_header=False)
+        table.add_column("what")
+        table.add_column("value")
+        _device_rows(table, d)
+        console.print(table)
+        return 0
+    if name in catalog.links and name not in catalog.systems and not assignments:
+        link = catalog.links[name]
+        if as_json:
+            print_json(link_dict(link))
+        else:
+            console.print(f"{link.name}: {link.description}: {_link_text(link)}")
+        return 0
+    system = system_from_args(name, assignments)
+    if as_json:
+        print_json(system_dict(system))
+    else:
+        _show_system(system)
+    return 0
+
+
+def run(args) -> int:
+    with user_errors():
+        if args.action == "list":
+            return _list(args.json)
+        return _show(args.name, args.set, args.json)

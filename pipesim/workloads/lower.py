@@ -1,0 +1,115 @@
+"""From an operator graph and a hardware system to a placement workload.
+
+For every operator ``i`` of an :class:`~pipesim.workloads.opgraph.OpGraph`
+and every device class ``K`` of the system (SPEC §5):
+
+* node ``i`` (forward) gets ``time[K] = Σ_kernels repeat · kernel_time(K)``
+  (the roofline of :mod:`hardware.costs`), ``flops`` its FLOPs, and
+  ``transfer[K] = transfer_time(output_bytes, host link of K)`` for classes
+  with a host link (CPU cores sit on the host and pay nothing, SPEC §2);
+  its memory is :func:`hardware.costs.node_memory` of its parameters (plus
+  gradients, optimizer state and stashed activations when training);
+* training adds backward node ``n + i`` (same colour class ``i``, kernels
+  with :data:`~hardware.costs.BACKWARD_FACTOR` times the FLOPs and bytes,
+  output = the gradients of its inputs) with edges mirroring the forward ones,
+  an edge ``i → n + i`` (stashed activations), and for operators with
+  parameters an optimizer-update node ``2n + i`` after its backward node, in
+  the same colour class.
+
+Times are in milliseconds (:data:`TIME_UNIT`), like the paper's inputs; bytes
+are bytes.  Each device class becomes a
+:class:`~placement.devices.DeviceClass` with the group's count and its
+device's memory capacity.
+"""
+
+from __future__ import annotations
+
+from hardware.costs import BACKWARD_FACTOR, kernel_time, node_memory, optimizer_bytes, optimizer_flops, transfer_time
+from hardware.devices import DeviceGroup, System
+from placement.devices import DeviceClass
+from placement.graph import Edge, Graph, Node
+from placement.workload import Workload
+from pipesim.workloads.opgraph import Kernel, OpGraph
+
+__all__ = ["TIME_UNIT", "device_classes", "lower"]
+
+#: Seconds per unit of node time: node times are in milliseconds.
+TIME_UNIT = 1e-3
+
+
+def _times(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
+    return {
+        g.name: sum(k.repeat * kernel_time(k.flops * scale, k.bytes * scale, g.device, dtype) for k in kernels)
+        / TIME_UNIT
+        for g in groups
+    }
+
+
+def _transfers(nbytes: float, groups: tuple[DeviceGroup, ...]) -> dict:
+    return {g.name: transfer_time(nbytes, g.host_link) / TIME_UNIT for g in groups if g.host_link is not None}
+
+
+def device_classes(system: System) -> tuple[DeviceClass, ...]:
+    return tuple(DeviceClass(g.name, g.count, g.device.memory) for g in system.groups)
+
+
+def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: str = "adam") -> Workload:
+    """The workload of ``ops`` on ``system`` (see the module docstring)."""
+    groups, dtype, n = system.groups, ops.dtype, len(ops.ops)
+    producers: dict[int, list[int]] = {i: [] for i in range(n)}
+    has_consumer = set()
+    for s, d in ops.edges:
+        producers[d].append(s)
+        has_consumer.add(s)
+
+    nodes: list[Node] = []
+    edges: list[Edge] = []
+    for i, op in enumerate(ops.ops):
+        nodes.append(
+            Node(
+                id=i,
+                time=_times(op.kernels, groups, dtype),
+                memory=node_memory(
+                    op.params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes
+                ),
+                transfer=_transfers(op.output_bytes, groups) if i in has_consumer else {},
+                color_class=i,
+                name=op.name,
+                layer_id=op.layer,
+                flops=op.flops,
+            )
+        )
+    edges.extend(Edge(s, d, ops.ops[s].output_bytes) for s, d in ops.edges)
+
+    if training:
+        for i, op in enumerate(ops.ops):
+            grad_bytes = sum(ops.ops[s].output_bytes for s in producers[i])
+            nodes.append(
+                Node(
+                    id=n + i,
+                    time=_times(op.kernels, groups, dtype, BACKWARD_FACTOR),
+                    transfer=_transfers(grad_bytes, groups) if producers[i] else {},
+                    is_backward=True,
+                    color_class=i,
+                    name=f"{op.name}.backward",
+                    layer_id=op.layer,
+                    flops=op.flops * BACKWARD_FACTOR,
+                )
+            )
+            edges.append(Edge(i, n + i, op.stash_bytes))
+            edges.extend(Edge(n + i, n + s, ops.ops[s].output_bytes) for s in producers[i])
+            if op.params:
+                update = Kernel(optimizer_flops(op.params, optimizer), optimizer_bytes(op.params, dtype, optimizer))
+                nodes.append(
+                    Node(
+                        id=2 * n + i,
+                        time=_times((update,), groups, dtype),
+                        is_backward=True,
+                        color_class=i,
+                        name=f"{op.name}.update",
+                        layer_id=op.layer,
+                        flops=update.flops,
+                    )
+                )
+                edges.append(Edge(n + i, 2 * n + i, 0.0))
+    return Workload(Graph(nodes, edges), device_classes(system))

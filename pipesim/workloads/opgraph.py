@@ -1,0 +1,124 @@
+"""A hardware-independent operator graph: what each operator computes and moves.
+
+Generators and the ONNX importer describe a model once, as operators with
+
+* ``kernels``: the device kernels the operator launches, each with its FLOPs
+  and the bytes it reads and writes in device memory (a kernel may repeat:
+  an LSTM's recurrent step runs once per time step);
+* ``params``: trainable parameters (elements);
+* ``output_bytes``: the bytes of the tensor(s) its consumers read — what a
+  transfer between devices moves;
+* ``stash_bytes``: activation bytes kept for the backward pass when training
+  (the operator's input, which is its producer's output);
+* ``layer``: the model layer it belongs to.
+
+:meth:`OpGraph.by_layer` fuses the operators of each layer into one (kernels
+concatenated, parameters summed, output = the tensors that leave the layer),
+which is how layer-granularity graphs are made from operator-granularity ones.
+Hardware turns kernels into times in :mod:`pipesim.workloads.lower`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+__all__ = ["Kernel", "ModelSpecError", "Op", "OpGraph"]
+
+
+class ModelSpecError(ValueError):
+    """A model generator was given parameters that describe no valid model."""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One device kernel, run ``repeat`` times."""
+
+    flops: float
+    bytes: float
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    kernels: tuple[Kernel, ...]
+    params: int = 0
+    output_bytes: float = 0.0
+    stash_bytes: float = 0.0
+    layer: int | None = None
+
+    @property
+    def flops(self) -> float:
+        return sum(k.flops * k.repeat for k in self.kernels)
+
+    @property
+    def bytes(self) -> float:
+        return sum(k.bytes * k.repeat for k in self.kernels)
+
+
+@dataclass
+class OpGraph:
+    """Operators in topological order of insertion, and data edges between them."""
+
+    name: str
+    dtype: str
+    ops: list[Op] = field(default_factory=list)
+    edges: list[tuple[int, int]] = field(default_factory=list)
+    layer_names: dict[int, str] = field(default_factory=dict)
+
+    def add(self, op: Op, inputs: Iterable[int] = ()) -> int:
+        """Append ``op`` fed by the operators ``inputs``; its index."""
+        index = len(self.ops)
+        self.ops.append(op)
+        for source in inputs:
+            if not 0 <= source < index:
+                raise ValueError(f"operator {op.name!r}: input {source} is not an earlier operator")
+            if (source, index) not in self.edges:
+                self.edges.append((source, index))
+        return index
+
+    @property
+    def flops(self) -> float:
+        return sum(op.flops for op in self.ops)
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops)
+
+    def at(self, granularity: str) -> "OpGraph":
+        """This graph at ``"operator"`` granularity, or fused :meth:`by_layer` at ``"layer"``."""
+        if granularity == "layer":
+            return self.by_layer()
+        if granularity != "operator":
+            raise ModelSpecError(f"granularity: must be 'layer' or 'operator', got {granularity!r}")
+        return self
+
+    def by_layer(self) -> "OpGraph":
+        """One operator per layer (operators without a layer stay alone)."""
+        groups: dict[object, list[int]] = {}
+        for i, op in enumerate(self.ops):
+            groups.setdefault(("layer", op.layer) if op.layer is not None else ("op", i), []).append(i)
+        group_of = {i: g for g, members in groups.items() for i in members}
+        leaving = {s for s, d in self.edges if group_of[s] != group_of[d]}
+        order = list(groups)  # first-appearance order is topological for layered models
+        index = {g: n for n, g in enumerate(order)}
+        fused = OpGraph(self.name, self.dtype, layer_names=dict(self.layer_names))
+        for g in order:
+            members = [self.ops[i] for i in groups[g]]
+            inputs = sorted({index[group_of[s]] for s, d in self.edges if group_of[d] == g and group_of[s] != g})
+            if any(i >= index[g] for i in inputs):
+                raise ValueError(f"layer {g[1]!r} of {self.name!r} is fed by a later layer: cannot fuse by layer")
+            fused.add(
+                Op(
+                    name=members[0].name if g[0] == "op" else self.layer_names.get(g[1], f"layer{g[1]}"),
+                    kernels=tuple(k for op in members for k in op.kernels),
+                    params=sum(op.params for op in members),
+                    output_bytes=sum(self.ops[i].output_bytes for i in groups[g] if i in leaving),
+                    stash_bytes=sum(op.stash_bytes for op in members),
+                    layer=members[0].layer,
+                ),
+                inputs,
+            )
+        return fused

@@ -1,0 +1,460 @@
+"""The optimal contiguous split by dynamic programming over ideals.
+
+Problem (SPEC §2, §4; Tarnawski et al., NeurIPS 2020, §4): place every node of
+an operator graph on one of the available devices so that each device runs a
+contiguous set of forward nodes (with their backward partners) and the
+max-load is least.  Guarantee: the split returned is optimal among contiguous
+splits, for any number of device classes (SPEC §5).
+
+Let ``dp[I][n]`` be the least max-load placing ideal ``I`` on at most ``n``
+devices (``n`` a vector of counts per class).  Then ``dp[∅][n] = 0`` and::
+
+    dp[I][n] = min over classes K with n_K > 0, over ideals J ⊊ I of
+               max(dp[J][n - e_K], cost_K(I \\ J))
+
+where ``cost_K(S)`` is the load of ``S`` (plus backward partners) on one
+device of class ``K`` (SPEC §2), infinite when memory or support forbids.  The
+answer is ``dp[V][counts]``.
+
+Where the time goes, and what this implementation does about it:
+
+* costs are derived per ideal, not per pair: compute, memory and support are
+  differences of per-ideal sums, and communication comes from per-ideal
+  counts of each transfer group's nodes (see :func:`_push`);
+* the DP is filled in one pass over ideals in inclusion order, *pushing* each
+  finished ``dp[J]`` (all device-count vectors at once) to its supersets;
+* a pair whose compute alone exceeds an upper bound on the optimum (the best
+  split that follows one topological order, found first) can never be in the
+  optimal answer, so only supersets within that compute window are visited;
+  the supersets of ``J`` are the ideals holding ``J``'s maximal elements;
+* per-ideal data is built with vectorised numpy; the push loop itself is one
+  compiled kernel (numba), because per-ideal numpy calls on a few hundred
+  candidates cost more in call overhead than in arithmetic (measured: GNMT
+  5-12 s in numpy, see the benchmark notes); the split is recovered afterwards
+  by recomputing the few winning transitions instead of storing
+  back-pointers for every state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from placement.contract import ContractedGraph, contract
+from placement.evaluate import evaluate
+from placement.graph import Graph
+from placement.ideals import Ideals, enumerate_ideals, pack
+from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementResult
+from placement.split import Split
+from placement.workload import Workload
+
+__all__ = ["DPError", "solve_dp"]
+
+
+class DPError(RuntimeError):
+    """The DP's own value disagrees with the evaluator (a bug, never expected)."""
+
+
+@dataclass
+class _Problem:
+    """Per-ideal data of the DP, for the device classes that have devices.
+
+    A *transfer group* ``g`` gathers the original nodes ``u`` whose super-node
+    together with their successors' super-nodes form the same set ``Y_g``;
+    a device holding ``S`` pays ``c_g`` iff ``S`` splits ``Y_g``.
+    """
+
+    classes: list[str]          # device classes with at least one device
+    counts: tuple[int, ...]     # devices per class
+    capacity: np.ndarray        # (m,) memory per device of each class
+    ideals: Ideals
+    member: np.ndarray          # (N, n) bool: super-node v in ideal I
+    maximal: list[np.ndarray]   # per ideal: its maximal super-nodes
+    features: np.ndarray        # (N, 2m+1): compute+A(I) per class | memory | unsupported per class
+    alone: np.ndarray           # (N, m) communication of each ideal on its own: A(I)
+    inside: np.ndarray          # (N, G) how many super-nodes of Y_g lie in I
+    straddling: list[np.ndarray]  # per ideal: the groups it splits
+    group_size: np.ndarray      # (G,) |Y_g|
+    group_cost: np.ndarray      # (G, m) transfer cost of each group per class
+    min_compute: np.ndarray     # (N,) per-ideal compute, each node on its cheapest class
+    slowdown: np.ndarray        # (m,) ρ_K: compute_K(S) >= ρ_K * min_compute(S) for every S
+
+    @property
+    def m(self) -> int:
+        return len(self.classes)
+
+
+def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: Ideals) -> _Problem:
+    usable = [dc for dc in devices if dc.count > 0]
+    classes = [dc.name for dc in usable]
+    m, n = len(classes), len(contracted)
+    time_ = np.zeros((n, m))
+    memory = np.zeros(n)
+    unsupported = np.zeros((n, m))
+    for v, node in graph.nodes.items():
+        s = contracted.super_of[v]
+        memory[s] += node.memory
+        for k, cls in enumerate(classes):
+            if node.supports(cls):
+                time_[s, k] += node.time[cls]
+            else:
+                unsupported[s, k] += 1
+
+    groups: dict[frozenset[int], np.ndarray] = {}
+    for u, node in graph.nodes.items():
+        y = {contracted.super_of[u]} | {contracted.super_of[w] for w in graph.dag.successors(u)}
+        cost = np.array([node.transfer.get(cls, 0.0) for cls in classes])
+        if len(y) > 1 and cost.any():
+            key = frozenset(y)
+            groups[key] = groups.get(key, 0.0) + cost
+    group_sets = list(groups)
+    group_member = np.zeros((len(group_sets), n), dtype=np.float32)
+    for g, y in enumerate(group_sets):
+        group_member[g, list(y)] = 1.0
+    group_cost = np.array([groups[y] for y in group_sets]).reshape(len(group_sets), m)
+    group_size = group_member.sum(axis=1)
+
+    member = ideals.membership()
+    fm = member.astype(np.float64)
+    inside = (member.astype(np.float32) @ group_member.T).astype(np.int32)
+    straddles = (inside > 0) & (inside < group_size)
+    alone = straddles.astype(np.float64) @ group_cost
+    cheapest = np.where(unsupported > 0, np.inf, time_).min(axis=1, initial=np.inf)
+    cheapest = np.where(np.isinf(cheapest), 0.0, cheapest)
+    features = np.hstack([fm @ time_ + alone, (fm @ memory)[:, None], fm @ unsupported])
+
+    # J ⊆ I iff I holds J's maximal super-nodes (those with no successor inside J)
+    successor = np.zeros((n, n), dtype=np.float32)
+    for a, b in contracted.edges:
+        successor[b, a] = 1.0
+    is_max = member & ~((member.astype(np.float32) @ successor) > 0)
+    return _Problem(
+        classes=classes,
+        counts=tuple(dc.count for dc in usable),
+        capacity=np.array([dc.memory for dc in usable]),
+        ideals=ideals,
+        member=member,
+        maximal=[np.flatnonzero(r) for r in is_max],
+        features=features,
+        alone=alone,
+        inside=inside,
+        straddling=[np.flatnonzero(r) for r in straddles],
+        group_size=group_size.astype(np.int32),
+        group_cost=group_cost,
+        min_compute=fm @ cheapest,
+        slowdown=_slowdown(time_, unsupported, cheapest),
+    )
+
+
+def _slowdown(time_: np.ndarray, unsupported: np.ndarray, cheapest: np.ndarray) -> np.ndarray:
+    """ρ_K = min over super-nodes of time_K / cheapest time (at least 1): how much slower K is at best."""
+    positive = cheapest > 0
+    if not positive.any():
+        return np.ones(time_.shape[1])
+    ratio = np.where(unsupported[positive] > 0, np.inf, time_[positive] / cheapest[positive, None])
+    return np.maximum(ratio.min(axis=0), 1.0)
+
+
+def _shifts(counts: tuple[int, ...]) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Grid of device-count vectors, flattened: (shape, strides, shift[k][n] = n - e_k or L)."""
+    shape = tuple(c + 1 for c in counts)
+    L = int(np.prod(shape))
+    grid = np.indices(shape).reshape(len(shape), -1)
+    strides = np.array([int(np.prod(shape[k + 1 :])) for k in range(len(shape))])
+    shift = np.array([np.where(grid[k] > 0, np.arange(L) - strides[k], L) for k in range(len(shape))])
+    return shape, strides, shift
+
+
+def _csr(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    sizes = np.array([len(x) for x in lists], dtype=np.int64)
+    pointer = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=pointer[1:])
+    flat = np.concatenate(lists).astype(np.int64) if len(lists) else np.zeros(0, np.int64)
+    return pointer, flat
+
+
+def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, progress=None):
+    """Fill the DP table, pushing each finished ideal to its supersets within the compute window.
+
+    ``allowed`` restricts the ideals used (for the one-order upper bound).
+    Returns the table ``dp`` (N, L + 1; the last column is an always-infinite
+    sentinel) and the number of ideal pairs examined.
+    """
+    N = len(p.ideals)
+    shape, strides, shift = _shifts(p.counts)
+    L = shift.shape[1]
+    dp = np.full((N, L + 1), np.inf)
+    dp[0, :L] = 0.0
+    allowed = np.ones(N, dtype=bool) if allowed is None else allowed
+
+    # Candidates I ⊋ J have compute in [c(J), c(J) + bound]: sort ideals by compute and
+    # keep each super-node's membership as a row over that order, so the supersets of J
+    # within its window are the positions where the rows of J's maximal elements are set.
+    order = np.argsort(p.min_compute, kind="stable")
+    order = order[allowed[order]]
+    key = p.min_compute[order]
+    total = float(p.min_compute[-1])
+    slack = 1e-9 * max(1.0, total)
+    window_hi = np.searchsorted(key, p.min_compute + upper_bound + slack, side="right")
+    rows = np.ascontiguousarray(p.member[order].T)
+
+    # A state (X, n) can lead to a split within the bound only if the rest of the graph
+    # fits in the devices left: each device of class K takes at most bound/ρ_K of
+    # cheapest-class compute.  need[n] is the least compute X must hold at n devices.
+    grid = np.indices(shape).reshape(p.m, -1)
+    if math.isinf(upper_bound):
+        need = np.full(L, -np.inf)
+    else:
+        left = ((np.array(p.counts)[:, None] - grid) * (upper_bound / p.slowdown)[:, None]).sum(axis=0)
+        need = total - left - slack
+    need = np.append(need, np.inf)
+    # up[k][n] = flat index of n + e_k, or L when class k is used up
+    up = np.array([np.where(grid[k] < p.counts[k], np.arange(L) + strides[k], L) for k in range(p.m)])
+    max_ptr, max_idx = _csr(p.maximal)
+    str_ptr, str_idx = _csr(p.straddling)
+    pairs = 0
+    step = 2048
+    for start in range(0, N, step):  # chunks only to report progress
+        if progress is not None:
+            progress(start, N)
+        pairs += _push(
+            start, min(N, start + step), dp, upper_bound, slack, allowed, order, key, window_hi, rows,
+            p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_idx, str_ptr, str_idx, p.inside,
+            p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, up,
+        )
+    if progress is not None:
+        progress(N, N)
+    return dp, pairs
+
+
+@numba.njit(cache=True, nogil=True)
+def _push(
+    first, last, dp, bound, slack, allowed, order, key, window_hi, rows, sizes, sorted_sizes,
+    max_ptr, max_idx, str_ptr, str_idx, inside, group_size, group_cost, features, alone,
+    capacity, min_compute, need, up,
+):  # pragma: no cover - compiled; exercised through solve_dp
+    """The DP's inner loop for ideals ``first..last-1`` (see :func:`_run`); returns pairs examined.
+
+    For a candidate ``I ⊋ J`` the cost on class K is ``compute_K(I) - compute_K(J)``
+    plus the communication of ``S = I \\ J``.  A transfer group ``Y`` is paid iff
+    ``0 < |Y ∩ S| < |Y|`` with ``|Y ∩ S| = inside(I) - inside(J)``; a group split by
+    ``S`` but not by ``I`` must straddle ``J``, so ``comm(S) = A(I)`` plus, over the
+    groups straddling ``J``, ``+c_g`` where ``Y ⊆ I`` and ``-c_g`` where
+    ``inside(I) = inside(J)``.  ``features[:, :m]`` already holds compute + A.
+    """
+    m = capacity.shape[0]
+    L = up.shape[1]
+    pairs = 0
+    live = np.zeros(L, dtype=np.int64)
+    cost = np.zeros(m)
+    for j in range(first, last):
+        if not allowed[j]:
+            continue
+        n_live = 0
+        floor = np.inf
+        for n in range(L):
+            if dp[j, n] <= bound and min_compute[j] >= need[n]:
+                live[n_live] = n
+                n_live += 1
+                for k in range(m):
+                    floor = min(floor, need[up[k, n]])
+        if n_live == 0:
+            continue  # no state of J can lead to a split within the bound
+        floor = max(floor, min_compute[j] - slack)
+        lo = np.searchsorted(key, floor)
+        for pos in range(lo, window_hi[j]):
+            if sorted_sizes[pos] <= sizes[j]:
+                continue
+            superset = True
+            for t in range(max_ptr[j], max_ptr[j + 1]):
+                if not rows[max_idx[t], pos]:
+                    superset = False
+                    break
+            if not superset:
+                continue
+            i = order[pos]
+            pairs += 1
+            for k in range(m):
+                cost[k] = features[i, k] - features[j, k] + alone[j, k]
+            for t in range(str_ptr[j], str_ptr[j + 1]):
+                g = str_idx[t]
+                count = inside[i, g]
+                if count == group_size[g]:
+                    for k in range(m):
+                        cost[k] += group_cost[g, k]
+                elif count == inside[j, g]:
+                    for k in range(m):
+                        cost[k] -= group_cost[g, k]
+            memory = features[i, m] - features[j, m]
+            for k in range(m):
+                if memory > capacity[k] * (1 + 1e-12) or features[i, m + 1 + k] - features[j, m + 1 + k] > 0.5:
+                    cost[k] = np.inf
+            for t in range(n_live):
+                n = live[t]
+                for k in range(m):
+                    target = up[k, n]
+                    if target < L:
+                        value = max(dp[j, n], cost[k])
+                        if value < dp[i, target]:
+                            dp[i, target] = value
+    return pairs
+
+
+def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Split:
+    """Recover an optimal split by re-finding, stage by stage, a transition that attains dp."""
+    shape, strides, shift = _shifts(p.counts)
+    i, n = len(p.ideals) - 1, int(np.prod(shape)) - 1
+    stages: list[tuple[str, frozenset[int]]] = []
+    while i != 0:
+        target = dp[i, n]
+        subs = np.flatnonzero(~(p.member & ~p.member[i]).any(axis=1))
+        subs = subs[subs != i]
+        # comm(I \ J) straight from group counts: split iff 0 < |Y ∩ S| < |Y|
+        in_s = p.inside[i] - p.inside[subs]
+        comm = ((in_s > 0) & (in_s < p.group_size)).astype(np.float64) @ p.group_cost
+        diff = p.features[i] - p.features[subs]
+        cost = diff[:, : p.m] - (p.alone[i] - p.alone[subs]) + comm
+        forbidden = (diff[:, p.m : p.m + 1] > p.capacity * (1 + 1e-12)) | (diff[:, p.m + 1 :] > 0.5)
+        cost[forbidden] = np.inf
+        value = np.maximum(dp[subs][:, shift[:, n]], cost)  # (nJ, m)
+        flat = int(np.argmin(value))
+        j, k = int(subs[flat // p.m]), flat % p.m
+        if not value.flat[flat] <= target * (1 + 1e-9) + 1e-12:
+            raise DPError(f"cannot retrace the DP at ideal {i} (best {value.flat[flat]!r}, table {target!r})")
+        supers = np.flatnonzero(p.member[i] & ~p.member[j])
+        stages.append((p.classes[k], frozenset(v for s in supers for v in contracted.members[s])))
+        i, n = j, n - int(strides[k])
+    stages.reverse()  # pipeline order: the first stage holds the graph's inputs
+    assignment: dict[str, list[frozenset[int]]] = {cls: [] for cls in p.classes}
+    for cls, nodes in stages:
+        assignment[cls].append(nodes)
+    return Split({cls: tuple(devs) for cls, devs in assignment.items()})
+
+
+def _one_order_ideals(p: _Problem, contracted: ContractedGraph) -> np.ndarray:
+    """Mask of the ideals that are prefixes of the super-nodes' topological numbering."""
+    n = len(contracted)
+    prefixes = {row.tobytes() for row in pack(np.tril(np.ones((n + 1, n), dtype=bool), k=-1))}
+    return np.array([row.tobytes() in prefixes for row in p.ideals.bits])
+
+
+def _upper_bound(p: _Problem, contracted: ContractedGraph) -> float:
+    """A max-load some contiguous split achieves, or ``inf`` if none exists.
+
+    First the best split along one topological order (cheap: ``n + 1`` ideals).
+    If that is infeasible (memory can bind), grow a compute window until a run
+    finds a split: any value found is achieved by a real split.
+    """
+    one_order = _one_order_ideals(p, contracted)
+    bound = float(_run(p, math.inf, one_order)[0][-1, -2])
+    total = float(p.min_compute[-1])
+    window = max(total / max(1, sum(p.counts)), 1e-12)
+    while math.isinf(bound) and window <= 4 * total:
+        bound = float(_run(p, window)[0][-1, -2])
+        window *= 4
+    return bound if not math.isinf(bound) else float(_run(p, math.inf)[0][-1, -2])
+
+
+def solve_dp(
+    workload: Workload,
+    *,
+    merge: str = "exact",
+    fuse_layers: bool = False,
+    fuse: Iterable[Iterable[int]] = (),
+    order: Iterable[tuple[int, int]] = (),
+    ideal_limit: int = 2_000_000,
+    progress: bool = False,
+    method: str = "dp",
+) -> PlacementResult:
+    """Optimal contiguous split of ``workload`` (least max-load).
+
+    ``merge``, ``fuse_layers``, ``fuse`` and ``order`` are the preprocessing
+    options of :func:`placement.contract.contract` (``merge="paper"``
+    reproduces the paper's inexact merging).  Raises
+    :class:`~placement.ideals.IdealLimitError` past ``ideal_limit`` ideals.
+    The result's max-load is the evaluator's, checked against the DP's value.
+    """
+    graph, devices = workload.graph, workload.devices
+    started = time.perf_counter()
+    fuse, order = [list(group) for group in fuse], list(order)
+    # Paper-style merging, layer fusion and extra constraints restrict the problem: the split
+    # is then optimal for the restricted problem only, so no optimality is claimed.
+    restricted = merge == "paper" or fuse_layers or bool(fuse) or bool(order)
+    contracted = contract(graph, devices, merge=merge, fuse_layers=fuse_layers, fuse=fuse, order=order)
+    stats: dict = {"super_nodes": len(contracted)}
+    with _Progress(progress) as bar:
+        ideals = enumerate_ideals(
+            len(contracted), contracted.predecessors(), limit=ideal_limit, progress=bar.stage("ideals", len(contracted))
+        )
+        stats["ideals"] = len(ideals)
+        enumerated = time.perf_counter()
+        problem = _build_problem(graph, devices, contracted, ideals)
+        if not problem.classes:
+            return PlacementResult(method, INFEASIBLE, None, stats=stats, message="the system has no devices")
+        bound = _upper_bound(problem, contracted)
+        prepared = time.perf_counter()
+        stats["upper_bound"] = bound
+        if math.isinf(bound):
+            value, pairs = math.inf, 0
+        else:
+            dp, pairs = _run(problem, bound, None, bar.stage("dp", len(ideals)))
+            value = float(dp[-1, -2])
+    stats.update(
+        ideal_pairs=pairs,
+        seconds_ideals=enumerated - started,
+        seconds_prepare=prepared - enumerated,
+        seconds_dp=time.perf_counter() - prepared,
+    )
+    if math.isinf(value):
+        return PlacementResult(
+            method,
+            INFEASIBLE,
+            None,
+            bound=math.inf,
+            seconds=time.perf_counter() - started,
+            stats=stats,
+            message="no contiguous split satisfies the memory and support constraints",
+        )
+    split = _backtrack(problem, contracted, dp)
+    evaluation = evaluate(graph, devices, split)
+    if evaluation.violations or not math.isclose(evaluation.max_load, value, rel_tol=1e-9, abs_tol=1e-12):
+        raise DPError(f"DP value {value!r} but the evaluator gives {evaluation.max_load!r} {evaluation.violations}")
+    if restricted:
+        return PlacementResult(
+            method, FEASIBLE, evaluation, seconds=time.perf_counter() - started, stats=stats,
+            message="optimal under the requested merging/fusion/ordering, not necessarily for the graph itself",
+        )
+    return PlacementResult(
+        method, OPTIMAL, evaluation, bound=evaluation.max_load, seconds=time.perf_counter() - started, stats=stats
+    )
+
+
+class _Progress:
+    """A transient rich progress bar for the long phases, or nothing."""
+
+    def __init__(self, enabled: bool):
+        self.bar = None
+        if enabled:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def stage(self, name: str, total: int):
+        if self.bar is None:
+            return None
+        task = self.bar.add_task(name, total=total)
+        return lambda done, _total: self.bar.update(task, completed=done, total=_total)

@@ -1,0 +1,106 @@
+"""Enumerating the ideals (downsets) of a DAG (Tarnawski et al. 2020, §4).
+
+An *ideal* of a DAG is a set of nodes closed under predecessors.  The DP's
+states are the ideals of the contracted forward graph; contiguous sets are
+exactly the differences ``I \\ J`` of nested ideals.
+
+Ideals are produced level by level (level ``t`` holds the ideals with ``t``
+nodes), so any ideal comes after all of its proper sub-ideals: the order the
+DP needs.  Each level is computed at once with numpy: a node ``v`` can join
+ideal ``I`` when none of its predecessors is missing from ``I``, which is a
+matrix product of "missing" indicators and the predecessor matrix.  Ideals are
+stored as rows of packed bits (``uint64`` words), which also makes subset tests
+over many ideals a few vector operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["IdealLimitError", "Ideals", "enumerate_ideals", "pack", "unpack"]
+
+
+class IdealLimitError(RuntimeError):
+    """More ideals than the configured limit."""
+
+
+def pack(member: np.ndarray) -> np.ndarray:
+    """Rows of booleans -> rows of little-endian uint64 words."""
+    n = member.shape[1]
+    words = max(1, -(-n // 64))
+    padded = np.zeros((member.shape[0], words * 64), dtype=bool)
+    padded[:, :n] = member
+    return np.packbits(padded, axis=1, bitorder="little").view(np.uint64)
+
+
+def unpack(bits: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of :func:`pack`."""
+    return np.unpackbits(np.ascontiguousarray(bits).view(np.uint8), axis=1, bitorder="little")[:, :n].astype(bool)
+
+
+@dataclass(frozen=True)
+class Ideals:
+    """All ideals of an ``n``-node DAG, ordered by size.
+
+    ``bits[i]`` is ideal ``i`` as packed words; ``sizes[i]`` its node count.
+    Ideal 0 is the empty set and the last ideal is the whole node set.
+    """
+
+    n: int
+    bits: np.ndarray
+    sizes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bits)
+
+    def members(self, i: int) -> list[int]:
+        return [int(v) for v in np.flatnonzero(unpack(self.bits[i : i + 1], self.n)[0])]
+
+    def membership(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """Boolean matrix (ideal x node) for the selected ideals."""
+        return unpack(self.bits[rows], self.n)
+
+
+def enumerate_ideals(
+    n: int,
+    predecessors: Sequence[Sequence[int]],
+    *,
+    limit: int = 2_000_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> Ideals:
+    """Every ideal of the DAG on nodes ``0..n-1`` given each node's predecessors.
+
+    Raises :class:`IdealLimitError` (with the count reached) past ``limit``.
+    ``progress(level, count)`` is called after each level.
+    """
+    pred = np.zeros((n, n), dtype=np.float32)  # pred[u, v] = 1 iff u -> v
+    for v, ps in enumerate(predecessors):
+        for u in ps:
+            pred[u, v] = 1.0
+    level = np.zeros((1, n), dtype=bool)
+    levels = [pack(level)]
+    count = 1
+    for size in range(1, n + 1):
+        missing = (~level).astype(np.float32) @ pred  # predecessors of v missing from I
+        rows, cols = np.nonzero((missing == 0) & ~level)
+        if len(rows) == 0:
+            break
+        grown = level[rows]
+        grown[np.arange(len(rows)), cols] = True
+        packed = np.unique(pack(grown), axis=0)
+        count += len(packed)
+        if count > limit:
+            raise IdealLimitError(
+                f"more than {limit:,} ideals (reached {count:,} with {size} of {n} nodes); "
+                "raise the limit, or fuse nodes (e.g. --fuse-layers)"
+            )
+        levels.append(packed)
+        level = unpack(packed, n)
+        if progress is not None:
+            progress(size, count)
+    bits = np.concatenate(levels)
+    sizes = np.concatenate([np.full(len(b), i, dtype=np.int32) for i, b in enumerate(levels)])
+    return Ideals(n=n, bits=bits, sizes=sizes)

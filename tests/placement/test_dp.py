@@ -1,0 +1,130 @@
+"""The DP over ideals: optimal among contiguous splits, and the paper's figures."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from placement import ACCELERATOR, CPU, DeviceClass, Edge, Graph, Node, Workload, evaluate, paper_devices
+from placement.dp import solve_dp
+from placement.formats import read_paper_workload
+from placement.ideals import IdealLimitError
+from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL
+from tests.strategies import brute_force_optimum, node, workloads
+
+
+def check(workload):
+    result = solve_dp(workload)
+    best = brute_force_optimum(workload)
+    if math.isinf(best):
+        assert result.status == INFEASIBLE and result.evaluation is None
+        return
+    assert result.status == OPTIMAL
+    assert result.max_load == pytest.approx(best, rel=1e-9, abs=1e-12)
+    ev = evaluate(workload.graph, workload.devices, result.evaluation.split)
+    assert ev.feasible and ev.contiguous and ev.max_load == result.max_load
+
+
+@given(workloads(max_nodes=5, max_accelerators=2, max_cpus=1))
+def test_dp_equals_exhaustive_search(workload):
+    check(workload)
+
+
+@settings(max_examples=25)
+@given(workloads(max_nodes=4, max_accelerators=4, max_cpus=2, training=True))
+def test_dp_equals_exhaustive_search_training_more_devices(workload):
+    check(workload)
+
+
+@st.composite
+def heterogeneous(draw):
+    """Three device classes with their own times, transfers, memory and counts."""
+    n = draw(st.integers(1, 5))
+    classes = ["a100", "v100", "cpu"]
+    edges = [(i, j) for j in range(n) for i in range(j) if draw(st.booleans())]
+    nodes = []
+    for i in range(n):
+        base = draw(st.sampled_from([0.0, 1.0, 2.0, 4.0]))
+        time = {"a100": base, "v100": base * 2, "cpu": base * draw(st.sampled_from([5.0, 20.0]))}
+        if draw(st.integers(0, 5)) == 0:
+            del time["v100"]  # a kernel the V100 lacks
+        link = draw(st.sampled_from([0.0, 0.5, 1.0]))
+        nodes.append(Node(i, time, memory=draw(st.sampled_from([0.0, 1.0, 2.0])),
+                          transfer={"a100": link, "v100": link * 2}))
+    devices = (
+        DeviceClass("a100", draw(st.integers(0, 2)), draw(st.sampled_from([2.0, math.inf]))),
+        DeviceClass("v100", draw(st.integers(0, 2)), draw(st.sampled_from([1.0, 3.0]))),
+        DeviceClass("cpu", draw(st.integers(0, 1))),
+    )
+    return Workload(Graph(nodes, [Edge(i, j) for i, j in edges]), devices)
+
+
+@settings(max_examples=40)
+@given(heterogeneous())
+def test_dp_with_three_device_classes(workload):
+    check(workload)
+
+
+def test_two_classes_named_differently_give_the_paper_result(shared_workloads):
+    """SPEC §5: the paper's two classes are a special case of the general model."""
+    w = read_paper_workload(shared_workloads / "throughput/LayerGraphs/bert24_training.json")
+    rename = {ACCELERATOR: "fpga", CPU: "host"}
+    nodes = [
+        Node(v.id, {rename[k]: t for k, t in v.time.items()}, v.memory,
+             frozenset(rename[k] for k in v.unsupported), {rename[k]: t for k, t in v.transfer.items()},
+             v.is_backward, v.color_class)
+        for v in w.graph.nodes.values()
+    ]
+    devices = tuple(DeviceClass(rename[d.name], d.count, d.memory) for d in w.devices)
+    renamed = Workload(Graph(nodes, w.graph.edges), devices)
+    assert solve_dp(renamed).max_load == pytest.approx(41.7458125, rel=1e-12)
+
+
+PAPER = {
+    "bert24_inference": 17.78990625,
+    "bert24_training": 41.7458125,
+    "gnmt_inference": 32.910658203125,
+    "gnmt_training": 107.0044140625,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_spec_reference_figures(shared_workloads, name):
+    w = read_paper_workload(shared_workloads / "throughput/LayerGraphs" / f"{name}.json")
+    result = solve_dp(w)
+    assert result.status == OPTIMAL
+    assert result.max_load == pytest.approx(PAPER[name], rel=1e-6)
+    assert result.evaluation.contiguous and result.evaluation.feasible
+
+
+def test_exact_merging_when_memory_binds(shared_workloads):
+    """SPEC §3 item 4: the paper's merging returns 56.55 here; the optimum is 18.03."""
+    w = read_paper_workload(shared_workloads / "throughput/LayerGraphs/bert24_inference.json")
+    tight = w.with_devices(accelerator={"memory": 0.19 * w.graph.total_memory})
+    exact = solve_dp(tight)
+    assert exact.status == OPTIMAL and exact.max_load == pytest.approx(18.03, abs=0.005)
+    paper = solve_dp(tight, merge="paper")
+    assert paper.status == FEASIBLE and paper.max_load == pytest.approx(56.55, abs=0.005)
+    assert solve_dp(tight, merge="none").max_load == pytest.approx(exact.max_load)
+
+
+def test_infeasible_memory_is_reported():
+    g = Graph([node(1, 1.0, memory=5.0, transfer=1.0), node(2, 1.0, memory=5.0)], [Edge(1, 2)])
+    result = solve_dp(Workload(g, paper_devices(2, 0, 4.0)))
+    assert result.status == INFEASIBLE and result.evaluation is None
+    assert "memory" in result.message
+
+
+def test_ideal_limit_names_the_count():
+    g = Graph([node(i, 1.0) for i in range(12)], [])  # 2^12 ideals
+    with pytest.raises(IdealLimitError, match="more than 100 ideals"):
+        solve_dp(Workload(g, paper_devices(2, 1, math.inf)), ideal_limit=100)
+
+
+def test_stats_report_the_work():
+    g = Graph([node(i, 1.0 + i, transfer=0.5) for i in range(4)], [Edge(0, 1), Edge(1, 2), Edge(2, 3)])
+    result = solve_dp(Workload(g, paper_devices(2, 0, math.inf)))
+    assert result.stats["ideals"] == 5 and result.stats["ideal_pairs"] > 0
+    # chain 1, 2, 3, 4 on two devices: {0, 1, 2} | {3} costs max(6 + 0.5, 4 + 0.5)
+    assert result.max_load == pytest.approx(6.5)

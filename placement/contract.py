@@ -145,19 +145,8 @@ def contract(
         return uf.find(graph.color_class(v))
 
     # Step 3: fuse strongly connected components until the super-graph is a DAG.
-    while True:
-        g = nx.DiGraph()
-        g.add_nodes_from({cls_of(v) for v in graph.nodes})
-        g.add_edges_from(super_edges(cls_of))
-        fused = False
-        for component in nx.strongly_connected_components(g):
-            if len(component) > 1:
-                component = list(component)
-                for c in component[1:]:
-                    uf.union(c, component[0])
-                fused = True
-        if not fused:
-            break
+    while _fuse_cycles(graph, uf, cls_of, super_edges):
+        pass
 
     # Step 4: zero-cost merging, repeated until nothing merges.
     if merge != "none":
@@ -176,6 +165,21 @@ def contract(
     super_of = {v: index[cls_of(v)] for v in graph.nodes}
     edges = tuple(sorted((index[a], index[b]) for a, b in g.edges))
     return ContractedGraph(members=members, super_of=super_of, edges=edges)
+
+
+def _fuse_cycles(graph: Graph, uf: _UnionFind, cls_of, super_edges) -> bool:
+    """One round of SPEC §3 step 3: fuse each strongly connected component; whether any fused."""
+    g = nx.DiGraph()
+    g.add_nodes_from({cls_of(v) for v in graph.nodes})
+    g.add_edges_from(super_edges(cls_of))
+    fused = False
+    for component in nx.strongly_connected_components(g):
+        if len(component) > 1:
+            first, *rest = component
+            for c in rest:
+                uf.union(c, first)
+            fused = True
+    return fused
 
 
 def _members(graph: Graph, cls_of) -> dict[Hashable, list[int]]:

@@ -74,11 +74,11 @@ class _Problem:
     capacity: np.ndarray        # (m,) memory per device of each class
     ideals: Ideals
     member: np.ndarray          # (N, n) bool: super-node v in ideal I
-    maximal: list[np.ndarray]   # per ideal: its maximal super-nodes
+    maximal: tuple[np.ndarray, np.ndarray]     # CSR (pointer, nodes): each ideal's maximal super-nodes
     features: np.ndarray        # (N, 2m+1): compute+A(I) per class | memory | unsupported per class
     alone: np.ndarray           # (N, m) communication of each ideal on its own: A(I)
     inside: np.ndarray          # (N, G) how many super-nodes of Y_g lie in I
-    straddling: list[np.ndarray]  # per ideal: the groups it splits
+    straddling: tuple[np.ndarray, np.ndarray]  # CSR (pointer, groups): the groups each ideal splits
     group_size: np.ndarray      # (G,) |Y_g|
     group_cost: np.ndarray      # (G, m) transfer cost of each group per class
     min_compute: np.ndarray     # (N,) per-ideal compute, each node on its cheapest class
@@ -119,36 +119,48 @@ def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: I
     group_cost = np.array([groups[y] for y in group_sets]).reshape(len(group_sets), m)
     group_size = group_member.sum(axis=1)
 
-    member = ideals.membership()
-    fm = member.astype(np.float64)
-    inside = (member.astype(np.float32) @ group_member.T).astype(np.int32)
-    straddles = (inside > 0) & (inside < group_size)
+    # Per-ideal sums, accumulated from each ideal's parent (no ideal x node matmuls).
+    per_node = np.hstack([time_, memory[:, None], unsupported, cheapest_time(time_, unsupported)[:, None]])
+    sums = ideals.accumulate(per_node)
+    compute, mem, uns, min_compute = sums[:, :m], sums[:, m], sums[:, m + 1 : 2 * m + 1], sums[:, -1]
+    inside = ideals.accumulate(group_member.T.astype(np.int32))
+    straddles = (inside > 0) & (inside < group_size.astype(np.int32))
     alone = straddles.astype(np.float64) @ group_cost
-    cheapest = np.where(unsupported > 0, np.inf, time_).min(axis=1, initial=np.inf)
-    cheapest = np.where(np.isinf(cheapest), 0.0, cheapest)
-    features = np.hstack([fm @ time_ + alone, (fm @ memory)[:, None], fm @ unsupported])
+    features = np.hstack([compute + alone, mem[:, None], uns])
 
-    # J ⊆ I iff I holds J's maximal super-nodes (those with no successor inside J)
-    successor = np.zeros((n, n), dtype=np.float32)
+    # J ⊆ I iff I holds J's maximal super-nodes: the added node, plus the parent's
+    # maximal nodes that are not its predecessors.
+    member = ideals.membership()
+    is_pred = np.zeros((n, n), dtype=bool)
     for a, b in contracted.edges:
-        successor[b, a] = 1.0
-    is_max = member & ~((member.astype(np.float32) @ successor) > 0)
+        is_pred[b, a] = True
+    is_max = np.zeros((len(ideals), n), dtype=bool)
+    for level in ideals.levels():
+        grown = is_max[ideals.parent[level]] & ~is_pred[ideals.added[level]]
+        grown[np.arange(len(grown)), ideals.added[level]] = True
+        is_max[level] = grown
     return _Problem(
         classes=classes,
         counts=tuple(dc.count for dc in usable),
         capacity=np.array([dc.memory for dc in usable]),
         ideals=ideals,
         member=member,
-        maximal=[np.flatnonzero(r) for r in is_max],
+        maximal=_csr(is_max),
         features=features,
         alone=alone,
         inside=inside,
-        straddling=[np.flatnonzero(r) for r in straddles],
+        straddling=_csr(straddles),
         group_size=group_size.astype(np.int32),
         group_cost=group_cost,
-        min_compute=fm @ cheapest,
-        slowdown=_slowdown(time_, unsupported, cheapest),
+        min_compute=min_compute,
+        slowdown=_slowdown(time_, unsupported, cheapest_time(time_, unsupported)),
     )
+
+
+def cheapest_time(time_: np.ndarray, unsupported: np.ndarray) -> np.ndarray:
+    """Each super-node's time on the cheapest class that supports it (0 if none does)."""
+    best = np.where(unsupported > 0, np.inf, time_).min(axis=1, initial=np.inf)
+    return np.where(np.isinf(best), 0.0, best)
 
 
 def _slowdown(time_: np.ndarray, unsupported: np.ndarray, cheapest: np.ndarray) -> np.ndarray:
@@ -170,12 +182,11 @@ def _shifts(counts: tuple[int, ...]) -> tuple[tuple[int, ...], np.ndarray, np.nd
     return shape, strides, shift
 
 
-def _csr(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    sizes = np.array([len(x) for x in lists], dtype=np.int64)
-    pointer = np.zeros(len(lists) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=pointer[1:])
-    flat = np.concatenate(lists).astype(np.int64) if len(lists) else np.zeros(0, np.int64)
-    return pointer, flat
+def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise nonzero columns of a boolean matrix as (pointer, columns)."""
+    rows, cols = np.nonzero(matrix)
+    pointer = np.searchsorted(rows, np.arange(matrix.shape[0] + 1)).astype(np.int64)
+    return pointer, cols.astype(np.int64)
 
 
 def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, progress=None):
@@ -215,8 +226,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     need = np.append(need, np.inf)
     # up[k][n] = flat index of n + e_k, or L when class k is used up
     up = np.array([np.where(grid[k] < p.counts[k], np.arange(L) + strides[k], L) for k in range(p.m)])
-    max_ptr, max_idx = _csr(p.maximal)
-    str_ptr, str_idx = _csr(p.straddling)
+    max_ptr, max_idx = p.maximal
+    str_ptr, str_idx = p.straddling
     pairs = 0
     step = 2048
     for start in range(0, N, step):  # chunks only to report progress
@@ -312,8 +323,10 @@ def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Spli
     stages: list[tuple[str, frozenset[int]]] = []
     while i != 0:
         target = dp[i, n]
-        subs = np.flatnonzero(~(p.member & ~p.member[i]).any(axis=1))
-        subs = subs[subs != i]
+        window = p.min_compute >= p.min_compute[i] - target - 1e-9 * max(1.0, float(p.min_compute[-1]))
+        window[i:] = False  # sub-ideals come before i
+        subs = np.flatnonzero(window)
+        subs = subs[~(p.member[subs] & ~p.member[i]).any(axis=1)]
         # comm(I \ J) straight from group counts: split iff 0 < |Y ∩ S| < |Y|
         in_s = p.inside[i] - p.inside[subs]
         comm = ((in_s > 0) & (in_s < p.group_size)).astype(np.float64) @ p.group_cost

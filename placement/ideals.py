@@ -47,11 +47,27 @@ class Ideals:
 
     ``bits[i]`` is ideal ``i`` as packed words; ``sizes[i]`` its node count.
     Ideal 0 is the empty set and the last ideal is the whole node set.
+    Every other ideal ``i`` is ideal ``parent[i]`` plus node ``added[i]``, so
+    per-ideal sums can be accumulated level by level (:meth:`accumulate`).
     """
 
     n: int
     bits: np.ndarray
     sizes: np.ndarray
+    parent: np.ndarray
+    added: np.ndarray
+
+    def levels(self) -> list[slice]:
+        """Index ranges of the ideals of each size 1, 2, …, n."""
+        bounds = np.searchsorted(self.sizes, np.arange(1, self.n + 2))
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def accumulate(self, per_node: np.ndarray) -> np.ndarray:
+        """``out[i] = Σ_{v in ideal i} per_node[v]`` for every ideal (rows of any shape)."""
+        out = np.zeros((len(self), *per_node.shape[1:]), dtype=per_node.dtype)
+        for level in self.levels():
+            out[level] = out[self.parent[level]] + per_node[self.added[level]]
+        return out
 
     def __len__(self) -> int:
         return len(self.bits)
@@ -82,6 +98,7 @@ def enumerate_ideals(
             pred[u, v] = 1.0
     level = np.zeros((1, n), dtype=bool)
     levels = [pack(level)]
+    parents, added = [np.zeros(1, np.int64)], [np.full(1, -1, np.int64)]
     count = 1
     for size in range(1, n + 1):
         missing = (~level).astype(np.float32) @ pred  # predecessors of v missing from I
@@ -90,7 +107,9 @@ def enumerate_ideals(
             break
         grown = level[rows]
         grown[np.arange(len(rows)), cols] = True
-        packed = np.unique(pack(grown), axis=0)
+        packed, first = np.unique(pack(grown), axis=0, return_index=True)
+        parents.append(count - len(levels[-1]) + rows[first])
+        added.append(cols[first])
         count += len(packed)
         if count > limit:
             raise IdealLimitError(
@@ -103,4 +122,4 @@ def enumerate_ideals(
             progress(size, count)
     bits = np.concatenate(levels)
     sizes = np.concatenate([np.full(len(b), i, dtype=np.int32) for i, b in enumerate(levels)])
-    return Ideals(n=n, bits=bits, sizes=sizes)
+    return Ideals(n=n, bits=bits, sizes=sizes, parent=np.concatenate(parents), added=np.concatenate(added))

@@ -128,3 +128,23 @@ def test_stats_report_the_work():
     assert result.stats["ideals"] == 5 and result.stats["ideal_pairs"] > 0
     # chain 1, 2, 3, 4 on two devices: {0, 1, 2} | {3} costs max(6 + 0.5, 4 + 0.5)
     assert result.max_load == pytest.approx(6.5)
+
+
+@pytest.mark.parametrize("name", ["bert24_training", "resnet50_inference"])
+def test_exact_merging_loses_nothing_on_paper_graphs(shared_workloads, name):
+    """With memory binding, merging exactly must give the unmerged optimum; devices only help."""
+    w = read_paper_workload(shared_workloads / "throughput/LayerGraphs" / f"{name}.json")
+    total = w.graph.total_memory
+    previous = math.inf
+    for fraction in (0.15, 0.25, 0.5):
+        for k in (2, 4):
+            variant = w.with_devices(accelerator={"memory": fraction * total, "count": k})
+            exact, unmerged = solve_dp(variant), solve_dp(variant, merge="none")
+            assert exact.status == unmerged.status
+            assert exact.max_load == pytest.approx(unmerged.max_load, rel=1e-9)
+        assert exact.max_load <= previous * (1 + 1e-12)  # more memory never hurts
+        previous = exact.max_load
+    more = [solve_dp(w.with_devices(accelerator={"count": k}, cpu={"count": c})).max_load
+            for k in (1, 3, 6) for c in (0, 2)]
+    assert all(a >= b - 1e-9 for a, b in zip(more[::2], more[1::2]))  # a CPU core never hurts
+    assert more[0] >= more[2] >= more[4]

@@ -1,0 +1,74 @@
+"""``pipesim simulate WORKLOAD.json SPLIT.json``: run a split on a microbatch stream.
+
+Prints the predicted (evaluator max-load) and simulated steady-state
+time-per-sample side by side, latency, bubbles and per-device figures; writes
+a Chrome trace and a Gantt chart on request.  ``--json`` puts
+``predicted_time_per_sample`` and ``simulated_time_per_sample`` at top level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from placement.formats import InputError, read_split
+from pipesim.commands.common import console, load_workload, positive_int, print_json
+from pipesim.simulate import COMM_MODES, SCHEDULES, SimulationError, simulate
+from pipesim.simulate.gantt import write_gantt
+from pipesim.simulate.summary import device_stats_table, summary_table
+from pipesim.simulate.trace import write_trace
+
+#: The trace holds at most this many microbatches (a file of every task of a long run is unwieldy).
+TRACE_MICROBATCHES = 1000
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("simulate", help="simulate a split on a stream of microbatches")
+    p.add_argument("workload", help="workload file (paper JSON format)")
+    p.add_argument("split", help="split file (paper split format)")
+    p.add_argument("--schedule", choices=SCHEDULES, help="default: stream for inference, 1f1b for training")
+    p.add_argument("--microbatches", type=positive_int, metavar="N", help="microbatches to run (default 20 x stages)")
+    p.add_argument("--minibatch", type=positive_int, metavar="M", help="microbatches per minibatch for gpipe and 1f1b-flush (default 4 x stages)")
+    p.add_argument("--in-flight", type=positive_int, metavar="W", help="stream: at most W microbatches in flight (default depth + 1)")
+    p.add_argument("--comm", choices=COMM_MODES, default="paper", help="paper: transfers block the device (the solver's model); overlap: they run on links")
+    p.add_argument("--trace", metavar="RUN.json", help=f"write a Chrome trace-event file of the first {TRACE_MICROBATCHES} microbatches (Perfetto, chrome://tracing)")
+    p.add_argument("--gantt", metavar="RUN.png", help="write a Gantt chart of the first microbatches")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    workload = load_workload(args.workload)
+    split = read_split(Path(args.split))
+    try:
+        result = simulate(
+            workload,
+            split,
+            schedule=args.schedule,
+            microbatches=args.microbatches,
+            minibatch=args.minibatch,
+            in_flight=args.in_flight,
+            comm=args.comm,
+        )
+    except SimulationError as exc:
+        raise InputError(args.split, None, str(exc)) from None
+    stages = result.run.program.stages
+    if args.trace:
+        write_trace(result.run, args.trace, TRACE_MICROBATCHES)
+    if args.gantt:
+        shown = 2 * result.minibatch if result.minibatch else 3 * stages
+        write_gantt(result.run, args.gantt, shown, title=f"{workload.name}: {result.schedule}, {result.comm}, first {min(shown, result.microbatches)} microbatches")
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    console.print(summary_table(result))
+    console.print(device_stats_table(result))
+    for o in result.measurements.overflows:
+        console.print(f"[red]memory overflow:[/red] {o.device} needs {o.memory:.6g} bytes from time {o.time:.6g} on; it has {o.capacity:.6g}")
+    for violation in result.evaluation.violations:
+        console.print(f"[red]violation:[/red] {violation}")
+    for note in result.measurements.assumptions:
+        console.print(f"[dim]assumed: {note}[/dim]")
+    for what, path in (("trace", args.trace), ("Gantt chart", args.gantt)):
+        if path:
+            console.print(f"{what} written to {path}")
+    return 0

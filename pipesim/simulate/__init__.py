@@ -1,0 +1,15 @@
+"""Discrete-event simulation (SimPy) of a placement on a stream of microbatches.
+
+``simulate(workload, split, schedule=..., comm=...)`` executes a split and
+measures time-per-sample, latency, utilisation, bubbles, in-flight microbatches
+and memory beside the evaluator's prediction (SPEC §6).  ``LinkModel`` sets the
+links of the ``overlap`` communication mode.
+"""
+
+from pipesim.simulate.engine import SimulationError
+from pipesim.simulate.links import LinkModel
+from pipesim.simulate.program import COMM_MODES
+from pipesim.simulate.schedules import SCHEDULES
+from pipesim.simulate.simulator import SimulationResult, simulate
+
+__all__ = ["COMM_MODES", "SCHEDULES", "LinkModel", "SimulationError", "SimulationResult", "simulate"]

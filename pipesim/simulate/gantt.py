@@ -1,0 +1,56 @@
+"""A Gantt chart (matplotlib PNG) of the first microbatches of a simulated run.
+
+Problem: show at a glance how a schedule fills the pipeline: one row per lane
+(device, or link in ``overlap`` mode), one bar per task, coloured by
+microbatch, forward solid and backward hatched, with transfers drawn lighter.
+Only microbatches below ``microbatches`` are drawn, so the start of the run
+(warm-up, first minibatches) stays readable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipesim.simulate.engine import Run
+
+__all__ = ["write_gantt"]
+
+
+def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, title: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    limit = run.microbatches if microbatches is None else min(microbatches, run.microbatches)
+    lanes = run.program.lanes
+    colours = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(14, 0.45 * len(lanes) + 1.6))
+    end_time = 0.0
+    bars: dict[tuple[int, int, bool, bool], list[tuple[float, float]]] = {}  # one collection per style: fast
+    for lane, j, task, op, start in run.operations(limit):
+        key = (lane.index, j % 20, op.kind == "compute", task.phase == "backward")
+        spans = bars.setdefault(key, [])
+        if spans and spans[-1][0] + spans[-1][1] == start:  # back-to-back operations: one bar
+            spans[-1] = (spans[-1][0], spans[-1][1] + op.duration)
+        else:
+            spans.append((start, op.duration))
+        end_time = max(end_time, start + op.duration)
+    for (row, colour, compute, backward), spans in bars.items():
+        ax.broken_barh(
+            spans,
+            (row - 0.4, 0.8),
+            facecolors=colours(colour),
+            alpha=1.0 if compute else 0.45,
+            hatch="//" if backward else None,
+            edgecolor="white",  # draws the hatch only: outlines would blacken short operations
+            linewidth=0,
+        )
+    ax.set_yticks(range(len(lanes)), [lane.name for lane in lanes])
+    ax.invert_yaxis()
+    ax.set_xlim(0, end_time or 1.0)
+    ax.set_xlabel("time")
+    ax.set_title(title or f"first {limit} microbatches (colour: microbatch; hatched: backward; pale: transfer)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

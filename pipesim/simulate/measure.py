@@ -1,0 +1,241 @@
+"""Measurements of a simulated run (ISSUE 6, SPEC §6).
+
+* **Steady-state time-per-sample.**  Streaming and asynchronous 1F1B: sort the
+  microbatch completion times ``C``; the first quarter of the microbatches is
+  warm-up (the pipeline filling), the last quarter is drain (it emptying), and
+  the time-per-sample is the slope over the rest:
+  ``(C[N - 1 - N//4] - C[N//4]) / (N - 1 - 2*(N//4))``.  With ``N ≥ 20 × stages``
+  the warm-up is long enough for the run to be periodic, so the estimate has
+  settled (``benchmarks/simulate.py`` checks it within 0.5%).  Flushed
+  schedules (GPipe, 1F1B-flush) restart from an empty pipeline every minibatch,
+  so every full minibatch is alike: time-per-sample is a full minibatch's
+  duration (flush to flush) divided by its ``m`` microbatches.
+* **Latency** of a microbatch: from the start of its first task to its
+  completion (mean, p50, p99 over the steady-state microbatches; all of them
+  for flushed schedules).
+* **Per device**: compute time, communication time (on the device in ``paper``
+  mode, on its link in ``overlap`` mode), busy time (what occupies the device
+  itself), idle = makespan - busy, utilisation = busy / makespan.
+* **Bubble fraction**: ``1 - Σ_d busy_d / (S × span)`` over one minibatch
+  (flushed schedules, per minibatch) or over one steady-state time-per-sample
+  (the others).
+* **In flight / memory**: a microbatch is in flight on a device from the start
+  of its first task there to the end of its last.  Memory = resident memory
+  (the sum of the device's node memories: weights and whatever else the
+  workload counts per node) + in-flight microbatches × stashed activations
+  (the bytes of the device's forward outputs that its own backward nodes
+  consume, from the edges' tensor sizes).  Where the total exceeds the
+  device's capacity the first such time is flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from placement.devices import DeviceClass
+from placement.evaluate import SplitEvaluation
+from placement.graph import Graph
+from pipesim.simulate.engine import Run
+from pipesim.simulate.schedules import FLUSHED
+
+__all__ = ["DeviceStats", "Measurements", "Overflow", "measure"]
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """Memory above capacity on ``device`` from ``time`` on."""
+
+    device: str
+    time: float
+    memory: float
+    capacity: float
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "time": self.time, "memory": self.memory, "capacity": self.capacity}
+
+
+@dataclass(frozen=True)
+class DeviceStats:
+    device: str
+    stage: int
+    predicted_load: float
+    simulated_load: float  # busy time per microbatch
+    compute: float
+    comm: float
+    busy: float
+    idle: float
+    utilisation: float
+    peak_in_flight: int
+    resident_memory: float
+    activation_memory: float
+    peak_memory: float
+    capacity: float
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["capacity"] = None if math.isinf(self.capacity) else self.capacity
+        return data
+
+
+@dataclass(frozen=True)
+class Measurements:
+    time_per_sample: float
+    latency_mean: float
+    latency_p50: float
+    latency_p99: float
+    makespan: float
+    bubble_fraction: float
+    minibatch_times: tuple[float, ...]
+    minibatch_bubble_fractions: tuple[float, ...]
+    devices: tuple[DeviceStats, ...]
+    overflows: tuple[Overflow, ...]
+    assumptions: tuple[str, ...]
+
+
+def _window(n: int) -> tuple[int, int]:
+    """The steady-state microbatches: warm-up (first quarter) and drain (last quarter) excluded."""
+    lo, hi = n // 4, n - 1 - n // 4
+    return (lo, hi) if hi > lo else (0, n - 1)
+
+
+def _device_intervals(run: Run, lanes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per microbatch, the first start and the last end of its tasks on these lanes."""
+    first = np.full(run.microbatches, np.inf)
+    last = np.zeros(run.microbatches)
+    for index in lanes:
+        rec = np.asarray(run.records[index], dtype=float).reshape(-1, 3)
+        if not len(rec):
+            continue
+        durations = np.array([t.duration for t in run.program.lanes[index].tasks])
+        mb = rec[:, 1].astype(int)
+        np.minimum.at(first, mb, rec[:, 0])
+        np.maximum.at(last, mb, rec[:, 0] + durations[rec[:, 2].astype(int)])
+    return first, last
+
+
+def _in_flight(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Times and in-flight counts after each change (an end before a start at equal times)."""
+    times = np.concatenate([first, last])
+    deltas = np.concatenate([np.ones(len(first), int), -np.ones(len(last), int)])
+    order = np.lexsort((deltas, times))
+    return times[order], np.cumsum(deltas[order])
+
+
+def _stashed_activations(graph: Graph, nodes: set[int]) -> tuple[float, bool]:
+    """Bytes of forward outputs on the device read by its backward nodes; whether sizes were known."""
+    size: dict[int, float] = {}
+    known = True
+    for e in graph.edges:
+        if e.source in nodes and e.dest in nodes and not graph.nodes[e.source].is_backward and graph.nodes[e.dest].is_backward:
+            if e.size is None:
+                known = False
+            else:
+                size[e.source] = max(size.get(e.source, 0.0), e.size)
+    return sum(size.values()), known
+
+
+def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequence[DeviceClass], evaluation: SplitEvaluation) -> Measurements:
+    program, n = run.program, run.microbatches
+    completion = np.asarray(run.completion)
+    starts = np.full(n, np.inf)
+    for rec in run.records:
+        rec = np.asarray(rec, dtype=float).reshape(-1, 3)
+        np.minimum.at(starts, rec[:, 1].astype(int), rec[:, 0])
+    latency = completion - starts
+
+    minibatch_times: list[float] = []
+    busy_per_microbatch = {
+        d: sum(t.duration if lane.kind == "device" else 0.0 for lane in program.lanes if lane.device == d for t in lane.tasks)
+        for d in program.devices
+    }
+    total_busy = sum(busy_per_microbatch.values())
+    stages = program.stages
+    if schedule in FLUSHED:
+        ends = [completion[b : b + minibatch].max() for b in range(0, n, minibatch)]
+        minibatch_times = [end - begin for begin, end in zip([0.0, *ends[:-1]], ends)]
+        sizes = [min(minibatch, n - b) for b in range(0, n, minibatch)]
+        full = [t for t, size in zip(minibatch_times, sizes) if size == minibatch] or minibatch_times[:1]
+        tps = float(np.mean(full)) / min(minibatch, n)
+        bubbles = [1.0 - size * total_busy / (stages * t) if t > 0 else 0.0 for t, size in zip(minibatch_times, sizes)]
+        steady = latency
+    else:
+        ordered = np.sort(completion)
+        lo, hi = _window(n)
+        tps = float((ordered[hi] - ordered[lo]) / (hi - lo)) if hi > lo else float(ordered[-1]) / max(n, 1)
+        bubbles = []
+        steady = latency[lo : hi + 1]
+    bubble = 1.0 - total_busy / (stages * tps) if tps > 0 else 0.0
+
+    capacity = {dc.name: dc.memory for dc in devices}
+    predicted = {d.name: d.load for d in evaluation.devices}
+    sizes_known = True
+    stats: list[DeviceStats] = []
+    overflows: list[Overflow] = []
+    makespan = run.makespan
+    for d in program.devices:
+        lanes = [lane for lane in program.lanes if lane.device == d]
+        compute = n * sum(t.compute for lane in lanes for t in lane.tasks)
+        comm = n * sum(t.comm for lane in lanes for t in lane.tasks)
+        busy = n * busy_per_microbatch[d]
+        first, last = _device_intervals(run, [lane.index for lane in lanes])
+        times, counts = _in_flight(first, last)
+        peak = int(counts.max()) if len(counts) else 0
+        nodes = set(program.device_nodes[d])
+        resident = sum(graph.nodes[v].memory for v in nodes)
+        activation, known = _stashed_activations(graph, nodes)
+        sizes_known &= known
+        cap = capacity[program.device_class[d]]
+        if resident > cap:
+            overflows.append(Overflow(d, float(first.min()), resident, cap))
+        elif activation > 0 and resident + peak * activation > cap:
+            threshold = math.floor((cap - resident) / activation) + 1
+            at = int(np.argmax(counts >= threshold))
+            overflows.append(Overflow(d, float(times[at]), resident + threshold * activation, cap))
+        stats.append(
+            DeviceStats(
+                device=d,
+                stage=lanes[0].stage,
+                predicted_load=predicted.get(d, 0.0),
+                simulated_load=busy_per_microbatch[d],
+                compute=compute,
+                comm=comm,
+                busy=busy,
+                idle=makespan - busy,
+                utilisation=busy / makespan if makespan > 0 else 0.0,
+                peak_in_flight=peak,
+                resident_memory=resident,
+                activation_memory=activation,
+                peak_memory=resident + peak * activation,
+                capacity=cap,
+            )
+        )
+
+    assumptions = [
+        "memory = the device's node memories (resident) + stashed activations of each in-flight microbatch "
+        "(forward outputs its own backward nodes read, sized by the edges' tensor sizes)"
+    ]
+    if not graph.is_training:
+        assumptions.append("inference stashes nothing: transfers go through host memory, so memory is the resident part")
+    elif not sizes_known:
+        assumptions.append("some forward-to-backward edges give no tensor size: those activations count as 0 bytes")
+
+    def pct(q: float) -> float:
+        return float(np.percentile(steady, q)) if len(steady) else 0.0
+
+    return Measurements(
+        time_per_sample=tps,
+        latency_mean=float(np.mean(steady)) if len(steady) else 0.0,
+        latency_p50=pct(50),
+        latency_p99=pct(99),
+        makespan=makespan,
+        bubble_fraction=bubble,
+        minibatch_times=tuple(float(t) for t in minibatch_times),
+        minibatch_bubble_fractions=tuple(float(b) for b in bubbles),
+        devices=tuple(stats),
+        overflows=tuple(overflows),
+        assumptions=tuple(assumptions),
+    )

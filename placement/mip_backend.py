@@ -1,0 +1,281 @@
+"""Running a PuLP model on an open-source MILP solver and reading back what it proved.
+
+The paper solved its integer programs with Gurobi; we build the same models
+with PuLP and hand them to CBC (bundled with PuLP, run as a subprocess) or
+HiGHS (in-process through ``highspy``).  :func:`run_model` hides the
+differences and guarantees, for both backends:
+
+* a time limit (wall clock) and a relative gap;
+* a warm start from the variables' initial values (``var.setInitialValue``):
+  CBC reads it as a MIP start file, HiGHS as a starting solution;
+* the best proven bound as well as the incumbent (CBC prints it in its log,
+  HiGHS reports ``mip_dual_bound``);
+* Ctrl-C stops the search and keeps the incumbent: CBC handles SIGINT itself
+  and writes its best solution; HiGHS runs in a thread that we cancel.  A
+  second Ctrl-C raises :class:`KeyboardInterrupt`;
+* with ``progress`` the solver's log is streamed to stderr as it is written;
+  nothing a solver prints reaches stdout, which may carry JSON.
+
+The caller reads the variable values (``var.value()``) afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulp
+
+__all__ = ["DEFAULT_GAP", "DEFAULT_SOLVER", "SOLVERS", "MipOutcome", "run_model", "stop_message"]
+
+#: The backends, fastest first (benchmarks/milp.py measures them; see README).
+SOLVERS = ("highs", "cbc")
+DEFAULT_SOLVER = SOLVERS[0]
+#: Relative gap at which the search stops by default (HiGHS's own default, 1e-4, is too loose).
+DEFAULT_GAP = 1e-9
+
+NO_SOLUTION = "no_solution"
+
+
+@dataclass
+class MipOutcome:
+    """What a solver run proved.
+
+    ``status`` is ``optimal`` (within the gap), ``time_limit`` (stopped early:
+    by the limit or by Ctrl-C), ``infeasible`` or ``no_solution`` (stopped
+    before any incumbent).  ``objective`` is the incumbent's objective (as the
+    solver computed it), ``bound`` the best proven lower bound (minimisation).
+    """
+
+    solver: str
+    status: str
+    objective: float | None
+    bound: float | None
+    seconds: float
+    interrupted: bool = False
+
+
+def stop_message(outcome: MipOutcome, found: bool, proven: bool, time_limit: float | None) -> str:
+    """What to tell the user about how the search ended ("" when it proved optimality)."""
+    if not found:
+        return "stopped before the solver found any split"
+    if outcome.interrupted:
+        return "interrupted: best split found so far"
+    if not proven:
+        return f"time limit of {time_limit} s reached: best split found so far"
+    return ""
+
+
+class _Interrupt:
+    """Turns the first SIGINT into a flag (and a callback), the second into KeyboardInterrupt."""
+
+    def __init__(self, on_first=None):
+        self.on_first = on_first
+        self.count = 0
+
+    def _handler(self, signum, frame):
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        if self.on_first is not None:
+            self.on_first()
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _LogTail(threading.Thread):
+    """Copies new lines of a solver's log file to stderr until stopped."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        position = 0
+        while True:
+            finished = self.done.wait(0.2)
+            if self.path.exists():
+                with self.path.open() as f:
+                    f.seek(position)
+                    chunk = f.read()
+                    position = f.tell()
+                if chunk:
+                    sys.stderr.write(chunk)
+                    sys.stderr.flush()
+            if finished:
+                return
+
+
+def _parse_cbc_bound(log: str) -> float | None:
+    """CBC's final "Lower bound:" line, rounded down to the digits it printed."""
+    match = re.search(r"^Lower bound:\s+(\S+)", log, re.MULTILINE)
+    if not match:
+        return None
+    text = match.group(1)
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    # CBC prints few digits: subtract half a unit of the last printed digit so the bound stays valid.
+    mantissa = text.lower().split("e")[0]
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    exponent = int(text.lower().split("e")[1]) if "e" in text.lower() else 0
+    return value - 0.5 * 10.0 ** (exponent - decimals)
+
+
+def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_path: Path) -> MipOutcome:
+    options = dict(msg=False, gapRel=gap, warmStart=warm_start, threads=threads, logPath=str(log_path))
+    if time_limit is not None:
+        options.update(timeLimit=time_limit, timeMode="elapsed")
+    with warnings.catch_warnings():  # PuLP 3 deprecates its bundled CBC, which is the one we want
+        warnings.simplefilter("ignore", DeprecationWarning)
+        solver = pulp.PULP_CBC_CMD(**options)
+    interrupt = _Interrupt()  # CBC gets the terminal's SIGINT itself and stops with its incumbent
+    start = time.perf_counter()
+    with interrupt.installed():
+        problem.solve(solver)
+    seconds = time.perf_counter() - start
+    log = log_path.read_text() if log_path.exists() else ""
+    stopped = re.search(r"^Result - (.*)$", log, re.MULTILINE)
+    reason = stopped.group(1).lower() if stopped else ""
+    interrupted = interrupt.count > 0 or "ctrl-c" in reason
+    if problem.sol_status == pulp.LpSolutionInfeasible or "infeasible" in reason:
+        return MipOutcome("cbc", "infeasible", None, None, seconds, interrupted)
+    # CBC sometimes loses its incumbent in post-processing and then writes the LP values with
+    # "Objective value: 1e+50"; that file is no solution.
+    final = re.search(r"^Objective value:\s+(\S+)", log, re.MULTILINE)
+    lost = final is not None and float(final.group(1)) >= 1e40
+    if lost or problem.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        return MipOutcome("cbc", NO_SOLUTION, None, _parse_cbc_bound(log), seconds, interrupted)
+    objective = pulp.value(problem.objective)
+    optimal = reason.startswith("optimal") and not interrupted
+    bound = _parse_cbc_bound(log)
+    if optimal:
+        bound = objective * (1 - gap) if bound is None else max(bound, objective * (1 - gap))
+    return MipOutcome("cbc", "optimal" if optimal else "time_limit", objective, bound, seconds, interrupted)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send C-level writes to stdout (HiGHS prints a banner there) to stderr instead."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no real file descriptors (embedded interpreter): leave stdout alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class _HighsWithStart(pulp.HiGHS):
+    """PuLP's HiGHS API plus a warm start and a cancellable solve (PuLP's offers neither)."""
+
+    def __init__(self, warm_start: bool, **options):
+        super().__init__(**options)
+        self.warm_start = warm_start
+        self.interrupt = _Interrupt()
+
+    def callSolver(self, lp):
+        import highspy
+
+        h = lp.solverModel
+        if self.warm_start:
+            start = highspy.HighsSolution()
+            start.col_value = [v.varValue if v.varValue is not None else 0.0 for v in lp.variables()]
+            start.value_valid = True
+            h.setSolution(start)
+        h.HandleUserInterrupt = True
+        self.interrupt.on_first = h.cancelSolve
+        with self.interrupt.installed():
+            h.startSolve()
+            while not h.wait(0.1)[0]:
+                pass
+
+
+def _run_highs(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_path: Path) -> MipOutcome:
+    import highspy
+
+    options = dict(msg=True, gapRel=gap, threads=threads, log_file=str(log_path), log_to_console=False)
+    if time_limit is not None:
+        options["timeLimit"] = time_limit
+    solver = _HighsWithStart(warm_start, **options)
+    start = time.perf_counter()
+    with _stdout_to_stderr():
+        problem.solve(solver)
+    seconds = time.perf_counter() - start
+    h = problem.solverModel
+    status = h.getModelStatus()
+    info = h.getInfo()
+    interrupted = solver.interrupt.count > 0
+    if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return MipOutcome("highs", "infeasible", None, None, seconds, interrupted)
+    bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else None
+    if info.primal_solution_status != 2:  # 2 = kSolutionStatusFeasible
+        return MipOutcome("highs", NO_SOLUTION, None, bound, seconds, interrupted)
+    objective = info.objective_function_value
+    if warm_start and not math.isclose(objective, pulp.value(problem.objective), rel_tol=1e-6, abs_tol=1e-9):
+        # HiGHS 1.16 can drop the objective offset of a presolved model when given a MIP start
+        # ("feasible in the reduced space: objective value is 0"), so its objective and bound are
+        # off; the solution values are right, but we cannot trust the bound: solve again cold.
+        spent = time.perf_counter() - start
+        rest = None if time_limit is None else max(0.0, time_limit - spent)
+        again = _run_highs(problem, rest, gap, False, threads, log_path)
+        again.seconds += spent
+        return again
+    optimal = status == highspy.HighsModelStatus.kOptimal and not interrupted
+    if optimal and bound is None:
+        bound = objective
+    return MipOutcome("highs", "optimal" if optimal else "time_limit", objective, bound, seconds, interrupted)
+
+
+def run_model(
+    problem: pulp.LpProblem,
+    *,
+    solver: str = DEFAULT_SOLVER,
+    time_limit: float | None = None,
+    gap: float | None = None,
+    warm_start: bool = False,
+    progress: bool = False,
+    threads: int = 1,
+) -> MipOutcome:
+    """Solve ``problem`` (a minimisation) with ``solver``; see the module docstring."""
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    gap = DEFAULT_GAP if gap is None else gap
+    run = _run_highs if solver == "highs" else _run_cbc
+    with tempfile.TemporaryDirectory(prefix="pipesim-mip-") as tmp:
+        log_path = Path(tmp) / f"{solver}.log"
+        tail = _LogTail(log_path) if progress else None
+        if tail is not None:
+            tail.start()
+        try:
+            return run(problem, time_limit, gap, warm_start, threads, log_path)
+        finally:
+            if tail is not None:
+                tail.done.set()
+                tail.join()

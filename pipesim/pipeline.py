@@ -1,0 +1,178 @@
+"""One scenario, end to end: build the workload, solve, evaluate, simulate, summarise.
+
+Problem: ``pipesim run`` and every point of ``pipesim sweep`` answer the same
+question — where does each operator go, what time-per-sample, throughput and
+latency does that give, and does the simulation agree? — so both call
+:func:`execute` and read the same :class:`Outcome`.
+
+Guarantees: the split is scored by the one evaluator (the solver's
+``evaluation``); the latency is the model's (:func:`placement.latency.
+latency_of_split`) for inference graphs, the simulated one otherwise; the
+simulated figures come from :func:`pipesim.simulate.simulate` with the
+scenario's settings.  Times are in the workloads' unit, milliseconds
+(:data:`pipesim.workloads.lower.TIME_UNIT`); one *pass* of the graph carries
+``samples_per_pass`` samples (the model's batch), so throughput in samples/s
+is ``samples_per_pass / (time-per-pass · TIME_UNIT)``.  Cost per sample, when
+prices are given, is the provisioned devices' price per hour over the samples
+that hour processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from placement.formats import InputError
+from placement.result import PlacementResult
+from placement.workload import Workload
+from pipesim.commands import solve as solve_command
+from pipesim.comparison import METHODS as BASELINE_METHODS
+from pipesim.comparison import Options
+from pipesim.scenario import Scenario, load_scenario
+from pipesim.simulate import SimulationError, SimulationResult, simulate
+from pipesim.workloads.lower import TIME_UNIT
+
+__all__ = ["Outcome", "Step", "execute", "load_for_compare", "no_step", "solve_scenario"]
+
+#: A step reporter: ``with step("solving"):`` shows progress for a long step.
+Step = Callable[[str], AbstractContextManager]
+
+
+def no_step(_: str) -> AbstractContextManager:
+    """A step reporter that shows nothing."""
+    return nullcontext()
+
+
+@dataclass
+class Outcome:
+    """Everything one scenario run produced."""
+
+    scenario: Scenario
+    workload: Workload
+    result: PlacementResult
+    latency: float | None = None                       # the model's one-sample latency (inference)
+    latency_error: str | None = None
+    simulation: SimulationResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures, flat (one sweep row)."""
+        s, ev, sim = self.scenario, self.result.evaluation, self.simulation
+        predicted = self.result.max_load
+        simulated = sim.simulated_time_per_sample if sim else None
+        out: dict[str, Any] = {
+            "workload": self.workload.name,
+            "method": self.result.method,
+            "status": self.result.status,
+            "feasible": None if ev is None else ev.feasible,
+            "predicted_time_per_sample": None if ev is None else predicted,
+            "simulated_time_per_sample": simulated,
+            "relative_difference": sim.difference if sim else None,
+            "samples_per_pass": s.samples_per_pass,
+            "predicted_throughput": _throughput(predicted, s.samples_per_pass),
+            "simulated_throughput": _throughput(simulated, s.samples_per_pass),
+            "latency": self.latency if self.latency is not None else (sim.measurements.latency_mean if sim else None),
+            "latency_source": "model" if self.latency is not None else ("simulation" if sim else None),
+            "bottleneck": None,
+            "bottleneck_load": None,
+            "devices_used": None,
+            "bubble_fraction": sim.measurements.bubble_fraction if sim else None,
+            "mean_utilisation": None,
+            "cost_per_hour": None,
+            "cost_per_million_samples": None,
+        }
+        if ev is not None:
+            used = [d for d in ev.devices if d.nodes]
+            out["devices_used"] = len(used)
+            if ev.bottleneck is not None:
+                out["bottleneck"], out["bottleneck_load"] = ev.bottleneck.name, ev.bottleneck.load
+        if sim and sim.measurements.devices:
+            utilisations = [d.utilisation for d in sim.measurements.devices]
+            out["mean_utilisation"] = sum(utilisations) / len(utilisations)
+        if s.prices:
+            per_hour = sum(s.prices.get(dc.name, 0.0) * dc.count for dc in self.workload.devices)
+            out["cost_per_hour"] = per_hour
+            rate = out["simulated_throughput"] or out["predicted_throughput"]
+            if rate:
+                out["cost_per_million_samples"] = per_hour / 3600.0 / rate * 1e6
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """``result.json``: the scenario as run, the summary, the solver's result and the simulation."""
+        return {
+            "scenario": {"name": self.scenario.name, "source": str(self.scenario.source), "data": self.scenario.data},
+            "summary": self.summary(),
+            "max_load": self.result.max_load if self.result.evaluation is not None else None,
+            "solve": self.result.to_dict(),
+            "latency": {"model": self.latency, "error": self.latency_error},
+            "simulation": None if self.simulation is None else self.simulation.to_dict(),
+            "seconds": self.seconds,
+        }
+
+
+def _throughput(time_per_pass: float | None, samples_per_pass: int) -> float | None:
+    if time_per_pass is None or not math.isfinite(time_per_pass) or time_per_pass <= 0:
+        return None
+    return samples_per_pass / (time_per_pass * TIME_UNIT)
+
+
+def solve_scenario(scenario: Scenario, workload: Workload, *, progress: bool = False) -> PlacementResult:
+    """The scenario's solver on ``workload``: ``pipesim solve``'s methods, or a baseline of ``pipesim compare``."""
+    if isinstance(scenario.solve_args, Options):
+        return BASELINE_METHODS[scenario.method](workload, scenario.solve_args)
+    scenario.solve_args.progress = progress
+    return solve_command.METHODS[scenario.method](scenario.solve_args, workload)
+
+
+def _latency(workload: Workload, result: PlacementResult) -> tuple[float | None, str | None]:
+    if result.evaluation is None:
+        return None, None
+    try:
+        from placement.latency import latency_of_split
+    except ImportError as exc:  # the latency module is optional
+        return None, str(exc)
+    try:
+        return latency_of_split(workload, result.evaluation.split).latency, None
+    except (InputError, ValueError) as exc:
+        return None, str(exc)
+
+
+def execute(scenario: Scenario, *, step: Step = no_step, progress: bool = False) -> Outcome:
+    """Build, solve, evaluate and (if the scenario asks) simulate; ``step`` reports each long step."""
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, label: str, work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        with step(label):
+            value = work()
+        seconds[name] = time.perf_counter() - started
+        return value
+
+    workload = timed("build", f"building the {scenario.name} graph", scenario.workload)
+    result = timed("solve", f"solving ({scenario.method}, {len(workload.graph.nodes)} nodes)",
+                   lambda: solve_scenario(scenario, workload, progress=progress))
+    latency, latency_error = None, None
+    if not workload.graph.is_training:  # the latency model is for inference (SPEC §4)
+        latency, latency_error = timed("latency", "latency of the split", lambda: _latency(workload, result))
+    outcome = Outcome(scenario, workload, result, latency, latency_error, seconds=seconds)
+    if scenario.simulate_enabled and result.evaluation is not None:
+        settings = scenario.simulate
+        label = f"simulating ({settings.get('microbatches') or 'default'} microbatches, {settings.get('schedule') or 'default schedule'})"
+        try:
+            outcome.simulation = timed("simulate", label,
+                                       lambda: simulate(workload, result.evaluation.split, **settings))
+        except SimulationError as exc:
+            raise InputError(scenario.source, "simulate", str(exc)) from None
+    return outcome
+
+
+def load_for_compare(path: Path) -> tuple[Workload, Options]:
+    """``pipesim compare SCENARIO.yaml``: the scenario's workload, and its baseline options if it has some."""
+    scenario = load_scenario(path)
+    options = scenario.solve_args if isinstance(scenario.solve_args, Options) else Options()
+    return scenario.workload(), options

@@ -1,0 +1,115 @@
+"""What a run and a sweep report show: the summary rows, and the two HTML pages.
+
+Problem: the terminal and the HTML report must say the same thing, so the
+summary (predicted beside simulated time-per-sample and throughput, latency,
+bottleneck, bubble, utilisation, cost) is built once, by
+:func:`summary_rows`, from :meth:`pipesim.pipeline.Outcome.summary`.
+:func:`run_page` and :func:`sweep_page` lay those out with the per-device
+tables and the plots (:mod:`pipesim.report.html`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipesim.report.html import Page, fmt
+
+__all__ = ["SWEEP_COLUMNS", "run_page", "summary_rows", "sweep_cells", "sweep_page"]
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}%"
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(what, predicted by the model, simulated)`` rows."""
+    s = summary
+    latency = fmt(s["latency"])
+    rows = [
+        ("time per pass (ms; max-load)", fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
+        (f"throughput (samples/s; {s['samples_per_pass']} per pass)", fmt(s["predicted_throughput"]),
+         fmt(s["simulated_throughput"])),
+        ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None else f"{100 * s['relative_difference']:+.3f}%"),
+        ("latency of one pass (ms)", latency if s["latency_source"] == "model" else "—",
+         latency if s["latency_source"] == "simulation" else "—"),
+        ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),
+        ("devices used", fmt(s["devices_used"]), ""),
+        ("bubble fraction", "", _pct(s["bubble_fraction"])),
+        ("mean device utilisation", "", _pct(s["mean_utilisation"])),
+    ]
+    if s.get("cost_per_hour") is not None:
+        rows.append(("cost per hour / per million samples", f"{fmt(s['cost_per_hour'], 4)} / {fmt(s['cost_per_million_samples'], 4)}", ""))
+    rows.append(("solver status", f"{s['method']}: {s['status']}" + ("" if s["feasible"] is not False else " (violations)"), ""))
+    return rows
+
+
+def run_page(outcome, images: dict[str, Path]) -> Page:
+    """The report of one ``pipesim run`` (``outcome``: :class:`pipesim.pipeline.Outcome`)."""
+    s = outcome.scenario
+    page = Page(f"pipesim: {s.name}", s.description or str(s.source))
+    page.heading("Summary", "model = the evaluator's prediction (SPEC §2); simulated = the discrete-event run (SPEC §6)")
+    page.table(["", "model", "simulated"], summary_rows(outcome.summary()))
+    ev = outcome.result.evaluation
+    if ev is not None:
+        page.heading("Devices", "the bottleneck is highlighted; times in ms per pass")
+        bottleneck = ev.bottleneck
+        rows, classes = [], []
+        for d in ev.devices:
+            rows.append([d.name, len(d.nodes), d.compute, d.send, d.receive, d.load,
+                         f"{d.memory / 2**30:.3g} / {'∞' if d.capacity == float('inf') else f'{d.capacity / 2**30:.3g}'} GiB",
+                         d.contiguous])
+            classes.append("mark" if d is bottleneck and d.load > 0 else "")
+        page.table(["device", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows, classes)
+        for v in ev.violations:
+            page.text(f"violation: {v}")
+    page.image(images.get("loads", Path()), "per-device loads")
+    sim = outcome.simulation
+    if sim is not None:
+        page.heading("Simulation", f"{sim.schedule} schedule, {sim.comm} communication, {sim.microbatches} microbatches")
+        page.table(
+            ["device", "stage", "pred. load", "sim. load", "compute", "comm", "idle", "utilisation", "peak in flight"],
+            [[d.device, d.stage, d.predicted_load, d.simulated_load, d.compute, d.comm, d.idle, _pct(d.utilisation),
+              d.peak_in_flight] for d in sim.measurements.devices],
+        )
+        page.image(images.get("gantt", Path()), "Gantt chart of the first microbatches")
+        for note in sim.measurements.assumptions:
+            page.text(f"assumed: {note}")
+    page.heading("Scenario", "as run, after --set overrides")
+    page.code(yaml.safe_dump(s.data, sort_keys=False))
+    return page
+
+
+#: Sweep table columns: (header, summary key).
+SWEEP_COLUMNS = (
+    ("status", "status"),
+    ("pred. ms/pass", "predicted_time_per_sample"),
+    ("sim. ms/pass", "simulated_time_per_sample"),
+    ("samples/s", "simulated_throughput"),
+    ("latency ms", "latency"),
+    ("bottleneck", "bottleneck"),
+    ("bubble", "bubble_fraction"),
+    ("cost/M samples", "cost_per_million_samples"),
+)
+
+
+def sweep_cells(row: dict) -> list[str]:
+    """A sweep row's cells for :data:`SWEEP_COLUMNS` (fractions as percentages)."""
+    return [_pct(row.get(key)) if key == "bubble_fraction" else fmt(row.get(key), 5) for _, key in SWEEP_COLUMNS]
+
+
+def sweep_page(title: str, records: Sequence[dict], varied: Sequence[str], plot: Path | None) -> Page:
+    page = Page(f"pipesim sweep: {title}", f"{len(records)} points over {', '.join(varied)}")
+    if plot is not None:
+        page.image(plot, "sweep plot")
+    page.heading("Points")
+    headers = [v.rsplit(".", 1)[-1] if len(v) > 24 else v for v in varied] + [h for h, _ in SWEEP_COLUMNS] + ["error"]
+    rows, classes = [], []
+    for r in records:
+        rows.append([r["params"][v] for v in varied] + sweep_cells(r) + [r.get("error") or ""])
+        classes.append("bad" if r.get("status") != "ok" else "")
+    page.table(headers, rows, classes)
+    return page

@@ -1,0 +1,110 @@
+"""PNG plots of a run and of a sweep (matplotlib, Agg: files only, no display).
+
+* :func:`loads_plot` — one bar per device, in pipeline order: the predicted load split into
+  compute, send and receive (SPEC §2), the simulated busy time per sample
+  beside it as a marker, and the max-load as a line, so the bottleneck and any
+  disagreement with the simulation are seen at a glance.
+* :func:`sweep_plot` — throughput (and cost per million samples, when prices
+  are given) against the first varied parameter, one line per combination of
+  the others; failed points are left out and counted in the title.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from placement.evaluate import SplitEvaluation
+from pipesim.simulate import SimulationResult
+
+__all__ = ["loads_plot", "sweep_plot"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loads_plot(evaluation: SplitEvaluation, simulation: SimulationResult | None, path: str | Path, title: str) -> None:
+    plt = _pyplot()
+    devices = [d for d in evaluation.devices if d.nodes]
+    if evaluation.stage_order:  # bars in pipeline order, first stage on the left
+        rank = {name: i for i, name in enumerate(evaluation.stage_order)}
+        devices.sort(key=lambda d: rank.get(d.name, len(rank)))
+    names = [d.name for d in devices]
+    xs = range(len(devices))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(devices) + 2), 4.2))
+    bottom = [0.0] * len(devices)
+    for label, values, colour in (
+        ("compute", [d.compute for d in devices], "#4c72b0"),
+        ("send", [d.send for d in devices], "#dd8452"),
+        ("receive", [d.receive for d in devices], "#55a868"),
+    ):
+        ax.bar(xs, values, bottom=bottom, label=label, color=colour, width=0.6)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    if simulation is not None:
+        simulated = {d.device: d.simulated_load for d in simulation.measurements.devices}
+        ax.scatter(xs, [simulated.get(n, 0.0) for n in names], marker="D", color="black", zorder=3,
+                   label="simulated busy / pass")
+    ax.axhline(evaluation.max_load, color="red", linestyle="--", linewidth=1, label=f"max-load {evaluation.max_load:.4g}")
+    ax.set_ylim(0, 1.1 * max([evaluation.max_load, *bottom]) or 1.0)  # room above the max-load line and markers
+    ax.set_xticks(list(xs), names, rotation=30, ha="right")
+    ax.set_ylabel("time per pass (ms)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _label(value: Any) -> str:
+    return str(value)
+
+
+def sweep_plot(records: Sequence[dict], varied: Sequence[str], path: str | Path, title: str) -> None:
+    """``records``: sweep rows with ``params`` (path -> value), ``status`` and the summary fields."""
+    plt = _pyplot()
+    ok = [r for r in records if r.get("status") == "ok"]
+    failed = len(records) - len(ok)
+    with_cost = any(r.get("cost_per_million_samples") is not None for r in ok)
+    panels = 2 if with_cost else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.4), squeeze=False)
+    x_param, others = varied[0], list(varied[1:])
+    x_values = list(dict.fromkeys(r["params"][x_param] for r in records))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x_values)
+    # lines in the order the grid gives the values (not sorted as text: "16GB/s" < "4GB/s")
+    groups = list(dict.fromkeys(tuple(_label(r["params"][o]) for o in others) for r in records)) or [()]
+    for panel, (key, ylabel) in enumerate(
+        [("simulated_throughput", "throughput (samples/s)"), ("cost_per_million_samples", "cost per million samples")][:panels]
+    ):
+        ax = axes[0][panel]
+        for group, marker in zip(groups, itertools.cycle("osD^v<>")):  # same marker per line in both panels
+            rows = [r for r in ok if tuple(_label(r["params"][o]) for o in others) == group]
+            points = []
+            for r in rows:
+                y = r.get(key) if r.get(key) is not None else r.get(key.replace("simulated", "predicted"))
+                if y is not None:
+                    x = r["params"][x_param]
+                    points.append((x if numeric else x_values.index(x), y))
+            points.sort()
+            if points:
+                label = ", ".join(f"{o.rsplit('.', 1)[-1]}={g}" for o, g in zip(others, group)) or None
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label)
+        if not numeric:
+            ax.set_xticks(range(len(x_values)), [_label(v) for v in x_values])
+        ax.set_xlabel(x_param)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=8)
+    note = f"\n({failed} failed point{'s' if failed != 1 else ''} not shown)" if failed else ""
+    fig.suptitle(title + note, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,282 @@
+"""What-if sweeps: a grid of scenario variants, each solved and simulated, resumable.
+
+Problem: "what if we had 4 accelerators instead of 8, or half the link
+bandwidth?" is a grid over scenario fields.  :func:`grid` makes the points
+(the Cartesian product of ``PATH: [values]``, in order); :func:`run_sweep`
+runs the points not yet done — in this process, on local worker processes, or
+on a Dask distributed cluster — and appends each point's row to
+``sweep.jsonl`` (and ``sweep.csv``) the moment it finishes.
+
+Guarantees:
+* **Resumable.** A point's ``key`` is its overrides as canonical JSON; points
+  whose key is already in ``sweep.jsonl`` are skipped (failed ones too, unless
+  ``retry_failed``), so an interrupted sweep picks up where it stopped and
+  loses no finished point.  A torn last line (the process was killed while
+  writing) is ignored and that point re-run.  The rows of an interrupted and
+  resumed sweep equal those of an uninterrupted one (only timings differ).
+* **Failures are data.** A point that raises is recorded with
+  ``status: "error"`` and the message; the sweep goes on.
+* Rows carry the summary of :meth:`pipesim.pipeline.Outcome.summary`; the
+  CSV has fixed columns (:data:`CSV_FIELDS`) and is rewritten from the JSONL
+  when a sweep starts, so the two never disagree about finished points.
+* One sweep at a time per folder (``sweep.lock`` holds the writer's pid; a
+  stale lock, whose process is gone, is taken over).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from placement.formats import InputError
+
+__all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", "run_sweep"]
+
+#: Summary fields copied into each row (and the CSV's columns after the parameters).
+SUMMARY_FIELDS = (
+    "status", "error", "predicted_time_per_sample", "simulated_time_per_sample", "relative_difference",
+    "predicted_throughput", "simulated_throughput", "latency", "bottleneck", "bottleneck_load", "devices_used",
+    "bubble_fraction", "mean_utilisation", "cost_per_hour", "cost_per_million_samples", "seconds", "cpu_seconds",
+)
+CSV_FIELDS = ("key",) + SUMMARY_FIELDS
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: the scenario fields it overrides."""
+
+    overrides: tuple[tuple[str, Any], ...]
+
+    @property
+    def key(self) -> str:
+        return json.dumps(dict(self.overrides), sort_keys=True)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.overrides)
+
+
+def grid(vary: Mapping[str, Sequence[Any]]) -> list[Point]:
+    """The Cartesian product of ``{path: values}`` (first path varies slowest)."""
+    paths = list(vary)
+    return [Point(tuple(zip(paths, combo))) for combo in itertools.product(*(vary[p] for p in paths))]
+
+
+def run_point(data: dict, source: str, overrides: Sequence[tuple[str, Any]]) -> dict:
+    """Validate, build, solve and simulate one point; never raises (an error is a row with ``status: error``)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    point = Point(tuple((p, v) for p, v in overrides))
+    row: dict[str, Any] = {"key": point.key, "params": point.params}
+    try:
+        from pipesim.pipeline import execute
+        from pipesim.scenario import scenario_from_data
+
+        outcome = execute(scenario_from_data(data, source, point.overrides))
+        summary = outcome.summary()
+        row.update({k: summary.get(k) for k in SUMMARY_FIELDS if k in summary})
+        row["status"] = "ok" if outcome.result.evaluation is not None else outcome.result.status
+        row["error"] = None if outcome.result.evaluation is not None else outcome.result.message
+    except Exception as exc:  # a failing point is recorded, the sweep goes on
+        row.update({k: None for k in SUMMARY_FIELDS})
+        row["status"] = "error"
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        row["traceback"] = traceback.format_exc(limit=6)
+    row["seconds"] = time.perf_counter() - started
+    row["cpu_seconds"] = time.process_time() - cpu_started  # below ``seconds`` when the machine is shared
+    return row
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a JSONL file, skipping a torn (unparseable) line."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "key" in row:
+            rows.append(row)
+    return rows
+
+
+def _csv_row(row: dict, params: Sequence[str]) -> dict:
+    out = {p: json.dumps(row["params"].get(p)) if isinstance(row["params"].get(p), (list, dict)) else row["params"].get(p)
+           for p in params}
+    out.update({k: row.get(k) for k in CSV_FIELDS})
+    return out
+
+
+@dataclass
+class SweepRun:
+    """Where a sweep writes, and what it has (``rows``: finished points, in grid order)."""
+
+    folder: Path
+    points: list[Point]
+    rows: list[dict]
+    ran: int
+    skipped: int
+
+    @property
+    def jsonl(self) -> Path:
+        return self.folder / "sweep.jsonl"
+
+    @property
+    def csv(self) -> Path:
+        return self.folder / "sweep.csv"
+
+
+class _Writer:
+    """Appends each finished row to the JSONL and the CSV, flushing at once."""
+
+    def __init__(self, folder: Path, params: Sequence[str], done: Iterable[dict]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.params = list(params)
+        self.jsonl = (folder / "sweep.jsonl").open("a", encoding="utf-8")
+        self.csv_file = (folder / "sweep.csv").open("w", newline="", encoding="utf-8")
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=self.params + list(CSV_FIELDS), extrasaction="ignore")
+        self.csv.writeheader()
+        for row in done:
+            self.csv.writerow(_csv_row(row, self.params))
+        self.csv_file.flush()
+
+    def write(self, row: dict) -> None:
+        self.jsonl.write(json.dumps(row, sort_keys=True) + "\n")
+        self.jsonl.flush()
+        self.csv.writerow(_csv_row(row, self.params))
+        self.csv_file.flush()
+
+    def close(self) -> None:
+        self.jsonl.close()
+        self.csv_file.close()
+
+
+def _repair_torn_line(path: Path) -> None:
+    """Drop a partial last line so that appended rows start on a line of their own."""
+    if path.is_file() and path.stat().st_size:
+        text = path.read_text()
+        if not text.endswith("\n"):
+            path.write_text(text[: text.rfind("\n") + 1])
+
+
+def _take_lock(folder: Path) -> Path:
+    """``folder/sweep.lock`` holding our pid: two sweeps appending to one file would duplicate points."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "sweep.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip())
+                if pid <= 0:
+                    raise ValueError(pid)
+                os.kill(pid, 0)  # raises if no such process: the lock is stale
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                pass  # the process exists (another user's)
+            raise InputError(folder, None, f"another sweep (process {pid}) is writing here; wait for it or remove {lock}")
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+    raise InputError(folder, None, f"cannot take {lock}")
+
+
+def _local(data, source, todo: list[Point], workers: int):
+    if workers <= 1:
+        for point in todo:
+            yield run_point(data, source, point.overrides)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending = {pool.submit(run_point, data, source, point.overrides) for point in todo}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _dask(data, source, todo: list[Point], address: Any):
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise InputError(None, "--dask", "needs dask's distributed package (pip install 'dask[distributed]')") from None
+    try:
+        client = address if isinstance(address, Client) else Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(None, "--dask", f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        futures = [client.submit(run_point, data, source, point.overrides, pure=False) for point in todo]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.cancel(futures)
+    finally:
+        if client is not address:
+            client.close()
+
+
+def run_sweep(
+    data: dict,
+    source: str | Path,
+    vary: Mapping[str, Sequence[Any]],
+    folder: str | Path,
+    *,
+    workers: int = 1,
+    dask: Any = None,
+    retry_failed: bool = False,
+    on_row: Callable[[dict, int, int], None] | None = None,
+) -> SweepRun:
+    """Run the points of ``vary`` not yet in ``folder/sweep.jsonl``; ``dask`` is a scheduler address or Client.
+
+    ``on_row(row, done, total)`` is called after each row is written (progress;
+    an exception from it, e.g. ``KeyboardInterrupt``, stops the sweep with
+    every finished row saved).
+    """
+    folder = Path(folder)
+    lock = _take_lock(folder)
+    try:
+        return _run_points(data, source, vary, folder, workers, dask, retry_failed, on_row)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _run_points(data, source, vary, folder: Path, workers, dask, retry_failed, on_row) -> SweepRun:
+    points = grid(vary)
+    jsonl = folder / "sweep.jsonl"
+    _repair_torn_line(jsonl)
+    keys = {p.key for p in points}
+    done = {r["key"]: r for r in read_rows(jsonl) if r["key"] in keys and (r.get("status") == "ok" or not retry_failed)}
+    todo = [p for p in points if p.key not in done]
+    writer = _Writer(folder, list(vary), done.values())
+    source = str(Path(source).resolve())  # workers may run elsewhere (Dask): no cwd-relative paths
+    runner = _dask(data, source, todo, dask) if dask is not None else _local(data, source, todo, workers)
+    ran = 0
+    try:
+        for row in runner:
+            writer.write(row)
+            done[row["key"]] = row
+            ran += 1
+            if on_row is not None:
+                on_row(row, len(done), len(points))
+    finally:
+        runner.close()
+        writer.close()
+    rows = [done[p.key] for p in points if p.key in done]
+    return SweepRun(folder, points, rows, ran, len(points) - len(todo))

@@ -26,7 +26,11 @@ Where the time goes, and what this implementation does about it:
 * a pair whose compute alone exceeds an upper bound on the optimum (the best
   split that follows one topological order, found first) can never be in the
   optimal answer, so only supersets within that compute window are visited;
-  the supersets of ``J`` are the ideals holding ``J``'s maximal elements;
+  the supersets of ``J`` are the ideals holding ``J``'s maximal elements; a
+  pair whose compute plus ``A(I) - A(J)`` (a lower bound on its
+  communication) exceeds the bound is dropped before its communication is
+  computed, and so is a state whose remaining work cannot fit in the devices
+  left;
 * per-ideal data is built with vectorised numpy; the push loop itself is one
   compiled kernel (numba), because per-ideal numpy calls on a few hundred
   candidates cost more in call overhead than in arithmetic (measured: GNMT
@@ -194,7 +198,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
 
     ``allowed`` restricts the ideals used (for the one-order upper bound).
     Returns the table ``dp`` (N, L + 1; the last column is an always-infinite
-    sentinel) and the number of ideal pairs examined.
+    sentinel) and the numbers of ideal pairs examined and costed.
     """
     N = len(p.ideals)
     shape, strides, shift = _shifts(p.counts)
@@ -228,7 +232,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     up = np.array([np.where(grid[k] < p.counts[k], np.arange(L) + strides[k], L) for k in range(p.m)])
     max_ptr, max_idx = p.maximal
     str_ptr, str_idx = p.straddling
-    pairs = 0
+    pairs = np.zeros(2, dtype=np.int64)
     step = 2048
     for start in range(0, N, step):  # chunks only to report progress
         if progress is not None:
@@ -249,7 +253,9 @@ def _push(
     max_ptr, max_idx, str_ptr, str_idx, inside, group_size, group_cost, features, alone,
     capacity, min_compute, need, up,
 ):  # pragma: no cover - compiled; exercised through solve_dp
-    """The DP's inner loop for ideals ``first..last-1`` (see :func:`_run`); returns pairs examined.
+    """The DP's inner loop for ideals ``first..last-1`` (see :func:`_run`).
+
+    Returns the number of (J, I) pairs examined and of those whose cost was computed.
 
     For a candidate ``I ⊋ J`` the cost on class K is ``compute_K(I) - compute_K(J)``
     plus the communication of ``S = I \\ J``.  A transfer group ``Y`` is paid iff
@@ -260,7 +266,8 @@ def _push(
     """
     m = capacity.shape[0]
     L = up.shape[1]
-    pairs = 0
+    examined = 0
+    costed = 0
     live = np.zeros(L, dtype=np.int64)
     cost = np.zeros(m)
     for j in range(first, last):
@@ -288,8 +295,24 @@ def _push(
                     break
             if not superset:
                 continue
+            examined += 1
             i = order[pos]
-            pairs += 1
+            # comm(I \\ J) >= A(I) - A(J) (the correction below is at least -A(J)), so
+            # features (compute + A) bound the cost from below: skip pairs over the bound.
+            # ... and so is a pair that cannot improve any target state even at that bound.
+            useful = False
+            for k in range(m):
+                lower = features[i, k] - features[j, k]
+                if lower > bound + slack:
+                    continue
+                for t in range(n_live):
+                    target = up[k, live[t]]
+                    if target < L and max(dp[j, live[t]], lower) < dp[i, target]:
+                        useful = True
+                        break
+            if not useful:
+                continue
+            costed += 1
             for k in range(m):
                 cost[k] = features[i, k] - features[j, k] + alone[j, k]
             for t in range(str_ptr[j], str_ptr[j + 1]):
@@ -313,7 +336,7 @@ def _push(
                         value = max(dp[j, n], cost[k])
                         if value < dp[i, target]:
                             dp[i, target] = value
-    return pairs
+    return examined, costed
 
 
 def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Split:
@@ -413,12 +436,13 @@ def solve_dp(
         prepared = time.perf_counter()
         stats["upper_bound"] = bound
         if math.isinf(bound):
-            value, pairs = math.inf, 0
+            value, pairs = math.inf, (0, 0)
         else:
             dp, pairs = _run(problem, bound, None, bar.stage("dp", len(ideals)))
             value = float(dp[-1, -2])
     stats.update(
-        ideal_pairs=pairs,
+        ideal_pairs=int(pairs[0]),
+        ideal_pairs_costed=int(pairs[1]),
         seconds_ideals=enumerated - started,
         seconds_prepare=prepared - enumerated,
         seconds_dp=time.perf_counter() - prepared,

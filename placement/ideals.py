@@ -7,10 +7,10 @@ exactly the differences ``I \\ J`` of nested ideals.
 Ideals are produced level by level (level ``t`` holds the ideals with ``t``
 nodes), so any ideal comes after all of its proper sub-ideals: the order the
 DP needs.  Each level is computed at once with numpy: a node ``v`` can join
-ideal ``I`` when none of its predecessors is missing from ``I``, which is a
-matrix product of "missing" indicators and the predecessor matrix.  Ideals are
+ideal ``I`` when none of its predecessors is missing from ``I``.  Ideals are
 stored as rows of packed bits (``uint64`` words), which also makes subset tests
-over many ideals a few vector operations.
+over many ideals a few vector operations.  The count of missing predecessors
+of every node is carried from an ideal to the ideals grown from it.
 """
 
 from __future__ import annotations
@@ -92,24 +92,26 @@ def enumerate_ideals(
     Raises :class:`IdealLimitError` (with the count reached) past ``limit``.
     ``progress(level, count)`` is called after each level.
     """
-    pred = np.zeros((n, n), dtype=np.float32)  # pred[u, v] = 1 iff u -> v
+    successor = np.zeros((n, n), dtype=np.int32)  # successor[u, v] = 1 iff u -> v
     for v, ps in enumerate(predecessors):
-        for u in ps:
-            pred[u, v] = 1.0
+        for u in set(ps):
+            successor[u, v] = 1
     level = np.zeros((1, n), dtype=bool)
+    missing = successor.sum(axis=0, dtype=np.int32)[None, :]  # predecessors of v not in the ideal
     levels = [pack(level)]
     parents, added = [np.zeros(1, np.int64)], [np.full(1, -1, np.int64)]
     count = 1
     for size in range(1, n + 1):
-        missing = (~level).astype(np.float32) @ pred  # predecessors of v missing from I
         rows, cols = np.nonzero((missing == 0) & ~level)
         if len(rows) == 0:
             break
         grown = level[rows]
         grown[np.arange(len(rows)), cols] = True
         packed, first = np.unique(pack(grown), axis=0, return_index=True)
-        parents.append(count - len(levels[-1]) + rows[first])
-        added.append(cols[first])
+        rows, cols = rows[first], cols[first]
+        parents.append(count - len(levels[-1]) + rows)
+        added.append(cols)
+        level, missing = grown[first], missing[rows] - successor[cols]
         count += len(packed)
         if count > limit:
             raise IdealLimitError(
@@ -117,7 +119,6 @@ def enumerate_ideals(
                 "raise the limit, or fuse nodes (e.g. --fuse-layers)"
             )
         levels.append(packed)
-        level = unpack(packed, n)
         if progress is not None:
             progress(size, count)
     bits = np.concatenate(levels)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
@@ -47,7 +47,7 @@ from placement.evaluate import SplitEvaluation, evaluate
 from placement.formats import InputError, split_to_json
 from placement.graph import Graph
 from placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
-from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT
+from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT, SolverResult
 from placement.split import Split, complete_split
 from placement.workload import Workload
 
@@ -114,38 +114,21 @@ class LatencyEvaluation:
 
 
 @dataclass
-class LatencyResult:
+class LatencyResult(SolverResult):
     """A latency solver's answer (the latency twin of :class:`placement.result.PlacementResult`)."""
 
-    method: str
-    status: str
-    schedule: LatencyEvaluation | None
-    bound: float | None = None
-    seconds: float = 0.0
-    stats: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
+    schedule: LatencyEvaluation | None = None
 
     @property
     def latency(self) -> float:
         return self.schedule.latency if self.schedule is not None else math.inf
 
     @property
-    def gap(self) -> float | None:
-        if self.bound is None or self.schedule is None:
-            return None
-        return 0.0 if self.latency == 0 else max(0.0, (self.latency - self.bound) / self.latency)
+    def objective(self) -> float:
+        return self.latency
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "method": self.method,
-            "status": self.status,
-            "latency": None if self.schedule is None else self.latency,
-            "bound": self.bound,
-            "gap": self.gap,
-            "seconds": self.seconds,
-            "message": self.message,
-            "stats": self.stats,
-        }
+        out: dict[str, Any] = {"latency": None if self.schedule is None else self.latency, **super().to_dict()}
         if self.schedule is not None:
             out["feasible"] = self.schedule.feasible
             out["violations"] = list(self.schedule.evaluation.violations)

@@ -53,7 +53,6 @@ import networkx as nx
 import pulp
 
 from placement.evaluate import SplitEvaluation, evaluate
-from placement.graph import Graph
 from placement.latency import greedy_split
 from placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
 from placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult

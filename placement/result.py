@@ -15,7 +15,7 @@ from typing import Any
 from placement.evaluate import SplitEvaluation
 from placement.formats import split_to_json
 
-__all__ = ["OPTIMAL", "FEASIBLE", "INFEASIBLE", "TIME_LIMIT", "PlacementResult"]
+__all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "TIME_LIMIT", "PlacementResult", "SolverResult"]
 
 OPTIMAL = "optimal"        # proven optimal (within the solver's gap for MILPs)
 FEASIBLE = "feasible"      # a valid split with no optimality claim (heuristics)
@@ -24,46 +24,66 @@ INFEASIBLE = "infeasible"  # proven that no split satisfies the constraints
 
 
 @dataclass
-class PlacementResult:
-    """A solver's answer: the split, its evaluation, and how it was obtained.
+class SolverResult:
+    """What every solver reports besides its answer: status, proven bound, time.
 
-    ``bound`` is a proven lower bound on the optimum of the solver's problem
-    (equal to the max-load when ``status`` is optimal), ``None`` if unknown.
-    ``evaluation`` is ``None`` only when no split was found.
+    Subclasses say what the objective is (:attr:`objective`, ``inf`` when no
+    answer was found) and add it to :meth:`to_dict` under its own name.
     """
 
     method: str
     status: str
-    evaluation: SplitEvaluation | None
-    bound: float | None = None
-    seconds: float = 0.0
-    stats: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
+    bound: float | None = field(default=None, kw_only=True)
+    seconds: float = field(default=0.0, kw_only=True)
+    stats: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    message: str = field(default="", kw_only=True)
 
     @property
-    def max_load(self) -> float:
-        return self.evaluation.max_load if self.evaluation is not None else math.inf
+    def objective(self) -> float:
+        raise NotImplementedError
 
     @property
     def gap(self) -> float | None:
-        """Relative gap ``(max_load - bound) / max_load``; 0 when proven optimal."""
-        if self.bound is None or self.evaluation is None:
+        """Relative gap ``(objective - bound) / objective``; 0 when proven optimal."""
+        if self.bound is None or math.isinf(self.objective):
             return None
-        if self.max_load == 0:
+        if self.objective == 0:
             return 0.0
-        return max(0.0, (self.max_load - self.bound) / self.max_load)
+        return max(0.0, (self.objective - self.bound) / self.objective)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "method": self.method,
             "status": self.status,
-            "max_load": None if self.evaluation is None else self.max_load,
             "bound": self.bound,
             "gap": self.gap,
             "seconds": self.seconds,
             "message": self.message,
             "stats": self.stats,
         }
+
+
+@dataclass
+class PlacementResult(SolverResult):
+    """A throughput solver's answer: the split, its evaluation, and how it was obtained.
+
+    ``bound`` is a proven lower bound on the optimum of the solver's problem
+    (equal to the max-load when ``status`` is optimal), ``None`` if unknown.
+    ``evaluation`` is ``None`` only when no split was found.
+    """
+
+    evaluation: SplitEvaluation | None = None
+
+    @property
+    def max_load(self) -> float:
+        return self.evaluation.max_load if self.evaluation is not None else math.inf
+
+    @property
+    def objective(self) -> float:
+        return self.max_load
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"max_load": None if self.evaluation is None else self.max_load, **super().to_dict()}
         if self.evaluation is not None:
             out["evaluation"] = self.evaluation.to_dict()
             out["split"] = split_to_json(self.evaluation)

@@ -41,7 +41,6 @@ def test_dp_equals_exhaustive_search_training_more_devices(workload):
 def heterogeneous(draw):
     """Three device classes with their own times, transfers, memory and counts."""
     n = draw(st.integers(1, 5))
-    classes = ["a100", "v100", "cpu"]
     edges = [(i, j) for j in range(n) for i in range(j) if draw(st.booleans())]
     nodes = []
     for i in range(n):

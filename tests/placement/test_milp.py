@@ -8,7 +8,7 @@ import math
 import pytest
 from hypothesis import given, settings
 
-from placement.devices import ACCELERATOR, CPU, DeviceClass, paper_devices
+from placement.devices import CPU, DeviceClass, paper_devices
 from placement.evaluate import evaluate
 from placement.graph import Edge, Graph, Node
 from placement.milp import solve_ip

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from hardware.devices import dtype_bytes
 from pipesim.workloads.kernels import elementwise, matmul
-from pipesim.workloads.opgraph import Kernel, ModelSpecError, Op, OpGraph
+from pipesim.workloads.opgraph import require_positive_ints, Kernel, ModelSpecError, Op, OpGraph
 
 __all__ = ["GNMTConfig", "gnmt"]
 
@@ -39,10 +39,7 @@ class GNMTConfig:
     dtype: str = "fp16"
 
     def __post_init__(self) -> None:
-        for name in ("layers", "hidden", "vocab", "seq", "batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelSpecError(f"{name}: must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("layers", "hidden", "vocab", "seq", "batch"))
         if self.layers < 2:
             raise ModelSpecError(f"layers: GNMT needs at least 2 layers, got {self.layers}")
         dtype_bytes(self.dtype)

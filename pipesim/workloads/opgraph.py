@@ -24,11 +24,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
-__all__ = ["Kernel", "ModelSpecError", "Op", "OpGraph"]
+__all__ = ["Kernel", "ModelSpecError", "Op", "OpGraph", "require_positive_ints"]
 
 
 class ModelSpecError(ValueError):
     """A model generator was given parameters that describe no valid model."""
+
+
+def require_positive_ints(config: object, names: Iterable[str]) -> None:
+    """Raise :class:`ModelSpecError` naming the first of ``names`` that is not a positive integer."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelSpecError(f"{name}: must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from hardware.devices import dtype_bytes
 from pipesim.workloads.kernels import elementwise, matmul
-from pipesim.workloads.opgraph import ModelSpecError, Op, OpGraph
+from pipesim.workloads.opgraph import require_positive_ints, ModelSpecError, Op, OpGraph
 
 __all__ = ["SIZES", "TransformerConfig", "transformer"]
 
@@ -44,10 +44,7 @@ class TransformerConfig:
     dtype: str = "fp16"
 
     def __post_init__(self) -> None:
-        for name in ("layers", "hidden", "heads", "seq", "batch", "vocab", "max_positions"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelSpecError(f"{name}: must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("layers", "hidden", "heads", "seq", "batch", "vocab", "max_positions"))
         if self.hidden % self.heads:
             raise ModelSpecError(f"hidden: {self.hidden} is not divisible by heads ({self.heads})")
         if self.seq > self.max_positions:

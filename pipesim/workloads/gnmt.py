@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from hardware.devices import dtype_bytes
 from pipesim.workloads.kernels import elementwise, matmul
-from pipesim.workloads.opgraph import require_positive_ints, Kernel, ModelSpecError, Op, OpGraph
+from pipesim.workloads.opgraph import Kernel, ModelSpecError, Op, OpGraph, require_positive_ints
 
 __all__ = ["GNMTConfig", "gnmt"]
 

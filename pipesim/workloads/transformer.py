@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from hardware.devices import dtype_bytes
 from pipesim.workloads.kernels import elementwise, matmul
-from pipesim.workloads.opgraph import require_positive_ints, ModelSpecError, Op, OpGraph
+from pipesim.workloads.opgraph import ModelSpecError, Op, OpGraph, require_positive_ints
 
 __all__ = ["SIZES", "TransformerConfig", "transformer"]
 

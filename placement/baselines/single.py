@@ -1,0 +1,33 @@
+"""Baseline: the whole graph on one device (the paper's "one accelerator").
+
+Problem: the simplest placement a practitioner would try, and the reference
+point of every pipeline speed-up: all nodes on device 0 of one class (by
+default the workload's first class, the accelerator in the paper's files).
+
+Guarantee: the max-load is the evaluator's, i.e. the class's total compute
+time (nothing is transferred).  As in the paper's implementation
+(``dp.cpp -oneFpga``) the load is reported even when the graph does not fit
+(memory over capacity, unsupported nodes); the result is then marked
+``infeasible`` and its message names the first violation.
+
+Reference: Tarnawski et al., NeurIPS 2020, §6 (baselines); SPEC §4.
+"""
+
+from __future__ import annotations
+
+import time
+
+from placement.baselines.units import result_from_assignment
+from placement.result import PlacementResult
+from placement.workload import Workload
+
+__all__ = ["solve_single"]
+
+
+def solve_single(workload: Workload, *, device_class: str | None = None) -> PlacementResult:
+    """Place every node on device 0 of ``device_class`` (default: the first class)."""
+    started = time.perf_counter()
+    name = device_class if device_class is not None else workload.devices[0].name
+    workload.device_class(name)  # an unknown class is the caller's error: KeyError names it
+    placement = {v: (name, 0) for v in workload.graph.nodes}
+    return result_from_assignment("single", workload, placement, started, stats={"device_class": name})

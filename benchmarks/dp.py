@@ -60,12 +60,27 @@ def solve_one(path: str) -> dict:
     }
 
 
-def run_paper_dp(binary: str, path: Path) -> float | None:
-    """Seconds the paper's C++ DP takes on ``path`` (stdin input), or None if it fails."""
+def run_paper_dp(binary: str, path: Path, timeout: float, memory_gib: float) -> float | str:
+    """Seconds the paper's C++ DP takes on ``path`` (stdin input), or why it has none.
+
+    It runs under a time limit and an address-space cap: on Inception-v3 it
+    needs more than 20 GB (SPEC §8).
+    """
+    cap = int(memory_gib * 2**30)
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
     started = time.perf_counter()
-    with path.open() as f:
-        proc = subprocess.run([binary], stdin=f, capture_output=True, text=True)
-    return time.perf_counter() - started if proc.returncode == 0 else None
+    try:
+        with path.open() as f:
+            proc = subprocess.run([binary], stdin=f, capture_output=True, text=True, timeout=timeout,
+                                  preexec_fn=limit_memory)
+    except subprocess.TimeoutExpired:
+        return f"> {timeout:.0f} s"
+    if proc.returncode != 0:
+        return f"failed ({memory_gib:g} GiB cap)" if "bad_alloc" in proc.stderr else "failed"
+    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", type=Path, default=DEFAULT_DIR, help="folder of paper-format workloads")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument("--paper-dp", help="the paper's C++ DP binary, for a same-run baseline")
+    parser.add_argument("--paper-timeout", type=float, default=300, help="seconds allowed to the paper's DP")
+    parser.add_argument("--paper-memory", type=float, default=8, help="GiB allowed to the paper's DP")
     parser.add_argument("--only", nargs="*", help="workload names to run (default: all)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: solve one file, print JSON
     args = parser.parse_args(argv)
@@ -104,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['seconds']:8.2f} {row['peak_rss_mib']:9.0f} {row['peak_above_baseline_mib']:6.0f}  "
                 f"{row['max_load']:.10g}")
         if args.paper_dp:
-            paper = run_paper_dp(args.paper_dp, path)
+            paper = run_paper_dp(args.paper_dp, path, args.paper_timeout, args.paper_memory)
             row["paper_seconds"] = paper
-            line += f"  {paper:11.2f}  {paper / row['seconds']:7.1f}x" if paper else "  failed"
+            if isinstance(paper, float):
+                line += f"  {paper:11.2f}  {paper / row['seconds']:7.1f}x"
+            else:
+                line += f"  {paper:>11}"
         elif path.stem in PAPER_SECONDS and path.parent.name == "LayerGraphs":
             line += f"   (SPEC §8: paper C++ {PAPER_SECONDS[path.stem]:.0f} s, {PAPER_SECONDS[path.stem] / row['seconds']:.1f}x)"
         print(line, flush=True)

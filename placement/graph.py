@@ -118,11 +118,8 @@ class Graph:
         self.dag = nx.DiGraph()
         self.dag.add_nodes_from(self.nodes)
         self.dag.add_edges_from((e.source, e.dest) for e in self.edges)
-        try:
+        if not nx.is_directed_acyclic_graph(self.dag):  # fast; find_cycle only to name the cycle
             cycle = nx.find_cycle(self.dag)
-        except nx.NetworkXNoCycle:
-            cycle = None
-        if cycle:
             path = " -> ".join(str(u) for u, _ in cycle) + f" -> {cycle[0][0]}"
             raise GraphError(f"graph has a cycle: {path}")
 

@@ -87,6 +87,7 @@ class _Problem:
     group_cost: np.ndarray      # (G, m) transfer cost of each group per class
     min_compute: np.ndarray     # (N,) per-ideal compute, each node on its cheapest class
     slowdown: np.ndarray        # (m,) ρ_K: compute_K(S) >= ρ_K * min_compute(S) for every S
+    lower_bound: float = 0.0    # no split has a smaller max-load (see _lower_bound)
 
     @property
     def m(self) -> int:
@@ -143,7 +144,7 @@ def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: I
         grown = is_max[ideals.parent[level]] & ~is_pred[ideals.added[level]]
         grown[np.arange(len(grown)), ideals.added[level]] = True
         is_max[level] = grown
-    return _Problem(
+    problem = _Problem(
         classes=classes,
         counts=tuple(dc.count for dc in usable),
         capacity=np.array([dc.memory for dc in usable]),
@@ -159,6 +160,8 @@ def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: I
         min_compute=min_compute,
         slowdown=_slowdown(time_, unsupported, cheapest_time(time_, unsupported)),
     )
+    problem.lower_bound = _lower_bound(problem, time_, memory, unsupported)
+    return problem
 
 
 def cheapest_time(time_: np.ndarray, unsupported: np.ndarray) -> np.ndarray:
@@ -301,10 +304,13 @@ def _push(
             # features (compute + A) bound the cost from below: skip pairs over the bound.
             # ... and so is a pair that cannot improve any target state even at that bound.
             useful = False
+            memory = features[i, m] - features[j, m]
             for k in range(m):
                 lower = features[i, k] - features[j, k]
-                if lower > bound + slack:
+                if lower > bound + slack or memory > capacity[k] * (1 + 1e-12):
                     continue
+                if features[i, m + 1 + k] - features[j, m + 1 + k] > 0.5:
+                    continue  # a node of the pair cannot run on class k
                 for t in range(n_live):
                     target = up[k, live[t]]
                     if target < L and max(dp[j, live[t]], lower) < dp[i, target]:
@@ -324,7 +330,6 @@ def _push(
                 elif count == inside[j, g]:
                     for k in range(m):
                         cost[k] -= group_cost[g, k]
-            memory = features[i, m] - features[j, m]
             for k in range(m):
                 if memory > capacity[k] * (1 + 1e-12) or features[i, m + 1 + k] - features[j, m + 1 + k] > 0.5:
                     cost[k] = np.inf
@@ -379,21 +384,57 @@ def _one_order_ideals(p: _Problem, contracted: ContractedGraph) -> np.ndarray:
     return np.array([row.tobytes() in prefixes for row in p.ideals.bits])
 
 
-def _upper_bound(p: _Problem, contracted: ContractedGraph) -> float:
-    """A max-load some contiguous split achieves, or ``inf`` if none exists.
+def _upper_bound(p: _Problem, contracted: ContractedGraph) -> tuple[float, np.ndarray | None]:
+    """A max-load some contiguous split achieves (``inf`` if none exists), with its DP table.
 
-    First the best split along one topological order (cheap: ``n + 1`` ideals).
-    If that is infeasible (memory can bind), grow a compute window until a run
-    finds a split: any value found is achieved by a real split.
+    First the best split along one topological order (cheap: ``n + 1`` ideals);
+    its table is returned so that, when it meets :func:`_lower_bound`, the split
+    can be read from it directly.  If that is infeasible (memory can bind),
+    grow a compute window until a run finds a split: any value found is
+    achieved by a real split.
     """
     one_order = _one_order_ideals(p, contracted)
-    bound = float(_run(p, math.inf, one_order)[0][-1, -2])
+    table = _run(p, math.inf, one_order)[0]
+    bound = float(table[-1, -2])
+    if not math.isinf(bound):
+        return bound, table
     total = float(p.min_compute[-1])
     window = max(total / max(1, sum(p.counts)), 1e-12)
     while math.isinf(bound) and window <= 4 * total:
         bound = float(_run(p, window)[0][-1, -2])
         window *= 4
-    return bound if not math.isinf(bound) else float(_run(p, math.inf)[0][-1, -2])
+    return (bound if not math.isinf(bound) else float(_run(p, math.inf)[0][-1, -2])), None
+
+
+def _lower_bound(p: _Problem, time_: np.ndarray, memory: np.ndarray, unsupported: np.ndarray) -> float:
+    """A max-load no split can beat, the largest of three relaxations:
+
+    * the heaviest super-node on its best class (where it is supported and fits);
+    * all cheapest-class work spread over all devices at their best rates (ρ_K);
+    * memory: the bytes that cannot fit on the finite-memory devices go to the
+      unlimited ones, at the least time per byte (a fractional knapsack),
+      spread over those devices.
+    """
+    fits = (unsupported == 0) & (memory[:, None] <= p.capacity[None, :])
+    alone = np.where(fits, time_, np.inf).min(axis=1, initial=np.inf)
+    capacity = float(np.sum(np.array(p.counts) / p.slowdown))
+    spread = float(p.min_compute[-1]) / capacity if capacity > 0 else math.inf
+    bound = max(float(alone.max(initial=0.0)), spread)
+    unlimited = np.isinf(p.capacity)
+    finite_bytes = float(np.sum(np.array(p.counts)[~unlimited] * p.capacity[~unlimited]))
+    overflow = float(memory.sum()) - finite_bytes
+    if overflow > 0 and unlimited.any():
+        host_time = np.where(unsupported[:, unlimited] > 0, np.inf, time_[:, unlimited]).min(axis=1)
+        heavy = memory > 0
+        per_byte = host_time[heavy] / memory[heavy]
+        order = np.argsort(per_byte)
+        taken = np.cumsum(memory[heavy][order])
+        last = int(np.searchsorted(taken, overflow))
+        if last < len(order):
+            before = float(taken[last - 1]) if last > 0 else 0.0
+            work = float(host_time[heavy][order][:last].sum()) + per_byte[order][last] * (overflow - before)
+            bound = max(bound, work / float(np.sum(np.array(p.counts)[unlimited])))
+    return bound
 
 
 def solve_dp(
@@ -432,11 +473,14 @@ def solve_dp(
         problem = _build_problem(graph, devices, contracted, ideals)
         if not problem.classes:
             return PlacementResult(method, INFEASIBLE, None, stats=stats, message="the system has no devices")
-        bound = _upper_bound(problem, contracted)
+        bound, one_order_table = _upper_bound(problem, contracted)
         prepared = time.perf_counter()
-        stats["upper_bound"] = bound
+        stats.update(upper_bound=bound, lower_bound=problem.lower_bound)
         if math.isinf(bound):
             value, pairs = math.inf, (0, 0)
+        elif one_order_table is not None and bound <= problem.lower_bound * (1 + 1e-12):
+            dp, pairs = one_order_table, (0, 0)  # the one-order split meets the lower bound: optimal
+            value = bound
         else:
             dp, pairs = _run(problem, bound, None, bar.stage("dp", len(ideals)))
             value = float(dp[-1, -2])

@@ -147,3 +147,13 @@ def test_exact_merging_loses_nothing_on_paper_graphs(shared_workloads, name):
             for k in (1, 3, 6) for c in (0, 2)]
     assert all(a >= b - 1e-9 for a, b in zip(more[::2], more[1::2]))  # a CPU core never hurts
     assert more[0] >= more[2] >= more[4]
+
+
+def test_a_one_order_split_meeting_the_lower_bound_skips_the_full_dp():
+    # one node dominates and transfers cost nothing: the best split along the topological
+    # order already meets the lower bound, so it is optimal without the full DP
+    g = Graph([node(0, 9.0, transfer=0.0), node(1, 1.0, transfer=0.0), node(2, 1.0)], [Edge(0, 1), Edge(1, 2)])
+    result = solve_dp(Workload(g, paper_devices(3, 0, math.inf)))
+    assert result.status == OPTIMAL and result.max_load == pytest.approx(9.0)
+    assert result.stats["lower_bound"] == pytest.approx(9.0) and result.stats["ideal_pairs"] == 0
+    assert result.evaluation.feasible and result.evaluation.contiguous

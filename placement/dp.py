@@ -75,6 +75,7 @@ class _Problem:
 
     classes: list[str]          # device classes with at least one device
     counts: tuple[int, ...]     # devices per class
+    grid: _DeviceGrid           # the device-count vectors the DP table is indexed by
     capacity: np.ndarray        # (m,) memory per device of each class
     ideals: Ideals
     member: np.ndarray          # (N, n) bool: super-node v in ideal I
@@ -125,7 +126,8 @@ def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: I
     group_size = group_member.sum(axis=1)
 
     # Per-ideal sums, accumulated from each ideal's parent (no ideal x node matmuls).
-    per_node = np.hstack([time_, memory[:, None], unsupported, cheapest_time(time_, unsupported)[:, None]])
+    cheapest = _cheapest_time(time_, unsupported)
+    per_node = np.hstack([time_, memory[:, None], unsupported, cheapest[:, None]])
     sums = ideals.accumulate(per_node)
     compute, mem, uns, min_compute = sums[:, :m], sums[:, m], sums[:, m + 1 : 2 * m + 1], sums[:, -1]
     inside = ideals.accumulate(group_member.T.astype(np.int32))
@@ -147,6 +149,7 @@ def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: I
     problem = _Problem(
         classes=classes,
         counts=tuple(dc.count for dc in usable),
+        grid=_DeviceGrid.of(tuple(dc.count for dc in usable)),
         capacity=np.array([dc.memory for dc in usable]),
         ideals=ideals,
         member=member,
@@ -158,13 +161,13 @@ def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: I
         group_size=group_size.astype(np.int32),
         group_cost=group_cost,
         min_compute=min_compute,
-        slowdown=_slowdown(time_, unsupported, cheapest_time(time_, unsupported)),
+        slowdown=_slowdown(time_, unsupported, cheapest),
     )
     problem.lower_bound = _lower_bound(problem, time_, memory, unsupported)
     return problem
 
 
-def cheapest_time(time_: np.ndarray, unsupported: np.ndarray) -> np.ndarray:
+def _cheapest_time(time_: np.ndarray, unsupported: np.ndarray) -> np.ndarray:
     """Each super-node's time on the cheapest class that supports it (0 if none does)."""
     best = np.where(unsupported > 0, np.inf, time_).min(axis=1, initial=np.inf)
     return np.where(np.isinf(best), 0.0, best)
@@ -179,14 +182,35 @@ def _slowdown(time_: np.ndarray, unsupported: np.ndarray, cheapest: np.ndarray) 
     return np.maximum(ratio.min(axis=0), 1.0)
 
 
-def _shifts(counts: tuple[int, ...]) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
-    """Grid of device-count vectors, flattened: (shape, strides, shift[k][n] = n - e_k or L)."""
-    shape = tuple(c + 1 for c in counts)
-    L = int(np.prod(shape))
-    grid = np.indices(shape).reshape(len(shape), -1)
-    strides = np.array([int(np.prod(shape[k + 1 :])) for k in range(len(shape))])
-    shift = np.array([np.where(grid[k] > 0, np.arange(L) - strides[k], L) for k in range(len(shape))])
-    return shape, strides, shift
+@dataclass(frozen=True)
+class _DeviceGrid:
+    """Device-count vectors ``n`` (0..count per class), flattened to indices ``0..L-1``.
+
+    ``down[k][n]`` is the index of ``n - e_k`` and ``up[k][n]`` that of
+    ``n + e_k``; both are ``L`` (an always-infinite DP column) where the move
+    leaves the grid.
+    """
+
+    counts: tuple[int, ...]
+    strides: np.ndarray
+    vectors: np.ndarray  # (m, L): vectors[k][n] = n_k
+    down: np.ndarray
+    up: np.ndarray
+
+    @classmethod
+    def of(cls, counts: tuple[int, ...]) -> "_DeviceGrid":
+        shape = tuple(c + 1 for c in counts)
+        L = int(np.prod(shape))
+        vectors = np.indices(shape).reshape(len(shape), L)
+        strides = np.array([int(np.prod(shape[k + 1 :])) for k in range(len(shape))])
+        flat = np.arange(L)
+        down = np.array([np.where(vectors[k] > 0, flat - strides[k], L) for k in range(len(shape))], int).reshape(-1, L)
+        up = np.array([np.where(vectors[k] < counts[k], flat + strides[k], L) for k in range(len(shape))], int).reshape(-1, L)
+        return cls(counts, strides, vectors, down, up)
+
+    @property
+    def size(self) -> int:
+        return self.vectors.shape[1]
 
 
 def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,8 +228,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     sentinel) and the numbers of ideal pairs examined and costed.
     """
     N = len(p.ideals)
-    shape, strides, shift = _shifts(p.counts)
-    L = shift.shape[1]
+    L = p.grid.size
     dp = np.full((N, L + 1), np.inf)
     dp[0, :L] = 0.0
     allowed = np.ones(N, dtype=bool) if allowed is None else allowed
@@ -224,15 +247,12 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     # A state (X, n) can lead to a split within the bound only if the rest of the graph
     # fits in the devices left: each device of class K takes at most bound/ρ_K of
     # cheapest-class compute.  need[n] is the least compute X must hold at n devices.
-    grid = np.indices(shape).reshape(p.m, -1)
     if math.isinf(upper_bound):
         need = np.full(L, -np.inf)
     else:
-        left = ((np.array(p.counts)[:, None] - grid) * (upper_bound / p.slowdown)[:, None]).sum(axis=0)
+        left = ((np.array(p.counts)[:, None] - p.grid.vectors) * (upper_bound / p.slowdown)[:, None]).sum(axis=0)
         need = total - left - slack
     need = np.append(need, np.inf)
-    # up[k][n] = flat index of n + e_k, or L when class k is used up
-    up = np.array([np.where(grid[k] < p.counts[k], np.arange(L) + strides[k], L) for k in range(p.m)])
     max_ptr, max_idx = p.maximal
     str_ptr, str_idx = p.straddling
     pairs = np.zeros(2, dtype=np.int64)
@@ -243,7 +263,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
         pairs += _push(
             start, min(N, start + step), dp, upper_bound, slack, allowed, order, key, window_hi, rows,
             p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_idx, str_ptr, str_idx, p.inside,
-            p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, up,
+            p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, p.grid.up,
         )
     if progress is not None:
         progress(N, N)
@@ -346,8 +366,7 @@ def _push(
 
 def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Split:
     """Recover an optimal split by re-finding, stage by stage, a transition that attains dp."""
-    shape, strides, shift = _shifts(p.counts)
-    i, n = len(p.ideals) - 1, int(np.prod(shape)) - 1
+    i, n = len(p.ideals) - 1, p.grid.size - 1
     stages: list[tuple[str, frozenset[int]]] = []
     while i != 0:
         target = dp[i, n]
@@ -362,14 +381,14 @@ def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Spli
         cost = diff[:, : p.m] - (p.alone[i] - p.alone[subs]) + comm
         forbidden = (diff[:, p.m : p.m + 1] > p.capacity * (1 + 1e-12)) | (diff[:, p.m + 1 :] > 0.5)
         cost[forbidden] = np.inf
-        value = np.maximum(dp[subs][:, shift[:, n]], cost)  # (nJ, m)
+        value = np.maximum(dp[subs][:, p.grid.down[:, n]], cost)  # (nJ, m)
         flat = int(np.argmin(value))
         j, k = int(subs[flat // p.m]), flat % p.m
         if not value.flat[flat] <= target * (1 + 1e-9) + 1e-12:
             raise DPError(f"cannot retrace the DP at ideal {i} (best {value.flat[flat]!r}, table {target!r})")
         supers = np.flatnonzero(p.member[i] & ~p.member[j])
         stages.append((p.classes[k], frozenset(v for s in supers for v in contracted.members[s])))
-        i, n = j, n - int(strides[k])
+        i, n = j, n - int(p.grid.strides[k])
     stages.reverse()  # pipeline order: the first stage holds the graph's inputs
     assignment: dict[str, list[frozenset[int]]] = {cls: [] for cls in p.classes}
     for cls, nodes in stages:

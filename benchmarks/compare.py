@@ -26,8 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-from placement.formats import read_paper_workload
-from pipesim.comparison import LATENCY, MAX_LOAD, METHODS, Comparison, Options, compare, rows_to_csv
+from pipesim.comparison import (
+    LATENCY,
+    MAX_LOAD,
+    METHODS,
+    Comparison,
+    Options,
+    compare,
+    rows_to_csv,
+)
+from pipesim.placement.formats import read_paper_workload
 
 PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "workloads" / "paper"
 METHODS_RUN = ("dp", "pipedream", "local_search", "partitioner", "single", "expert", "ip_noncontiguous")

@@ -35,8 +35,17 @@ def _rss_mib() -> float:
 
 def solve_one(path: str) -> dict:
     """Solve one workload in this process and return the measurements."""
-    from placement import ACCELERATOR, CPU, Edge, Graph, Node, Workload, paper_devices, read_paper_workload
-    from placement.dp import solve_dp
+    from pipesim.placement import (
+        ACCELERATOR,
+        CPU,
+        Edge,
+        Graph,
+        Node,
+        Workload,
+        paper_devices,
+        read_paper_workload,
+    )
+    from pipesim.placement.dp import solve_dp
 
     started = time.perf_counter()
     tiny = Graph([Node(0, {ACCELERATOR: 1.0, CPU: 9.0}, transfer={ACCELERATOR: 1.0}), Node(1, {ACCELERATOR: 1.0, CPU: 9.0})],

@@ -23,10 +23,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from placement.formats import read_paper_workload
-from placement.latency import solve_latency_greedy, solve_latency_ip
-from placement.milp import solve_ip
-from placement.mip_backend import SOLVERS
+from pipesim.placement.formats import read_paper_workload
+from pipesim.placement.latency import solve_latency_greedy, solve_latency_ip
+from pipesim.placement.milp import solve_ip
+from pipesim.placement.mip_backend import SOLVERS
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "workloads" / "paper"
 THROUGHPUT = ["bert24_inference", "bert24_training", "gnmt_inference", "gnmt_training"]
@@ -42,7 +42,7 @@ def throughput_rows(name: str, solvers, time_limit: float, with_dp: bool, consol
     workload = read_paper_workload(PAPER / "throughput" / "LayerGraphs" / f"{name}.json")
     start = None
     if with_dp:
-        from placement.dp import solve_dp
+        from pipesim.placement.dp import solve_dp
 
         dp = solve_dp(workload)
         start = dp.evaluation.split

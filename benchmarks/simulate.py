@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from placement.dp import solve_dp
-from placement.formats import read_paper_workload
+from pipesim.placement.dp import solve_dp
+from pipesim.placement.formats import read_paper_workload
 from pipesim.simulate import simulate
 from pipesim.simulate.program import build_program
 

@@ -14,7 +14,7 @@ inline mappings.  The built-in presets (``hardware/presets/*.yaml``) cite a
 datasheet for every value.  :func:`load_system` accepts a preset name or the
 path of a YAML file (which may use the built-in devices and links).  Unknown
 fields, missing values, bad units and unknown names raise
-:class:`~hardware.units.HardwareError` naming the field.
+:class:`~pipesim.hardware.units.HardwareError` naming the field.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from hardware.devices import Device, DeviceGroup, Link, System
-from hardware.units import BANDWIDTH, BYTES, FLOPS, TIME, HardwareError, parse
+from pipesim.hardware.devices import Device, DeviceGroup, Link, System
+from pipesim.hardware.units import BANDWIDTH, BYTES, FLOPS, TIME, HardwareError, parse
 
 __all__ = ["Catalog", "PRESETS", "builtin_catalog", "load_system", "preset_names"]
 

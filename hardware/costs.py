@@ -36,8 +36,8 @@ SC 2020 §3.1 (weights + gradients + optimizer states).
 
 from __future__ import annotations
 
-from hardware.devices import Device, Link, dtype_bytes
-from hardware.units import HardwareError
+from pipesim.hardware.devices import Device, Link, dtype_bytes
+from pipesim.hardware.units import HardwareError
 
 __all__ = [
     "BACKWARD_FACTOR",

@@ -10,8 +10,8 @@
 * A :class:`System` is a named tuple of groups (``a100x8``…).
 
 All values are in SI base units (bytes, bytes/s, FLOP/s, seconds); presets
-write them with units (:mod:`hardware.units`).  Every constructor validates
-and raises :class:`~hardware.units.HardwareError` naming the field.  This
+write them with units (:mod:`pipesim.hardware.units`).  Every constructor validates
+and raises :class:`~pipesim.hardware.units.HardwareError` naming the field.  This
 package imports nothing from ``placement`` or ``pipesim``.
 """
 
@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hardware.units import HardwareError
+from pipesim.hardware.units import HardwareError
 
 __all__ = ["ACCELERATOR_KIND", "CPU_KIND", "DTYPE_BYTES", "Device", "DeviceGroup", "Link", "System", "dtype_bytes"]
 

@@ -17,22 +17,14 @@ from __future__ import annotations
 import math
 import re
 
+from pipesim.errors import HardwareError, UnitError
+
 __all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_quantity", "parse"]
 
 BYTES, BANDWIDTH, FLOPS, TIME = "bytes", "bandwidth", "flops", "time"
 KINDS = (BYTES, BANDWIDTH, FLOPS, TIME)
 
 
-class HardwareError(ValueError):
-    """A bad hardware description or edit; the message names the field."""
-
-    def __init__(self, field: str, problem: str):
-        self.field, self.problem = field, problem
-        super().__init__(f"{field}: {problem}" if field else problem)
-
-
-class UnitError(HardwareError):
-    """A quantity that cannot be read."""
 
 
 _PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}

@@ -14,7 +14,7 @@ An edit names a device class and says what changes::
 
 Edits come from YAML/JSON mappings or from ``CLASS.FIELD=VALUE`` texts on the
 command line; bad class names, fields or values raise
-:class:`~hardware.units.HardwareError` naming them.  The same
+:class:`~pipesim.hardware.units.HardwareError` naming them.  The same
 :class:`ClassEdit` applies to workloads whose times are given rather than
 derived (``pipesim.workloads.whatif``).
 """
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from hardware.catalog import Catalog, builtin_catalog
-from hardware.devices import Link, System
-from hardware.units import HardwareError
+from pipesim.hardware.catalog import Catalog, builtin_catalog
+from pipesim.hardware.devices import Link, System
+from pipesim.hardware.units import HardwareError
 
 __all__ = ["ClassEdit", "apply_edits", "parse_assignments", "parse_edits"]
 

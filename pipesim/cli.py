@@ -11,13 +11,13 @@ import argparse
 import importlib
 import sys
 
-from hardware.units import HardwareError
-from placement.formats import InputError
-from placement.graph import GraphError
-from placement.ideals import IdealLimitError
-from placement.split import SplitError
 from pipesim import __version__
 from pipesim.commands import COMMANDS
+from pipesim.hardware.units import HardwareError
+from pipesim.placement.formats import InputError
+from pipesim.placement.graph import GraphError
+from pipesim.placement.ideals import IdealLimitError
+from pipesim.placement.split import SplitError
 
 #: Errors that mean "the user's input is wrong", not "pipesim is broken".
 USER_ERRORS: tuple[type[Exception], ...] = (InputError, GraphError, SplitError, HardwareError, IdealLimitError)

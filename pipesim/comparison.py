@@ -7,7 +7,7 @@ workload this module runs a chosen set of methods and gives one
 ratio to the optimum (the DP for max-load, the latency IP for latency),
 devices used, whether the split is contiguous, feasibility, status and solve
 time.  Every split is scored by the evaluator (max-load) or by
-:func:`placement.latency.latency_of_split` (latency).
+:func:`pipesim.placement.latency.latency_of_split` (latency).
 
 Methods are registered in :data:`METHODS` (name -> solver); a method that
 needs something absent (an expert split, a solver module not installed, a
@@ -15,7 +15,7 @@ training graph for latency) gives no row, and is reported in ``skipped``; a
 method that fails gives a row with status ``error`` and the reason, so one
 failure never hides the rest of the table.
 
-The input is a :class:`~placement.workload.Workload` plus
+The input is a :class:`~pipesim.placement.workload.Workload` plus
 :class:`Options`; how it was loaded (paper JSON now, a scenario file later)
 is the caller's business.
 """
@@ -36,13 +36,19 @@ from typing import Any
 
 from rich.table import Table
 
-from placement.baselines import solve_expert, solve_local_search, solve_partitioner, solve_pipedream, solve_single
-from placement.devices import CPU
-from placement.dp import solve_dp
-from placement.formats import InputError
-from placement.result import OPTIMAL, PlacementResult
-from placement.split import Split, SplitError
-from placement.workload import Workload
+from pipesim.placement.baselines import (
+    solve_expert,
+    solve_local_search,
+    solve_partitioner,
+    solve_pipedream,
+    solve_single,
+)
+from pipesim.placement.devices import CPU
+from pipesim.placement.dp import solve_dp
+from pipesim.placement.formats import InputError
+from pipesim.placement.result import OPTIMAL, PlacementResult
+from pipesim.placement.split import Split, SplitError
+from pipesim.placement.workload import Workload
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -104,7 +110,7 @@ class Skip(Exception):
 
 def _ip(contiguous: bool) -> Callable[[Workload, Options], PlacementResult]:
     def solve(workload: Workload, options: Options) -> PlacementResult:
-        milp = _optional("placement.milp")
+        milp = _optional("pipesim.placement.milp")
         return milp.solve_ip(workload, contiguous=contiguous, time_limit=options.time_limit)
 
     return solve
@@ -236,7 +242,7 @@ def _latency_rows(workload: Workload, comparison: Comparison, options: Options) 
     (greedy or a throughput split), so it is never worse than those.
     """
     try:
-        latency = _optional("placement.latency")
+        latency = _optional("pipesim.placement.latency")
     except Skip as exc:
         comparison.skipped[LATENCY] = str(exc)
         return

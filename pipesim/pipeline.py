@@ -6,7 +6,7 @@ latency does that give, and does the simulation agree? — so both call
 :func:`execute` and read the same :class:`Outcome`.
 
 Guarantees: the split is scored by the one evaluator (the solver's
-``evaluation``); the latency is the model's (:func:`placement.latency.
+``evaluation``); the latency is the model's (:func:`pipesim.placement.latency.
 latency_of_split`) for inference graphs, the simulated one otherwise; the
 simulated figures come from :func:`pipesim.simulate.simulate` with the
 scenario's settings.  Times are in the workloads' unit, milliseconds
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from placement.formats import InputError
-from placement.result import PlacementResult
-from placement.workload import Workload
 from pipesim.commands import solve as solve_command
 from pipesim.comparison import METHODS as BASELINE_METHODS
 from pipesim.comparison import Options
+from pipesim.placement.formats import InputError
+from pipesim.placement.result import PlacementResult
+from pipesim.placement.workload import Workload
 from pipesim.scenario import Scenario, load_scenario
 from pipesim.simulate import SimulationError, SimulationResult, simulate
 from pipesim.workloads.lower import TIME_UNIT
@@ -133,7 +133,7 @@ def _latency(workload: Workload, result: PlacementResult) -> tuple[float | None,
     if result.evaluation is None:
         return None, None
     try:
-        from placement.latency import latency_of_split
+        from pipesim.placement.latency import latency_of_split
     except ImportError as exc:  # the latency module is optional
         return None, str(exc)
     try:

@@ -29,7 +29,7 @@ without ``output.dir`` results go to ``out/<name>`` under the current
 directory.  Validation checks every section and reports **every** problem at
 once, each with its field path (``hardware.devices[1].memory: must be a
 positive size, got "-4GB"``), as one :class:`ScenarioError` (an
-:class:`~placement.formats.InputError`: exit code 2).  Quantities take human
+:class:`~pipesim.placement.formats.InputError`: exit code 2).  Quantities take human
 units (``80GB``, ``900GB/s``, ``312TFLOPS``, ``2ms``).  ``--set PATH=VALUE``
 overrides (:func:`set_path`) are applied before validation, so a sweep point
 or a test's small setting is validated like the file itself.
@@ -49,18 +49,18 @@ from typing import Any
 
 import yaml
 
-from hardware.catalog import Catalog, builtin_catalog, load_system
-from hardware.devices import DeviceGroup, System
-from hardware.units import BYTES, TIME, HardwareError, parse
-from hardware.whatif import apply_edits, parse_edits
-from placement.formats import InputError
-from placement.graph import GraphError
-from placement.workload import Workload
 from pipesim.commands import solve as solve_command
 from pipesim.commands.common import load_workload
 from pipesim.commands.graph import MODELS, build_model
 from pipesim.comparison import METHODS as BASELINE_METHODS
 from pipesim.comparison import Options
+from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
+from pipesim.hardware.devices import DeviceGroup, System
+from pipesim.hardware.units import BYTES, TIME, HardwareError, parse
+from pipesim.hardware.whatif import apply_edits, parse_edits
+from pipesim.placement.formats import InputError
+from pipesim.placement.graph import GraphError
+from pipesim.placement.workload import Workload
 from pipesim.simulate import COMM_MODES, SCHEDULES
 from pipesim.simulate.schedules import TRAINING_SCHEDULES
 from pipesim.workloads.lower import lower

@@ -4,12 +4,23 @@ The graph model, the paper's file formats, the one cost model (the evaluator)
 and the solvers: the exact DP over ideals, MILPs and the paper's baselines.
 """
 
-from placement.devices import ACCELERATOR, CPU, DeviceClass, paper_devices
-from placement.evaluate import DeviceLoad, SplitEvaluation, evaluate, is_contiguous
-from placement.formats import InputError, read_paper_workload, read_split, write_paper_workload, write_split
-from placement.graph import Edge, Graph, GraphError, Node
-from placement.split import Split, SplitError, complete_split
-from placement.workload import Workload
+from pipesim.placement.devices import ACCELERATOR, CPU, DeviceClass, paper_devices
+from pipesim.placement.evaluate import (
+    DeviceLoad,
+    SplitEvaluation,
+    evaluate,
+    is_contiguous,
+)
+from pipesim.placement.formats import (
+    InputError,
+    read_paper_workload,
+    read_split,
+    write_paper_workload,
+    write_split,
+)
+from pipesim.placement.graph import Edge, Graph, GraphError, Node
+from pipesim.placement.split import Split, SplitError, complete_split
+from pipesim.placement.workload import Workload
 
 __all__ = [
     "ACCELERATOR",

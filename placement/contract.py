@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from placement.devices import DeviceClass
-from placement.graph import Graph
+from pipesim.placement.devices import DeviceClass
+from pipesim.placement.graph import Graph
 
 __all__ = ["ContractedGraph", "contract", "MERGE_MODES"]
 

@@ -49,18 +49,19 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from placement.contract import ContractedGraph, contract
-from placement.evaluate import evaluate
-from placement.graph import Graph
-from placement.ideals import Ideals, enumerate_ideals, pack
-from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementResult
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.errors import InternalError
+from pipesim.placement.contract import ContractedGraph, contract
+from pipesim.placement.evaluate import evaluate
+from pipesim.placement.graph import Graph
+from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementResult
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 
 __all__ = ["DPError", "solve_dp"]
 
 
-class DPError(RuntimeError):
+class DPError(InternalError):
     """The DP's own value disagrees with the evaluator (a bug, never expected)."""
 
 
@@ -470,9 +471,9 @@ def solve_dp(
     """Optimal contiguous split of ``workload`` (least max-load).
 
     ``merge``, ``fuse_layers``, ``fuse`` and ``order`` are the preprocessing
-    options of :func:`placement.contract.contract` (``merge="paper"``
+    options of :func:`pipesim.placement.contract.contract` (``merge="paper"``
     reproduces the paper's inexact merging).  Raises
-    :class:`~placement.ideals.IdealLimitError` past ``ideal_limit`` ideals.
+    :class:`~pipesim.placement.ideals.IdealLimitError` past ``ideal_limit`` ideals.
     The result's max-load is the evaluator's, checked against the DP's value.
     """
     graph, devices = workload.graph, workload.devices

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from placement.devices import DeviceClass
-from placement.graph import Graph
-from placement.split import Split, SplitError, complete_split
+from pipesim.placement.devices import DeviceClass
+from pipesim.placement.graph import Graph
+from pipesim.placement.split import Split, SplitError, complete_split
 
 __all__ = ["DeviceLoad", "SplitEvaluation", "evaluate", "is_contiguous", "stage_order"]
 
@@ -146,7 +146,7 @@ def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> Spli
     """Evaluate ``split`` on ``graph`` with the given device classes.
 
     Nodes the split omits are placed with their colour class (SPEC §7).
-    Raises :class:`~placement.split.SplitError` when the split cannot be read
+    Raises :class:`~pipesim.placement.split.SplitError` when the split cannot be read
     as a placement (unknown, repeated or unplaceable nodes, unknown class).
     """
     split = complete_split(graph, split)

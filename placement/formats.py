@@ -2,7 +2,7 @@
 
 * **Paper input**: ``maxSizePerFPGA``, ``maxFPGAs``, ``maxCPUs``, ``nodes``,
   ``edges``; "FPGA" means any accelerator.  Each node becomes a
-  :class:`~placement.graph.Node` with times on the classes ``accelerator``
+  :class:`~pipesim.placement.graph.Node` with times on the classes ``accelerator``
   and ``cpu``; each edge's ``cost`` becomes the source's accelerator transfer
   time (all out-edges of a node must carry the same cost).
 * **Split**: ``{"fpgas": [{"nodes": [...]}, ...], "cpus": [...]}``; loads in
@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from placement.devices import ACCELERATOR, CPU, paper_devices
-from placement.evaluate import SplitEvaluation
-from placement.graph import Edge, Graph, GraphError, Node
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.errors import InputError
+from pipesim.placement.devices import ACCELERATOR, CPU, paper_devices
+from pipesim.placement.evaluate import SplitEvaluation
+from pipesim.placement.graph import Edge, Graph, GraphError, Node
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 
 __all__ = [
     "InputError",
@@ -39,13 +40,6 @@ __all__ = [
 ]
 
 
-class InputError(ValueError):
-    """A bad input file or argument: the message names the file and the field."""
-
-    def __init__(self, source: str | Path | None, field: str | None, problem: str):
-        self.source, self.field, self.problem = source, field, problem
-        where = ": ".join(str(part) for part in (source, field) if part)
-        super().__init__(f"{where}: {problem}" if where else problem)
 
 
 def load_json(path: str | Path) -> Any:

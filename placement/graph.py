@@ -27,11 +27,11 @@ from functools import cached_property
 
 import networkx as nx
 
+from pipesim.errors import GraphError
+
 __all__ = ["Edge", "Graph", "GraphError", "Node"]
 
 
-class GraphError(ValueError):
-    """An operator graph violates the model; the message names the culprit."""
 
 
 @dataclass(frozen=True, slots=True)

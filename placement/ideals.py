@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipesim.errors import IdealLimitError
+
 __all__ = ["IdealLimitError", "Ideals", "enumerate_ideals", "pack", "unpack"]
 
 
-class IdealLimitError(RuntimeError):
-    """More ideals than the configured limit."""
 
 
 def pack(member: np.ndarray) -> np.ndarray:

@@ -42,14 +42,20 @@ from typing import Any
 import networkx as nx
 import pulp
 
-from placement.devices import CPU
-from placement.evaluate import SplitEvaluation, evaluate
-from placement.formats import InputError, split_to_json
-from placement.graph import Graph
-from placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
-from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT, SolverResult
-from placement.split import Split, complete_split
-from placement.workload import Workload
+from pipesim.placement.devices import CPU
+from pipesim.placement.evaluate import SplitEvaluation, evaluate
+from pipesim.placement.formats import InputError, split_to_json
+from pipesim.placement.graph import Graph
+from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
+from pipesim.placement.result import (
+    FEASIBLE,
+    INFEASIBLE,
+    OPTIMAL,
+    TIME_LIMIT,
+    SolverResult,
+)
+from pipesim.placement.split import Split, complete_split
+from pipesim.placement.workload import Workload
 
 __all__ = [
     "LatencyEvaluation",
@@ -115,7 +121,7 @@ class LatencyEvaluation:
 
 @dataclass
 class LatencyResult(SolverResult):
-    """A latency solver's answer (the latency twin of :class:`placement.result.PlacementResult`)."""
+    """A latency solver's answer (the latency twin of :class:`pipesim.placement.result.PlacementResult`)."""
 
     schedule: LatencyEvaluation | None = None
 

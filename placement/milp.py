@@ -34,7 +34,7 @@ Formulation (the paper's §5 IP, generalised to device classes):
 
 Guarantee: with status ``optimal`` the split is optimal within the relative
 gap.  The reported max-load is always the evaluator's
-(:func:`placement.evaluate.evaluate`) on the extracted split: the IP's load
+(:func:`pipesim.placement.evaluate.evaluate`) on the extracted split: the IP's load
 variables are upper bounds on the true loads, so the evaluator's max-load
 never exceeds the IP objective (checked).  A warm start (e.g. the DP's split)
 is handed to the solver, and kept if the solver finds nothing better in time;
@@ -52,12 +52,12 @@ from collections.abc import Hashable
 import networkx as nx
 import pulp
 
-from placement.evaluate import SplitEvaluation, evaluate
-from placement.latency import greedy_split
-from placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
-from placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.evaluate import SplitEvaluation, evaluate
+from pipesim.placement.latency import greedy_split
+from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
+from pipesim.placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 
 __all__ = ["OBJECTIVES", "solve_ip"]
 

@@ -1,7 +1,7 @@
 """The result every solver returns (one call shape, one result type).
 
 Solvers are plain functions ``solve_xxx(workload, **options) -> PlacementResult``.
-The reported objective is always the evaluator's (:mod:`placement.evaluate`):
+The reported objective is always the evaluator's (:mod:`pipesim.placement.evaluate`):
 a solver's internal numbers (DP table entries, MILP auxiliaries) are at most
 bounds, and the solver checks that its own value agrees with the evaluator.
 """
@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from placement.evaluate import SplitEvaluation
-from placement.formats import split_to_json
+from pipesim.placement.evaluate import SplitEvaluation
+from pipesim.placement.formats import split_to_json
 
 __all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "TIME_LIMIT", "PlacementResult", "SolverResult"]
 

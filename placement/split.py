@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from placement.graph import Graph
+from pipesim.errors import SplitError
+from pipesim.placement.graph import Graph
 
 __all__ = ["Split", "SplitError", "complete_split"]
 
 
-class SplitError(ValueError):
-    """A split that cannot be evaluated at all (unknown, repeated or unplaced nodes)."""
 
 
 @dataclass(frozen=True)

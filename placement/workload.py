@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from placement.devices import DeviceClass
-from placement.graph import Graph
+from pipesim.placement.devices import DeviceClass
+from pipesim.placement.graph import Graph
 
 __all__ = ["Workload"]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from placement.devices import ACCELERATOR, CPU, paper_devices
-from placement.graph import Edge, Graph, Node
-from placement.workload import Workload
+from pipesim.placement.devices import ACCELERATOR, CPU, paper_devices
+from pipesim.placement.graph import Edge, Graph, Node
+from pipesim.placement.workload import Workload
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "workloads" / "paper"
 
@@ -95,8 +95,8 @@ def brute_force_optimum(workload) -> float:
     feasible pipeline (contiguous split): the DP's problem, solved by exhaustion."""
     import itertools
 
-    from placement.evaluate import evaluate
-    from placement.split import Split
+    from pipesim.placement.evaluate import evaluate
+    from pipesim.placement.split import Split
 
     g = workload.graph
     classes = list(g.color_classes.values())

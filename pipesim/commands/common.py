@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.console import Console
 
-from placement.formats import InputError, load_json, read_paper_workload
-from placement.workload import Workload
+from pipesim.placement.formats import InputError, load_json, read_paper_workload
+from pipesim.placement.workload import Workload
 from pipesim.workloads.native import is_native, read_native_workload
 
 # Wide enough for the device tables when output is piped (no terminal to measure).

@@ -20,10 +20,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from placement.formats import InputError
-from placement.workload import Workload
 from pipesim.commands.common import console, load_workload, positive_int, print_json
-from pipesim.comparison import DEFAULT_METHODS, LATENCY, MAX_LOAD, METHODS, Options, compare, comparison_table, rows_to_csv
+from pipesim.comparison import (
+    DEFAULT_METHODS,
+    LATENCY,
+    MAX_LOAD,
+    METHODS,
+    Options,
+    compare,
+    comparison_table,
+    rows_to_csv,
+)
+from pipesim.placement.formats import InputError
+from pipesim.placement.workload import Workload
 
 
 def _paper_json(path: Path) -> tuple[Workload, Options]:
@@ -31,7 +40,9 @@ def _paper_json(path: Path) -> tuple[Workload, Options]:
 
 
 def _scenario(path: Path) -> tuple[Workload, Options]:
-    from pipesim.pipeline import load_for_compare  # scenario files (pipesim run's format)
+    from pipesim.pipeline import (
+        load_for_compare,  # scenario files (pipesim run's format)
+    )
 
     return load_for_compare(path)
 

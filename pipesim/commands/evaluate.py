@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from placement.evaluate import evaluate
-from placement.formats import read_split
 from pipesim.commands.common import console, load_workload, print_json
+from pipesim.placement.evaluate import evaluate
+from pipesim.placement.formats import read_split
 from pipesim.report.tables import device_table
 
 

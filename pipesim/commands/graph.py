@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hardware.whatif import parse_assignments
-from placement.formats import write_paper_workload
-from placement.devices import ACCELERATOR, CPU
 from pipesim.commands.common import console, load_workload, positive_int, print_json
 from pipesim.commands.hardware import system_from_args, user_errors
+from pipesim.hardware.whatif import parse_assignments
+from pipesim.placement.devices import ACCELERATOR, CPU
+from pipesim.placement.formats import write_paper_workload
 from pipesim.workloads.export import write_workload
 from pipesim.workloads.gnmt import GNMTConfig, gnmt
 from pipesim.workloads.inception import inception_v3

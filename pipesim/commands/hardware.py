@@ -12,12 +12,19 @@ from contextlib import contextmanager
 
 from rich.table import Table
 
-from hardware.catalog import builtin_catalog, load_system
-from hardware.devices import Device, Link, System
-from hardware.units import BANDWIDTH, BYTES, FLOPS, TIME, HardwareError, format_quantity
-from hardware.whatif import apply_edits, parse_assignments
-from placement.formats import InputError
 from pipesim.commands.common import console, print_json
+from pipesim.hardware.catalog import builtin_catalog, load_system
+from pipesim.hardware.devices import Device, Link, System
+from pipesim.hardware.units import (
+    BANDWIDTH,
+    BYTES,
+    FLOPS,
+    TIME,
+    HardwareError,
+    format_quantity,
+)
+from pipesim.hardware.whatif import apply_edits, parse_assignments
+from pipesim.placement.formats import InputError
 from pipesim.workloads.opgraph import ModelSpecError
 
 

@@ -1,7 +1,7 @@
 """``pipesim solve --method ip``: the throughput integer program's options and runner.
 
 :func:`ip_options` adds the IP's options to the ``solve`` parser and
-:func:`run_ip` runs :func:`placement.milp.solve_ip` with them; ``solve`` owns
+:func:`run_ip` runs :func:`pipesim.placement.milp.solve_ip` with them; ``solve`` owns
 the device options, printing and writing.  Also the MILP options shared with
 ``pipesim latency`` (:func:`mip_options`, :func:`warm_start_split`).
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from placement.formats import InputError, read_split
-from placement.milp import OBJECTIVES, solve_ip
-from placement.mip_backend import DEFAULT_SOLVER, SOLVERS
-from placement.result import PlacementResult
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.formats import InputError, read_split
+from pipesim.placement.milp import OBJECTIVES, solve_ip
+from pipesim.placement.mip_backend import DEFAULT_SOLVER, SOLVERS
+from pipesim.placement.result import PlacementResult
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 
 
 def _non_negative(text: str) -> float:
@@ -52,8 +52,8 @@ def warm_start_split(args, workload: Workload) -> Split | None:
     if not args.warm_start:
         return None
     if args.warm_start == "dp":
-        from placement.dp import solve_dp
-        from placement.ideals import IdealLimitError
+        from pipesim.placement.dp import solve_dp
+        from pipesim.placement.ideals import IdealLimitError
 
         try:
             result = solve_dp(workload)

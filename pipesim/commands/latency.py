@@ -14,11 +14,16 @@ from pathlib import Path
 
 from rich.table import Table
 
-from placement.formats import read_split, write_split
-from placement.latency import LatencyResult, latency_of_split, solve_latency_greedy, solve_latency_ip
-from placement.result import FEASIBLE
 from pipesim.commands.common import console, load_workload, positive_int, print_json
 from pipesim.commands.ip_method import mip_options, warm_start_split
+from pipesim.placement.formats import read_split, write_split
+from pipesim.placement.latency import (
+    LatencyResult,
+    latency_of_split,
+    solve_latency_greedy,
+    solve_latency_ip,
+)
+from pipesim.placement.result import FEASIBLE
 
 
 def register(subparsers) -> None:

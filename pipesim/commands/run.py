@@ -21,10 +21,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from placement.formats import write_json, write_split
 from pipesim.commands.common import console, print_json
 from pipesim.commands.simulate import TRACE_MICROBATCHES
 from pipesim.pipeline import Outcome, execute, no_step
+from pipesim.placement.formats import write_json, write_split
 from pipesim.report.pages import run_page, summary_rows
 from pipesim.report.plots import loads_plot
 from pipesim.report.tables import device_table

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from placement.formats import InputError, read_split
 from pipesim.commands.common import console, load_workload, positive_int, print_json
+from pipesim.placement.formats import InputError, read_split
 from pipesim.simulate import COMM_MODES, SCHEDULES, SimulationError, simulate
 from pipesim.simulate.gantt import write_gantt
 from pipesim.simulate.summary import device_stats_table, summary_table

@@ -11,14 +11,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hardware.units import BYTES, UnitError, parse
-from placement.contract import MERGE_MODES
-from placement.dp import solve_dp
-from placement.formats import InputError, write_split
-from placement.result import PlacementResult
-from placement.workload import Workload
 from pipesim.commands.common import console, load_workload, print_json
 from pipesim.commands.ip_method import ip_options, run_ip
+from pipesim.hardware.units import BYTES, UnitError, parse
+from pipesim.placement.contract import MERGE_MODES
+from pipesim.placement.dp import solve_dp
+from pipesim.placement.formats import InputError, write_split
+from pipesim.placement.result import PlacementResult
+from pipesim.placement.workload import Workload
 from pipesim.report.tables import device_table
 
 

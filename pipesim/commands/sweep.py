@@ -19,9 +19,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from placement.formats import InputError
 from pipesim.commands.common import console, positive_int, print_json
 from pipesim.commands.run import add_scenario_options, progress_console
+from pipesim.placement.formats import InputError
 from pipesim.report.html import fmt
 from pipesim.report.pages import SWEEP_COLUMNS, sweep_cells, sweep_page
 from pipesim.report.plots import sweep_plot

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from placement.evaluate import SplitEvaluation
+from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.simulate import SimulationResult
 
 __all__ = ["loads_plot", "sweep_plot"]

@@ -6,8 +6,8 @@ import math
 
 from rich.table import Table
 
-from placement.evaluate import SplitEvaluation
-from placement.workload import Workload
+from pipesim.placement.evaluate import SplitEvaluation
+from pipesim.placement.workload import Workload
 
 
 def _num(x: float) -> str:

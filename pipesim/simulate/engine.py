@@ -24,14 +24,13 @@ from dataclasses import dataclass
 
 import simpy
 
+from pipesim.errors import SimulationError
 from pipesim.simulate.program import Lane, Op, Program, Task
 from pipesim.simulate.schedules import Unit
 
 __all__ = ["Run", "SimulationError", "run_program"]
 
 
-class SimulationError(RuntimeError):
-    """The schedule cannot execute this placement (its lanes deadlock)."""
 
 
 @dataclass

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from placement.devices import DeviceClass
-from placement.evaluate import SplitEvaluation
-from placement.graph import Graph
+from pipesim.placement.devices import DeviceClass
+from pipesim.placement.evaluate import SplitEvaluation
+from pipesim.placement.graph import Graph
 from pipesim.simulate.engine import Run
 from pipesim.simulate.schedules import FLUSHED
 

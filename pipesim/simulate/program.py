@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from placement.graph import Graph
-from placement.split import Split, SplitError, complete_split
+from pipesim.placement.graph import Graph
+from pipesim.placement.split import Split, SplitError, complete_split
 from pipesim.simulate.links import LinkModel
 
 __all__ = ["COMM_MODES", "Lane", "Op", "Program", "Task", "build_program"]

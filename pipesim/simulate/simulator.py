@@ -18,15 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from placement.evaluate import SplitEvaluation, evaluate
-from placement.formats import InputError
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.evaluate import SplitEvaluation, evaluate
+from pipesim.placement.formats import InputError
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 from pipesim.simulate.engine import Run, run_program
 from pipesim.simulate.links import LinkModel
 from pipesim.simulate.measure import Measurements, measure
 from pipesim.simulate.program import COMM_MODES, build_program
-from pipesim.simulate.schedules import SCHEDULES, TRAINING_SCHEDULES, default_in_flight, lane_units
+from pipesim.simulate.schedules import (
+    SCHEDULES,
+    TRAINING_SCHEDULES,
+    default_in_flight,
+    lane_units,
+)
 
 __all__ = ["SimulationResult", "simulate"]
 

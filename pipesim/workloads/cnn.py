@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hardware.devices import dtype_bytes
+from pipesim.hardware.devices import dtype_bytes
 from pipesim.workloads.kernels import conv, elementwise, matmul, movement, pool
 from pipesim.workloads.opgraph import ModelSpecError, Op, OpGraph
 

@@ -3,7 +3,7 @@
 A workload for a system with at most one accelerator class and at most one
 CPU class is also a paper-model workload (SPEC §2): :func:`as_paper` renames
 its classes to ``accelerator`` and ``cpu`` (a missing class gets count 0), so
-:func:`placement.formats.write_paper_workload` can write it and every solver,
+:func:`pipesim.placement.formats.write_paper_workload` can write it and every solver,
 and ``pipesim evaluate``, reads it.  :func:`write_workload` writes the paper
 form when there is one and always the native form (all classes, FLOPs kept,
 :mod:`pipesim.workloads.native`).
@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from hardware.devices import ACCELERATOR_KIND, System
-from placement.devices import ACCELERATOR, CPU, DeviceClass
-from placement.formats import write_paper_workload
-from placement.graph import Graph
-from placement.workload import Workload
+from pipesim.hardware.devices import ACCELERATOR_KIND, System
+from pipesim.placement.devices import ACCELERATOR, CPU, DeviceClass
+from pipesim.placement.formats import write_paper_workload
+from pipesim.placement.graph import Graph
+from pipesim.placement.workload import Workload
 from pipesim.workloads.native import write_native_workload
 
 __all__ = ["as_paper", "write_workload"]

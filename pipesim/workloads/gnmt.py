@@ -22,9 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hardware.devices import dtype_bytes
+from pipesim.hardware.devices import dtype_bytes
 from pipesim.workloads.kernels import elementwise, matmul
-from pipesim.workloads.opgraph import Kernel, ModelSpecError, Op, OpGraph, require_positive_ints
+from pipesim.workloads.opgraph import (
+    Kernel,
+    ModelSpecError,
+    Op,
+    OpGraph,
+    require_positive_ints,
+)
 
 __all__ = ["GNMTConfig", "gnmt"]
 

@@ -4,13 +4,13 @@ For every operator ``i`` of an :class:`~pipesim.workloads.opgraph.OpGraph`
 and every device class ``K`` of the system (SPEC §5):
 
 * node ``i`` (forward) gets ``time[K] = Σ_kernels repeat · kernel_time(K)``
-  (the roofline of :mod:`hardware.costs`), ``flops`` its FLOPs, and
+  (the roofline of :mod:`pipesim.hardware.costs`), ``flops`` its FLOPs, and
   ``transfer[K] = transfer_time(output_bytes, host link of K)`` for classes
   with a host link (CPU cores sit on the host and pay nothing, SPEC §2);
-  its memory is :func:`hardware.costs.node_memory` of its parameters (plus
+  its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters (plus
   gradients, optimizer state and stashed activations when training);
 * training adds backward node ``n + i`` (same colour class ``i``, kernels
-  with :data:`~hardware.costs.BACKWARD_FACTOR` times the FLOPs and bytes,
+  with :data:`~pipesim.hardware.costs.BACKWARD_FACTOR` times the FLOPs and bytes,
   output = the gradients of its inputs) with edges mirroring the forward ones,
   an edge ``i → n + i`` (stashed activations), and for operators with
   parameters an optimizer-update node ``2n + i`` after its backward node, in
@@ -18,17 +18,24 @@ and every device class ``K`` of the system (SPEC §5):
 
 Times are in milliseconds (:data:`TIME_UNIT`), like the paper's inputs; bytes
 are bytes.  Each device class becomes a
-:class:`~placement.devices.DeviceClass` with the group's count and its
+:class:`~pipesim.placement.devices.DeviceClass` with the group's count and its
 device's memory capacity.
 """
 
 from __future__ import annotations
 
-from hardware.costs import BACKWARD_FACTOR, kernel_time, node_memory, optimizer_bytes, optimizer_flops, transfer_time
-from hardware.devices import DeviceGroup, System
-from placement.devices import DeviceClass
-from placement.graph import Edge, Graph, Node
-from placement.workload import Workload
+from pipesim.hardware.costs import (
+    BACKWARD_FACTOR,
+    kernel_time,
+    node_memory,
+    optimizer_bytes,
+    optimizer_flops,
+    transfer_time,
+)
+from pipesim.hardware.devices import DeviceGroup, System
+from pipesim.placement.devices import DeviceClass
+from pipesim.placement.graph import Edge, Graph, Node
+from pipesim.placement.workload import Workload
 from pipesim.workloads.opgraph import Kernel, OpGraph
 
 __all__ = ["TIME_UNIT", "device_classes", "lower"]

@@ -14,7 +14,7 @@ for a mixed system needs more.  The native form is JSON with snake_case keys::
 
 Only ``format``, ``devices``, ``nodes`` (with ``id`` and ``time``) and
 ``edges`` (with ``source`` and ``dest``) are required.  Every problem raises
-:class:`~placement.formats.InputError` naming the file and the field.
+:class:`~pipesim.placement.formats.InputError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from placement.devices import DeviceClass
-from placement.formats import InputError, _Reader, load_json, write_json
-from placement.graph import Edge, Graph, GraphError, Node
-from placement.workload import Workload
+from pipesim.placement.devices import DeviceClass
+from pipesim.placement.formats import InputError, _Reader, load_json, write_json
+from pipesim.placement.graph import Edge, Graph, GraphError, Node
+from pipesim.placement.workload import Workload
 
 __all__ = ["FORMAT", "is_native", "read_native_workload", "workload_to_native", "write_native_workload"]
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from placement.formats import InputError
+from pipesim.placement.formats import InputError
 from pipesim.workloads.kernels import PER_ELEMENT
 from pipesim.workloads.opgraph import Kernel, Op, OpGraph
 

@@ -23,12 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pipesim.errors import ModelSpecError
 
 __all__ = ["Kernel", "ModelSpecError", "Op", "OpGraph", "require_positive_ints"]
 
 
-class ModelSpecError(ValueError):
-    """A model generator was given parameters that describe no valid model."""
 
 
 def require_positive_ints(config: object, names: Iterable[str]) -> None:

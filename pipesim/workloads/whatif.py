@@ -1,7 +1,7 @@
 """What-if edits applied to a workload whose times are given, not derived.
 
 For a paper-format workload (profiled times, no FLOPs or bytes) the edits of
-:mod:`hardware.whatif` mean, per device class ``K``:
+:mod:`pipesim.hardware.whatif` mean, per device class ``K``:
 
 * ``speed``: every ``time[K]`` is divided by it;
 * ``link``: every ``transfer[K]`` is divided by it (latency and bandwidth
@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from hardware.whatif import ClassEdit
-from placement.formats import InputError
-from placement.graph import Graph
-from placement.workload import Workload
+from pipesim.hardware.whatif import ClassEdit
+from pipesim.placement.formats import InputError
+from pipesim.placement.graph import Graph
+from pipesim.placement.workload import Workload
 
 __all__ = ["scale_workload"]
 

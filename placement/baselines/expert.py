@@ -20,11 +20,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from placement.baselines.units import result_from_split
-from placement.formats import read_split
-from placement.result import PlacementResult
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.baselines.units import result_from_split
+from pipesim.placement.formats import read_split
+from pipesim.placement.result import PlacementResult
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 
 __all__ = ["solve_expert"]
 

@@ -22,7 +22,7 @@ max-load where it is.
 
 Speed: loads are kept incrementally (:class:`LoadState`): moving a class
 re-charges only the transfers of its nodes and of their predecessors.  Tests
-check these loads against :func:`placement.evaluate.evaluate`, which also
+check these loads against :func:`pipesim.placement.evaluate.evaluate`, which also
 scores the returned split.
 
 Guarantee: a split with no violation whenever the search finds one (status
@@ -38,9 +38,15 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from placement.baselines.units import Device, Unit, devices_of, result_from_assignment, units_of
-from placement.result import TIME_LIMIT, PlacementResult
-from placement.workload import Workload
+from pipesim.placement.baselines.units import (
+    Device,
+    Unit,
+    devices_of,
+    result_from_assignment,
+    units_of,
+)
+from pipesim.placement.result import TIME_LIMIT, PlacementResult
+from pipesim.placement.workload import Workload
 
 __all__ = ["LoadState", "solve_local_search"]
 

@@ -34,10 +34,15 @@ from collections import defaultdict
 
 import pymetis
 
-from placement.baselines.units import Device, Unit, result_from_assignment, units_of
-from placement.graph import Graph
-from placement.result import PlacementResult
-from placement.workload import Workload
+from pipesim.placement.baselines.units import (
+    Device,
+    Unit,
+    result_from_assignment,
+    units_of,
+)
+from pipesim.placement.graph import Graph
+from pipesim.placement.result import PlacementResult
+from pipesim.placement.workload import Workload
 
 __all__ = ["solve_partitioner"]
 

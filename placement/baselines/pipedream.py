@@ -12,7 +12,7 @@ Problem: PipeDream's planner (Narayanan et al., SOSP 2019) only splits a
 2. linearising: adding ordering-only edges between consecutive classes of one
    topological order (depth-first: a branch's classes stay adjacent), so the
    only contiguous sets left are segments of that order;
-3. running the exact DP (:func:`placement.dp.solve_dp`) under these
+3. running the exact DP (:func:`pipesim.placement.dp.solve_dp`) under these
    constraints, expressed through its ``fuse`` (forced co-location) and
    ``order`` (precedence that carries no data) options.
 
@@ -36,10 +36,10 @@ from collections.abc import Collection, Hashable
 import networkx as nx
 from networkx.utils import UnionFind
 
-from placement.dp import solve_dp
-from placement.graph import Graph
-from placement.result import FEASIBLE, OPTIMAL, PlacementResult
-from placement.workload import Workload
+from pipesim.placement.dp import solve_dp
+from pipesim.placement.graph import Graph
+from pipesim.placement.result import FEASIBLE, OPTIMAL, PlacementResult
+from pipesim.placement.workload import Workload
 
 __all__ = ["chain_constraints", "solve_pipedream"]
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 
-from placement.baselines.units import result_from_assignment
-from placement.result import PlacementResult
-from placement.workload import Workload
+from pipesim.placement.baselines.units import result_from_assignment
+from pipesim.placement.result import PlacementResult
+from pipesim.placement.workload import Workload
 
 __all__ = ["solve_single"]
 

@@ -6,7 +6,7 @@ classes, not nodes.  This module turns a workload into its list of
 :class:`Unit` objects (one per colour class: summed times and memory, the
 device classes that can run all of it) and its list of devices, and turns a
 unit-to-device assignment back into a :class:`PlacementResult` scored by the
-one evaluator (:func:`placement.evaluate.evaluate`).
+one evaluator (:func:`pipesim.placement.evaluate.evaluate`).
 
 Guarantee: the result's numbers are always the evaluator's; its status is
 ``feasible`` exactly when the evaluator finds no violation, ``infeasible``
@@ -21,11 +21,11 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from placement.evaluate import evaluate
-from placement.graph import Graph
-from placement.result import FEASIBLE, INFEASIBLE, PlacementResult
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.evaluate import evaluate
+from pipesim.placement.graph import Graph
+from pipesim.placement.result import FEASIBLE, INFEASIBLE, PlacementResult
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 
 __all__ = ["Device", "Unit", "devices_of", "result_from_assignment", "result_from_split", "units_of"]
 

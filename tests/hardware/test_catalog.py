@@ -5,9 +5,15 @@ import re
 import pytest
 import yaml
 
-from hardware.catalog import PRESETS, Catalog, builtin_catalog, load_system, preset_names
-from hardware.devices import ACCELERATOR_KIND, CPU_KIND
-from hardware.units import HardwareError
+from pipesim.hardware.catalog import (
+    PRESETS,
+    Catalog,
+    builtin_catalog,
+    load_system,
+    preset_names,
+)
+from pipesim.hardware.devices import ACCELERATOR_KIND, CPU_KIND
+from pipesim.hardware.units import HardwareError
 
 REQUIRED_DEVICES = {"v100", "a100-40gb", "a100-80gb", "h100-sxm"}
 REQUIRED_LINKS = {"pcie3-x16", "pcie4-x16", "pcie5-x16", "nvlink2", "nvlink3", "nvlink4"}

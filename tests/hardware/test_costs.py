@@ -4,15 +4,15 @@ import math
 
 import pytest
 
-from hardware.costs import (
+from pipesim.hardware.costs import (
     kernel_time,
     node_memory,
     optimizer_bytes,
     optimizer_flops,
     transfer_time,
 )
-from hardware.devices import Device, Link
-from hardware.units import HardwareError
+from pipesim.hardware.devices import Device, Link
+from pipesim.hardware.units import HardwareError
 
 GPU = Device(
     "gpu",

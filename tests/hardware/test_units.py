@@ -2,7 +2,15 @@ import math
 
 import pytest
 
-from hardware.units import BANDWIDTH, BYTES, FLOPS, TIME, UnitError, format_quantity, parse
+from pipesim.hardware.units import (
+    BANDWIDTH,
+    BYTES,
+    FLOPS,
+    TIME,
+    UnitError,
+    format_quantity,
+    parse,
+)
 
 
 @pytest.mark.parametrize(

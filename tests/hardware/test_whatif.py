@@ -1,8 +1,13 @@
 import pytest
 
-from hardware.catalog import load_system
-from hardware.units import HardwareError
-from hardware.whatif import ClassEdit, apply_edits, parse_assignments, parse_edits
+from pipesim.hardware.catalog import load_system
+from pipesim.hardware.units import HardwareError
+from pipesim.hardware.whatif import (
+    ClassEdit,
+    apply_edits,
+    parse_assignments,
+    parse_edits,
+)
 
 
 def test_apply_edits_scales_one_class_only():

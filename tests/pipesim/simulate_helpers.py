@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from placement.devices import ACCELERATOR, paper_devices
-from placement.graph import Edge, Graph
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.devices import ACCELERATOR, paper_devices
+from pipesim.placement.graph import Edge, Graph
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 from tests.strategies import node
 
 

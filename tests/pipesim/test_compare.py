@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from placement import Edge, Graph, Workload, paper_devices, write_paper_workload
 from pipesim.cli import main
+from pipesim.placement import Edge, Graph, Workload, paper_devices, write_paper_workload
 from tests.strategies import node
+
 
 def diamond():
     """1 -> {2, 3} -> 4 on two accelerators (memory 100) and one CPU core, 10x slower."""
@@ -84,8 +85,8 @@ def test_compare_unsupported_input_type(tmp_path, capsys):
 def test_compare_abandons_a_slow_method_and_skips_what_cannot_run(files, monkeypatch):
     import time
 
-    from placement.formats import read_paper_workload
     from pipesim import comparison
+    from pipesim.placement.formats import read_paper_workload
 
     monkeypatch.setitem(comparison.METHODS, "slow", lambda w, o: time.sleep(5))
     workload = read_paper_workload(files[0])

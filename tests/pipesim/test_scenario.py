@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from pipesim.cli import main
-from pipesim.scenario import ScenarioError, load_scenario, parse_assignment, scenario_from_data, set_path
+from pipesim.scenario import (
+    ScenarioError,
+    load_scenario,
+    parse_assignment,
+    scenario_from_data,
+    set_path,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from placement import Split, evaluate
-from placement.devices import ACCELERATOR
+from pipesim.placement import Split, evaluate
+from pipesim.placement.devices import ACCELERATOR
 from pipesim.simulate import LinkModel, SimulationError, simulate
-from tests.pipesim.simulate_helpers import all_supported, by_colour_class, chain, topological_chunks
+from tests.pipesim.simulate_helpers import (
+    all_supported,
+    by_colour_class,
+    chain,
+    topological_chunks,
+)
 from tests.strategies import workloads
 
 cuts = st.lists(st.integers(0, 8), max_size=3)

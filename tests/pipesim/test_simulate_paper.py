@@ -10,12 +10,12 @@ import importlib.util
 
 import pytest
 
-from placement import read_paper_workload, read_split
+from pipesim.placement import read_paper_workload, read_split
 from pipesim.simulate import simulate
 from tests.placement.test_expert_splits import PAIRS as EXPERT
 
 LAYER_GRAPHS = [w for w, _ in EXPERT]
-HAVE_DP = importlib.util.find_spec("placement.dp") is not None
+HAVE_DP = importlib.util.find_spec("pipesim.placement.dp") is not None
 
 
 def schedules(workload):
@@ -38,7 +38,7 @@ def test_expert_split_simulates_to_its_max_load(shared_workloads, name, split_na
 @pytest.mark.skipif(not HAVE_DP, reason="placement/dp.py is not there yet")
 @pytest.mark.parametrize("name", LAYER_GRAPHS)
 def test_dp_split_simulates_to_its_max_load(shared_workloads, name):
-    from placement.dp import solve_dp
+    from pipesim.placement.dp import solve_dp
 
     workload = read_paper_workload(shared_workloads / "throughput/LayerGraphs" / f"{name}.json")
     assert_agrees(workload, solve_dp(workload).evaluation.split)

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from hardware.catalog import load_system
-from hardware.costs import kernel_time, transfer_time
-from hardware.devices import dtype_bytes
+from pipesim.hardware.catalog import load_system
+from pipesim.hardware.costs import kernel_time, transfer_time
+from pipesim.hardware.devices import dtype_bytes
 from pipesim.workloads.gnmt import GNMTConfig, gnmt
 from pipesim.workloads.inception import inception_v3
 from pipesim.workloads.lower import TIME_UNIT, lower

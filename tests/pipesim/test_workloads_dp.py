@@ -2,9 +2,9 @@
 
 import pytest
 
-from hardware.catalog import load_system
-from placement.dp import solve_dp
-from placement.result import OPTIMAL
+from pipesim.hardware.catalog import load_system
+from pipesim.placement.dp import solve_dp
+from pipesim.placement.result import OPTIMAL
 from pipesim.workloads.lower import lower
 from pipesim.workloads.transformer import SIZES, transformer
 

@@ -5,15 +5,19 @@ import math
 
 import pytest
 
-from hardware.catalog import load_system
-from hardware.whatif import parse_assignments
-from placement.evaluate import evaluate
-from placement.formats import InputError, read_paper_workload, read_split
-from placement.split import Split
 from pipesim.commands.common import load_workload
+from pipesim.hardware.catalog import load_system
+from pipesim.hardware.whatif import parse_assignments
+from pipesim.placement.evaluate import evaluate
+from pipesim.placement.formats import InputError, read_paper_workload, read_split
+from pipesim.placement.split import Split
 from pipesim.workloads.export import as_paper, write_workload
 from pipesim.workloads.lower import lower
-from pipesim.workloads.native import read_native_workload, workload_to_native, write_native_workload
+from pipesim.workloads.native import (
+    read_native_workload,
+    workload_to_native,
+    write_native_workload,
+)
 from pipesim.workloads.transformer import TransformerConfig, transformer
 from pipesim.workloads.whatif import scale_workload
 

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from hardware.catalog import load_system
-from placement.formats import InputError
+from pipesim.hardware.catalog import load_system
+from pipesim.placement.formats import InputError
 from pipesim.workloads.lower import lower
 from pipesim.workloads.onnx_import import UnknownOperatorWarning, import_onnx
 

@@ -8,15 +8,30 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from placement import (
-    ACCELERATOR, CPU, Edge, Graph, Split, Workload, evaluate, paper_devices, read_paper_workload, read_split,
+from pipesim.placement import (
+    ACCELERATOR,
+    CPU,
+    Edge,
+    Graph,
+    Split,
+    Workload,
+    evaluate,
+    paper_devices,
+    read_paper_workload,
+    read_split,
 )
-from placement.baselines import solve_expert, solve_local_search, solve_partitioner, solve_pipedream, solve_single
-from placement.baselines.local_search import LoadState
-from placement.baselines.pipedream import chain_constraints
-from placement.baselines.units import devices_of, units_of
-from placement.dp import solve_dp
-from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT
+from pipesim.placement.baselines import (
+    solve_expert,
+    solve_local_search,
+    solve_partitioner,
+    solve_pipedream,
+    solve_single,
+)
+from pipesim.placement.baselines.local_search import LoadState
+from pipesim.placement.baselines.pipedream import chain_constraints
+from pipesim.placement.baselines.units import devices_of, units_of
+from pipesim.placement.dp import solve_dp
+from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT
 from tests.strategies import node, workloads
 
 TOL = 1e-9

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from placement import Edge, Graph, Workload, paper_devices
-from placement.contract import contract
-from placement.dp import solve_dp
+from pipesim.placement import Edge, Graph, Workload, paper_devices
+from pipesim.placement.contract import contract
+from pipesim.placement.dp import solve_dp
 from tests.strategies import node
 
 
@@ -70,7 +70,7 @@ def test_merging_respects_support():
 
 
 def test_layer_fusion_and_ordering_constraints():
-    from placement.graph import Node
+    from pipesim.placement.graph import Node
     nodes = [Node(i, {"accelerator": 1.0, "cpu": 10.0}, layer_id=i // 2) for i in range(4)]
     g = Graph(nodes, [Edge(0, 2), Edge(1, 3)])
     assert groups(contract(g, merge="none", fuse_layers=True)) == [[0, 1], [2, 3]]

@@ -6,11 +6,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placement import ACCELERATOR, CPU, DeviceClass, Edge, Graph, Node, Workload, evaluate, paper_devices
-from placement.dp import solve_dp
-from placement.formats import read_paper_workload
-from placement.ideals import IdealLimitError
-from placement.result import FEASIBLE, INFEASIBLE, OPTIMAL
+from pipesim.placement import (
+    ACCELERATOR,
+    CPU,
+    DeviceClass,
+    Edge,
+    Graph,
+    Node,
+    Workload,
+    evaluate,
+    paper_devices,
+)
+from pipesim.placement.dp import solve_dp
+from pipesim.placement.formats import read_paper_workload
+from pipesim.placement.ideals import IdealLimitError
+from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL
 from tests.strategies import brute_force_optimum, node, workloads
 
 

@@ -6,7 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from placement import ACCELERATOR, CPU, Edge, Graph, Split, SplitError, evaluate, is_contiguous, paper_devices
+from pipesim.placement import (
+    ACCELERATOR,
+    CPU,
+    Edge,
+    Graph,
+    Split,
+    SplitError,
+    evaluate,
+    is_contiguous,
+    paper_devices,
+)
 from tests.strategies import node, workloads
 
 

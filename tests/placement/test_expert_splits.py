@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pytest
 
-from placement import evaluate, read_paper_workload, read_split
+from pipesim.placement import evaluate, read_paper_workload, read_split
 
 PAIRS = [
     ("bert24_inference", "bert24_inference"),

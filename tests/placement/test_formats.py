@@ -4,8 +4,16 @@ import json
 
 import pytest
 
-from placement import ACCELERATOR, InputError, evaluate, read_paper_workload, read_split, write_paper_workload, write_split
-from placement.formats import split_to_json
+from pipesim.placement import (
+    ACCELERATOR,
+    InputError,
+    evaluate,
+    read_paper_workload,
+    read_split,
+    write_paper_workload,
+    write_split,
+)
+from pipesim.placement.formats import split_to_json
 
 
 def all_workloads(shared):

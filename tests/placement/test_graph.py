@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from placement import Edge, Graph, GraphError
+from pipesim.placement import Edge, Graph, GraphError
 from tests.strategies import node
 
 

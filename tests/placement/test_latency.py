@@ -8,18 +8,18 @@ import math
 import pytest
 from hypothesis import given, settings
 
-from placement.devices import ACCELERATOR, CPU, DeviceClass, paper_devices
-from placement.formats import InputError
-from placement.graph import Edge, Graph
-from placement.latency import (
+from pipesim.placement.devices import ACCELERATOR, CPU, DeviceClass, paper_devices
+from pipesim.placement.formats import InputError
+from pipesim.placement.graph import Edge, Graph
+from pipesim.placement.latency import (
     contiguous_pieces,
     latency_of_split,
     solve_latency_greedy,
     solve_latency_ip,
 )
-from placement.result import INFEASIBLE, OPTIMAL
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.result import INFEASIBLE, OPTIMAL
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 from tests.strategies import node, workloads
 
 inference = workloads(max_nodes=5, training=False, max_accelerators=2)

@@ -8,13 +8,13 @@ import math
 import pytest
 from hypothesis import given, settings
 
-from placement.devices import CPU, DeviceClass, paper_devices
-from placement.evaluate import evaluate
-from placement.graph import Edge, Graph, Node
-from placement.milp import solve_ip
-from placement.result import INFEASIBLE, OPTIMAL
-from placement.split import Split
-from placement.workload import Workload
+from pipesim.placement.devices import CPU, DeviceClass, paper_devices
+from pipesim.placement.evaluate import evaluate
+from pipesim.placement.graph import Edge, Graph, Node
+from pipesim.placement.milp import solve_ip
+from pipesim.placement.result import INFEASIBLE, OPTIMAL
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
 from tests.strategies import node, workloads
 
 small = workloads(max_nodes=5, max_accelerators=2, max_cpus=1)
@@ -64,7 +64,7 @@ def test_noncontiguous_ip_equals_brute_force_and_is_no_worse(workload):
 @settings(max_examples=40)
 @given(workloads(max_nodes=6))
 def test_contiguous_ip_equals_dp(workload):
-    dp = pytest.importorskip("placement.dp")
+    dp = pytest.importorskip("pipesim.placement.dp")
     expected = dp.solve_dp(workload)
     result = solve_ip(workload, warm_start=expected.evaluation.split if expected.evaluation else None)
     if expected.status == INFEASIBLE:

@@ -52,6 +52,7 @@ from collections.abc import Hashable
 import networkx as nx
 import pulp
 
+from pipesim.errors import InternalError
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.latency import greedy_split
 from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
@@ -357,14 +358,17 @@ def solve_ip(
         evaluation = None
         if outcome.objective is not None:
             evaluation = evaluate(workload.graph, workload.devices, model.extract())
-            assert evaluation.feasible, f"the IP's split violates the model: {evaluation.violations}"
+            if not evaluation.feasible:
+                raise InternalError(f"the IP's split violates the model: {evaluation.violations}")
             tolerance = 1e-6 * max(1.0, abs(outcome.objective))
             # max over d of FW(d) + BW(d) <= max FW + max BW, and the IP's loads bound the true ones.
-            assert evaluation.max_load <= outcome.objective + tolerance, (
-                f"the evaluator's max-load {evaluation.max_load} exceeds the IP objective {outcome.objective}"
-            )
+            if not evaluation.max_load <= outcome.objective + tolerance:
+                raise InternalError(
+                    f"the evaluator's max-load {evaluation.max_load} exceeds the IP objective {outcome.objective}"
+                )
             if contiguous and not evaluation.contiguous:
-                assert not ranks, "the contiguous IP with stage ranks returned a stage cycle"
+                if ranks:
+                    raise InternalError("the contiguous IP with stage ranks returned a stage cycle")
                 stats["stage_cycle"] = True
                 evaluation = None  # not a pipeline: solve again with the ranks
                 if not outcome.interrupted and (remaining is None or remaining > time.perf_counter() - began):

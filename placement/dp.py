@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numba
@@ -58,7 +58,12 @@ from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementRes
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 
-__all__ = ["DPError", "solve_dp"]
+__all__ = ["DPError", "ProgressCallback", "solve_dp"]
+
+#: ``progress(stage, done, total)``, called as the DP's long stages advance: stage ``"ideals"``
+#: (done = ideal sizes enumerated, total = super-nodes) and ``"dp"`` (done = ideals pushed,
+#: total = ideals).  The command line draws it (:mod:`pipesim.progress`); the DP draws nothing.
+ProgressCallback = Callable[[str, int, int], None]
 
 
 class DPError(InternalError):
@@ -465,7 +470,7 @@ def solve_dp(
     fuse: Iterable[Iterable[int]] = (),
     order: Iterable[tuple[int, int]] = (),
     ideal_limit: int = 2_000_000,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     method: str = "dp",
 ) -> PlacementResult:
     """Optimal contiguous split of ``workload`` (least max-load).
@@ -484,26 +489,28 @@ def solve_dp(
     restricted = merge == "paper" or fuse_layers or bool(fuse) or bool(order)
     contracted = contract(graph, devices, merge=merge, fuse_layers=fuse_layers, fuse=fuse, order=order)
     stats: dict = {"super_nodes": len(contracted)}
-    with _Progress(progress) as bar:
-        ideals = enumerate_ideals(
-            len(contracted), contracted.predecessors(), limit=ideal_limit, progress=bar.stage("ideals", len(contracted))
-        )
-        stats["ideals"] = len(ideals)
-        enumerated = time.perf_counter()
-        problem = _build_problem(graph, devices, contracted, ideals)
-        if not problem.classes:
-            return PlacementResult(method, INFEASIBLE, None, stats=stats, message="the system has no devices")
-        bound, one_order_table = _upper_bound(problem, contracted)
-        prepared = time.perf_counter()
-        stats.update(upper_bound=bound, lower_bound=problem.lower_bound)
-        if math.isinf(bound):
-            value, pairs = math.inf, (0, 0)
-        elif one_order_table is not None and bound <= problem.lower_bound * (1 + 1e-12):
-            dp, pairs = one_order_table, (0, 0)  # the one-order split meets the lower bound: optimal
-            value = bound
-        else:
-            dp, pairs = _run(problem, bound, None, bar.stage("dp", len(ideals)))
-            value = float(dp[-1, -2])
+    if isinstance(progress, bool):  # the former on/off switch: drawing is the caller's (pipesim.progress)
+        progress = None
+    ideals = enumerate_ideals(
+        len(contracted), contracted.predecessors(), limit=ideal_limit,
+        progress=None if progress is None else lambda level, _count: progress("ideals", level, len(contracted)),
+    )
+    stats["ideals"] = len(ideals)
+    enumerated = time.perf_counter()
+    problem = _build_problem(graph, devices, contracted, ideals)
+    if not problem.classes:
+        return PlacementResult(method, INFEASIBLE, None, stats=stats, message="the system has no devices")
+    bound, one_order_table = _upper_bound(problem, contracted)
+    prepared = time.perf_counter()
+    stats.update(upper_bound=bound, lower_bound=problem.lower_bound)
+    if math.isinf(bound):
+        value, pairs = math.inf, (0, 0)
+    elif one_order_table is not None and bound <= problem.lower_bound * (1 + 1e-12):
+        dp, pairs = one_order_table, (0, 0)  # the one-order split meets the lower bound: optimal
+        value = bound
+    else:
+        dp, pairs = _run(problem, bound, None, None if progress is None else lambda done, total: progress("dp", done, total))
+        value = float(dp[-1, -2])
     stats.update(
         ideal_pairs=int(pairs[0]),
         ideal_pairs_costed=int(pairs[1]),
@@ -533,29 +540,3 @@ def solve_dp(
     return PlacementResult(
         method, OPTIMAL, evaluation, bound=evaluation.max_load, seconds=time.perf_counter() - started, stats=stats
     )
-
-
-class _Progress:
-    """A transient rich progress bar for the long phases, or nothing."""
-
-    def __init__(self, enabled: bool):
-        self.bar = None
-        if enabled:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def stage(self, name: str, total: int):
-        if self.bar is None:
-            return None
-        task = self.bar.add_task(name, total=total)
-        return lambda done, _total: self.bar.update(task, completed=done, total=_total)

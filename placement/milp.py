@@ -53,6 +53,7 @@ import networkx as nx
 import pulp
 
 from pipesim.errors import InternalError
+from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.latency import greedy_split
 from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
@@ -76,7 +77,9 @@ class _Model:
         self.classes: dict[Hashable, list[int]] = graph.color_classes
         self.class_of = {v: graph.color_class(v) for v in graph.nodes}
         self.ids = {v: n for n, v in enumerate(graph.nodes)}  # variable names stay valid for any node id
-        self.devices: list[Device] = [(dc.name, i) for dc in workload.devices for i in range(dc.count)]
+        # each colour class takes one device, so devices beyond their number stay empty (cap_counts)
+        usable = cap_counts(workload.devices, len(self.classes))
+        self.devices: list[Device] = [(dc.name, i) for dc in usable for i in range(dc.count)]
         capacity = {dc.name: dc.memory for dc in workload.devices}
         self.problem = pulp.LpProblem("max_load", pulp.LpMinimize)
         self.unplaceable: list[Hashable] = []

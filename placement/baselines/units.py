@@ -21,6 +21,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Graph
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, PlacementResult
@@ -65,8 +66,11 @@ def units_of(graph: Graph, device_classes: Sequence[str]) -> list[Unit]:
 
 
 def devices_of(workload: Workload) -> list[Device]:
-    """Every device of the workload, class by class."""
-    return [(dc.name, i) for dc in workload.devices for i in range(dc.count)]
+    """Every device of the workload that a placement can use, class by class.
+
+    Counts are capped at the number of colour classes (:func:`~pipesim.placement.devices.cap_counts`).
+    """
+    return [(dc.name, i) for dc in cap_counts(workload.devices, len(workload.graph.color_classes)) for i in range(dc.count)]
 
 
 def result_from_assignment(

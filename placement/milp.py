@@ -338,7 +338,9 @@ def solve_ip(
     stats: dict = {"solver": solver, "contiguous": contiguous, "objective": objective,
                    "warm_start": None if warm_start is None else start is not None}
     if start is None:  # so that a stop before the first incumbent still returns a split
-        start = _usable_start(workload, greedy_split(workload), contiguous)
+        # the greedy builds one list per device: give it only the devices a split can use
+        capped = Workload(workload.graph, cap_counts(workload.devices, len(workload.graph.color_classes)), workload.source)
+        start = _usable_start(workload, greedy_split(capped), contiguous)
         stats["greedy_start"] = None if start is None else start.max_load
     bound: float | None = None
     for ranks in ((False, True) if contiguous else (False,)):

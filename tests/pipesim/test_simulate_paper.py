@@ -11,7 +11,7 @@ import importlib.util
 import pytest
 
 from pipesim.placement import read_paper_workload, read_split
-from pipesim.simulate import simulate
+from pipesim.simulation import simulate
 from tests.placement.test_expert_splits import PAIRS as EXPERT
 
 LAYER_GRAPHS = [w for w, _ in EXPERT]

@@ -10,7 +10,7 @@ microbatch, after at least ``gate`` microbatches have completed.
   pipelining.  Microbatch ``j`` is admitted (its depth-0 tasks may start) once
   ``j - W + 1`` microbatches have completed (at most ``W`` in flight).  A task
   of depth ``k`` (lane hops on the longest chain of waits before it, see
-  :mod:`pipesim.simulate.program`) of microbatch ``j`` runs in slot
+  :mod:`pipesim.simulation.program`) of microbatch ``j`` runs in slot
   ``j (D + 1) / w + k`` with ``D`` the largest depth and ``w = min(W, D + 1)``;
   within a slot older microbatches go first.  Every wait (on another lane, on
   an admission) then points to an earlier slot or to an earlier task of the
@@ -38,7 +38,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
-from pipesim.simulate.program import BACKWARD, FORWARD, Lane, Program
+from pipesim.simulation.program import BACKWARD, FORWARD, Lane, Program
 
 __all__ = ["SCHEDULES", "TRAINING_SCHEDULES", "Unit", "default_in_flight", "lane_units"]
 

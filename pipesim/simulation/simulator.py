@@ -9,9 +9,9 @@ transfers, shared links, flushes, memory of in-flight microbatches).
 
 Defaults: ``stream`` for inference graphs and ``1f1b`` for training graphs;
 ``20 × stages`` microbatches (enough for the steady state to settle, see
-:mod:`pipesim.simulate.measure`); minibatches of ``4 × stages`` microbatches
+:mod:`pipesim.simulation.measure`); minibatches of ``4 × stages`` microbatches
 for the flushed schedules; at most ``depth + 1`` microbatches in flight when
-streaming (see :mod:`pipesim.simulate.schedules`).
+streaming (see :mod:`pipesim.simulation.schedules`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import InputError
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
-from pipesim.simulate.engine import Run, run_program
-from pipesim.simulate.links import LinkModel
-from pipesim.simulate.measure import Measurements, measure
-from pipesim.simulate.program import COMM_MODES, build_program
-from pipesim.simulate.schedules import (
+from pipesim.simulation.engine import Run, run_program
+from pipesim.simulation.links import LinkModel
+from pipesim.simulation.measure import Measurements, measure
+from pipesim.simulation.program import COMM_MODES, build_program
+from pipesim.simulation.schedules import (
     SCHEDULES,
     TRAINING_SCHEDULES,
     default_in_flight,
@@ -56,6 +56,11 @@ class SimulationResult:
 
     @property
     def simulated_time_per_sample(self) -> float:
+        return self.measurements.time_per_sample
+
+    @property
+    def time_per_sample(self) -> float:
+        """The simulated steady-state time per sample (the headline figure)."""
         return self.measurements.time_per_sample
 
     @property

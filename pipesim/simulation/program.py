@@ -40,7 +40,7 @@ import networkx as nx
 
 from pipesim.placement.graph import Graph
 from pipesim.placement.split import Split, SplitError, complete_split
-from pipesim.simulate.links import LinkModel
+from pipesim.simulation.links import LinkModel
 
 __all__ = ["COMM_MODES", "Lane", "Op", "Program", "Task", "build_program"]
 

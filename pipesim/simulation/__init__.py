@@ -6,10 +6,10 @@ and memory beside the evaluator's prediction (SPEC §6).  ``LinkModel`` sets the
 links of the ``overlap`` communication mode.
 """
 
-from pipesim.simulate.engine import SimulationError
-from pipesim.simulate.links import LinkModel
-from pipesim.simulate.program import COMM_MODES
-from pipesim.simulate.schedules import SCHEDULES
-from pipesim.simulate.simulator import SimulationResult, simulate
+from pipesim.simulation.engine import SimulationError
+from pipesim.simulation.links import LinkModel
+from pipesim.simulation.program import COMM_MODES
+from pipesim.simulation.schedules import SCHEDULES
+from pipesim.simulation.simulator import SimulationResult, simulate
 
 __all__ = ["COMM_MODES", "SCHEDULES", "LinkModel", "SimulationError", "SimulationResult", "simulate"]

@@ -20,7 +20,7 @@ Examples
 >>> Choice(("exact", "paper", "none")).convert("fast", "merge")
 Traceback (most recent call last):
 ...
-pipesim.errors.InputError: merge: must be one of exact, paper, none, got 'fast'
+pipesim.errors.InputError: merge: must be one of exact, paper, none, got "fast"
 """
 
 from __future__ import annotations

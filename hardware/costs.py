@@ -30,7 +30,7 @@ The formulas (all in SI units: seconds, bytes, FLOP):
   ``(3 + 2s)·P·e`` bytes.
 
 References: Williams, Waterman, Patterson, "Roofline", CACM 2009 (the kernel
-model); SPEC §2 (transfers through host memory); Rajbhandari et al., "ZeRO",
+model); docs/model.md §2.3 (transfers through host memory); Rajbhandari et al., "ZeRO",
 SC 2020 §3.1 (weights + gradients + optimizer states).
 """
 

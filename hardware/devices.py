@@ -6,7 +6,7 @@
   achieve, and the fixed overhead of launching one kernel.
 * A :class:`Link` moves bytes one way at ``bandwidth`` after ``latency``.
 * A :class:`DeviceGroup` is ``count`` identical devices with their link to
-  host memory (and optionally to each other): one *device class* of SPEC §5.
+  host memory (and optionally to each other): one *device class* of docs/model.md §5.
 * A :class:`System` is a named tuple of groups (``a100x8``…).
 
 All values are in SI base units (bytes, bytes/s, FLOP/s, seconds); presets
@@ -114,10 +114,10 @@ class Device:
 
 @dataclass(frozen=True)
 class DeviceGroup:
-    """``count`` devices of one type: a device class of SPEC §5.
+    """``count`` devices of one type: a device class of docs/model.md §5.
 
     ``host_link`` carries tensors between a device and host memory (the
-    paper's transfer model, SPEC §2); ``None`` means the device *is* on the
+    paper's transfer model, docs/model.md §2.3); ``None`` means the device *is* on the
     host (CPU cores) and pays nothing.  ``peer_link`` optionally joins the
     group's devices directly (NVLink); the paper's model does not use it yet.
     """
@@ -170,6 +170,6 @@ class System:
 
     @property
     def is_paper_shaped(self) -> bool:
-        """At most one accelerator class and at most one CPU class (SPEC §2's two classes)."""
+        """At most one accelerator class and at most one CPU class (the paper's two classes, docs/model.md §2.2)."""
         kinds = [g.kind for g in self.groups]
         return kinds.count(ACCELERATOR_KIND) <= 1 and kinds.count(CPU_KIND) <= 1

@@ -163,7 +163,7 @@ def solve(workload: Workload, method: str = "dp", *, progress: Progress | bool |
 
 def latency(workload: Workload, method: str = "ip", split: Split | SplitEvaluation | PlacementResult | None = None,
             **options: Any):
-    """The time for one sample through an inference graph (SPEC §4 "Latency").
+    """The time for one sample through an inference graph (docs/model.md §4.4).
 
     Parameters
     ----------

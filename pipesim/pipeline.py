@@ -150,7 +150,7 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outco
     result = timed("solve", f"solving ({scenario.method}, {len(workload.graph.nodes)} nodes)",
                    lambda: solve_scenario(scenario, workload, progress=progress))
     latency, latency_error = None, None
-    if not workload.graph.is_training:  # the latency model is for inference (SPEC §4)
+    if not workload.graph.is_training:  # the latency model is for inference (docs/model.md §4.4)
         latency, latency_error = timed("latency", "latency of the split", lambda: _latency(workload, result))
     outcome = Outcome(scenario, workload, result, latency, latency_error, seconds=seconds)
     if scenario.simulate_enabled and result.evaluation is not None:

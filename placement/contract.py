@@ -1,4 +1,4 @@
-"""Preparing a graph for the DP over ideals (SPEC §3; Tarnawski et al. 2020, §4 and App. B).
+"""Preparing a graph for the DP over ideals (docs/model.md §3; Tarnawski et al. 2020, §4 and App. B).
 
 The DP works on a *contracted forward graph*: one super-node per colour class,
 standing for the class's forward nodes together with their backward partners,
@@ -7,7 +7,7 @@ so that choosing a contiguous set of super-nodes places both.  The steps:
 1. **Colour-class contraction.**  Nodes sharing a colour class become one
    super-node.  Communication is never charged on super-nodes: the DP keeps
    the map from original node to super-node and charges each *original*
-   source node's transfer cost (SPEC §2).
+   source node's transfer cost (docs/model.md §2.3).
 2. **Orphan backward nodes.**  A class with backward nodes but no forward node
    gets an artificial forward super-node (zero cost), wired as the mirror image
    of the backward edges, so every backward node has a forward partner.
@@ -21,7 +21,7 @@ so that choosing a contiguous set of super-nodes places both.  The steps:
    class holds no memory (or the whole graph fits in every memory-limited
    device) and the node is supported wherever its neighbour is.  The paper's
    code merges regardless (``merge="paper"``), and then misses the optimum
-   when memory binds (SPEC §3 item 4).
+   when memory binds (docs/model.md §3, step 4).
 
 Options: fusing all nodes sharing a ``layer_id`` (``fuse_layers``), fusing
 given node groups (``fuse``) and adding ordering-only edges between forward
@@ -168,7 +168,7 @@ def contract(
 
 
 def _fuse_cycles(graph: Graph, uf: _UnionFind, cls_of, super_edges) -> bool:
-    """One round of SPEC §3 step 3: fuse each strongly connected component; whether any fused."""
+    """One round of docs/model.md §3 step 3: fuse each strongly connected component; whether any fused."""
     g = nx.DiGraph()
     g.add_nodes_from({cls_of(v) for v in graph.nodes})
     g.add_edges_from(super_edges(cls_of))
@@ -190,7 +190,7 @@ def _members(graph: Graph, cls_of) -> dict[Hashable, list[int]]:
 
 
 def _merge_zero_cost(graph, devices, uf, cls_of, super_edges, exact: bool) -> bool:
-    """One round of SPEC §3 step 4; returns whether anything merged."""
+    """One round of docs/model.md §3 step 4; returns whether anything merged."""
     classes = _members(graph, cls_of)
     limits = [dc.memory for dc in devices if dc.count > 0 and not math.isinf(dc.memory)]
     memory_never_binds = not limits or graph.total_memory <= min(limits)

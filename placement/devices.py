@@ -1,8 +1,8 @@
 """Device classes as the solvers see them: how many, how much memory.
 
 A :class:`DeviceClass` is a pool of identical devices.  The paper has two
-(SPEC §2): ``k`` accelerators with memory ``M`` each, and ``ℓ`` CPU cores with
-no memory limit.  Heterogeneous systems (SPEC §5) simply list more classes.
+(docs/model.md §2.2): ``k`` accelerators with memory ``M`` each, and ``ℓ`` CPU cores with
+no memory limit.  Heterogeneous systems (docs/model.md §5) simply list more classes.
 Per-node compute and transfer times live on the graph's nodes, keyed by the
 class name; physical descriptors (FLOP/s, bandwidth) live in ``hardware``.
 """

@@ -1,4 +1,4 @@
-"""The one cost model: the load of every device under a split (SPEC §2).
+"""The one cost model: the load of every device under a split (docs/model.md §2.3).
 
 Every solver, baseline, report and the simulator's prediction uses
 :func:`evaluate`.  For a device ``d`` of class ``K`` (the paper's "calls"
@@ -15,7 +15,7 @@ load holds both its forward and its backward work.
 The evaluation also lists what makes a split infeasible (split colour classes,
 unsupported nodes, memory over capacity, too many devices) and whether each
 device's forward set is contiguous: ``S`` is contiguous iff no path of the
-forward graph leaves ``S`` and re-enters it (SPEC §2, "Contiguity").
+forward graph leaves ``S`` and re-enters it (docs/model.md §2.7).
 
 Per-device contiguity does not make a pipeline: devices X = {a, b} and
 Y = {c, d} with edges a -> d and c -> b are each contiguous, yet X feeds Y and
@@ -145,7 +145,7 @@ def is_contiguous(graph: Graph, nodes: frozenset[int] | set[int]) -> bool:
 def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> SplitEvaluation:
     """Evaluate ``split`` on ``graph`` with the given device classes.
 
-    Nodes the split omits are placed with their colour class (SPEC §7).
+    Nodes the split omits are placed with their colour class (docs/model.md §2.2).
     Raises :class:`~pipesim.placement.split.SplitError` when the split cannot be read
     as a placement (unknown, repeated or unplaceable nodes, unknown class).
     """

@@ -1,4 +1,4 @@
-"""Reading and writing the paper's files (SPEC §7).
+"""Reading and writing the paper's files (docs/model.md §7.1, §7.2).
 
 * **Paper input**: ``maxSizePerFPGA``, ``maxFPGAs``, ``maxCPUs``, ``nodes``,
   ``edges``; "FPGA" means any accelerator.  Each node becomes a

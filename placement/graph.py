@@ -1,7 +1,7 @@
 """The operator graph: a DAG of operators with per-device-class costs.
 
-This is the model of SPEC §2 (Tarnawski et al., NeurIPS 2020, §3), generalised
-to any number of device classes (SPEC §5):
+This is the model of docs/model.md §2 (Tarnawski et al., NeurIPS 2020, §3), generalised
+to any number of device classes (docs/model.md §5):
 
 * every node ``v`` has a compute time per device class (``time[cls]``), a
   memory footprint ``memory`` (bytes it takes on a device with finite memory),
@@ -42,7 +42,7 @@ class Node:
     of that class; a class missing from ``time`` cannot run the node.
     ``transfer`` maps a device-class name to the time that a device of that
     class spends writing this node's output to host memory or reading it back
-    (SPEC §2: ``c(u)``); a class missing from ``transfer`` pays nothing.
+    (docs/model.md §2.1: ``c(u)``); a class missing from ``transfer`` pays nothing.
     """
 
     id: int

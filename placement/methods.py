@@ -166,13 +166,13 @@ _MIP = {
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("dp", _dp, "optimal contiguous split: the DP over ideals (SPEC §3)", {
+        Method("dp", _dp, "optimal contiguous split: the DP over ideals (docs/model.md §4.2)", {
             "merge": Choice(MERGE_MODES, help="zero-cost node merging: exact (default), paper (inexact when memory binds), none"),
             "fuse_layers": Bool(help="keep all nodes of a layerId together (feasible, not proven optimal)"),
             "ideal_limit": Int(minimum=1, help="stop with an error past this many ideals (default 2,000,000)"),
         }, progress="callback"),
-        Method("ip", _ip(True), "contiguous MILP (SPEC §4): the DP's optimum, with a proven bound", _MIP, progress="log"),
-        Method("ip_noncontiguous", _ip(False), "MILP over all splits, contiguous or not (SPEC §4)", _MIP, progress="log"),
+        Method("ip", _ip(True), "contiguous MILP (docs/model.md §4.3): the DP's optimum, with a proven bound", _MIP, progress="log"),
+        Method("ip_noncontiguous", _ip(False), "MILP over all splits, contiguous or not (docs/model.md §4.3)", _MIP, progress="log"),
         Method("pipedream", _baseline("pipedream"), "PipeDream-style: biconnected components fused, then the DP", {
             "ignore_sources": IntList(help="nodes whose out-edges the fusion ignores (input layers)"),
         }),
@@ -202,7 +202,7 @@ def _latency_greedy(workload: Workload) -> SolverResult:
     return solve_latency_greedy(workload)
 
 
-#: Latency of one sample through an inference graph (SPEC §4 "Latency"), by name.
+#: Latency of one sample through an inference graph (docs/model.md §4.4), by name.
 LATENCY_METHODS: dict[str, Method] = {
     m.name: m
     for m in (

@@ -3,7 +3,7 @@
 A :class:`Split` maps each device-class name to a list of node sets, one per
 device of that class (a device may be empty).  Training splits may list only
 forward nodes; :func:`complete_split` places every unlisted node with its
-colour class (SPEC §7), as the paper's tooling does for expert splits.
+colour class (docs/model.md §2.2, §7.2), as the paper's tooling does for expert splits.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def _latency_row(name: str, status: str, schedule, seconds: float, message: str)
 
 def _latency_rows(workload: Workload, comparison: Comparison, time_limit: float | None,
                   method_timeout: float | None) -> None:
-    """Latency IP and greedy, and the latency of every throughput split (SPEC §4 "Latency").
+    """Latency IP and greedy, and the latency of every throughput split (docs/model.md §4.4).
 
     The latency IP is warm-started from the best feasible contiguous split seen
     (greedy or a throughput split), so it is never worse than those.

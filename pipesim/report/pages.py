@@ -51,7 +51,7 @@ def run_page(outcome, images: dict[str, Path]) -> Page:
     """The report of one ``pipesim run`` (``outcome``: :class:`pipesim.pipeline.Outcome`)."""
     s = outcome.scenario
     page = Page(f"pipesim: {s.name}", s.description or str(s.source))
-    page.heading("Summary", "model = the evaluator's prediction (SPEC §2); simulated = the discrete-event run (SPEC §6)")
+    page.heading("Summary", "model = the evaluator's prediction (docs/model.md §2.3); simulated = the discrete-event run (docs/model.md §6)")
     page.table(["", "model", "simulated"], summary_rows(outcome.summary()))
     ev = outcome.result.evaluation
     if ev is not None:

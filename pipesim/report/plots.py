@@ -1,7 +1,7 @@
 """PNG plots of a run and of a sweep (matplotlib, Agg: files only, no display).
 
 * :func:`loads_plot` — one bar per device, in pipeline order: the predicted load split into
-  compute, send and receive (SPEC §2), the simulated busy time per sample
+  compute, send and receive (docs/model.md §2.3), the simulated busy time per sample
   beside it as a marker, and the max-load as a line, so the bottleneck and any
   disagreement with the simulation are seen at a glance.
 * :func:`sweep_plot` — throughput (and cost per million samples, when prices

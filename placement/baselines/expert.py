@@ -2,7 +2,7 @@
 
 Problem: practitioners split models by hand; the paper compares its optimum
 with experts' splits of BERT-24, GNMT, ResNet-50 and Inception-v3.  A split
-file in the paper's format (SPEC §7) is read and scored by the evaluator; a
+file in the paper's format (docs/model.md §7.2) is read and scored by the evaluator; a
 training split may list only forward nodes (backward nodes follow their
 colour class), which is how the paper scores an inference split on the
 corresponding training graph.
@@ -12,7 +12,7 @@ the evaluator finds no violation (otherwise ``infeasible`` with the first
 violation as message, and the evaluation still attached).
 
 Reference: Tarnawski et al., NeurIPS 2020, §6; ``dp.cpp -expert`` in the
-paper's code; SPEC §7.
+paper's code; docs/model.md §7.2.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ time (nothing is transferred).  As in the paper's implementation
 (memory over capacity, unsupported nodes); the result is then marked
 ``infeasible`` and its message names the first violation.
 
-Reference: Tarnawski et al., NeurIPS 2020, §6 (baselines); SPEC §4.
+Reference: Tarnawski et al., NeurIPS 2020, §6 (baselines); docs/model.md §4.5.
 """
 
 from __future__ import annotations

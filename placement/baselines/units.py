@@ -1,6 +1,6 @@
 """Colour classes as the units that heuristic baselines move between devices.
 
-Problem: a colour class must sit on one device (SPEC §2), so every heuristic
+Problem: a colour class must sit on one device (docs/model.md §2.2), so every heuristic
 (local search, graph partitioner, single device) really places colour
 classes, not nodes.  This module turns a workload into its list of
 :class:`Unit` objects (one per colour class: summed times and memory, the

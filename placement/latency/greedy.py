@@ -1,4 +1,4 @@
-"""The paper's latency greedy (SPEC §4 "Latency"): a heuristic, fast, always contiguous.
+"""The paper's latency greedy (docs/model.md §4.4): a heuristic, fast, always contiguous.
 
 Fill devices with the inseparable blocks — colour classes fused with the
 cycles they create — in topological order while memory allows; each device

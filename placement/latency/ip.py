@@ -1,4 +1,4 @@
-"""The latency integer program (SPEC §4 "Latency"): optimal within the solver's gap.
+"""The latency integer program (docs/model.md §4.4): optimal within the solver's gap.
 
 Minimises latency over splits with at most ``q`` contiguous pieces per
 device, memory counted per device, and never returns worse than its warm

@@ -1,4 +1,4 @@
-"""The latency model: one sample through an inference graph, of a given split (SPEC §4 "Latency").
+"""The latency model: one sample through an inference graph, of a given split (docs/model.md §4.4).
 
 CPU cores (the class named ``cpu``) are unlimited and pay no transfers; every
 other device runs contiguous *pieces* one after the other, each taking its

@@ -7,6 +7,9 @@ editable install the last two live in the repository's ``hardware/`` and
 own ``__path__``).  pytest's ``--doctest-modules`` is not used: it would import
 ``hardware/*.py`` from the checkout as a second, top-level ``hardware`` package.
 
+The examples of the guides in ``docs/`` (``>>>`` lines in the Markdown) run
+the same way, one test per page.
+
 A module that needs an optional dependency which is not installed is skipped
 with its name; CI installs ``.[test]``, which has every extra, so there
 nothing is skipped.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +75,13 @@ def test_doctests(name: str) -> None:
         runner.run(test)
     results = runner.summarize(verbose=False)
     assert results.failed == 0, f"{results.failed} of {results.attempted} doctest examples failed in {name} (output above)"
+
+
+#: the repository's guides (not installed: read from the checkout)
+PAGES = sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md"))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_docs_examples(page: Path) -> None:
+    results = doctest.testfile(str(page), module_relative=False, optionflags=FLAGS, encoding="utf-8")
+    assert results.failed == 0, f"{results.failed} of {results.attempted} examples failed in docs/{page.name} (output above)"

@@ -21,7 +21,27 @@ CPU = "cpu"
 
 @dataclass(frozen=True, slots=True)
 class DeviceClass:
-    """``count`` identical devices, each with ``memory`` bytes (``inf``: unlimited)."""
+    """``count`` identical devices, each with ``memory`` bytes (``inf``: unlimited).
+
+    Parameters
+    ----------
+    name : str
+        The class name; node times and transfers are keyed by it.
+    count : int
+        How many devices (0 allowed: the class is unused).
+    memory : float
+        Bytes per device.
+
+    Raises
+    ------
+    ValueError
+        No name, a negative or non-integer count, or a negative memory.
+
+    Examples
+    --------
+    >>> DeviceClass("gpu", 2, 16e9).device_names()
+    ['gpu[0]', 'gpu[1]']
+    """
 
     name: str
     count: int
@@ -36,9 +56,29 @@ class DeviceClass:
             raise ValueError(f"device class {self.name!r}: memory must be non-negative, got {self.memory!r}")
 
     def device_names(self) -> list[str]:
+        """``class[index]`` for each device, as the evaluator names them."""
         return [f"{self.name}[{i}]" for i in range(self.count)]
 
 
 def paper_devices(accelerators: int, cpus: int, memory: float) -> tuple[DeviceClass, ...]:
-    """The paper's system: ``accelerators`` devices of ``memory`` bytes and ``cpus`` cores."""
+    """The paper's system: ``accelerators`` devices of ``memory`` bytes and ``cpus`` cores.
+
+    Parameters
+    ----------
+    accelerators : int
+        ``k``: devices of class :data:`ACCELERATOR`.
+    cpus : int
+        ``ℓ``: devices of class :data:`CPU`, with unlimited memory.
+    memory : float
+        ``M``: bytes per accelerator.
+
+    Returns
+    -------
+    tuple of DeviceClass
+
+    Examples
+    --------
+    >>> paper_devices(6, 1, 8e9)
+    (DeviceClass(name='accelerator', count=6, memory=8000000000.0), DeviceClass(name='cpu', count=1, memory=inf))
+    """
     return (DeviceClass(ACCELERATOR, accelerators, memory), DeviceClass(CPU, cpus))

@@ -73,6 +73,12 @@ class ContractedGraph:
     ``edges`` are the super-node precedence edges (from forward data edges,
     orphan mirrors and ordering constraints); they form a DAG whose
     super-nodes are numbered in a topological order.
+
+    Examples
+    --------
+    >>> c = ContractedGraph(members=((1, 2), (3,)), super_of={1: 0, 2: 0, 3: 1}, edges=((0, 1),))
+    >>> len(c), c.predecessors()
+    (2, [[], [0]])
     """
 
     members: tuple[tuple[int, ...], ...]
@@ -83,6 +89,7 @@ class ContractedGraph:
         return len(self.members)
 
     def predecessors(self) -> list[list[int]]:
+        """For every super-node, the super-nodes with an edge to it."""
         preds: list[list[int]] = [[] for _ in self.members]
         for a, b in self.edges:
             preds[b].append(a)
@@ -100,9 +107,47 @@ def contract(
 ) -> ContractedGraph:
     """Contract ``graph`` for the DP (steps 1–4 of the module docstring).
 
-    ``devices`` decide whether memory can ever bind (for exact merging).
-    ``fuse``: groups of original nodes forced onto one device.  ``order``:
-    extra precedence ``u -> v`` between forward nodes, carrying no data.
+    Parameters
+    ----------
+    graph : Graph
+    devices : sequence of DeviceClass
+        Decide whether memory can ever bind (for exact merging) and which
+        classes must support a merged node.
+    merge : {"exact", "paper", "none"}
+        Zero-cost merging (step 4): exact, the paper's (inexact when memory
+        binds), or none.
+    fuse_layers : bool
+        Also fuse all nodes that share a ``layer_id``.
+    fuse : iterable of iterables of int
+        Groups of original nodes forced onto one device.
+    order : iterable of (int, int)
+        Extra precedence ``u -> v`` between forward nodes, carrying no data.
+
+    Returns
+    -------
+    ContractedGraph
+
+    Raises
+    ------
+    ValueError
+        An unknown ``merge`` mode, or an ``order`` pair with a backward node.
+
+    Examples
+    --------
+    A zero-cost input node that holds memory: merged only when memory can
+    never bind (here 100 bytes per accelerator), always by the paper's rule.
+
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> g = Graph([Node(0, {"accelerator": 0.0, "cpu": 0.0}, memory=5.0),
+    ...            Node(1, {"accelerator": 2.0, "cpu": 20.0}),
+    ...            Node(2, {"accelerator": 1.0, "cpu": 10.0})], [Edge(0, 1), Edge(1, 2)])
+    >>> contract(g, paper_devices(2, 1, 100.0)).members
+    ((0, 1), (2,))
+    >>> contract(g, paper_devices(2, 1, 4.0)).members
+    ((0,), (1,), (2,))
+    >>> contract(g, paper_devices(2, 1, 4.0), merge="paper").members
+    ((0, 1), (2,))
     """
     if merge not in MERGE_MODES:
         raise ValueError(f"merge must be one of {MERGE_MODES}, got {merge!r}")

@@ -30,7 +30,41 @@ __all__ = ["solve_expert"]
 
 
 def solve_expert(workload: Workload, *, split: Split | str | Path) -> PlacementResult:
-    """Score ``split`` (a :class:`Split` or the path of a split file) on ``workload``."""
+    """Score ``split`` (a :class:`Split` or the path of a split file) on ``workload``.
+
+    Parameters
+    ----------
+    workload : Workload
+    split : Split, str or Path
+        A training split may list only forward nodes.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` or ``infeasible`` (message: the first violation); no bound.
+
+    Raises
+    ------
+    InputError
+        The split file cannot be read.
+    SplitError
+        The split names nodes the workload does not have.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.split import Split
+    >>> r = solve_expert(w, split=Split.from_lists({"accelerator": [[1, 2, 3], [4]]}))
+    >>> r.status, r.max_load
+    ('feasible', 5.0)
+    """
     started = time.perf_counter()
     source = None
     if not isinstance(split, Split):

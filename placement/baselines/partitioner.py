@@ -139,7 +139,44 @@ def _repair(units: list[Unit], devices: list[Device], where: list[int], workload
 
 
 def solve_partitioner(workload: Workload, *, seed: int = 0, device_class: str | None = None) -> PlacementResult:
-    """METIS k-way partition of the colour classes over ``device_class`` (default: the first class)."""
+    """METIS k-way partition of the colour classes over ``device_class`` (default: the first class).
+
+    Parameters
+    ----------
+    workload : Workload
+    seed : int
+        METIS's seed; the same seed gives the same partition.
+    device_class : str, optional
+        The class whose devices are the parts; classes it cannot run, or
+        that overflow memory, go to the other classes.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` when repair succeeds, else ``infeasible`` (message: the
+        first violation); no bound.
+
+    Raises
+    ------
+    ValueError
+        The workload has no devices.
+    KeyError
+        ``device_class`` is not a class of the workload.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> r = solve_partitioner(w, seed=0)
+    >>> r.status, r.max_load
+    ('feasible', 4.0)
+    """
     started = time.perf_counter()
     target = device_class if device_class is not None else workload.devices[0].name
     ordered = [workload.device_class(target)] + [dc for dc in workload.devices if dc.name != target]

@@ -104,6 +104,32 @@ def chain_constraints(
     Fuse groups are lists of original nodes to co-locate (one per fused colour
     class); order edges join a forward node of each fused class to one of the
     next class in the chain.
+
+    Parameters
+    ----------
+    graph : Graph
+    ignore_sources : collection of int
+        Nodes whose out-edges the fusion ignores.
+
+    Returns
+    -------
+    (list of list of int, list of (int, int))
+        For :func:`~pipesim.placement.dp.solve_dp`'s ``fuse`` and ``order``.
+
+    Examples
+    --------
+    A fork-join block (1 -> 2, 3 -> 4) is fused up to its join node:
+
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> chain_constraints(diamond)
+    ([[1, 2, 3]], [(1, 4)])
     """
     fused = _fused_classes(graph, set(ignore_sources))
     groups: dict[Hashable, list[int]] = {}
@@ -122,7 +148,35 @@ def chain_constraints(
 def solve_pipedream(
     workload: Workload, *, ignore_sources: Collection[int] = (), progress: bool = False
 ) -> PlacementResult:
-    """The optimal split of the chain obtained by fusing biconnected components and linearising."""
+    """The optimal split of the chain obtained by fusing biconnected components and linearising.
+
+    Parameters
+    ----------
+    workload : Workload
+    ignore_sources : collection of int
+        Nodes whose out-edges the fusion ignores (input layers).
+    progress : optional
+        Handed to the DP.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` (optimal for the chain only, so no bound) or ``infeasible``.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> r = solve_pipedream(w)
+    >>> r.status, r.max_load
+    ('feasible', 5.0)
+    """
     fuse, order = chain_constraints(workload.graph, ignore_sources)
     result = solve_dp(workload, fuse=fuse, order=order, progress=progress, method="pipedream")
     # Optimal for the chain, only a heuristic for the original graph.

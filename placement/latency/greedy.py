@@ -42,11 +42,49 @@ def _inseparable_blocks(graph: Graph) -> list[frozenset[int]]:
 
 
 def accelerators(workload: Workload) -> list[tuple[Device, float]]:
+    """Every non-CPU device with its memory capacity, class by class.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> accelerators(w)
+    [(('accelerator', 0), 2.0), (('accelerator', 1), 2.0)]
+    """
     return [((dc.name, i), dc.memory) for dc in workload.devices if dc.name != CPU for i in range(dc.count)]
 
 
 def greedy_split(workload: Workload) -> Split | None:
-    """Fill devices in order with consecutive blocks; a block no device can take goes to the CPUs."""
+    """Fill devices in order with consecutive blocks; a block no device can take goes to the CPUs.
+
+    Parameters
+    ----------
+    workload : Workload
+
+    Returns
+    -------
+    Split or None
+        ``None`` when some block fits nowhere (memory or support).
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> greedy_split(w)
+    Split(assignment={'accelerator': (frozenset({1, 2}), frozenset({3, 4})), 'cpu': (frozenset(),)})
+    """
     graph = workload.graph
     has_cpu = any(dc.name == CPU for dc in workload.devices)
     devices = accelerators(workload)
@@ -87,7 +125,37 @@ def greedy_split(workload: Workload) -> Split | None:
 
 
 def solve_latency_greedy(workload: Workload) -> LatencyResult:
-    """The paper's latency greedy (heuristic); status ``feasible`` or ``infeasible``."""
+    """The paper's latency greedy (heuristic); status ``feasible`` or ``infeasible``.
+
+    Parameters
+    ----------
+    workload : Workload
+        An inference graph.
+
+    Returns
+    -------
+    LatencyResult
+        No bound.
+
+    Raises
+    ------
+    InputError
+        A training graph.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> r = solve_latency_greedy(w)
+    >>> r.status, r.latency
+    ('feasible', 8.0)
+    """
     check_inference(workload.graph)
     start = time.perf_counter()
     split = greedy_split(workload)

@@ -227,6 +227,48 @@ def solve_latency_ip(
     ``warm_start`` defaults to the greedy's split; the result is never worse
     than it.  Status ``optimal`` (within ``gap``), ``time_limit`` (best split
     when stopped) or ``infeasible``.
+
+    Parameters
+    ----------
+    workload : Workload
+        An inference graph; CPU cores are unlimited.
+    q : int
+        Contiguous pieces per accelerator (at least 1).
+    solver : str
+        The MILP backend (:data:`pipesim.placement.mip_backend.SOLVERS`).
+    time_limit : float, optional
+        Seconds.
+    gap : float, optional
+        Relative gap at which to stop.
+    warm_start : Split, optional
+        Default: the greedy's split.
+    progress : bool
+        Stream the solver's log to stderr.
+    threads : int
+
+    Returns
+    -------
+    LatencyResult
+        With ``bound`` and ``gap``.
+
+    Raises
+    ------
+    InputError
+        A training graph, or ``q < 1``.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> def layer(v, t):
+    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
+    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
+    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
+    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> r = solve_latency_ip(w)
+    >>> r.status, r.latency, round(r.bound, 6)
+    ('optimal', 8.0, 8.0)
     """
     check_inference(workload.graph)
     if q < 1:

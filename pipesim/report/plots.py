@@ -32,6 +32,32 @@ def _pyplot():
 
 
 def loads_plot(evaluation: SplitEvaluation, simulation: SimulationResult | None, path: str | Path, title: str) -> None:
+    """A PNG bar chart of each used device's compute, send and receive, in pipeline order.
+
+    The red line is the max-load; with a simulation, black diamonds mark each
+    device's simulated busy time per pass.
+
+    Parameters
+    ----------
+    evaluation : SplitEvaluation
+    simulation : SimulationResult, optional
+    path : str or Path
+        The PNG to write.
+    title : str
+
+    Examples
+    --------
+    >>> from pipesim.placement import Edge, Graph, Node, Split, Workload, paper_devices
+    >>> from pipesim.placement.evaluate import evaluate
+    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 9.0}, memory=2**20), Node(2, {"accelerator": 1.0, "cpu": 9.0})],
+    ...                    [Edge(1, 2)]), paper_devices(2, 1, 2**30))
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> png = Path(tempfile.mkdtemp()) / "loads.png"
+    >>> loads_plot(evaluate(w.graph, w.devices, Split.from_lists({"accelerator": [[1], [2]]})), None, png, "demo")
+    >>> png.read_bytes()[:4]
+    b'\\x89PNG'
+    """
     plt = _pyplot()
     devices = [d for d in evaluation.devices if d.nodes]
     if evaluation.stage_order:  # bars in pipeline order, first stage on the left
@@ -68,7 +94,19 @@ def _label(value: Any) -> str:
 
 
 def sweep_plot(records: Sequence[dict], varied: Sequence[str], path: str | Path, title: str) -> None:
-    """``records``: sweep rows with ``params`` (path -> value), ``status`` and the summary fields."""
+    """A PNG of a sweep: time per sample (and cost, when priced) against the first varied field.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        Sweep rows with ``params`` (path -> value), ``status`` and the
+        summary fields; failed points are counted in the title.
+    varied : sequence of str
+        The varied paths: the first is the x axis, the others one line each.
+    path : str or Path
+        The PNG to write.
+    title : str
+    """
     plt = _pyplot()
     ok = [r for r in records if r.get("status") == "ok"]
     failed = len(records) - len(ok)

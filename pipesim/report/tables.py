@@ -25,7 +25,28 @@ def _bytes(x: float) -> str:
 
 
 def device_table(evaluation: SplitEvaluation, title: str | None = None) -> Table:
-    """One row per device: nodes, compute, send, receive, load, memory used/capacity."""
+    """One row per device: nodes, compute, send, receive, load, memory used/capacity.
+
+    The bottleneck device is bold.
+
+    Parameters
+    ----------
+    evaluation : SplitEvaluation
+    title : str, optional
+
+    Returns
+    -------
+    rich.table.Table
+
+    Examples
+    --------
+    >>> from pipesim.placement import Edge, Graph, Node, Split, Workload, paper_devices
+    >>> from pipesim.placement.evaluate import evaluate
+    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 9.0}, memory=2**20), Node(2, {"accelerator": 1.0, "cpu": 9.0})],
+    ...                    [Edge(1, 2)]), paper_devices(2, 1, 2**30))
+    >>> device_table(evaluate(w.graph, w.devices, Split.from_lists({"accelerator": [[1], [2]]}))).row_count
+    2
+    """
     table = Table(title=title)
     for header in ("device", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"):
         table.add_column(header, justify="left" if header == "device" else "right", no_wrap=True)
@@ -47,7 +68,12 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None) -> Table
 
 
 def workload_table(workload: Workload) -> Table:
-    """Vital statistics of a workload."""
+    """Vital statistics of a workload as a rich table (see :func:`workload_info`).
+
+    Returns
+    -------
+    rich.table.Table
+    """
     g = workload.graph
     table = Table(title=f"workload {workload.name}", show_header=False)
     table.add_column("what")
@@ -65,7 +91,29 @@ def workload_table(workload: Workload) -> Table:
 
 
 def workload_info(workload: Workload) -> dict:
-    """The same statistics as :func:`workload_table`, as JSON-ready data."""
+    """The same statistics as :func:`workload_table`, as JSON-ready data.
+
+    Parameters
+    ----------
+    workload : Workload
+
+    Returns
+    -------
+    dict
+        Counts of nodes, edges, forward and backward nodes and colour
+        classes, the total memory, and per device class its count, memory
+        (``None``: unlimited) and total work.
+
+    Examples
+    --------
+    >>> from pipesim.placement import Edge, Graph, Node, Split, Workload, paper_devices
+    >>> from pipesim.placement.evaluate import evaluate
+    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 9.0}, memory=2**20), Node(2, {"accelerator": 1.0, "cpu": 9.0})],
+    ...                    [Edge(1, 2)]), paper_devices(2, 1, 2**30))
+    >>> info = workload_info(w)
+    >>> info["nodes"], info["devices"][0]
+    (2, {'device_class': 'accelerator', 'count': 2, 'memory': 1073741824, 'total_work': 3.0})
+    """
     g = workload.graph
     return {
         "name": workload.name,

@@ -85,7 +85,8 @@ def kernel_time(flops: float, bytes_moved: float, device: Device, dtype: str) ->
     Raises
     ------
     HardwareError
-        Negative FLOPs or bytes, or an unknown data type.
+        Negative FLOPs or bytes, or a data type the cost model does not
+        know (:data:`~pipesim.hardware.devices.DTYPE_BYTES`).
 
     Examples
     --------

@@ -130,6 +130,7 @@ def parse_assignments(texts: Iterable[str]) -> dict[str, ClassEdit]:
     Returns
     -------
     dict of str to ClassEdit
+        By class name, as :func:`parse_edits` returns them.
 
     Raises
     ------
@@ -171,6 +172,7 @@ def apply_edits(system: System, edits: Mapping[str, ClassEdit], catalog: Catalog
     Returns
     -------
     System
+        A new system; ``system`` itself is unchanged.
 
     Raises
     ------

@@ -88,9 +88,8 @@ def load_split(path: str | Path, workload: Workload) -> Split:
     Examples
     --------
     >>> import pipesim
-    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0}, memory=1.0), Node(2, {"accelerator": 1.0}, memory=1.0)],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 100.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
     >>> import json, tempfile
     >>> path = Path(tempfile.mkdtemp()) / "split.json"
     >>> _ = path.write_text(json.dumps({"fpgas": [{"nodes": [1]}, {"nodes": [2]}], "cpus": []}))
@@ -128,9 +127,8 @@ def save_split(split: Split | SplitEvaluation | PlacementResult, path: str | Pat
     Examples
     --------
     >>> import pipesim
-    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0}, memory=1.0), Node(2, {"accelerator": 1.0}, memory=1.0)],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 100.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "out" / "split.json"
     >>> r = pipesim.solve(w)
@@ -168,9 +166,8 @@ def evaluate(workload: Workload, split: Split | SplitEvaluation | PlacementResul
     Examples
     --------
     >>> import pipesim
-    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0}, memory=1.0), Node(2, {"accelerator": 1.0}, memory=1.0)],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 100.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
     >>> from pipesim.placement import Split
     >>> e = pipesim.evaluate(w, Split.from_lists({"accelerator": [[1, 2]]}))
     >>> e.max_load, e.feasible, [d.name for d in e.devices]
@@ -214,9 +211,8 @@ def solve(workload: Workload, method: str = "dp", *, progress: Progress | bool |
     Examples
     --------
     >>> import pipesim
-    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0}, memory=1.0), Node(2, {"accelerator": 1.0}, memory=1.0)],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 100.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
     >>> r = pipesim.solve(w, method="dp", merge="none")
     >>> r.status, r.max_load, r.bound
     ('optimal', 2.0, 2.0)
@@ -256,9 +252,8 @@ def latency(workload: Workload, method: str = "ip", split: Split | SplitEvaluati
     Examples
     --------
     >>> import pipesim
-    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0}, memory=1.0), Node(2, {"accelerator": 1.0}, memory=1.0)],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 100.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
     >>> pipesim.latency(w, method="greedy").latency
     3.0
     >>> from pipesim.placement import Split
@@ -312,9 +307,8 @@ def simulate(workload: Workload, split: Split | SplitEvaluation | PlacementResul
     Examples
     --------
     >>> import pipesim
-    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0}, memory=1.0), Node(2, {"accelerator": 1.0}, memory=1.0)],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 100.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
     >>> s = pipesim.simulate(w, pipesim.solve(w), microbatches=20)
     >>> s.schedule, s.predicted_time_per_sample, round(s.time_per_sample, 9)
     ('stream', 2.0, 2.0)
@@ -330,7 +324,7 @@ def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] =
     Parameters
     ----------
     path : str or Path
-        A YAML scenario.
+        A YAML scenario (its format: :mod:`pipesim.scenario`).
     overrides : iterable
         ``"PATH=VALUE"`` texts (as ``--set`` takes them) or ``(path, value)``
         pairs, applied before validation.
@@ -338,6 +332,7 @@ def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] =
     Returns
     -------
     Scenario
+        Validated; :func:`run_scenario` runs it.
 
     Raises
     ------

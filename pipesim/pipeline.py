@@ -67,17 +67,7 @@ class Outcome:
     files : dict of str to Path
         Artefacts written (:func:`pipesim.artefacts.write_artefacts`).
 
-    Examples
-    --------
-    >>> from pipesim.scenario import scenario_from_data
-    >>> scenario = scenario_from_data({"model": {"generator": "transformer",
-    ...                                          "params": {"layers": 2, "hidden": 64, "heads": 4, "seq": 16}},
-    ...                                "hardware": {"preset": "a100x8"}, "simulate": {"microbatches": 10}}, "tiny.yaml")
-    >>> outcome = execute(scenario)
-    >>> outcome.summary()["predicted_time_per_sample"] == outcome.result.max_load
-    True
-    >>> sorted(outcome.to_dict())
-    ['latency', 'max_load', 'scenario', 'seconds', 'simulation', 'solve', 'summary']
+    See :func:`execute` for an example.
     """
 
     scenario: Scenario
@@ -210,6 +200,10 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outco
     >>> outcome = execute(scenario)
     >>> outcome.result.status, outcome.simulation.microbatches
     ('optimal', 10)
+    >>> outcome.summary()["predicted_time_per_sample"] == outcome.result.max_load
+    True
+    >>> sorted(outcome.to_dict())
+    ['latency', 'max_load', 'scenario', 'seconds', 'simulation', 'solve', 'summary']
     """
     seconds: dict[str, float] = {}
 

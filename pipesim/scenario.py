@@ -565,6 +565,7 @@ def scenario_from_data(data: dict, source: str | Path, overrides: Iterable[tuple
     Returns
     -------
     Scenario
+        Checked and converted; ``scenario.workload()`` builds its workload.
 
     Raises
     ------

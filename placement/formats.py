@@ -253,7 +253,8 @@ def workload_to_json(workload: Workload) -> dict:
     Raises
     ------
     KeyError
-        The workload lacks one of the two classes.
+        The workload lacks one of the two classes (a workload with other
+        classes is written in the native format, docs/model.md §7.3).
 
     Examples
     --------

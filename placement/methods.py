@@ -73,11 +73,8 @@ class Method:
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 20.0}), Node(2, {"accelerator": 1.0, "cpu": 10.0})],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))
     >>> METHODS["single"](w).max_load
     3.0
     >>> METHODS["dp"](w, merge="none").max_load
@@ -345,11 +342,8 @@ def solve(workload: Workload, method: str = "dp", *, progress: Progress | bool |
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 20.0}), Node(2, {"accelerator": 1.0, "cpu": 10.0})],
-    ...                    [Edge(1, 2)]), paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))
     >>> r = solve(w, "dp")
     >>> r.status, r.max_load
     ('optimal', 2.0)

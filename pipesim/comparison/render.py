@@ -38,10 +38,8 @@ def comparison_table(comparison: Comparison, objective: str = MAX_LOAD) -> Table
     Examples
     --------
     >>> from pipesim.comparison import compare
-    >>> from pipesim.placement import Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 1.0, "cpu": 5.0}), Node(2, {"accelerator": 1.0, "cpu": 5.0})],
-    ...                    []), paper_devices(2, 0, 10.0))
-    >>> table = compare(w, ["dp", "single"], name="two")
+    >>> from pipesim.placement.examples import chain
+    >>> table = compare(chain((1.0, 1.0)), ["dp", "single"], name="two")
     >>> comparison_table(table).row_count
     2
     """
@@ -84,10 +82,8 @@ def rows_to_csv(comparisons: Sequence[Comparison]) -> str:
     Examples
     --------
     >>> from pipesim.comparison import compare
-    >>> from pipesim.placement import Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 1.0, "cpu": 5.0}), Node(2, {"accelerator": 1.0, "cpu": 5.0})],
-    ...                    []), paper_devices(2, 0, 10.0))
-    >>> table = compare(w, ["dp", "single"], name="two")
+    >>> from pipesim.placement.examples import chain
+    >>> table = compare(chain((1.0, 1.0)), ["dp", "single"], name="two")
     >>> print(rows_to_csv([table]).splitlines()[2][:40])
     two,max_load,single,2.0,2.0,1,True,True,
     """

@@ -101,11 +101,8 @@ class Comparison:
 
     Examples
     --------
-    >>> from pipesim.comparison import compare
-    >>> from pipesim.placement import Graph, Node, Workload, paper_devices
-    >>> w = Workload(Graph([Node(1, {"accelerator": 1.0, "cpu": 5.0}), Node(2, {"accelerator": 1.0, "cpu": 5.0})],
-    ...                    []), paper_devices(2, 0, 10.0))
-    >>> table = compare(w, ["dp", "single"], name="two")
+    >>> from pipesim.placement.examples import chain
+    >>> table = compare(chain((1.0, 1.0)), ["dp", "single"], name="two")
     >>> [r.method for r in table.by_objective("max_load")], table.proven
     (['dp', 'single'], {'max_load': True})
     >>> table.to_dict()["max_load"][1]["max_load"]

@@ -47,10 +47,9 @@ def loads_plot(evaluation: SplitEvaluation, simulation: SimulationResult | None,
 
     Examples
     --------
-    >>> from pipesim.placement import Edge, Graph, Node, Split, Workload, paper_devices
-    >>> from pipesim.placement.evaluate import evaluate
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 9.0}, memory=2**20), Node(2, {"accelerator": 1.0, "cpu": 9.0})],
-    ...                    [Edge(1, 2)]), paper_devices(2, 1, 2**30))
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
     >>> import tempfile
     >>> from pathlib import Path
     >>> png = Path(tempfile.mkdtemp()) / "loads.png"

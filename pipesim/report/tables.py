@@ -40,10 +40,9 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None) -> Table
 
     Examples
     --------
-    >>> from pipesim.placement import Edge, Graph, Node, Split, Workload, paper_devices
-    >>> from pipesim.placement.evaluate import evaluate
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 9.0}, memory=2**20), Node(2, {"accelerator": 1.0, "cpu": 9.0})],
-    ...                    [Edge(1, 2)]), paper_devices(2, 1, 2**30))
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
     >>> device_table(evaluate(w.graph, w.devices, Split.from_lists({"accelerator": [[1], [2]]}))).row_count
     2
     """
@@ -106,10 +105,9 @@ def workload_info(workload: Workload) -> dict:
 
     Examples
     --------
-    >>> from pipesim.placement import Edge, Graph, Node, Split, Workload, paper_devices
-    >>> from pipesim.placement.evaluate import evaluate
-    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 9.0}, memory=2**20), Node(2, {"accelerator": 1.0, "cpu": 9.0})],
-    ...                    [Edge(1, 2)]), paper_devices(2, 1, 2**30))
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
     >>> info = workload_info(w)
     >>> info["nodes"], info["devices"][0]
     (2, {'device_class': 'accelerator', 'count': 2, 'memory': 1073741824, 'total_work': 3.0})

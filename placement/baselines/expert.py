@@ -52,14 +52,8 @@ def solve_expert(workload: Workload, *, split: Split | str | Path) -> PlacementR
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
     >>> from pipesim.placement.split import Split
     >>> r = solve_expert(w, split=Split.from_lists({"accelerator": [[1, 2, 3], [4]]}))
     >>> r.status, r.max_load

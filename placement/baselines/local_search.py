@@ -72,16 +72,10 @@ class LoadState:
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
     >>> from pipesim.placement.baselines.units import devices_of, units_of
-    >>> state = LoadState(w, units_of(diamond, ["accelerator", "cpu"]), devices_of(w), [0, 0, 0, 0])
+    >>> state = LoadState(w, units_of(w.graph, ["accelerator", "cpu"]), devices_of(w), [0, 0, 0, 0])
     >>> state.key()
     (0.0, 6.0, 36.0)
     >>> state.move(3, 1)   # the fourth unit (node 4) to accelerator[1]
@@ -305,14 +299,8 @@ def solve_local_search(
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
     >>> r = solve_local_search(w, restarts=3, seed=0)
     >>> r.status, r.max_load
     ('feasible', 4.0)

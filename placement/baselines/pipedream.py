@@ -120,15 +120,9 @@ def chain_constraints(
     --------
     A fork-join block (1 -> 2, 3 -> 4) is fused up to its join node:
 
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
-    >>> chain_constraints(diamond)
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
+    >>> chain_constraints(w.graph)
     ([[1, 2, 3]], [(1, 4)])
     """
     fused = _fused_classes(graph, set(ignore_sources))
@@ -165,14 +159,8 @@ def solve_pipedream(
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
     >>> r = solve_pipedream(w)
     >>> r.status, r.max_load
     ('feasible', 5.0)

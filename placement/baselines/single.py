@@ -40,17 +40,11 @@ def solve_single(workload: Workload, *, device_class: str | None = None) -> Plac
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
     >>> solve_single(w).max_load
     6.0
-    >>> tight = Workload(diamond, paper_devices(1, 0, 1.0))
+    >>> tight = diamond(accelerators=1, memory=1.0)
     >>> r = solve_single(tight)
     >>> r.status, r.message
     ('infeasible', 'accelerator[0] uses 4 bytes of memory, more than its 1')

@@ -140,16 +140,9 @@ def result_from_assignment(
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 0, 10.0))
+    >>> from pipesim.placement.examples import diamond
     >>> where = {1: ("accelerator", 0), 2: ("accelerator", 0), 3: ("accelerator", 1), 4: ("accelerator", 1)}
-    >>> r = result_from_assignment("mine", w, where, started=0.0)
+    >>> r = result_from_assignment("mine", diamond(), where, started=0.0)
     >>> r.status, r.max_load
     ('feasible', 4.0)
     """

@@ -46,14 +46,8 @@ def accelerators(workload: Workload) -> list[tuple[Device, float]]:
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
     >>> accelerators(w)
     [(('accelerator', 0), 2.0), (('accelerator', 1), 2.0)]
     """
@@ -74,14 +68,8 @@ def greedy_split(workload: Workload) -> Split | None:
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
     >>> greedy_split(w)
     Split(assignment={'accelerator': (frozenset({1, 2}), frozenset({3, 4})), 'cpu': (frozenset(),)})
     """
@@ -144,14 +132,8 @@ def solve_latency_greedy(workload: Workload) -> LatencyResult:
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
     >>> r = solve_latency_greedy(w)
     >>> r.status, r.latency
     ('feasible', 8.0)

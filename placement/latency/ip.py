@@ -258,14 +258,8 @@ def solve_latency_ip(
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
     >>> r = solve_latency_ip(w)
     >>> r.status, r.latency, round(r.bound, 6)
     ('optimal', 8.0, 8.0)

@@ -156,14 +156,8 @@ def unlimited_cpus(workload: Workload) -> tuple:
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
     >>> unlimited_cpus(w)[1]
     DeviceClass(name='cpu', count=4, memory=inf)
     """
@@ -190,17 +184,11 @@ def contiguous_pieces(graph: Graph, nodes: frozenset[int] | set[int]) -> list[fr
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
-    >>> contiguous_pieces(diamond, {1, 4})   # a path leaves after 1 and returns at 4
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> contiguous_pieces(w.graph, {1, 4})   # a path leaves after 1 and returns at 4
     [frozenset({1}), frozenset({4})]
-    >>> contiguous_pieces(diamond, {1, 2})
+    >>> contiguous_pieces(w.graph, {1, 2})
     [frozenset({1, 2})]
     """
     level: dict[int, int] = {}
@@ -243,14 +231,8 @@ def latency_of_pieces(
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
     >>> from pipesim.placement.split import Split
     >>> split = Split.from_lists({"accelerator": [[1, 4], [2, 3]]})
     >>> pieces = {("accelerator", 0): [frozenset({1}), frozenset({4})], ("accelerator", 1): [frozenset({2, 3})]}
@@ -337,14 +319,8 @@ def latency_of_split(workload: Workload, split: Split) -> LatencyEvaluation:
 
     Examples
     --------
-    >>> from pipesim.placement.devices import paper_devices
-    >>> from pipesim.placement.graph import Edge, Graph, Node
-    >>> from pipesim.placement.workload import Workload
-    >>> def layer(v, t):
-    ...     return Node(v, {"accelerator": t, "cpu": 10 * t}, memory=1.0, transfer={"accelerator": 0.5})
-    >>> diamond = Graph([layer(1, 2.0), layer(2, 1.0), layer(3, 1.0), layer(4, 2.0)],
-    ...                 [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)])
-    >>> w = Workload(diamond, paper_devices(2, 1, 2.0))   # two nodes fit on an accelerator
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
     >>> from pipesim.placement.split import Split
     >>> e = latency_of_split(w, Split.from_lists({"accelerator": [[1, 4], [2, 3]]}))
     >>> [(p.index, p.nodes, p.start, p.finish) for p in e.pieces]

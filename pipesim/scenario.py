@@ -47,7 +47,7 @@ from typing import Any
 
 import yaml
 
-from pipesim.errors import GraphError, HardwareError, InputError, ModelSpecError
+from pipesim.errors import GraphError, HardwareError, InputError, ModelSpecError, require_extra
 from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
 from pipesim.hardware.devices import DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
@@ -333,7 +333,8 @@ def _model(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
         return
     s.samples_per_pass = params.get("batch") or 1
     if kind == "onnx":
-        from pipesim.workloads.onnx_import import import_onnx  # needs the onnx extra
+        require_extra("onnx", "onnx")
+        from pipesim.workloads.onnx_import import import_onnx
 
         s.ops = p.check("model.onnx", lambda: import_onnx(model["onnx"], batch=params.get("batch", 1)))
     else:

@@ -29,10 +29,11 @@ contiguous.
 
 from __future__ import annotations
 
+from pipesim.errors import require_extra
+
 import time
 from collections import defaultdict
 
-import pymetis
 
 from pipesim.placement.baselines.units import (
     Device,
@@ -88,6 +89,7 @@ def _metis_parts(graph: Graph, units: list[Unit], target: str, parts: int, seed:
             adjncy.append(v)
             eweights.append(w)
         xadj.append(len(adjncy))
+    pymetis = require_extra("pymetis", "metis")
     partition = pymetis.part_graph(
         parts,
         pymetis.CSRAdjacency(xadj, adjncy),

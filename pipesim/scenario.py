@@ -47,7 +47,13 @@ from typing import Any
 
 import yaml
 
-from pipesim.errors import GraphError, HardwareError, InputError, ModelSpecError, require_extra
+from pipesim.errors import (
+    GraphError,
+    HardwareError,
+    InputError,
+    ModelSpecError,
+    require_extra,
+)
 from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
 from pipesim.hardware.devices import DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from pipesim.errors import InputError
 from pipesim.placement.graph import Graph
 from pipesim.placement.split import Split, SplitError, complete_split
 from pipesim.simulation.links import LinkModel
@@ -152,7 +153,7 @@ def _stage_order(graph: Graph, device_nodes: dict[str, list[int]], where: dict[i
 def build_program(graph: Graph, split: Split, mode: str = "paper", links: LinkModel | None = None) -> Program:
     """Cut the placement ``split`` of ``graph`` into lanes and tasks for ``mode``."""
     if mode not in COMM_MODES:
-        raise ValueError(f"unknown communication mode {mode!r}; expected one of {', '.join(COMM_MODES)}")
+        raise InputError(None, "comm", f"unknown communication mode {mode!r}; expected one of {', '.join(COMM_MODES)}")
     links = links or LinkModel()
     homes = complete_split(graph, split).device_of()
     where = {v: _device_name(home) for v, home in homes.items()}

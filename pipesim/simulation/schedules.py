@@ -38,6 +38,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
+from pipesim.errors import InputError
 from pipesim.simulation.program import BACKWARD, FORWARD, Lane, Program
 
 __all__ = ["SCHEDULES", "TRAINING_SCHEDULES", "Unit", "default_in_flight", "lane_units"]
@@ -64,7 +65,7 @@ def lane_units(program: Program, lane: Lane, schedule: str, microbatches: int, m
         return _drop_empty(_one_f_one_b(program.stages - lane.stage - 1, 0, microbatches, forward, backward))
     if schedule in FLUSHED:
         return _flushed(schedule, program.stages - lane.stage - 1, microbatches, minibatch, forward, backward)
-    raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    raise InputError(None, "schedule", f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
 
 
 def _stream(lane: Lane, microbatches: int, in_flight: int, depth: int) -> Iterator[Unit]:

@@ -6,6 +6,7 @@ import math
 
 from rich.table import Table
 
+from pipesim.hardware.units import format_bytes
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.workload import Workload
 
@@ -15,13 +16,7 @@ def _num(x: float) -> str:
 
 
 def _bytes(x: float) -> str:
-    if math.isinf(x):
-        return "∞"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(x) < 1024 or unit == "TiB":
-            return f"{x:.4g} {unit}"
-        x /= 1024
-    return str(x)
+    return "∞" if math.isinf(x) else format_bytes(x)
 
 
 def device_table(evaluation: SplitEvaluation, title: str | None = None) -> Table:

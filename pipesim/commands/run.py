@@ -91,7 +91,7 @@ def run(args) -> int:
     if ev is None:
         console.print(f"[red]{outcome.result.status}[/red]: {outcome.result.message}")
     else:
-        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}"))
+        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph))
         for violation in ev.violations:
             console.print(f"[red]violation:[/red] {violation}")
     console.print(summary_table(outcome))

@@ -77,7 +77,7 @@ def report(result: PlacementResult, workload: Workload, args) -> None:
     if result.evaluation is None:
         console.print(f"[red]{result.status}[/red]: {result.message}")
         return
-    console.print(device_table(result.evaluation, title=f"{result.method} split of {workload.name}"))
+    console.print(device_table(result.evaluation, title=f"{result.method} split of {workload.name}", graph=workload.graph))
     detail = f"{result.status}, {result.seconds:.2f} s"
     if result.gap is not None and result.status != "optimal":
         detail += f", gap {result.gap:.2%}"

@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
+from pipesim.hardware.units import format_bytes
 from pipesim.report.html import Page, fmt
+from pipesim.report.placement import describe_nodes, pipeline_order
 
 __all__ = ["SWEEP_COLUMNS", "run_page", "summary_rows", "sweep_cells", "sweep_page"]
 
@@ -55,15 +57,16 @@ def run_page(outcome, images: dict[str, Path]) -> Page:
     page.table(["", "model", "simulated"], summary_rows(outcome.summary()))
     ev = outcome.result.evaluation
     if ev is not None:
-        page.heading("Devices", "the bottleneck is highlighted; times in ms per pass")
+        page.heading("Devices", "in pipeline order; the bottleneck is highlighted; times in ms per pass")
         bottleneck = ev.bottleneck
         rows, classes = [], []
-        for d in ev.devices:
-            rows.append([d.name, len(d.nodes), d.compute, d.send, d.receive, d.load,
-                         f"{d.memory / 2**30:.3g} / {'∞' if d.capacity == float('inf') else f'{d.capacity / 2**30:.3g}'} GiB",
-                         d.contiguous])
+        graph = outcome.workload.graph
+        for d in pipeline_order(ev):
+            rows.append([d.name, describe_nodes(graph, d.nodes, limit=120), len(d.nodes), d.compute, d.send, d.receive,
+                         d.load, f"{format_bytes(d.memory)} / {format_bytes(d.capacity)}", d.contiguous])
             classes.append("mark" if d is bottleneck and d.load > 0 else "")
-        page.table(["device", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows, classes)
+        page.table(["device", "holds", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows,
+                   classes)
         for v in ev.violations:
             page.text(f"violation: {v}")
     page.image(images.get("loads", Path()), "per-device loads")

@@ -174,3 +174,16 @@ def test_memory_violations_use_binary_units(tmp_path, capsys):
     assert main(["evaluate", str(path), str(split), "--json"]) == 0
     violations = _json(capsys)["violations"]
     assert any("3 GiB" in v and "1 GiB" in v for v in violations), violations
+
+
+def test_whatif_takes_sizes_for_memory_and_bandwidths_for_links(tmp_path, capsys, shared_workloads):
+    workload = shared_workloads / "throughput/LayerGraphs/bert24_inference.json"
+    out = tmp_path / "small.json"
+    assert main(["graph", "whatif", str(workload), "--whatif", "accelerator.memory=1GiB", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["maxSizePerFPGA"] == 2 ** 30
+    capsys.readouterr()
+    _one_line_error(capsys, main(["graph", "whatif", str(workload), "--whatif", "accelerator.link=25GB/s", "-o", str(out)]),
+                    "give a factor")
+    assert main(["hardware", "show", "a100x8", "--whatif", "a100.memory=40GB", "--whatif", "a100.link=25GB/s", "--json"]) == 0
+    a100 = next(g for g in _json(capsys)["classes"] if g["name"] == "a100")
+    assert a100["device"]["memory"] == 40e9 and a100["host_link"]["bandwidth"] == 25e9

@@ -16,8 +16,8 @@ its idle steps dropped): ``gpipe`` = ``ScheduleGPipe`` (backwards B0…B(m-1)),
 ``ScheduleZBVZeroBubble``, ``dualpipev`` = ``ScheduleDualPipeV`` (its
 overlapped forward+backward pairs are listed as the forward, then the
 backward).  ``zb-h1`` is the zero-bubble paper's ZB-H1, which is PyTorch's
-interleaved zero-bubble order with one chunk; ``zb-h2`` is the paper's ZB-H2
-(more warm-up forwards, ``W`` deferred to the tail).  Every order passes
+interleaved zero-bubble order with one chunk; ``zb-h2`` is after the paper's
+ZB-H2 (``2(p - r) - 1`` warm-up forwards, ``W`` deferred to the tail).  Every order passes
 :func:`~pipesim.simulate.actions.check_orders`.
 
 Reference: PyTorch ``torch/distributed/pipelining/schedules.py``; Narayanan
@@ -72,9 +72,9 @@ SCHEDULE_SPECS: dict[str, ScheduleSpec] = {
         ScheduleSpec("looped-bfs", "round-robin", None, 2, False, "ScheduleLoopedBFS",
                      "(p-1)/(v·m) of the ideal, as interleaved 1F1B", "m microbatches in every chunk: all of them, as GPipe"),
         ScheduleSpec("zb-h1", "round-robin", 1, 1, True, None,
-                     "(p-1)(F+B-2W) idle per rank: W fills the drain", "as 1F1B: p - r microbatches on rank r"),
+                     "(p-1)(F+B-2W) idle per rank: W fills the drain", "as 1F1B: p - r microbatches on rank r, held until W"),
         ScheduleSpec("zb-h2", "round-robin", 1, 1, True, None,
-                     "(p-1)(F+B-3W) idle per rank, none when F = B - W = W", "2(p - r) - 1 microbatches on rank r: about twice 1F1B"),
+                     "as ZB-H1 when list-scheduled (the extra warm-up pays when the first gradient is late)", "2(p - r) - 1 microbatches on rank r: about twice 1F1B"),
         ScheduleSpec("interleaved-zb", "round-robin", None, 2, True, "ScheduleInterleavedZeroBubble",
                      "(p-1)(F+B-2W)/v idle per rank", "about p + (v-1)·p/v microbatches, held until W"),
         ScheduleSpec("zbv", "v", 2, 2, True, "ScheduleZBVZeroBubble",
@@ -162,15 +162,17 @@ def _rounds(p: int, m: int, what: str) -> int:
     return m // rounds
 
 
-def _interleaved(p: int, m: int, v: int, r: int, zero_bubble: bool) -> list[Action]:
+def _interleaved(p: int, m: int, v: int, r: int, zero_bubble: bool, strict: bool = True) -> list[Action]:
     """Depth-first interleaving: rounds of ``per_round`` microbatches visit the chunks in turn.
 
     Warm-up forwards are those of the last rank's first ``v - 1`` chunk rounds
     plus ``factor`` per hop from the last rank (2 for 1F1B, 1 for zero
     bubble, whose ``I`` returns faster); then one forward and one backward
     alternate; zero bubble delays rank ``r``'s first ``r`` weight passes.
+    ``strict``: PyTorch's rule that the microbatches divide into rounds (with
+    one chunk the rounds change nothing: ZB-H1 does without it).
     """
-    per_round = _rounds(p, m, "interleaved-zb" if zero_bubble else "interleaved-1f1b")
+    per_round = _rounds(p, m, "interleaved-zb" if zero_bubble else "interleaved-1f1b") if strict else m
     factor = 1 if zero_bubble else 2
     warmup = min((v - 1) * per_round + factor * (p - 1 - r), m * v)
     total = m * v
@@ -207,31 +209,27 @@ def _interleaved(p: int, m: int, v: int, r: int, zero_bubble: bool) -> list[Acti
 
 
 def _zb_h2(p: int, m: int, v: int, r: int) -> list[Action]:
-    """ZB-H2: ``2(p - r) - 1`` warm-up forwards, then F I W; the ``W`` of rank ``r``'s last ``r`` … deferred.
+    """ZB-H2: ``2(p - r) - 1`` warm-up forwards, then I, W, F in turn, rank ``r`` deferring ``r`` weight passes.
 
-    Rank ``r`` fills the wait for its first input gradient with forwards, then
-    runs ``I``, ``F`` and ``W`` in turn while forwards remain, and drains its
-    remaining ``I`` before the deferred ``W`` so the gradients reach the ranks
-    before it as early as possible (the paper's parallelogram tail).
+    The warm-up fills rank ``r``'s wait for its first input gradient with
+    forwards (the paper's ZB-H2 warm-up: about twice 1F1B's stash); the
+    deferred ``W`` passes form the tail.  With its ``I`` and ``W`` list-scheduled
+    at their own times (no communication) it takes as long as ZB-H1 on a
+    uniform chain: the extra forwards pay only where the first gradient is
+    late (communication, slower later stages).
     """
     warmup = min(m, 2 * (p - r) - 1)
     order = [Action(r, "F", j) for j in range(warmup)]
-    forwards, inputs, weights = warmup, 0, 0
-    while forwards < m:
-        order.append(Action(r, "I", inputs))
-        inputs += 1
-        order.append(Action(r, "F", forwards))
-        forwards += 1
-        order.append(Action(r, "W", weights))
-        weights += 1
-    while inputs < m:
-        order.append(Action(r, "I", inputs))
-        inputs += 1
-        if weights < inputs - (p - 1 - r):
+    forwards, weights = warmup, 0
+    for j in range(m):
+        order.append(Action(r, "I", j))
+        if j >= r:
             order.append(Action(r, "W", weights))
             weights += 1
-    order.extend(Action(r, "W", j) for j in range(weights, m))
-    return order
+        if forwards < m:
+            order.append(Action(r, "F", forwards))
+            forwards += 1
+    return order + [Action(r, "W", j) for j in range(weights, m)]
 
 
 def _zbv(p: int, m: int, v: int, r: int) -> list[Action]:
@@ -344,7 +342,7 @@ _GENERATORS: dict[str, Callable[[int, int, int, int], list[Action]]] = {
     "1f1b-flush": _one_f_one_b,
     "interleaved-1f1b": lambda p, m, v, r: _interleaved(p, m, v, r, zero_bubble=False),
     "looped-bfs": _looped_bfs,
-    "zb-h1": lambda p, m, v, r: _interleaved(p, m, v, r, zero_bubble=True),
+    "zb-h1": lambda p, m, v, r: _interleaved(p, m, v, r, zero_bubble=True, strict=False),
     "zb-h2": _zb_h2,
     "interleaved-zb": lambda p, m, v, r: _interleaved(p, m, v, r, zero_bubble=True),
     "zbv": _zbv,

@@ -11,7 +11,8 @@ order a simulated run actually executed (for any schedule, also ``stream``
 and PipeDream ``1f1b``), so the orders shown and exported are the ones timed.
 
 Guarantee: for the flushed schedules the executed orders equal
-:func:`~pipesim.simulate.orders.rank_orders`; makespan is the run's end,
+:func:`~pipesim.simulate.orders.rank_orders` (tested; a ``B`` among split
+backwards is recorded as its ``I`` and ``W`` run back to back); makespan is the run's end,
 bubble fraction is idle time / (``p`` × makespan); ``peak_in_flight`` counts
 microbatches with activations stashed on a rank at once and
 ``peak_activations`` the stashed activations in units of one microbatch of
@@ -35,7 +36,7 @@ from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 from pipesim.simulate.actions import Action, format_action
 from pipesim.simulate.engine import Run
-from pipesim.simulate.orders import SCHEDULE_SPECS
+from pipesim.simulate.orders import SCHEDULE_SPECS, rank_orders
 from pipesim.simulate.program import BACKWARD, FORWARD, WEIGHT
 from pipesim.simulate.simulator import SimulationResult, simulate
 
@@ -192,7 +193,8 @@ def explore(
         ranks=ranks,
         microbatches=microbatches,
         virtual=v,
-        orders=executed_orders(run, result.weight_fraction is not None),
+        # A flushed schedule runs its orders exactly (the run records a B of split backwards as its I and W).
+        orders=rank_orders(schedule, ranks, microbatches, v) if spec else executed_orders(run, False),
         makespan=makespan,
         bubble_fraction=bubble,
         peak_in_flight=[d.peak_in_flight for d in result.measurements.devices],

@@ -9,7 +9,9 @@ Formulas (``p`` devices, ``v`` chunks each, ``T_r = F_r + B_r``, ``T`` the
 largest ``T_r``; on a uniform chain ``F, B, W`` are one device's
 per-microbatch times):
 
-* ``gpipe``, ``1f1b-flush``: ``Σ_r T_r + (m - 1)·T`` — the first microbatch
+* ``gpipe``: ``Σ_r F_r + (m - 1)·max F_r + Σ_r B_r + (m - 1)·max B_r``
+  (all forwards, then all backwards); uniform: as 1F1B-flush.
+* ``1f1b-flush``: ``Σ_r T_r + (m - 1)·T`` — the first microbatch
   crosses every stage forward and back, the bottleneck does the other
   ``m - 1`` (Narayanan et al. 2019, PipeDream-Flush).  Uniform:
   ``(m + p - 1)(F + B)``.
@@ -111,6 +113,9 @@ def iteration_time(
     p = len(totals)
     # Fewer microbatches than devices: a round of m cannot fill the p-stage loop, each chunk waits (p - m) steps.
     short = (p - m) * top * (1 - 1 / v) if m < p else 0.0
+    if schedule == "gpipe" and v == 1:
+        # all forwards, then all backwards: two fill-and-drain passes, each paced by its own bottleneck
+        return sum(forward) + (m - 1) * max(forward) + sum(backward) + (m - 1) * max(backward)
     if schedule in ("gpipe", "1f1b-flush", "interleaved-1f1b", "looped-bfs"):
         return m * top + (sum(totals) - top) / v + short
     if schedule in ("zb-h1", "zb-h2", "interleaved-zb", "zbv", "dualpipev"):

@@ -46,6 +46,13 @@ backward node of time ``t`` becomes an input-gradient operation of
 weight-gradient operation of ``x·t`` (phase ``weight``: it sends nothing and
 may run any time later).
 
+Gradient direction: a pipeline schedule needs a stage's backward to wait for
+the next stage's.  Training graphs whose backward nodes no forward node
+feeds (the paper's LayerGraphs list the gradient chain in the forward
+direction) are read with their backward-to-backward edges reversed
+(``mirror_backward``), each reversed edge's transfer still timed by the
+original sender's ``c(u)``, so a device's load is unchanged on chains.
+
 The guarantee: the tasks of a lane, concatenated, are exactly its operations
 in order, and every task's duration is the sum of its operations' durations.
 """
@@ -204,6 +211,7 @@ def build_program(
     virtual: int = 1,
     placement: str = "round-robin",
     weight_fraction: float | None = None,
+    mirror_backward: bool = False,
 ) -> Program:
     """Cut the placement ``split`` of ``graph`` into lanes and tasks for ``mode``.
 
@@ -223,6 +231,9 @@ def build_program(
     weight_fraction : float, optional
         Split every backward node into input- and weight-gradient parts, this
         share of its time in the weight part (zero-bubble schedules).
+    mirror_backward : bool
+        Reverse the backward edges of graphs whose backward no forward node
+        feeds (see :func:`needs_mirroring`).
 
     Raises
     ------
@@ -237,9 +248,12 @@ def build_program(
     links = links or LinkModel()
     homes = complete_split(graph, split).device_of()
     stage_of = {v: _device_name(home) for v, home in homes.items()}  # the split's devices are the stages
-    rank = {v: i for i, v in enumerate(graph.topological_order)}
+    dag, owner = _pipeline_dag(graph) if mirror_backward and needs_mirroring(graph) else (graph.dag, {})
+    index = {v: i for i, v in enumerate(graph.nodes)}
+    topological = list(nx.lexicographical_topological_sort(dag, key=index.__getitem__)) if owner else graph.topological_order
+    rank = {v: i for i, v in enumerate(topological)}
     stage_members: dict[str, list[int]] = {}
-    for v in graph.topological_order:
+    for v in topological:
         stage_members.setdefault(stage_of[v], []).append(v)
     stages = _stage_order(graph, stage_members, stage_of, rank)
     if len(stages) % virtual:
@@ -257,7 +271,7 @@ def build_program(
     chunk = {v: chunk_of_stage[stage_of[v]] for v in graph.nodes}
     cls_of = {d: homes[stage_members[d][0]][0] for d in order}
     device_nodes: dict[str, list[int]] = {d: [] for d in order}
-    for v in graph.topological_order:
+    for v in topological:
         device_nodes[where[v]].append(v)
     for d, nodes in device_nodes.items():
         # Forward nodes first (chunk order), then backward ones (reverse chunk order): a
@@ -268,19 +282,20 @@ def build_program(
             raise SplitError(f"node {v} cannot run on {where[v]}")
     stage = {d: i for i, d in enumerate(order)}
 
-    remote = {u: any(where[w] != where[u] for w in graph.dag.successors(u)) for u in graph.nodes}
-    local_out = {u: any(where[w] == where[u] and chunk[w] != chunk[u] for w in graph.dag.successors(u)) for u in graph.nodes}
+    remote = {u: any(where[w] != where[u] for w in dag.successors(u)) for u in graph.nodes}
+    local_out = {u: any(where[w] == where[u] and chunk[w] != chunk[u] for w in dag.successors(u)) for u in graph.nodes}
     size: dict[int, float] = {}  # bytes of u's output: its largest out-edge tensor
     for e in graph.edges:
         if e.size is not None:
-            size[e.source] = max(size.get(e.source, 0.0), e.size)
+            source = e.dest if owner and graph.nodes[e.source].is_backward else e.source
+            size[source] = max(size.get(source, 0.0), e.size)
     signal_ids: dict[Hashable, int] = {}
 
     def signal(key: Hashable) -> int:
         return signal_ids.setdefault(key, len(signal_ids))
 
     def cost(u: int, cls: str) -> float:
-        return graph.nodes[u].transfer.get(cls, 0.0)
+        return graph.nodes[owner.get(u, u)].transfer.get(cls, 0.0)
 
     lanes: list[Lane] = []
 
@@ -333,7 +348,7 @@ def build_program(
                 flush_weights()  # a chunk's weight part follows its input-gradient part
             inputs: list[int] = []  # overlap mode: the link lane's receives this node waits for
             local: list[int] = []  # outputs of this device's other chunks this node needs
-            for u in sorted(graph.dag.predecessors(v), key=rank.__getitem__):
+            for u in sorted(dag.predecessors(v), key=rank.__getitem__):
                 if where[u] == d:
                     if chunk[u] != part:
                         local.append(signal(("computed", u)))
@@ -385,6 +400,41 @@ def build_program(
         stage_nodes=[tuple(stage_members[name]) for name in stages],
         weight_fraction=weight_fraction,
     )
+
+
+def needs_mirroring(graph: Graph) -> bool:
+    """Whether ``graph`` is a training graph whose backward nodes no forward node feeds.
+
+    Such graphs (the paper's training LayerGraphs) give the gradient chain in
+    the forward direction; a pipeline schedule reads it reversed.
+    """
+    if not graph.is_training:
+        return False
+    fed = any(not graph.nodes[e.source].is_backward and graph.nodes[e.dest].is_backward for e in graph.edges)
+    return not fed
+
+
+def _pipeline_dag(graph: Graph) -> tuple[nx.DiGraph, dict[int, int]]:
+    """The graph with backward-to-backward edges reversed; ``owner[v]``: whose transfer time v's output takes.
+
+    A reversed edge ``v -> u`` (was ``u -> v``) moves the gradient over the
+    boundary ``u``'s output crossed, so it costs ``c(u)``: ``owner[v] = u``
+    (the costliest such ``u`` when several).
+    """
+    dag = nx.DiGraph()
+    dag.add_nodes_from(graph.nodes)
+    owner: dict[int, int] = {}
+    for e in graph.edges:
+        if graph.nodes[e.source].is_backward:
+            dag.add_edge(e.dest, e.source)
+            best = owner.get(e.dest)
+            if best is None or sum(graph.nodes[e.source].transfer.values()) > sum(graph.nodes[best].transfer.values()):
+                owner[e.dest] = e.source
+        else:
+            dag.add_edge(e.source, e.dest)
+    for v in graph.backward_nodes:
+        owner.setdefault(v, v)
+    return dag, owner
 
 
 def _set_depths(lanes: list[Lane]) -> None:

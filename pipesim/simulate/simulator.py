@@ -189,9 +189,11 @@ def simulate(
     if weight_fraction is not None and not 0.0 <= weight_fraction <= 1.0:
         raise InputError(None, "weight_fraction", f"must be between 0 and 1, got {weight_fraction!r}")
     fraction = (0.5 if weight_fraction is None else weight_fraction) if splits_backward else None
-    program = build_program(graph, split, comm, links, virtual=virtual_stages, placement=placement, weight_fraction=fraction)
-    evaluation = evaluate(graph, workload.devices, folded_split(graph, split, program))
     flushed = schedule in FLUSHED
+    program = build_program(
+        graph, split, comm, links, virtual=virtual_stages, placement=placement, weight_fraction=fraction, mirror_backward=flushed,
+    )
+    evaluation = evaluate(graph, workload.devices, folded_split(graph, split, program))
     m = (4 * program.stages if minibatch is None else minibatch) if flushed else None
     n = (20 * program.stages if not flushed else 5 * m) if microbatches is None else microbatches
     if n < 1:

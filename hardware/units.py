@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 
-from pipesim.errors import HardwareError, UnitError
+from pipesim.errors import HardwareError, InternalError, UnitError
 
 __all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_quantity", "parse"]
 
@@ -62,7 +62,7 @@ def _unit(unit: str) -> tuple[str, float]:
 def parse(value: object, kind: str, field: str = "") -> float:
     """``value`` (``"80GB"``, ``"2ms"``, ``12.5`` …) in base units of ``kind``."""
     if kind not in KINDS:
-        raise ValueError(f"unknown quantity kind {kind!r}")
+        raise InternalError(f"unknown quantity kind {kind!r}")
     if isinstance(value, bool):
         raise UnitError(field, f"must be a {kind} quantity, got {value!r}")
     if isinstance(value, (int, float)):

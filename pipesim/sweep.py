@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipesim.placement.formats import InputError
+from pipesim.errors import InputError, require_extra
 
 __all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", "run_sweep"]
 
@@ -212,10 +212,8 @@ def _local(data, source, todo: list[Point], workers: int):
 
 
 def _dask(data, source, todo: list[Point], address: Any):
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise InputError(None, "--dask", "needs dask's distributed package (pip install 'dask[distributed]')") from None
+    distributed = require_extra("distributed", "dask")
+    Client, as_completed = distributed.Client, distributed.as_completed
     try:
         client = address if isinstance(address, Client) else Client(address, timeout="10s")
     except (OSError, TimeoutError) as exc:

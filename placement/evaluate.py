@@ -149,8 +149,10 @@ def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> Spli
     Raises :class:`~pipesim.placement.split.SplitError` when the split cannot be read
     as a placement (unknown, repeated or unplaceable nodes, unknown class).
     """
-    split = complete_split(graph, split)
     classes = {dc.name: dc for dc in devices}
+    # An empty section for a class the system lacks ("cpus": [] beside a native split) places nothing.
+    split = Split({k: v for k, v in split.assignment.items() if k in classes or any(v)})
+    split = complete_split(graph, split)
     for name in split.assignment:
         if name not in classes:
             raise SplitError(f"the split uses device class {name!r}, which the system does not have")

@@ -1,7 +1,7 @@
 """``pipesim schedule show|export|compare``: pipeline schedules, timed and exported.
 
 ``show NAME --stages P --microbatches M`` runs one iteration of a schedule on
-a uniform chain of ``P·V`` virtual stages (:func:`pipesim.simulate.explorer.explore`)
+a uniform chain of ``P·V`` virtual stages (:func:`pipesim.simulation.explorer.explore`)
 and prints each rank's order (PyTorch's action strings), the makespan, the
 bubble and the peak stashed microbatches per rank; ``--json`` and ``--png``.
 ``export`` writes the orders as PyTorch's compute-only schedule CSV
@@ -18,13 +18,12 @@ from pathlib import Path
 
 from rich.table import Table
 
-from pipesim.commands.common import console, load_workload, positive_int, print_json
+from pipesim.commands.common import console, count, load_workload, print_json, writable
 from pipesim.errors import InputError, SimulationError
-from pipesim.placement.formats import read_split
-from pipesim.simulate.actions import format_action, write_torch_csv
-from pipesim.simulate.explorer import executed_orders, explore
-from pipesim.simulate.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS, rank_orders
-from pipesim.simulate.schedules import SCHEDULES
+from pipesim.simulation.actions import format_action, write_torch_csv
+from pipesim.simulation.explorer import executed_orders, explore
+from pipesim.simulation.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS, rank_orders
+from pipesim.simulation.schedules import SCHEDULES
 
 SHOWN = (*FLUSHED_SCHEDULES, "1f1b", "stream")
 
@@ -51,9 +50,9 @@ def _time(text: str) -> float:
 
 def _common(p, split_allowed: bool) -> None:
     p.add_argument("name", choices=SHOWN, metavar="NAME", help=f"schedule: {', '.join(SHOWN)}")
-    p.add_argument("--stages", type=positive_int, metavar="P", help="pipeline ranks (devices)")
-    p.add_argument("--microbatches", type=positive_int, required=True, metavar="M", help="microbatches per iteration")
-    p.add_argument("--virtual", type=positive_int, metavar="V", help="chunks (virtual stages) per rank (default: the schedule's, 1 or 2)")
+    p.add_argument("--stages", type=count, metavar="P", help="pipeline ranks (devices)")
+    p.add_argument("--microbatches", type=count, required=True, metavar="M", help="microbatches per iteration")
+    p.add_argument("--virtual", type=count, metavar="V", help="chunks (virtual stages) per rank (default: the schedule's, 1 or 2)")
     p.add_argument("--forward", type=_time, default=1.0, metavar="F", help="forward time of one virtual stage (default 1)")
     p.add_argument("--backward", type=_time, default=2.0, metavar="B", help="backward time of one virtual stage (default 2)")
     p.add_argument("--weight-fraction", type=_fraction, default=0.5, metavar="X", help="share of the backward that is the weight gradient W (zero-bubble schedules; default 0.5)")
@@ -77,9 +76,9 @@ def register(subparsers) -> None:
     export.set_defaults(run=run_export)
     compare = sub.add_parser("compare", help="every flushed schedule on the DP split of a training workload")
     compare.add_argument("workload", help="training workload file")
-    compare.add_argument("--stages", type=positive_int, required=True, metavar="P", help="pipeline devices")
-    compare.add_argument("--microbatches", type=positive_int, required=True, metavar="M", help="microbatches per iteration")
-    compare.add_argument("--virtual", type=positive_int, default=2, metavar="V", help="chunks per device where a schedule takes any (default 2)")
+    compare.add_argument("--stages", type=count, required=True, metavar="P", help="pipeline devices")
+    compare.add_argument("--microbatches", type=count, required=True, metavar="M", help="microbatches per iteration")
+    compare.add_argument("--virtual", type=count, default=2, metavar="V", help="chunks per device where a schedule takes any (default 2)")
     compare.add_argument("--weight-fraction", type=_fraction, metavar="X", help="weight-gradient share of the backward (default 0.5)")
     compare.add_argument("--png", metavar="FILE", help="plot iteration time, bubble and activation memory per schedule")
     compare.add_argument("--json", action="store_true", help="print JSON rows")
@@ -98,9 +97,9 @@ def _explore(args):
 def run_show(args) -> int:
     run = _explore(args)
     if args.png:
-        from pipesim.simulate.gantt import write_gantt
+        from pipesim.simulation.gantt import write_gantt
 
-        Path(args.png).parent.mkdir(parents=True, exist_ok=True)
+        writable(args.png, "drawing")
         write_gantt(run.result.run, args.png, title=f"{run.schedule}: {run.ranks} ranks, {run.microbatches} microbatches, {run.virtual} chunk(s) per rank; makespan {run.makespan:g}")
     if args.json:
         print_json(run.to_dict())
@@ -128,10 +127,12 @@ def run_export(args) -> int:
     if args.split or args.workload:
         if not (args.split and args.workload):
             raise InputError(None, "--split", "needs --workload too (and the other way round)")
-        from pipesim.simulate.simulator import simulate
+        from pipesim.simulation.simulator import simulate
 
         workload = load_workload(args.workload)
-        split = read_split(Path(args.split))
+        from pipesim.api import load_split
+
+        split = load_split(args.split, workload)
         spec = SCHEDULE_SPECS.get(args.name)
         v = args.virtual or (spec.default_virtual if spec else 1)
         try:
@@ -145,24 +146,21 @@ def run_export(args) -> int:
                   else executed_orders(result.run, False))
     else:
         orders = _explore(args).orders
-    out = Path(args.output)
-    if out.is_dir():
-        raise InputError(args.output, None, "is a directory; give a file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = writable(args.output, "schedule CSV")
     write_torch_csv(orders, out)
     console.print(f"{len(orders)} ranks' orders written to {out} (PyTorch compute-only CSV)")
     return 0
 
 
 def run_compare(args) -> int:
-    from pipesim.simulate.schedule_comparison import compare_schedules, write_schedule_plot
+    from pipesim.simulation.schedule_comparison import compare_schedules, write_schedule_plot
 
     workload = load_workload(args.workload)
     if not workload.graph.is_training:
         raise InputError(args.workload, None, "pipeline schedules need a training graph (with backward nodes)")
     rows = compare_schedules(workload, args.stages, args.microbatches, virtual=args.virtual, weight_fraction=args.weight_fraction)
     if args.png:
-        Path(args.png).parent.mkdir(parents=True, exist_ok=True)
+        writable(args.png, "plot")
         write_schedule_plot(rows, args.png, f"{workload.name}: {args.stages} devices, {args.microbatches} microbatches")
     if args.json:
         print_json([r.to_dict() for r in rows])

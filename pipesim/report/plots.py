@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.placement.evaluate import SplitEvaluation
-from pipesim.simulate import SimulationResult
+from pipesim.simulation import SimulationResult
 
 __all__ = ["loads_plot", "sweep_plot"]
 

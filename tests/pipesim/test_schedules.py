@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipesim.errors import InputError, SimulationError
-from pipesim.simulate.actions import Action, check_orders, parse_action, read_torch_csv, stage_ranks, torch_csv, write_torch_csv
-from pipesim.simulate.explorer import executed_orders, explore
-from pipesim.simulate.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS, rank_orders
+from pipesim.simulation.actions import Action, check_orders, parse_action, read_torch_csv, stage_ranks, torch_csv, write_torch_csv
+from pipesim.simulation.explorer import executed_orders, explore
+from pipesim.simulation.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS, rank_orders
 from tests.strategies import SHARED
 
 REFERENCE = SHARED.parent.parent / "reference" / "torch-schedules-p4-m8.json"
@@ -157,9 +157,9 @@ def test_check_orders_rejects_what_pytorch_rejects():
 
 
 def test_an_order_that_runs_a_stage_too_early_deadlocks_with_a_clear_error():
-    from pipesim.simulate.program import build_program
-    from pipesim.simulate.engine import run_program
-    from pipesim.simulate.explorer import uniform_chain
+    from pipesim.simulation.program import build_program
+    from pipesim.simulation.engine import run_program
+    from pipesim.simulation.explorer import uniform_chain
 
     workload, split = uniform_chain(4, virtual=2)
     program = build_program(workload.graph, split, virtual=2)
@@ -238,7 +238,7 @@ def test_schedule_export_uniform_and_split(tmp_path):
 
 def test_schedules_run_on_dp_split_of_bert24(shared_workloads):
     from pipesim.commands.common import load_workload
-    from pipesim.simulate.schedule_comparison import compare_schedules
+    from pipesim.simulation.schedule_comparison import compare_schedules
 
     workload = load_workload(str(shared_workloads / "throughput" / "LayerGraphs" / "bert24_training.json"))
     rows = compare_schedules(workload, 4, 16, iterations=2)

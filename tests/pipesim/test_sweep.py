@@ -77,7 +77,8 @@ def test_local_processes_give_the_same_rows(tmp_path, reference):
 
 
 def test_dask_local_cluster_gives_the_same_rows(tmp_path, reference, capsys):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # the dask extra: part of .[test], so missing is a failure, not a skip
+
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(_data()))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:

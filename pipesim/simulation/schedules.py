@@ -10,7 +10,7 @@ microbatch, after at least ``gate`` microbatches have completed.
   pipelining.  Microbatch ``j`` is admitted (its depth-0 tasks may start) once
   ``j - W + 1`` microbatches have completed (at most ``W`` in flight).  A task
   of depth ``k`` (lane hops on the longest chain of waits before it, see
-  :mod:`pipesim.simulate.program`) of microbatch ``j`` runs in slot
+  :mod:`pipesim.simulation.program`) of microbatch ``j`` runs in slot
   ``j (D + 1) / w + k`` with ``D`` the largest depth and ``w = min(W, D + 1)``;
   within a slot older microbatches go first.  Every wait (on another lane, on
   an admission) then points to an earlier slot or to an earlier task of the
@@ -25,7 +25,7 @@ microbatch, after at least ``gate`` microbatches have completed.
 * ``1f1b-flush`` (PipeDream-Flush): the same within each minibatch of ``m``
   microbatches, and a minibatch starts only when the previous one has
   completed everywhere (the weight update).
-* the flushed schedules of :mod:`pipesim.simulate.orders` (``gpipe``,
+* the flushed schedules of :mod:`pipesim.simulation.orders` (``gpipe``,
   ``1f1b-flush``, ``interleaved-1f1b``, ``looped-bfs``, ``zb-h1``, ``zb-h2``,
   ``interleaved-zb``, ``zbv``, ``dualpipev``): within each minibatch of ``m``
   microbatches every lane runs its rank's action order (PyTorch's), an action
@@ -44,9 +44,9 @@ import heapq
 from collections.abc import Iterator
 
 from pipesim.errors import InputError
-from pipesim.simulate.actions import Action
-from pipesim.simulate.orders import FLUSHED_SCHEDULES, rank_orders
-from pipesim.simulate.program import BACKWARD, FORWARD, Lane, Program
+from pipesim.simulation.actions import Action
+from pipesim.simulation.orders import FLUSHED_SCHEDULES, rank_orders
+from pipesim.simulation.program import BACKWARD, FORWARD, Lane, Program
 
 __all__ = ["FLUSHED", "SCHEDULES", "TRAINING_SCHEDULES", "Unit", "default_in_flight", "lane_units", "minibatch_orders"]
 
@@ -99,7 +99,7 @@ def lane_units(
     if schedule in FLUSHED:
         orders = orders or minibatch_orders(program, schedule, microbatches, minibatch)
         return _flushed(program, lane, orders, microbatches, minibatch)
-    raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    raise InputError(None, "schedule", f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
 
 
 def _stream(lane: Lane, microbatches: int, in_flight: int, depth: int) -> Iterator[Unit]:

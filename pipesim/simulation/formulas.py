@@ -51,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipesim.errors import InputError
-from pipesim.simulate.program import BACKWARD, FORWARD, WEIGHT, Program
+from pipesim.simulation.program import BACKWARD, FORWARD, WEIGHT, Program
 
 __all__ = ["device_times", "iteration_time", "predicted_iteration_time"]
 

@@ -6,7 +6,7 @@ Problem: the picture a user wants before choosing a pipeline schedule.  For
 schedules and into ``p·v`` stages the chunked ones (folded round-robin or in
 a V); every schedule then runs ``microbatches`` per iteration (a few
 iterations, flushed) and the table gives the closed-form iteration time
-(:mod:`pipesim.simulate.formulas`) beside the simulated one, the bubble, and
+(:mod:`pipesim.simulation.formulas`) beside the simulated one, the bubble, and
 the peak stashed activations and memory of the busiest device.
 
 Guarantee: every row is a simulation of that schedule on that split; a
@@ -23,8 +23,8 @@ from pathlib import Path
 from pipesim.errors import PipesimError
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
-from pipesim.simulate.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS
-from pipesim.simulate.simulator import simulate
+from pipesim.simulation.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS
+from pipesim.simulation.simulator import simulate
 
 __all__ = ["ScheduleRow", "compare_schedules", "dp_stage_split", "write_schedule_plot"]
 

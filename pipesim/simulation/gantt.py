@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipesim.simulate.engine import Run
+from pipesim.simulation.engine import Run
 
-__all__ = ["write_gantt"]
+__all__ = ["GANTT_FORMATS", "write_gantt"]
+
+
+#: File types a chart can be written as (matplotlib's, by suffix).
+GANTT_FORMATS = (".png", ".svg", ".pdf")
 
 
 def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, title: str | None = None) -> None:

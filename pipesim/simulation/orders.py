@@ -18,7 +18,7 @@ overlapped forward+backward pairs are listed as the forward, then the
 backward).  ``zb-h1`` is the zero-bubble paper's ZB-H1, which is PyTorch's
 interleaved zero-bubble order with one chunk; ``zb-h2`` is after the paper's
 ZB-H2 (``2(p - r) - 1`` warm-up forwards, ``W`` deferred to the tail).  Every order passes
-:func:`~pipesim.simulate.actions.check_orders`.
+:func:`~pipesim.simulation.actions.check_orders`.
 
 Reference: PyTorch ``torch/distributed/pipelining/schedules.py``; Narayanan
 et al. 2021 (interleaved 1F1B); Lamy-Poirier 2023 (breadth-first); Qi et al.
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipesim.errors import InputError
-from pipesim.simulate.actions import Action
+from pipesim.simulation.actions import Action
 
 __all__ = ["FLUSHED_SCHEDULES", "ScheduleSpec", "SCHEDULE_SPECS", "rank_orders", "schedule_spec"]
 

@@ -11,7 +11,7 @@ order a simulated run actually executed (for any schedule, also ``stream``
 and PipeDream ``1f1b``), so the orders shown and exported are the ones timed.
 
 Guarantee: for the flushed schedules the executed orders equal
-:func:`~pipesim.simulate.orders.rank_orders` (tested; a ``B`` among split
+:func:`~pipesim.simulation.orders.rank_orders` (tested; a ``B`` among split
 backwards is recorded as its ``I`` and ``W`` run back to back); makespan is the run's end,
 bubble fraction is idle time / (``p`` × makespan); ``peak_in_flight`` counts
 microbatches with activations stashed on a rank at once and
@@ -34,11 +34,11 @@ from pipesim.placement.devices import DeviceClass
 from pipesim.placement.graph import Edge, Graph, Node
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
-from pipesim.simulate.actions import Action, format_action
-from pipesim.simulate.engine import Run
-from pipesim.simulate.orders import SCHEDULE_SPECS, rank_orders
-from pipesim.simulate.program import BACKWARD, FORWARD, WEIGHT
-from pipesim.simulate.simulator import SimulationResult, simulate
+from pipesim.simulation.actions import Action, format_action
+from pipesim.simulation.engine import Run
+from pipesim.simulation.orders import SCHEDULE_SPECS, rank_orders
+from pipesim.simulation.program import BACKWARD, FORWARD, WEIGHT
+from pipesim.simulation.simulator import SimulationResult, simulate
 
 __all__ = ["ScheduleRun", "executed_orders", "explore", "uniform_chain"]
 

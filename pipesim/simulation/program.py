@@ -30,7 +30,7 @@ Communication modes (SPEC §2, §6):
 Virtual stages (chunks): with ``virtual = v`` the split's non-empty devices,
 in pipeline order, are ``p·v`` *stages* (the DP's chain of ``p·v`` stages, or
 any split with that many), and stage ``s`` runs on rank ``stage_ranks(p, v,
-placement)[s]`` (round-robin or V, see :mod:`pipesim.simulate.actions`), the
+placement)[s]`` (round-robin or V, see :mod:`pipesim.simulation.actions`), the
 device of stage ``r`` for rank ``r``.  A rank's lane holds its chunks'
 forward tasks (chunk order), then per chunk in reverse order the backward
 tasks and, when the backward is split, the weight-gradient tasks: every
@@ -64,11 +64,12 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from pipesim.errors import InputError
 from pipesim.placement.graph import Graph
 from pipesim.errors import InternalError
 from pipesim.placement.split import Split, SplitError, complete_split
-from pipesim.simulate.actions import stage_ranks
-from pipesim.simulate.links import LinkModel
+from pipesim.simulation.actions import stage_ranks
+from pipesim.simulation.links import LinkModel
 
 __all__ = ["COMM_MODES", "Lane", "Op", "Program", "Task", "build_program"]
 
@@ -242,9 +243,9 @@ def build_program(
         ``virtual``; lanes that wait for each other within one microbatch.
     """
     if mode not in COMM_MODES:
-        raise ValueError(f"unknown communication mode {mode!r}; expected one of {', '.join(COMM_MODES)}")
+        raise InputError(None, "comm", f"unknown communication mode {mode!r}; expected one of {', '.join(COMM_MODES)}")
     if weight_fraction is not None and not 0.0 <= weight_fraction <= 1.0:
-        raise ValueError(f"weight_fraction must be between 0 and 1, got {weight_fraction!r}")
+        raise InputError(None, "weight_fraction", f"must be between 0 and 1, got {weight_fraction!r}")
     links = links or LinkModel()
     homes = complete_split(graph, split).device_of()
     stage_of = {v: _device_name(home) for v, home in homes.items()}  # the split's devices are the stages

@@ -9,16 +9,16 @@ transfers, shared links, flushes, memory of in-flight microbatches).
 
 Defaults: ``stream`` for inference graphs and ``1f1b`` for training graphs;
 ``20 × stages`` microbatches (enough for the steady state to settle, see
-:mod:`pipesim.simulate.measure`); minibatches of ``4 × stages`` microbatches
+:mod:`pipesim.simulation.measure`); minibatches of ``4 × stages`` microbatches
 for the flushed schedules; at most ``depth + 1`` microbatches in flight when
-streaming (see :mod:`pipesim.simulate.schedules`).
+streaming (see :mod:`pipesim.simulation.schedules`).
 
 Virtual stages: ``virtual_stages = v`` folds the split's ``p·v`` stages onto
 ``p`` devices (``placement``: ``round-robin``, or ``v`` for ZB-V and
 DualPipe-V, the schedule's own by default); zero-bubble schedules split each
 backward into input- and weight-gradient parts, ``weight_fraction`` (default
 0.5) of it in the weight part.  For flushed schedules the result also holds
-the closed-form iteration time (:mod:`pipesim.simulate.formulas`) beside the
+the closed-form iteration time (:mod:`pipesim.simulation.formulas`) beside the
 simulated one.
 """
 
@@ -30,14 +30,14 @@ from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import InputError
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
-from pipesim.simulate.engine import Run, run_program
-from pipesim.simulate.links import LinkModel
-from pipesim.simulate.measure import Measurements, measure
-from pipesim.simulate.actions import PLACEMENTS
-from pipesim.simulate.formulas import predicted_iteration_time
-from pipesim.simulate.orders import SCHEDULE_SPECS
-from pipesim.simulate.program import COMM_MODES, build_program, folded_split
-from pipesim.simulate.schedules import (
+from pipesim.simulation.engine import Run, run_program
+from pipesim.simulation.links import LinkModel
+from pipesim.simulation.measure import Measurements, measure
+from pipesim.simulation.actions import PLACEMENTS
+from pipesim.simulation.formulas import predicted_iteration_time
+from pipesim.simulation.orders import SCHEDULE_SPECS
+from pipesim.simulation.program import COMM_MODES, build_program, folded_split
+from pipesim.simulation.schedules import (
     FLUSHED,
     SCHEDULES,
     TRAINING_SCHEDULES,
@@ -78,6 +78,11 @@ class SimulationResult:
 
     @property
     def simulated_time_per_sample(self) -> float:
+        return self.measurements.time_per_sample
+
+    @property
+    def time_per_sample(self) -> float:
+        """The simulated steady-state time per sample (the headline figure)."""
         return self.measurements.time_per_sample
 
     @property

@@ -44,8 +44,8 @@ import numpy as np
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.graph import Graph
-from pipesim.simulate.engine import Run
-from pipesim.simulate.schedules import FLUSHED
+from pipesim.simulation.engine import Run
+from pipesim.simulation.schedules import FLUSHED
 
 __all__ = ["DeviceStats", "Measurements", "Overflow", "measure"]
 

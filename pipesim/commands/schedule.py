@@ -14,8 +14,6 @@ every flushed schedule on the DP's split side by side.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.table import Table
 
 from pipesim.commands.common import console, count, load_workload, print_json, writable
@@ -153,7 +151,10 @@ def run_export(args) -> int:
 
 
 def run_compare(args) -> int:
-    from pipesim.simulation.schedule_comparison import compare_schedules, write_schedule_plot
+    from pipesim.simulation.schedule_comparison import (
+        compare_schedules,
+        write_schedule_plot,
+    )
 
     workload = load_workload(args.workload)
     if not workload.graph.is_training:

@@ -64,9 +64,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from pipesim.errors import InputError
+from pipesim.errors import InputError, InternalError
 from pipesim.placement.graph import Graph
-from pipesim.errors import InternalError
 from pipesim.placement.split import Split, SplitError, complete_split
 from pipesim.simulation.actions import stage_ranks
 from pipesim.simulation.links import LinkModel

@@ -52,7 +52,9 @@ class ScheduleRow:
 
 def dp_stage_split(workload: Workload, stages: int, device_class: str | None = None) -> Split:
     """The DP's optimal contiguous split onto ``stages`` devices of one class (the others removed)."""
-    from pipesim.placement.dp import solve_dp  # the DP's numba kernels load only when needed
+    from pipesim.placement.dp import (
+        solve_dp,  # the DP's numba kernels load only when needed
+    )
 
     cls = device_class or workload.devices[0].name
     counts = {dc.name: (stages if dc.name == cls else 0) for dc in workload.devices}

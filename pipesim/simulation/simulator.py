@@ -30,11 +30,11 @@ from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import InputError
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
+from pipesim.simulation.actions import PLACEMENTS
 from pipesim.simulation.engine import Run, run_program
+from pipesim.simulation.formulas import predicted_iteration_time
 from pipesim.simulation.links import LinkModel
 from pipesim.simulation.measure import Measurements, measure
-from pipesim.simulation.actions import PLACEMENTS
-from pipesim.simulation.formulas import predicted_iteration_time
 from pipesim.simulation.orders import SCHEDULE_SPECS
 from pipesim.simulation.program import COMM_MODES, build_program, folded_split
 from pipesim.simulation.schedules import (

@@ -260,3 +260,21 @@ def test_schedule_export_for_a_dp_split(shared_workloads, tmp_path):
     assert out.returncode == 0, out.stderr
     orders = read_torch_csv(tmp_path / "s.csv")
     assert orders == rank_orders("interleaved-1f1b", 4, 8, 2)
+
+
+def test_scenario_keys_reach_the_simulator_and_the_comparison(tmp_path):
+    from pipesim.pipeline import execute
+    from pipesim.scenario import ScenarioError, scenario_from_data
+    from tests.pipesim.test_scenario import BASE
+
+    data = {**BASE, "model": {**BASE["model"], "training": True},
+            "simulate": {"schedule": "interleaved-1f1b", "virtual_stages": 2, "minibatch": 8, "microbatches": 16,
+                         "compare_schedules": ["1f1b-flush", "zb-h1"]}}
+    outcome = execute(scenario_from_data(data, tmp_path / "s.yaml"))
+    assert outcome.simulation.virtual_stages == 2 and outcome.simulation.schedule == "interleaved-1f1b"
+    assert [row.schedule for row in outcome.schedules] == ["1f1b-flush", "zb-h1"]
+    assert outcome.summary()["predicted_iteration_time"] == outcome.simulation.predicted_iteration_time
+    bad = {**BASE, "simulate": {"weight_fraction": 2, "compare_schedules": ["warp"], "placement": "w"}}
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_data(bad, tmp_path / "s.yaml")
+    assert {"simulate.weight_fraction", "simulate.compare_schedules", "simulate.placement"} <= set(dict(info.value.problems))

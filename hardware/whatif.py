@@ -7,8 +7,10 @@ An edit names a device class and says what changes::
 * ``speed`` scales peak FLOP/s *and* memory bandwidth (every kernel gets
   ``speed`` times faster); ``compute`` scales only the FLOP/s,
   ``memory_bandwidth`` only the memory bandwidth;
-* ``link`` scales the bandwidth of the class's links (host and peer);
-* ``memory`` scales the memory capacity;
+* ``link`` scales the bandwidth of the class's links (host and peer), or
+  with a bandwidth (``link=25GB/s``) sets it;
+* ``memory`` scales the memory capacity, or with a size (``memory=16GiB``)
+  sets it;
 * ``count`` sets the number of devices; ``device`` swaps in another device
   preset (applied before the scale factors).
 
@@ -27,7 +29,7 @@ from typing import Any
 
 from pipesim.hardware.catalog import Catalog, builtin_catalog
 from pipesim.hardware.devices import Link, System
-from pipesim.hardware.units import HardwareError
+from pipesim.hardware.units import BANDWIDTH, BYTES, HardwareError, parse
 
 __all__ = ["ClassEdit", "apply_edits", "parse_assignments", "parse_edits"]
 
@@ -48,8 +50,9 @@ class ClassEdit:
 
     Examples
     --------
-    >>> ClassEdit(speed=2, count=6)
-    ClassEdit(speed=2, compute=1.0, memory_bandwidth=1.0, link=1.0, memory=1.0, count=6, device=None)
+    >>> edit = ClassEdit(speed=2, count=6)
+    >>> edit.speed, edit.link, edit.count, edit.device
+    (2, 1.0, 6, None)
     """
 
     speed: float = 1.0
@@ -59,6 +62,9 @@ class ClassEdit:
     memory: float = 1.0
     count: int | None = None
     device: str | None = None
+    #: absolute values, from ``memory=16GiB`` / ``link=25GB/s`` (the factors then stay 1)
+    memory_size: float | None = None
+    link_bandwidth: float | None = None
 
     def __post_init__(self) -> None:
         for name in _FACTORS:
@@ -94,7 +100,7 @@ def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
     >>> parse_edits({"a100": {"sped": 2}})
     Traceback (most recent call last):
     ...
-    pipesim.errors.HardwareError: what-if.a100.sped: unknown field (known: compute, count, device, link, memory, memory_bandwidth, speed)
+    pipesim.errors.HardwareError: what-if.a100.sped: unknown field (known: ...)
     """
     known = {f.name for f in fields(ClassEdit)}
     edits = {}
@@ -104,11 +110,28 @@ def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
         unknown = sorted(set(entry) - known)
         if unknown:
             raise HardwareError(f"what-if.{cls}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})")
+        entry = dict(entry)
+        for name, kind, absolute in (("memory", BYTES, "memory_size"), ("link", BANDWIDTH, "link_bandwidth")):
+            value = entry.get(name)
+            if isinstance(value, str) and not _is_number(value):  # a quantity with a unit: set, not scale
+                quantity = parse(value, kind, f"what-if.{cls}.{name}")
+                if not quantity > 0:
+                    raise HardwareError(f"what-if.{cls}.{name}", f"must be positive, got {value!r}")
+                entry[absolute] = quantity
+                del entry[name]
         try:
             edits[str(cls)] = ClassEdit(**entry)
         except HardwareError as exc:
             raise HardwareError(f"what-if.{cls}.{exc.field}", exc.problem) from None
     return edits
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _value(text: str) -> Any:
@@ -154,8 +177,10 @@ def parse_assignments(texts: Iterable[str]) -> dict[str, ClassEdit]:
     return parse_edits(data)
 
 
-def _scaled_link(link: Link | None, factor: float) -> Link | None:
-    return None if link is None or factor == 1 else replace(link, bandwidth=link.bandwidth * factor)
+def _scaled_link(link: Link | None, factor: float, bandwidth: float | None = None) -> Link | None:
+    if link is None or (factor == 1 and bandwidth is None):
+        return None
+    return replace(link, bandwidth=bandwidth if bandwidth is not None else link.bandwidth * factor)
 
 
 def apply_edits(system: System, edits: Mapping[str, ClassEdit], catalog: Catalog | None = None) -> System:
@@ -200,15 +225,15 @@ def apply_edits(system: System, edits: Mapping[str, ClassEdit], catalog: Catalog
             device,
             peak_flops={t: r * edit.speed * edit.compute for t, r in device.peak_flops.items()},
             memory_bandwidth=device.memory_bandwidth * edit.speed * edit.memory_bandwidth,
-            memory=device.memory * edit.memory,
+            memory=edit.memory_size if edit.memory_size is not None else device.memory * edit.memory,
         )
         groups.append(
             replace(
                 group,
                 device=device,
                 count=group.count if edit.count is None else edit.count,
-                host_link=_scaled_link(group.host_link, edit.link) or group.host_link,
-                peer_link=_scaled_link(group.peer_link, edit.link) or group.peer_link,
+                host_link=_scaled_link(group.host_link, edit.link, edit.link_bandwidth) or group.host_link,
+                peer_link=_scaled_link(group.peer_link, edit.link, edit.link_bandwidth) or group.peer_link,
             )
         )
     return replace(system, groups=tuple(groups))

@@ -36,7 +36,8 @@ _LAZY = {
         "simulate", "solve")},
     **{name: "pipesim.errors" for name in (
         "GraphError", "HardwareError", "IdealLimitError", "InfeasibleError", "InputError", "InternalError",
-        "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError", "UnitError")},
+        "MissingExtraError", "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError",
+        "UnitError")},
     "METHODS": "pipesim.placement.methods",
     "LATENCY_METHODS": "pipesim.placement.methods",
     "compare": "pipesim.comparison",

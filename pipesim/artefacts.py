@@ -91,6 +91,11 @@ def write_artefacts(outcome: Outcome, folder: str | Path, report: str | Path | N
         if ev is not None and ("plots" in wanted or "report" in wanted):
             files["loads"] = folder / "loads.png"
             loads_plot(ev, sim, files["loads"], f"{outcome.scenario.name}: {outcome.result.method} split, load per device")
+    if outcome.schedules and ("plots" in wanted or "report" in wanted):
+        from pipesim.simulation.schedule_comparison import write_schedule_plot
+
+        files["schedules"] = folder / "schedules.png"
+        write_schedule_plot(outcome.schedules, files["schedules"], f"{outcome.scenario.name}: schedules compared")
     if "report" in wanted:
         files["report"] = Path(report) if report else folder / "report.html"
         files["report"].parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,13 @@ from typing import Any
 
 import yaml
 
-from pipesim.errors import GraphError, HardwareError, InputError, ModelSpecError
+from pipesim.errors import (
+    GraphError,
+    HardwareError,
+    InputError,
+    ModelSpecError,
+    require_extra,
+)
 from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
 from pipesim.hardware.devices import DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
@@ -58,12 +64,14 @@ from pipesim.placement.options import (
     Duration,
     Field,
     File,
+    Float,
     Int,
     Size,
     Text,
 )
 from pipesim.placement.workload import Workload
 from pipesim.simulation import COMM_MODES, SCHEDULES
+from pipesim.simulation.orders import FLUSHED_SCHEDULES
 from pipesim.simulation.schedules import TRAINING_SCHEDULES
 from pipesim.workloads.io import load_workload
 from pipesim.workloads.lower import lower
@@ -117,6 +125,10 @@ SCHEMA: dict[str, dict[str, Field | None]] = {
         "minibatch": Int(help="microbatches per minibatch (flushed schedules)"),
         "in_flight": Int(help="stream: microbatches in flight"),
         "comm": Choice(COMM_MODES, help="communication model"),
+        "virtual_stages": Int(help="chunks (virtual stages) per device"),
+        "weight_fraction": Float(minimum=0.0, help="weight-gradient share of each backward (zero-bubble schedules)"),
+        "placement": Choice(("round-robin", "v"), help="how chunks fold onto devices (default: the schedule's)"),
+        "compare_schedules": None,
     },
     "output": {"dir": Text(help="output folder"), "artefacts": None},
     "sweep": {"vary": None},
@@ -292,6 +304,7 @@ class Scenario:
     options: dict[str, Any] = field(default_factory=dict)   # the method's options, checked by the registry
     simulate: dict[str, Any] = field(default_factory=dict)
     simulate_enabled: bool = True
+    compare_schedules: tuple[str, ...] = ()      # flushed schedules to compare on this model (simulate.compare_schedules)
     output_dir: Path = Path("out")
     artefacts: tuple[str, ...] = ARTEFACTS
     prices: dict[str, float] = field(default_factory=dict)
@@ -392,7 +405,8 @@ def _model(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
         return
     s.samples_per_pass = params.get("batch") or 1
     if kind == "onnx":
-        from pipesim.workloads.onnx_import import import_onnx  # needs the onnx extra
+        require_extra("onnx", "onnx")
+        from pipesim.workloads.onnx_import import import_onnx
 
         s.ops = p.check("model.onnx", lambda: import_onnx(model["onnx"], batch=params.get("batch", 1)))
     else:
@@ -516,8 +530,21 @@ def _simulate(p: _Problems, data: Any, s: Scenario) -> None:
     schedule = sim.get("schedule")
     if schedule in TRAINING_SCHEDULES and not s.training:
         p.add("simulate.schedule", f"{schedule} needs a training model (model.training: true); use stream")
-    s.simulate = {k: sim.get(k) for k in ("schedule", "microbatches", "minibatch", "in_flight")}
+    if sim.get("weight_fraction") is not None and sim["weight_fraction"] > 1:
+        p.add("simulate.weight_fraction", f"must be between 0 and 1, got {sim['weight_fraction']!r}")
+    s.simulate = {k: sim.get(k) for k in ("schedule", "microbatches", "minibatch", "in_flight", "weight_fraction",
+                                          "placement")}
+    s.simulate["virtual_stages"] = sim.get("virtual_stages") or 1
     s.simulate["comm"] = sim.get("comm") or "paper"
+    compare = sim.get("compare_schedules")
+    if compare is not None:
+        names = list(FLUSHED_SCHEDULES) if compare == "all" else compare
+        if not isinstance(names, list) or not names or any(n not in FLUSHED_SCHEDULES for n in names):
+            p.add("simulate.compare_schedules", f"must be all or a list drawn from {', '.join(FLUSHED_SCHEDULES)}, got {compare!r}")
+        elif not s.training:
+            p.add("simulate.compare_schedules", "schedules are compared on training models (model.training: true)")
+        else:
+            s.compare_schedules = tuple(names)
 
 
 def _output(p: _Problems, data: Any, base: Path, s: Scenario) -> None:

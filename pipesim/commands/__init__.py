@@ -17,5 +17,6 @@ HELP = {
     "sweep": "run a scenario over a grid of what-if values",
     "graph": "generate or import workload graphs for a hardware system",
     "hardware": "list and show hardware presets",
+    "schedule": "show, export and compare pipeline schedules (F/B/I/W orders per rank)",
 }
 COMMANDS = list(HELP)

@@ -23,7 +23,7 @@ def run(args) -> int:
     if args.json:
         print_json({"workload": workload.name, **result.to_dict()})
         return 0
-    console.print(device_table(result, title=f"{Path(args.split).name} on {workload.name}"))
+    console.print(device_table(result, title=f"{Path(args.split).name} on {workload.name}", graph=workload.graph))
     for violation in result.violations:
         console.print(f"[red]violation:[/red] {violation}")
     console.print(f"max-load: [bold]{result.max_load:.10g}[/bold]")

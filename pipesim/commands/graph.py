@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipesim.commands.common import arg, console, load_workload, print_json, writable
+from pipesim.errors import require_extra
 from pipesim.hardware.catalog import load_system
 from pipesim.hardware.devices import System
 from pipesim.hardware.whatif import apply_edits, parse_assignments
@@ -124,7 +125,8 @@ def run(args) -> int:
     if args.action == "generate":
         ops = build_model(args.model, **_model_params(args))
     else:
-        from pipesim.workloads.onnx_import import import_onnx  # needs the onnx extra
+        require_extra("onnx", "onnx")
+        from pipesim.workloads.onnx_import import import_onnx
 
         ops = import_onnx(args.model, batch=args.batch)
     workload = lower(ops, system, training=args.training, optimizer=args.optimizer)

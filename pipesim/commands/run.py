@@ -25,7 +25,7 @@ from pipesim.artefacts import write_artefacts
 from pipesim.commands.common import console, print_json
 from pipesim.errors import InputError
 from pipesim.pipeline import Outcome, execute, no_step
-from pipesim.report.pages import summary_rows
+from pipesim.report.pages import SCHEDULE_COLUMNS, schedule_cells, summary_rows
 from pipesim.report.tables import device_table
 from pipesim.scenario import load_scenario
 
@@ -91,10 +91,18 @@ def run(args) -> int:
     if ev is None:
         console.print(f"[red]{outcome.result.status}[/red]: {outcome.result.message}")
     else:
-        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}"))
+        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph))
         for violation in ev.violations:
             console.print(f"[red]violation:[/red] {violation}")
     console.print(summary_table(outcome))
+    if outcome.schedules:
+        table = Table(title=f"{outcome.scenario.name}: schedules compared (times in ms per iteration)")
+        for header in SCHEDULE_COLUMNS:
+            table.add_column(header, justify="left" if header in ("schedule", "placement") else "right",
+                             no_wrap=header == "schedule")
+        for row in outcome.schedules:
+            table.add_row(*schedule_cells(row))
+        console.print(table)
     if outcome.simulation is not None:
         for o in outcome.simulation.measurements.overflows:
             console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")

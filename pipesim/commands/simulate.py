@@ -11,9 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipesim.api import load_split
-from pipesim.commands.common import console, count, load_workload, print_json, writable
+from pipesim.commands.common import (
+    arg,
+    console,
+    count,
+    load_workload,
+    print_json,
+    writable,
+)
 from pipesim.errors import InputError, SimulationError
-from pipesim.simulation import COMM_MODES, SCHEDULES, simulate
+from pipesim.placement.options import Float
+from pipesim.simulation import COMM_MODES, PLACEMENTS, SCHEDULES, simulate
 from pipesim.simulation.gantt import GANTT_FORMATS, write_gantt
 from pipesim.simulation.summary import device_stats_table, summary_table
 from pipesim.simulation.trace import TRACE_MICROBATCHES, write_trace
@@ -25,7 +33,12 @@ def register(subparsers) -> None:
     p.add_argument("split", help="split file (paper split format, as solve -o writes it)")
     p.add_argument("--schedule", choices=SCHEDULES, help="default: stream for inference, 1f1b for training")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches to run (default 20 x stages)")
-    p.add_argument("--minibatch", type=count, metavar="M", help="microbatches per minibatch for gpipe and 1f1b-flush (default 4 x stages)")
+    p.add_argument("--minibatch", type=count, metavar="M", help="microbatches per iteration of the flushed schedules (default 4 x stages)")
+    p.add_argument("--virtual-stages", type=count, default=1, metavar="V",
+                   help="chunks per device: the split's P·V stages fold onto P devices (interleaved and V schedules)")
+    p.add_argument("--weight-fraction", type=arg(Float(minimum=0.0), "--weight-fraction"), metavar="X",
+                   help="share of each backward that is the weight gradient W (zero-bubble schedules; default 0.5)")
+    p.add_argument("--placement", choices=PLACEMENTS, help="how chunks fold onto devices (default: the schedule's)")
     p.add_argument("--in-flight", type=count, metavar="W", help="stream: at most W microbatches in flight (default depth + 1)")
     p.add_argument("--comm", choices=COMM_MODES, default="paper", help="paper: transfers block the device (the solver's model); overlap: they run on links")
     p.add_argument("--trace", metavar="RUN.json", help=f"write a Chrome trace-event file of the first {TRACE_MICROBATCHES} microbatches (Perfetto, chrome://tracing)")
@@ -51,6 +64,9 @@ def run(args) -> int:
             minibatch=args.minibatch,
             in_flight=args.in_flight,
             comm=args.comm,
+            virtual_stages=args.virtual_stages,
+            weight_fraction=args.weight_fraction,
+            placement=args.placement,
         )
     except SimulationError as exc:
         raise InputError(args.split, None, str(exc)) from None

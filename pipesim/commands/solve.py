@@ -64,11 +64,7 @@ def apply_device_options(workload: Workload, args) -> Workload:
         if not sep or not name:
             raise InputError(None, "--devices", f"expected CLASS=COUNT, got {item!r}")
         changes.setdefault(name, {})["count"] = _COUNT.convert(count, f"--devices {name}")
-    try:
-        return workload.with_devices(**changes)
-    except KeyError as exc:
-        known = ", ".join(dc.name for dc in workload.devices)
-        raise InputError(workload.source, "devices", f"{exc.args[0]} (the workload has: {known})") from None
+    return workload.with_devices(**changes)
 
 
 def report(result: PlacementResult, workload: Workload, args) -> None:
@@ -81,7 +77,7 @@ def report(result: PlacementResult, workload: Workload, args) -> None:
     if result.evaluation is None:
         console.print(f"[red]{result.status}[/red]: {result.message}")
         return
-    console.print(device_table(result.evaluation, title=f"{result.method} split of {workload.name}"))
+    console.print(device_table(result.evaluation, title=f"{result.method} split of {workload.name}", graph=workload.graph))
     detail = f"{result.status}, {result.seconds:.2f} s"
     if result.gap is not None and result.status != "optimal":
         detail += f", gap {result.gap:.2%}"

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipesim.comparison.timeout import MethodTimeout, time_limited
-from pipesim.errors import InputError, SplitError
+from pipesim.errors import InputError, MissingExtraError, SplitError
 from pipesim.placement.devices import CPU
 from pipesim.placement.latency import (
     latency_of_split,
@@ -296,6 +296,9 @@ def compare(
                 result = method.solver(workload, **checked)
         except (InputError, SplitError):
             raise  # e.g. the expert split does not fit the workload
+        except MissingExtraError as exc:  # an optional part not installed: no row, the reason shown
+            comparison.skipped[method.name] = str(exc)
+            continue
         except Exception as exc:  # one failing method must not hide the table
             rows.append(_error_row(MAX_LOAD, method.name, time.perf_counter() - started, exc))
             continue

@@ -47,10 +47,10 @@ def solve_single(workload: Workload, *, device_class: str | None = None) -> Plac
     >>> tight = diamond(accelerators=1, memory=1.0)
     >>> r = solve_single(tight)
     >>> r.status, r.message
-    ('infeasible', 'accelerator[0] uses 4 bytes of memory, more than its 1')
+    ('infeasible', 'accelerator[0] uses 4 B of memory, more than its 1 B')
     """
     started = time.perf_counter()
     name = device_class if device_class is not None else workload.devices[0].name
-    workload.device_class(name)  # an unknown class is the caller's error: KeyError names it
+    workload.device_class(name)  # an unknown class: InputError names it
     placement = {v: (name, 0) for v in workload.graph.nodes}
     return result_from_assignment("single", workload, placement, started, stats={"device_class": name})

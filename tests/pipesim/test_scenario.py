@@ -102,6 +102,9 @@ def test_bad_input_is_reported_with_its_path(changes, path, words):
 def test_every_problem_is_reported_at_once(tmp_path, capsys):
     data = _with(("model.params.layers", 0), ("hardware.whatif.a100.speed", 0), ("simulate.comm", "wires"),
                  ("solve.method", "magic"))
+    problems = _problems(_with(("model.params.hidden", 1001), ("solve.options", {"merge": "sometimes"}),
+                               ("simulate.comm", "wires")))
+    assert {"model.params.hidden", "solve.options.merge", "simulate.comm"} <= set(problems)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     assert main(["run", str(path)]) == 2

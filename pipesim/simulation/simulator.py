@@ -112,7 +112,7 @@ class SimulationResult:
             "predicted_time_per_sample": self.predicted_time_per_sample,
             "simulated_time_per_sample": self.simulated_time_per_sample,
             "relative_difference": self.difference,
-            "latency": {"mean": m.latency_mean, "p50": m.latency_p50, "p99": m.latency_p99},
+            "latency": {"mean": m.latency_mean, "p50": m.latency_p50, "p99": m.latency_p99, "alone": m.latency_alone},
             "makespan": m.makespan,
             "bubble_fraction": m.bubble_fraction,
             "settled": m.settled,

@@ -36,7 +36,8 @@ def summary_table(result: SimulationResult) -> Table:
     if result.predicted_iteration_time is not None:
         table.add_row("iteration time: closed form / simulated",
                       f"{_num(result.predicted_iteration_time)} / {_num(result.simulated_iteration_time)}")
-    table.add_row("latency mean / p50 / p99", f"{_num(m.latency_mean)} / {_num(m.latency_p50)} / {_num(m.latency_p99)}")
+    table.add_row("latency alone (one microbatch, empty pipeline)", _num(m.latency_alone))
+    table.add_row("latency under load mean / p50 / p99", f"{_num(m.latency_mean)} / {_num(m.latency_p50)} / {_num(m.latency_p99)}")
     table.add_row("makespan", _num(m.makespan))
     table.add_row("bubble fraction (fill and drain)", f"{100 * m.bubble_fraction:.2f}%")
     if result.minibatch is not None:

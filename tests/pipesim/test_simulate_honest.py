@@ -64,3 +64,12 @@ def test_an_unsettled_estimate_says_so():
     assert one.to_dict()["settled"] is False
     default = simulate(workload, split)  # the default count is one that settles
     assert default.measurements.settled and default.time_per_sample == pytest.approx(3.0)
+
+
+def test_overlap_latency_alone_is_like_for_like():
+    """Loaded latency grows with the in-flight window (deeper in overlap mode); alone, overlap is never slower."""
+    workload, split = chain([1.0, 2.0, 1.0], transfer=0.5)
+    paper, overlap = (simulate(workload, split, comm=c, microbatches=120) for c in ("paper", "overlap"))
+    assert overlap.in_flight > paper.in_flight
+    assert overlap.measurements.latency_alone <= paper.measurements.latency_alone + 1e-9
+    assert overlap.time_per_sample <= paper.time_per_sample + 1e-9

@@ -93,6 +93,7 @@ class Outcome:
             "predicted_time_per_sample": None if ev is None else predicted,
             "simulated_time_per_sample": simulated,
             "relative_difference": sim.difference if sim else None,
+            "settled": sim.measurements.settled if sim else None,
             "samples_per_pass": s.samples_per_pass,
             "predicted_throughput": _throughput(predicted, s.samples_per_pass),
             "simulated_throughput": _throughput(simulated, s.samples_per_pass),

@@ -43,7 +43,7 @@ __all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", 
 
 #: Summary fields copied into each row (and the CSV's columns after the parameters).
 SUMMARY_FIELDS = (
-    "status", "error", "predicted_time_per_sample", "simulated_time_per_sample", "relative_difference",
+    "status", "error", "predicted_time_per_sample", "simulated_time_per_sample", "relative_difference", "settled",
     "predicted_throughput", "simulated_throughput", "latency", "bottleneck", "bottleneck_load", "devices_used",
     "bubble_fraction", "mean_utilisation", "cost_per_hour", "cost_per_million_samples", "seconds", "cpu_seconds",
 )

@@ -60,7 +60,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("time per pass (ms; max-load)", fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
         (f"throughput (samples/s; {s['samples_per_pass']} per pass)", fmt(s["predicted_throughput"]),
          fmt(s["simulated_throughput"])),
-        ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None else f"{100 * s['relative_difference']:+.3f}%"),
+        ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None
+         else f"{100 * s['relative_difference']:+.3f}%" + ("" if s.get("settled") is not False else " (not settled)")),
         ("latency of one pass (ms)", latency if s["latency_source"] == "model" else "—",
          latency if s["latency_source"] == "simulation" else "—"),
         ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),

@@ -19,7 +19,7 @@ import re
 
 from pipesim.errors import HardwareError, InternalError, UnitError
 
-__all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_bytes", "format_quantity",
+__all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_bytes", "format_quantity", "is_number",
            "parse"]
 
 BYTES, BANDWIDTH, FLOPS, TIME = "bytes", "bandwidth", "flops", "time"
@@ -130,6 +130,15 @@ def parse(value: object, kind: str, field: str = "") -> float:
 
 _EXAMPLE = {BYTES: '"80GB"', BANDWIDTH: '"900GB/s"', FLOPS: '"312TFLOPS"', TIME: '"2ms"'}
 _SUFFIX = {BYTES: "B", BANDWIDTH: "B/s", FLOPS: "FLOPS", TIME: "s"}
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a plain number (no unit): ``is_number("2.5")``, not ``is_number("2GB")``."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def format_bytes(value: float) -> str:

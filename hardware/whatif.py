@@ -29,7 +29,7 @@ from typing import Any
 
 from pipesim.hardware.catalog import Catalog, builtin_catalog
 from pipesim.hardware.devices import Link, System
-from pipesim.hardware.units import BANDWIDTH, BYTES, HardwareError, parse
+from pipesim.hardware.units import BANDWIDTH, BYTES, HardwareError, is_number, parse
 
 __all__ = ["ClassEdit", "apply_edits", "parse_assignments", "parse_edits"]
 
@@ -113,7 +113,7 @@ def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
         entry = dict(entry)
         for name, kind, absolute in (("memory", BYTES, "memory_size"), ("link", BANDWIDTH, "link_bandwidth")):
             value = entry.get(name)
-            if isinstance(value, str) and not _is_number(value):  # a quantity with a unit: set, not scale
+            if isinstance(value, str) and not is_number(value):  # a quantity with a unit: set, not scale
                 quantity = parse(value, kind, f"what-if.{cls}.{name}")
                 if not quantity > 0:
                     raise HardwareError(f"what-if.{cls}.{name}", f"must be positive, got {value!r}")
@@ -124,14 +124,6 @@ def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
         except HardwareError as exc:
             raise HardwareError(f"what-if.{cls}.{exc.field}", exc.problem) from None
     return edits
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _value(text: str) -> Any:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import HardwareError, InputError
-from pipesim.hardware.units import BYTES, TIME, parse
+from pipesim.hardware.units import BYTES, TIME, is_number, parse
 
 __all__ = ["Bool", "Choice", "Duration", "Field", "File", "Float", "Int", "IntList", "Size", "Text"]
 
@@ -156,20 +156,12 @@ class Duration(Field):
                 seconds = None
         else:
             try:
-                seconds = parse(float(text) if isinstance(text, str) and _is_number(text) else text, TIME, where)
+                seconds = parse(float(text) if isinstance(text, str) and is_number(text) else text, TIME, where)
             except HardwareError:
                 seconds = None
         if seconds is None or not seconds > 0 or not math.isfinite(seconds):
             raise self.fail(where, f'must be a positive time (seconds, or e.g. "90s", "2m"), got {_shown(value)}')
         return seconds
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -186,7 +178,7 @@ class Size(Field):
 
     def convert(self, value, where, base=None):
         try:
-            size = parse(float(value) if isinstance(value, str) and _is_number(value) else value, BYTES, where)
+            size = parse(float(value) if isinstance(value, str) and is_number(value) else value, BYTES, where)
         except HardwareError:
             size = None
         if size is None or not size > 0:

@@ -31,7 +31,7 @@ def test_readme_example_runs_as_written(shared_workloads):
                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
     assert out.returncode == 0, out.stderr
     max_load, time_per_sample = map(float, out.stdout.split())
-    assert max_load == pytest.approx(41.7458125)  # the DP's optimum (SPEC §8)
+    assert max_load == pytest.approx(41.7458125)  # the DP's optimum (docs/model.md §8)
     assert time_per_sample == pytest.approx(max_load, rel=5e-3)
 
 

@@ -31,9 +31,7 @@ EXCLUDED = {"pipesim.__main__"}
 #: top-level import names of optional dependencies (each installed by one of pipesim's extras)
 OPTIONAL = {"onnx", "onnxruntime", "dask", "distributed", "pymetis"}
 #: modules whose examples are wrong and owned by someone else right now: module -> why (strict: a fix must remove it)
-KNOWN_FAILING = {
-    "pipesim.workloads.models": "its example expects ops.name == 'transformer'; build_model names it 'bert2'",
-}
+KNOWN_FAILING: dict[str, str] = {}
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

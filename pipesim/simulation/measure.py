@@ -1,4 +1,4 @@
-"""Measurements of a simulated run (ISSUE 6, SPEC §6).
+"""Measurements of a simulated run (ISSUE 6, docs/model.md §6).
 
 * **Steady-state time-per-sample.**  Streaming and asynchronous 1F1B: sort the
   microbatch completion times ``C``; the first quarter of the microbatches is

@@ -1,7 +1,7 @@
 """``simulate``: run a placement on a microbatch stream and compare with the prediction.
 
 Problem: the solvers predict a time-per-sample, the evaluator's max-load of
-the split (SPEC §1-2); the simulator executes the split (SPEC §6) and reports
+the split (docs/model.md §1-2); the simulator executes the split (docs/model.md §6) and reports
 what it measured beside that prediction, so a user can see where the model
 and the execution agree (``paper`` mode, contiguous split, streaming or 1F1B:
 within 0.5%, in practice to rounding) and where they part (overlapped

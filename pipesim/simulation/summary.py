@@ -3,7 +3,7 @@
 Problem: put the evaluator's prediction (max-load, per-device loads) beside
 what the simulation measured, with the difference, so a user sees at once
 whether the model's time-per-sample holds for this split, schedule and
-communication mode (SPEC §6).
+communication mode (docs/model.md §6).
 """
 
 from __future__ import annotations

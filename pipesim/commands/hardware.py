@@ -2,46 +2,26 @@
 
 ``list`` prints every system, device and link preset; ``show NAME`` prints
 one system (or device, or link, or a system YAML file) with every figure,
-optionally after what-if edits (``--set a100.speed=2``).
+optionally after what-if edits (``--whatif a100.speed=2``).
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 from rich.table import Table
 
 from pipesim.commands.common import console, print_json
-from pipesim.hardware.catalog import builtin_catalog, load_system
+from pipesim.commands.graph import system_from_args
+from pipesim.hardware.catalog import builtin_catalog
 from pipesim.hardware.devices import Device, Link, System
 from pipesim.hardware.units import (
     BANDWIDTH,
     BYTES,
     FLOPS,
     TIME,
-    HardwareError,
     format_quantity,
 )
-from pipesim.hardware.whatif import apply_edits, parse_assignments
-from pipesim.placement.formats import InputError
-from pipesim.workloads.opgraph import ModelSpecError
-
-
-@contextmanager
-def user_errors():
-    """Hardware and model-parameter errors are the user's input errors (one line, exit 2)."""
-    try:
-        yield
-    except HardwareError as exc:
-        raise InputError(None, exc.field, exc.problem) from None
-    except ModelSpecError as exc:
-        raise InputError(None, None, str(exc)) from None
-
-
-def system_from_args(name: str, assignments: list[str] | None) -> System:
-    system = load_system(name)
-    return apply_edits(system, parse_assignments(assignments)) if assignments else system
 
 
 def register(subparsers) -> None:
@@ -52,7 +32,7 @@ def register(subparsers) -> None:
     lst.set_defaults(run=run)
     show = sub.add_parser("show", help="one system, device or link with all its figures")
     show.add_argument("name", help="preset name (system, device or link) or a system YAML file")
-    show.add_argument("--set", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only)")
+    show.add_argument("--whatif", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only; repeatable)")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(run=run)
 
@@ -188,7 +168,6 @@ def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
 
 
 def run(args) -> int:
-    with user_errors():
-        if args.action == "list":
-            return _list(args.json)
-        return _show(args.name, args.set, args.json)
+    if args.action == "list":
+        return _list(args.json)
+    return _show(args.name, args.whatif, args.json)

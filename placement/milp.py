@@ -56,7 +56,8 @@ from pipesim.errors import InputError, InternalError
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.latency import greedy_split
-from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
+from pipesim.placement.interrupt import INTERRUPTED, stop_requested
+from pipesim.placement.mip_backend import DEFAULT_SOLVER, NO_SOLUTION, MipOutcome, run_model, stop_message
 from pipesim.placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
@@ -325,8 +326,14 @@ def solve_ip(
     valid) and re-solved with them only if its split has a stage cycle.
 
     Returns status ``optimal`` (within ``gap``), ``time_limit`` (the best
-    split found when the time limit or Ctrl-C stopped the search, with the
-    solver's bound) or ``infeasible`` (with a message saying why).
+    split found when the time limit stopped the search, with the solver's
+    bound), ``interrupted`` (the same, stopped by Ctrl-C inside
+    :func:`pipesim.placement.interrupt.interruptible` or by
+    :func:`~pipesim.placement.interrupt.request_stop`; the split is the warm
+    or greedy start if the solver had found nothing better, and ``None`` with
+    a message if there was none) or ``infeasible`` (with a message saying why).
+    The time limit and a stop request are honoured within about
+    :data:`pipesim.placement.mip_backend.GRACE` seconds of the solver's run.
     """
     if objective not in OBJECTIVES:
         raise InputError(None, "objective", f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
@@ -343,12 +350,18 @@ def solve_ip(
         start = _usable_start(workload, greedy_split(capped), contiguous)
         stats["greedy_start"] = None if start is None else start.max_load
     bound: float | None = None
+    evaluation = None
+    outcome = MipOutcome(solver, NO_SOLUTION, None, None, 0.0, interrupted=True)  # if stopped before solving
     for ranks in ((False, True) if contiguous else (False,)):
+        if stop_requested():  # Ctrl-C (see pipesim.placement.interrupt) while the start was being built
+            break
         model = _Model(workload, contiguous, objective, symmetry, ranks)
         stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
         if model.unplaceable:
             return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began,
                                    stats=stats, message=_infeasibility(workload, model))
+        if stop_requested():  # ... or while the model was being built
+            break
         if start is not None:
             model.seed(start.split)
         remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
@@ -376,7 +389,7 @@ def solve_ip(
                     raise InternalError("the contiguous IP with stage ranks returned a stage cycle")
                 stats["stage_cycle"] = True
                 evaluation = None  # not a pipeline: solve again with the ranks
-                if not outcome.interrupted and (remaining is None or remaining > time.perf_counter() - began):
+                if not outcome.interrupted and (time_limit is None or time_limit > time.perf_counter() - began):
                     continue
         break
 
@@ -387,7 +400,7 @@ def solve_ip(
     optimal = outcome.status == "optimal" and evaluation is not None
     if stats.get("kept_warm_start"):  # proven only if the warm start meets the bound
         optimal = optimal and bound is not None and objective == "maxload" and start.max_load <= bound + 1e-9 * max(1.0, bound)
-    status = OPTIMAL if optimal else TIME_LIMIT
+    status = OPTIMAL if optimal else INTERRUPTED if outcome.interrupted else TIME_LIMIT
     if objective != "maxload":
         bound = None
     if bound is not None and evaluation is not None:

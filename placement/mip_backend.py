@@ -280,10 +280,20 @@ class _HighsWithStart(pulp.HiGHS):
         h.HandleUserInterrupt = True
         h.cbMipImprovingSolution += self._improving
         h.cbMipInterrupt += self._bound
-        h.startSolve()
+        # Our own thread rather than highspy's startSolve: highspy keeps its "solver running" lock
+        # on the class, so an abandoned run would block every later HiGHS solve in the process.
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                h.run()
+            finally:
+                finished.set()
+
+        threading.Thread(target=run, name="highs", daemon=True).start()
         cancelled = None
         try:
-            while not h.wait(0.1)[0]:
+            while not finished.wait(0.1):
                 if cancelled is None and _should_stop(self.deadline):
                     self.interrupted = stop_requested()
                     h.cancelSolve()

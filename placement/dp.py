@@ -284,9 +284,6 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     slack = 1e-9 * max(1.0, total)
     window_hi = np.searchsorted(key, p.min_compute + upper_bound + slack, side="right")
     rows = np.ascontiguousarray(p.ideals.bits[order].T)
-    n = p.ideals.n
-    word_of = np.arange(n, dtype=np.int64) // 64
-    mask_of = np.left_shift(np.uint64(1), np.arange(n, dtype=np.uint64) % np.uint64(64))
 
     # A state (X, n) can lead to a split within the bound only if the rest of the graph
     # fits in the devices left: each device of class K takes at most bound/ρ_K of
@@ -298,6 +295,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
         need = total - left - slack
     need = np.append(need, np.inf)
     max_ptr, max_idx = p.maximal
+    # each maximal element as (word, bit) of the packed rows, so the kernel tests it with one load
+    max_word, max_mask = max_idx // 64, np.left_shift(np.uint64(1), (max_idx % 64).astype(np.uint64))
     str_ptr, str_idx = p.straddling
     pairs = np.zeros(2, dtype=np.int64)
     step = 2048
@@ -305,8 +304,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
         if progress is not None:
             progress(start, N)
         pairs += _push(
-            start, min(N, start + step), dp, upper_bound, slack, allowed, order, key, window_hi, rows, word_of, mask_of,
-            p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_idx, str_ptr, str_idx, p.inside,
+            start, min(N, start + step), dp, upper_bound, slack, allowed, order, key, window_hi, rows,
+            p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_word, max_mask, str_ptr, str_idx, p.inside,
             p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, p.grid.up,
         )
     if progress is not None:
@@ -316,8 +315,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
 
 @numba.njit(cache=True, nogil=True)
 def _push(
-    first, last, dp, bound, slack, allowed, order, key, window_hi, rows, word_of, mask_of, sizes, sorted_sizes,
-    max_ptr, max_idx, str_ptr, str_idx, inside, group_size, group_cost, features, alone,
+    first, last, dp, bound, slack, allowed, order, key, window_hi, rows, sizes, sorted_sizes,
+    max_ptr, max_word, max_mask, str_ptr, str_idx, inside, group_size, group_cost, features, alone,
     capacity, min_compute, need, up,
 ):  # pragma: no cover - compiled; exercised through solve_dp
     """The DP's inner loop for ideals ``first..last-1`` (see :func:`_run`).
@@ -357,8 +356,7 @@ def _push(
                 continue
             superset = True
             for t in range(max_ptr[j], max_ptr[j + 1]):
-                v = max_idx[t]
-                if not rows[word_of[v], pos] & mask_of[v]:
+                if not rows[max_word[t], pos] & max_mask[t]:
                     superset = False
                     break
             if not superset:

@@ -204,14 +204,26 @@ def enumerate_ideals(
         if progress is not None:
             progress(size, count)
     del level
-    budget.reserve(count * (2 * words * 8 + 8 * 2 + 4), f"storing {count:,} ideals")
+    budget.reserve(count * (4 * words * 8 + 8 * 4 + 4), f"storing {count:,} ideals")
     bits = np.concatenate(bits_parts)
     del bits_parts
     maximal = np.concatenate(max_parts)
     del max_parts
     sizes = np.repeat(np.arange(len(per_level), dtype=np.int32), per_level)
-    return Ideals(n=n, bits=bits, sizes=sizes, parent=np.concatenate(parents), added=np.concatenate(added),
-                  maximal=maximal)
+    parent, added = np.concatenate(parents), np.concatenate(added)
+    # Order each level by its words as numbers (word 0 first), as before issue 12: ideals
+    # sharing high nodes sit together, which keeps the DP's accesses local.
+    order = np.arange(count)
+    start = 0
+    for size in per_level:
+        level = slice(start, start + size)
+        order[level] = start + np.lexsort(bits[level].T[::-1])
+        start += size
+    position = np.empty(count, dtype=np.int64)
+    position[order] = np.arange(count)
+    parent = position[parent[order]]
+    parent[0] = 0
+    return Ideals(n=n, bits=bits[order], sizes=sizes, parent=parent, added=added[order], maximal=maximal[order])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -26,7 +26,7 @@ from pipesim.workloads.gnmt import GNMTConfig, gnmt
 from pipesim.workloads.inception import inception_v3
 from pipesim.workloads.lower import lower
 from pipesim.workloads.native import write_native_workload
-from pipesim.workloads.onnx_import import import_onnx
+from pipesim.workloads.onnx_import import fuse_by_prefix, import_onnx
 from pipesim.workloads.opgraph import OpGraph
 from pipesim.workloads.resnet import resnet50
 from pipesim.workloads.transformer import SIZES, TransformerConfig, transformer
@@ -68,6 +68,9 @@ def register(subparsers) -> None:
     imp = sub.add_parser("import", help="an ONNX model's graph on a hardware system")
     imp.add_argument("model", help="ONNX model file")
     imp.add_argument("--batch", type=positive_int, default=1, help="value for symbolic input dimensions (default 1)")
+    imp.add_argument("--dtype", help="cost as this data type (default: that of the model's float tensors)")
+    imp.add_argument("--fuse-depth", type=positive_int, metavar="D",
+                     help="fuse operators sharing the first D components of their node names (/encoder/layer.0/...)")
     _hardware_options(imp)
     imp.set_defaults(run=run)
 
@@ -127,12 +130,17 @@ def _whatif(args) -> int:
     return 0
 
 
+def _import(args) -> OpGraph:
+    ops = import_onnx(args.model, batch=args.batch, dtype=args.dtype)
+    return fuse_by_prefix(ops, args.fuse_depth) if args.fuse_depth else ops
+
+
 def run(args) -> int:
     with user_errors():
         if args.action == "whatif":
             return _whatif(args)
         system = system_from_args(args.hardware, args.set)
-        ops = build_model(args) if args.action == "generate" else import_onnx(args.model, batch=args.batch)
+        ops = build_model(args) if args.action == "generate" else _import(args)
         workload = lower(ops, system, training=args.training, optimizer=args.optimizer)
         written = write_workload(args.output, workload, system, name=ops.name)
     summary = _summary(ops, workload, written)

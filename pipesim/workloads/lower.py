@@ -77,7 +77,7 @@ def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: st
                 id=i,
                 time=_times(op.kernels, groups, dtype),
                 memory=node_memory(
-                    op.params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes
+                    op.resident_params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes
                 ),
                 transfer=_transfers(op.output_bytes, groups) if i in has_consumer else {},
                 color_class=i,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipesim.commands.common import console, load_workload, positive_int, print_json
 from pipesim.commands.hardware import system_from_args, user_errors
+from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.whatif import parse_assignments
 from pipesim.placement.devices import ACCELERATOR, CPU
 from pipesim.placement.formats import write_paper_workload
@@ -40,7 +41,9 @@ def _hardware_options(p) -> None:
     p.add_argument("--set", action="append", metavar="CLASS.FIELD=VALUE",
                    help="what-if edit of the system, e.g. a100.speed=2, cpu.count=4, v100.device=h100-sxm")
     p.add_argument("--training", action="store_true", help="add backward and optimizer-update nodes")
-    p.add_argument("--optimizer", default="adam", choices=("adam", "momentum", "sgd"), help="for --training")
+    p.add_argument("--optimizer", default=DEFAULT_TRAINING_OPTIMIZER, choices=tuple(OPTIMIZERS),
+                   help="training recipe for --training (bytes per parameter: mixed-adam 16, fp32-adam 16, "
+                        "sgd-momentum 12; adam|momentum|sgd keep every state at the model's data type)")
     p.add_argument("-o", "--output", required=True, help="output workload file (.json)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 

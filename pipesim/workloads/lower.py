@@ -7,8 +7,11 @@ and every device class ``K`` of the system (SPEC §5):
   (the roofline of :mod:`pipesim.hardware.costs`), ``flops`` its FLOPs, and
   ``transfer[K] = transfer_time(output_bytes, host link of K)`` for classes
   with a host link (CPU cores sit on the host and pay nothing, SPEC §2);
-  its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters (plus
-  gradients, optimizer state and stashed activations when training);
+  its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters
+  (own and tied) plus, when training, gradients, master copy and optimizer
+  states of the ``optimizer`` recipe (default ``mixed-adam``: 16 bytes per
+  parameter) and the activations stashed for one microbatch (times
+  ``microbatches_in_flight``);
 * training adds backward node ``n + i`` (same colour class ``i``, kernels
   with :data:`~pipesim.hardware.costs.BACKWARD_FACTOR` times the FLOPs and bytes,
   output = the gradients of its inputs) with edges mirroring the forward ones,
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from pipesim.hardware.costs import (
     BACKWARD_FACTOR,
+    DEFAULT_TRAINING_OPTIMIZER,
     kernel_time,
     node_memory,
     optimizer_bytes,
@@ -60,7 +64,10 @@ def device_classes(system: System) -> tuple[DeviceClass, ...]:
     return tuple(DeviceClass(g.name, g.count, g.device.memory) for g in system.groups)
 
 
-def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: str = "adam") -> Workload:
+def lower(
+    ops: OpGraph, system: System, *, training: bool = False, optimizer: str = DEFAULT_TRAINING_OPTIMIZER,
+    microbatches_in_flight: int = 1,
+) -> Workload:
     """The workload of ``ops`` on ``system`` (see the module docstring)."""
     groups, dtype, n = system.groups, ops.dtype, len(ops.ops)
     producers: dict[int, list[int]] = {i: [] for i in range(n)}
@@ -77,7 +84,8 @@ def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: st
                 id=i,
                 time=_times(op.kernels, groups, dtype),
                 memory=node_memory(
-                    op.resident_params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes
+                    op.resident_params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes,
+                    microbatches_in_flight=microbatches_in_flight,
                 ),
                 transfer=_transfers(op.output_bytes, groups) if i in has_consumer else {},
                 color_class=i,

@@ -9,7 +9,9 @@ entry::
     systems: {a100x8: {description: ..., classes: [{name: a100, device: a100-80gb, count: 8,
                                                     host_link: pcie4-x16, peer_link: nvlink3}]}}
 
-A class's ``device`` and links are names from the same or an earlier file, or
+A system may set ``transfers: host | peer | auto`` (default ``auto``: see
+:meth:`~pipesim.hardware.devices.System.transfer_links`).  A class's
+``device`` and links are names from the same or an earlier file, or
 inline mappings.  The built-in presets (``hardware/presets/*.yaml``) cite a
 datasheet for every value.  :func:`load_system` accepts a preset name or the
 path of a YAML file (which may use the built-in devices and links).  Unknown
@@ -47,7 +49,7 @@ _DEVICE_FIELDS = {
     "launch_overhead",
 }
 _LINK_FIELDS = {"description", "bandwidth", "latency"}
-_SYSTEM_FIELDS = {"description", "classes"}
+_SYSTEM_FIELDS = {"description", "classes", "transfers"}
 _CLASS_FIELDS = {"name", "device", "count", "host_link", "peer_link"}
 
 
@@ -170,7 +172,8 @@ class Catalog:
                     peer_link=self.link(raw.get("peer_link"), f"{at}.peer_link"),
                 )
             )
-        return System(name, tuple(groups), str(entry.get("description", "")), (source,) if source else ())
+        return System(name, tuple(groups), str(entry.get("description", "")), (source,) if source else (),
+                      transfers=entry.get("transfers", "auto"))
 
     def system(self, name: str) -> System:
         if name not in self.systems:

@@ -5,8 +5,10 @@ and every device class ``K`` of the system (SPEC §5):
 
 * node ``i`` (forward) gets ``time[K] = Σ_kernels repeat · kernel_time(K)``
   (the roofline of :mod:`pipesim.hardware.costs`), ``flops`` its FLOPs, and
-  ``transfer[K] = transfer_time(output_bytes, host link of K)`` for classes
-  with a host link (CPU cores sit on the host and pay nothing, SPEC §2);
+  ``transfer[K] = transfer_time(output_bytes, link of K)`` with the link of
+  :meth:`~pipesim.hardware.devices.System.transfer_links`: the host link in
+  the paper's model (CPU cores sit on the host and pay nothing, SPEC §2),
+  the NVLink/NVSwitch peer link where the accelerators share one domain;
   its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters
   (own and tied) plus, when training, gradients, master copy and optimizer
   states of the ``optimizer`` recipe (default ``mixed-adam``: 16 bytes per
@@ -56,8 +58,8 @@ def _times(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: 
     }
 
 
-def _transfers(nbytes: float, groups: tuple[DeviceGroup, ...]) -> dict:
-    return {g.name: transfer_time(nbytes, g.host_link) / TIME_UNIT for g in groups if g.host_link is not None}
+def _transfers(nbytes: float, links: dict) -> dict:
+    return {name: sum(transfer_time(nbytes, link) for link in path) / TIME_UNIT for name, path in links.items() if path}
 
 
 def device_classes(system: System) -> tuple[DeviceClass, ...]:
@@ -70,6 +72,7 @@ def lower(
 ) -> Workload:
     """The workload of ``ops`` on ``system`` (see the module docstring)."""
     groups, dtype, n = system.groups, ops.dtype, len(ops.ops)
+    links = system.transfer_links()
     producers: dict[int, list[int]] = {i: [] for i in range(n)}
     has_consumer = set()
     for s, d in ops.edges:
@@ -87,7 +90,7 @@ def lower(
                     op.resident_params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes,
                     microbatches_in_flight=microbatches_in_flight,
                 ),
-                transfer=_transfers(op.output_bytes, groups) if i in has_consumer else {},
+                transfer=_transfers(op.output_bytes, links) if i in has_consumer else {},
                 color_class=i,
                 name=op.name,
                 layer_id=op.layer,
@@ -103,7 +106,7 @@ def lower(
                 Node(
                     id=n + i,
                     time=_times(op.kernels, groups, dtype, BACKWARD_FACTOR),
-                    transfer=_transfers(grad_bytes, groups) if producers[i] else {},
+                    transfer=_transfers(grad_bytes, links) if producers[i] else {},
                     is_backward=True,
                     color_class=i,
                     name=f"{op.name}.backward",

@@ -81,6 +81,7 @@ __all__ = [
     "import_onnx",
     "load_onnx",
     "model_dtype",
+    "prepare_onnx",
 ]
 
 #: Largest output (elements) a node computed from constants may have to be folded at import.
@@ -419,6 +420,40 @@ def _canonical_weights(inits: dict[str, onnx.TensorProto]) -> dict[str, str]:
     return canon
 
 
+def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check: bool = True) -> onnx.ModelProto:
+    """The model as the importer costs it: checked, batch set, shapes inferred, constants folded.
+
+    Its nodes are exactly the operators of :func:`import_onnx`, in the same
+    order, each with a unique name (``{op_type}_{index}`` for an unnamed
+    node), so it is also the model that :mod:`pipesim.runtime` profiles and
+    cuts into stages: node ``i`` here is node ``i`` of the workload.
+
+    Examples
+    --------
+    >>> from pipesim.workloads.onnx_models import encoder_onnx
+    >>> m = prepare_onnx(encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8), batch=2)
+    >>> "Shape" in {n.op_type for n in m.graph.node}, m.graph.input[0].type.tensor_type.shape.dim[0].dim_value
+    (False, 2)
+    """
+    model = load_onnx(source, check=check)
+    for info in model.graph.input:
+        for d in info.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = batch
+    model = _infer(model, source)
+    for _ in range(8):  # inference and folding feed each other: a folded Reshape target gives a shape
+        model, _aliases, folded = fold_constants(model)
+        model = _infer(model, source)
+        if not folded:
+            break
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+    return model
+
+
 def import_onnx(
     source: str | Path | onnx.ModelProto,
     *,
@@ -472,19 +507,7 @@ def import_onnx(
     label_source = _source_name(source)
     if dtype is not None and dtype not in DTYPE_BYTES:
         raise InputError(label_source, "dtype", f"unknown data type {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
-    model = load_onnx(source, check=check)
-    for info in model.graph.input:
-        for d in info.type.tensor_type.shape.dim:
-            if not d.HasField("dim_value"):
-                d.dim_value = batch
-    aliases: dict[str, str] = {}
-    model = _infer(model, source)
-    for _ in range(8):  # inference and folding feed each other: a folded Reshape target gives a shape
-        model, more, folded = fold_constants(model)
-        aliases.update(more)
-        model = _infer(model, source)
-        if not folded:
-            break
+    model = prepare_onnx(source, batch=batch, check=check)
     graph = model.graph
     tensors = _Tensors(graph, dtype)
     cost_dtype = dtype or model_dtype(graph)
@@ -531,7 +554,7 @@ def import_onnx(
             elif owner[weight] != i:
                 tied.append((weight, int(tensors.elems(weight))))
         op = Op(
-            name=node.name or f"{node.op_type}_{i}",
+            name=node.name,
             kernels=(Kernel(float(flops), float(moved)),),
             params=params,
             output_bytes=out_bytes,
@@ -574,7 +597,7 @@ def fuse_by_prefix(ops: OpGraph, depth: int) -> OpGraph:
     >>> for i, n in enumerate(["/enc/l0/a/MatMul", "/enc/l0/b/Add", "/enc/l1/a/MatMul", "/head/Gemm"]):
     ...     _ = g.add(Op(n, (Kernel(1.0, 1.0),)), [i - 1] if i else [])
     >>> [op.name for op in fuse_by_prefix(g, 2).ops]
-    ['/enc/l0', '/enc/l1', '/head/Gemm']
+    ['/enc/l0', '/enc/l1', '/head']
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ModelSpecError(f"fuse depth: must be a positive integer, got {depth!r}")

@@ -168,7 +168,7 @@ def resnet_onnx(
     --------
     >>> m = resnet_onnx(blocks=(1, 1), width=4, image=16, classes=3)
     >>> len([n for n in m.graph.node if n.op_type == "Conv"])
-    10
+    9
     """
     b = _Builder(seed)
     x_info = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, image, image])

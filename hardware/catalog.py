@@ -47,6 +47,7 @@ _DEVICE_FIELDS = {
     "compute_efficiency",
     "memory_efficiency",
     "launch_overhead",
+    "efficiency_by_class",
 }
 _LINK_FIELDS = {"description", "bandwidth", "latency"}
 _SYSTEM_FIELDS = {"description", "classes", "transfers"}
@@ -89,7 +90,19 @@ def _device(name: str, entry: Any, where: str) -> Device:
         memory_efficiency=_fraction(entry.get("memory_efficiency", 1.0), f"{where}.memory_efficiency"),
         launch_overhead=parse(entry.get("launch_overhead", 0.0), TIME, f"{where}.launch_overhead"),
         description=str(entry.get("description", "")),
+        class_efficiency=_class_efficiency(entry.get("efficiency_by_class", {}), f"{where}.efficiency_by_class"),
     )
+
+
+def _class_efficiency(raw: Any, where: str) -> dict[str, tuple[float, float]]:
+    """``{matmul: {compute: 0.6, memory: 0.9}, ...}``: per operator class, fractions of the peaks."""
+    out = {}
+    for op_class, pair in _mapping(raw, where).items():
+        pair = _mapping(pair, f"{where}.{op_class}")
+        _check_fields(pair, {"compute", "memory"}, set(), f"{where}.{op_class}")
+        out[str(op_class)] = (_fraction(pair.get("compute", 1.0), f"{where}.{op_class}.compute"),
+                              _fraction(pair.get("memory", 1.0), f"{where}.{op_class}.memory"))
+    return out
 
 
 def _link(name: str, entry: Any, where: str) -> Link:

@@ -134,14 +134,19 @@ def training_bytes_per_param(dtype: str, optimizer: str = DEFAULT_TRAINING_OPTIM
     return (r.weight or e) + (r.grad or e) + r.master + r.states * (r.state or e)
 
 
-def kernel_time(flops: float, bytes_moved: float, device: Device, dtype: str) -> float:
-    """Roofline time (seconds) of one kernel on ``device``."""
+def kernel_time(flops: float, bytes_moved: float, device: Device, dtype: str, op_class: str | None = None) -> float:
+    """Roofline time (seconds) of one kernel on ``device``.
+
+    ``op_class`` (``matmul``, ``conv``, ``elementwise``…) selects the device's
+    fitted efficiencies for that class of operator, when it has them.
+    """
     if flops < 0 or bytes_moved < 0:
         raise HardwareError("kernel", f"FLOPs and bytes must be non-negative, got {flops!r} and {bytes_moved!r}")
     if flops == 0 and bytes_moved == 0:
         return 0.0
-    compute = flops / (device.peak(dtype) * device.compute_efficiency)
-    memory = bytes_moved / (device.memory_bandwidth * device.memory_efficiency)
+    compute_eff, memory_eff = device.efficiencies(op_class)
+    compute = flops / (device.peak(dtype) * compute_eff)
+    memory = bytes_moved / (device.memory_bandwidth * memory_eff)
     return device.launch_overhead + max(compute, memory)
 
 

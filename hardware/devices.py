@@ -86,9 +86,18 @@ class Device:
     memory_efficiency: float = 1.0
     launch_overhead: float = 0.0
     description: str = ""
+    class_efficiency: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"devices.{self.name}"
+        for op_class, pair in self.class_efficiency.items():
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise HardwareError(f"{where}.efficiency_by_class.{op_class}", "must be (compute, memory) fractions")
+            for value, part in zip(pair, ("compute", "memory")):
+                _non_negative(value, f"{where}.efficiency_by_class.{op_class}.{part}", positive=True)
+                if value > 1:
+                    raise HardwareError(f"{where}.efficiency_by_class.{op_class}.{part}",
+                                        f"is a fraction of the peak and must be at most 1, got {value!r}")
         if self.kind not in (ACCELERATOR_KIND, CPU_KIND):
             raise HardwareError(f"{where}.kind", f"must be {ACCELERATOR_KIND!r} or {CPU_KIND!r}, got {self.kind!r}")
         if not self.peak_flops:
@@ -104,6 +113,10 @@ class Device:
             if value > 1:
                 raise HardwareError(f"{where}.{name}", f"is a fraction of the peak and must be at most 1, got {value!r}")
         _non_negative(self.launch_overhead, f"{where}.launch_overhead")
+
+    def efficiencies(self, op_class: str | None = None) -> tuple[float, float]:
+        """(compute, memory) efficiency for kernels of ``op_class`` (the device's defaults if not fitted)."""
+        return self.class_efficiency.get(op_class, (self.compute_efficiency, self.memory_efficiency))
 
     def peak(self, dtype: str) -> float:
         """Peak FLOP/s for ``dtype``; a type the device lacks runs at its fp32 rate."""

@@ -149,8 +149,11 @@ def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> Spli
     Raises :class:`~pipesim.placement.split.SplitError` when the split cannot be read
     as a placement (unknown, repeated or unplaceable nodes, unknown class).
     """
-    split = complete_split(graph, split)
     classes = {dc.name: dc for dc in devices}
+    # a split file lists the paper's two sections even when empty ("fpgas": []): an empty class is no use
+    if any(name not in classes and not any(split.assignment[name]) for name in split.assignment):
+        split = Split({k: v for k, v in split.assignment.items() if k in classes or any(v)})
+    split = complete_split(graph, split)
     for name in split.assignment:
         if name not in classes:
             raise SplitError(f"the split uses device class {name!r}, which the system does not have")

@@ -52,7 +52,7 @@ TIME_UNIT = 1e-3
 
 def _times(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
     return {
-        g.name: sum(k.repeat * kernel_time(k.flops * scale, k.bytes * scale, g.device, dtype) for k in kernels)
+        g.name: sum(k.repeat * kernel_time(k.flops * scale, k.bytes * scale, g.device, dtype, k.op_class) for k in kernels)
         / TIME_UNIT
         for g in groups
     }

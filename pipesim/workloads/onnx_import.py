@@ -74,6 +74,8 @@ from pipesim.workloads.opgraph import Kernel, Op, OpGraph
 
 __all__ = [
     "FOLD_LIMIT",
+    "OP_CLASSES",
+    "op_class",
     "UnknownOperatorWarning",
     "UnknownShapeWarning",
     "fold_constants",
@@ -373,6 +375,37 @@ class _Tensors:
         return self.elems(name) * self.itemsize.get(name, 4)
 
 
+#: Operator classes whose efficiencies ``pipesim hardware calibrate`` fits separately.
+OP_CLASSES = ("matmul", "conv", "elementwise", "normalization", "softmax", "pool", "reduction", "movement", "other")
+
+
+def op_class(op_type: str) -> str:
+    """The class of an ONNX operator type (see :data:`OP_CLASSES`).
+
+    Examples
+    --------
+    >>> op_class("Gemm"), op_class("Relu"), op_class("LayerNormalization"), op_class("Hardmax")
+    ('matmul', 'elementwise', 'normalization', 'other')
+    """
+    if op_type in ("MatMul", "Gemm", "MatMulInteger", "FusedMatMul"):
+        return "matmul"
+    if op_type in ("Conv", "ConvTranspose", "FusedConv"):
+        return "conv"
+    if op_type in ("BatchNormalization", "LayerNormalization", "InstanceNormalization"):
+        return "normalization"
+    if op_type in ("Softmax", "LogSoftmax"):
+        return "softmax"
+    if op_type in ("MaxPool", "AveragePool", "LpPool"):
+        return "pool"
+    if op_type in _REDUCTIONS:
+        return "reduction"
+    if op_type in _ELEMENTWISE:
+        return "elementwise"
+    if op_type in _MOVEMENT or op_type in _VIEWS:
+        return "movement"
+    return "other"
+
+
 def _flops(node: onnx.NodeProto, t: _Tensors, inputs: list[str], out: float) -> float | None:
     """FLOPs of ``node`` (``None``: no formula for its type)."""
     op, attrs = node.op_type, {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -555,7 +588,7 @@ def import_onnx(
                 tied.append((weight, int(tensors.elems(weight))))
         op = Op(
             name=node.name,
-            kernels=(Kernel(float(flops), float(moved)),),
+            kernels=(Kernel(float(flops), float(moved), op_class=op_class(node.op_type)),),
             params=params,
             output_bytes=out_bytes,
             stash_bytes=out_bytes,

@@ -44,11 +44,12 @@ def require_positive_ints(config: object, names: Iterable[str]) -> None:
 
 @dataclass(frozen=True)
 class Kernel:
-    """One device kernel, run ``repeat`` times."""
+    """One device kernel, run ``repeat`` times; ``op_class`` picks fitted efficiencies (``matmul``, ``conv``…)."""
 
     flops: float
     bytes: float
     repeat: int = 1
+    op_class: str | None = None
 
 
 @dataclass(frozen=True)

@@ -62,14 +62,14 @@ def _inputs(spec: str) -> list[dict[str, np.ndarray]] | None:
 def table(result) -> Table:
     t = Table(title=f"{result.model}: {len(result.stages)} stages, batch {result.batch}, "
                     f"{result.microbatches} microbatches (ms)")
-    for col in ("", "predicted", "simulated", "measured"):
+    for col in ("", "predicted", "simulated", "measured", "measured CPU"):
         t.add_column(col, justify="right" if col else "left")
     t.add_row("time per microbatch", f"{result.predicted_time_per_sample:.4g}",
-              f"{result.simulated_time_per_sample:.4g}", f"{result.measured_time_per_sample:.4g}")
-    t.add_row("latency", "", f"{result.simulated_latency:.4g}", f"{result.measured_latency:.4g}")
+              f"{result.simulated_time_per_sample:.4g}", f"{result.measured_time_per_sample:.4g}", "")
+    t.add_row("latency", "", f"{result.simulated_latency:.4g}", f"{result.measured_latency:.4g}", "")
     for s in result.stages:
         t.add_row(f"stage {s['stage']} busy ({s['device']}, core {s['core']}, {s['nodes']} nodes)",
-                  f"{s['predicted_load']:.4g}", "", f"{s['measured_busy']:.4g}")
+                  f"{s['predicted_load']:.4g}", "", f"{s['measured_busy']:.4g}", f"{s['measured_busy_cpu']:.4g}")
     return t
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pipesim.commands.common import console, positive_int, print_json
 from pipesim.commands.hardware import user_errors
 from pipesim.runtime.calibrate import error_percentiles
-from pipesim.runtime.profile import profile_to_workload
+from pipesim.runtime.profile import profile_to_workload, this_machine
+from pipesim.workloads.lower import lower
 
 
 def register(subparsers) -> None:
@@ -29,9 +30,7 @@ def register(subparsers) -> None:
 
 
 def summary(profile, workload, ops, output: str) -> dict:
-    roofline_cpu = [n.time["cpu"] for n in workload.graph.nodes.values()]  # measured
-    from pipesim.workloads.lower import lower
-    from pipesim.runtime.profile import this_machine
+    measured = [n.time["cpu"] for n in workload.graph.nodes.values()]
 
     predicted = [n.time["cpu"] for n in lower(ops, this_machine(1, None)).graph.nodes.values()]
     h = profile.handoff
@@ -44,9 +43,10 @@ def summary(profile, workload, ops, output: str) -> dict:
         "cores": profile.cores,
         "node_sum_ms": profile.node_sum * 1e3,
         "run_wall_ms": profile.run_wall * 1e3,
+        "core_share": profile.share,
         "handoff": {"overhead_us": h.overhead * 1e6, "bandwidth_GBps": h.bandwidth / 1e9, "wakeup_us": h.wakeup * 1e6},
         "load_average": [profile.load_before, profile.load_after],
-        "roofline_error": error_percentiles(roofline_cpu, predicted),
+        "roofline_error": error_percentiles(measured, predicted),
         "written": output,
     }
 
@@ -64,7 +64,8 @@ def run(args) -> int:
         f"{s['model']}: {s['nodes']} nodes, batch {s['batch']}, {s['threads']} thread(s), median of {s['runs']} runs "
         f"(load average {s['load_average'][0]:.2f} -> {s['load_average'][1]:.2f} on {len(s['cores'])} cores)"
     )
-    console.print(f"sum of node medians {s['node_sum_ms']:.4g} ms; whole session.run {s['run_wall_ms']:.4g} ms")
+    console.print(f"sum of node medians {s['node_sum_ms']:.4g} ms; whole session.run {s['run_wall_ms']:.4g} ms "
+                  f"(the run had {s['core_share']:.0%} of its core)")
     console.print(f"stage hand-off: {h['overhead_us']:.3g} us + bytes / {h['bandwidth_GBps']:.3g} GB/s "
                   f"(wake-up {h['wakeup_us']:.3g} us)")
     console.print(f"roofline (xeon-8380-core preset) per node, measured/predicted: p10/p50/p90 = "

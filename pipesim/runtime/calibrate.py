@@ -7,13 +7,16 @@ rate of the node's operator class ``c`` (``matmul``, ``conv``,
 ``elementwise``…).  :func:`calibrate` fits ``o`` (one for the device) and
 ``R_c, M_c`` (per class) to the nodes of one or more profiles written by
 ``pipesim profile`` by least squares on ``log(t_pred / t_measured)`` — a grid
-search over ``o`` and, for each class, over ``(R_c, M_c)``: the objective is
-the per-node error people read, and the grid cannot diverge.
+search over ``o`` (at most the 5th percentile of the measured node times: no
+node runs faster than the overhead) and, for each class, over ``(R_c, M_c)``:
+the objective is the per-node error people read, and the grid cannot diverge.
 
 The device written has ``peak_flops = max_c R_c`` and ``memory_bandwidth =
 max_c M_c``, so every class's efficiency (``R_c / peak``, ``M_c / bandwidth``)
-is a fraction at most 1 (``efficiency_by_class`` in the YAML); classes no
-profile contains keep the median efficiencies.  Nodes with neither FLOPs nor
+is a fraction at most 1 (``efficiency_by_class`` in the YAML); a class no
+profile contains takes the rates of its kin (:data:`KIN`: a convolution runs
+like a matmul, a softmax like a normalisation…), else the median; a class
+with fewer than :data:`MIN_NODES` nodes is fitted together with its kin.  Nodes with neither FLOPs nor
 bytes (views) are left out: the roofline gives them nothing.
 
 :func:`error_percentiles` gives the distribution of ``measured / predicted``
@@ -26,7 +29,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +38,20 @@ import numpy as np
 from pipesim.errors import InputError
 from pipesim.hardware.devices import CPU_KIND, Device
 from pipesim.hardware.units import BANDWIDTH, FLOPS, TIME, format_quantity
+from pipesim.workloads.onnx_import import OP_CLASSES
 
 __all__ = ["Calibration", "ProfiledNode", "calibrate", "device_yaml", "error_percentiles", "read_profiles"]
+
+#: Where a class no profile contains takes its rates from: the kin that runs the same kind of kernel.
+KIN = {
+    "conv": ("matmul",), "matmul": ("conv",), "softmax": ("normalization", "elementwise"),
+    "normalization": ("softmax", "elementwise"), "pool": ("reduction", "elementwise"),
+    "reduction": ("pool", "elementwise"), "elementwise": ("movement",), "movement": ("elementwise",),
+    "other": ("elementwise", "movement"),
+}
+
+#: Fewer nodes of a class than this and it is fitted together with its kin.
+MIN_NODES = 4
 
 _OVERHEADS = np.geomspace(2e-7, 1e-4, 40)
 _RATES = np.geomspace(1e8, 2e12, 60)
@@ -79,10 +95,17 @@ class Calibration:
     overhead: float
     rates: dict[str, tuple[float, float]]  # op class -> (FLOP/s, bytes/s)
 
+    def rate(self, op_class: str) -> tuple[float, float]:
+        """The fitted rates of ``op_class``, else of its nearest fitted kin (:data:`KIN`), else the median."""
+        for c in (op_class, *KIN.get(op_class, ())):
+            if c in self.rates:
+                return self.rates[c]
+        return self._default()
+
     def predict(self, node: ProfiledNode) -> float:
         if node.flops == 0 and node.bytes == 0:
             return 0.0
-        r, m = self.rates.get(node.op_class, self._default())
+        r, m = self.rate(node.op_class)
         return self.overhead + max(node.flops / r, node.bytes / m)
 
     def _default(self) -> tuple[float, float]:
@@ -94,7 +117,8 @@ class Calibration:
         """The fitted device (efficiencies as fractions of the best class's rates)."""
         peak = max((r for r, _ in self.rates.values() if math.isfinite(r)), default=1e12)
         bandwidth = max((m for _, m in self.rates.values() if math.isfinite(m)), default=1e12)
-        per_class = {c: (min(1.0, r / peak), min(1.0, m / bandwidth)) for c, (r, m) in self.rates.items()}
+        per_class = {c: (min(1.0, r / peak), min(1.0, m / bandwidth))
+                     for c, (r, m) in ((c, self.rate(c)) for c in sorted(set(OP_CLASSES) | set(self.rates)))}
         default = self._default()
         peaks = {dtype: peak} if dtype == "fp32" else {dtype: peak, "fp32": peak}
         return Device(name, CPU_KIND, peaks, bandwidth, compute_efficiency=min(1.0, default[0] / peak),
@@ -111,9 +135,16 @@ def calibrate(nodes: list[ProfiledNode]) -> Calibration:
     nodes = _usable(nodes)
     if not nodes:
         raise InputError(None, "profiles", "have no node with FLOPs or bytes and a measured time")
-    classes = sorted({n.op_class for n in nodes})
+    counts = Counter(n.op_class for n in nodes)
+    # a class seen in fewer than MIN_NODES nodes (ResNet's one Gemm) is fitted with its kin (the convolutions)
+    fit_as = {c: next((k for k in KIN.get(c, ()) if counts[k] >= MIN_NODES), c) if counts[c] < MIN_NODES else c
+              for c in counts}
+    nodes = [replace(n, op_class=fit_as[n.op_class]) for n in nodes]
+    classes = sorted(set(fit_as.values()))
     best: tuple[float, Calibration] | None = None
-    for o in _OVERHEADS:
+    # no node runs faster than the overhead: a model of large kernels alone cannot push it up
+    ceiling = float(np.percentile([n.measured for n in nodes], 5))
+    for o in [x for x in _OVERHEADS if x <= ceiling] or [_OVERHEADS[0]]:
         total, rates = 0.0, {}
         for c in classes:
             group = [n for n in nodes if n.op_class == c]
@@ -128,7 +159,9 @@ def calibrate(nodes: list[ProfiledNode]) -> Calibration:
             rates[c] = (float(_RATES[i]) if f.any() else math.inf, float(_RATES[j]) if b.any() else math.inf)
         if best is None or total < best[0]:
             best = (total, Calibration(float(o), rates))
-    return best[1]
+    fitted = best[1]
+    fitted.rates.update({c: fitted.rates[g] for c, g in fit_as.items() if c != g})
+    return fitted
 
 
 def error_percentiles(measured: list[float], predicted: list[float]) -> dict:

@@ -16,6 +16,7 @@ feeder thread on the stage's own core) against 6.5 ms per stage alone.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
@@ -116,8 +117,17 @@ class Channel:
             np.copyto(views[spec.name], arrays[spec.name], casting="no")
         self.commit()
 
-    def get(self, timeout: float | None = None) -> dict[str, np.ndarray] | None:
-        """Wait for the next full slot; views of its tensors, valid until :meth:`release` (``None``: timed out)."""
+    def get(self, timeout: float | None = None, spin: float = 0.0) -> dict[str, np.ndarray] | None:
+        """Wait for the next full slot; views of its tensors, valid until :meth:`release` (``None``: timed out).
+
+        ``spin`` seconds are spent polling before sleeping on the semaphore: a
+        stage that sleeps pays the scheduler's wake-up on every microbatch.
+        """
+        if spin > 0:
+            until = time.perf_counter() + spin
+            while time.perf_counter() < until:
+                if self.full.acquire(block=False):
+                    return self._views[self._read]
         if not self.full.acquire(timeout=timeout):
             return None
         return self._views[self._read]

@@ -20,10 +20,13 @@ ring the driver fills once with ``K`` input sets (microbatch ``i`` uses set
 * **latency**: microbatches one at a time (the next starts when the previous
   left the last stage): the unloaded latency;
 * **stream**: ``microbatches`` released at once: the steady-state time per
-  microbatch is the mean gap between completions after the first
-  ``warmup`` (a fifth, at least 2) — the pipeline's throughput;
+  microbatch is the mean gap between the last stage's hand-overs after the
+  first ``warmup`` (a fifth, at least 2) — the pipeline's throughput (the
+  last ring holds every microbatch, so the driver's draining never stalls it);
   each stage's busy time per microbatch is its run plus its copies, without
-  the waits (median over the stream).
+  the waits (median over the stream), in wall time and in the CPU time the
+  stage's thread used (on a shared machine the two differ by the time other
+  processes held the core).
 
 The outputs of the first ``K`` microbatches are compared with the unsplit
 model's (same session settings) and must agree within ``1e-5``.
@@ -55,6 +58,9 @@ __all__ = ["ExecutionResult", "Stage", "cut_stages", "execute", "stage_node_sets
 
 #: Tolerance of the split's outputs against the unsplit model's.
 TOLERANCE = 1e-5
+
+#: Seconds a stage polls for its next input before sleeping (a sleeping stage pays a scheduler wake-up).
+SPIN = 2e-4
 
 
 @dataclass
@@ -181,18 +187,19 @@ def _stage_main(k: int, model_bytes: bytes, reads: list[str], computes: list[str
         warm = {s.name: np.zeros(s.shape, s.dtype) for s in inputs.specs}
         session.run(computes, {x: warm[x] for x in reads})
         ready.release()
-        stamps = np.zeros((total, 4))
+        stamps = np.zeros((total, 6))
         for i in range(total):
             if first:
                 go.acquire()
                 received = inputs.slot(i)
             else:
-                received = inputs.get()
-            t0 = time.perf_counter()
+                received = inputs.get(spin=SPIN)
+            t0, c0 = time.perf_counter(), time.thread_time()
             produced = session.run(computes, {x: received[x] for x in reads})
             t1 = time.perf_counter()
+            c1 = time.thread_time()
             slot = outputs.reserve()
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.thread_time()
             for name, value in zip(computes, produced):
                 np.copyto(slot[name], value, casting="no")
             for name in passed:
@@ -201,7 +208,7 @@ def _stage_main(k: int, model_bytes: bytes, reads: list[str], computes: list[str
             if not first:
                 inputs.release()
             outputs.commit()
-            stamps[i] = (t0, t1, t2, time.perf_counter())
+            stamps[i] = (t0, t1, t2, time.perf_counter(), (c1 - c0) + (time.thread_time() - c2), c1 - c0)
         results.put((k, stamps, None))
     except BaseException:  # report to the driver rather than die silently
         results.put((k, None, traceback.format_exc()))
@@ -230,6 +237,11 @@ class ExecutionResult:
         return self.max_abs_difference <= TOLERANCE
 
     @property
+    def bottleneck_cpu(self) -> float:
+        """The largest stage CPU time per microbatch: the time per microbatch had each stage owned its core."""
+        return max((s["measured_busy_cpu"] for s in self.stages), default=math.nan)
+
+    @property
     def error(self) -> float:
         """Predicted relative to measured: ``predicted / measured - 1``."""
         m = self.measured_time_per_sample
@@ -245,6 +257,7 @@ class ExecutionResult:
             "predicted_time_per_sample": self.predicted_time_per_sample,
             "simulated_time_per_sample": self.simulated_time_per_sample,
             "prediction_error": self.error,
+            "measured_bottleneck_cpu": self.bottleneck_cpu,
             "measured_latency": self.measured_latency,
             "simulated_latency": self.simulated_latency,
             "outputs_match": self.outputs_match,
@@ -289,7 +302,7 @@ def execute(
     inputs: list[dict[str, np.ndarray]] | None = None,
     distinct_inputs: int = 4,
     latency_probes: int = 5,
-    slots: int = 2,
+    slots: int = 4,
     stage_dir: str | Path | None = None,
     name: str | None = None,
     batch: int = 1,
@@ -315,9 +328,12 @@ def execute(
         if missing:
             raise InputError(None, "inputs", f"no value for model input {missing[0]!r}")
         ring.put({s.name: np.asarray(feed[s.name], dtype=s.dtype).reshape(s.shape) for s in stages[0].inputs})
-    channels = [Channel(ctx, stage.outputs, slots=slots) for stage in stages]
-    go, ready, results = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Queue()
     total = latency_probes + microbatches
+    # the last ring holds every microbatch (within 256 MiB), so the last stage never waits for the driver to drain
+    sink_slots = max(slots, min(total, (256 << 20) // max(1, sum(t.nbytes for t in stages[-1].outputs))))
+    channels = [Channel(ctx, stage.outputs, slots=sink_slots if k == len(stages) - 1 else slots)
+                for k, stage in enumerate(stages)]
+    go, ready, results = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Queue()
     processes = []
     load_before = load_average()
     try:
@@ -360,7 +376,8 @@ def execute(
             ch.close()
     load_after = load_average()
     warmup = min(max(2, microbatches // 5), microbatches - 2)
-    measured = (done[-1] - done[warmup]) / (len(done) - 1 - warmup)
+    finished = stamps[stages[-1].index][latency_probes:, 3]  # when the last stage handed each microbatch over
+    measured = (finished[-1] - finished[warmup]) / (len(finished) - 1 - warmup)
 
     reference = make_session(model)
     names = [o.name for o in model.graph.output]
@@ -387,6 +404,8 @@ def execute(
             "predicted_compute": d.compute,
             "measured_busy": float(np.median(busy)) * 1e3,
             "measured_compute": float(np.median(s[:, 1] - s[:, 0])) * 1e3,
+            # CPU time of the same work: what the stage used of its core (wall minus time others took it)
+            "measured_busy_cpu": float(np.median(s[:, 4])) * 1e3,
             "sent_bytes": sum(t.nbytes for t in stage.outputs),
         })
     return ExecutionResult(

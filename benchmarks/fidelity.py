@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 "roofline_calibrated_on_other": roof_cal,
                 "roofline_calibrated_error": roof_cal / m - 1,
                 "single_core_run": profile.run_wall * 1e3,
+                "single_core_node_sum": profile.node_sum * 1e3,
+                "core_share_in_profile": profile.share,
                 "outputs_match": result.outputs_match,
                 "load_average": [load, *result.load_average[1:]],
             })

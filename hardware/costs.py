@@ -48,7 +48,7 @@ The formulas (all in SI units: seconds, bytes, FLOP):
   weights, master copy and states: ``(2w + g + 2m + 2·s·b)·P`` bytes.
 
 References: Williams, Waterman, Patterson, "Roofline", CACM 2009 (the kernel
-model); SPEC §2 (transfers through host memory); Rajbhandari et al., "ZeRO",
+model); docs/model.md §2.3 (transfers through host memory); Rajbhandari et al., "ZeRO",
 SC 2020 §3.1 (weights + gradients + optimizer states).
 """
 
@@ -137,8 +137,40 @@ def training_bytes_per_param(dtype: str, optimizer: str = DEFAULT_TRAINING_OPTIM
 def kernel_time(flops: float, bytes_moved: float, device: Device, dtype: str, op_class: str | None = None) -> float:
     """Roofline time (seconds) of one kernel on ``device``.
 
-    ``op_class`` (``matmul``, ``conv``, ``elementwise``…) selects the device's
-    fitted efficiencies for that class of operator, when it has them.
+    Parameters
+    ----------
+    flops : float
+        FLOPs the kernel performs.
+    bytes_moved : float
+        Bytes it reads from and writes to device memory.
+    device : Device
+    dtype : str
+        The data type of the arithmetic (``fp16``, ``fp32``…); a type the
+        device has no rate for runs at its fp32 rate.
+    op_class : str, optional
+        The operator class (``matmul``, ``conv``, ``elementwise``…): selects
+        the device's fitted efficiencies for that class, when it has them.
+
+    Returns
+    -------
+    float
+        ``launch_overhead + max(compute time, memory time)``; 0 for a kernel
+        with neither FLOPs nor bytes.
+
+    Raises
+    ------
+    HardwareError
+        Negative FLOPs or bytes, or a data type the cost model does not
+        know (:data:`~pipesim.hardware.devices.DTYPE_BYTES`).
+
+    Examples
+    --------
+    >>> from pipesim.hardware.devices import Device
+    >>> gpu = Device("toy", "accelerator", {"fp32": 1e12}, memory_bandwidth=1e11)
+    >>> kernel_time(2e9, 1e8, gpu, "fp32")   # compute-bound: 2e9 / 1e12
+    0.002
+    >>> kernel_time(0, 0, gpu, "fp32")       # a view: free
+    0.0
     """
     if flops < 0 or bytes_moved < 0:
         raise HardwareError("kernel", f"FLOPs and bytes must be non-negative, got {flops!r} and {bytes_moved!r}")
@@ -151,7 +183,31 @@ def kernel_time(flops: float, bytes_moved: float, device: Device, dtype: str, op
 
 
 def transfer_time(nbytes: float, link: Link | None) -> float:
-    """Seconds to move ``nbytes`` over ``link`` (``None``: already in place, free)."""
+    """Seconds to move ``nbytes`` over ``link`` (``None``: already in place, free).
+
+    Parameters
+    ----------
+    nbytes : float
+    link : Link or None
+
+    Returns
+    -------
+    float
+        ``link.latency + nbytes / link.bandwidth``; 0 without a link or bytes.
+
+    Raises
+    ------
+    HardwareError
+        ``nbytes`` is negative.
+
+    Examples
+    --------
+    >>> from pipesim.hardware.devices import Link
+    >>> round(transfer_time(1e6, Link("pcie", 1e10, latency=1e-5)), 9)
+    0.00011
+    >>> transfer_time(1e6, None)
+    0.0
+    """
     if nbytes < 0:
         raise HardwareError("transfer", f"bytes must be non-negative, got {nbytes!r}")
     if link is None or nbytes == 0:
@@ -160,6 +216,18 @@ def transfer_time(nbytes: float, link: Link | None) -> float:
 
 
 def optimizer_states(optimizer: str) -> int:
+    """Per-parameter state tensors the optimizer keeps (:data:`OPTIMIZER_STATES`).
+
+    Raises
+    ------
+    HardwareError
+        An unknown optimizer.
+
+    Examples
+    --------
+    >>> optimizer_states("adam"), optimizer_states("mixed-adam"), optimizer_states("sgd")
+    (2, 2, 0)
+    """
     return optimizer_recipe(optimizer).states
 
 
@@ -174,10 +242,34 @@ def node_memory(
 ) -> float:
     """Bytes a node holds on its device (see the module docstring).
 
+    Parameters
+    ----------
+    params : float
+        Number of parameters.
+    dtype : str
+        Their data type (its size in bytes: :data:`~pipesim.hardware.devices.DTYPE_BYTES`).
+    training : bool
+        Inference holds the weights; training adds gradients, master copy,
+        optimizer states and ``stashed_activations``.
+    optimizer : str
+        A training recipe of :data:`OPTIMIZERS` (default ``mixed-adam``).
+    stashed_activations : float
+        Bytes kept for the backward pass for one microbatch (training only).
+    microbatches_in_flight : int
+        Microbatches whose activations are stashed at once.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
-    >>> node_memory(1000, "fp16", training=False), node_memory(1000, "fp16", training=True)
-    (2000, 16000.0)
+    >>> node_memory(1e6, "fp16", training=False)
+    2000000.0
+    >>> node_memory(1e6, "fp16", training=True)   # mixed-precision Adam: 16 bytes per parameter
+    16000000.0
+    >>> node_memory(1e6, "fp16", training=True, optimizer="adam")   # weights, gradients, two states at fp16
+    8000000.0
     """
     if not training:
         return params * dtype_bytes(dtype)
@@ -185,9 +277,23 @@ def node_memory(
 
 
 def optimizer_flops(params: float, optimizer: str = DEFAULT_TRAINING_OPTIMIZER) -> float:
+    """FLOPs of one update step of ``params`` parameters (:data:`OPTIMIZER_FLOPS` of the recipe's rule).
+
+    Examples
+    --------
+    >>> optimizer_flops(1e6, "adam"), optimizer_flops(1e6, "mixed-adam")
+    (12000000.0, 12000000.0)
+    """
     return OPTIMIZER_FLOPS[optimizer_recipe(optimizer).kind] * params
 
 
 def optimizer_bytes(params: float, dtype: str, optimizer: str = DEFAULT_TRAINING_OPTIMIZER) -> float:
+    """Bytes one update step moves: reads weights, gradients, master copy, states; writes weights, master, states.
+
+    Examples
+    --------
+    >>> optimizer_bytes(1e6, "fp32", "adam")   # (3 + 2 * 2) * 1e6 * 4
+    28000000.0
+    """
     r, e = optimizer_recipe(optimizer), dtype_bytes(dtype)
     return (2 * (r.weight or e) + (r.grad or e) + 2 * r.master + 2 * r.states * (r.state or e)) * params

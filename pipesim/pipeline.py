@@ -8,7 +8,7 @@ latency does that give, and does the simulation agree? — so both call
 Guarantees: the split is scored by the one evaluator (the solver's
 ``evaluation``); the latency is the model's (:func:`pipesim.placement.latency.
 latency_of_split`) for inference graphs, the simulated one otherwise; the
-simulated figures come from :func:`pipesim.simulate.simulate` with the
+simulated figures come from :func:`pipesim.simulation.simulate` with the
 scenario's settings.  Times are in the workloads' unit, milliseconds
 (:data:`pipesim.workloads.lower.TIME_UNIT`); one *pass* of the graph carries
 ``samples_per_pass`` samples (the model's batch), so throughput in samples/s
@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipesim.commands import solve as solve_command
-from pipesim.comparison import METHODS as BASELINE_METHODS
-from pipesim.comparison import Options
-from pipesim.placement.formats import InputError
+from pipesim.errors import InputError, PipesimError
+from pipesim.placement.latency import latency_of_split
+from pipesim.placement.methods import get_method
 from pipesim.placement.result import PlacementResult
 from pipesim.placement.workload import Workload
 from pipesim.scenario import Scenario, load_scenario
-from pipesim.simulate import SimulationError, SimulationResult, simulate
+from pipesim.simulation import SimulationError, SimulationResult, simulate
 from pipesim.workloads.lower import TIME_UNIT
 
 __all__ = ["Outcome", "Step", "execute", "load_for_compare", "no_step", "solve_scenario"]
@@ -50,7 +49,26 @@ def no_step(_: str) -> AbstractContextManager:
 
 @dataclass
 class Outcome:
-    """Everything one scenario run produced."""
+    """Everything one scenario run produced.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    workload : Workload
+        The workload that was solved.
+    result : PlacementResult
+    latency : float or None
+        The latency model's one-sample latency of the split (inference graphs).
+    latency_error : str or None
+        Why that latency could not be computed.
+    simulation : SimulationResult or None
+    seconds : dict of str to float
+        Wall time per step (``build``, ``solve``, ``latency``, ``simulate``).
+    files : dict of str to Path
+        Artefacts written (:func:`pipesim.artefacts.write_artefacts`).
+
+    See :func:`execute` for an example.
+    """
 
     scenario: Scenario
     workload: Workload
@@ -59,6 +77,8 @@ class Outcome:
     latency_error: str | None = None
     simulation: SimulationResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # artefacts written (pipesim.artefacts)
+    schedules: list = field(default_factory=list)         # ScheduleRow per compared schedule (simulate.compare_schedules)
 
     def summary(self) -> dict[str, Any]:
         """The headline figures, flat (one sweep row)."""
@@ -73,6 +93,7 @@ class Outcome:
             "predicted_time_per_sample": None if ev is None else predicted,
             "simulated_time_per_sample": simulated,
             "relative_difference": sim.difference if sim else None,
+            "settled": sim.measurements.settled if sim else None,
             "samples_per_pass": s.samples_per_pass,
             "predicted_throughput": _throughput(predicted, s.samples_per_pass),
             "simulated_throughput": _throughput(simulated, s.samples_per_pass),
@@ -82,6 +103,9 @@ class Outcome:
             "bottleneck_load": None,
             "devices_used": None,
             "bubble_fraction": sim.measurements.bubble_fraction if sim else None,
+            "schedule": sim.schedule if sim else None,
+            "predicted_iteration_time": sim.predicted_iteration_time if sim else None,
+            "simulated_iteration_time": sim.simulated_iteration_time if sim else None,
             "mean_utilisation": None,
             "cost_per_hour": None,
             "cost_per_million_samples": None,
@@ -111,6 +135,7 @@ class Outcome:
             "solve": self.result.to_dict(),
             "latency": {"model": self.latency, "error": self.latency_error},
             "simulation": None if self.simulation is None else self.simulation.to_dict(),
+            "schedules": [row.to_dict() for row in self.schedules],
             "seconds": self.seconds,
         }
 
@@ -121,29 +146,71 @@ def _throughput(time_per_pass: float | None, samples_per_pass: int) -> float | N
     return samples_per_pass / (time_per_pass * TIME_UNIT)
 
 
-def solve_scenario(scenario: Scenario, workload: Workload, *, progress: bool = False) -> PlacementResult:
-    """The scenario's solver on ``workload``: ``pipesim solve``'s methods, or a baseline of ``pipesim compare``."""
-    if isinstance(scenario.solve_args, Options):
-        return BASELINE_METHODS[scenario.method](workload, scenario.solve_args)
-    scenario.solve_args.progress = progress
-    return solve_command.METHODS[scenario.method](scenario.solve_args, workload)
+def solve_scenario(scenario: Scenario, workload: Workload, *, progress=None) -> PlacementResult:
+    """The scenario's method on ``workload``, with its options (checked when the scenario was loaded).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    workload : Workload
+        Usually ``scenario.workload()``.
+    progress : optional
+        Handed to the method (see :func:`pipesim.solve`).
+
+    Returns
+    -------
+    PlacementResult
+    """
+    return get_method(scenario.method)(workload, progress=progress, **scenario.options)
 
 
 def _latency(workload: Workload, result: PlacementResult) -> tuple[float | None, str | None]:
     if result.evaluation is None:
         return None, None
     try:
-        from pipesim.placement.latency import latency_of_split
-    except ImportError as exc:  # the latency module is optional
-        return None, str(exc)
-    try:
         return latency_of_split(workload, result.evaluation.split).latency, None
-    except (InputError, ValueError) as exc:
+    except PipesimError as exc:
         return None, str(exc)
 
 
-def execute(scenario: Scenario, *, step: Step = no_step, progress: bool = False) -> Outcome:
-    """Build, solve, evaluate and (if the scenario asks) simulate; ``step`` reports each long step."""
+def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outcome:
+    """Build, solve, evaluate and (if the scenario asks) simulate; ``step`` reports each long step.
+
+    Writes nothing (:func:`pipesim.artefacts.write_artefacts` does);
+    :func:`pipesim.run_scenario` is this plus the artefacts.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    step : callable
+        ``with step(label):`` around each long step (default: shows nothing).
+    progress : optional
+        Handed to the method.
+
+    Returns
+    -------
+    Outcome
+
+    Raises
+    ------
+    PipesimError
+        The workload cannot be built, the method fails on purpose, or the
+        simulation cannot run (an :class:`InputError` naming ``simulate``).
+
+    Examples
+    --------
+    >>> from pipesim.scenario import scenario_from_data
+    >>> scenario = scenario_from_data({"model": {"generator": "transformer",
+    ...                                          "params": {"layers": 2, "hidden": 64, "heads": 4, "seq": 16}},
+    ...                                "hardware": {"preset": "a100x8"}, "simulate": {"microbatches": 10}}, "tiny.yaml")
+    >>> outcome = execute(scenario)
+    >>> outcome.result.status, outcome.simulation.microbatches
+    ('optimal', 10)
+    >>> outcome.summary()["predicted_time_per_sample"] == outcome.result.max_load
+    True
+    >>> {"max_load", "solve", "simulation", "summary"} <= set(outcome.to_dict())
+    True
+    """
     seconds: dict[str, float] = {}
 
     def timed(name: str, label: str, work: Callable[[], Any]) -> Any:
@@ -157,7 +224,7 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress: bool = False)
     result = timed("solve", f"solving ({scenario.method}, {len(workload.graph.nodes)} nodes)",
                    lambda: solve_scenario(scenario, workload, progress=progress))
     latency, latency_error = None, None
-    if not workload.graph.is_training:  # the latency model is for inference (SPEC §4)
+    if not workload.graph.is_training:  # the latency model is for inference (docs/model.md §4.4)
         latency, latency_error = timed("latency", "latency of the split", lambda: _latency(workload, result))
     outcome = Outcome(scenario, workload, result, latency, latency_error, seconds=seconds)
     if scenario.simulate_enabled and result.evaluation is not None:
@@ -168,11 +235,25 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress: bool = False)
                                        lambda: simulate(workload, result.evaluation.split, **settings))
         except SimulationError as exc:
             raise InputError(scenario.source, "simulate", str(exc)) from None
+    if scenario.compare_schedules and result.evaluation is not None:
+        from pipesim.simulation.schedule_comparison import compare_schedules
+
+        devices = sum(1 for d in result.evaluation.devices if d.nodes)
+        m = scenario.simulate.get("minibatch") or 4 * devices
+        outcome.schedules = timed("schedules", f"comparing {len(scenario.compare_schedules)} schedules on {devices} devices",
+                                  lambda: compare_schedules(workload, devices, m, schedules=scenario.compare_schedules,
+                                                            weight_fraction=scenario.simulate.get("weight_fraction"),
+                                                            comm=scenario.simulate["comm"]))
     return outcome
 
 
-def load_for_compare(path: Path) -> tuple[Workload, Options]:
-    """``pipesim compare SCENARIO.yaml``: the scenario's workload, and its baseline options if it has some."""
+def load_for_compare(path: Path) -> tuple[Workload, dict[str, Any]]:
+    """``pipesim compare SCENARIO.yaml``: the scenario's workload, and its method's options.
+
+    Raises
+    ------
+    ScenarioError
+        The scenario is invalid.
+    """
     scenario = load_scenario(path)
-    options = scenario.solve_args if isinstance(scenario.solve_args, Options) else Options()
-    return scenario.workload(), options
+    return scenario.workload(), dict(scenario.options)

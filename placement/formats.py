@@ -1,4 +1,4 @@
-"""Reading and writing the paper's files (SPEC §7).
+"""Reading and writing the paper's files (docs/model.md §7.1, §7.2).
 
 * **Paper input**: ``maxSizePerFPGA``, ``maxFPGAs``, ``maxCPUs``, ``nodes``,
   ``edges``; "FPGA" means any accelerator.  Each node becomes a
@@ -43,6 +43,21 @@ __all__ = [
 
 
 def load_json(path: str | Path) -> Any:
+    """The parsed JSON of ``path``.
+
+    Raises
+    ------
+    InputError
+        The file is missing, a folder, unreadable or not JSON; the message
+        names the file.
+
+    Examples
+    --------
+    >>> load_json("/no/such/file.json")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: /no/such/file.json: no such file
+    """
     path = Path(path)
     try:
         with path.open() as f:
@@ -51,12 +66,30 @@ def load_json(path: str | Path) -> Any:
         raise InputError(path, None, "no such file") from None
     except IsADirectoryError:
         raise InputError(path, None, "is a directory, not a JSON file") from None
+    except PermissionError:
+        raise InputError(path, None, "cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, None, f"not valid JSON ({exc})") from None
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    """Write ``data`` as JSON to ``path``, creating missing parent folders.
+
+    Raises
+    ------
+    InputError
+        ``path`` is a folder or cannot be written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, None, "is a directory: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be written ({exc.strerror or exc})") from None
 
 
 class _Reader:
@@ -111,7 +144,46 @@ class _Reader:
 
 
 def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
-    """Read a workload in the paper's input format (``data``: already-parsed JSON)."""
+    """Read a workload in the paper's input format (docs/model.md §7.1).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; also the source named in errors and the workload's name.
+    data : optional
+        The file's already-parsed JSON (then ``path`` is not read).
+
+    Returns
+    -------
+    Workload
+        Classes ``accelerator`` (``maxFPGAs`` devices of ``maxSizePerFPGA``
+        bytes) and ``cpu`` (``maxCPUs`` cores); each edge's ``cost`` is its
+        source's accelerator transfer time.
+
+    Raises
+    ------
+    InputError
+        A missing or ill-typed field, out-edges of one node with different
+        costs, or a graph the model rejects; the message names the file and
+        the field.
+
+    Examples
+    --------
+    >>> data = {"maxSizePerFPGA": 8e9, "maxFPGAs": 2, "maxCPUs": 1,
+    ...         "nodes": [{"id": 1, "supportedOnFpga": 1, "cpuLatency": 20.0, "fpgaLatency": 2.0,
+    ...                    "isBackwardNode": 0, "size": 1e6},
+    ...                   {"id": 2, "supportedOnFpga": 0, "cpuLatency": 5.0, "fpgaLatency": 0.0,
+    ...                    "isBackwardNode": 0}],
+    ...         "edges": [{"sourceId": 1, "destId": 2, "cost": 0.5}]}
+    >>> w = read_paper_workload("tiny.json", data)
+    >>> w.name, w.graph.nodes[1].transfer, w.graph.nodes[2].supports("accelerator")
+    ('tiny', {'accelerator': 0.5}, False)
+    >>> data["edges"][0]["cost"] = -1
+    >>> read_paper_workload("tiny.json", data)
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: tiny.json: edges[0].cost: must be a finite non-negative number, got -1
+    """
     path = Path(path)
     if data is None:
         data = load_json(path)
@@ -166,7 +238,33 @@ def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
 
 
 def workload_to_json(workload: Workload) -> dict:
-    """The paper's input format for a workload on the paper's two device classes."""
+    """The paper's input format for a workload on the paper's two device classes.
+
+    Parameters
+    ----------
+    workload : Workload
+        With classes ``accelerator`` and ``cpu``.
+
+    Returns
+    -------
+    dict
+        JSON-ready; :func:`read_paper_workload` reads it back.
+
+    Raises
+    ------
+    KeyError
+        The workload lacks one of the two classes (a workload with other
+        classes is written in the native format, docs/model.md §7.3).
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 20.0})], []), paper_devices(2, 1, 8e9))
+    >>> workload_to_json(w)["nodes"]
+    [{'id': 1, 'supportedOnFpga': 1, 'cpuLatency': 20.0, 'fpgaLatency': 2.0, 'isBackwardNode': 0, 'size': 0.0}]
+    """
     graph = workload.graph
     acc, cpu = workload.device_class(ACCELERATOR), workload.device_class(CPU)
     nodes = []
@@ -202,11 +300,34 @@ def workload_to_json(workload: Workload) -> dict:
 
 
 def write_paper_workload(path: str | Path, workload: Workload) -> None:
+    """Write :func:`workload_to_json` of ``workload`` to ``path`` (see :func:`write_json`)."""
     write_json(path, workload_to_json(workload))
 
 
 def read_split(path: str | Path, data: Any = None) -> Split:
-    """Read a split file (paper format, optionally with a ``devices`` section)."""
+    """Read a split file (docs/model.md §7.2: ``fpgas``, ``cpus`` and optionally ``devices``).
+
+    Parameters
+    ----------
+    path : str or Path
+    data : optional
+        The file's already-parsed JSON (then ``path`` is not read).
+
+    Returns
+    -------
+    Split
+        Not yet checked against a workload (:func:`pipesim.load_split` does that).
+
+    Raises
+    ------
+    InputError
+        Not a split, or a section or node id of the wrong type.
+
+    Examples
+    --------
+    >>> read_split("s.json", {"fpgas": [{"nodes": [1]}], "cpus": [{"nodes": [2, 3]}], "maxLoad": 2.5})
+    Split(assignment={'accelerator': (frozenset({1}),), 'cpu': (frozenset({2, 3}),)})
+    """
     path = Path(path)
     if data is None:
         data = load_json(path)
@@ -239,20 +360,50 @@ def read_split(path: str | Path, data: Any = None) -> Split:
     return Split.from_lists(assignment)
 
 
-def split_to_json(evaluation: SplitEvaluation) -> dict:
-    """The split format, with each device's load and the max-load filled in."""
+def split_to_json(split: SplitEvaluation | Split) -> dict:
+    """The split format; from an evaluation, with each device's load and the max-load filled in.
+
+    Parameters
+    ----------
+    split : Split or SplitEvaluation
+
+    Returns
+    -------
+    dict
+        ``fpgas`` and ``cpus`` (always both for the paper's classes), and
+        ``devices`` for other classes; ``maxLoad`` from an evaluation.
+
+    Examples
+    --------
+    >>> from pipesim.placement.split import Split
+    >>> split_to_json(Split.from_lists({"accelerator": [[2, 1]], "gpu": [[3]]}))
+    {'fpgas': [{'nodes': [1, 2]}], 'devices': {'gpu': [{'nodes': [3]}]}}
+    """
     sections: dict[str, list] = {}
-    for d in evaluation.devices:
-        sections.setdefault(d.device_class, []).append({"nodes": list(d.nodes), "load": d.load})
-    out: dict[str, Any] = {
-        "fpgas": sections.pop(ACCELERATOR, []),
-        "cpus": sections.pop(CPU, []),
-    }
+    if isinstance(split, SplitEvaluation):
+        for d in split.devices:
+            sections.setdefault(d.device_class, []).append({"nodes": list(d.nodes), "load": d.load})
+    else:
+        for cls, _, nodes in split.devices():
+            sections.setdefault(cls, []).append({"nodes": sorted(nodes)})
+    # A paper-model split always has both of the paper's keys; a split with other classes has them only
+    # for classes it uses (an empty "fpgas": [] would name a class a native workload does not have).
+    paper = set(sections) <= {ACCELERATOR, CPU}
+    out: dict[str, Any] = {key: sections.pop(cls, []) for key, cls in (("fpgas", ACCELERATOR), ("cpus", CPU))
+                           if paper or cls in sections}
     if sections:
         out["devices"] = sections
-    out["maxLoad"] = evaluation.max_load
+    if isinstance(split, SplitEvaluation):
+        out["maxLoad"] = split.max_load
     return out
 
 
-def write_split(path: str | Path, evaluation: SplitEvaluation) -> None:
-    write_json(path, split_to_json(evaluation))
+def write_split(path: str | Path, split: SplitEvaluation | Split) -> None:
+    """Write a split file (with loads when given an evaluation); missing folders are created.
+
+    Raises
+    ------
+    InputError
+        The file cannot be written.
+    """
+    write_json(path, split_to_json(split))

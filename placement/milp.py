@@ -1,7 +1,7 @@
-"""The throughput integer program: minimise max-load with a MILP solver (SPEC §4 "IP").
+"""The throughput integer program: minimise max-load with a MILP solver (docs/model.md §4.3).
 
 Problem: place every node on one device (any number of device classes,
-``workload.devices``) so that the largest per-sample load (SPEC §2) is
+``workload.devices``) so that the largest per-sample load (docs/model.md §2) is
 minimal, optionally only over contiguous splits.
 
 Formulation (the paper's §5 IP, generalised to device classes):
@@ -52,6 +52,7 @@ from collections.abc import Hashable
 import networkx as nx
 import pulp
 
+from pipesim.errors import InputError
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.latency import greedy_split
 from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
@@ -325,7 +326,7 @@ def solve_ip(
     solver's bound) or ``infeasible`` (with a message saying why).
     """
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        raise InputError(None, "objective", f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     began = time.perf_counter()
     method = "ip" if contiguous else "ip-noncontiguous"
     if symmetry is None:

@@ -16,13 +16,9 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from pipesim.commands.common import console, load_workload, positive_int, print_json
-from pipesim.commands.hardware import user_errors
-from pipesim.errors import InputError
+from pipesim.commands.common import console, count, load_workload, print_json
+from pipesim.errors import InputError, require_extra
 from pipesim.placement.formats import read_split
-from pipesim.runtime.pipeline import execute
-from pipesim.runtime.profile import profile_to_workload
-from pipesim.workloads.onnx_import import prepare_onnx
 
 
 def register(subparsers) -> None:
@@ -30,8 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("split", help="split file (pipesim solve -o) of the model's profiled workload")
     p.add_argument("--workload", help="the profiled workload (pipesim profile -o); default: profile now")
-    p.add_argument("--microbatches", type=positive_int, default=40, help="microbatches streamed (default 40)")
-    p.add_argument("--batch", type=positive_int, help="samples per microbatch (default: the workload's, else 1)")
+    p.add_argument("--microbatches", type=count, default=40, help="microbatches streamed (default 40)")
+    p.add_argument("--batch", type=count, help="samples per microbatch (default: the workload's, else 1)")
     p.add_argument("--inputs", default="random", help="'random' or an .npz file of input arrays (one microbatch)")
     p.add_argument("--stages", metavar="DIR", help="write the stage sub-models here (default MODEL.stages/)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -74,18 +70,23 @@ def table(result) -> Table:
 
 
 def run(args) -> int:
-    with user_errors():
-        batch = args.batch or _batch_of(args.workload) or 1
-        if args.workload:
-            workload = load_workload(args.workload)
-            model = prepare_onnx(args.model, batch=batch)
-        else:
-            console.print("no --workload: profiling the model first", style="dim") if not args.json else None
-            _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
-        split = read_split(Path(args.split))
-        stage_dir = args.stages or str(Path(args.model).with_suffix("")) + ".stages"
-        result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
-                         stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
+    require_extra("onnx", "onnx")
+    require_extra("onnxruntime", "onnx")
+    from pipesim.runtime.pipeline import execute
+    from pipesim.runtime.profile import profile_to_workload
+    from pipesim.workloads.onnx_import import prepare_onnx
+
+    batch = args.batch or _batch_of(args.workload) or 1
+    if args.workload:
+        workload = load_workload(args.workload)
+        model = prepare_onnx(args.model, batch=batch)
+    else:
+        console.print("no --workload: profiling the model first", style="dim") if not args.json else None
+        _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
+    split = read_split(Path(args.split))
+    stage_dir = args.stages or str(Path(args.model).with_suffix("")) + ".stages"
+    result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
+                     stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
     if args.json:
         print_json(result.to_dict())
         return 0 if result.outputs_match else 1

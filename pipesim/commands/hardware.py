@@ -2,7 +2,7 @@
 
 ``list`` prints every system, device and link preset; ``show NAME`` prints
 one system (or device, or link, or a system YAML file) with every figure,
-optionally after what-if edits (``--set a100.speed=2``); ``calibrate
+optionally after what-if edits (``--whatif a100.speed=2``); ``calibrate
 PROFILE... -o cpu.yaml`` fits a CPU device to ``pipesim profile`` workloads
 (:mod:`pipesim.runtime.calibrate`).
 """
@@ -10,40 +10,20 @@ PROFILE... -o cpu.yaml`` fits a CPU device to ``pipesim profile`` workloads
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 from rich.table import Table
 
-from pipesim.commands.common import console, print_json
-from pipesim.hardware.catalog import builtin_catalog, load_system
+from pipesim.commands.common import console, print_json, writable
+from pipesim.commands.graph import system_from_args
+from pipesim.hardware.catalog import builtin_catalog
 from pipesim.hardware.devices import Device, Link, System
 from pipesim.hardware.units import (
     BANDWIDTH,
     BYTES,
     FLOPS,
     TIME,
-    HardwareError,
     format_quantity,
 )
-from pipesim.hardware.whatif import apply_edits, parse_assignments
-from pipesim.placement.formats import InputError
-from pipesim.workloads.opgraph import ModelSpecError
-
-
-@contextmanager
-def user_errors():
-    """Hardware and model-parameter errors are the user's input errors (one line, exit 2)."""
-    try:
-        yield
-    except HardwareError as exc:
-        raise InputError(None, exc.field, exc.problem) from None
-    except ModelSpecError as exc:
-        raise InputError(None, None, str(exc)) from None
-
-
-def system_from_args(name: str, assignments: list[str] | None) -> System:
-    system = load_system(name)
-    return apply_edits(system, parse_assignments(assignments)) if assignments else system
 
 
 def register(subparsers) -> None:
@@ -54,7 +34,7 @@ def register(subparsers) -> None:
     lst.set_defaults(run=run)
     show = sub.add_parser("show", help="one system, device or link with all its figures")
     show.add_argument("name", help="preset name (system, device or link) or a system YAML file")
-    show.add_argument("--set", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only)")
+    show.add_argument("--whatif", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only; repeatable)")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(run=run)
     cal = sub.add_parser("calibrate", help="fit a CPU device to 'pipesim profile' workloads")
@@ -197,14 +177,12 @@ def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
 
 
 def _calibrate(args) -> int:
-    from pathlib import Path
-
     from pipesim.runtime.calibrate import calibrate, device_yaml, read_profiles, report
 
     nodes = read_profiles(args.profiles)
     device = calibrate(nodes).device(args.name, description="a CPU core fitted to ONNX Runtime profiles")
     summary = report(nodes)
-    Path(args.output).write_text(device_yaml(device, list(args.profiles), summary))
+    writable(args.output, "hardware file").write_text(device_yaml(device, list(args.profiles), summary))
     if args.json:
         print_json({"device": device_dict(device), "errors": summary, "written": args.output})
         return 0
@@ -219,9 +197,8 @@ def _calibrate(args) -> int:
 
 
 def run(args) -> int:
-    with user_errors():
-        if args.action == "calibrate":
-            return _calibrate(args)
-        if args.action == "list":
-            return _list(args.json)
-        return _show(args.name, args.set, args.json)
+    if args.action == "calibrate":
+        return _calibrate(args)
+    if args.action == "list":
+        return _list(args.json)
+    return _show(args.name, args.whatif, args.json)

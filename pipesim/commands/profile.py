@@ -10,19 +10,16 @@ See :mod:`pipesim.runtime.profile`.
 
 from __future__ import annotations
 
-from pipesim.commands.common import console, positive_int, print_json
-from pipesim.commands.hardware import user_errors
-from pipesim.runtime.calibrate import error_percentiles
-from pipesim.runtime.profile import profile_to_workload, this_machine
-from pipesim.workloads.lower import lower
+from pipesim.commands.common import console, count, print_json, writable
+from pipesim.errors import require_extra
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("profile", help="measure an ONNX model's node costs on this machine (ONNX Runtime)")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("--batch", type=positive_int, default=1, help="value for symbolic input dimensions (default 1)")
-    p.add_argument("--threads", type=positive_int, default=1, help="ONNX Runtime intra-op threads (default 1)")
-    p.add_argument("--runs", type=positive_int, default=20, help="timed runs; each node's median is kept (default 20)")
+    p.add_argument("--batch", type=count, default=1, help="value for symbolic input dimensions (default 1)")
+    p.add_argument("--threads", type=count, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    p.add_argument("--runs", type=count, default=20, help="timed runs; each node's median is kept (default 20)")
     p.add_argument("--reference", default="a100x8", help="system whose roofline times are written beside (default a100x8)")
     p.add_argument("-o", "--output", required=True, help="output workload file (.json)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -30,6 +27,10 @@ def register(subparsers) -> None:
 
 
 def summary(profile, workload, ops, output: str) -> dict:
+    from pipesim.runtime.calibrate import error_percentiles
+    from pipesim.runtime.profile import this_machine
+    from pipesim.workloads.lower import lower
+
     measured = [n.time["cpu"] for n in workload.graph.nodes.values()]
 
     predicted = [n.time["cpu"] for n in lower(ops, this_machine(1, None)).graph.nodes.values()]
@@ -52,9 +53,13 @@ def summary(profile, workload, ops, output: str) -> dict:
 
 
 def run(args) -> int:
-    with user_errors():
-        profile, workload, ops, _ = profile_to_workload(args.model, args.output, batch=args.batch, threads=args.threads,
-                                                        runs=args.runs, reference=args.reference)
+    require_extra("onnx", "onnx")
+    require_extra("onnxruntime", "onnx")
+    from pipesim.runtime.profile import profile_to_workload
+
+    writable(args.output, "workload")
+    profile, workload, ops, _ = profile_to_workload(args.model, args.output, batch=args.batch, threads=args.threads,
+                                                    runs=args.runs, reference=args.reference)
     s = summary(profile, workload, ops, args.output)
     if args.json:
         print_json(s)

@@ -16,9 +16,26 @@ from typing import Any
 
 import yaml
 
+from pipesim.hardware.units import format_bytes
 from pipesim.report.html import Page, fmt
+from pipesim.report.placement import describe_nodes, pipeline_order
 
-__all__ = ["SWEEP_COLUMNS", "run_page", "summary_rows", "sweep_cells", "sweep_page"]
+__all__ = ["SCHEDULE_COLUMNS", "SWEEP_COLUMNS", "run_page", "schedule_cells", "summary_rows", "sweep_cells",
+           "sweep_page"]
+
+#: The schedule comparison's columns (terminal and HTML)
+SCHEDULE_COLUMNS = ["schedule", "chunks", "placement", "iteration (closed form)", "iteration (simulated)", "difference",
+                    "bubble", "peak activations", "peak memory"]
+
+
+def schedule_cells(row) -> list[str]:
+    """One :class:`~pipesim.simulation.schedule_comparison.ScheduleRow` as table cells."""
+    if row.error:
+        return [row.schedule, str(row.virtual_stages), row.placement, row.error, "", "", "", "", ""]
+    diff = "—" if row.difference is None else f"{100 * row.difference:+.2f}%"
+    return [row.schedule, str(row.virtual_stages), row.placement, fmt(row.predicted_iteration_time),
+            fmt(row.simulated_iteration_time), diff, _pct(row.bubble_fraction), format_bytes(row.peak_activation),
+            format_bytes(row.peak_memory)]
 
 
 def _pct(x: float | None) -> str:
@@ -26,18 +43,31 @@ def _pct(x: float | None) -> str:
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(what, predicted by the model, simulated)`` rows."""
+    """``(what, predicted by the model, simulated)`` rows of a run's summary.
+
+    Parameters
+    ----------
+    summary : dict
+        :meth:`pipesim.pipeline.Outcome.summary`.
+
+    Returns
+    -------
+    list of (str, str, str)
+    """
     s = summary
     latency = fmt(s["latency"])
     rows = [
         ("time per pass (ms; max-load)", fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
         (f"throughput (samples/s; {s['samples_per_pass']} per pass)", fmt(s["predicted_throughput"]),
          fmt(s["simulated_throughput"])),
-        ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None else f"{100 * s['relative_difference']:+.3f}%"),
+        ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None
+         else f"{100 * s['relative_difference']:+.3f}%" + ("" if s.get("settled") is not False else " (not settled)")),
         ("latency of one pass (ms)", latency if s["latency_source"] == "model" else "—",
          latency if s["latency_source"] == "simulation" else "—"),
         ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),
         ("devices used", fmt(s["devices_used"]), ""),
+        *([(f"iteration time (ms; {s['schedule']}, closed form vs simulated)", fmt(s["predicted_iteration_time"]),
+            fmt(s["simulated_iteration_time"]))] if s.get("predicted_iteration_time") is not None else []),
         ("bubble fraction", "", _pct(s["bubble_fraction"])),
         ("mean device utilisation", "", _pct(s["mean_utilisation"])),
     ]
@@ -48,25 +78,42 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def run_page(outcome, images: dict[str, Path]) -> Page:
-    """The report of one ``pipesim run`` (``outcome``: :class:`pipesim.pipeline.Outcome`)."""
+    """The report of one ``pipesim run``: summary (model beside simulation), devices, charts.
+
+    Parameters
+    ----------
+    outcome : Outcome
+        From :func:`pipesim.pipeline.execute`.
+    images : dict of str to Path
+        PNGs to embed by kind (``gantt``, ``loads``); missing files get a note.
+
+    Returns
+    -------
+    Page
+    """
     s = outcome.scenario
     page = Page(f"pipesim: {s.name}", s.description or str(s.source))
-    page.heading("Summary", "model = the evaluator's prediction (SPEC §2); simulated = the discrete-event run (SPEC §6)")
+    page.heading("Summary", "model = the evaluator's prediction (docs/model.md §2.3); simulated = the discrete-event run (docs/model.md §6)")
     page.table(["", "model", "simulated"], summary_rows(outcome.summary()))
     ev = outcome.result.evaluation
     if ev is not None:
-        page.heading("Devices", "the bottleneck is highlighted; times in ms per pass")
+        page.heading("Devices", "in pipeline order; the bottleneck is highlighted; times in ms per pass")
         bottleneck = ev.bottleneck
         rows, classes = [], []
-        for d in ev.devices:
-            rows.append([d.name, len(d.nodes), d.compute, d.send, d.receive, d.load,
-                         f"{d.memory / 2**30:.3g} / {'∞' if d.capacity == float('inf') else f'{d.capacity / 2**30:.3g}'} GiB",
-                         d.contiguous])
+        graph = outcome.workload.graph
+        for d in pipeline_order(ev):
+            rows.append([d.name, describe_nodes(graph, d.nodes, limit=120), len(d.nodes), d.compute, d.send, d.receive,
+                         d.load, f"{format_bytes(d.memory)} / {format_bytes(d.capacity)}", d.contiguous])
             classes.append("mark" if d is bottleneck and d.load > 0 else "")
-        page.table(["device", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows, classes)
+        page.table(["device", "holds", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows,
+                   classes)
         for v in ev.violations:
             page.text(f"violation: {v}")
     page.image(images.get("loads", Path()), "per-device loads")
+    if outcome.schedules:
+        page.heading("Schedules", "every flushed schedule on this model: one iteration, closed form beside simulation")
+        page.table(SCHEDULE_COLUMNS, [schedule_cells(row) for row in outcome.schedules])
+        page.image(images.get("schedules", Path()), "iteration time, bubble and peak activations per schedule")
     sim = outcome.simulation
     if sim is not None:
         page.heading("Simulation", f"{sim.schedule} schedule, {sim.comm} communication, {sim.microbatches} microbatches")
@@ -97,11 +144,40 @@ SWEEP_COLUMNS = (
 
 
 def sweep_cells(row: dict) -> list[str]:
-    """A sweep row's cells for :data:`SWEEP_COLUMNS` (fractions as percentages)."""
+    """A sweep row's cells for :data:`SWEEP_COLUMNS` (fractions as percentages).
+
+    Examples
+    --------
+    >>> cells = sweep_cells({"status": "ok", "bubble_fraction": 0.125})
+    >>> len(cells) == len(SWEEP_COLUMNS), "12.50%" in cells
+    (True, True)
+    """
     return [_pct(row.get(key)) if key == "bubble_fraction" else fmt(row.get(key), 5) for _, key in SWEEP_COLUMNS]
 
 
 def sweep_page(title: str, records: Sequence[dict], varied: Sequence[str], plot: Path | None) -> Page:
+    """The sweep report: the plot, then one table row per point (failed points in red).
+
+    Parameters
+    ----------
+    title : str
+    records : sequence of dict
+        Sweep rows (:func:`pipesim.sweep.run_point`).
+    varied : sequence of str
+        The varied field paths, in grid order.
+    plot : Path, optional
+        A PNG to embed (:func:`pipesim.report.plots.sweep_plot`).
+
+    Returns
+    -------
+    Page
+
+    Examples
+    --------
+    >>> rows = [{"params": {"solve.method": "dp"}, "status": "ok", "predicted_time_per_sample": 2.0}]
+    >>> "<td>dp</td>" in sweep_page("demo", rows, ["solve.method"], None).render()
+    True
+    """
     page = Page(f"pipesim sweep: {title}", f"{len(records)} points over {', '.join(varied)}")
     if plot is not None:
         page.image(plot, "sweep plot")

@@ -6,8 +6,11 @@ import math
 
 from rich.table import Table
 
+from pipesim.hardware.units import format_bytes
 from pipesim.placement.evaluate import SplitEvaluation
+from pipesim.placement.graph import Graph
 from pipesim.placement.workload import Workload
+from pipesim.report.placement import describe_nodes, pipeline_order
 
 
 def _num(x: float) -> str:
@@ -15,25 +18,46 @@ def _num(x: float) -> str:
 
 
 def _bytes(x: float) -> str:
-    if math.isinf(x):
-        return "∞"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(x) < 1024 or unit == "TiB":
-            return f"{x:.4g} {unit}"
-        x /= 1024
-    return str(x)
+    return "∞" if math.isinf(x) else format_bytes(x)
 
 
-def device_table(evaluation: SplitEvaluation, title: str | None = None) -> Table:
-    """One row per device: nodes, compute, send, receive, load, memory used/capacity."""
+def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: Graph | None = None) -> Table:
+    """One row per device in pipeline order: what it holds, nodes, compute, send, receive, load, memory.
+
+    With ``graph`` the ``holds`` column says which nodes sit there (layer
+    ranges or names, :func:`~pipesim.report.placement.describe_nodes`).
+    The bottleneck device is bold.
+
+    Parameters
+    ----------
+    evaluation : SplitEvaluation
+    title : str, optional
+    graph : Graph, optional
+
+    Returns
+    -------
+    rich.table.Table
+
+    Examples
+    --------
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
+    >>> device_table(evaluate(w.graph, w.devices, Split.from_lists({"accelerator": [[1], [2]]})), graph=w.graph).row_count
+    2
+    """
     table = Table(title=title)
-    for header in ("device", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"):
-        table.add_column(header, justify="left" if header == "device" else "right", no_wrap=True)
+    headers = ("device", *(("holds",) if graph is not None else ()), "nodes", "compute", "send", "receive", "load",
+               "memory", "contiguous")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("device", "holds") else "right",
+                         no_wrap=header != "holds")
     bottleneck = evaluation.bottleneck
-    for d in evaluation.devices:
+    for d in pipeline_order(evaluation):
         style = "bold" if d is bottleneck and d.load > 0 else None
         table.add_row(
             d.name,
+            *((describe_nodes(graph, d.nodes),) if graph is not None else ()),
             str(len(d.nodes)),
             _num(d.compute),
             _num(d.send),
@@ -47,7 +71,12 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None) -> Table
 
 
 def workload_table(workload: Workload) -> Table:
-    """Vital statistics of a workload."""
+    """Vital statistics of a workload as a rich table (see :func:`workload_info`).
+
+    Returns
+    -------
+    rich.table.Table
+    """
     g = workload.graph
     table = Table(title=f"workload {workload.name}", show_header=False)
     table.add_column("what")
@@ -65,7 +94,28 @@ def workload_table(workload: Workload) -> Table:
 
 
 def workload_info(workload: Workload) -> dict:
-    """The same statistics as :func:`workload_table`, as JSON-ready data."""
+    """The same statistics as :func:`workload_table`, as JSON-ready data.
+
+    Parameters
+    ----------
+    workload : Workload
+
+    Returns
+    -------
+    dict
+        Counts of nodes, edges, forward and backward nodes and colour
+        classes, the total memory, and per device class its count, memory
+        (``None``: unlimited) and total work.
+
+    Examples
+    --------
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
+    >>> info = workload_info(w)
+    >>> info["nodes"], info["devices"][0]
+    (2, {'device_class': 'accelerator', 'count': 2, 'memory': 1073741824, 'total_work': 3.0})
+    """
     g = workload.graph
     return {
         "name": workload.name,

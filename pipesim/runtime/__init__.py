@@ -13,6 +13,6 @@
   prediction and the simulation.
 
 ONNX Runtime is an optional dependency (``pip install 'pipesim[onnx]'``);
-importing a module that needs it without it raises :class:`InputError`
+importing a module that needs it without it raises :class:`~pipesim.errors.MissingExtraError`
 saying so.
 """

@@ -310,9 +310,9 @@ def execute(
     """Run ``split`` of the prepared ``model`` as a pipeline of processes (see the module docstring).
 
     ``workload`` gives the prediction (``evaluate``) and the simulation
-    (:func:`pipesim.simulate.simulate`, stream schedule, ``microbatches``).
+    (:func:`pipesim.simulation.simulate`, stream schedule, ``microbatches``).
     """
-    from pipesim.simulate import simulate
+    from pipesim.simulation import simulate
 
     if microbatches < 3:
         raise InputError(None, "microbatches", f"must be at least 3 to measure a steady state, got {microbatches}")

@@ -20,17 +20,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from pipesim.errors import InputError
+from pipesim.errors import InputError, require_extra
 
 __all__ = ["make_session", "ort", "pin_to_core", "random_inputs", "usable_cores"]
 
 
 def ort():
-    """The ``onnxruntime`` module, or an :class:`InputError` telling how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise InputError(None, "onnxruntime", "is not installed: pip install 'pipesim[onnx]'") from None
+    """The ``onnxruntime`` module, or a :class:`~pipesim.errors.MissingExtraError` telling how to install it."""
+    onnxruntime = require_extra("onnxruntime", "onnx")
     onnxruntime.set_default_logger_severity(3)
     return onnxruntime
 

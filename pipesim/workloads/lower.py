@@ -1,13 +1,13 @@
 """From an operator graph and a hardware system to a placement workload.
 
 For every operator ``i`` of an :class:`~pipesim.workloads.opgraph.OpGraph`
-and every device class ``K`` of the system (SPEC §5):
+and every device class ``K`` of the system (docs/model.md §5):
 
 * node ``i`` (forward) gets ``time[K] = Σ_kernels repeat · kernel_time(K)``
   (the roofline of :mod:`pipesim.hardware.costs`), ``flops`` its FLOPs, and
   ``transfer[K] = transfer_time(output_bytes, link of K)`` with the link of
   :meth:`~pipesim.hardware.devices.System.transfer_links`: the host link in
-  the paper's model (CPU cores sit on the host and pay nothing, SPEC §2),
+  the paper's model (CPU cores sit on the host and pay nothing, docs/model.md §2),
   the NVLink/NVSwitch peer link where the accelerators share one domain;
   its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters
   (own and tied) plus, when training, gradients, master copy and optimizer

@@ -32,8 +32,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-import pymetis
-
+from pipesim.errors import InfeasibleError, require_extra
 from pipesim.placement.baselines.units import (
     Device,
     Unit,
@@ -88,6 +87,7 @@ def _metis_parts(graph: Graph, units: list[Unit], target: str, parts: int, seed:
             adjncy.append(v)
             eweights.append(w)
         xadj.append(len(adjncy))
+    pymetis = require_extra("pymetis", "metis")
     partition = pymetis.part_graph(
         parts,
         pymetis.CSRAdjacency(xadj, adjncy),
@@ -139,13 +139,43 @@ def _repair(units: list[Unit], devices: list[Device], where: list[int], workload
 
 
 def solve_partitioner(workload: Workload, *, seed: int = 0, device_class: str | None = None) -> PlacementResult:
-    """METIS k-way partition of the colour classes over ``device_class`` (default: the first class)."""
+    """METIS k-way partition of the colour classes over ``device_class`` (default: the first class).
+
+    Parameters
+    ----------
+    workload : Workload
+    seed : int
+        METIS's seed; the same seed gives the same partition.
+    device_class : str, optional
+        The class whose devices are the parts; classes it cannot run, or
+        that overflow memory, go to the other classes.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` when repair succeeds, else ``infeasible`` (message: the
+        first violation); no bound.
+
+    Raises
+    ------
+    ValueError
+        The workload has no devices.
+    KeyError
+        ``device_class`` is not a class of the workload.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> r = solve_partitioner(diamond(), seed=0)
+    >>> r.status, r.max_load
+    ('feasible', 4.0)
+    """
     started = time.perf_counter()
     target = device_class if device_class is not None else workload.devices[0].name
     ordered = [workload.device_class(target)] + [dc for dc in workload.devices if dc.name != target]
     devices = [(dc.name, i) for dc in ordered for i in range(dc.count)]
     if not devices:
-        raise ValueError("the workload has no devices")
+        raise InfeasibleError("the workload has no devices")
     units = units_of(workload.graph, [dc.name for dc in workload.devices])
     parts = workload.device_class(target).count
     where = _metis_parts(workload.graph, units, target, parts, seed) if parts > 0 else [-1] * len(units)

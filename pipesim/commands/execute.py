@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--microbatches", type=count, default=40, help="microbatches streamed (default 40)")
     p.add_argument("--batch", type=count, help="samples per microbatch (default: the workload's, else 1)")
     p.add_argument("--inputs", default="random", help="'random' or an .npz file of input arrays (one microbatch)")
-    p.add_argument("--stages", metavar="DIR", help="write the stage sub-models here (default MODEL.stages/)")
+    p.add_argument("--stages", metavar="DIR", help="write the stage sub-models here (default: SPLIT.stages/ beside the split file)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -84,7 +84,7 @@ def run(args) -> int:
         console.print("no --workload: profiling the model first", style="dim") if not args.json else None
         _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
     split = read_split(Path(args.split))
-    stage_dir = args.stages or str(Path(args.model).with_suffix("")) + ".stages"
+    stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
     result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
                      stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
     if args.json:

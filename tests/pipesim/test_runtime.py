@@ -142,3 +142,23 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pipesim", "hardware", "calibrate", str(junk), "-o",
                            str(tmp_path / "x.yaml")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "profile" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_bundled_example_model_is_what_its_script_writes():
+    from pathlib import Path
+
+    bundled = Path(__file__).parents[2] / "scenarios" / "examples" / "encoder-small.onnx"
+    model = encoder_onnx(layers=2, hidden=64, heads=4, seq=32, vocab=256, seed=0)
+    assert bundled.read_bytes() == model.SerializeToString()
+
+
+def test_execute_with_inputs_from_a_file(tmp_path):
+    model = prepare_onnx(_small_encoder(), batch=2)
+    profile, _ = profile_model(model, batch=2, runs=1, warmup=0)
+    profile.handoff, profile.cores = Handoff(1e-5, 1e10, 0.0), [0, 1]
+    workload = profiled_workload(profile, import_onnx(model, check=False))
+    n = len(model.graph.node)
+    feeds = random_inputs(model, seed=7)
+    result = execute(model, workload, Split.from_lists({"cpu": [set(range(n // 3)), set(range(n // 3, n))]}),
+                     microbatches=3, latency_probes=1, inputs=[feeds])
+    assert result.outputs_match

@@ -50,7 +50,10 @@ data movement (Transpose, Concat, Gather…) 0 FLOPs, bytes only
 views (Reshape, Flatten, Squeeze…)         nothing
 =========================================  ==========================================
 
-Bytes are every input and output read or written once.  An operator not in
+Bytes are every input and output read or written once, except that a
+lookup or slice (``Gather``, ``Slice``…) reads from its data input only the
+elements it writes (an embedding lookup reads one row per token, not the
+table).  An operator not in
 these tables is costed by the bytes it moves, and one
 :class:`UnknownOperatorWarning` names every such operator type.
 """
@@ -112,6 +115,8 @@ _MOVEMENT = {
     "Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "Cast", "Pad", "Expand", "Tile", "Resize",
     "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements",
 }
+#: Data movement that reads from its first input only the elements it writes.
+_PARTIAL_READS = {"Gather", "GatherElements", "GatherND", "Slice"}
 _VIEWS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Shape", "Dropout", "Size"}
 _PER_ELEMENT_OPS = {
     "BatchNormalization": PER_ELEMENT["batchnorm"],
@@ -575,6 +580,10 @@ def import_onnx(
             flops = 0.0
         if node.op_type in _VIEWS:
             moved = 0.0
+        elif node.op_type in _PARTIAL_READS and inputs:
+            # a lookup or a slice reads only what it writes from its data input (an embedding row per token),
+            # not the whole table, plus its small index inputs
+            moved = 2 * out_bytes + sum(tensors.nbytes(x) for x in inputs[1:])
         params, tied = 0, []
         for x in dict.fromkeys(inputs):
             weight = canon.get(x)

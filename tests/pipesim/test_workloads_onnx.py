@@ -144,6 +144,8 @@ def test_an_int64_input_transformer_costs_as_its_float_weights():
     assert fp16.dtype == "fp16"
     # activations are costed at the float size: the embedding's output is [2, 4, 16] floats
     assert fp32.ops[0].output_bytes == 2 * 4 * 16 * 4 and fp16.ops[0].output_bytes == 2 * 4 * 16 * 2
+    # the lookup reads one embedding row per token (and the int64 ids), not the whole table
+    assert fp32.ops[0].bytes == 2 * (2 * 4 * 16 * 4) + 2 * 4 * 8
     a100 = load_system("a100x8")
     mem32 = lower(fp32, a100).graph.total_memory
     assert lower(fp16, a100).graph.total_memory == mem32 / 2  # weights at 2 bytes, not 8 (int64)

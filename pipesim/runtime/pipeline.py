@@ -99,7 +99,17 @@ def stage_node_sets(workload: Workload, split: Split) -> list[tuple[str, list[in
 
 
 def cut_stages(model: onnx.ModelProto, stages: list[tuple[str, list[int]]]) -> list[Stage]:
-    """One sub-model per stage (see the module docstring); ``model`` is the prepared model."""
+    """One sub-model per stage (see the module docstring); ``model`` is the prepared model.
+
+    Examples
+    --------
+    >>> from pipesim.workloads.onnx_models import mlp_onnx
+    >>> from pipesim.workloads.onnx_import import prepare_onnx
+    >>> m = prepare_onnx(mlp_onnx(layers=2, width=8), batch=4)
+    >>> first, second = cut_stages(m, [("cpu[0]", [0, 1, 2]), ("cpu[1]", [3, 4, 5])])
+    >>> first.reads, first.computes, [t.shape for t in second.inputs]
+    (['x'], ['/fc0/Relu_3_output'], [(4, 8)])
+    """
     graph = model.graph
     n = len(graph.node)
     stage_of: dict[int, int] = {}
@@ -309,8 +319,37 @@ def execute(
 ) -> ExecutionResult:
     """Run ``split`` of the prepared ``model`` as a pipeline of processes (see the module docstring).
 
-    ``workload`` gives the prediction (``evaluate``) and the simulation
-    (:func:`pipesim.simulation.simulate`, stream schedule, ``microbatches``).
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        The prepared model (:func:`~pipesim.workloads.onnx_import.prepare_onnx`):
+        node ``i`` is workload node ``i``.
+    workload : Workload
+        Its profiled workload: gives the prediction (``evaluate``) and the
+        simulation (:func:`pipesim.simulation.simulate`, stream schedule).
+    split : Split
+        A contiguous split of ``workload`` (``pipesim solve``).
+    microbatches : int
+        Microbatches of the timed stream (at least 3).
+    inputs : list of dict, optional
+        Input sets (name -> array); default ``distinct_inputs`` random ones.
+    latency_probes : int
+        Microbatches sent one at a time first (the unloaded latency).
+    slots : int
+        Ring slots between two stages.
+    stage_dir : path, optional
+        Where to write the stage sub-models.
+
+    Returns
+    -------
+    ExecutionResult
+
+    Raises
+    ------
+    SplitError
+        The split is not a pipeline of the model's nodes.
+    SimulationError
+        A stage process failed or stopped responding (its last error line).
     """
     from pipesim.simulation import simulate
 

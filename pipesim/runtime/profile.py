@@ -92,13 +92,21 @@ class NodeTime:
 
 @dataclass
 class Handoff:
-    """What moving one tensor to the next stage process costs (seconds, bytes/s)."""
+    """What moving one tensor to the next stage process costs (seconds, bytes/s).
+
+    Examples
+    --------
+    >>> h = Handoff(overhead=5e-6, bandwidth=1e10, wakeup=1e-5)
+    >>> h.cost(1e6), h.cost(0), h.link().latency
+    (0.000105, 0.0, 5e-06)
+    """
 
     overhead: float
     bandwidth: float
     wakeup: float
 
     def cost(self, nbytes: float) -> float:
+        """``overhead + nbytes / bandwidth`` (nothing for nothing)."""
         return self.overhead + nbytes / self.bandwidth if nbytes else 0.0
 
     def link(self) -> Link:
@@ -151,8 +159,33 @@ def profile_model(
 ) -> tuple[Profile, onnx.ModelProto]:
     """Per-node median times of the prepared model (see the module docstring); and that model.
 
-    The calling process is pinned to ``core`` (default: its first usable
-    core) for the measurement and unpinned after.
+    Parameters
+    ----------
+    source : path or onnx.ModelProto
+    batch : int
+        Value of the symbolic input dimensions.
+    threads : int
+        ONNX Runtime intra-op threads (1: one stage is one core).
+    runs, warmup : int
+        Timed runs (each node's median is kept) after ``warmup`` untimed ones.
+    core : int, optional
+        The core to pin to (default: this process's first usable core); the
+        process is unpinned after.
+    seed : int
+        Seed of the random inputs.
+
+    Returns
+    -------
+    Profile, onnx.ModelProto
+        The profile (its ``handoff`` unset: :func:`measure_handoff`) and the
+        prepared model whose node ``i`` is profile node ``i``.
+
+    Raises
+    ------
+    InputError
+        A model ONNX's checker or ONNX Runtime rejects.
+    MissingExtraError
+        ONNX Runtime is not installed.
     """
     model = prepare_onnx(source, batch=batch)
     name = Path(source).stem if isinstance(source, (str, Path)) else model.graph.name or "onnx"
@@ -253,7 +286,17 @@ def measure_handoff(*, cores: list[int] | None = None, rounds: int = 200) -> Han
 
 
 def this_machine(cores: int, handoff: Handoff | None, device: Device | None = None) -> System:
-    """This machine as a system: ``cores`` CPU cores joined by the measured hand-off."""
+    """This machine as a system: ``cores`` CPU cores joined by the measured hand-off.
+
+    ``device`` is the core's roofline description (default the
+    ``xeon-8380-core`` preset; a device fitted by ``hardware calibrate``).
+
+    Examples
+    --------
+    >>> s = this_machine(2, Handoff(5e-6, 1e10, 0.0))
+    >>> s.groups[0].count, s.transfer_links()["cpu"][0].name
+    (2, 'process-handoff')
+    """
     device = device or builtin_catalog().devices["xeon-8380-core"]
     device = replace(device, name=device.name, description=device.description or "a core of this machine")
     group = DeviceGroup("cpu", device, cores, peer_link=handoff.link() if handoff else None)

@@ -1,0 +1,751 @@
+"""Optimal hybrid-parallel plans: pipeline × data × tensor parallelism under memory (SPEC §10).
+
+Problem (Piper: Tarnawski et al., NeurIPS 2021, §3-4): split a layer DAG into
+pipeline stages; give each stage a tensor-parallel degree ``t``, a
+data-parallel degree ``d`` with ``d | N``, and one configuration per layer,
+with ``Σ t·d ≤ K``, ``Σ d ≤ N`` and each stage's memory
+``Σ a·y + b ≤ M`` for ``y = ⌈(Σ_{j≥i} d_j)/d_i⌉`` microbatches in flight;
+minimise the largest stage time per sample (the model of
+:mod:`pipesim.placement.plan_evaluate`).
+
+Guarantee: the plan returned is optimal for that model.  Piper picks each
+stage's configurations with a greedy knapsack heuristic; here the knapsack is
+solved exactly (branch and bound), so the time is never higher than Piper's
+and lower where its heuristic misses.  The answer is re-evaluated by
+:func:`~pipesim.placement.plan_evaluate.evaluate_plan` and must agree.
+
+How, and why it is fast where Piper's DP is slow:
+
+* Piper's table is ``dp[tail][k][s]`` (devices ``k ≤ K``, data-parallel sum
+  ``s``): for BERT on 2,048 devices that is 170 million entries.  Here the
+  objective is handled parametrically: for a threshold ``τ``,
+  ``f[X][s]`` = fewest devices running the tail ``X`` (a successor-closed
+  set: the pipeline's last stages) with data-parallel degrees summing to
+  ``s``, using only stages of time ``≤ τ``.  ``τ`` is feasible iff some
+  ``f[V][s] ≤ K``, and the optimum is the least feasible ``τ`` among the
+  finitely many stage times, found by bisection over their sorted list
+  (about 20 runs of a table of ``tails × s`` integers).
+* A stage's time is ``(P + Q(y))/d + (E/d + 4(d−1)W/(dN))/BW`` where ``P``,
+  ``E``, ``W`` are per-tail sums (differences of per-ideal accumulations, as
+  in :mod:`pipesim.placement.dp`) and ``Q(y)`` is the least extra time of
+  recomputation that fits ``y`` microbatches: a step function of ``y``,
+  computed once per (stage, t) with one exact knapsack per step, shared by
+  every ``d`` (configurations of a layer differ only in time and memory —
+  checked on input) and by every threshold.
+* Pairs of tails whose least possible memory exceeds ``M`` are never formed
+  (a window over tails sorted by that memory).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numba
+import numpy as np
+
+from pipesim.errors import InputError, InternalError
+from pipesim.placement.ideals import Ideals, enumerate_ideals
+from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
+from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
+from pipesim.placement.plan_workload import Configuration, PlanningWorkload
+
+__all__ = ["solve_plan"]
+
+_BIG = np.int32(2**30)
+_KNAPSACK_NODE_LIMIT = 2_000_000
+
+
+@dataclass
+class _Layers:
+    """Per-layer arrays, one column per tensor-parallel degree, for the kernels."""
+
+    degrees: np.ndarray      # (T,) the degrees t considered
+    supported: np.ndarray    # (n, T) layer has a configuration at t
+    time: np.ndarray         # (n, T) fastest configuration's time p
+    mem_a: np.ndarray        # (n, T) its a
+    mem_b: np.ndarray        # (n, T) its b
+    params: np.ndarray       # (n, T) w (equal for every configuration of the layer at t)
+    has_alt: np.ndarray      # (n, T) a second (less memory) configuration exists
+    extra: np.ndarray        # (n, T) its extra time
+    less_a: np.ndarray       # (n, T) its saving on a (a_fast - a_alt)
+    more_b: np.ndarray       # (n, T) its extra b (b_alt - b_fast)
+    min_memory: np.ndarray   # (n,) least a + b over every degree and configuration
+    base_id: list            # [v][ti] configuration id of the fastest
+    alt_id: list             # [v][ti] configuration id of the alternative (or None)
+    win: np.ndarray          # (E, T) bytes an edge costs the stage it enters
+    wout: np.ndarray         # (E, T) bytes an edge costs the stage it leaves
+
+
+def _prepare_layers(w: PlanningWorkload, degrees: list[int], recompute: bool) -> _Layers:
+    n, T = len(w.layers), len(degrees)
+    index = {layer.id: i for i, layer in enumerate(w.layers)}
+    arr = {name: np.zeros((n, T)) for name in ("time", "mem_a", "mem_b", "params", "extra", "less_a", "more_b")}
+    supported = np.zeros((n, T), dtype=bool)
+    has_alt = np.zeros((n, T), dtype=bool)
+    min_memory = np.full(n, np.inf)
+    base_id = [[None] * T for _ in range(n)]
+    alt_id = [[None] * T for _ in range(n)]
+    chosen: dict[tuple[int, int], Configuration] = {}
+    for v, layer in enumerate(w.layers):
+        for ti, t in enumerate(degrees):
+            configs = [c for c in layer.options.get(t, ()) if recompute or not c.recomputes]
+            if not configs:
+                continue
+            field = f"nodes[{v}].TMPCs.{t}"
+            first = configs[0]
+            for c in configs[1:]:
+                if c.parameters != first.parameters or dict(c.sync_fw) != dict(first.sync_fw) or dict(c.sync_bw) != dict(first.sync_bw):
+                    raise InputError(
+                        w.source, field,
+                        "configurations of one layer and degree differ in parameterSize or sync times; "
+                        "the exact planner supports configurations that differ in time and memory only",
+                    )
+            # drop dominated configurations (no faster, no smaller a, no smaller b)
+            kept = [
+                c for c in configs
+                if not any(
+                    o is not c and o.time <= c.time and o.memory_a <= c.memory_a and o.memory_b <= c.memory_b
+                    and (o.time, o.memory_a, o.memory_b) != (c.time, c.memory_a, c.memory_b)
+                    for o in configs
+                )
+            ]
+            kept = [c for i, c in enumerate(kept) if all((o.time, o.memory_a, o.memory_b) != (c.time, c.memory_a, c.memory_b) for o in kept[:i])]
+            if len(kept) > 2:
+                raise InputError(w.source, field, "more than two non-dominated configurations per layer and degree are not supported")
+            fast = min(kept, key=lambda c: c.time)
+            supported[v, ti] = True
+            base_id[v][ti] = fast.id
+            chosen[v, ti] = fast
+            arr["time"][v, ti], arr["mem_a"][v, ti], arr["mem_b"][v, ti] = fast.time, fast.memory_a, fast.memory_b
+            arr["params"][v, ti] = fast.parameters
+            min_memory[v] = min(min_memory[v], *(c.memory_a + c.memory_b for c in kept))
+            if len(kept) == 2:
+                alt = kept[0] if kept[1] is fast else kept[1]
+                has_alt[v, ti] = True
+                alt_id[v][ti] = alt.id
+                arr["extra"][v, ti] = alt.time - fast.time
+                arr["less_a"][v, ti] = fast.memory_a - alt.memory_a
+                arr["more_b"][v, ti] = alt.memory_b - fast.memory_b
+    E = len(w.edges)
+    win, wout = np.zeros((E, T)), np.zeros((E, T))
+    for e, edge in enumerate(w.edges):
+        u, v = index[edge.source], index[edge.dest]
+        for ti in range(T):
+            if (v, ti) in chosen:
+                win[e, ti] = 2 * (edge.bytes + chosen[v, ti].sync_fw.get(edge.source, 0.0))
+            if (u, ti) in chosen:
+                wout[e, ti] = 2 * (edge.bytes + chosen[u, ti].sync_bw.get(edge.dest, 0.0))
+    min_memory[np.isinf(min_memory)] = 0.0  # a layer with no configuration is caught by `supported`
+    return _Layers(np.array(degrees), supported, **arr, has_alt=has_alt, min_memory=min_memory,
+                   base_id=base_id, alt_id=alt_id, win=win, wout=wout)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@numba.njit(cache=True)
+def _cover(cost, save, need, node_limit):  # pragma: no cover - compiled
+    """Exact min-cost cover: choose items (cost ≥ 0, save > 0) with Σ save ≥ need, least Σ cost.
+
+    Items of equal ``save`` form a group in which only "the k cheapest" choices
+    matter (any other k-subset costs more and saves the same); branch and bound
+    over the count per group, with the fractional (LP) cover of the undecided
+    groups as the bound.  Returns (best cost, chosen mask, exact?), best = inf
+    when no cover exists.
+    """
+    n = cost.shape[0]
+    chosen = np.zeros(n, dtype=np.bool_)
+    if need <= 0:
+        return 0.0, chosen, True
+    if save.sum() < need:
+        return np.inf, chosen, True
+    # groups of equal save, members by cost
+    by_save = np.argsort(save, kind="mergesort")
+    members = np.empty(n, dtype=np.int64)
+    gstart = np.zeros(n + 1, dtype=np.int64)
+    G = 0
+    i = 0
+    while i < n:
+        j = i
+        while j < n and save[by_save[j]] == save[by_save[i]]:
+            j += 1
+        block = by_save[i:j]
+        block = block[np.argsort(cost[block], kind="mergesort")]
+        members[i:j] = block
+        gstart[G] = i
+        G += 1
+        i = j
+    gstart[G] = n
+    gsave = np.empty(G)
+    gfirst = np.empty(G)
+    for g in range(G):
+        gsave[g] = save[members[gstart[g]]]
+        gfirst[g] = cost[members[gstart[g]]] / gsave[g]
+    border = np.argsort(gfirst, kind="mergesort")  # branch on groups by their best ratio
+    rank = np.empty(G, dtype=np.int64)
+    for k in range(G):
+        rank[border[k]] = k
+    # prefix costs per group (in branch order) and suffix saves
+    pc = np.zeros(n + G)
+    pstart = np.zeros(G + 1, dtype=np.int64)
+    suffix = np.zeros(G + 1)
+    for k in range(G):
+        g = border[k]
+        size = gstart[g + 1] - gstart[g]
+        pstart[k + 1] = pstart[k] + size + 1
+        acc = 0.0
+        pc[pstart[k]] = 0.0
+        for m in range(size):
+            acc += cost[members[gstart[g] + m]]
+            pc[pstart[k] + m + 1] = acc
+    for k in range(G - 1, -1, -1):
+        g = border[k]
+        suffix[k] = suffix[k + 1] + gsave[g] * (gstart[g + 1] - gstart[g])
+    # all items by ratio, with the branch rank of their group (for the LP bound)
+    ratio = cost / save
+    glob = np.argsort(ratio, kind="mergesort")
+    item_rank = np.empty(n, dtype=np.int64)
+    for g in range(G):
+        for m in range(gstart[g], gstart[g + 1]):
+            item_rank[members[m]] = rank[g]
+    # greedy incumbent: items by ratio until covered
+    best = 0.0
+    best_k = np.zeros(G, dtype=np.int64)
+    r = need
+    for idx in glob:
+        if r <= 0:
+            break
+        best += cost[idx]
+        r -= save[idx]
+        best_k[item_rank[idx]] += 1
+    kk = np.zeros(G, dtype=np.int64)
+    R = np.zeros(G + 1)
+    C = np.zeros(G + 1)
+    R[0] = need
+    level = 0
+    g0 = border[0]
+    kk[0] = min(gstart[g0 + 1] - gstart[g0], int(math.ceil(need / gsave[g0]))) + 1
+    nodes = 0
+    exact = True
+    while level >= 0:
+        nodes += 1
+        if nodes > node_limit:
+            exact = False
+            break
+        kk[level] -= 1
+        if kk[level] < 0:
+            level -= 1
+            continue
+        g = border[level]
+        r_new = R[level] - kk[level] * gsave[g]
+        c_new = C[level] + pc[pstart[level] + kk[level]]
+        if c_new >= best:
+            continue  # fewer items here cost less: try them
+        if r_new <= 0:
+            best = c_new
+            best_k[: level + 1] = kk[: level + 1]
+            best_k[level + 1 :] = 0
+            continue
+        if level + 1 == G or suffix[level + 1] < r_new:
+            level -= 1  # fewer items here cover even less
+            continue
+        lb = c_new
+        rr = r_new
+        for idx in glob:
+            if item_rank[idx] <= level:
+                continue
+            if save[idx] >= rr:
+                lb += rr * ratio[idx]
+                rr = 0.0
+                break
+            lb += cost[idx]
+            rr -= save[idx]
+        if lb >= best * (1 - 1e-12):
+            continue
+        level += 1
+        R[level] = r_new
+        C[level] = c_new
+        g = border[level]
+        kk[level] = min(gstart[g + 1] - gstart[g], int(math.ceil(r_new / gsave[g]))) + 1
+    for k in range(G):
+        g = border[k]
+        for m in range(best_k[k]):
+            chosen[members[gstart[g] + m]] = True
+    return best, chosen, exact
+
+
+@numba.njit(cache=True)
+def _stage_items(x, y, ti, member, has_alt, extra, less_a, more_b, level):  # pragma: no cover - compiled
+    """Recomputation items of stage X \\ Y at degree ti for ``level`` microbatches in flight."""
+    n = member.shape[1]
+    cnt = 0
+    for v in range(n):
+        if member[x, v] and not member[y, v] and has_alt[v, ti] and level * less_a[v, ti] - more_b[v, ti] > 0:
+            cnt += 1
+    idx = np.empty(cnt, dtype=np.int64)
+    cost = np.empty(cnt)
+    save = np.empty(cnt)
+    c = 0
+    for v in range(n):
+        if member[x, v] and not member[y, v] and has_alt[v, ti]:
+            s = level * less_a[v, ti] - more_b[v, ti]
+            if s > 0:
+                idx[c] = v
+                cost[c] = extra[v, ti]
+                save[c] = s
+                c += 1
+    return idx, cost, save
+
+
+@numba.njit(cache=True)
+def _last_fitting(a, b, cap, lo, hi):  # pragma: no cover - compiled
+    """Largest y in [lo, hi] with a·y + b ≤ cap (lo - 1 if none)."""
+    if a <= 0:
+        return hi if lo * a + b <= cap else lo - 1
+    y = int(math.floor((cap - b) / a))
+    y = min(max(y, lo - 1), hi)
+    while y >= lo and y * a + b > cap:
+        y -= 1
+    while y + 1 <= hi and (y + 1) * a + b <= cap:
+        y += 1
+    return y
+
+
+@numba.njit(cache=True)
+def _stages(px, py, sup_cnt, sizes, P, A, B, W, IN, OUT, entering_ptr, entering_src, entering_edge,
+            win, wout, member, has_alt, extra, less_a, more_b, cap, ymax, node_limit):  # pragma: no cover
+    """Per (pair, degree): P, E, W and the step function y -> Q(y) of least recomputation time.
+
+    Steps are stored flat: for pair p and degree ti the slice
+    ``ptr[p*T+ti]:ptr[p*T+ti+1]`` of (y_end, Q), Q increasing; y beyond the last
+    y_end does not fit in memory.
+    """
+    npairs = px.shape[0]
+    T = P.shape[1]
+    base = np.zeros((npairs, T))
+    comm = np.zeros((npairs, T))
+    wsum = np.zeros((npairs, T))
+    ptr = np.zeros(npairs * T + 1, dtype=np.int64)
+    capacity = max(16, npairs * T * 2)
+    step_y = np.empty(capacity, dtype=np.int64)
+    step_q = np.empty(capacity)
+    used = 0
+    inexact = 0
+    knapsacks = 0
+    for p in range(npairs):
+        x, y = px[p], py[p]
+        size = sizes[x] - sizes[y]
+        for ti in range(T):
+            ptr[p * T + ti] = used
+            if sup_cnt[x, ti] - sup_cnt[y, ti] != size:
+                continue
+            p0 = P[x, ti] - P[y, ti]
+            a0 = A[x, ti] - A[y, ti]
+            b0 = B[x, ti] - B[y, ti]
+            bypass = 0.0
+            for k in range(entering_ptr[y], entering_ptr[y + 1]):
+                if not member[x, entering_src[k]]:
+                    e = entering_edge[k]
+                    bypass += win[e, ti] + wout[e, ti]
+            base[p, ti] = p0
+            comm[p, ti] = IN[x, ti] + OUT[y, ti] - bypass
+            wsum[p, ti] = W[x, ti] - W[y, ti]
+            level = 1
+            while level <= ymax:
+                if used + 2 > capacity:
+                    capacity *= 2
+                    ny = np.empty(capacity, dtype=np.int64)
+                    nq = np.empty(capacity)
+                    ny[:used] = step_y[:used]
+                    nq[:used] = step_q[:used]
+                    step_y, step_q = ny, nq
+                fit = _last_fitting(a0, b0, cap, level, ymax)
+                if fit >= level:  # the fastest configurations fit up to `fit`
+                    q, last = 0.0, fit
+                else:
+                    idx, cost, save = _stage_items(x, y, ti, member, has_alt, extra, less_a, more_b, level)
+                    q, chosen, exact = _cover(cost, save, level * a0 + b0 - cap, node_limit)
+                    knapsacks += 1
+                    if not exact:
+                        inexact += 1
+                    if math.isinf(q):
+                        break  # memory only grows with y
+                    a_r, b_r = a0, b0
+                    for i in range(idx.shape[0]):
+                        if chosen[i]:
+                            a_r -= less_a[idx[i], ti]
+                            b_r += more_b[idx[i], ti]
+                    last = max(level, _last_fitting(a_r, b_r, cap, level, ymax))
+                if used > ptr[p * T + ti] and step_q[used - 1] == q:
+                    step_y[used - 1] = last
+                else:
+                    step_y[used] = last
+                    step_q[used] = q
+                    used += 1
+                level = last + 1
+    ptr[npairs * T] = used
+    return base, comm, wsum, ptr, step_y[:used].copy(), step_q[:used].copy(), inexact, knapsacks
+
+
+@numba.njit(cache=True, inline="always")
+def _tps(base, q, comm, wsum, d, N, bw):  # pragma: no cover - compiled
+    return (base + q) / d + (comm / d + 4.0 * (d - 1) * wsum / d / N) / bw
+
+
+@numba.njit(cache=True)
+def _candidates(base, comm, wsum, ptr, step_y, step_q, degrees, dvals, K, N, smax, bw):  # pragma: no cover
+    """Every stage time a plan can contain (before dedup)."""
+    npairs, T = base.shape
+    count = 0
+    for p in range(npairs):
+        for ti in range(T):
+            for j in range(ptr[p * T + ti], ptr[p * T + ti + 1]):
+                for d in dvals:
+                    if degrees[ti] * d <= K:
+                        count += 1
+    out = np.empty(count)
+    c = 0
+    for p in range(npairs):
+        for ti in range(T):
+            lo = ptr[p * T + ti]
+            hi = ptr[p * T + ti + 1]
+            for d in dvals:
+                if degrees[ti] * d > K:
+                    continue
+                ylim = (smax + d - 1) // d
+                for j in range(lo, hi):
+                    if j > lo and step_y[j - 1] >= ylim:
+                        break  # this step starts beyond any reachable y
+                    out[c] = _tps(base[p, ti], step_q[j], comm[p, ti], wsum[p, ti], d, N, bw)
+                    c += 1
+    return out[:c]
+
+
+@numba.njit(cache=True)
+def _feasible(tau, px, py, n_ideals, base, comm, wsum, ptr, step_y, step_q, degrees, dvals, K, N, smax, bw,
+              record):  # pragma: no cover - compiled
+    """Fewest devices per (tail, data-parallel sum) using stages of time ≤ tau.
+
+    Pairs come sorted by their larger tail, so a tail's row is final before it is read.
+    Returns the table and, when ``record``, the choice (pair, degree index, d) per entry.
+    """
+    T = base.shape[1]
+    f = np.full((n_ideals, smax + 1), _BIG, dtype=np.int32)
+    f[0, 0] = 0
+    alive = np.zeros(n_ideals, dtype=np.bool_)
+    alive[0] = True
+    if record:
+        ch = np.full((n_ideals, smax + 1, 3), -1, dtype=np.int32)
+    else:
+        ch = np.full((1, 1, 3), -1, dtype=np.int32)
+    for p in range(px.shape[0]):
+        x, y = px[p], py[p]
+        if not alive[y]:
+            continue
+        for ti in range(T):
+            lo = ptr[p * T + ti]
+            hi = ptr[p * T + ti + 1]
+            if lo == hi:
+                continue
+            t = degrees[ti]
+            for d in dvals:
+                td = t * d
+                if td > K:
+                    break
+                last = 0
+                for j in range(lo, hi):
+                    if _tps(base[p, ti], step_q[j], comm[p, ti], wsum[p, ti], d, N, bw) <= tau:
+                        last = step_y[j]
+                    else:
+                        break
+                if last == 0:
+                    continue
+                top = min(smax, d * last)
+                for s in range(d, top + 1):
+                    c = f[y, s - d] + td
+                    if c < f[x, s] and c <= K:
+                        f[x, s] = c
+                        alive[x] = True
+                        if record:
+                            ch[x, s, 0] = p
+                            ch[x, s, 1] = ti
+                            ch[x, s, 2] = d
+    return f, ch
+
+
+@numba.njit(cache=True)
+def _pairs(order, key, sizes, window, member, max_ptr, max_idx):  # pragma: no cover - compiled
+    """All (X, Y) with Y ⊊ X and key(X) - key(Y) ≤ window (key sorted ascending in ``key``)."""
+    N = order.shape[0]
+    capacity = 1024
+    px = np.empty(capacity, dtype=np.int64)
+    py = np.empty(capacity, dtype=np.int64)
+    used = 0
+    for jpos in range(N):
+        j = order[jpos]
+        hi = np.searchsorted(key, key[jpos] + window, side="right")
+        for pos in range(jpos + 1, hi):
+            i = order[pos]
+            if sizes[i] <= sizes[j]:
+                continue
+            ok = True
+            for t in range(max_ptr[j], max_ptr[j + 1]):
+                if not member[i, max_idx[t]]:
+                    ok = False
+                    break
+            if not ok:
+                continue
+            if used == capacity:
+                capacity *= 2
+                nx_ = np.empty(capacity, dtype=np.int64)
+                ny_ = np.empty(capacity, dtype=np.int64)
+                nx_[:used] = px[:used]
+                ny_[:used] = py[:used]
+                px, py = nx_, ny_
+            px[used] = i
+            py[used] = j
+            used += 1
+        # tails with the same key but earlier in sorted order: scan back
+        pos = jpos - 1
+        while pos >= 0 and key[pos] >= key[jpos] * (1 - 1e-12):  # equal up to rounding
+            i = order[pos]
+            pos -= 1
+            if sizes[i] <= sizes[j]:
+                continue
+            ok = True
+            for t in range(max_ptr[j], max_ptr[j + 1]):
+                if not member[i, max_idx[t]]:
+                    ok = False
+                    break
+            if ok:
+                if used == capacity:
+                    capacity *= 2
+                    nx_ = np.empty(capacity, dtype=np.int64)
+                    ny_ = np.empty(capacity, dtype=np.int64)
+                    nx_[:used] = px[:used]
+                    ny_[:used] = py[:used]
+                    px, py = nx_, ny_
+                px[used] = i
+                py[used] = j
+                used += 1
+    return px[:used].copy(), py[:used].copy()
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.nonzero(matrix)
+    return np.searchsorted(rows, np.arange(matrix.shape[0] + 1)).astype(np.int64), cols.astype(np.int64)
+
+
+def _divisors(N: int, limit: int) -> list[int]:
+    return [d for d in range(1, min(N, limit) + 1) if N % d == 0]
+
+
+def solve_plan(
+    workload: PlanningWorkload,
+    *,
+    data_parallel: bool = True,
+    tensor_parallel: bool = True,
+    recompute: bool = True,
+    max_tensor_parallel: int | None = None,
+    ideal_limit: int = 2_000_000,
+) -> Plan:
+    """The plan of least time per sample for ``workload`` under Piper's model (SPEC §10).
+
+    Parameters
+    ----------
+    workload : PlanningWorkload
+        Layers, edges and the limits K (``devices``), M (``memory``), BW
+        (``bandwidth``) and N (``microbatches``).
+    data_parallel, tensor_parallel, recompute : bool
+        Allow ``d > 1``, ``t > 1`` and configurations that recompute activations.
+    max_tensor_parallel : int, optional
+        Largest ``t`` allowed (e.g. the devices of one cluster node).
+    ideal_limit : int
+        Raise :class:`~pipesim.errors.IdealLimitError` past this many tails.
+
+    Returns
+    -------
+    Plan
+        ``optimal`` with its stages (evaluated by :func:`evaluate_plan`), or
+        ``infeasible`` with the reason.
+
+    Raises
+    ------
+    InputError
+        When a layer's configurations differ in more than time and memory, or
+        offer more than two non-dominated choices.
+    InternalError
+        When the planner's value and the evaluator's disagree (a bug).
+
+    Examples
+    --------
+    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> c = Configuration("vanilla", time=2.0, parameters=0.0, memory_a=1.0, memory_b=0.0)
+    >>> layers = tuple(Layer(i, {1: (c,)}) for i in range(4))
+    >>> w = PlanningWorkload(layers, tuple(LayerEdge(i, i + 1, 0.0) for i in range(3)),
+    ...                      devices=4, memory=100.0, bandwidth=1.0, microbatches=4)
+    >>> p = solve_plan(w)
+    >>> p.status, p.time_per_sample, p.devices_used
+    ('optimal', 2.0, 4)
+    """
+    started = time.perf_counter()
+    K, N, M, BW = workload.devices, workload.microbatches, workload.memory, workload.bandwidth
+    tmax = K if max_tensor_parallel is None else min(K, max_tensor_parallel)
+    degrees = [t for t in workload.degrees if t <= tmax and (tensor_parallel or t == 1)]
+    smax = min(N, K)
+    dvals = _divisors(N, smax) if data_parallel else [1]
+    stats: dict = {}
+
+    def infeasible(reason: str) -> Plan:
+        return Plan(INFEASIBLE, reason=reason, seconds=time.perf_counter() - started, stats=stats)
+
+    if not degrees:
+        return infeasible("no tensor-parallel degree is allowed")
+    layers = _prepare_layers(workload, degrees, recompute)
+    n = len(workload.layers)
+    index = {layer.id: i for i, layer in enumerate(workload.layers)}
+    successors: list[list[int]] = [[] for _ in range(n)]
+    for e in workload.edges:
+        successors[index[e.source]].append(index[e.dest])
+    # Tails (successor-closed sets) are the ideals of the reversed graph.
+    ideals: Ideals = enumerate_ideals(n, successors, limit=ideal_limit)
+    member = ideals.membership()
+    stats["ideals"] = len(ideals)
+
+    sums = ideals.accumulate(
+        np.concatenate([layers.supported.astype(float), layers.time, layers.mem_a, layers.mem_b, layers.params], axis=1)
+    )
+    T = len(degrees)
+    sup_cnt = np.rint(sums[:, :T]).astype(np.int64)
+    P, A, B, W = (np.ascontiguousarray(sums[:, T * k : T * (k + 1)]) for k in range(1, 5))
+    # entering-edge sums of a tail: Σ_{v∈X} (in-weights) − Σ_{u∈X} (out-weights)
+    src = np.array([index[e.source] for e in workload.edges], dtype=np.int64)
+    dst = np.array([index[e.dest] for e in workload.edges], dtype=np.int64)
+    per_node_in = np.zeros((n, T))
+    per_node_out = np.zeros((n, T))
+    np.add.at(per_node_in, dst, layers.win)
+    np.add.at(per_node_in, src, -layers.win)
+    np.add.at(per_node_out, dst, layers.wout)
+    np.add.at(per_node_out, src, -layers.wout)
+    IN = ideals.accumulate(per_node_in)
+    OUT = ideals.accumulate(per_node_out)
+    entering = member[:, dst] & ~member[:, src]  # (ideals, edges): edge enters the tail
+    entering_ptr, entering_edge = _csr(entering)
+    entering_src = src[entering_edge]
+
+    # maximal elements (in the reversed graph's order) decide inclusion between tails
+    is_pred = np.zeros((n, n), dtype=bool)
+    for u, v in zip(src, dst):
+        is_pred[u, v] = True  # in the reversed graph v precedes u
+    is_max = np.zeros((len(ideals), n), dtype=bool)
+    for level in ideals.levels():
+        grown = is_max[ideals.parent[level]] & ~is_pred[ideals.added[level]]
+        grown[np.arange(len(grown)), ideals.added[level]] = True
+        is_max[level] = grown
+    max_ptr, max_idx = _csr(is_max)
+    cap = M * (1 + MEMORY_TOLERANCE / 2)
+    key_all = ideals.accumulate(layers.min_memory[:, None])[:, 0]
+    order = np.argsort(key_all, kind="stable")
+    px, py = _pairs(order, key_all[order], ideals.sizes, cap, member, max_ptr, max_idx)
+    by_x = np.argsort(px, kind="stable")
+    px, py = np.ascontiguousarray(px[by_x]), np.ascontiguousarray(py[by_x])
+    stats["pairs"] = int(len(px))
+    prepared = time.perf_counter()
+
+    base, comm, wsum, ptr, step_y, step_q, inexact, knapsacks = _stages(
+        px, py, sup_cnt, ideals.sizes.astype(np.int64), P, A, B, W, IN, OUT, entering_ptr, entering_src,
+        entering_edge, layers.win, layers.wout, member, layers.has_alt, layers.extra, layers.less_a,
+        layers.more_b, cap, smax, _KNAPSACK_NODE_LIMIT,
+    )
+    stats.update(knapsacks=int(knapsacks), steps=int(len(step_y)))
+    degrees_arr = np.array(degrees, dtype=np.int64)
+    dv = np.array(dvals, dtype=np.int64)
+    values = np.unique(_candidates(base, comm, wsum, ptr, step_y, step_q, degrees_arr, dv, K, N, smax, BW))
+    stats["candidate_times"] = int(len(values))
+    staged = time.perf_counter()
+
+    args = (px, py, len(ideals), base, comm, wsum, ptr, step_y, step_q, degrees_arr, dv, K, N, smax, BW)
+    last = len(ideals) - 1
+
+    def ok(tau: float) -> bool:
+        f, _ = _feasible(tau, *args, False)
+        return bool(f[last].min() <= K)
+
+    runs = 0
+    if len(values) == 0 or not ok(values[-1]):
+        stats.update(threshold_runs=1, seconds_prepare=prepared - started, seconds_stages=staged - prepared)
+        return infeasible(_why_infeasible(workload, layers, degrees))
+    lo, hi = -1, len(values) - 1  # values[hi] feasible; values[lo] infeasible (or lo = -1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        runs += 1
+        if ok(values[mid]):
+            hi = mid
+        else:
+            lo = mid
+    tau = float(values[hi])
+    f, ch = _feasible(tau, *args, True)
+    stats.update(
+        threshold_runs=runs + 2,
+        seconds_prepare=prepared - started,
+        seconds_stages=staged - prepared,
+        seconds_search=time.perf_counter() - staged,
+    )
+    stages = _backtrack(f, ch, px, py, member, layers, workload, degrees, K)
+    plan = evaluate_plan(
+        workload,
+        Plan(OPTIMAL if inexact == 0 else FEASIBLE, stages=tuple(stages), objective="piper", stats=stats),
+    )
+    if plan.status == INFEASIBLE or not math.isclose(plan.time_per_sample, tau, rel_tol=1e-9, abs_tol=1e-15):
+        raise InternalError(f"planner value {tau!r} but the evaluator gives {plan.time_per_sample!r} ({plan.reason})")
+    reason = None if inexact == 0 else f"{inexact} stage knapsacks hit the search limit: optimality not proved"
+    return replace(plan, reason=reason, seconds=time.perf_counter() - started)
+
+
+def _backtrack(f, ch, px, py, member, layers: _Layers, workload: PlanningWorkload, degrees, K) -> list[PlanStage]:
+    last = len(f) - 1
+    row = f[last]
+    s = int(np.flatnonzero(row == row.min())[0])
+    x = last
+    stages = []
+    while x != 0:
+        p, ti, d = (int(v) for v in ch[x, s])
+        if p < 0:
+            raise InternalError(f"cannot retrace the plan at tail {x}, s={s}")
+        y = int(py[p])
+        level = -(-s // d)
+        nodes = np.flatnonzero(member[x] & ~member[y])
+        a0 = float(layers.mem_a[nodes, ti].sum())
+        b0 = float(layers.mem_b[nodes, ti].sum())
+        cap = workload.memory * (1 + MEMORY_TOLERANCE / 2)
+        idx, cost, save = _stage_items(x, y, ti, member, layers.has_alt, layers.extra, layers.less_a, layers.more_b, level)
+        _, chosen, _ = _cover(cost, save, level * a0 + b0 - cap, _KNAPSACK_NODE_LIMIT)
+        alt = {int(v) for v, c in zip(idx, chosen) if c}
+        config = {
+            workload.layers[v].id: (layers.alt_id[v][ti] if v in alt else layers.base_id[v][ti]) for v in nodes
+        }
+        stages.append(
+            PlanStage(
+                nodes=tuple(workload.layers[v].id for v in nodes),
+                tensor_parallel=int(degrees[ti]),
+                data_parallel=d,
+                configuration=config,
+            )
+        )
+        x, s = y, s - d
+    return stages
+
+
+def _why_infeasible(workload: PlanningWorkload, layers: _Layers, degrees) -> str:
+    if not layers.supported.any(axis=1).all():
+        missing = [workload.layers[v].id for v in np.flatnonzero(~layers.supported.any(axis=1))]
+        return f"layers {missing[:8]} have no configuration at the allowed tensor-parallel degrees {list(degrees)}"
+    return (
+        f"out of memory: no plan fits {workload.memory / 2**30:.3g} GiB per device "
+        f"on {workload.devices} devices with {workload.microbatches} microbatches per batch"
+    )

@@ -4,4 +4,4 @@ A command's ``run(args)`` returns the process exit code.  Adding a command is
 adding a module here and its name to :data:`COMMANDS`.
 """
 
-COMMANDS = ["info", "evaluate", "solve", "hardware", "graph", "latency", "simulate", "compare", "run", "sweep"]
+COMMANDS = ["info", "evaluate", "solve", "hardware", "graph", "latency", "simulate", "compare", "run", "sweep", "plan"]

@@ -46,7 +46,7 @@ import numba
 import numpy as np
 
 from pipesim.errors import InputError, InternalError
-from pipesim.placement.ideals import Ideals, enumerate_ideals
+from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
 from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
 from pipesim.placement.plan_workload import Configuration, PlanningWorkload
@@ -55,6 +55,7 @@ __all__ = ["solve_plan"]
 
 _BIG = np.int32(2**30)
 _KNAPSACK_NODE_LIMIT = 2_000_000
+_CACHE_ENTRIES = 32_000_000  # knapsack answers kept across threshold runs (8 bytes each)
 
 
 @dataclass
@@ -313,166 +314,158 @@ def _last_fitting(a, b, cap, lo, hi):  # pragma: no cover - compiled
     return y
 
 
-@numba.njit(cache=True)
-def _stages(px, py, sup_cnt, sizes, P, A, B, W, IN, OUT, entering_ptr, entering_src, entering_edge,
-            win, wout, member, has_alt, extra, less_a, more_b, cap, ymax, node_limit):  # pragma: no cover
-    """Per (pair, degree): P, E, W and the step function y -> Q(y) of least recomputation time.
+@numba.njit(cache=True, inline="always")
+def _tps(base, q, comm, wsum, d, N, bw):  # pragma: no cover - compiled
+    """Stage time per sample (the formula of :mod:`~pipesim.placement.plan_evaluate`)."""
+    return (base + q) / d + (comm / d + 4.0 * (d - 1) * wsum / d / N) / bw
 
-    Steps are stored flat: for pair p and degree ti the slice
-    ``ptr[p*T+ti]:ptr[p*T+ti+1]`` of (y_end, Q), Q increasing; y beyond the last
-    y_end does not fit in memory.
+
+@numba.njit(cache=True, inline="always")
+def _devices_needed(work, tau):  # pragma: no cover - compiled
+    """A lower bound on the devices that run ``work`` (device-seconds per sample) within tau."""
+    if work <= 0.0:
+        return 0
+    if math.isinf(tau):
+        return 1
+    return int(math.ceil(work / tau * (1 - 1e-12)))
+
+
+@numba.njit(cache=True)
+def _run(tau, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT, entering_ptr, entering_src,
+         entering_edge, win, wout, member, has_alt, extra, less_a, more_b, cap, work, degrees, dvals, K, N,
+         smax, bw, qcache, use_cache, record, node_limit):  # pragma: no cover - compiled
+    """One threshold run: fewest devices per (tail, data-parallel sum) with every stage ≤ tau.
+
+    ``f[X][s]`` is that number (``_BIG`` if none), ``g[X][s]`` the largest stage time on
+    the path that achieves it.  Pairs come sorted by their larger tail, so a row is final
+    before it is read.  A transition is skipped when the layers before the stage cannot
+    fit in the devices left (``work``: per-tail least device-seconds per sample).
+
+    Also returns ``next_change``: no plan has a time in (tau, next_change), because
+    every transition this run rejected would be rejected below that value (the
+    rejections are by stage time or by the device bound, whose threshold is recorded).
+    Knapsack answers Q(y) are cached in ``qcache[pair*T + t, y]`` (NaN: unknown) when
+    ``use_cache``, else per pair for this run only.
     """
-    npairs = px.shape[0]
     T = P.shape[1]
-    base = np.zeros((npairs, T))
-    comm = np.zeros((npairs, T))
-    wsum = np.zeros((npairs, T))
-    ptr = np.zeros(npairs * T + 1, dtype=np.int64)
-    capacity = max(16, npairs * T * 2)
-    step_y = np.empty(capacity, dtype=np.int64)
-    step_q = np.empty(capacity)
-    used = 0
-    inexact = 0
+    f = np.full((n_ideals, smax + 1), _BIG, dtype=np.int32)
+    g = np.full((n_ideals, smax + 1), np.inf)
+    f[0, 0] = 0
+    g[0, 0] = 0.0
+    fmin = np.full(n_ideals, _BIG, dtype=np.int32)
+    fmin[0] = 0
+    if record:
+        ch = np.full((n_ideals, smax + 1, 3), -1, dtype=np.int32)
+    else:
+        ch = np.full((1, 1, 3), -1, dtype=np.int32)
+    local_q = np.zeros(smax + 2)
+    local_stamp = np.full(smax + 2, -1, dtype=np.int64)
+    next_change = np.inf
     knapsacks = 0
-    for p in range(npairs):
+    inexact = 0
+    total_work = work[n_ideals - 1]
+    for p in range(px.shape[0]):
         x, y = px[p], py[p]
+        if fmin[y] >= _BIG:
+            continue
+        before = _devices_needed(total_work - work[x], tau)
+        if fmin[y] + 1 + before > K:
+            rem = K - fmin[y] - 1
+            if rem > 0:
+                next_change = min(next_change, (total_work - work[x]) / rem)
+            continue
         size = sizes[x] - sizes[y]
         for ti in range(T):
-            ptr[p * T + ti] = used
             if sup_cnt[x, ti] - sup_cnt[y, ti] != size:
                 continue
+            t = degrees[ti]
             p0 = P[x, ti] - P[y, ti]
             a0 = A[x, ti] - A[y, ti]
             b0 = B[x, ti] - B[y, ti]
+            w0 = W[x, ti] - W[y, ti]
             bypass = 0.0
             for k in range(entering_ptr[y], entering_ptr[y + 1]):
                 if not member[x, entering_src[k]]:
                     e = entering_edge[k]
                     bypass += win[e, ti] + wout[e, ti]
-            base[p, ti] = p0
-            comm[p, ti] = IN[x, ti] + OUT[y, ti] - bypass
-            wsum[p, ti] = W[x, ti] - W[y, ti]
-            level = 1
-            while level <= ymax:
-                if used + 2 > capacity:
-                    capacity *= 2
-                    ny = np.empty(capacity, dtype=np.int64)
-                    nq = np.empty(capacity)
-                    ny[:used] = step_y[:used]
-                    nq[:used] = step_q[:used]
-                    step_y, step_q = ny, nq
-                fit = _last_fitting(a0, b0, cap, level, ymax)
-                if fit >= level:  # the fastest configurations fit up to `fit`
-                    q, last = 0.0, fit
-                else:
-                    idx, cost, save = _stage_items(x, y, ti, member, has_alt, extra, less_a, more_b, level)
-                    q, chosen, exact = _cover(cost, save, level * a0 + b0 - cap, node_limit)
-                    knapsacks += 1
-                    if not exact:
-                        inexact += 1
-                    if math.isinf(q):
-                        break  # memory only grows with y
-                    a_r, b_r = a0, b0
-                    for i in range(idx.shape[0]):
-                        if chosen[i]:
-                            a_r -= less_a[idx[i], ti]
-                            b_r += more_b[idx[i], ti]
-                    last = max(level, _last_fitting(a_r, b_r, cap, level, ymax))
-                if used > ptr[p * T + ti] and step_q[used - 1] == q:
-                    step_y[used - 1] = last
-                else:
-                    step_y[used] = last
-                    step_q[used] = q
-                    used += 1
-                level = last + 1
-    ptr[npairs * T] = used
-    return base, comm, wsum, ptr, step_y[:used].copy(), step_q[:used].copy(), inexact, knapsacks
-
-
-@numba.njit(cache=True, inline="always")
-def _tps(base, q, comm, wsum, d, N, bw):  # pragma: no cover - compiled
-    return (base + q) / d + (comm / d + 4.0 * (d - 1) * wsum / d / N) / bw
-
-
-@numba.njit(cache=True)
-def _candidates(base, comm, wsum, ptr, step_y, step_q, degrees, dvals, K, N, smax, bw):  # pragma: no cover
-    """Every stage time a plan can contain (before dedup)."""
-    npairs, T = base.shape
-    count = 0
-    for p in range(npairs):
-        for ti in range(T):
-            for j in range(ptr[p * T + ti], ptr[p * T + ti + 1]):
-                for d in dvals:
-                    if degrees[ti] * d <= K:
-                        count += 1
-    out = np.empty(count)
-    c = 0
-    for p in range(npairs):
-        for ti in range(T):
-            lo = ptr[p * T + ti]
-            hi = ptr[p * T + ti + 1]
-            for d in dvals:
-                if degrees[ti] * d > K:
-                    continue
-                ylim = (smax + d - 1) // d
-                for j in range(lo, hi):
-                    if j > lo and step_y[j - 1] >= ylim:
-                        break  # this step starts beyond any reachable y
-                    out[c] = _tps(base[p, ti], step_q[j], comm[p, ti], wsum[p, ti], d, N, bw)
-                    c += 1
-    return out[:c]
-
-
-@numba.njit(cache=True)
-def _feasible(tau, px, py, n_ideals, base, comm, wsum, ptr, step_y, step_q, degrees, dvals, K, N, smax, bw,
-              record):  # pragma: no cover - compiled
-    """Fewest devices per (tail, data-parallel sum) using stages of time ≤ tau.
-
-    Pairs come sorted by their larger tail, so a tail's row is final before it is read.
-    Returns the table and, when ``record``, the choice (pair, degree index, d) per entry.
-    """
-    T = base.shape[1]
-    f = np.full((n_ideals, smax + 1), _BIG, dtype=np.int32)
-    f[0, 0] = 0
-    alive = np.zeros(n_ideals, dtype=np.bool_)
-    alive[0] = True
-    if record:
-        ch = np.full((n_ideals, smax + 1, 3), -1, dtype=np.int32)
-    else:
-        ch = np.full((1, 1, 3), -1, dtype=np.int32)
-    for p in range(px.shape[0]):
-        x, y = px[p], py[p]
-        if not alive[y]:
-            continue
-        for ti in range(T):
-            lo = ptr[p * T + ti]
-            hi = ptr[p * T + ti + 1]
-            if lo == hi:
-                continue
-            t = degrees[ti]
+            comm = IN[x, ti] + OUT[y, ti] - bypass
+            fast_fit = _last_fitting(a0, b0, cap, 1, smax)
+            no_fit = smax + 1  # first level known not to fit at all
+            stamp = p * T + ti
             for d in dvals:
                 td = t * d
                 if td > K:
                     break
-                last = 0
-                for j in range(lo, hi):
-                    if _tps(base[p, ti], step_q[j], comm[p, ti], wsum[p, ti], d, N, bw) <= tau:
-                        last = step_y[j]
-                    else:
-                        break
-                if last == 0:
+                if fmin[y] + td + before > K:
+                    rem = K - fmin[y] - td
+                    if rem > 0:
+                        next_change = min(next_change, (total_work - work[x]) / rem)
                     continue
-                top = min(smax, d * last)
-                for s in range(d, top + 1):
-                    c = f[y, s - d] + td
-                    if c < f[x, s] and c <= K:
+                low = _tps(p0, 0.0, comm, w0, d, N, bw)
+                if low > tau:
+                    next_change = min(next_change, low)
+                    continue
+                for s in range(d, smax + 1):
+                    fy = f[y, s - d]
+                    if fy >= _BIG:
+                        continue
+                    if fy + td + before > K:
+                        rem = K - fy - td
+                        if rem > 0:
+                            next_change = min(next_change, (total_work - work[x]) / rem)
+                        continue
+                    level = (s + d - 1) // d
+                    if level >= no_fit:
+                        break
+                    if level <= fast_fit:
+                        q = 0.0
+                    else:
+                        if use_cache:
+                            q = qcache[stamp, level]
+                            known = not math.isnan(q)
+                        else:
+                            known = local_stamp[level] == stamp
+                            q = local_q[level]
+                        if not known:
+                            idx, cost, save = _stage_items(x, y, ti, member, has_alt, extra, less_a, more_b, level)
+                            q, chosen, exact = _cover(cost, save, level * a0 + b0 - cap, node_limit)
+                            knapsacks += 1
+                            if not exact:
+                                inexact += 1
+                            if math.isinf(q):
+                                last = smax
+                            else:
+                                a_r, b_r = a0, b0
+                                for i in range(idx.shape[0]):
+                                    if chosen[i]:
+                                        a_r -= less_a[idx[i], ti]
+                                        b_r += more_b[idx[i], ti]
+                                last = max(level, _last_fitting(a_r, b_r, cap, level, smax))
+                            for lv in range(level, last + 1):
+                                if use_cache:
+                                    qcache[stamp, lv] = q
+                                else:
+                                    local_stamp[lv] = stamp
+                                    local_q[lv] = q
+                        if math.isinf(q):
+                            no_fit = level
+                            break
+                    value = _tps(p0, q, comm, w0, d, N, bw)
+                    if value > tau:
+                        next_change = min(next_change, value)
+                        break  # larger s: more in flight, no faster
+                    c = fy + td
+                    bottleneck = max(g[y, s - d], value)
+                    if c < f[x, s] or (c == f[x, s] and bottleneck < g[x, s]):
                         f[x, s] = c
-                        alive[x] = True
+                        g[x, s] = bottleneck
+                        if c < fmin[x]:
+                            fmin[x] = c
                         if record:
                             ch[x, s, 0] = p
                             ch[x, s, 1] = ti
                             ch[x, s, 2] = d
-    return f, ch
+    return f, g, ch, next_change, knapsacks, inexact
 
 
 @numba.njit(cache=True)
@@ -657,46 +650,48 @@ def solve_plan(
     stats["pairs"] = int(len(px))
     prepared = time.perf_counter()
 
-    base, comm, wsum, ptr, step_y, step_q, inexact, knapsacks = _stages(
-        px, py, sup_cnt, ideals.sizes.astype(np.int64), P, A, B, W, IN, OUT, entering_ptr, entering_src,
-        entering_edge, layers.win, layers.wout, member, layers.has_alt, layers.extra, layers.less_a,
-        layers.more_b, cap, smax, _KNAPSACK_NODE_LIMIT,
-    )
-    stats.update(knapsacks=int(knapsacks), steps=int(len(step_y)))
+    work_node = np.where(layers.supported, layers.time * layers.degrees[None, :], np.inf).min(axis=1)
+    work = ideals.accumulate(np.where(np.isinf(work_node), 0.0, work_node)[:, None])[:, 0]
     degrees_arr = np.array(degrees, dtype=np.int64)
     dv = np.array(dvals, dtype=np.int64)
-    values = np.unique(_candidates(base, comm, wsum, ptr, step_y, step_q, degrees_arr, dv, K, N, smax, BW))
-    stats["candidate_times"] = int(len(values))
-    staged = time.perf_counter()
-
-    args = (px, py, len(ideals), base, comm, wsum, ptr, step_y, step_q, degrees_arr, dv, K, N, smax, BW)
     last = len(ideals) - 1
+    counters = {"threshold_runs": 0, "knapsacks": 0, "inexact": 0}
 
-    def ok(tau: float) -> bool:
-        f, _ = _feasible(tau, *args, False)
-        return bool(f[last].min() <= K)
+    def runner(px_, py_):
+        use_cache = len(px_) * T * (smax + 1) <= _CACHE_ENTRIES
+        qcache = np.full((len(px_) * T, smax + 1) if use_cache else (1, 1), np.nan)
 
-    runs = 0
-    if len(values) == 0 or not ok(values[-1]):
-        stats.update(threshold_runs=1, seconds_prepare=prepared - started, seconds_stages=staged - prepared)
+        def run(tau: float, record: bool = False):
+            f, g, ch, nc, kn, inexact = _run(
+                tau, px_, py_, len(ideals), ideals.sizes.astype(np.int64), sup_cnt, P, A, B, W, IN, OUT,
+                entering_ptr, entering_src, entering_edge, layers.win, layers.wout, member, layers.has_alt,
+                layers.extra, layers.less_a, layers.more_b, cap, work, degrees_arr, dv, K, N, smax, BW,
+                qcache, use_cache, record, _KNAPSACK_NODE_LIMIT,
+            )
+            counters["threshold_runs"] += 1
+            counters["knapsacks"] += int(kn)
+            counters["inexact"] += int(inexact)
+            feasible = f[last] <= K
+            value = float(g[last][feasible].min()) if feasible.any() else math.inf
+            return value, float(nc), (f, g, ch)
+
+        return run
+
+    lower = float(work[last]) / K  # every plan: Σ devices ≥ work / time per sample
+    # An achievable value first, from the tails that are suffixes of one topological order.
+    one_order = _one_order_pairs(ideals, successors, px, py)
+    upper = _search(runner(px[one_order], py[one_order]), lower, math.inf)
+    run = runner(px, py)
+    if math.isinf(upper):
+        upper, _, _ = run(math.inf)  # the full problem (memory may only fit other orders)
+    if math.isinf(upper):
+        stats.update(counters, seconds_prepare=prepared - started)
         return infeasible(_why_infeasible(workload, layers, degrees))
-    lo, hi = -1, len(values) - 1  # values[hi] feasible; values[lo] infeasible (or lo = -1)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        runs += 1
-        if ok(values[mid]):
-            hi = mid
-        else:
-            lo = mid
-    tau = float(values[hi])
-    f, ch = _feasible(tau, *args, True)
-    stats.update(
-        threshold_runs=runs + 2,
-        seconds_prepare=prepared - started,
-        seconds_stages=staged - prepared,
-        seconds_search=time.perf_counter() - staged,
-    )
-    stages = _backtrack(f, ch, px, py, member, layers, workload, degrees, K)
+    tau = _search(run, lower, upper)
+    _, _, (f, g, ch) = run(tau, record=True)
+    inexact = counters["inexact"]
+    stats.update(counters, seconds_prepare=prepared - started, seconds_search=time.perf_counter() - prepared)
+    stages = _backtrack(f, g, ch, py, member, layers, A, B, workload, degrees, K)
     plan = evaluate_plan(
         workload,
         Plan(OPTIMAL if inexact == 0 else FEASIBLE, stages=tuple(stages), objective="piper", stats=stats),
@@ -707,10 +702,60 @@ def solve_plan(
     return replace(plan, reason=reason, seconds=time.perf_counter() - started)
 
 
-def _backtrack(f, ch, px, py, member, layers: _Layers, workload: PlanningWorkload, degrees, K) -> list[PlanStage]:
+def _search(run, lower: float, upper: float) -> float:
+    """Least achievable time per sample, given ``run(tau) -> (value ≤ tau or inf, next_change, _)``.
+
+    Invariant: no plan is faster than ``lower``; some plan takes ``upper``.  Bisect,
+    moving ``upper`` to the value found and ``lower`` to the next value at which an
+    infeasible run could change; near the end test ``lower`` itself.
+    """
+    if math.isinf(upper):
+        upper, _, _ = run(math.inf)
+        if math.isinf(upper):
+            return math.inf
+    while lower < upper:
+        if upper - lower <= 1e-7 * upper:
+            tau = lower
+        elif lower > 0:
+            tau = math.sqrt(lower * upper)
+        else:
+            tau = upper / 2
+        value, next_change, _ = run(tau)
+        if value <= tau:
+            upper = value
+        else:
+            lower = max(lower, min(next_change, upper))
+    return upper
+
+
+def _one_order_pairs(ideals: Ideals, successors: list[list[int]], px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Mask of the pairs whose two tails are suffixes of one topological order."""
+    n = ideals.n
+    indegree = [0] * n
+    for vs in successors:
+        for v in vs:
+            indegree[v] += 1
+    ready = [v for v in range(n) if indegree[v] == 0]
+    order = []
+    while ready:
+        u = ready.pop()
+        order.append(u)
+        for v in successors[u]:
+            indegree[v] -= 1
+            if indegree[v] == 0:
+                ready.append(v)
+    rows = np.zeros((n + 1, n), dtype=bool)
+    for k in range(n):
+        rows[k + 1] = rows[k]
+        rows[k + 1, order[n - 1 - k]] = True
+    suffixes = {r.tobytes() for r in pack(rows)}
+    is_suffix = np.array([r.tobytes() in suffixes for r in ideals.bits])
+    return is_suffix[px] & is_suffix[py]
+
+
+def _backtrack(f, g, ch, py, member, layers: _Layers, A, B, workload: PlanningWorkload, degrees, K) -> list[PlanStage]:
     last = len(f) - 1
-    row = f[last]
-    s = int(np.flatnonzero(row == row.min())[0])
+    s = int(np.argmin(np.where(f[last] <= K, g[last], np.inf)))
     x = last
     stages = []
     while x != 0:
@@ -720,8 +765,8 @@ def _backtrack(f, ch, px, py, member, layers: _Layers, workload: PlanningWorkloa
         y = int(py[p])
         level = -(-s // d)
         nodes = np.flatnonzero(member[x] & ~member[y])
-        a0 = float(layers.mem_a[nodes, ti].sum())
-        b0 = float(layers.mem_b[nodes, ti].sum())
+        a0 = A[x, ti] - A[y, ti]  # as the DP computed them
+        b0 = B[x, ti] - B[y, ti]
         cap = workload.memory * (1 + MEMORY_TOLERANCE / 2)
         idx, cost, save = _stage_items(x, y, ti, member, layers.has_alt, layers.extra, layers.less_a, layers.more_b, level)
         _, chosen, _ = _cover(cost, save, level * a0 + b0 - cap, _KNAPSACK_NODE_LIMIT)

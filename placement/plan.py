@@ -469,60 +469,39 @@ def _run(tau, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT, entering_pt
 
 
 @numba.njit(cache=True)
-def _pairs(order, key, sizes, window, member, max_ptr, max_idx):  # pragma: no cover - compiled
-    """All (X, Y) with Y ⊊ X and key(X) - key(Y) ≤ window (key sorted ascending in ``key``)."""
-    N = order.shape[0]
+def _pairs(bits, key, window):  # pragma: no cover - compiled
+    """All (X, Y) with Y ⊊ X and key(X) - key(Y) ≤ window, sorted by X.
+
+    Tails are numbered by size, so a proper sub-tail of X has a smaller number;
+    inclusion is tested on the packed bit rows.
+    """
+    N, words = bits.shape
     capacity = 1024
-    px = np.empty(capacity, dtype=np.int64)
-    py = np.empty(capacity, dtype=np.int64)
+    px = np.empty(capacity, dtype=np.int32)
+    py = np.empty(capacity, dtype=np.int32)
     used = 0
-    for jpos in range(N):
-        j = order[jpos]
-        hi = np.searchsorted(key, key[jpos] + window, side="right")
-        for pos in range(jpos + 1, hi):
-            i = order[pos]
-            if sizes[i] <= sizes[j]:
+    for i in range(N):
+        floor = key[i] - window
+        for j in range(i):
+            if key[j] < floor:
                 continue
-            ok = True
-            for t in range(max_ptr[j], max_ptr[j + 1]):
-                if not member[i, max_idx[t]]:
-                    ok = False
+            inside = True
+            for w in range(words):
+                if bits[j, w] & ~bits[i, w]:
+                    inside = False
                     break
-            if not ok:
+            if not inside or j == i:
                 continue
             if used == capacity:
                 capacity *= 2
-                nx_ = np.empty(capacity, dtype=np.int64)
-                ny_ = np.empty(capacity, dtype=np.int64)
+                nx_ = np.empty(capacity, dtype=np.int32)
+                ny_ = np.empty(capacity, dtype=np.int32)
                 nx_[:used] = px[:used]
                 ny_[:used] = py[:used]
                 px, py = nx_, ny_
             px[used] = i
             py[used] = j
             used += 1
-        # tails with the same key but earlier in sorted order: scan back
-        pos = jpos - 1
-        while pos >= 0 and key[pos] >= key[jpos] * (1 - 1e-12):  # equal up to rounding
-            i = order[pos]
-            pos -= 1
-            if sizes[i] <= sizes[j]:
-                continue
-            ok = True
-            for t in range(max_ptr[j], max_ptr[j + 1]):
-                if not member[i, max_idx[t]]:
-                    ok = False
-                    break
-            if ok:
-                if used == capacity:
-                    capacity *= 2
-                    nx_ = np.empty(capacity, dtype=np.int64)
-                    ny_ = np.empty(capacity, dtype=np.int64)
-                    nx_[:used] = px[:used]
-                    ny_[:used] = py[:used]
-                    px, py = nx_, ny_
-                px[used] = i
-                py[used] = j
-                used += 1
     return px[:used].copy(), py[:used].copy()
 
 
@@ -631,22 +610,10 @@ def solve_plan(
     entering_ptr, entering_edge = _csr(entering)
     entering_src = src[entering_edge]
 
-    # maximal elements (in the reversed graph's order) decide inclusion between tails
-    is_pred = np.zeros((n, n), dtype=bool)
-    for u, v in zip(src, dst):
-        is_pred[u, v] = True  # in the reversed graph v precedes u
-    is_max = np.zeros((len(ideals), n), dtype=bool)
-    for level in ideals.levels():
-        grown = is_max[ideals.parent[level]] & ~is_pred[ideals.added[level]]
-        grown[np.arange(len(grown)), ideals.added[level]] = True
-        is_max[level] = grown
-    max_ptr, max_idx = _csr(is_max)
     cap = M * (1 + MEMORY_TOLERANCE / 2)
     key_all = ideals.accumulate(layers.min_memory[:, None])[:, 0]
-    order = np.argsort(key_all, kind="stable")
-    px, py = _pairs(order, key_all[order], ideals.sizes, cap, member, max_ptr, max_idx)
-    by_x = np.argsort(px, kind="stable")
-    px, py = np.ascontiguousarray(px[by_x]), np.ascontiguousarray(py[by_x])
+    # a tail's least memory can exceed a sub-tail's by rounding only when equal: widen by a hair
+    px, py = _pairs(ideals.bits, key_all, cap * (1 + 1e-12))
     stats["pairs"] = int(len(px))
     prepared = time.perf_counter()
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from rich.table import Table
 
 from pipesim.commands.common import console, positive_int, print_json
+from pipesim.commands.hardware import user_errors
+from pipesim.hardware.clusters import load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.formats import InputError, load_json, write_json
 from pipesim.placement.piper_format import is_piper_format, read_piper_workload
@@ -48,27 +50,51 @@ def _quantity(text: str | None, kind: str, unit: str, field: str) -> float | Non
         raise InputError(None, field, str(exc)) from None
 
 
-def load_planning_workload(args) -> PlanningWorkload:
+def cluster_limits(name: str) -> dict:
+    """K, M, BW and the largest t a homogeneous cluster gives Piper's model.
+
+    Piper's model has one bandwidth from each device to the rest: the network's
+    share per device (the slower of the two links a stage boundary may cross);
+    tensor parallelism stays inside a node (t ≤ devices per node).
+    """
+    with user_errors():
+        cluster = load_cluster(name)
+    if not cluster.homogeneous:
+        raise InputError(None, "--hardware", f"{name} mixes node types; Piper's model needs one device type")
+    node = cluster.nodes[0][0]
+    return {
+        "devices": cluster.device_count,
+        "memory": node.device.memory,
+        "bandwidth": node.network_bandwidth_per_device,
+        "max_tensor_parallel": node.devices,
+    }
+
+
+def load_planning_workload(args) -> tuple[PlanningWorkload, int | None]:
     path = Path(args.workload)
     data = load_json(path)
     if not is_piper_format(data):
         raise InputError(path, "nodes", "pipesim plan reads Piper's format (nodes with TMPCs)")
     workload = read_piper_workload(path, data)
-    return workload.with_limits(
+    limits = cluster_limits(args.hardware) if args.hardware else {}
+    workload = workload.with_limits(
+        devices=limits.get("devices"), memory=limits.get("memory"), bandwidth=limits.get("bandwidth")
+    )
+    workload = workload.with_limits(
         devices=args.devices,
         memory=_quantity(args.memory, BYTES, "GiB", "--memory"),
         bandwidth=_quantity(args.bandwidth, BANDWIDTH, "GiB/s", "--bandwidth"),
         microbatches=args.microbatches,
     )
+    return workload, limits.get("max_tensor_parallel")
 
 
 def run(args) -> int:
-    if args.objective == "flush" or args.hardware:
-        raise InputError(None, "--objective" if args.objective == "flush" else "--hardware",
-                         "cluster planning (--hardware, --objective flush) is not available yet")
+    if args.objective == "flush":
+        raise InputError(None, "--objective", "the flush objective is not available yet")
     if args.devices == 0 or args.microbatches == 0:
         raise InputError(None, "--devices" if args.devices == 0 else "--microbatches", "must be at least 1")
-    workload = load_planning_workload(args)
+    workload, max_t = load_planning_workload(args)
     if args.evaluate:
         plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
     else:
@@ -77,6 +103,7 @@ def run(args) -> int:
             data_parallel=not args.no_data_parallel,
             tensor_parallel=not args.no_tensor_parallel,
             recompute=not args.no_recompute,
+            max_tensor_parallel=max_t,
         )
     if args.output:
         write_json(args.output, plan.to_dict())

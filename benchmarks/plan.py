@@ -95,7 +95,7 @@ def run_piper(binary: str, path: Path, K: int, memory: float, N: int, timeout: f
     try:
         proc = subprocess.run(
             [binary, str(path), str(K), f"{memory:g}", f"{BANDWIDTH_GIBPS:g}", str(N)],
-            capture_output=True, text=True, timeout=timeout,
+            check=False, capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return {"error": f"> {timeout:.0f} s"}
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, K, M, N, quoted in cases:
         path = args.inputs / f"{name}.json"
         proc = subprocess.run([sys.executable, "-m", "benchmarks.plan", "--one", str(path), str(K), str(M), str(N)],
-                              capture_output=True, text=True, cwd=root)
+                              check=False, capture_output=True, text=True, cwd=root)
         if proc.returncode != 0:
             print(f"{name} K={K}: failed: {proc.stderr.strip().splitlines()[-1:]}")
             continue

@@ -22,8 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from pipesim.hardware.catalog import PRESETS, _check_fields, _link, _mapping, builtin_catalog
+from pipesim.hardware.catalog import (
+    PRESETS,
+    _check_fields,
+    _link,
+    _mapping,
+    builtin_catalog,
+)
 from pipesim.hardware.devices import ACCELERATOR_KIND, Device, Link
 from pipesim.hardware.units import HardwareError
 

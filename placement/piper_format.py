@@ -21,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-
-from pipesim.errors import InputError
 from pipesim.placement.formats import _Reader, load_json
-from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+from pipesim.placement.plan_workload import (
+    Configuration,
+    Layer,
+    LayerEdge,
+    PlanningWorkload,
+)
 
 __all__ = ["is_piper_format", "read_piper_workload"]
 

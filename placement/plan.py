@@ -44,12 +44,12 @@ from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
-
-from pipesim.errors import InputError, InternalError
 from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
 from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
 from pipesim.placement.plan_workload import Configuration, PlanningWorkload
+
+from pipesim.errors import InputError, InternalError
 
 __all__ = ["solve_plan"]
 
@@ -227,7 +227,7 @@ def _cover(cost, save, need, node_limit):  # pragma: no cover - compiled
     R[0] = need
     level = 0
     g0 = border[0]
-    kk[0] = min(gstart[g0 + 1] - gstart[g0], int(math.ceil(need / gsave[g0]))) + 1
+    kk[0] = min(gstart[g0 + 1] - gstart[g0], math.ceil(need / gsave[g0])) + 1
     nodes = 0
     exact = True
     while level >= 0:
@@ -269,7 +269,7 @@ def _cover(cost, save, need, node_limit):  # pragma: no cover - compiled
         R[level] = r_new
         C[level] = c_new
         g = border[level]
-        kk[level] = min(gstart[g + 1] - gstart[g], int(math.ceil(r_new / gsave[g]))) + 1
+        kk[level] = min(gstart[g + 1] - gstart[g], math.ceil(r_new / gsave[g])) + 1
     for k in range(G):
         g = border[k]
         for m in range(best_k[k]):
@@ -305,7 +305,7 @@ def _last_fitting(a, b, cap, lo, hi):  # pragma: no cover - compiled
     """Largest y in [lo, hi] with a·y + b ≤ cap (lo - 1 if none)."""
     if a <= 0:
         return hi if lo * a + b <= cap else lo - 1
-    y = int(math.floor((cap - b) / a))
+    y = math.floor((cap - b) / a)
     y = min(max(y, lo - 1), hi)
     while y >= lo and y * a + b > cap:
         y -= 1
@@ -327,7 +327,7 @@ def _devices_needed(work, tau):  # pragma: no cover - compiled
         return 0
     if math.isinf(tau):
         return 1
-    return int(math.ceil(work / tau * (1 - 1e-12)))
+    return math.ceil(work / tau * (1 - 1e-12))
 
 
 @numba.njit(cache=True)
@@ -459,8 +459,7 @@ def _run(tau, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT, entering_pt
                     if c < f[x, s] or (c == f[x, s] and bottleneck < g[x, s]):
                         f[x, s] = c
                         g[x, s] = bottleneck
-                        if c < fmin[x]:
-                            fmin[x] = c
+                        fmin[x] = min(fmin[x], c)
                         if record:
                             ch[x, s, 0] = p
                             ch[x, s, 1] = ti
@@ -614,7 +613,7 @@ def solve_plan(
     key_all = ideals.accumulate(layers.min_memory[:, None])[:, 0]
     # a tail's least memory can exceed a sub-tail's by rounding only when equal: widen by a hair
     px, py = _pairs(ideals.bits, key_all, cap * (1 + 1e-12))
-    stats["pairs"] = int(len(px))
+    stats["pairs"] = len(px)
     prepared = time.perf_counter()
 
     work_node = np.where(layers.supported, layers.time * layers.degrees[None, :], np.inf).min(axis=1)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["INFEASIBLE", "FEASIBLE", "OPTIMAL", "Plan", "PlanStage"]
+__all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "Plan", "PlanStage"]
 
 OPTIMAL = "optimal"
 FEASIBLE = "feasible"
@@ -75,7 +75,7 @@ class PlanStage:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PlanStage":
+    def from_dict(cls, data: Mapping[str, Any]) -> PlanStage:
         """The stage's choices from :meth:`to_dict` output (the numbers are recomputed on evaluation)."""
         return cls(
             nodes=tuple(int(v) for v in data["nodes"]),
@@ -134,7 +134,7 @@ class Plan:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         """The plan's choices from :meth:`to_dict` output (evaluate it to get its numbers)."""
         return cls(
             status=str(data.get("status", FEASIBLE)),

@@ -90,11 +90,11 @@ class PlanningWorkload:
         memory: float | None = None,
         bandwidth: float | None = None,
         microbatches: int | None = None,
-    ) -> "PlanningWorkload":
+    ) -> PlanningWorkload:
         """A copy with some of K, M, BW, N replaced (``None`` keeps the file's)."""
         changes = {
             key: value
-            for key, value in dict(devices=devices, memory=memory, bandwidth=bandwidth, microbatches=microbatches).items()
+            for key, value in {"devices": devices, "memory": memory, "bandwidth": bandwidth, "microbatches": microbatches}.items()
             if value is not None
         }
         return replace(self, **changes)

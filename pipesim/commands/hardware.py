@@ -246,7 +246,8 @@ def _defines_clusters(path: str) -> bool:
     import yaml
 
     try:
-        data = yaml.safe_load(open(path))
+        with open(path) as f:
+            data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError):
         return False
     return isinstance(data, dict) and "clusters" in data

@@ -1,7 +1,6 @@
 """Cluster presets: nodes x devices, fabric and network with sources; heterogeneous clusters; errors."""
 
 import pytest
-
 from pipesim.hardware.clusters import cluster_names, load_cluster
 from pipesim.hardware.units import HardwareError
 

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from pipesim.errors import InputError
 from pipesim.placement.devices import paper_devices
 from pipesim.placement.dp import solve_dp
 from pipesim.placement.graph import Edge, Graph, Node
@@ -19,8 +17,15 @@ from pipesim.placement.piper_format import is_piper_format, read_piper_workload
 from pipesim.placement.plan import _cover, solve_plan
 from pipesim.placement.plan_evaluate import evaluate_plan
 from pipesim.placement.plan_result import Plan, PlanStage
-from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+from pipesim.placement.plan_workload import (
+    Configuration,
+    Layer,
+    LayerEdge,
+    PlanningWorkload,
+)
 from pipesim.placement.workload import Workload
+
+from pipesim.errors import InputError
 from tests.strategies import SHARED
 
 PIPER = SHARED.parent / "piper"
@@ -193,7 +198,7 @@ def _brute_force(w: PlanningWorkload) -> float:
     best = math.inf
     for cuts in itertools.product([False, True], repeat=n - 1):
         bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [n]
-        spans = [tuple(range(a, b)) for a, b in zip(bounds, bounds[1:])]
+        spans = [tuple(range(a, b)) for a, b in itertools.pairwise(bounds)]
         choices = [(t, d) for t in (1, 2) for d in range(1, w.microbatches + 1) if w.microbatches % d == 0]
         for degrees in itertools.product(choices, repeat=len(spans)):
             for configs in itertools.product(["vanilla", "activation recomp"], repeat=n):

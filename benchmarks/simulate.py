@@ -26,8 +26,8 @@ from pathlib import Path
 
 from pipesim.placement.dp import solve_dp
 from pipesim.placement.formats import read_paper_workload
-from pipesim.simulate import simulate
-from pipesim.simulate.program import build_program
+from pipesim.simulation import simulate
+from pipesim.simulation.program import build_program
 
 DEFAULT_WORKLOADS = Path(__file__).resolve().parents[2] / "shared" / "workloads" / "paper" / "throughput" / "LayerGraphs"
 FAST = ["bert24_inference", "bert24_training", "gnmt_inference", "gnmt_training", "resnet50_inference", "resnet50_training"]

@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import re
 
-from pipesim.errors import HardwareError, UnitError
+from pipesim.errors import HardwareError, InternalError, UnitError
 
-__all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_quantity", "parse"]
+__all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_bytes", "format_quantity",
+           "parse"]
 
 BYTES, BANDWIDTH, FLOPS, TIME = "bytes", "bandwidth", "flops", "time"
 KINDS = (BYTES, BANDWIDTH, FLOPS, TIME)
@@ -62,7 +63,7 @@ def _unit(unit: str) -> tuple[str, float]:
 def parse(value: object, kind: str, field: str = "") -> float:
     """``value`` (``"80GB"``, ``"2ms"``, ``12.5`` …) in base units of ``kind``."""
     if kind not in KINDS:
-        raise ValueError(f"unknown quantity kind {kind!r}")
+        raise InternalError(f"unknown quantity kind {kind!r}")
     if isinstance(value, bool):
         raise UnitError(field, f"must be a {kind} quantity, got {value!r}")
     if isinstance(value, (int, float)):
@@ -89,6 +90,21 @@ def parse(value: object, kind: str, field: str = "") -> float:
 
 _EXAMPLE = {BYTES: '"80GB"', BANDWIDTH: '"900GB/s"', FLOPS: '"312TFLOPS"', TIME: '"2ms"'}
 _SUFFIX = {BYTES: "B", BANDWIDTH: "B/s", FLOPS: "FLOPS", TIME: "s"}
+
+
+def format_bytes(value: float) -> str:
+    """Bytes in binary units, as the tables and messages show memory.
+
+    >>> format_bytes(3 * 2**30), format_bytes(1536), format_bytes(float("inf"))
+    ('3 GiB', '1.5 KiB', 'unlimited')
+    """
+    if math.isinf(value):
+        return "unlimited"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.4g} {unit}"
+        value /= 1024
+    return str(value)
 
 
 def format_quantity(value: float, kind: str) -> str:

@@ -7,8 +7,10 @@ An edit names a device class and says what changes::
 * ``speed`` scales peak FLOP/s *and* memory bandwidth (every kernel gets
   ``speed`` times faster); ``compute`` scales only the FLOP/s,
   ``memory_bandwidth`` only the memory bandwidth;
-* ``link`` scales the bandwidth of the class's links (host and peer);
-* ``memory`` scales the memory capacity;
+* ``link`` scales the bandwidth of the class's links (host and peer), or
+  with a bandwidth (``link=25GB/s``) sets it;
+* ``memory`` scales the memory capacity, or with a size (``memory=16GiB``)
+  sets it;
 * ``count`` sets the number of devices; ``device`` swaps in another device
   preset (applied before the scale factors).
 
@@ -27,7 +29,7 @@ from typing import Any
 
 from pipesim.hardware.catalog import Catalog, builtin_catalog
 from pipesim.hardware.devices import Link, System
-from pipesim.hardware.units import HardwareError
+from pipesim.hardware.units import BANDWIDTH, BYTES, HardwareError, parse
 
 __all__ = ["ClassEdit", "apply_edits", "parse_assignments", "parse_edits"]
 
@@ -43,6 +45,9 @@ class ClassEdit:
     memory: float = 1.0
     count: int | None = None
     device: str | None = None
+    #: absolute values, from ``memory=16GiB`` / ``link=25GB/s`` (the factors then stay 1)
+    memory_size: float | None = None
+    link_bandwidth: float | None = None
 
     def __post_init__(self) -> None:
         for name in _FACTORS:
@@ -63,11 +68,28 @@ def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
         unknown = sorted(set(entry) - known)
         if unknown:
             raise HardwareError(f"what-if.{cls}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})")
+        entry = dict(entry)
+        for name, kind, absolute in (("memory", BYTES, "memory_size"), ("link", BANDWIDTH, "link_bandwidth")):
+            value = entry.get(name)
+            if isinstance(value, str) and not _is_number(value):  # a quantity with a unit: set, not scale
+                quantity = parse(value, kind, f"what-if.{cls}.{name}")
+                if not quantity > 0:
+                    raise HardwareError(f"what-if.{cls}.{name}", f"must be positive, got {value!r}")
+                entry[absolute] = quantity
+                del entry[name]
         try:
             edits[str(cls)] = ClassEdit(**entry)
         except HardwareError as exc:
             raise HardwareError(f"what-if.{cls}.{exc.field}", exc.problem) from None
     return edits
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _value(text: str) -> Any:
@@ -92,8 +114,10 @@ def parse_assignments(texts: Iterable[str]) -> dict[str, ClassEdit]:
     return parse_edits(data)
 
 
-def _scaled_link(link: Link | None, factor: float) -> Link | None:
-    return None if link is None or factor == 1 else replace(link, bandwidth=link.bandwidth * factor)
+def _scaled_link(link: Link | None, factor: float, bandwidth: float | None = None) -> Link | None:
+    if link is None or (factor == 1 and bandwidth is None):
+        return None
+    return replace(link, bandwidth=bandwidth if bandwidth is not None else link.bandwidth * factor)
 
 
 def apply_edits(system: System, edits: Mapping[str, ClassEdit], catalog: Catalog | None = None) -> System:
@@ -112,15 +136,15 @@ def apply_edits(system: System, edits: Mapping[str, ClassEdit], catalog: Catalog
             device,
             peak_flops={t: r * edit.speed * edit.compute for t, r in device.peak_flops.items()},
             memory_bandwidth=device.memory_bandwidth * edit.speed * edit.memory_bandwidth,
-            memory=device.memory * edit.memory,
+            memory=edit.memory_size if edit.memory_size is not None else device.memory * edit.memory,
         )
         groups.append(
             replace(
                 group,
                 device=device,
                 count=group.count if edit.count is None else edit.count,
-                host_link=_scaled_link(group.host_link, edit.link) or group.host_link,
-                peer_link=_scaled_link(group.peer_link, edit.link) or group.peer_link,
+                host_link=_scaled_link(group.host_link, edit.link, edit.link_bandwidth) or group.host_link,
+                peer_link=_scaled_link(group.peer_link, edit.link, edit.link_bandwidth) or group.peer_link,
             )
         )
     return replace(system, groups=tuple(groups))

@@ -1,3 +1,70 @@
-"""pipesim: place DNN operator graphs on device pipelines and simulate them."""
+"""pipesim: place DNN operator graphs on device pipelines, prove the placement, simulate it.
 
-__version__ = "0.1.0"
+One namespace, SimPy-style: the whole Python API is importable from here, and
+each function takes the workload first.
+
+>>> import pipesim
+>>> sorted(pipesim.METHODS)
+['dp', 'expert', 'ip', 'ip_noncontiguous', 'local_search', 'partitioner', 'pipedream', 'single']
+
+* :func:`load_workload`, :func:`load_split`, :func:`save_split` — files;
+* :func:`evaluate` — the one cost model (per-device loads, ``max_load``);
+* :func:`solve` — every placement method by name (:data:`METHODS`);
+* :func:`latency` — one sample's latency (IP, greedy, or of a split);
+* :func:`simulate` — a discrete-event run of a split under a schedule;
+* :func:`compare` — the paper's table of methods against the optimum;
+* :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
+* :class:`PipesimError` and its subclasses — every error raised on purpose.
+
+Subpackages: :mod:`pipesim.hardware` (devices, links, systems),
+:mod:`pipesim.placement` (graph model, formats, evaluator, solvers),
+:mod:`pipesim.simulation`, :mod:`pipesim.workloads`, :mod:`pipesim.comparison`.
+Names load on first use, so ``import pipesim`` (and the command line) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+#: public name -> module that defines it (imported on first use: PEP 562)
+_LAZY = {
+    **{name: "pipesim.api" for name in (
+        "evaluate", "latency", "load_scenario", "load_split", "load_workload", "run_scenario", "save_split",
+        "simulate", "solve")},
+    **{name: "pipesim.errors" for name in (
+        "GraphError", "HardwareError", "IdealLimitError", "InfeasibleError", "InputError", "InternalError",
+        "MissingExtraError", "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError",
+        "UnitError")},
+    "METHODS": "pipesim.placement.methods",
+    "LATENCY_METHODS": "pipesim.placement.methods",
+    "compare": "pipesim.comparison",
+    "Comparison": "pipesim.comparison",
+    "Workload": "pipesim.placement.workload",
+    "Graph": "pipesim.placement.graph",
+    "Node": "pipesim.placement.graph",
+    "Edge": "pipesim.placement.graph",
+    "Split": "pipesim.placement.split",
+    "SplitEvaluation": "pipesim.placement.evaluate",
+    "PlacementResult": "pipesim.placement.result",
+    "SimulationResult": "pipesim.simulation",
+    "Scenario": "pipesim.scenario",
+    "Outcome": "pipesim.pipeline",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipesim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

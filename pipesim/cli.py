@@ -1,8 +1,10 @@
-"""The ``pipesim`` command line.
+"""The ``pipesim`` command line: a thin layer over the Python API (:mod:`pipesim.api`).
 
-Every subcommand lives in :mod:`pipesim.commands`.  Bad input of any kind
-(a malformed file, an unknown id, an infeasible request) is reported as one
-line naming the file and the problem, with exit code 2 and no traceback.
+Every subcommand lives in :mod:`pipesim.commands` and is imported only when
+it runs, so ``pipesim --version`` and ``pipesim --help`` stay fast.  Any
+:class:`~pipesim.errors.PipesimError` — a malformed file, an unknown id, an
+infeasible request — is reported as one line naming the file and the
+problem, with exit code 2 and no traceback.
 """
 
 from __future__ import annotations
@@ -12,15 +14,7 @@ import importlib
 import sys
 
 from pipesim import __version__
-from pipesim.commands import COMMANDS
-from pipesim.hardware.units import HardwareError
-from pipesim.placement.formats import InputError
-from pipesim.placement.graph import GraphError
-from pipesim.placement.ideals import IdealLimitError
-from pipesim.placement.split import SplitError
-
-#: Errors that mean "the user's input is wrong", not "pipesim is broken".
-USER_ERRORS: tuple[type[Exception], ...] = (InputError, GraphError, SplitError, HardwareError, IdealLimitError)
+from pipesim.commands import COMMANDS, HELP
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,20 +22,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that subcommand's module is imported (the others are listed)."""
     parser = _Parser(prog="pipesim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pipesim {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"pipesim.commands.{name}").register(subparsers)
+        if name == command:
+            importlib.import_module(f"pipesim.commands.{name}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=HELP[name])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    from pipesim.errors import PipesimError
+
+    try:
+        args = build_parser(command).parse_args(argv)
+    except SystemExit as exc:  # usage errors (one line, exit 2), --help and --version (exit 0)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.run(args)
-    except USER_ERRORS as exc:
+    except PipesimError as exc:
         print(f"pipesim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ callers written before the tree existed still works.
     ├── ResourceLimitError  the answer would need more memory or ideals than allowed
     │   └── IdealLimitError more ideals than the limit
     ├── SimulationError     a schedule cannot execute a placement
+    ├── MissingExtraError   an optional part's package is not installed (names the extra)
     └── InternalError       an invariant failed: a bug in pipesim, never the input
 
 This module imports nothing from pipesim, so every layer (hardware,
@@ -28,7 +29,9 @@ placement, the simulator and the command line) can raise these.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 __all__ = [
     "GraphError",
@@ -37,12 +40,14 @@ __all__ = [
     "InfeasibleError",
     "InputError",
     "InternalError",
+    "MissingExtraError",
     "ModelSpecError",
     "PipesimError",
     "ResourceLimitError",
     "SimulationError",
     "SplitError",
     "UnitError",
+    "require_extra",
 ]
 
 
@@ -107,3 +112,25 @@ class SimulationError(PipesimError, RuntimeError):
 
 class InternalError(PipesimError, RuntimeError):
     """An invariant failed: a bug in pipesim (please report it), never a problem of the input."""
+
+
+class MissingExtraError(PipesimError, ImportError):
+    """An optional part needs a package that is not installed; the message names the extra to install."""
+
+
+def require_extra(module: str, extra: str) -> ModuleType:
+    """Import ``module`` of the optional part ``extra``, or raise :class:`MissingExtraError` saying how to get it.
+
+    Examples
+    --------
+    >>> require_extra("json", "core").__name__
+    'json'
+    >>> require_extra("no_such_module_here", "onnx")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.MissingExtraError: no_such_module_here is not installed: pip install 'pipesim[onnx]'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{module} is not installed: pip install 'pipesim[{extra}]'") from None

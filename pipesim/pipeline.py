@@ -8,7 +8,7 @@ latency does that give, and does the simulation agree? — so both call
 Guarantees: the split is scored by the one evaluator (the solver's
 ``evaluation``); the latency is the model's (:func:`pipesim.placement.latency.
 latency_of_split`) for inference graphs, the simulated one otherwise; the
-simulated figures come from :func:`pipesim.simulate.simulate` with the
+simulated figures come from :func:`pipesim.simulation.simulate` with the
 scenario's settings.  Times are in the workloads' unit, milliseconds
 (:data:`pipesim.workloads.lower.TIME_UNIT`); one *pass* of the graph carries
 ``samples_per_pass`` samples (the model's batch), so throughput in samples/s
@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipesim.commands import solve as solve_command
-from pipesim.comparison import METHODS as BASELINE_METHODS
-from pipesim.comparison import Options
-from pipesim.placement.formats import InputError
+from pipesim.errors import InputError, PipesimError
+from pipesim.placement.latency import latency_of_split
+from pipesim.placement.methods import get_method
 from pipesim.placement.result import PlacementResult
 from pipesim.placement.workload import Workload
 from pipesim.scenario import Scenario, load_scenario
-from pipesim.simulate import SimulationError, SimulationResult, simulate
+from pipesim.simulation import SimulationError, SimulationResult, simulate
 from pipesim.workloads.lower import TIME_UNIT
 
 __all__ = ["Outcome", "Step", "execute", "load_for_compare", "no_step", "solve_scenario"]
@@ -59,6 +58,8 @@ class Outcome:
     latency_error: str | None = None
     simulation: SimulationResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # artefacts written (pipesim.artefacts)
+    schedules: list = field(default_factory=list)         # ScheduleRow per compared schedule (simulate.compare_schedules)
 
     def summary(self) -> dict[str, Any]:
         """The headline figures, flat (one sweep row)."""
@@ -82,6 +83,9 @@ class Outcome:
             "bottleneck_load": None,
             "devices_used": None,
             "bubble_fraction": sim.measurements.bubble_fraction if sim else None,
+            "schedule": sim.schedule if sim else None,
+            "predicted_iteration_time": sim.predicted_iteration_time if sim else None,
+            "simulated_iteration_time": sim.simulated_iteration_time if sim else None,
             "mean_utilisation": None,
             "cost_per_hour": None,
             "cost_per_million_samples": None,
@@ -111,6 +115,7 @@ class Outcome:
             "solve": self.result.to_dict(),
             "latency": {"model": self.latency, "error": self.latency_error},
             "simulation": None if self.simulation is None else self.simulation.to_dict(),
+            "schedules": [row.to_dict() for row in self.schedules],
             "seconds": self.seconds,
         }
 
@@ -121,28 +126,21 @@ def _throughput(time_per_pass: float | None, samples_per_pass: int) -> float | N
     return samples_per_pass / (time_per_pass * TIME_UNIT)
 
 
-def solve_scenario(scenario: Scenario, workload: Workload, *, progress: bool = False) -> PlacementResult:
-    """The scenario's solver on ``workload``: ``pipesim solve``'s methods, or a baseline of ``pipesim compare``."""
-    if isinstance(scenario.solve_args, Options):
-        return BASELINE_METHODS[scenario.method](workload, scenario.solve_args)
-    scenario.solve_args.progress = progress
-    return solve_command.METHODS[scenario.method](scenario.solve_args, workload)
+def solve_scenario(scenario: Scenario, workload: Workload, *, progress=None) -> PlacementResult:
+    """The scenario's method on ``workload``, with its options (checked when the scenario was loaded)."""
+    return get_method(scenario.method)(workload, progress=progress, **scenario.options)
 
 
 def _latency(workload: Workload, result: PlacementResult) -> tuple[float | None, str | None]:
     if result.evaluation is None:
         return None, None
     try:
-        from pipesim.placement.latency import latency_of_split
-    except ImportError as exc:  # the latency module is optional
-        return None, str(exc)
-    try:
         return latency_of_split(workload, result.evaluation.split).latency, None
-    except (InputError, ValueError) as exc:
+    except PipesimError as exc:
         return None, str(exc)
 
 
-def execute(scenario: Scenario, *, step: Step = no_step, progress: bool = False) -> Outcome:
+def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outcome:
     """Build, solve, evaluate and (if the scenario asks) simulate; ``step`` reports each long step."""
     seconds: dict[str, float] = {}
 
@@ -168,11 +166,19 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress: bool = False)
                                        lambda: simulate(workload, result.evaluation.split, **settings))
         except SimulationError as exc:
             raise InputError(scenario.source, "simulate", str(exc)) from None
+    if scenario.compare_schedules and result.evaluation is not None:
+        from pipesim.simulation.schedule_comparison import compare_schedules
+
+        devices = sum(1 for d in result.evaluation.devices if d.nodes)
+        m = scenario.simulate.get("minibatch") or 4 * devices
+        outcome.schedules = timed("schedules", f"comparing {len(scenario.compare_schedules)} schedules on {devices} devices",
+                                  lambda: compare_schedules(workload, devices, m, schedules=scenario.compare_schedules,
+                                                            weight_fraction=scenario.simulate.get("weight_fraction"),
+                                                            comm=scenario.simulate["comm"]))
     return outcome
 
 
-def load_for_compare(path: Path) -> tuple[Workload, Options]:
-    """``pipesim compare SCENARIO.yaml``: the scenario's workload, and its baseline options if it has some."""
+def load_for_compare(path: Path) -> tuple[Workload, dict[str, Any]]:
+    """``pipesim compare SCENARIO.yaml``: the scenario's workload, and its method's options."""
     scenario = load_scenario(path)
-    options = scenario.solve_args if isinstance(scenario.solve_args, Options) else Options()
-    return scenario.workload(), options
+    return scenario.workload(), dict(scenario.options)

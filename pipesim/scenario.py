@@ -29,7 +29,7 @@ without ``output.dir`` results go to ``out/<name>`` under the current
 directory.  Validation checks every section and reports **every** problem at
 once, each with its field path (``hardware.devices[1].memory: must be a
 positive size, got "-4GB"``), as one :class:`ScenarioError` (an
-:class:`~pipesim.placement.formats.InputError`: exit code 2).  Quantities take human
+:class:`~pipesim.errors.InputError`: exit code 2).  Quantities take human
 units (``80GB``, ``900GB/s``, ``312TFLOPS``, ``2ms``).  ``--set PATH=VALUE``
 overrides (:func:`set_path`) are applied before validation, so a sweep point
 or a test's small setting is validated like the file itself.
@@ -37,40 +37,51 @@ or a test's small setting is validated like the file itself.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import yaml
 
-from pipesim.commands import solve as solve_command
-from pipesim.commands.common import load_workload
-from pipesim.commands.graph import MODELS, build_model
-from pipesim.comparison import METHODS as BASELINE_METHODS
-from pipesim.comparison import Options
+from pipesim.errors import (
+    GraphError,
+    HardwareError,
+    InputError,
+    ModelSpecError,
+    require_extra,
+)
 from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
 from pipesim.hardware.devices import DeviceGroup, System
-from pipesim.hardware.units import BYTES, TIME, HardwareError, parse
 from pipesim.hardware.whatif import apply_edits, parse_edits
-from pipesim.placement.formats import InputError
-from pipesim.placement.graph import GraphError
+from pipesim.placement.methods import METHODS, get_method
+from pipesim.placement.options import (
+    Bool,
+    Choice,
+    Duration,
+    Field,
+    File,
+    Float,
+    Int,
+    Size,
+    Text,
+)
 from pipesim.placement.workload import Workload
-from pipesim.simulate import COMM_MODES, SCHEDULES
-from pipesim.simulate.schedules import TRAINING_SCHEDULES
+from pipesim.simulation import COMM_MODES, SCHEDULES
+from pipesim.simulation.orders import FLUSHED_SCHEDULES
+from pipesim.simulation.schedules import TRAINING_SCHEDULES
+from pipesim.workloads.io import load_workload
 from pipesim.workloads.lower import lower
-from pipesim.workloads.onnx_import import import_onnx
-from pipesim.workloads.opgraph import ModelSpecError, OpGraph
-from pipesim.workloads.transformer import SIZES
+from pipesim.workloads.models import MODELS, PARAMETERS, build_model
+from pipesim.workloads.opgraph import OpGraph
 from pipesim.workloads.whatif import scale_workload
 
 __all__ = [
     "ARTEFACTS",
+    "SCHEMA",
     "Scenario",
     "ScenarioError",
     "load_scenario",
@@ -81,25 +92,51 @@ __all__ = [
 ]
 
 #: What ``pipesim run`` can write into the output folder.
-ARTEFACTS = ("result", "split", "trace", "gantt", "plots", "report")
-#: Methods of ``pipesim solve`` (argparse options) and the baselines of ``pipesim compare``.
-SOLVE_METHODS = tuple(solve_command.METHODS) + tuple(m for m in BASELINE_METHODS if m not in solve_command.METHODS)
+ARTEFACTS = ("result", "split", "trace", "gantt", "plots", "report", "workload")
 
-_SECTIONS = ("name", "description", "model", "hardware", "solve", "simulate", "output", "sweep")
-_MODEL_KEYS = ("generator", "workload", "onnx", "params", "training", "optimizer")
-_PARAMS = {
-    "transformer": ("size", "layers", "hidden", "heads", "seq", "vocab", "decoder", "batch", "dtype", "granularity"),
-    "gnmt": ("layers", "hidden", "seq", "vocab", "batch", "dtype", "granularity"),
-    "resnet50": ("batch", "image", "dtype", "granularity"),
-    "inceptionv3": ("batch", "image", "dtype", "granularity"),
-    "onnx": ("batch",),
+#: The scenario file, declared: section -> field -> a typed field (checked as declared), or ``None`` for
+#: fields whose meaning depends on others (checked by the section's code: model parameters by
+#: generator, solve options by method, hardware devices by the catalog).
+SCHEMA: dict[str, dict[str, Field | None]] = {
+    "model": {
+        "generator": Choice(MODELS, help="a model generator"),
+        "workload": File(help="a paper or native workload JSON with given times"),
+        "onnx": File(help="an ONNX model"),
+        "params": None,
+        "training": Bool(help="add backward and optimizer-update nodes"),
+        "optimizer": Choice(("adam", "momentum", "sgd"), help="for training"),
+    },
+    "hardware": {
+        "preset": Text(help="a system preset name"),
+        "file": File(help="a system YAML file"),
+        "devices": None,
+        "whatif": None,
+        "prices": None,
+    },
+    "solve": {
+        "method": Choice(tuple(METHODS), help="a placement method"),
+        "time_limit": Duration(help="seconds allowed to methods that take a time limit"),
+        "options": None,
+    },
+    "simulate": {
+        "enabled": Bool(help="simulate the split"),
+        "schedule": Choice(SCHEDULES, help="pipeline schedule"),
+        "microbatches": Int(help="microbatches to run"),
+        "minibatch": Int(help="microbatches per minibatch (flushed schedules)"),
+        "in_flight": Int(help="stream: microbatches in flight"),
+        "comm": Choice(COMM_MODES, help="communication model"),
+        "virtual_stages": Int(help="chunks (virtual stages) per device"),
+        "weight_fraction": Float(minimum=0.0, help="weight-gradient share of each backward (zero-bubble schedules)"),
+        "placement": Choice(("round-robin", "v"), help="how chunks fold onto devices (default: the schedule's)"),
+        "compare_schedules": None,
+    },
+    "output": {"dir": Text(help="output folder"), "artefacts": None},
+    "sweep": {"vary": None},
 }
-_HARDWARE_KEYS = ("preset", "file", "devices", "whatif", "prices")
-_DEVICE_KEYS = ("name", "device", "count", "memory", "host_link", "peer_link")
-_SOLVE_KEYS = ("method", "time_limit", "options")
-_SIMULATE_KEYS = ("enabled", "schedule", "microbatches", "minibatch", "in_flight", "comm")
-_OUTPUT_KEYS = ("dir", "artefacts")
-_BASELINE_OPTIONS = ("expert", "restarts", "seed", "ignore_sources")
+_TOP = ("name", "description", *SCHEMA)
+_DEVICE = {"name": Text(help="class name"), "device": None, "count": Int(minimum=0, help="devices of the class"),
+           "memory": Size(help="memory per device"), "host_link": None, "peer_link": None}
+_ONNX_PARAMS = {"batch": Int(help="value for symbolic input dimensions")}
 
 
 class ScenarioError(InputError):
@@ -170,6 +207,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def read_scenario_data(path: str | Path) -> dict:
+    """The YAML mapping in ``path``; :class:`InputError` naming the file otherwise."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -177,6 +215,10 @@ def read_scenario_data(path: str | Path) -> dict:
         raise InputError(path, None, "no such file") from None
     except IsADirectoryError:
         raise InputError(path, None, "is a directory, not a scenario file") from None
+    except PermissionError:
+        raise InputError(path, None, "cannot be read (permission denied)") from None
+    except UnicodeDecodeError:
+        raise InputError(path, None, "is not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise InputError(path, None, f"not valid YAML ({exc})") from None
     if not isinstance(data, dict):
@@ -200,9 +242,10 @@ class Scenario:
     optimizer: str = "adam"
     samples_per_pass: int = 1                    # the model's batch: samples in one pass of the graph
     method: str = "dp"
-    solve_args: Any = None                       # argparse namespace (dp, ip) or comparison Options (baselines)
+    options: dict[str, Any] = field(default_factory=dict)   # the method's options, checked by the registry
     simulate: dict[str, Any] = field(default_factory=dict)
     simulate_enabled: bool = True
+    compare_schedules: tuple[str, ...] = ()      # flushed schedules to compare on this model (simulate.compare_schedules)
     output_dir: Path = Path("out")
     artefacts: tuple[str, ...] = ARTEFACTS
     prices: dict[str, float] = field(default_factory=dict)
@@ -242,39 +285,29 @@ class _Problems:
             self.add(field if field.startswith(path) else f"{path}.{field}", problem)
         return None
 
+    def fields(self, data: Any, path: str, schema: Mapping[str, Field | None], base: Path | None = None) -> dict:
+        """``data`` checked against ``schema``: unknown keys and bad values recorded; typed values converted.
 
-def _mapping(p: _Problems, data: Any, path: str, keys: Iterable[str]) -> dict:
-    """``data`` as a mapping (empty if absent or wrong), with unknown keys reported."""
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        p.add(path, f"must be a mapping, got {data!r}")
-        return {}
-    keys = tuple(keys)
-    for key in data:
-        if key not in keys:
-            p.add(f"{path}.{key}" if path else str(key), f"unknown field (known: {', '.join(keys)})")
-    return data
-
-
-def _int(p: _Problems, value: Any, path: str, minimum: int = 1) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive" if minimum == 1 else "a non-negative"
-        p.add(path, f"must be {kind} whole number, got {value!r}")
-        return None
-    return value
-
-
-def _positive_size(p: _Problems, value: Any, path: str) -> float | None:
-    try:
-        size = parse(value, BYTES, path)
-    except HardwareError:
-        size = None
-    if size is None or not size > 0:
-        shown = f'"{value}"' if isinstance(value, str) else repr(value)
-        p.add(path, f'must be a positive size, got {shown} (e.g. "80GB")')
-        return None
-    return size
+        Keys whose schema entry is ``None`` are passed through unchecked (the section's code checks them).
+        """
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.add(path, f"must be a mapping, got {data!r}")
+            return {}
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in schema:
+                self.add(where, f"unknown field (known: {', '.join(schema)})")
+            elif value is None or schema[key] is None:
+                out[key] = value
+            else:
+                try:
+                    out[key] = schema[key].convert(value, where, base)
+                except InputError as exc:
+                    self.add(exc.field or where, exc.problem)
+        return out
 
 
 def _one_of(p: _Problems, section: dict, keys: Sequence[str], path: str, required: bool = True) -> str | None:
@@ -286,77 +319,39 @@ def _one_of(p: _Problems, section: dict, keys: Sequence[str], path: str, require
     return given[0] if len(given) == 1 else None
 
 
-def _file(p: _Problems, value: Any, path: str, base: Path) -> Path | None:
-    if not isinstance(value, str) or not value:
-        p.add(path, f"must be a file path, got {value!r}")
-        return None
-    resolved = (base / value).expanduser()
-    if not resolved.is_file():
-        p.add(path, f"no such file: {resolved}")
-        return None
-    return resolved
-
-
 # ------------------------------------------------------------ sections
 def _model(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
-    model = _mapping(p, data, "model", _MODEL_KEYS)
     if data is None:
         p.add("model", "missing (give model.generator, model.workload or model.onnx)")
         return
-    kind = _one_of(p, model, ("generator", "workload", "onnx"), "model")
-    training = model.get("training", False)
-    if not isinstance(training, bool):
-        p.add("model.training", f"must be true or false, got {training!r}")
-        training = False
-    s.training = training
-    optimizer = model.get("optimizer", "adam")
-    if optimizer not in ("adam", "momentum", "sgd"):
-        p.add("model.optimizer", f"must be adam, momentum or sgd, got {optimizer!r}")
-    s.optimizer = optimizer
-    if kind == "generator":  # an unknown generator is reported below, its parameters are not checked
-        known = _PARAMS.get(model["generator"], tuple(model.get("params") or ()))
-    else:
-        known = _PARAMS["onnx"] if kind == "onnx" else ()
-    params = _mapping(p, model.get("params"), "model.params", known)
+    before = len(p.items)
+    model = p.fields(data, "model", SCHEMA["model"], base)
+    kind = _one_of(p, {k: v for k, v in (data.items() if isinstance(data, dict) else ())}, ("generator", "workload", "onnx"), "model")
+    s.training = model.get("training") or False
+    s.optimizer = model.get("optimizer") or "adam"
+    if len(p.items) > before or kind is None:
+        return
     if kind == "workload":
-        path = _file(p, model["workload"], "model.workload", base)
-        if path is not None:
-            s.given = p.check("model.workload", lambda: load_workload(str(path)))
-            if s.given is not None and s.training != s.given.graph.is_training and "training" in model:
+        if "params" in model:
+            p.add("model.params", "a workload file has given times: it takes no parameters")
+        s.given = p.check("model.workload", lambda: load_workload(model["workload"]))
+        if s.given is not None:
+            if "training" in model and s.training != s.given.graph.is_training:
                 p.add("model.training", f"the workload file is {'a training' if s.given.graph.is_training else 'an inference'} graph")
-            if s.given is not None:
-                s.training = s.given.graph.is_training
+            s.training = s.given.graph.is_training
         return
-    batch = params.get("batch", 1)
-    if batch is not None and _int(p, batch, "model.params.batch") is None:
+    schema = _ONNX_PARAMS if kind == "onnx" else PARAMETERS[model["generator"]]
+    params = p.fields(model.get("params"), "model.params", schema)
+    if len(p.items) > before:
         return
-    s.samples_per_pass = batch or 1
+    s.samples_per_pass = params.get("batch") or 1
     if kind == "onnx":
-        path = _file(p, model["onnx"], "model.onnx", base)
-        if path is not None:
-            s.ops = p.check("model.onnx", lambda: import_onnx(path, batch=batch))
-        return
-    if kind == "generator":
-        name = model["generator"]
-        if name not in MODELS:
-            p.add("model.generator", f"unknown generator {name!r} (known: {', '.join(MODELS)})")
-            return
-        for key in ("layers", "hidden", "heads", "seq", "vocab", "image"):
-            if key in params:
-                _int(p, params[key], f"model.params.{key}")
-        if params.get("granularity", "layer") not in ("layer", "operator"):
-            p.add("model.params.granularity", f"must be layer or operator, got {params['granularity']!r}")
-            return
-        if any(k.startswith("model.params") for k, _ in p.items):
-            return
-        args = SimpleNamespace(model=name, **{k: None for k in _PARAMS["transformer"] + ("image",)})
-        args.decoder, args.dtype, args.granularity = False, "fp16", "layer"
-        for key, value in params.items():
-            setattr(args, key, value)
-        if args.size is not None and args.size not in SIZES:
-            p.add("model.params.size", f"unknown size {args.size!r} (known: {', '.join(sorted(SIZES))})")
-            return
-        s.ops = p.check("model.params", lambda: build_model(args))
+        require_extra("onnx", "onnx")
+        from pipesim.workloads.onnx_import import import_onnx
+
+        s.ops = p.check("model.onnx", lambda: import_onnx(model["onnx"], batch=params.get("batch", 1)))
+    else:
+        s.ops = p.check("model.params", lambda: build_model(model["generator"], **params))
 
 
 def _rooted(where: str, prefix: str) -> Callable[[str], str]:
@@ -365,14 +360,15 @@ def _rooted(where: str, prefix: str) -> Callable[[str], str]:
 
 
 def _device_group(p: _Problems, raw: Any, path: str, catalog: Catalog) -> DeviceGroup | None:
-    entry = _mapping(p, raw, path, _DEVICE_KEYS)
+    before = len(p.items)
+    entry = p.fields(raw, path, _DEVICE)
     if not isinstance(raw, dict):
         return None
-    before = len(p.items)
     name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        p.add(f"{path}.name", f"must be a class name, got {name!r}")
-    count = _int(p, entry.get("count"), f"{path}.count", minimum=0)
+    if name is None:
+        p.add(f"{path}.name", "missing (a class name)")
+    if entry.get("count") is None and "count" not in [k.rsplit(".", 1)[-1] for k, _ in p.items[before:]]:
+        p.add(f"{path}.count", "missing (a non-negative whole number)")
     device_ref = entry.get("device")
     device = None
     if device_ref is None:
@@ -383,45 +379,38 @@ def _device_group(p: _Problems, raw: Any, path: str, catalog: Catalog) -> Device
                          rename=_rooted(f"{path}.device", f"devices.{name}"))
     else:
         device = p.check(f"{path}.device", lambda: catalog.device(device_ref, f"{path}.device"))
-    memory = entry.get("memory")
-    if memory is not None:
-        memory = _positive_size(p, memory, f"{path}.memory")
     links = {}
     for key in ("host_link", "peer_link"):
         where = f"{path}.{key}"
         links[key] = p.check(where, lambda: catalog.link(entry.get(key), where), rename=_rooted(where, where))
     if len(p.items) > before or device is None:
         return None
-    if memory is not None:
-        device = replace(device, memory=memory)
-    return p.check(path, lambda: DeviceGroup(name, device, count, links["host_link"], links["peer_link"]),
+    if entry.get("memory") is not None:
+        device = replace(device, memory=entry["memory"])
+    return p.check(path, lambda: DeviceGroup(name, device, entry["count"], links["host_link"], links["peer_link"]),
                    rename=lambda f: f"{path}.{f.rsplit('.', 1)[-1]}")
 
 
 def _hardware(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
-    hw = _mapping(p, data, "hardware", _HARDWARE_KEYS)
-    kind = _one_of(p, hw, ("preset", "file", "devices"), "hardware", required=s.given is None)
+    hw = p.fields(data, "hardware", SCHEMA["hardware"], base)
+    raw = data if isinstance(data, dict) else {}
+    kind = _one_of(p, raw, ("preset", "file", "devices"), "hardware", required=s.given is None)
     if s.given is not None and kind is not None:
         p.add(f"hardware.{kind}", "model.workload has given times: change them with hardware.whatif (speed, link, memory, count)")
         kind = None
     system = None
-    if kind == "preset":
-        if not isinstance(hw["preset"], str):
-            p.add("hardware.preset", f"must be a preset name, got {hw['preset']!r}")
-        else:
-            system = p.check("hardware.preset", lambda: builtin_catalog().system(hw["preset"]),
-                             rename=lambda f: "hardware.preset")
-    elif kind == "file":
-        path = _file(p, hw["file"], "hardware.file", base)
-        if path is not None:
-            system = p.check("hardware.file", lambda: load_system(path), rename=lambda f: f"hardware.file ({f})")
+    if kind == "preset" and hw.get("preset") is not None:
+        system = p.check("hardware.preset", lambda: builtin_catalog().system(hw["preset"]),
+                         rename=lambda f: "hardware.preset")
+    elif kind == "file" and hw.get("file") is not None:
+        system = p.check("hardware.file", lambda: load_system(hw["file"]), rename=lambda f: f"hardware.file ({f})")
     elif kind == "devices":
-        raw = hw["devices"]
-        if not isinstance(raw, list) or not raw:
+        groups_raw = hw["devices"]
+        if not isinstance(groups_raw, list) or not groups_raw:
             p.add("hardware.devices", "must be a non-empty list of device classes")
         else:
             catalog = builtin_catalog()
-            groups = [_device_group(p, entry, f"hardware.devices[{i}]", catalog) for i, entry in enumerate(raw)]
+            groups = [_device_group(p, entry, f"hardware.devices[{i}]", catalog) for i, entry in enumerate(groups_raw)]
             if all(g is not None for g in groups):
                 system = p.check("hardware.devices", lambda: System(s.name, tuple(groups)),
                                  rename=lambda f: "hardware.devices")
@@ -452,108 +441,57 @@ def _hardware(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
                     s.prices[str(cls)] = float(price)
 
 
-class _ArgError(Exception):
-    pass
-
-
-class _RaisingParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise _ArgError(message)
-
-
-def _solve_namespace(method: str, options: Mapping[str, Any], time_limit: float | None) -> argparse.Namespace:
-    """``pipesim solve``'s own options for dp / ip, parsed by its parser (same choices and checks)."""
-    parser = _RaisingParser(add_help=False)
-    solve_command.register(parser.add_subparsers(parser_class=_RaisingParser))
-    argv = ["solve", "-", "--method", method, "--no-progress"]
-    for key, value in options.items():
-        flag = "--" + str(key).replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is not False and value is not None:
-            argv += [flag, str(value)]
-    if time_limit is not None:
-        argv += ["--time-limit", str(time_limit)]
-    return parser.parse_args(argv)
-
-
 def _solve(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
-    solve = _mapping(p, data, "solve", _SOLVE_KEYS)
-    method = str(solve.get("method", "dp")).replace("-", "_")
-    if method not in SOLVE_METHODS:
-        p.add("solve.method", f"unknown method {solve.get('method')!r} (known: {', '.join(SOLVE_METHODS)})")
+    """The method and its options, checked by the one registry (:mod:`pipesim.placement.methods`)."""
+    before = len(p.items)
+    solve = p.fields(data, "solve", SCHEMA["solve"], base)
+    if len(p.items) > before:
         return
-    s.method = method
-    time_limit = solve.get("time_limit")
-    if time_limit is not None:
-        time_limit = p.check("solve.time_limit", lambda: parse(time_limit, TIME, "solve.time_limit"),
-                             rename=lambda f: "solve.time_limit")
-    raw_options = solve.get("options")
-    if method in solve_command.METHODS:
-        options = _mapping(p, raw_options, "solve.options", raw_options if isinstance(raw_options, dict) else ())
-        known = vars(_solve_namespace(method, {}, None))
-        before = len(p.items)
-        for key, value in options.items():
-            if key not in known or key in ("workload", "method", "output", "json", "run", "devices", "progress"):
-                p.add(f"solve.options.{key}", f"not an option of {method} (see pipesim solve --help)")
-                continue
-            try:
-                _solve_namespace(method, {key: value}, None)
-            except (_ArgError, InputError) as exc:
-                p.add(f"solve.options.{key}", str(exc).removeprefix("argument "))
-        if len(p.items) == before:
-            try:
-                s.solve_args = _solve_namespace(method, options, time_limit)
-            except (_ArgError, InputError) as exc:
-                p.add("solve", str(exc))
+    method = get_method(solve.get("method") or "dp")
+    s.method = method.name
+    raw = solve.get("options") or {}
+    if not isinstance(raw, dict):
+        p.add("solve.options", f"must be a mapping of {method.name}'s options, got {raw!r}")
         return
-    options = _mapping(p, raw_options, "solve.options", _BASELINE_OPTIONS)
-    expert = options.get("expert")
-    if expert is not None:
-        expert = _file(p, expert, "solve.options.expert", base)
-    restarts = _int(p, options.get("restarts", 10), "solve.options.restarts")
-    seed = _int(p, options.get("seed", 0), "solve.options.seed", minimum=0)
-    ignore = options.get("ignore_sources", [])
-    if not isinstance(ignore, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in ignore):
-        p.add("solve.options.ignore_sources", f"must be a list of node ids, got {ignore!r}")
-        ignore = []
-    if method == "expert" and expert is None:
-        p.add("solve.options.expert", "the expert method needs a split file")
-    s.solve_args = Options(expert=expert, restarts=restarts or 10, seed=seed or 0, time_limit=time_limit,
-                           ignore_sources=tuple(ignore))
+    options = dict(raw)
+    if solve.get("time_limit") is not None:
+        if "time_limit" not in method.options:
+            p.add("solve.time_limit", f"{method.name} takes no time limit")
+        else:
+            options.setdefault("time_limit", solve["time_limit"])
+    checked, problems = method.problems(options, base=base, prefix="solve.options.")
+    for path, problem in problems:
+        p.add(path, problem)
+    s.options = checked
 
 
 def _simulate(p: _Problems, data: Any, s: Scenario) -> None:
-    sim = _mapping(p, data, "simulate", _SIMULATE_KEYS)
-    enabled = sim.get("enabled", True)
-    if not isinstance(enabled, bool):
-        p.add("simulate.enabled", f"must be true or false, got {enabled!r}")
-    s.simulate_enabled = enabled is not False
+    sim = p.fields(data, "simulate", SCHEMA["simulate"])
+    s.simulate_enabled = sim.get("enabled") is not False
     schedule = sim.get("schedule")
-    if schedule is not None:
-        if schedule not in SCHEDULES:
-            p.add("simulate.schedule", f"unknown schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
-        elif schedule in TRAINING_SCHEDULES and not s.training:
-            p.add("simulate.schedule", f"{schedule} needs a training model (model.training: true); use stream")
-    comm = sim.get("comm", "paper")
-    if comm not in COMM_MODES:
-        p.add("simulate.comm", f"unknown communication mode {comm!r} (known: {', '.join(COMM_MODES)})")
-    for key in ("microbatches", "minibatch", "in_flight"):
-        if sim.get(key) is not None:
-            _int(p, sim[key], f"simulate.{key}")
-    s.simulate = {k: sim.get(k) for k in ("schedule", "microbatches", "minibatch", "in_flight")}
-    s.simulate["comm"] = comm
+    if schedule in TRAINING_SCHEDULES and not s.training:
+        p.add("simulate.schedule", f"{schedule} needs a training model (model.training: true); use stream")
+    if sim.get("weight_fraction") is not None and sim["weight_fraction"] > 1:
+        p.add("simulate.weight_fraction", f"must be between 0 and 1, got {sim['weight_fraction']!r}")
+    s.simulate = {k: sim.get(k) for k in ("schedule", "microbatches", "minibatch", "in_flight", "weight_fraction",
+                                          "placement")}
+    s.simulate["virtual_stages"] = sim.get("virtual_stages") or 1
+    s.simulate["comm"] = sim.get("comm") or "paper"
+    compare = sim.get("compare_schedules")
+    if compare is not None:
+        names = list(FLUSHED_SCHEDULES) if compare == "all" else compare
+        if not isinstance(names, list) or not names or any(n not in FLUSHED_SCHEDULES for n in names):
+            p.add("simulate.compare_schedules", f"must be all or a list drawn from {', '.join(FLUSHED_SCHEDULES)}, got {compare!r}")
+        elif not s.training:
+            p.add("simulate.compare_schedules", "schedules are compared on training models (model.training: true)")
+        else:
+            s.compare_schedules = tuple(names)
 
 
 def _output(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
-    out = _mapping(p, data, "output", _OUTPUT_KEYS)
+    out = p.fields(data, "output", SCHEMA["output"])
     folder = out.get("dir")
-    if folder is None:
-        s.output_dir = Path("out") / s.name
-    elif not isinstance(folder, str) or not folder:
-        p.add("output.dir", f"must be a folder path, got {folder!r}")
-    else:
-        s.output_dir = base / folder
+    s.output_dir = Path("out") / s.name if folder is None else base / folder
     artefacts = out.get("artefacts", list(ARTEFACTS))
     if not isinstance(artefacts, list) or any(a not in ARTEFACTS for a in artefacts):
         p.add("output.artefacts", f"must be a list drawn from {', '.join(ARTEFACTS)}, got {artefacts!r}")
@@ -562,7 +500,7 @@ def _output(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
 
 
 def _sweep(p: _Problems, data: Any, s: Scenario) -> None:
-    sweep = _mapping(p, data, "sweep", ("vary",))
+    sweep = p.fields(data, "sweep", SCHEMA["sweep"])
     vary = sweep.get("vary") or {}
     if not isinstance(vary, dict):
         p.add("sweep.vary", f"must be a mapping PATH: [values], got {vary!r}")
@@ -588,8 +526,8 @@ def scenario_from_data(data: dict, source: str | Path, overrides: Iterable[tuple
     base = source.parent
     p = _Problems()
     for key in data:
-        if key not in _SECTIONS:
-            p.add(str(key), f"unknown section (known: {', '.join(_SECTIONS)})")
+        if key not in _TOP:
+            p.add(str(key), f"unknown section (known: {', '.join(_TOP)})")
     name = data.get("name", source.stem)
     if not isinstance(name, str) or not re.fullmatch(r"[\w.+-]+", name):
         p.add("name", f"must be a short name (letters, digits, - _ . +), got {name!r}")
@@ -606,7 +544,25 @@ def scenario_from_data(data: dict, source: str | Path, overrides: Iterable[tuple
     return s
 
 
-def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
-    """Read, override (``PATH=VALUE`` texts) and validate a scenario file."""
-    return scenario_from_data(read_scenario_data(path), path, [parse_assignment(o) for o in overrides])
+def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] = ()) -> Scenario:
+    """Read, override and validate a scenario file.
 
+    Parameters
+    ----------
+    path : str or Path
+        The scenario (YAML).
+    overrides : iterable
+        ``"PATH=VALUE"`` texts (``"simulate.microbatches=50"``) or
+        ``(path, value)`` pairs, applied before validation.
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        Every problem at once, each with its field path.
+    """
+    pairs = [parse_assignment(o) if isinstance(o, str) else tuple(o) for o in overrides]
+    return scenario_from_data(read_scenario_data(path), path, pairs)

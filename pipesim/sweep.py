@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipesim.placement.formats import InputError
+from pipesim.errors import InputError, require_extra
 
-__all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", "run_sweep"]
+__all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", "run_sweep", "validate_grid"]
 
 #: Summary fields copied into each row (and the CSV's columns after the parameters).
 SUMMARY_FIELDS = (
@@ -212,10 +212,8 @@ def _local(data, source, todo: list[Point], workers: int):
 
 
 def _dask(data, source, todo: list[Point], address: Any):
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise InputError(None, "--dask", "needs dask's distributed package (pip install 'dask[distributed]')") from None
+    distributed = require_extra("distributed", "dask")
+    Client, as_completed = distributed.Client, distributed.as_completed
     try:
         client = address if isinstance(address, Client) else Client(address, timeout="10s")
     except (OSError, TimeoutError) as exc:
@@ -250,11 +248,38 @@ def run_sweep(
     every finished row saved).
     """
     folder = Path(folder)
+    validate_grid(data, source, vary)
     lock = _take_lock(folder)
     try:
         return _run_points(data, source, vary, folder, workers, dask, retry_failed, on_row)
     finally:
         lock.unlink(missing_ok=True)
+
+
+def validate_grid(data: dict, source: str | Path, vary: Mapping[str, Sequence[Any]]) -> None:
+    """Check every value of every varied field before any point runs; one error listing all bad values.
+
+    Each value is validated in a scenario where only its field changes (a
+    bad value is reported once, not once per point it appears in).
+
+    Raises
+    ------
+    ScenarioError
+        Every bad value, as ``sweep.vary.PATH=VALUE: field: problem``.
+    """
+    from pipesim.scenario import ScenarioError, scenario_from_data
+
+    problems: list[tuple[str, str]] = []
+    for path, values in vary.items():
+        for value in values:
+            try:
+                scenario_from_data(data, source, [(path, value)])
+            except ScenarioError as exc:
+                problems += [(f"sweep.vary.{path}={value}: {where}", problem) for where, problem in exc.problems]
+            except InputError as exc:
+                problems.append((f"sweep.vary.{path}={value}", exc.problem))
+    if problems:
+        raise ScenarioError(source, problems)
 
 
 def _run_points(data, source, vary, folder: Path, workers, dask, retry_failed, on_row) -> SweepRun:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from pipesim.errors import GraphError, InputError
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.graph import Graph
 
@@ -105,7 +106,7 @@ def contract(
     extra precedence ``u -> v`` between forward nodes, carrying no data.
     """
     if merge not in MERGE_MODES:
-        raise ValueError(f"merge must be one of {MERGE_MODES}, got {merge!r}")
+        raise InputError(None, "merge", f"must be one of {', '.join(MERGE_MODES)}, got {merge!r}")
     uf = _UnionFind(graph.color_classes)  # union-find over colour classes
     if fuse_layers:
         first_of_layer: dict[int, Hashable] = {}
@@ -119,7 +120,7 @@ def contract(
     order = list(order)
     for u, v in order:
         if graph.nodes[u].is_backward or graph.nodes[v].is_backward:
-            raise ValueError(f"ordering constraint {u} -> {v} must join forward nodes")
+            raise GraphError(f"ordering constraint {u} -> {v} must join forward nodes")
 
     # Step 2's mirrored edges, recorded on original backward nodes so that they
     # follow every later fusion: backward edge ub -> vb gives forward vf -> uf.

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pipesim.errors import InputError
+
 __all__ = ["ACCELERATOR", "CPU", "DeviceClass", "paper_devices"]
 
 #: Names of the paper's two device classes ("FPGA" in its files means any accelerator).
@@ -29,11 +31,11 @@ class DeviceClass:
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("a device class needs a name")
+            raise InputError(None, "devices", "a device class needs a name")
         if not isinstance(self.count, int) or self.count < 0:
-            raise ValueError(f"device class {self.name!r}: count must be a non-negative integer, got {self.count!r}")
+            raise InputError(None, f"devices.{self.name}.count", f"must be a non-negative integer, got {self.count!r}")
         if math.isnan(self.memory) or self.memory < 0:
-            raise ValueError(f"device class {self.name!r}: memory must be non-negative, got {self.memory!r}")
+            raise InputError(None, f"devices.{self.name}.memory", f"must be non-negative, got {self.memory!r}")
 
     def device_names(self) -> list[str]:
         return [f"{self.name}[{i}]" for i in range(self.count)]

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from pipesim.hardware.units import format_bytes
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.graph import Graph
 from pipesim.placement.split import Split, SplitError, complete_split
@@ -149,11 +150,14 @@ def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> Spli
     Raises :class:`~pipesim.placement.split.SplitError` when the split cannot be read
     as a placement (unknown, repeated or unplaceable nodes, unknown class).
     """
-    split = complete_split(graph, split)
     classes = {dc.name: dc for dc in devices}
+    # An empty section for a class the system lacks ("cpus": [] beside a native split) places nothing.
+    split = Split({k: v for k, v in split.assignment.items() if k in classes or any(v)})
     for name in split.assignment:
         if name not in classes:
-            raise SplitError(f"the split uses device class {name!r}, which the system does not have")
+            raise SplitError(f"the split uses device class {name!r}, which the system does not have "
+                             f"(classes: {', '.join(classes)})")
+    split = complete_split(graph, split)
     where = split.device_of()
 
     send: dict[tuple[str, int], float] = defaultdict(float)
@@ -185,7 +189,7 @@ def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> Spli
                 forward += t
             memory += node.memory
         if memory > dc.memory:
-            violations.append(f"{name}[{index}] uses {memory:.6g} bytes of memory, more than its {dc.memory:.6g}")
+            violations.append(f"{name}[{index}] uses {format_bytes(memory)} of memory, more than its {format_bytes(dc.memory)}")
         loads.append(
             DeviceLoad(
                 device_class=name,

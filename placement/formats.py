@@ -51,12 +51,24 @@ def load_json(path: str | Path) -> Any:
         raise InputError(path, None, "no such file") from None
     except IsADirectoryError:
         raise InputError(path, None, "is a directory, not a JSON file") from None
+    except PermissionError:
+        raise InputError(path, None, "cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, None, f"not valid JSON ({exc})") from None
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    """Write ``data`` as JSON to ``path``, creating missing parent folders; :class:`InputError` if it cannot."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, None, "is a directory: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be written ({exc.strerror or exc})") from None
 
 
 class _Reader:
@@ -239,20 +251,27 @@ def read_split(path: str | Path, data: Any = None) -> Split:
     return Split.from_lists(assignment)
 
 
-def split_to_json(evaluation: SplitEvaluation) -> dict:
-    """The split format, with each device's load and the max-load filled in."""
+def split_to_json(split: SplitEvaluation | Split) -> dict:
+    """The split format; from an evaluation, with each device's load and the max-load filled in."""
     sections: dict[str, list] = {}
-    for d in evaluation.devices:
-        sections.setdefault(d.device_class, []).append({"nodes": list(d.nodes), "load": d.load})
-    out: dict[str, Any] = {
-        "fpgas": sections.pop(ACCELERATOR, []),
-        "cpus": sections.pop(CPU, []),
-    }
+    if isinstance(split, SplitEvaluation):
+        for d in split.devices:
+            sections.setdefault(d.device_class, []).append({"nodes": list(d.nodes), "load": d.load})
+    else:
+        for cls, _, nodes in split.devices():
+            sections.setdefault(cls, []).append({"nodes": sorted(nodes)})
+    # A paper-model split always has both of the paper's keys; a split with other classes has them only
+    # for classes it uses (an empty "fpgas": [] would name a class a native workload does not have).
+    paper = set(sections) <= {ACCELERATOR, CPU}
+    out: dict[str, Any] = {key: sections.pop(cls, []) for key, cls in (("fpgas", ACCELERATOR), ("cpus", CPU))
+                           if paper or cls in sections}
     if sections:
         out["devices"] = sections
-    out["maxLoad"] = evaluation.max_load
+    if isinstance(split, SplitEvaluation):
+        out["maxLoad"] = split.max_load
     return out
 
 
-def write_split(path: str | Path, evaluation: SplitEvaluation) -> None:
-    write_json(path, split_to_json(evaluation))
+def write_split(path: str | Path, split: SplitEvaluation | Split) -> None:
+    """Write a split file (with loads when given an evaluation); missing folders are created."""
+    write_json(path, split_to_json(split))

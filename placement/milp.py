@@ -52,6 +52,7 @@ from collections.abc import Hashable
 import networkx as nx
 import pulp
 
+from pipesim.errors import InputError
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.latency import greedy_split
 from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
@@ -325,7 +326,7 @@ def solve_ip(
     solver's bound) or ``infeasible`` (with a message saying why).
     """
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        raise InputError(None, "objective", f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     began = time.perf_counter()
     method = "ip" if contiguous else "ip-noncontiguous"
     if symmetry is None:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pulp
 
+from pipesim.errors import InputError
+
 __all__ = ["DEFAULT_GAP", "DEFAULT_SOLVER", "SOLVERS", "MipOutcome", "run_model", "stop_message"]
 
 #: The backends, fastest first (benchmarks/milp.py measures them; see README).
@@ -265,7 +267,7 @@ def run_model(
 ) -> MipOutcome:
     """Solve ``problem`` (a minimisation) with ``solver``; see the module docstring."""
     if solver not in SOLVERS:
-        raise ValueError(f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+        raise InputError(None, "solver", f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     gap = DEFAULT_GAP if gap is None else gap
     run = _run_highs if solver == "highs" else _run_cbc
     with tempfile.TemporaryDirectory(prefix="pipesim-mip-") as tmp:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.formats import split_to_json
+from pipesim.placement.split import Split
 
 __all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "TIME_LIMIT", "PlacementResult", "SolverResult"]
 
@@ -77,6 +78,11 @@ class PlacementResult(SolverResult):
     @property
     def max_load(self) -> float:
         return self.evaluation.max_load if self.evaluation is not None else math.inf
+
+    @property
+    def split(self) -> Split | None:
+        """The split found (``None`` when none was)."""
+        return self.evaluation.split if self.evaluation is not None else None
 
     @property
     def objective(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipesim.errors import InputError
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.graph import Graph
 
@@ -23,14 +24,15 @@ class Workload:
         for dc in self.devices:
             if dc.name == name:
                 return dc
-        raise KeyError(f"no device class named {name!r}")
+        raise InputError(self.source, "devices", f"no device class named {name!r} (classes: {', '.join(dc.name for dc in self.devices)})")
 
     def with_devices(self, **changes: dict) -> "Workload":
         """A copy with some classes changed: ``with_devices(cpu={"count": 2})``."""
         devices = tuple(replace(dc, **changes[dc.name]) if dc.name in changes else dc for dc in self.devices)
         unknown = set(changes) - {dc.name for dc in self.devices}
         if unknown:
-            raise KeyError(f"no device class named {sorted(unknown)[0]!r}")
+            known = ", ".join(dc.name for dc in self.devices)
+            raise InputError(self.source, "devices", f"no device class named {sorted(unknown)[0]!r} (classes: {known})")
         return replace(self, devices=devices)
 
     @property

@@ -1,7 +1,23 @@
 """One module per ``pipesim`` subcommand; each exposes ``register(subparsers)``.
 
 A command's ``run(args)`` returns the process exit code.  Adding a command is
-adding a module here and its name to :data:`COMMANDS`.
+adding a module here and its name and one-line help to :data:`HELP` (the
+help is shown without importing the module, which keeps start-up fast).
 """
 
-COMMANDS = ["info", "evaluate", "solve", "hardware", "graph", "latency", "simulate", "compare", "run", "sweep", "plan"]
+#: command -> one-line help, in the order ``pipesim --help`` lists them
+HELP = {
+    "info": "print a workload's vital statistics",
+    "evaluate": "per-device loads and max-load of a split",
+    "solve": "find the split with the least max-load",
+    "latency": "latency of one sample: latency IP, greedy, or of a given split",
+    "simulate": "simulate a split on a stream of microbatches",
+    "compare": "every method on one workload: max-load, ratio to the optimum, time",
+    "run": "run a scenario file: build, solve, simulate, report",
+    "sweep": "run a scenario over a grid of what-if values",
+    "graph": "generate or import workload graphs for a hardware system",
+    "hardware": "list and show hardware presets",
+    "schedule": "show, export and compare pipeline schedules (F/B/I/W orders per rank)",
+    "plan": "best hybrid-parallel plan (pipeline x data x tensor) under memory",
+}
+COMMANDS = list(HELP)

@@ -1,112 +1,77 @@
 """``pipesim compare WORKLOAD.json|SCENARIO.yaml [--methods ...] [--latency] [--json|--csv]``: the paper's table.
 
-One row per method (DP, PipeDream-style, local search, METIS partitioner,
-single accelerator, expert split, and the IPs on request): max-load, ratio to
-the DP's optimum, devices used, contiguous or not, solve time.  ``--latency``
-adds the latency table (latency IP, greedy, and the latency of every
-throughput split).  The table logic is :mod:`pipesim.comparison`.
-
-Inputs are loaded through :data:`LOADERS` (file suffix -> loader returning
-the workload and the comparison options it implies): paper JSON, and
-scenario files (:mod:`pipesim.scenario`; their ``solve.options`` of a
-baseline, e.g. ``expert`` or ``restarts``, apply unless given on the
-command line).
+One row per method of the registry (DP, PipeDream-style, local search, METIS
+partitioner, single accelerator, the expert split given with ``--split``, and
+the IPs on request): max-load, ratio to the DP's optimum, devices used,
+contiguous or not, solve time.  ``--latency`` adds the latency table (latency
+IP, greedy, and the latency of every throughput split).  Method options have
+the same flags as in ``pipesim solve``; a scenario file's ``solve.options``
+apply unless given on the command line.  The table logic is
+:mod:`pipesim.comparison`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-from pipesim.commands.common import console, load_workload, positive_int, print_json
+from pipesim.commands.common import (
+    add_method_options,
+    arg,
+    console,
+    load_workload,
+    print_json,
+)
 from pipesim.comparison import (
     DEFAULT_METHODS,
     LATENCY,
     MAX_LOAD,
-    METHODS,
-    Options,
     compare,
     comparison_table,
     rows_to_csv,
 )
-from pipesim.placement.formats import InputError
-from pipesim.placement.workload import Workload
+from pipesim.errors import InputError
+from pipesim.placement.methods import METHODS, get_method
+from pipesim.placement.options import Duration
 
-
-def _paper_json(path: Path) -> tuple[Workload, Options]:
-    return load_workload(str(path)), Options()
-
-
-def _scenario(path: Path) -> tuple[Workload, Options]:
-    from pipesim.pipeline import (
-        load_for_compare,  # scenario files (pipesim run's format)
-    )
-
-    return load_for_compare(path)
-
-
-#: file suffix -> loader of (workload, options).
-LOADERS: dict[str, Callable[[Path], tuple[Workload, Options]]] = {".json": _paper_json, ".yaml": _scenario, ".yml": _scenario}
+SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 
 def _methods(text: str) -> list[str]:
-    names = [m.strip().replace("-", "_") for m in text.split(",") if m.strip()]
-    for name in names:
-        if name not in METHODS:
-            raise InputError(None, "--methods", f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    return names
-
-
-def _ids(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InputError(None, "--pipedream-ignore", f"expected comma-separated node ids, got {text!r}") from None
+        return [get_method(m.strip()).name for m in text.split(",") if m.strip()]
+    except InputError as exc:
+        raise InputError(None, "--methods", exc.problem) from None
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("compare", help="every method on one workload: max-load, ratio to the optimum, time")
-    p.add_argument("workload", help="workload file (paper JSON) or scenario file (YAML)")
+    p.add_argument("workload", help="workload file (paper or native JSON) or scenario file (YAML)")
     p.add_argument("--methods", default=None, metavar="M1,M2",
                    help=f"methods to run (default: {','.join(DEFAULT_METHODS)}; all: {','.join(METHODS)})")
-    p.add_argument("--expert", metavar="SPLIT.json", help="a split file to score as the 'expert' row")
-    p.add_argument("--restarts", type=positive_int, default=None, help="local-search restarts (default 10)")
-    p.add_argument("--seed", type=positive_int, default=None, help="seed of local search and partitioner (default 0)")
-    p.add_argument("--time-limit", type=float, default=None, metavar="S",
-                   help="seconds allowed to each IP and to the local search")
-    p.add_argument("--method-timeout", type=float, default=None, metavar="S",
+    p.add_argument("--method-timeout", type=arg(Duration(), "--method-timeout"), default=None, metavar="S",
                    help="abandon any method still running after S seconds (its row says so)")
-    p.add_argument("--pipedream-ignore", default="", metavar="IDS",
-                   help="nodes whose out-edges PipeDream-style fusion ignores (input layers)")
     p.add_argument("--latency", action="store_true", help="also the latency table (inference graphs)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON")
     out.add_argument("--csv", action="store_true", help="print CSV")
+    add_method_options(p, METHODS)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     path = Path(args.workload)
-    loader = LOADERS.get(path.suffix.lower())
-    if loader is None:
-        raise InputError(path, None, f"unsupported input type {path.suffix!r}; expected one of {', '.join(LOADERS)}")
-    workload, options = loader(path)
-    options = replace(
-        options,
-        expert=Path(args.expert) if args.expert else options.expert,
-        restarts=options.restarts if args.restarts is None else args.restarts,
-        seed=options.seed if args.seed is None else args.seed,
-        time_limit=options.time_limit if args.time_limit is None else args.time_limit,
-        method_timeout=args.method_timeout,
-        ignore_sources=_ids(args.pipedream_ignore) or options.ignore_sources,
-    )
-    if args.methods:
-        methods = _methods(args.methods)
+    if path.suffix.lower() in SCENARIO_SUFFIXES:
+        from pipesim.pipeline import load_for_compare
+
+        workload, options = load_for_compare(path)
+    elif path.suffix.lower() == ".json":
+        workload, options = load_workload(path), {}
     else:
-        methods = [m for m in DEFAULT_METHODS if m != "expert" or options.expert is not None]
-    comparison = compare(workload, methods, options, latency=args.latency)
+        raise InputError(path, None, f"unsupported input type {path.suffix!r}; expected .json (workload) or .yaml (scenario)")
+    options.update({k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None})
+    methods = _methods(args.methods) if args.methods else [m for m in DEFAULT_METHODS if m != "expert" or "split" in options]
+    comparison = compare(workload, methods, options, latency=args.latency, method_timeout=args.method_timeout)
     if args.json:
         print_json(comparison.to_dict())
     elif args.csv:

@@ -1,47 +1,53 @@
 """``pipesim graph generate|import|whatif``: workloads from models and hardware.
 
 * ``generate MODEL`` builds a transformer (BERT/GPT), ResNet-50, Inception-v3
-  or GNMT graph for a hardware system (``--hardware``, what-if ``--set``);
+  or GNMT graph for a hardware system (``--hardware``, what-if edits with
+  ``--whatif CLASS.FIELD=VALUE``);
 * ``import MODEL.onnx`` does the same from an ONNX file;
-* ``whatif WORKLOAD.json --set accelerator.speed=2`` rescales a workload
-  whose times are given (paper format).
+* ``whatif WORKLOAD.json --whatif accelerator.speed=2`` rescales a workload
+  whose times are given (paper or native format).
 
 Outputs: ``-o OUT.json`` is paper-format JSON when the system has at most one
 accelerator and one CPU class (so every solver and ``pipesim evaluate`` read
 it), with the native form beside it as ``OUT.native.json``; for other systems
 ``OUT.json`` is the native form (which ``pipesim`` commands also read).
+Missing folders of ``-o`` are created.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipesim.commands.common import console, load_workload, positive_int, print_json
-from pipesim.commands.hardware import system_from_args, user_errors
-from pipesim.hardware.whatif import parse_assignments
+from pipesim.commands.common import arg, console, load_workload, print_json, writable
+from pipesim.errors import require_extra
+from pipesim.hardware.catalog import load_system
+from pipesim.hardware.devices import System
+from pipesim.hardware.whatif import apply_edits, parse_assignments
 from pipesim.placement.devices import ACCELERATOR, CPU
 from pipesim.placement.formats import write_paper_workload
+from pipesim.placement.options import Bool, Int
 from pipesim.workloads.export import write_workload
-from pipesim.workloads.gnmt import GNMTConfig, gnmt
-from pipesim.workloads.inception import inception_v3
 from pipesim.workloads.lower import lower
+from pipesim.workloads.models import MODELS, PARAMETERS, build_model
 from pipesim.workloads.native import write_native_workload
-from pipesim.workloads.onnx_import import import_onnx
 from pipesim.workloads.opgraph import OpGraph
-from pipesim.workloads.resnet import resnet50
-from pipesim.workloads.transformer import SIZES, TransformerConfig, transformer
 from pipesim.workloads.whatif import scale_workload
 
-MODELS = ("transformer", "resnet50", "inceptionv3", "gnmt")
+WHATIF_HELP = "what-if edit CLASS.FIELD=VALUE (repeatable), e.g. a100.speed=2, cpu.count=4, v100.device=h100-sxm"
+
+
+def system_from_args(name: str, assignments: list[str] | None) -> System:
+    """The system preset or YAML file ``name`` with what-if edits applied."""
+    system = load_system(name)
+    return apply_edits(system, parse_assignments(assignments)) if assignments else system
 
 
 def _hardware_options(p) -> None:
     p.add_argument("--hardware", default="a100x8", help="system preset name or YAML file (default: a100x8)")
-    p.add_argument("--set", action="append", metavar="CLASS.FIELD=VALUE",
-                   help="what-if edit of the system, e.g. a100.speed=2, cpu.count=4, v100.device=h100-sxm")
+    p.add_argument("--whatif", action="append", metavar="CLASS.FIELD=VALUE", help=WHATIF_HELP)
     p.add_argument("--training", action="store_true", help="add backward and optimizer-update nodes")
     p.add_argument("--optimizer", default="adam", choices=("adam", "momentum", "sgd"), help="for --training")
-    p.add_argument("-o", "--output", required=True, help="output workload file (.json)")
+    p.add_argument("-o", "--output", required=True, help="output workload file (.json; folders are created)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -51,54 +57,37 @@ def register(subparsers) -> None:
 
     gen = sub.add_parser("generate", help="a model's graph on a hardware system")
     gen.add_argument("model", choices=MODELS)
-    gen.add_argument("--size", choices=sorted(SIZES), help="transformer: a published size (others override it)")
-    gen.add_argument("--layers", type=positive_int, help="transformer/gnmt: number of layers")
-    gen.add_argument("--hidden", type=positive_int, help="transformer/gnmt: hidden width")
-    gen.add_argument("--heads", type=positive_int, help="transformer: attention heads")
-    gen.add_argument("--seq", type=positive_int, help="transformer/gnmt: sequence length")
-    gen.add_argument("--vocab", type=positive_int, help="transformer/gnmt: vocabulary size")
-    gen.add_argument("--decoder", action="store_true", help="transformer: GPT-style decoder (LM head)")
-    gen.add_argument("--batch", type=positive_int, help="samples per batch")
-    gen.add_argument("--image", type=positive_int, help="resnet50/inceptionv3: image side in pixels")
-    gen.add_argument("--dtype", default="fp16", help="data type (fp32, fp16, bf16, ...; default fp16)")
-    gen.add_argument("--granularity", default="layer", choices=("layer", "operator"))
+    seen: dict[str, list[str]] = {}
+    for model, params in PARAMETERS.items():
+        for name in params:
+            seen.setdefault(name, []).append(model)
+    for name, models in seen.items():
+        field = next(PARAMETERS[m][name] for m in models)
+        flag, where = "--" + name, f"{field.help} [{', '.join(models)}]"
+        if isinstance(field, Bool):
+            gen.add_argument(flag, action="store_const", const=True, default=None, help=where)
+        else:
+            gen.add_argument(flag, type=arg(field, name), default=None, metavar=field.metavar, help=where)
     _hardware_options(gen)
     gen.set_defaults(run=run)
 
     imp = sub.add_parser("import", help="an ONNX model's graph on a hardware system")
     imp.add_argument("model", help="ONNX model file")
-    imp.add_argument("--batch", type=positive_int, default=1, help="value for symbolic input dimensions (default 1)")
+    imp.add_argument("--batch", type=arg(Int(), "--batch"), default=1, help="value for symbolic input dimensions (default 1)")
     _hardware_options(imp)
     imp.set_defaults(run=run)
 
     what = sub.add_parser("whatif", help="rescale a workload's given times (speed, link, memory, count)")
     what.add_argument("workload", help="workload file (paper or native JSON)")
-    what.add_argument("--set", action="append", required=True, metavar="CLASS.FIELD=VALUE",
-                      help="e.g. accelerator.speed=2, accelerator.link=0.5, cpu.count=4")
-    what.add_argument("-o", "--output", required=True, help="output workload file (.json)")
+    what.add_argument("--whatif", action="append", required=True, metavar="CLASS.FIELD=VALUE",
+                      help="e.g. accelerator.speed=2, accelerator.link=0.5, cpu.count=4 (repeatable)")
+    what.add_argument("-o", "--output", required=True, help="output workload file (.json; folders are created)")
     what.set_defaults(run=run)
 
 
-def _given(args, **names: str) -> dict:
-    """The options the user gave, renamed to the config's field names."""
-    return {field: getattr(args, opt) for opt, field in names.items() if getattr(args, opt) is not None}
-
-
-def build_model(args) -> OpGraph:
-    if args.model == "transformer":
-        base = SIZES[args.size] if args.size else TransformerConfig()
-        fields = {**vars(base), **_given(args, layers="layers", hidden="hidden", heads="heads", seq="seq",
-                                          vocab="vocab", batch="batch"), "dtype": args.dtype}
-        if args.decoder:
-            fields["decoder"] = True
-        fields["max_positions"] = max(fields["max_positions"], fields["seq"])
-        return transformer(TransformerConfig(**fields), granularity=args.granularity)
-    if args.model == "gnmt":
-        config = GNMTConfig(**_given(args, layers="layers", hidden="hidden", seq="seq", vocab="vocab", batch="batch"),
-                            dtype=args.dtype)
-        return gnmt(config, granularity=args.granularity)
-    build = resnet50 if args.model == "resnet50" else inception_v3
-    return build(args.batch or 1, dtype=args.dtype, granularity=args.granularity, **_given(args, image="image"))
+def _model_params(args) -> dict:
+    """The generator parameters the user gave (flags left unset are omitted)."""
+    return {name: getattr(args, name) for name in PARAMETERS[args.model] if getattr(args, name, None) is not None}
 
 
 def _summary(ops: OpGraph, workload, written: list[Path]) -> dict:
@@ -117,7 +106,8 @@ def _summary(ops: OpGraph, workload, written: list[Path]) -> dict:
 
 
 def _whatif(args) -> int:
-    workload = scale_workload(load_workload(args.workload), parse_assignments(args.set))
+    writable(args.output, "workload")
+    workload = scale_workload(load_workload(args.workload), parse_assignments(args.whatif))
     names = {dc.name for dc in workload.devices}
     if names == {ACCELERATOR, CPU}:
         write_paper_workload(args.output, workload)
@@ -128,13 +118,19 @@ def _whatif(args) -> int:
 
 
 def run(args) -> int:
-    with user_errors():
-        if args.action == "whatif":
-            return _whatif(args)
-        system = system_from_args(args.hardware, args.set)
-        ops = build_model(args) if args.action == "generate" else import_onnx(args.model, batch=args.batch)
-        workload = lower(ops, system, training=args.training, optimizer=args.optimizer)
-        written = write_workload(args.output, workload, system, name=ops.name)
+    if args.action == "whatif":
+        return _whatif(args)
+    writable(args.output, "workload")
+    system = system_from_args(args.hardware, args.whatif)
+    if args.action == "generate":
+        ops = build_model(args.model, **_model_params(args))
+    else:
+        require_extra("onnx", "onnx")
+        from pipesim.workloads.onnx_import import import_onnx
+
+        ops = import_onnx(args.model, batch=args.batch)
+    workload = lower(ops, system, training=args.training, optimizer=args.optimizer)
+    written = write_workload(args.output, workload, system, name=ops.name)
     summary = _summary(ops, workload, written)
     if args.json:
         print_json(summary)

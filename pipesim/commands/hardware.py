@@ -2,18 +2,19 @@
 
 ``list`` prints every cluster, system, device and link preset; ``show NAME``
 prints one cluster, system (or device, or link, or a system YAML file) with
-every figure, optionally after what-if edits (``--set a100.speed=2``, systems only).
+every figure, optionally after what-if edits (``--whatif a100.speed=2``, systems only).
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 from rich.table import Table
 
 from pipesim.commands.common import console, print_json
-from pipesim.hardware.catalog import builtin_catalog, load_system
+from pipesim.commands.graph import system_from_args
+from pipesim.errors import InputError
+from pipesim.hardware.catalog import builtin_catalog
 from pipesim.hardware.clusters import Cluster, builtin_clusters, load_cluster
 from pipesim.hardware.devices import Device, Link, System
 from pipesim.hardware.units import (
@@ -21,39 +22,19 @@ from pipesim.hardware.units import (
     BYTES,
     FLOPS,
     TIME,
-    HardwareError,
     format_quantity,
 )
-from pipesim.hardware.whatif import apply_edits, parse_assignments
-from pipesim.placement.formats import InputError
-from pipesim.workloads.opgraph import ModelSpecError
-
-
-@contextmanager
-def user_errors():
-    """Hardware and model-parameter errors are the user's input errors (one line, exit 2)."""
-    try:
-        yield
-    except HardwareError as exc:
-        raise InputError(None, exc.field, exc.problem) from None
-    except ModelSpecError as exc:
-        raise InputError(None, None, str(exc)) from None
-
-
-def system_from_args(name: str, assignments: list[str] | None) -> System:
-    system = load_system(name)
-    return apply_edits(system, parse_assignments(assignments)) if assignments else system
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("hardware", help="list and show hardware presets")
     sub = p.add_subparsers(dest="action", required=True)
-    lst = sub.add_parser("list", help="every built-in system, device and link")
+    lst = sub.add_parser("list", help="every built-in cluster, system, device and link")
     lst.add_argument("--json", action="store_true", help="print JSON instead of tables")
     lst.set_defaults(run=run)
-    show = sub.add_parser("show", help="one system, device or link with all its figures")
-    show.add_argument("name", help="preset name (system, device or link) or a system YAML file")
-    show.add_argument("--set", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only)")
+    show = sub.add_parser("show", help="one cluster, system, device or link with all its figures")
+    show.add_argument("name", help="preset name (cluster, system, device or link) or a system/cluster YAML file")
+    show.add_argument("--whatif", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only; repeatable)")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(run=run)
 
@@ -209,7 +190,7 @@ def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
     catalog = builtin_catalog()
     if name in builtin_clusters() or (name.endswith((".yaml", ".yml")) and _defines_clusters(name)):
         if assignments:
-            raise InputError(None, "--set", "what-if edits apply to systems, not clusters")
+            raise InputError(None, "--whatif", "what-if edits apply to systems, not clusters")
         cluster = load_cluster(name)
         if as_json:
             print_json(cluster_dict(cluster))
@@ -254,7 +235,6 @@ def _defines_clusters(path: str) -> bool:
 
 
 def run(args) -> int:
-    with user_errors():
-        if args.action == "list":
-            return _list(args.json)
-        return _show(args.name, args.set, args.json)
+    if args.action == "list":
+        return _list(args.json)
+    return _show(args.name, args.whatif, args.json)

@@ -8,7 +8,7 @@ from pipesim.report.tables import workload_info, workload_table
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("info", help="print a workload's vital statistics")
-    p.add_argument("workload", help="workload file (paper JSON format)")
+    p.add_argument("workload", help="workload file (paper or native JSON)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 

@@ -2,40 +2,40 @@
 
 The latency of one sample through an inference graph (SPEC §4 "Latency"):
 by the latency IP (at most ``q`` contiguous pieces per accelerator), by the
-greedy, or of a given split.  With ``--json`` the headline number is the
-top-level ``latency``.
+greedy, or of a given split (:func:`pipesim.api.latency`).  With ``--json``
+the headline number is the top-level ``latency``.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
 from rich.table import Table
 
-from pipesim.commands.common import console, load_workload, positive_int, print_json
-from pipesim.commands.ip_method import mip_options, warm_start_split
-from pipesim.placement.formats import read_split, write_split
-from pipesim.placement.latency import (
-    LatencyResult,
-    latency_of_split,
-    solve_latency_greedy,
-    solve_latency_ip,
+from pipesim.api import latency, load_split
+from pipesim.commands.common import (
+    add_method_options,
+    console,
+    load_workload,
+    method_options,
+    print_json,
+    writable,
 )
-from pipesim.placement.result import FEASIBLE
+from pipesim.placement.formats import write_split
+from pipesim.placement.latency import LatencyResult
+from pipesim.placement.methods import LATENCY_METHODS, get_method
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("latency", help="latency of one sample: latency IP, greedy, or of a given split")
-    p.add_argument("workload", help="workload file (inference graph)")
-    p.add_argument("--method", choices=["ip", "greedy"], default="ip", help="solver (default: ip)")
-    p.add_argument("--q", type=positive_int, default=1, metavar="N", help="pieces per accelerator for the IP (default 1)")
-    p.add_argument("--split", metavar="SPLIT.json", help="score this split instead of solving")
-    p.add_argument("-o", "--output", metavar="SPLIT.json", help="write the split (paper split format)")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("workload", help="workload file (paper or native JSON; an inference graph)")
+    p.add_argument("--method", type=lambda t: get_method(t, LATENCY_METHODS).name, default="ip",
+                   metavar="{" + ",".join(LATENCY_METHODS) + "}", help="solver (default: ip)")
+    p.add_argument("--split", metavar="SPLIT.json", help="score this split (paper split format) instead of solving")
+    p.add_argument("-o", "--output", metavar="SPLIT.json", help="write the split here (paper split format; folders are created)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON (top-level latency)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="do not stream the solver's log")
-    mip_options(p.add_argument_group("ip"))
+    add_method_options(p, LATENCY_METHODS, "latency IP options")
     p.set_defaults(run=run, progress=None)
 
 
@@ -51,20 +51,17 @@ def _pieces_table(result: LatencyResult, title: str) -> Table:
 
 
 def run(args) -> int:
-    if args.progress is None:
-        args.progress = sys.stderr.isatty() and not args.json
+    progress = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
+    method = get_method(args.method, LATENCY_METHODS)
+    options = method_options(args, method)
+    writable(args.output, "split")
     workload = load_workload(args.workload)
     if args.split:
-        began = time.perf_counter()
-        schedule = latency_of_split(workload, read_split(Path(args.split)))
-        result = LatencyResult("split", FEASIBLE, schedule, seconds=time.perf_counter() - began)
-    elif args.method == "greedy":
-        result = solve_latency_greedy(workload)
+        result = latency(workload, split=load_split(args.split, workload), **options)
     else:
-        result = solve_latency_ip(workload, q=args.q, solver=args.solver, time_limit=args.time_limit, gap=args.gap,
-                                  warm_start=warm_start_split(args, workload), progress=args.progress)
+        result = latency(workload, method.name, **options, **({"progress": True} if progress and method.progress else {}))
     if args.output and result.schedule is not None:
-        write_split(Path(args.output), result.schedule.evaluation)
+        write_split(args.output, result.schedule.evaluation)
     if args.json:
         print_json({"workload": workload.name, **result.to_dict()})
         return 0 if result.schedule is not None else 1

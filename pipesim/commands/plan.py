@@ -11,8 +11,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from pipesim.commands.common import console, positive_int, print_json
-from pipesim.commands.hardware import user_errors
+from pipesim.commands.common import console, count, print_json, writable
 from pipesim.hardware.clusters import load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.formats import InputError, load_json, write_json
@@ -26,11 +25,11 @@ from pipesim.placement.plan_workload import PlanningWorkload
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="best hybrid-parallel plan (pipeline x data x tensor) under memory")
     p.add_argument("workload", help="workload file (Piper's JSON format)")
-    p.add_argument("--devices", type=positive_int, metavar="K", help="devices (default: the file's maxDevices)")
+    p.add_argument("--devices", type=count, metavar="K", help="devices (default: the file's maxDevices)")
     p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset (with --objective flush)")
     p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
     p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
-    p.add_argument("--microbatches", type=positive_int, metavar="N", help="microbatches per batch")
+    p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
     p.add_argument("--objective", choices=["piper", "flush"], default="piper", help="what to minimise")
     p.add_argument("--no-data-parallel", action="store_true", help="d = 1 for every stage")
     p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
@@ -57,8 +56,7 @@ def cluster_limits(name: str) -> dict:
     share per device (the slower of the two links a stage boundary may cross);
     tensor parallelism stays inside a node (t ≤ devices per node).
     """
-    with user_errors():
-        cluster = load_cluster(name)
+    cluster = load_cluster(name)
     if not cluster.homogeneous:
         raise InputError(None, "--hardware", f"{name} mixes node types; Piper's model needs one device type")
     node = cluster.nodes[0][0]
@@ -92,8 +90,6 @@ def load_planning_workload(args) -> tuple[PlanningWorkload, int | None]:
 def run(args) -> int:
     if args.objective == "flush":
         raise InputError(None, "--objective", "the flush objective is not available yet")
-    if args.devices == 0 or args.microbatches == 0:
-        raise InputError(None, "--devices" if args.devices == 0 else "--microbatches", "must be at least 1")
     workload, max_t = load_planning_workload(args)
     if args.evaluate:
         plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
@@ -105,8 +101,9 @@ def run(args) -> int:
             recompute=not args.no_recompute,
             max_tensor_parallel=max_t,
         )
-    if args.output:
-        write_json(args.output, plan.to_dict())
+    output = writable(args.output, "plan")
+    if output:
+        write_json(output, plan.to_dict())
     if args.json:
         print_json({"workload": workload.name, **plan.to_dict()})
         return 0

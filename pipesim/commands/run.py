@@ -3,11 +3,11 @@
 Prints one row per device (nodes, compute, communication, memory, load) and a
 summary (predicted beside simulated time-per-pass and throughput, latency,
 bottleneck, bubble, utilisation, cost), and writes into the output folder
-``result.json``, ``split.json`` (paper split format), ``trace.json`` (Chrome
-trace events), ``gantt.png``, ``loads.png`` and, on request, ``report.html``
-(``--report FILE`` or ``output.artefacts``).  Each long step is shown on
-stderr with its duration.  ``--set PATH=VALUE`` overrides any field of the
-scenario (``--set simulate.microbatches=50``).
+what :func:`pipesim.artefacts.write_artefacts` writes (``result.json``,
+``split.json``, ``workload.json``, ``trace.json``, ``gantt.png``,
+``loads.png``, ``report.html``).  Each long step is shown on stderr with its
+duration.  ``--set PATH=VALUE`` overrides any field of the scenario
+(``--set simulate.microbatches=50``).
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from pipesim.artefacts import write_artefacts
 from pipesim.commands.common import console, print_json
-from pipesim.commands.simulate import TRACE_MICROBATCHES
+from pipesim.errors import InputError
 from pipesim.pipeline import Outcome, execute, no_step
-from pipesim.placement.formats import write_json, write_split
-from pipesim.report.pages import run_page, summary_rows
-from pipesim.report.plots import loads_plot
+from pipesim.report.pages import SCHEDULE_COLUMNS, schedule_cells, summary_rows
 from pipesim.report.tables import device_table
 from pipesim.scenario import load_scenario
-from pipesim.simulate.gantt import write_gantt
-from pipesim.simulate.trace import write_trace
 
 progress_console = Console(stderr=True)
 
@@ -39,7 +36,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="run a scenario file: build, solve, simulate, report")
     p.add_argument("scenario", help="scenario file (YAML)")
     add_scenario_options(p)
-    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: the scenario's output.dir)")
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: the scenario's output.dir; created if missing)")
     p.add_argument("--report", metavar="REPORT.html", help="also write a self-contained HTML report here")
     p.add_argument("--json", action="store_true", help="print result.json's content instead of tables")
     p.set_defaults(run=run)
@@ -78,43 +75,14 @@ def summary_table(outcome: Outcome) -> Table:
     return table
 
 
-def write_artefacts(outcome: Outcome, folder: Path, report: Path | None, step) -> dict[str, Path]:
-    """Write what the scenario asks for into ``folder``; the files written, by kind."""
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = set(outcome.scenario.artefacts) | ({"report"} if report else set())
-    ev, sim = outcome.result.evaluation, outcome.simulation
-    files: dict[str, Path] = {}
-    if "result" in wanted:
-        files["result"] = folder / "result.json"
-        write_json(files["result"], outcome.to_dict())
-    if "split" in wanted and ev is not None:
-        files["split"] = folder / "split.json"
-        write_split(files["split"], ev)
-    if sim is not None and "trace" in wanted:
-        files["trace"] = folder / "trace.json"
-        write_trace(sim.run, files["trace"], TRACE_MICROBATCHES)
-    with step("plotting"):
-        if sim is not None and ("gantt" in wanted or "report" in wanted):
-            files["gantt"] = folder / "gantt.png"
-            shown = 2 * sim.minibatch if sim.minibatch else 3 * sim.run.program.stages
-            write_gantt(sim.run, files["gantt"], shown,
-                        title=f"{outcome.scenario.name}: {sim.schedule}, {sim.comm}, first {min(shown, sim.microbatches)} microbatches")
-        if ev is not None and ("plots" in wanted or "report" in wanted):
-            files["loads"] = folder / "loads.png"
-            loads_plot(ev, sim, files["loads"], f"{outcome.scenario.name}: {outcome.result.method} split, load per device")
-    if "report" in wanted:
-        files["report"] = report or folder / "report.html"
-        files["report"].parent.mkdir(parents=True, exist_ok=True)
-        run_page(outcome, files).write(files["report"])
-    return files
-
-
 def run(args) -> int:
     progress = args.progress and not args.json
     step = step_reporter(progress)
     scenario = load_scenario(args.scenario, args.set)
-    outcome = execute(scenario, step=step, progress=progress and sys.stderr.isatty())
     folder = Path(args.output) if args.output else scenario.output_dir
+    if folder.exists() and not folder.is_dir():
+        raise InputError(folder, None, "is a file: the output must be a folder")
+    outcome = execute(scenario, step=step, progress=progress and sys.stderr.isatty())
     files = write_artefacts(outcome, folder, Path(args.report) if args.report else None, step)
     if args.json:
         print_json({**outcome.to_dict(), "files": {k: str(v) for k, v in files.items()}})
@@ -123,10 +91,18 @@ def run(args) -> int:
     if ev is None:
         console.print(f"[red]{outcome.result.status}[/red]: {outcome.result.message}")
     else:
-        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}"))
+        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph))
         for violation in ev.violations:
             console.print(f"[red]violation:[/red] {violation}")
     console.print(summary_table(outcome))
+    if outcome.schedules:
+        table = Table(title=f"{outcome.scenario.name}: schedules compared (times in ms per iteration)")
+        for header in SCHEDULE_COLUMNS:
+            table.add_column(header, justify="left" if header in ("schedule", "placement") else "right",
+                             no_wrap=header == "schedule")
+        for row in outcome.schedules:
+            table.add_row(*schedule_cells(row))
+        console.print(table)
     if outcome.simulation is not None:
         for o in outcome.simulation.measurements.overflows:
             console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")

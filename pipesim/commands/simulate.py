@@ -10,25 +10,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipesim.commands.common import console, load_workload, positive_int, print_json
-from pipesim.placement.formats import InputError, read_split
-from pipesim.simulate import COMM_MODES, SCHEDULES, SimulationError, simulate
-from pipesim.simulate.gantt import write_gantt
-from pipesim.simulate.summary import device_stats_table, summary_table
-from pipesim.simulate.trace import write_trace
-
-#: The trace holds at most this many microbatches (a file of every task of a long run is unwieldy).
-TRACE_MICROBATCHES = 1000
+from pipesim.api import load_split
+from pipesim.commands.common import (
+    arg,
+    console,
+    count,
+    load_workload,
+    print_json,
+    writable,
+)
+from pipesim.errors import InputError, SimulationError
+from pipesim.placement.options import Float
+from pipesim.simulation import COMM_MODES, PLACEMENTS, SCHEDULES, simulate
+from pipesim.simulation.gantt import GANTT_FORMATS, write_gantt
+from pipesim.simulation.summary import device_stats_table, summary_table
+from pipesim.simulation.trace import TRACE_MICROBATCHES, write_trace
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("simulate", help="simulate a split on a stream of microbatches")
-    p.add_argument("workload", help="workload file (paper JSON format)")
-    p.add_argument("split", help="split file (paper split format)")
+    p.add_argument("workload", help="workload file (paper or native JSON)")
+    p.add_argument("split", help="split file (paper split format, as solve -o writes it)")
     p.add_argument("--schedule", choices=SCHEDULES, help="default: stream for inference, 1f1b for training")
-    p.add_argument("--microbatches", type=positive_int, metavar="N", help="microbatches to run (default 20 x stages)")
-    p.add_argument("--minibatch", type=positive_int, metavar="M", help="microbatches per minibatch for gpipe and 1f1b-flush (default 4 x stages)")
-    p.add_argument("--in-flight", type=positive_int, metavar="W", help="stream: at most W microbatches in flight (default depth + 1)")
+    p.add_argument("--microbatches", type=count, metavar="N", help="microbatches to run (default 20 x stages)")
+    p.add_argument("--minibatch", type=count, metavar="M", help="microbatches per iteration of the flushed schedules (default 4 x stages)")
+    p.add_argument("--virtual-stages", type=count, default=1, metavar="V",
+                   help="chunks per device: the split's P·V stages fold onto P devices (interleaved and V schedules)")
+    p.add_argument("--weight-fraction", type=arg(Float(minimum=0.0), "--weight-fraction"), metavar="X",
+                   help="share of each backward that is the weight gradient W (zero-bubble schedules; default 0.5)")
+    p.add_argument("--placement", choices=PLACEMENTS, help="how chunks fold onto devices (default: the schedule's)")
+    p.add_argument("--in-flight", type=count, metavar="W", help="stream: at most W microbatches in flight (default depth + 1)")
     p.add_argument("--comm", choices=COMM_MODES, default="paper", help="paper: transfers block the device (the solver's model); overlap: they run on links")
     p.add_argument("--trace", metavar="RUN.json", help=f"write a Chrome trace-event file of the first {TRACE_MICROBATCHES} microbatches (Perfetto, chrome://tracing)")
     p.add_argument("--gantt", metavar="RUN.png", help="write a Gantt chart of the first microbatches")
@@ -37,8 +48,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    writable(args.trace, "trace")
+    if args.gantt:
+        if Path(args.gantt).suffix.lower() not in GANTT_FORMATS:
+            raise InputError(args.gantt, None, f"unsupported chart format; use one of {', '.join(GANTT_FORMATS)}")
+        writable(args.gantt, "Gantt chart")
     workload = load_workload(args.workload)
-    split = read_split(Path(args.split))
+    split = load_split(args.split, workload)
     try:
         result = simulate(
             workload,
@@ -48,6 +64,9 @@ def run(args) -> int:
             minibatch=args.minibatch,
             in_flight=args.in_flight,
             comm=args.comm,
+            virtual_stages=args.virtual_stages,
+            weight_fraction=args.weight_fraction,
+            placement=args.placement,
         )
     except SimulationError as exc:
         raise InputError(args.split, None, str(exc)) from None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from pipesim.commands.common import console, positive_int, print_json
+from pipesim.commands.common import console, count, print_json
 from pipesim.commands.run import add_scenario_options, progress_console
 from pipesim.placement.formats import InputError
 from pipesim.report.html import fmt
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--vary", action="append", default=[], metavar="PATH=V1,V2,...",
                    help="a field and its values (repeatable: the grid is the product)")
     add_scenario_options(p)
-    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+    p.add_argument("--workers", type=count, default=None, metavar="N",
                    help="local worker processes (default: one per CPU; 1 runs in this process)")
     p.add_argument("--dask", metavar="ADDRESS", help="run points on this Dask scheduler (e.g. tcp://host:8786)")
     p.add_argument("-o", "--output", metavar="DIR", help="sweep folder (default: the scenario's output dir + /sweep)")

@@ -16,9 +16,26 @@ from typing import Any
 
 import yaml
 
+from pipesim.hardware.units import format_bytes
 from pipesim.report.html import Page, fmt
+from pipesim.report.placement import describe_nodes, pipeline_order
 
-__all__ = ["SWEEP_COLUMNS", "run_page", "summary_rows", "sweep_cells", "sweep_page"]
+__all__ = ["SCHEDULE_COLUMNS", "SWEEP_COLUMNS", "run_page", "schedule_cells", "summary_rows", "sweep_cells",
+           "sweep_page"]
+
+#: The schedule comparison's columns (terminal and HTML)
+SCHEDULE_COLUMNS = ["schedule", "chunks", "placement", "iteration (closed form)", "iteration (simulated)", "difference",
+                    "bubble", "peak activations", "peak memory"]
+
+
+def schedule_cells(row) -> list[str]:
+    """One :class:`~pipesim.simulation.schedule_comparison.ScheduleRow` as table cells."""
+    if row.error:
+        return [row.schedule, str(row.virtual_stages), row.placement, row.error, "", "", "", "", ""]
+    diff = "—" if row.difference is None else f"{100 * row.difference:+.2f}%"
+    return [row.schedule, str(row.virtual_stages), row.placement, fmt(row.predicted_iteration_time),
+            fmt(row.simulated_iteration_time), diff, _pct(row.bubble_fraction), format_bytes(row.peak_activation),
+            format_bytes(row.peak_memory)]
 
 
 def _pct(x: float | None) -> str:
@@ -38,6 +55,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
          latency if s["latency_source"] == "simulation" else "—"),
         ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),
         ("devices used", fmt(s["devices_used"]), ""),
+        *([(f"iteration time (ms; {s['schedule']}, closed form vs simulated)", fmt(s["predicted_iteration_time"]),
+            fmt(s["simulated_iteration_time"]))] if s.get("predicted_iteration_time") is not None else []),
         ("bubble fraction", "", _pct(s["bubble_fraction"])),
         ("mean device utilisation", "", _pct(s["mean_utilisation"])),
     ]
@@ -55,18 +74,23 @@ def run_page(outcome, images: dict[str, Path]) -> Page:
     page.table(["", "model", "simulated"], summary_rows(outcome.summary()))
     ev = outcome.result.evaluation
     if ev is not None:
-        page.heading("Devices", "the bottleneck is highlighted; times in ms per pass")
+        page.heading("Devices", "in pipeline order; the bottleneck is highlighted; times in ms per pass")
         bottleneck = ev.bottleneck
         rows, classes = [], []
-        for d in ev.devices:
-            rows.append([d.name, len(d.nodes), d.compute, d.send, d.receive, d.load,
-                         f"{d.memory / 2**30:.3g} / {'∞' if d.capacity == float('inf') else f'{d.capacity / 2**30:.3g}'} GiB",
-                         d.contiguous])
+        graph = outcome.workload.graph
+        for d in pipeline_order(ev):
+            rows.append([d.name, describe_nodes(graph, d.nodes, limit=120), len(d.nodes), d.compute, d.send, d.receive,
+                         d.load, f"{format_bytes(d.memory)} / {format_bytes(d.capacity)}", d.contiguous])
             classes.append("mark" if d is bottleneck and d.load > 0 else "")
-        page.table(["device", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows, classes)
+        page.table(["device", "holds", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows,
+                   classes)
         for v in ev.violations:
             page.text(f"violation: {v}")
     page.image(images.get("loads", Path()), "per-device loads")
+    if outcome.schedules:
+        page.heading("Schedules", "every flushed schedule on this model: one iteration, closed form beside simulation")
+        page.table(SCHEDULE_COLUMNS, [schedule_cells(row) for row in outcome.schedules])
+        page.image(images.get("schedules", Path()), "iteration time, bubble and peak activations per schedule")
     sim = outcome.simulation
     if sim is not None:
         page.heading("Simulation", f"{sim.schedule} schedule, {sim.comm} communication, {sim.microbatches} microbatches")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.placement.evaluate import SplitEvaluation
-from pipesim.simulate import SimulationResult
+from pipesim.simulation import SimulationResult
 
 __all__ = ["loads_plot", "sweep_plot"]
 
@@ -68,41 +68,54 @@ def _label(value: Any) -> str:
 
 
 def sweep_plot(records: Sequence[dict], varied: Sequence[str], path: str | Path, title: str) -> None:
-    """``records``: sweep rows with ``params`` (path -> value), ``status`` and the summary fields."""
+    """Throughput (and cost) against the first varied field: one line per value of the second,
+    one row of panels (small multiples) per combination of the others, so three or more varied
+    fields stay readable.  ``records``: sweep rows with ``params``, ``status`` and the summary fields.
+    """
     plt = _pyplot()
     ok = [r for r in records if r.get("status") == "ok"]
     failed = len(records) - len(ok)
     with_cost = any(r.get("cost_per_million_samples") is not None for r in ok)
-    panels = 2 if with_cost else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.4), squeeze=False)
-    x_param, others = varied[0], list(varied[1:])
+    metrics = [("simulated_throughput", "throughput (samples/s)"), ("cost_per_million_samples", "cost per million samples")]
+    metrics = metrics[: 2 if with_cost else 1]
+    x_param, line_params, facet_params = varied[0], list(varied[1:2]), list(varied[2:])
+
+    def values_of(params: Sequence[str], r: dict) -> tuple:
+        return tuple(_label(r["params"][p]) for p in params)
+
+    # facets, lines and x values in the order the grid gives them (not sorted as text: "16GB/s" < "4GB/s")
+    facets = list(dict.fromkeys(values_of(facet_params, r) for r in records)) or [()]
+    lines = list(dict.fromkeys(values_of(line_params, r) for r in records)) or [()]
     x_values = list(dict.fromkeys(r["params"][x_param] for r in records))
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x_values)
-    # lines in the order the grid gives the values (not sorted as text: "16GB/s" < "4GB/s")
-    groups = list(dict.fromkeys(tuple(_label(r["params"][o]) for o in others) for r in records)) or [()]
-    for panel, (key, ylabel) in enumerate(
-        [("simulated_throughput", "throughput (samples/s)"), ("cost_per_million_samples", "cost per million samples")][:panels]
-    ):
-        ax = axes[0][panel]
-        for group, marker in zip(groups, itertools.cycle("osD^v<>")):  # same marker per line in both panels
-            rows = [r for r in ok if tuple(_label(r["params"][o]) for o in others) == group]
-            points = []
-            for r in rows:
-                y = r.get(key) if r.get(key) is not None else r.get(key.replace("simulated", "predicted"))
-                if y is not None:
-                    x = r["params"][x_param]
-                    points.append((x if numeric else x_values.index(x), y))
-            points.sort()
-            if points:
-                label = ", ".join(f"{o.rsplit('.', 1)[-1]}={g}" for o, g in zip(others, group)) or None
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label)
-        if not numeric:
-            ax.set_xticks(range(len(x_values)), [_label(v) for v in x_values])
-        ax.set_xlabel(x_param)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        if others:
-            ax.legend(fontsize=8)
+    fig, axes = plt.subplots(len(facets), len(metrics), figsize=(6.5 * len(metrics), 3.6 * len(facets) + 0.8),
+                             squeeze=False, sharex=True)
+    for row, facet in enumerate(facets):
+        for column, (key, ylabel) in enumerate(metrics):
+            ax = axes[row][column]
+            for line, marker in zip(lines, itertools.cycle("osD^v<>")):  # same marker per line in every panel
+                points = []
+                for r in ok:
+                    if values_of(facet_params, r) != facet or values_of(line_params, r) != line:
+                        continue
+                    y = r.get(key) if r.get(key) is not None else r.get(key.replace("simulated", "predicted"))
+                    if y is not None:
+                        x = r["params"][x_param]
+                        points.append((x if numeric else x_values.index(x), y))
+                points.sort()
+                if points:
+                    label = ", ".join(f"{p.rsplit('.', 1)[-1]}={v}" for p, v in zip(line_params, line)) or None
+                    ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label)
+            if not numeric:
+                ax.set_xticks(range(len(x_values)), [_label(v) for v in x_values])
+            if row == len(facets) - 1:
+                ax.set_xlabel(x_param)
+            ax.set_ylabel(ylabel)
+            if facet_params:
+                ax.set_title(", ".join(f"{p.rsplit('.', 1)[-1]}={v}" for p, v in zip(facet_params, facet)), fontsize=9)
+            ax.grid(alpha=0.3)
+            if line_params and ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
     note = f"\n({failed} failed point{'s' if failed != 1 else ''} not shown)" if failed else ""
     fig.suptitle(title + note, fontsize=11)
     fig.tight_layout()

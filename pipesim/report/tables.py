@@ -6,8 +6,11 @@ import math
 
 from rich.table import Table
 
+from pipesim.hardware.units import format_bytes
 from pipesim.placement.evaluate import SplitEvaluation
+from pipesim.placement.graph import Graph
 from pipesim.placement.workload import Workload
+from pipesim.report.placement import describe_nodes, pipeline_order
 
 
 def _num(x: float) -> str:
@@ -15,25 +18,27 @@ def _num(x: float) -> str:
 
 
 def _bytes(x: float) -> str:
-    if math.isinf(x):
-        return "∞"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(x) < 1024 or unit == "TiB":
-            return f"{x:.4g} {unit}"
-        x /= 1024
-    return str(x)
+    return "∞" if math.isinf(x) else format_bytes(x)
 
 
-def device_table(evaluation: SplitEvaluation, title: str | None = None) -> Table:
-    """One row per device: nodes, compute, send, receive, load, memory used/capacity."""
+def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: Graph | None = None) -> Table:
+    """One row per device in pipeline order: what it holds, nodes, compute, send, receive, load, memory.
+
+    With ``graph`` the ``holds`` column says which nodes sit there (layer
+    ranges or names, :func:`~pipesim.report.placement.describe_nodes`).
+    """
     table = Table(title=title)
-    for header in ("device", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"):
-        table.add_column(header, justify="left" if header == "device" else "right", no_wrap=True)
+    headers = ("device", *(("holds",) if graph is not None else ()), "nodes", "compute", "send", "receive", "load",
+               "memory", "contiguous")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("device", "holds") else "right",
+                         no_wrap=header != "holds")
     bottleneck = evaluation.bottleneck
-    for d in evaluation.devices:
+    for d in pipeline_order(evaluation):
         style = "bold" if d is bottleneck and d.load > 0 else None
         table.add_row(
             d.name,
+            *((describe_nodes(graph, d.nodes),) if graph is not None else ()),
             str(len(d.nodes)),
             _num(d.compute),
             _num(d.send),

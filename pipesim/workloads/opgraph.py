@@ -81,7 +81,7 @@ class OpGraph:
         self.ops.append(op)
         for source in inputs:
             if not 0 <= source < index:
-                raise ValueError(f"operator {op.name!r}: input {source} is not an earlier operator")
+                raise ModelSpecError(f"operator {op.name!r}: input {source} is not an earlier operator")
             if (source, index) not in self.edges:
                 self.edges.append((source, index))
         return index
@@ -116,7 +116,7 @@ class OpGraph:
             members = [self.ops[i] for i in groups[g]]
             inputs = sorted({index[group_of[s]] for s, d in self.edges if group_of[d] == g and group_of[s] != g})
             if any(i >= index[g] for i in inputs):
-                raise ValueError(f"layer {g[1]!r} of {self.name!r} is fed by a later layer: cannot fuse by layer")
+                raise ModelSpecError(f"layer {g[1]!r} of {self.name!r} is fed by a later layer: cannot fuse by layer")
             fused.add(
                 Op(
                     name=members[0].name if g[0] == "op" else self.layer_names.get(g[1], f"layer{g[1]}"),

@@ -6,7 +6,8 @@ For a paper-format workload (profiled times, no FLOPs or bytes) the edits of
 * ``speed``: every ``time[K]`` is divided by it;
 * ``link``: every ``transfer[K]`` is divided by it (latency and bandwidth
   are not separated in given times, so both scale);
-* ``memory``: the class's capacity is multiplied by it;
+* ``memory``: the class's capacity is multiplied by it (or set, given a
+  size such as ``16GiB``);
 * ``count``: the class's device count.
 
 ``compute``, ``memory_bandwidth`` and ``device`` need the FLOPs and bytes
@@ -40,6 +41,8 @@ def scale_workload(workload: Workload, edits: Mapping[str, ClassEdit]) -> Worklo
         for field in ("compute", "memory_bandwidth"):
             if getattr(edit, field) != 1:
                 raise InputError(workload.source, f"what-if.{cls}.{field}", "needs FLOPs and bytes: use speed, or regenerate the workload from hardware")
+        if edit.link_bandwidth is not None:
+            raise InputError(workload.source, f"what-if.{cls}.link", "given transfer times have no bytes: give a factor (link=0.5), not a bandwidth")
         if edit.device is not None:
             raise InputError(workload.source, f"what-if.{cls}.device", "swapping a device needs FLOPs and bytes: regenerate the workload from hardware")
     speed = {cls: e.speed for cls, e in edits.items()}
@@ -50,7 +53,7 @@ def scale_workload(workload: Workload, edits: Mapping[str, ClassEdit]) -> Worklo
     devices = tuple(
         replace(
             dc,
-            memory=dc.memory * edits[dc.name].memory,
+            memory=edits[dc.name].memory_size if edits[dc.name].memory_size is not None else dc.memory * edits[dc.name].memory,
             count=dc.count if edits[dc.name].count is None else edits[dc.name].count,
         )
         if dc.name in edits

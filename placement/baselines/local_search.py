@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from pipesim.errors import InfeasibleError
 from pipesim.placement.baselines.units import (
     Device,
     Unit,
@@ -257,7 +258,7 @@ def solve_local_search(
     graph = workload.graph
     devices = devices_of(workload)
     if not devices:
-        raise ValueError("the workload has no devices")
+        raise InfeasibleError("the workload has no devices")
     units = units_of(graph, [dc.name for dc in workload.devices])
     allowed = [[d for d, (cls, _) in enumerate(devices) if unit.fits(cls)] or [0] for unit in units]
     rng = random.Random(seed)

@@ -32,8 +32,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-import pymetis
-
+from pipesim.errors import InfeasibleError, require_extra
 from pipesim.placement.baselines.units import (
     Device,
     Unit,
@@ -88,6 +87,7 @@ def _metis_parts(graph: Graph, units: list[Unit], target: str, parts: int, seed:
             adjncy.append(v)
             eweights.append(w)
         xadj.append(len(adjncy))
+    pymetis = require_extra("pymetis", "metis")
     partition = pymetis.part_graph(
         parts,
         pymetis.CSRAdjacency(xadj, adjncy),
@@ -145,7 +145,7 @@ def solve_partitioner(workload: Workload, *, seed: int = 0, device_class: str | 
     ordered = [workload.device_class(target)] + [dc for dc in workload.devices if dc.name != target]
     devices = [(dc.name, i) for dc in ordered for i in range(dc.count)]
     if not devices:
-        raise ValueError("the workload has no devices")
+        raise InfeasibleError("the workload has no devices")
     units = units_of(workload.graph, [dc.name for dc in workload.devices])
     parts = workload.device_class(target).count
     where = _metis_parts(workload.graph, units, target, parts, seed) if parts > 0 else [-1] * len(units)

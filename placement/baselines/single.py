@@ -28,6 +28,6 @@ def solve_single(workload: Workload, *, device_class: str | None = None) -> Plac
     """Place every node on device 0 of ``device_class`` (default: the first class)."""
     started = time.perf_counter()
     name = device_class if device_class is not None else workload.devices[0].name
-    workload.device_class(name)  # an unknown class is the caller's error: KeyError names it
+    workload.device_class(name)  # an unknown class: InputError names it
     placement = {v: (name, 0) for v in workload.graph.nodes}
     return result_from_assignment("single", workload, placement, started, stats={"device_class": name})

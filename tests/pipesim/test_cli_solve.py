@@ -49,10 +49,10 @@ def test_infeasible_memory_exits_1_with_a_message(chain, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--memory", "12 parsecs"], "unknown unit"),
+    (["--memory", "12 parsecs"], "must be a positive size"),
     (["--devices", "gpu=2"], "no device class named 'gpu'"),
     (["--devices", "cpu"], "CLASS=COUNT"),
-    (["--accelerators", "-1"], "cannot be negative"),
+    (["--accelerators", "-1"], "must be a non-negative whole number"),
 ])
 def test_bad_options_are_one_line_exit_2(chain, args, message):
     proc = subprocess.run([sys.executable, "-m", "pipesim", "solve", str(chain), *args], capture_output=True, text=True)

@@ -30,7 +30,7 @@ def files(tmp_path):
 
 def test_compare_json_rows_and_ratios(files, capsys):
     w, s = files
-    assert main(["compare", str(w), "--expert", str(s), "--restarts", "2", "--json"]) == 0
+    assert main(["compare", str(w), "--split", str(s), "--restarts", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     rows = {r["method"]: r for r in out["max_load"]}
     assert list(rows) == ["dp", "pipedream", "local_search", "partitioner", "single", "expert"]
@@ -57,16 +57,14 @@ def test_compare_latency_rows(files, capsys):
     assert main(["compare", str(w), "--methods", "dp,single", "--latency", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     methods = [r["method"] for r in out["latency"]]
-    if "latency" in out["skipped"]:  # placement.latency absent: said so, nothing else breaks
-        assert methods == []
-    else:
-        assert methods == ["latency_ip", "latency_greedy", "dp", "single"]
-        assert all(r["latency"] is not None for r in out["latency"])
+    assert "latency" not in out["skipped"]
+    assert methods == ["latency_ip", "latency_greedy", "dp", "single"]
+    assert all(r["latency"] is not None for r in out["latency"])
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--methods", "dp,bogus"], "unknown method 'bogus'"),
-    (["--expert", "missing.json"], "missing.json"),
+    (["--split", "missing.json"], "missing.json"),
 ])
 def test_compare_bad_input_is_one_line(files, capsys, extra, message):
     w, _ = files
@@ -86,15 +84,16 @@ def test_compare_abandons_a_slow_method_and_skips_what_cannot_run(files, monkeyp
     import time
 
     from pipesim import comparison
+    from pipesim.placement import methods
     from pipesim.placement.formats import read_paper_workload
 
-    monkeypatch.setitem(comparison.METHODS, "slow", lambda w, o: time.sleep(5))
+    monkeypatch.setitem(methods.METHODS, "slow", methods.Method("slow", lambda w: time.sleep(5), "sleeps"))
     workload = read_paper_workload(files[0])
-    result = comparison.compare(workload, ["slow", "single", "expert"], comparison.Options(method_timeout=0.2))
+    result = comparison.compare(workload, ["slow", "single", "expert"], method_timeout=0.2)
     rows = {r.method: r for r in result.rows}
     assert rows["slow"].status == "timeout" and rows["slow"].seconds < 2
     assert rows["single"].value == pytest.approx(6.0)
-    assert "expert" not in rows and "no expert split" in result.skipped["expert"]
+    assert "expert" not in rows and "needs split" in result.skipped["expert"]
 
 
 def test_compare_reads_a_scenario_file(files, tmp_path, capsys):

@@ -25,9 +25,10 @@ def workload(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("extra", [[], ["--noncontiguous", "--solver", "cbc"], ["--objective", "diffmaxima"]])
+@pytest.mark.parametrize("extra", [["--method", "ip"], ["--method", "ip-noncontiguous", "--solver", "cbc"],
+                                   ["--method", "ip", "--objective", "diffmaxima"]])
 def test_solve_ip_json(workload, capsys, extra):
-    assert main(["solve", str(workload), "--method", "ip", "--json", *extra]) == 0
+    assert main(["solve", str(workload), "--json", *extra]) == 0
     out = json.loads(capsys.readouterr().out)
     # {1, 2} | {3}: 0.3 + send 0.05 against receive 0.05 + 0.4
     assert out["status"] == "optimal" and out["max_load"] == pytest.approx(0.45)

@@ -74,8 +74,8 @@ def test_memory_overflow_is_flagged(tmp_path, capsys):
     [
         (["--schedule", "nope"], "invalid choice"),
         (["--microbatches", "x"], "microbatches"),
-        (["--microbatches", "0"], "at least 1"),
-        (["--minibatch", "0", "--schedule", "gpipe"], "at least 1"),
+        (["--microbatches", "0"], "must be a positive whole number"),
+        (["--minibatch", "0", "--schedule", "gpipe"], "must be a positive whole number"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(files, capsys, extra, message):

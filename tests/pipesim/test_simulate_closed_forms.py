@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipesim.placement import evaluate
-from pipesim.simulate import simulate
+from pipesim.simulation import simulate
 from tests.pipesim.simulate_helpers import chain
 
 times = st.sampled_from([0.5, 1.0, 2.0, 3.0, 5.0])

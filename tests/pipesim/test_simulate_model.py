@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pipesim.placement import Split, evaluate
 from pipesim.placement.devices import ACCELERATOR
-from pipesim.simulate import LinkModel, SimulationError, simulate
+from pipesim.simulation import LinkModel, SimulationError, simulate
 from tests.pipesim.simulate_helpers import (
     all_supported,
     by_colour_class,

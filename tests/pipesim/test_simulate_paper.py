@@ -1,21 +1,19 @@
 """On the paper's workloads, paper-mode simulation reproduces the evaluator's max-load (SPEC §6).
 
-Expert splits (contiguous) and, when the DP is present, the DP's optimal split
+Expert splits (contiguous) and the DP's optimal split
 of every throughput LayerGraphs workload: inference streams, training runs
 asynchronous 1F1B; the steady-state time-per-sample must equal the predicted
 max-load within 0.5%.
 """
 
-import importlib.util
-
 import pytest
 
 from pipesim.placement import read_paper_workload, read_split
-from pipesim.simulate import simulate
+from pipesim.placement.dp import solve_dp
+from pipesim.simulation import simulate
 from tests.placement.test_expert_splits import PAIRS as EXPERT
 
 LAYER_GRAPHS = [w for w, _ in EXPERT]
-HAVE_DP = importlib.util.find_spec("pipesim.placement.dp") is not None
 
 
 def schedules(workload):
@@ -35,10 +33,7 @@ def test_expert_split_simulates_to_its_max_load(shared_workloads, name, split_na
     assert_agrees(workload, read_split(shared_workloads / "expert-splits" / f"{split_name}_expert.json"))
 
 
-@pytest.mark.skipif(not HAVE_DP, reason="placement/dp.py is not there yet")
 @pytest.mark.parametrize("name", LAYER_GRAPHS)
 def test_dp_split_simulates_to_its_max_load(shared_workloads, name):
-    from pipesim.placement.dp import solve_dp
-
     workload = read_paper_workload(shared_workloads / "throughput/LayerGraphs" / f"{name}.json")
     assert_agrees(workload, solve_dp(workload).evaluation.split)

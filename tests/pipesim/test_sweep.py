@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from pipesim.cli import main
+from pipesim.scenario import ScenarioError
 from pipesim.sweep import grid, read_rows, run_sweep
 from tests.pipesim.test_scenario import BASE
 
@@ -62,13 +63,22 @@ def test_interrupted_sweep_resumes_to_the_same_rows(tmp_path, reference):
     assert again.ran == 0 and again.skipped == 6
 
 
+def test_bad_grid_values_are_rejected_before_any_point_runs(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        run_sweep(_data(), "tiny.yaml", {"hardware.whatif.a100.count": [2, -1, "many"], "hardware.whatif.a100.device": ["quantum-9000"]}, tmp_path)
+    problems = dict(info.value.problems)
+    assert any("a100.count=-1" in where for where in problems) and any("a100.count=many" in where for where in problems)
+    assert any("quantum-9000" in where for where in problems)
+    assert not (tmp_path / "sweep.jsonl").exists()
+
+
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
-    result = run_sweep(_data(), "tiny.yaml", {"hardware.whatif.a100.count": [2, -1, "many"]}, tmp_path)
-    status = [r["status"] for r in result.rows]
-    assert status == ["ok", "error", "error"]
-    assert "hardware.whatif.a100.count" in result.rows[1]["error"]
-    retried = run_sweep(_data(), "tiny.yaml", {"hardware.whatif.a100.count": [2, -1, "many"]}, tmp_path, retry_failed=True)
-    assert retried.ran == 2
+    vary = {"solve.options.ideal_limit": [2_000_000, 1]}  # valid values; the second runs out of ideals
+    result = run_sweep(_data(), "tiny.yaml", vary, tmp_path)
+    assert [r["status"] for r in result.rows] == ["ok", "error"]
+    assert "ideal" in result.rows[1]["error"]
+    retried = run_sweep(_data(), "tiny.yaml", vary, tmp_path, retry_failed=True)
+    assert retried.ran == 1
 
 
 def test_local_processes_give_the_same_rows(tmp_path, reference):
@@ -77,7 +87,8 @@ def test_local_processes_give_the_same_rows(tmp_path, reference):
 
 
 def test_dask_local_cluster_gives_the_same_rows(tmp_path, reference, capsys):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # the dask extra: part of .[test], so missing is a failure, not a skip
+
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(_data()))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
@@ -122,3 +133,16 @@ def test_a_second_sweep_into_a_busy_folder_is_refused(tmp_path):
     (tmp_path / "sweep.lock").write_text(str(holder.pid))  # stale now: taken over
     assert run_sweep(_data(), "tiny.yaml", {"hardware.whatif.a100.count": [1]}, tmp_path).ran == 1
     assert not (tmp_path / "sweep.lock").exists()
+
+
+def test_sweep_plot_with_three_varied_fields_uses_small_multiples(tmp_path):
+    import matplotlib.image
+
+    from pipesim.report.plots import sweep_plot
+
+    rows = [{"params": {"x": x, "a": a, "b": b}, "status": "ok", "simulated_throughput": x * a + len(b)}
+            for x in (1, 2, 4) for a in (1, 2) for b in ("p", "q", "r")]
+    sweep_plot(rows, ["x", "a", "b"], tmp_path / "three.png", "three fields")
+    sweep_plot([r for r in rows if r["params"]["b"] == "p"], ["x", "a"], tmp_path / "two.png", "two fields")
+    three, two = (matplotlib.image.imread(tmp_path / f"{n}.png").shape[0] for n in ("three", "two"))
+    assert three > 2 * two  # one row of panels per value of the third field, not nine lines in one panel

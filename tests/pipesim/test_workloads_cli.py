@@ -17,7 +17,7 @@ def test_hardware_list_and_show(capsys):
     assert main(["hardware", "show", "a100x8", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["classes"][0]["device"]["peak_flops"]["fp16"] == 312e12
-    assert main(["hardware", "show", "mixed-a100x4-v100x4", "--set", "v100.count=2", "--json"]) == 0
+    assert main(["hardware", "show", "mixed-a100x4-v100x4", "--whatif", "v100.count=2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["classes"][1]["count"] == 2
     assert main(["hardware", "show", "v100"]) == 0
     assert "900 GB/s" in capsys.readouterr().out
@@ -27,7 +27,7 @@ def test_hardware_errors_are_one_line(capsys):
     assert main(["hardware", "show", "tpu-pod"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown preset 'tpu-pod'" in err
-    assert main(["hardware", "show", "a100x8", "--set", "a100.speed=fast"]) == 2
+    assert main(["hardware", "show", "a100x8", "--whatif", "a100.speed=fast"]) == 2
     assert "what-if.a100.speed" in capsys.readouterr().err
 
 
@@ -68,7 +68,7 @@ def test_generate_with_whatif_and_bad_sizes(tmp_path, capsys):
     base, fast = tmp_path / "base.json", tmp_path / "fast.json"
     common = ["graph", "generate", "resnet50", "--hardware", "v100x4-pcie", "--json"]
     assert main(common + ["-o", str(base)]) == 0
-    assert main(common + ["-o", str(fast), "--set", "v100.speed=2"]) == 0
+    assert main(common + ["-o", str(fast), "--whatif", "v100.speed=2"]) == 0
     capsys.readouterr()
     slow_nodes = json.loads(base.read_text())["nodes"]
     fast_nodes = json.loads(fast.read_text())["nodes"]
@@ -95,7 +95,7 @@ def test_import_onnx_and_whatif(tmp_path, capsys):
     assert summary["forward_flops"] == 2 * 8 * 16 * 4 + 8 * 4
     assert summary["params"] == 64
     scaled = tmp_path / "scaled.json"
-    assert main(["graph", "whatif", str(out), "--set", "accelerator.speed=4", "-o", str(scaled)]) == 0
+    assert main(["graph", "whatif", str(out), "--whatif", "accelerator.speed=4", "-o", str(scaled)]) == 0
     before, after = json.loads(out.read_text()), json.loads(scaled.read_text())
     assert after["nodes"][0]["fpgaLatency"] == before["nodes"][0]["fpgaLatency"] / 4
     assert main(["graph", "import", str(tmp_path / "none.onnx"), "-o", str(out)]) == 2

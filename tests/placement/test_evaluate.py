@@ -69,7 +69,7 @@ def test_violations_are_listed(diamond):
     # memory: 15 > 10 on acc0
     ev = evaluate(g, devices, Split.from_lists({ACCELERATOR: [[1, 2, 3], [4]], CPU: [[]]}))
     assert not ev.feasible
-    assert ev.violations == ("accelerator[0] uses 15 bytes of memory, more than its 10",)
+    assert ev.violations == ("accelerator[0] uses 15 B of memory, more than its 10 B",)
     # three accelerators in use but only two exist (an empty device does not count)
     ev = evaluate(g, devices, Split.from_lists({ACCELERATOR: [[1], [], [2], [3, 4]]}))
     assert ev.violations == ("the split uses 3 devices of class accelerator, more than the 2 available",)

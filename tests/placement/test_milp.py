@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from pipesim.placement.devices import CPU, DeviceClass, paper_devices
+from pipesim.placement.dp import solve_dp
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Edge, Graph, Node
 from pipesim.placement.milp import solve_ip
@@ -64,8 +65,7 @@ def test_noncontiguous_ip_equals_brute_force_and_is_no_worse(workload):
 @settings(max_examples=40)
 @given(workloads(max_nodes=6))
 def test_contiguous_ip_equals_dp(workload):
-    dp = pytest.importorskip("pipesim.placement.dp")
-    expected = dp.solve_dp(workload)
+    expected = solve_dp(workload)
     result = solve_ip(workload, warm_start=expected.evaluation.split if expected.evaluation else None)
     if expected.status == INFEASIBLE:
         assert result.status == INFEASIBLE

@@ -10,7 +10,7 @@ microbatch, after at least ``gate`` microbatches have completed.
   pipelining.  Microbatch ``j`` is admitted (its depth-0 tasks may start) once
   ``j - W + 1`` microbatches have completed (at most ``W`` in flight).  A task
   of depth ``k`` (lane hops on the longest chain of waits before it, see
-  :mod:`pipesim.simulate.program`) of microbatch ``j`` runs in slot
+  :mod:`pipesim.simulation.program`) of microbatch ``j`` runs in slot
   ``j (D + 1) / w + k`` with ``D`` the largest depth and ``w = min(W, D + 1)``;
   within a slot older microbatches go first.  Every wait (on another lane, on
   an admission) then points to an earlier slot or to an earlier task of the
@@ -25,9 +25,14 @@ microbatch, after at least ``gate`` microbatches have completed.
 * ``1f1b-flush`` (PipeDream-Flush): the same within each minibatch of ``m``
   microbatches, and a minibatch starts only when the previous one has
   completed everywhere (the weight update).
-* ``gpipe``: within each minibatch all forwards, then all backwards (newest
-  first), then the flush.  For ``S`` uniform stages the flushed schedules take
-  ``(m + S - 1)(f + b)`` per minibatch.
+* the flushed schedules of :mod:`pipesim.simulation.orders` (``gpipe``,
+  ``1f1b-flush``, ``interleaved-1f1b``, ``looped-bfs``, ``zb-h1``, ``zb-h2``,
+  ``interleaved-zb``, ``zbv``, ``dualpipev``): within each minibatch of ``m``
+  microbatches every lane runs its rank's action order (PyTorch's), an action
+  ``(stage, kind, microbatch)`` being the lane's tasks of that chunk and
+  phase; a minibatch starts only when the previous one has completed
+  everywhere (the flush: the weight update).  For ``S`` uniform stages GPipe
+  and 1F1B-flush take ``(m + S - 1)(f + b)`` per minibatch.
 
 Stages are the devices in pipeline order (a topological order of the device
 graph); a device's lanes share its stage.
@@ -38,13 +43,16 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
-from pipesim.simulate.program import BACKWARD, FORWARD, Lane, Program
+from pipesim.errors import InputError
+from pipesim.simulation.actions import Action
+from pipesim.simulation.orders import FLUSHED_SCHEDULES, rank_orders
+from pipesim.simulation.program import BACKWARD, FORWARD, Lane, Program
 
-__all__ = ["SCHEDULES", "TRAINING_SCHEDULES", "Unit", "default_in_flight", "lane_units"]
+__all__ = ["FLUSHED", "SCHEDULES", "TRAINING_SCHEDULES", "Unit", "default_in_flight", "lane_units", "minibatch_orders"]
 
-SCHEDULES = ("stream", "1f1b", "gpipe", "1f1b-flush")
-TRAINING_SCHEDULES = ("1f1b", "gpipe", "1f1b-flush")
-FLUSHED = ("gpipe", "1f1b-flush")
+FLUSHED = FLUSHED_SCHEDULES
+SCHEDULES = ("stream", "1f1b", *FLUSHED)
+TRAINING_SCHEDULES = ("1f1b", *FLUSHED)
 
 #: ``(microbatch, first task index, end task index, completed microbatches required first)``
 Unit = tuple[int, int, int, int]
@@ -55,16 +63,43 @@ def default_in_flight(program: Program) -> int:
     return program.depth + 1
 
 
-def lane_units(program: Program, lane: Lane, schedule: str, microbatches: int, minibatch: int, in_flight: int) -> Iterator[Unit]:
-    """The units ``lane`` runs, in order, under ``schedule``."""
+def minibatch_orders(program: Program, schedule: str, microbatches: int, minibatch: int) -> dict[int, list[list[Action]]]:
+    """The rank orders of ``schedule`` for each minibatch size the run has (the last may be partial)."""
+    sizes = {min(minibatch, microbatches - base) for base in range(0, microbatches, minibatch)}
+    orders = {}
+    for size in sorted(sizes):
+        try:
+            orders[size] = rank_orders(schedule, program.stages, size, program.virtual)
+        except InputError as exc:
+            partial = " (the last, partial minibatch)" if size < minibatch else ""
+            raise InputError(None, "microbatches", f"{size} microbatches per minibatch{partial}: {exc.problem}") from None
+    return orders
+
+
+def lane_units(
+    program: Program,
+    lane: Lane,
+    schedule: str,
+    microbatches: int,
+    minibatch: int,
+    in_flight: int,
+    orders: dict[int, list[list[Action]]] | None = None,
+) -> Iterator[Unit]:
+    """The units ``lane`` runs, in order, under ``schedule``.
+
+    ``orders`` (flushed schedules): :func:`minibatch_orders`, computed once for all lanes.
+    """
     if schedule == "stream":
         return _stream(lane, microbatches, in_flight, program.depth)
-    forward, backward = lane.phase_range(FORWARD), lane.phase_range(BACKWARD)
     if schedule == "1f1b":
+        if program.virtual > 1:
+            raise InputError(None, "schedule", "PipeDream's 1f1b runs one chunk per device; use interleaved-1f1b")
+        forward, backward = lane.phase_range(FORWARD), lane.phase_range(BACKWARD)
         return _drop_empty(_one_f_one_b(program.stages - lane.stage - 1, 0, microbatches, forward, backward))
     if schedule in FLUSHED:
-        return _flushed(schedule, program.stages - lane.stage - 1, microbatches, minibatch, forward, backward)
-    raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        orders = orders or minibatch_orders(program, schedule, microbatches, minibatch)
+        return _flushed(program, lane, orders, microbatches, minibatch)
+    raise InputError(None, "schedule", f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
 
 
 def _stream(lane: Lane, microbatches: int, in_flight: int, depth: int) -> Iterator[Unit]:
@@ -100,22 +135,20 @@ def _one_f_one_b(warmup: int, base: int, count: int, forward: range, backward: r
         yield (base + j, *b, 0)
 
 
-def _gpipe(base: int, count: int, forward: range, backward: range) -> Iterator[Unit]:
-    for j in range(count):
-        yield (base + j, forward.start, forward.stop, 0)
-    for j in reversed(range(count)):
-        yield (base + j, backward.start, backward.stop, 0)
-
-
 def _drop_empty(units: Iterator[Unit]) -> Iterator[Unit]:
     return (u for u in units if u[2] > u[1])
 
 
-def _flushed(schedule: str, warmup: int, microbatches: int, minibatch: int, forward: range, backward: range) -> Iterator[Unit]:
+def _flushed(program: Program, lane: Lane, orders: dict[int, list[list[Action]]], microbatches: int, minibatch: int) -> Iterator[Unit]:
+    ranges: dict[tuple[int, str], range] = {}
     for base in range(0, microbatches, minibatch):
         count = min(minibatch, microbatches - base)
-        units = _gpipe(base, count, forward, backward) if schedule == "gpipe" else _one_f_one_b(warmup, base, count, forward, backward)
         gate = base  # the flush: every earlier microbatch has completed
-        for j, first, end, _ in _drop_empty(units):
-            yield (j, first, end, gate)
-            gate = 0
+        for a in orders[count][lane.stage]:
+            key = (a.stage, a.kind)
+            tasks = ranges.get(key)
+            if tasks is None:
+                tasks = ranges[key] = lane.action_range(program.stage_chunk[a.stage], a.kind)
+            if tasks:
+                yield (base + a.microbatch, tasks.start, tasks.stop, gate)
+                gate = 0

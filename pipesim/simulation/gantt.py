@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipesim.simulate.engine import Run
+from pipesim.simulation.engine import Run
 
-__all__ = ["write_gantt"]
+__all__ = ["GANTT_FORMATS", "write_gantt"]
+
+
+#: File types a chart can be written as (matplotlib's, by suffix).
+GANTT_FORMATS = (".png", ".svg", ".pdf")
 
 
 def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, title: str | None = None) -> None:
@@ -27,30 +31,39 @@ def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, tit
     colours = plt.get_cmap("tab20")
     fig, ax = plt.subplots(figsize=(14, 0.45 * len(lanes) + 1.6))
     end_time = 0.0
-    bars: dict[tuple[int, int, bool, bool], list[tuple[float, float]]] = {}  # one collection per style: fast
+    bars: dict[tuple[int, int, bool, str], list[tuple[float, float]]] = {}  # one collection per style: fast
     for lane, j, task, op, start in run.operations(limit):
-        key = (lane.index, j % 20, op.kind == "compute", task.phase == "backward")
+        key = (lane.index, j % 20, op.kind == "compute", task.phase)
         spans = bars.setdefault(key, [])
         if spans and spans[-1][0] + spans[-1][1] == start:  # back-to-back operations: one bar
             spans[-1] = (spans[-1][0], spans[-1][1] + op.duration)
         else:
             spans.append((start, op.duration))
         end_time = max(end_time, start + op.duration)
-    for (row, colour, compute, backward), spans in bars.items():
+    hatches = {"forward": None, "backward": "//", "weight": ".."}
+    for (row, colour, compute, phase), spans in bars.items():
         ax.broken_barh(
             spans,
             (row - 0.4, 0.8),
             facecolors=colours(colour),
             alpha=1.0 if compute else 0.45,
-            hatch="//" if backward else None,
+            hatch=hatches.get(phase),
             edgecolor="white",  # draws the hatch only: outlines would blacken short operations
             linewidth=0,
         )
+    from matplotlib.patches import Patch
+
+    legend = [Patch(facecolor="lightgrey", label="forward (F)"), Patch(facecolor="lightgrey", hatch="//", label="backward (B, or input gradient I)")]
+    if any(phase == "weight" for (_, _, _, phase) in bars):
+        legend.append(Patch(facecolor="lightgrey", hatch="..", label="weight gradient (W)"))
+    legend += [Patch(facecolor="lightgrey", alpha=0.45, label="transfer")]
+    legend += [Patch(facecolor=colours(j % 20), label=f"microbatch {j}") for j in range(min(limit, 8))]
+    ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_yticks(range(len(lanes)), [lane.name for lane in lanes])
     ax.invert_yaxis()
     ax.set_xlim(0, end_time or 1.0)
     ax.set_xlabel("time")
-    ax.set_title(title or f"first {limit} microbatches (colour: microbatch; hatched: backward; pale: transfer)")
+    ax.set_title(title or f"first {limit} microbatches (colour: microbatch; hatched: backward, dotted: weight gradient; pale: transfer)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

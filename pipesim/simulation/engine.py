@@ -1,6 +1,6 @@
 """The discrete-event engine: lanes as SimPy processes replaying their units.
 
-Problem: execute a :class:`~pipesim.simulate.program.Program` on a stream of
+Problem: execute a :class:`~pipesim.simulation.program.Program` on a stream of
 microbatches (SPEC §6): each lane is an exclusive executor that runs its tasks
 in its schedule's order; a task starts when the lane is free, when the signals
 it waits for have fired for its microbatch and, for the first task of a gated
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import simpy
 
 from pipesim.errors import SimulationError
-from pipesim.simulate.program import Lane, Op, Program, Task
-from pipesim.simulate.schedules import Unit
+from pipesim.simulation.program import Lane, Op, Program, Task
+from pipesim.simulation.schedules import Unit
 
 __all__ = ["Run", "SimulationError", "run_program"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipesim.simulate.engine import Run
+from pipesim.simulation.engine import Run
 
 __all__ = ["trace_events", "write_trace"]
 
@@ -45,6 +45,10 @@ def trace_events(run: Run, microbatches: int | None = None) -> list[dict]:
             }
         )
     return events
+
+
+#: The trace holds at most this many microbatches (a file of every task of a long run is unwieldy).
+TRACE_MICROBATCHES = 1000
 
 
 def write_trace(run: Run, path: str | Path, microbatches: int | None = None) -> None:

@@ -12,7 +12,7 @@ import math
 
 from rich.table import Table
 
-from pipesim.simulate.simulator import SimulationResult
+from pipesim.simulation.simulator import SimulationResult
 
 __all__ = ["device_stats_table", "summary_table"]
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipesim.errors import InputError
+
 __all__ = ["LinkModel"]
 
 
@@ -41,12 +43,12 @@ class LinkModel:
         for what, values in (("time_scale", self.time_scale), ("bandwidth", self.bandwidth)):
             for device, value in values.items():
                 if not value > 0:
-                    raise ValueError(f"link {what} of {device} must be positive, got {value!r}")
+                    raise InputError(None, "links", f"link {what} of {device} must be positive, got {value!r}")
         seen: set[str] = set()
         for group in self.shared:
             for device in group:
                 if device in seen:
-                    raise ValueError(f"device {device} is in two shared-link groups")
+                    raise InputError(None, "links", f"device {device} is in two shared-link groups")
                 seen.add(device)
 
     def transfer_time(self, device: str, cost: float, size: float | None) -> float:

@@ -20,12 +20,17 @@
   (flushed schedules, per minibatch) or over one steady-state time-per-sample
   (the others).
 * **In flight / memory**: a microbatch is in flight on a device from the start
-  of its first task there to the end of its last.  Memory = resident memory
-  (the sum of the device's node memories: weights and whatever else the
-  workload counts per node) + in-flight microbatches × stashed activations
-  (the bytes of the device's forward outputs that its own backward nodes
-  consume, from the edges' tensor sizes).  Where the total exceeds the
+  of its first task there to the end of its last (for zero-bubble schedules
+  that is its last weight-gradient task: activations are held until ``W``).
+  Memory = resident memory (the sum of the device's node memories: weights
+  and whatever else the workload counts per node) + the stashed activations
+  of every chunk and microbatch in flight (the bytes of the chunk's forward
+  outputs that its own backward nodes consume, from the edges' tensor sizes;
+  a chunk holds them from its first forward task to its last backward or
+  weight task), at its peak over the run.  Where the total exceeds the
   device's capacity the first such time is flagged.
+* **Iteration time** (flushed schedules): the mean duration of a full
+  minibatch, flush to flush.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ import numpy as np
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.graph import Graph
-from pipesim.simulate.engine import Run
-from pipesim.simulate.schedules import FLUSHED
+from pipesim.simulation.engine import Run
+from pipesim.simulation.schedules import FLUSHED
 
 __all__ = ["DeviceStats", "Measurements", "Overflow", "measure"]
 
@@ -71,9 +76,11 @@ class DeviceStats:
     utilisation: float
     peak_in_flight: int
     resident_memory: float
-    activation_memory: float
+    activation_memory: float  # stashed bytes of one microbatch over all of the device's chunks
     peak_memory: float
     capacity: float
+    peak_activation: float = 0.0  # the most stashed bytes at one time
+
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -94,6 +101,7 @@ class Measurements:
     devices: tuple[DeviceStats, ...]
     overflows: tuple[Overflow, ...]
     assumptions: tuple[str, ...]
+    iteration_time: float | None = None
 
 
 def _window(n: int) -> tuple[int, int]:
@@ -102,19 +110,36 @@ def _window(n: int) -> tuple[int, int]:
     return (lo, hi) if hi > lo else (0, n - 1)
 
 
-def _device_intervals(run: Run, lanes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per microbatch, the first start and the last end of its tasks on these lanes."""
+def _device_intervals(run: Run, lanes: Sequence[int], chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per microbatch, the first start and the last end of its tasks (of ``chunk``, or all) on these lanes."""
     first = np.full(run.microbatches, np.inf)
     last = np.zeros(run.microbatches)
     for index in lanes:
         rec = np.asarray(run.records[index], dtype=float).reshape(-1, 3)
+        tasks = run.program.lanes[index].tasks
+        if chunk is not None and len(rec):
+            rec = rec[np.array([tasks[int(i)].chunk == chunk for i in rec[:, 2]])]
         if not len(rec):
             continue
-        durations = np.array([t.duration for t in run.program.lanes[index].tasks])
+        durations = np.array([t.duration for t in tasks])
         mb = rec[:, 1].astype(int)
         np.minimum.at(first, mb, rec[:, 0])
         np.maximum.at(last, mb, rec[:, 0] + durations[rec[:, 2].astype(int)])
     return first, last
+
+
+def _stash_profile(intervals: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Times and stashed bytes after each change, for chunks holding ``size`` bytes per microbatch in flight."""
+    times, deltas = [], []
+    for first, last, size in intervals:
+        held = np.isfinite(first)
+        times += [first[held], last[held]]
+        deltas += [np.full(held.sum(), size), np.full(held.sum(), -size)]
+    if not times:
+        return np.zeros(0), np.zeros(0)
+    t, d = np.concatenate(times), np.concatenate(deltas)
+    order = np.lexsort((d, t))  # at equal times a release comes before a new stash
+    return t[order], np.cumsum(d[order])
 
 
 def _in_flight(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +184,8 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         minibatch_times = [end - begin for begin, end in zip([0.0, *ends[:-1]], ends)]
         sizes = [min(minibatch, n - b) for b in range(0, n, minibatch)]
         full = [t for t, size in zip(minibatch_times, sizes) if size == minibatch] or minibatch_times[:1]
-        tps = float(np.mean(full)) / min(minibatch, n)
+        iteration = float(np.mean(full))
+        tps = iteration / min(minibatch, n)
         bubbles = [1.0 - size * total_busy / (stages * t) if t > 0 else 0.0 for t, size in zip(minibatch_times, sizes)]
         steady = latency
     else:
@@ -168,6 +194,7 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         tps = float((ordered[hi] - ordered[lo]) / (hi - lo)) if hi > lo else float(ordered[-1]) / max(n, 1)
         bubbles = []
         steady = latency[lo : hi + 1]
+        iteration = None
     bubble = 1.0 - total_busy / (stages * tps) if tps > 0 else 0.0
 
     capacity = {dc.name: dc.memory for dc in devices}
@@ -181,20 +208,31 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         compute = n * sum(t.compute for lane in lanes for t in lane.tasks)
         comm = n * sum(t.comm for lane in lanes for t in lane.tasks)
         busy = n * busy_per_microbatch[d]
-        first, last = _device_intervals(run, [lane.index for lane in lanes])
+        indices = [lane.index for lane in lanes]
+        first, last = _device_intervals(run, indices)
         times, counts = _in_flight(first, last)
         peak = int(counts.max()) if len(counts) else 0
         nodes = set(program.device_nodes[d])
         resident = sum(graph.nodes[v].memory for v in nodes)
-        activation, known = _stashed_activations(graph, nodes)
-        sizes_known &= known
+        rank = program.devices.index(d)
+        chunks = [k for k, r in enumerate(program.stage_rank) if r == rank] or [None]
+        stashes = []
+        activation = 0.0
+        for c, k in enumerate(chunks):
+            members = set(program.stage_nodes[k]) if k is not None else nodes
+            size, known = _stashed_activations(graph, members)
+            sizes_known &= known
+            activation += size
+            if size > 0:
+                stashes.append((*(_device_intervals(run, indices, c) if len(chunks) > 1 else (first, last)), size))
+        stash_times, stashed = _stash_profile(stashes)
+        peak_activation = float(stashed.max()) if len(stashed) else 0.0
         cap = capacity[program.device_class[d]]
         if resident > cap:
             overflows.append(Overflow(d, float(first.min()), resident, cap))
-        elif activation > 0 and resident + peak * activation > cap:
-            threshold = math.floor((cap - resident) / activation) + 1
-            at = int(np.argmax(counts >= threshold))
-            overflows.append(Overflow(d, float(times[at]), resident + threshold * activation, cap))
+        elif resident + peak_activation > cap:
+            at = int(np.argmax(resident + stashed > cap))
+            overflows.append(Overflow(d, float(stash_times[at]), resident + float(stashed[at]), cap))
         stats.append(
             DeviceStats(
                 device=d,
@@ -209,8 +247,9 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
                 peak_in_flight=peak,
                 resident_memory=resident,
                 activation_memory=activation,
-                peak_memory=resident + peak * activation,
+                peak_memory=resident + peak_activation,
                 capacity=cap,
+                peak_activation=peak_activation,
             )
         )
 
@@ -238,4 +277,5 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         devices=tuple(stats),
         overflows=tuple(overflows),
         assumptions=tuple(assumptions),
+        iteration_time=iteration,
     )

@@ -1,0 +1,263 @@
+"""pipesim's Python API: load, solve, evaluate, simulate and run scenarios, workload first.
+
+Every function here is re-exported by :mod:`pipesim` (``pipesim.solve``,
+``pipesim.simulation``, …); each takes the workload first and returns one
+result type with ``to_dict()``.  The command line is a thin layer over these
+functions.  All errors are :class:`~pipesim.errors.PipesimError`.
+
+Examples
+--------
+A two-layer chain on two accelerators, solved, evaluated and simulated:
+
+>>> import pipesim
+>>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
+>>> nodes = [Node(1, {"accelerator": 2.0, "cpu": 20.0}, memory=1.0),
+...          Node(2, {"accelerator": 1.0, "cpu": 10.0}, memory=1.0)]
+>>> w = Workload(Graph(nodes, [Edge(1, 2)]), paper_devices(2, 0, 100.0))
+>>> r = pipesim.solve(w, method="dp")
+>>> r.status, r.max_load
+('optimal', 2.0)
+>>> pipesim.evaluate(w, r.split).max_load
+2.0
+>>> s = pipesim.simulate(w, r.split, microbatches=50)
+>>> round(s.time_per_sample, 6)
+2.0
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pipesim.errors import InputError, SplitError
+from pipesim.placement.evaluate import SplitEvaluation
+from pipesim.placement.evaluate import evaluate as _evaluate
+from pipesim.placement.formats import load_json, read_split, write_split
+from pipesim.placement.methods import LATENCY_METHODS, Progress, get_method
+from pipesim.placement.result import FEASIBLE, PlacementResult
+from pipesim.placement.split import Split
+from pipesim.placement.workload import Workload
+from pipesim.workloads.io import load_workload
+
+__all__ = [
+    "evaluate",
+    "latency",
+    "load_scenario",
+    "load_split",
+    "load_workload",
+    "run_scenario",
+    "save_split",
+    "simulate",
+    "solve",
+]
+
+
+def _as_split(split: Split | SplitEvaluation | PlacementResult) -> Split:
+    if isinstance(split, PlacementResult):
+        if split.evaluation is None:
+            raise InputError(None, "split", f"the {split.method} result has no split ({split.status}: {split.message})")
+        return split.evaluation.split
+    if isinstance(split, SplitEvaluation):
+        return split.split
+    return split
+
+
+def load_split(path: str | Path, workload: Workload) -> Split:
+    """Read a split file and check it against ``workload``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A split in the paper's format (``fpgas``, ``cpus``, and ``devices``
+        for other classes).
+    workload : Workload
+        The workload the split places.
+
+    Returns
+    -------
+    Split
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, or the split does not fit the workload
+        (unknown nodes or device classes); the message names the file.
+    """
+    split = read_split(Path(path), load_json(path))
+    try:
+        _evaluate(workload.graph, workload.devices, split)
+    except SplitError as exc:
+        raise InputError(path, None, str(exc)) from None
+    return split
+
+
+def save_split(split: Split | SplitEvaluation | PlacementResult, path: str | Path) -> None:
+    """Write ``split`` in the paper's split format (with loads when given an evaluation or a result).
+
+    Missing folders are created; the file reads back with :func:`load_split`.
+    """
+    if isinstance(split, PlacementResult):
+        if split.evaluation is None:
+            raise InputError(None, "split", f"the {split.method} result has no split ({split.status})")
+        split = split.evaluation
+    write_split(path, split)
+
+
+def evaluate(workload: Workload, split: Split | SplitEvaluation | PlacementResult) -> SplitEvaluation:
+    """The one cost model: per-device compute, transfers, memory and load, and the max-load.
+
+    Parameters
+    ----------
+    workload : Workload
+    split : Split, SplitEvaluation or PlacementResult
+
+    Returns
+    -------
+    SplitEvaluation
+        ``devices`` (one :class:`~pipesim.placement.evaluate.DeviceLoad`
+        each), ``max_load`` (time per sample), ``violations``,
+        ``contiguous``.
+
+    Raises
+    ------
+    SplitError
+        The split names unknown nodes or device classes.
+    """
+    return _evaluate(workload.graph, workload.devices, _as_split(split))
+
+
+def solve(workload: Workload, method: str = "dp", *, progress: Progress | bool | None = None,
+          **options: Any) -> PlacementResult:
+    """Place ``workload`` with ``method``; one call shape for every method.
+
+    Parameters
+    ----------
+    workload : Workload
+    method : str
+        ``dp`` (optimal contiguous), ``ip``, ``ip_noncontiguous``,
+        ``pipedream``, ``local_search``, ``partitioner``, ``single`` or
+        ``expert`` (see :data:`pipesim.placement.methods.METHODS`).
+    progress : callable or bool, optional
+        ``progress(stage, done, total)`` for the DP; ``True`` streams a
+        MILP solver's log to stderr.
+    **options
+        The method's options (``merge``, ``ideal_limit``, ``time_limit``,
+        ``gap``, ``seed``, ``restarts``, ``split``, …), checked by the
+        registry.
+
+    Returns
+    -------
+    PlacementResult
+        ``split``, ``max_load``, ``status`` (``optimal``, ``feasible``,
+        ``time_limit``, ``infeasible``), ``bound``, ``gap``, ``to_dict()``.
+
+    Raises
+    ------
+    InputError
+        An unknown method or option, or a bad option value.
+    """
+    return get_method(method)(workload, progress=progress, **options)
+
+
+def latency(workload: Workload, method: str = "ip", split: Split | SplitEvaluation | PlacementResult | None = None,
+            **options: Any):
+    """The time for one sample through an inference graph (SPEC §4 "Latency").
+
+    Parameters
+    ----------
+    workload : Workload
+        An inference graph (no backward nodes).
+    method : {"ip", "greedy"}
+        The latency IP (options ``q``, ``solver``, ``time_limit``, ``gap``,
+        ``warm_start``, ``threads``) or the paper's greedy.
+    split : optional
+        Score this split instead of solving.
+
+    Returns
+    -------
+    LatencyResult
+        ``latency``, ``status``, ``bound``, ``gap``, ``schedule`` (pieces).
+    """
+    from pipesim.placement.latency import LatencyResult, latency_of_split
+
+    if split is not None:
+        if options:
+            raise InputError(None, sorted(options)[0], "not an option when a split is given")
+        began = time.perf_counter()
+        schedule = latency_of_split(workload, _as_split(split))
+        return LatencyResult("split", FEASIBLE, schedule, seconds=time.perf_counter() - began)
+    return get_method(method, LATENCY_METHODS)(workload, **options)
+
+
+def simulate(workload: Workload, split: Split | SplitEvaluation | PlacementResult, *, schedule: str | None = None,
+             microbatches: int | None = None, comm: str = "paper", **options: Any):
+    """Run ``split`` on a stream of microbatches in a discrete-event simulation (SimPy).
+
+    Parameters
+    ----------
+    workload : Workload
+    split : Split, SplitEvaluation or PlacementResult
+    schedule : str, optional
+        A pipeline schedule (default: ``1f1b`` for training graphs,
+        ``stream`` for inference); see :data:`pipesim.simulation.SCHEDULES`.
+    microbatches : int, optional
+        How many microbatches to run (default: enough to settle).
+    comm : {"paper", "overlap"}
+        ``paper``: transfers occupy the device (the solver's model);
+        ``overlap``: they run on links beside compute.
+    **options
+        ``minibatch``, ``in_flight``, ``links`` (see
+        :func:`pipesim.simulation.simulate`).
+
+    Returns
+    -------
+    SimulationResult
+        ``time_per_sample`` (simulated), ``predicted_time_per_sample`` (the
+        evaluator's max-load), ``difference``, per-device statistics,
+        ``to_dict()``.
+    """
+    from pipesim.simulation import simulate as _simulate
+
+    return _simulate(workload, _as_split(split), schedule=schedule, microbatches=microbatches, comm=comm, **options)
+
+
+def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] = ()):
+    """Read and validate a scenario file (see :func:`pipesim.scenario.load_scenario`)."""
+    from pipesim.scenario import load_scenario as _load
+
+    return _load(path, overrides)
+
+
+def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | Path | None = None,
+                 progress: Any = None):
+    """Build, solve, evaluate and simulate a scenario; with ``out_dir``, write its artefacts there.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A scenario (from :func:`load_scenario`) or the path of one.
+    out_dir : str or Path, optional
+        Where to write ``result.json``, ``split.json``, ``workload.json``,
+        ``trace.json``, ``gantt.png``, ``loads.png`` (as the scenario's
+        ``output.artefacts`` asks).  ``None``: write nothing.
+    report : str or Path, optional
+        Also write the HTML report here.
+
+    Returns
+    -------
+    Outcome
+        ``workload``, ``result`` (the solver's), ``simulation``, ``summary()``,
+        ``to_dict()``; ``files`` lists what was written.
+    """
+    from pipesim.pipeline import execute
+
+    if isinstance(scenario, (str, Path)):
+        scenario = load_scenario(scenario)
+    outcome = execute(scenario, progress=progress)
+    if out_dir is not None or report is not None:
+        from pipesim.artefacts import write_artefacts
+
+        outcome.files = write_artefacts(outcome, out_dir if out_dir is not None else scenario.output_dir, report)
+    return outcome

@@ -1,0 +1,110 @@
+"""The Python API: one namespace, workload first, the README's example as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pipesim
+from pipesim.placement import Edge, Graph, Workload, paper_devices
+from tests.strategies import node
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_python_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Python API"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_example_runs_as_written(shared_workloads):
+    """From the folder of the paper's workload, the README's five lines run and print two numbers."""
+    folder = shared_workloads / "throughput" / "LayerGraphs"
+    out = subprocess.run([sys.executable, "-c", readme_python_example()], cwd=folder, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr
+    max_load, time_per_sample = map(float, out.stdout.split())
+    assert max_load == pytest.approx(41.7458125)  # the DP's optimum (SPEC §8)
+    assert time_per_sample == pytest.approx(max_load, rel=5e-3)
+
+
+def chain():
+    nodes = [node(1, acc=2.0, memory=1.0, transfer=0.5), node(2, acc=1.0, memory=1.0, transfer=0.25), node(3, acc=1.0)]
+    return Workload(Graph(nodes, [Edge(1, 2), Edge(2, 3)]), paper_devices(2, 1, 100.0))
+
+
+def test_every_name_of_the_namespace_resolves():
+    for name in pipesim.__all__:
+        assert getattr(pipesim, name) is not None, name
+    with pytest.raises(AttributeError):
+        pipesim.no_such_thing  # noqa: B018
+
+
+def test_the_simulate_function_is_not_shadowed_by_a_subpackage():
+    import pipesim.simulation  # noqa: F401  (importing the package must not replace the function)
+
+    assert callable(pipesim.simulate) and pipesim.simulate.__module__ == "pipesim.api"
+
+
+@pytest.mark.parametrize("method", sorted(pipesim.METHODS))
+def test_solve_evaluate_save_load_round_trip(method, tmp_path):
+    w = chain()
+    options = {"split": pipesim.Split.from_lists({"accelerator": [[1, 2], [3]], "cpu": [[]]})} if method == "expert" else {}
+    r = pipesim.solve(w, method=method, **options)
+    assert r.split is not None and r.max_load == pytest.approx(pipesim.evaluate(w, r.split).max_load)
+    path = tmp_path / "deep" / "split.json"
+    pipesim.save_split(r, path)
+    assert pipesim.evaluate(w, pipesim.load_split(path, w)).max_load == pytest.approx(r.max_load)
+    assert json.loads(json.dumps(r.to_dict()))["max_load"] == pytest.approx(r.max_load)
+
+
+def test_one_call_shape_and_checked_options():
+    w = chain()
+    assert pipesim.solve(w).status == "optimal"
+    with pytest.raises(pipesim.InputError, match="not an option of dp"):
+        pipesim.solve(w, "dp", restarts=3)
+    with pytest.raises(pipesim.InputError, match="unknown method"):
+        pipesim.solve(w, "magic")
+    with pytest.raises(pipesim.InputError, match="positive time"):
+        pipesim.solve(w, "ip", time_limit=-1)
+
+
+def test_latency_and_simulate():
+    w = chain()
+    greedy = pipesim.latency(w, "greedy")
+    ip = pipesim.latency(w, "ip")
+    assert ip.latency <= greedy.latency + 1e-9
+    assert pipesim.latency(w, split=ip.schedule.evaluation.split).latency == pytest.approx(ip.latency)
+    s = pipesim.simulate(w, pipesim.solve(w), microbatches=40)
+    assert s.time_per_sample == pytest.approx(s.predicted_time_per_sample)
+
+
+def test_load_split_names_the_file(tmp_path):
+    w = chain()
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"fpgas": [{"nodes": [1, 2, 99]}], "cpus": []}))
+    with pytest.raises(pipesim.InputError, match=re.escape(str(path))):
+        pipesim.load_split(path, w)
+
+
+def test_errors_share_one_root():
+    for name in ("InputError", "GraphError", "SplitError", "HardwareError", "InfeasibleError", "ResourceLimitError",
+                 "IdealLimitError", "SimulationError", "InternalError", "ModelSpecError", "MissingExtraError"):
+        assert issubclass(getattr(pipesim, name), pipesim.PipesimError), name
+
+
+def test_run_scenario_from_python(tmp_path):
+    scenario = pipesim.load_scenario(ROOT / "scenarios" / "bert24-training.yaml", ["simulate.microbatches=30"])
+    outcome = pipesim.run_scenario(scenario, tmp_path / "out")
+    assert outcome.result.status == "optimal"
+    assert {"result", "split", "workload"} <= set(outcome.files)
+    w = pipesim.load_workload(outcome.files["workload"])
+    split = pipesim.load_split(outcome.files["split"], w)
+    assert pipesim.evaluate(w, split).max_load == pytest.approx(outcome.result.max_load)

@@ -21,13 +21,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pipesim.hardware.catalog import (
     PRESETS,
     _check_fields,
     _link,
     _mapping,
     builtin_catalog,
+    read_yaml,
 )
 from pipesim.hardware.devices import ACCELERATOR_KIND, Device, Link
 from pipesim.hardware.units import HardwareError
@@ -155,7 +155,7 @@ def _read(data: Any, source: str, known: dict[str, NodeType]) -> tuple[dict[str,
 @lru_cache(maxsize=1)
 def _builtin() -> tuple[dict[str, NodeType], dict[str, Cluster]]:
     path = PRESETS / "clusters.yaml"
-    return _read(yaml.safe_load(path.read_text()), str(path), {})
+    return _read(read_yaml(path), str(path), {})
 
 
 def cluster_names() -> list[str]:
@@ -182,12 +182,7 @@ def load_cluster(name_or_path: str | Path) -> Cluster:
             raise HardwareError("hardware", f"unknown cluster {text!r} (known: {', '.join(sorted(clusters))})")
         return clusters[text]
     path = Path(text)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise HardwareError(str(path), "no such file") from None
-    except yaml.YAMLError as exc:
-        raise HardwareError(str(path), f"not valid YAML ({exc})") from None
+    data = read_yaml(path)
     try:
         _, mine = _read(data, str(path), types)
     except HardwareError as exc:

@@ -41,17 +41,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numba
 import numpy as np
+from pipesim.hardware.clusters import Cluster, load_cluster
+from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.piper_format import read_piper_workload
 from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
 from pipesim.placement.plan_workload import Configuration, PlanningWorkload
 
 from pipesim.errors import InputError, InternalError
 
-__all__ = ["solve_plan"]
+__all__ = ["cluster_limits", "plan", "solve_plan"]
 
 _BIG = np.int32(2**30)
 _KNAPSACK_NODE_LIMIT = 2_000_000
@@ -643,7 +647,7 @@ def solve_plan(
 
         return run
 
-    lower = float(work[last]) / K  # every plan: Σ devices ≥ work / time per sample
+    lower = float(work[last]) / K * (1 - 1e-12)  # every plan: Σ devices ≥ work / time per sample
     # An achievable value first, from the tails that are suffixes of one topological order.
     one_order = _one_order_pairs(ideals, successors, px, py)
     upper = _search(runner(px[one_order], py[one_order]), lower, math.inf)
@@ -759,4 +763,71 @@ def _why_infeasible(workload: PlanningWorkload, layers: _Layers, degrees) -> str
     return (
         f"out of memory: no plan fits {workload.memory / 2**30:.3g} GiB per device "
         f"on {workload.devices} devices with {workload.microbatches} microbatches per batch"
+    )
+
+
+def cluster_limits(cluster: Cluster) -> dict:
+    """K, M, BW and the largest t that a homogeneous cluster gives Piper's model.
+
+    Piper's model has one bandwidth from each device to the rest: the network's
+    share per device (the slower of the two links a stage boundary may cross).
+    Tensor parallelism stays inside a node (t ≤ devices per node).
+
+    Examples
+    --------
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> limits = cluster_limits(load_cluster("dgx-a100x4"))
+    >>> limits["devices"], limits["memory"], limits["bandwidth"], limits["max_tensor_parallel"]
+    (32, 80000000000.0, 25000000000.0, 8)
+    """
+    if not cluster.homogeneous:
+        raise InputError(None, "hardware", f"{cluster.name} mixes node types; Piper's model needs one device type")
+    node = cluster.nodes[0][0]
+    return {
+        "devices": cluster.device_count,
+        "memory": node.device.memory,
+        "bandwidth": node.network_bandwidth_per_device,
+        "max_tensor_parallel": node.devices,
+    }
+
+
+def plan(
+    workload: PlanningWorkload | str | Path,
+    *,
+    devices: int | None = None,
+    memory: float | str | None = None,
+    bandwidth: float | str | None = None,
+    microbatches: int | None = None,
+    hardware: Cluster | str | Path | None = None,
+    objective: str = "piper",
+    data_parallel: bool = True,
+    tensor_parallel: bool = True,
+    recompute: bool = True,
+) -> Plan:
+    """The best hybrid-parallel plan for a workload (Piper's file or a :class:`PlanningWorkload`).
+
+    ``hardware`` (a cluster preset, YAML file or :class:`~pipesim.hardware.clusters.Cluster`)
+    sets K, M, BW and the largest ``t`` (:func:`cluster_limits`); ``devices``,
+    ``memory`` (bytes, or text such as ``"8GiB"``), ``bandwidth`` (bytes/s, or
+    ``"25GiB/s"``) and ``microbatches`` override the file's and the cluster's.
+    Only ``objective="piper"`` is available yet.  See :func:`solve_plan`.
+    """
+    if objective != "piper":
+        raise InputError(None, "objective", f"only 'piper' is available yet, got {objective!r}")
+    if not isinstance(workload, PlanningWorkload):
+        workload = read_piper_workload(Path(workload))
+    max_t = None
+    if hardware is not None:
+        limits = cluster_limits(hardware if isinstance(hardware, Cluster) else load_cluster(hardware))
+        max_t = limits.pop("max_tensor_parallel")
+        workload = workload.with_limits(**limits)
+    workload = workload.with_limits(
+        devices=devices,
+        memory=parse(memory, BYTES, "memory") if isinstance(memory, str) else memory,
+        bandwidth=parse(bandwidth, BANDWIDTH, "bandwidth") if isinstance(bandwidth, str) else bandwidth,
+        microbatches=microbatches,
+    )
+    return solve_plan(
+        workload, data_parallel=data_parallel, tensor_parallel=tensor_parallel, recompute=recompute,
+        max_tensor_parallel=max_t,
     )

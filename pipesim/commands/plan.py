@@ -16,7 +16,7 @@ from pipesim.hardware.clusters import load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.formats import InputError, load_json, write_json
 from pipesim.placement.piper_format import is_piper_format, read_piper_workload
-from pipesim.placement.plan import solve_plan
+from pipesim.placement.plan import cluster_limits, solve_plan
 from pipesim.placement.plan_evaluate import evaluate_plan
 from pipesim.placement.plan_result import Plan
 from pipesim.placement.plan_workload import PlanningWorkload
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _quantity(text: str | None, kind: str, unit: str, field: str) -> float | None:
+def _quantity(text: str | None, kind: str, field: str) -> float | None:
     if text is None:
         return None
     try:
@@ -49,48 +49,25 @@ def _quantity(text: str | None, kind: str, unit: str, field: str) -> float | Non
         raise InputError(None, field, str(exc)) from None
 
 
-def cluster_limits(name: str) -> dict:
-    """K, M, BW and the largest t a homogeneous cluster gives Piper's model.
-
-    Piper's model has one bandwidth from each device to the rest: the network's
-    share per device (the slower of the two links a stage boundary may cross);
-    tensor parallelism stays inside a node (t ≤ devices per node).
-    """
-    cluster = load_cluster(name)
-    if not cluster.homogeneous:
-        raise InputError(None, "--hardware", f"{name} mixes node types; Piper's model needs one device type")
-    node = cluster.nodes[0][0]
-    return {
-        "devices": cluster.device_count,
-        "memory": node.device.memory,
-        "bandwidth": node.network_bandwidth_per_device,
-        "max_tensor_parallel": node.devices,
-    }
-
-
-def load_planning_workload(args) -> tuple[PlanningWorkload, int | None]:
-    path = Path(args.workload)
+def load_planning_workload(path_text: str) -> PlanningWorkload:
+    path = Path(path_text)
     data = load_json(path)
     if not is_piper_format(data):
         raise InputError(path, "nodes", "pipesim plan reads Piper's format (nodes with TMPCs)")
-    workload = read_piper_workload(path, data)
-    limits = cluster_limits(args.hardware) if args.hardware else {}
-    workload = workload.with_limits(
-        devices=limits.get("devices"), memory=limits.get("memory"), bandwidth=limits.get("bandwidth")
-    )
-    workload = workload.with_limits(
-        devices=args.devices,
-        memory=_quantity(args.memory, BYTES, "GiB", "--memory"),
-        bandwidth=_quantity(args.bandwidth, BANDWIDTH, "GiB/s", "--bandwidth"),
-        microbatches=args.microbatches,
-    )
-    return workload, limits.get("max_tensor_parallel")
+    return read_piper_workload(path, data)
 
 
 def run(args) -> int:
     if args.objective == "flush":
         raise InputError(None, "--objective", "the flush objective is not available yet")
-    workload, max_t = load_planning_workload(args)
+    workload = load_planning_workload(args.workload)
+    limits = cluster_limits(load_cluster(args.hardware)) if args.hardware else {}
+    workload = workload.with_limits(
+        devices=args.devices if args.devices is not None else limits.get("devices"),
+        memory=_quantity(args.memory, BYTES, "--memory") or limits.get("memory"),
+        bandwidth=_quantity(args.bandwidth, BANDWIDTH, "--bandwidth") or limits.get("bandwidth"),
+        microbatches=args.microbatches,
+    )
     if args.evaluate:
         plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
     else:
@@ -99,7 +76,7 @@ def run(args) -> int:
             data_parallel=not args.no_data_parallel,
             tensor_parallel=not args.no_tensor_parallel,
             recompute=not args.no_recompute,
-            max_tensor_parallel=max_t,
+            max_tensor_parallel=limits.get("max_tensor_parallel"),
         )
     output = writable(args.output, "plan")
     if output:

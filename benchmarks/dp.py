@@ -10,8 +10,8 @@ baseline) and the optimal max-load.
 
 ``--paper-dp`` runs the paper authors' C++ DP (built separately, never part of
 this repository) on the same inputs in the same run, and prints our speed-up
-over it — the baseline the targets are stated against (SPEC §8).  Without it,
-SPEC §8's measurements on this machine type are shown for reference.
+over it — the baseline the targets are stated against (docs/model.md §8).  Without it,
+docs/model.md §8's measurements on this machine type are shown for reference.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-#: SPEC §8: the paper's C++ DP on one core of the 2-core development machine.
+#: docs/model.md §8: the paper's C++ DP on one core of the 2-core development machine.
 PAPER_SECONDS = {"gnmt_inference": 21.0, "gnmt_training": 34.0}
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "workloads" / "paper" / "throughput"
 
@@ -73,7 +73,7 @@ def run_paper_dp(binary: str, path: Path, timeout: float, memory_gib: float) -> 
     """Seconds the paper's C++ DP takes on ``path`` (stdin input), or why it has none.
 
     It runs under a time limit and an address-space cap: on Inception-v3 it
-    needs more than 20 GB (SPEC §8).
+    needs more than 20 GB (docs/model.md §8).
     """
     cap = int(memory_gib * 2**30)
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 line += f"  {paper:>11}"
         elif path.stem in PAPER_SECONDS and path.parent.name == "LayerGraphs":
-            line += f"   (SPEC §8: paper C++ {PAPER_SECONDS[path.stem]:.0f} s, {PAPER_SECONDS[path.stem] / row['seconds']:.1f}x)"
+            line += f"   (docs/model.md §8: paper C++ {PAPER_SECONDS[path.stem]:.0f} s, {PAPER_SECONDS[path.stem] / row['seconds']:.1f}x)"
         print(line, flush=True)
         rows.append(row)
     print(f"total solve time: {total:.1f} s over {len(rows)} workloads "

@@ -113,13 +113,38 @@ def read_yaml(path: Path) -> Any:
 
 @dataclass
 class Catalog:
-    """Named devices, links and systems; later files may use earlier names."""
+    """Named devices, links and systems; later files may use earlier names.
+
+    Parameters
+    ----------
+    devices, links, systems : dict, optional
+        Entries already known (by name).
+
+    Examples
+    --------
+    >>> catalog = Catalog()
+    >>> catalog.add({"links": {"pcie": {"bandwidth": "32GB/s", "latency": "10us"}}})
+    >>> catalog.link("pcie", "host_link").bandwidth
+    32000000000.0
+    >>> catalog.link("nvlink", "host_link")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.HardwareError: host_link: unknown link 'nvlink' (known: pcie)
+    """
 
     devices: dict[str, Device] = field(default_factory=dict)
     links: dict[str, Link] = field(default_factory=dict)
     systems: dict[str, System] = field(default_factory=dict)
 
     def add_file(self, path: Path) -> None:
+        """Add the devices, links and systems of a YAML file.
+
+        Raises
+        ------
+        HardwareError
+            The file is missing or not YAML, or an entry is wrong; the field
+            is prefixed with the file's path.
+        """
         data = read_yaml(path)
         try:
             self.add(data or {}, source=str(path))
@@ -127,6 +152,11 @@ class Catalog:
             raise HardwareError(f"{path}: {exc.field}", exc.problem) from None
 
     def add(self, data: Any, source: str = "") -> None:
+        """Add the ``devices``, ``links`` and ``systems`` of an already-parsed description.
+
+        ``source`` is recorded as the systems' origin.  Raises
+        :class:`HardwareError` naming the first wrong field.
+        """
         data = _mapping(data, "")
         _check_fields(data, {"devices", "links", "systems"}, set(), "")
         for name, entry in _mapping(data.get("devices") or {}, "devices").items():
@@ -137,6 +167,10 @@ class Catalog:
             self.systems[str(name)] = self._system(str(name), entry, f"systems.{name}", source)
 
     def device(self, ref: Any, where: str) -> Device:
+        """The device named ``ref``, or built from ``ref`` when it is an inline mapping.
+
+        ``where`` is the field named in a :class:`HardwareError`.
+        """
         if isinstance(ref, Mapping):
             return _device(where.rsplit(".", 1)[0], ref, where)
         if ref not in self.devices:
@@ -144,6 +178,7 @@ class Catalog:
         return self.devices[ref]
 
     def link(self, ref: Any, where: str) -> Link | None:
+        """The link named ``ref``, built from an inline mapping, or ``None`` for ``None``."""
         if ref is None:
             return None
         if isinstance(ref, Mapping):
@@ -178,6 +213,7 @@ class Catalog:
         return System(name, tuple(groups), str(entry.get("description", "")), (source,) if source else ())
 
     def system(self, name: str) -> System:
+        """The system called ``name``; :class:`HardwareError` listing the known ones otherwise."""
         if name not in self.systems:
             raise HardwareError("hardware", f"unknown preset {name!r} (known: {', '.join(sorted(self.systems))})")
         return self.systems[name]
@@ -185,7 +221,17 @@ class Catalog:
 
 @lru_cache(maxsize=1)
 def builtin_catalog() -> Catalog:
-    """The presets shipped in ``hardware/presets``."""
+    """The presets shipped in ``hardware/presets`` (read once, then cached).
+
+    Returns
+    -------
+    Catalog
+
+    Examples
+    --------
+    >>> "a100-80gb" in builtin_catalog().devices
+    True
+    """
     catalog = Catalog()
     for filename in _PRESET_FILES:
         catalog.add_file(PRESETS / filename)
@@ -193,11 +239,43 @@ def builtin_catalog() -> Catalog:
 
 
 def preset_names() -> list[str]:
+    """The names of the built-in systems, sorted.
+
+    Examples
+    --------
+    >>> "a100x8" in preset_names()
+    True
+    """
     return sorted(builtin_catalog().systems)
 
 
 def load_system(name_or_path: str | Path) -> System:
-    """A built-in system by name, or the (only or named-as-the-file) system of a YAML file."""
+    """A built-in system by name, or the (only or named-as-the-file) system of a YAML file.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A preset name (:func:`preset_names`) or a ``.yaml``/``.yml`` file; the
+        file may use the built-in devices and links by name.
+
+    Returns
+    -------
+    System
+
+    Raises
+    ------
+    HardwareError
+        Unknown preset, unreadable file, a wrong entry, or a file that
+        defines several systems none of which is named like the file.
+
+    Examples
+    --------
+    >>> system = load_system("a100x8")
+    >>> system.class_names
+    ('a100', 'cpu')
+    >>> system.group("a100").count
+    8
+    """
     text = str(name_or_path)
     if not text.endswith((".yaml", ".yml")):
         return builtin_catalog().system(text)

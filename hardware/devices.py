@@ -6,7 +6,7 @@
   achieve, and the fixed overhead of launching one kernel.
 * A :class:`Link` moves bytes one way at ``bandwidth`` after ``latency``.
 * A :class:`DeviceGroup` is ``count`` identical devices with their link to
-  host memory (and optionally to each other): one *device class* of SPEC §5.
+  host memory (and optionally to each other): one *device class* of docs/model.md §5.
 * A :class:`System` is a named tuple of groups (``a100x8``…).
 
 All values are in SI base units (bytes, bytes/s, FLOP/s, seconds); presets
@@ -35,6 +35,13 @@ FALLBACK_DTYPE = "fp32"
 
 
 def dtype_bytes(dtype: str, field_name: str = "dtype") -> int:
+    """Bytes per element of ``dtype``; :class:`HardwareError` naming ``field_name`` if unknown.
+
+    Examples
+    --------
+    >>> dtype_bytes("bf16")
+    2
+    """
     if dtype not in DTYPE_BYTES:
         raise HardwareError(field_name, f"unknown data type {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
     return DTYPE_BYTES[dtype]
@@ -51,7 +58,27 @@ def _non_negative(value: float, field_name: str, *, positive: bool = False, allo
 
 @dataclass(frozen=True)
 class Link:
-    """A one-directional path: moving ``b`` bytes takes ``latency + b / bandwidth``."""
+    """A one-directional path: moving ``b`` bytes takes ``latency + b / bandwidth``.
+
+    Parameters
+    ----------
+    name : str
+    bandwidth : float
+        Bytes per second, positive.
+    latency : float
+        Seconds per transfer, non-negative.
+    description : str
+
+    Raises
+    ------
+    HardwareError
+        A bandwidth that is not positive or a negative latency.
+
+    Examples
+    --------
+    >>> Link("pcie4-x16", 31.5e9, latency=1e-5).bandwidth
+    31500000000.0
+    """
 
     name: str
     bandwidth: float
@@ -72,6 +99,18 @@ class Device:
     ``compute_efficiency`` and ``memory_efficiency`` are the achievable
     fractions of the FLOP/s and bandwidth peaks; ``launch_overhead`` is the
     fixed cost of one kernel (seconds).
+
+    Raises
+    ------
+    HardwareError
+        A field out of range (unknown kind or data type, a rate that is not
+        positive, an efficiency above 1…), naming it.
+
+    Examples
+    --------
+    >>> gpu = Device("toy", "accelerator", {"fp32": 1e12, "fp16": 4e12}, memory_bandwidth=1e11, memory=8e9)
+    >>> gpu.peak("fp16"), gpu.peak("bf16")   # bf16 has no rate: the fp32 one
+    (4000000000000.0, 1000000000000.0)
     """
 
     name: str
@@ -114,12 +153,24 @@ class Device:
 
 @dataclass(frozen=True)
 class DeviceGroup:
-    """``count`` devices of one type: a device class of SPEC §5.
+    """``count`` devices of one type: a device class of docs/model.md §5.
 
     ``host_link`` carries tensors between a device and host memory (the
-    paper's transfer model, SPEC §2); ``None`` means the device *is* on the
+    paper's transfer model, docs/model.md §2.3); ``None`` means the device *is* on the
     host (CPU cores) and pays nothing.  ``peer_link`` optionally joins the
     group's devices directly (NVLink); the paper's model does not use it yet.
+
+    Raises
+    ------
+    HardwareError
+        No name, a negative count, or an accelerator without a host link.
+
+    Examples
+    --------
+    >>> gpu = Device("toy", "accelerator", {"fp32": 1e12}, memory_bandwidth=1e11)
+    >>> group = DeviceGroup("gpu", gpu, 4, host_link=Link("pcie", 32e9))
+    >>> group.kind, group.count
+    ('accelerator', 4)
     """
 
     name: str
@@ -138,12 +189,35 @@ class DeviceGroup:
 
     @property
     def kind(self) -> str:
+        """The device's kind: ``accelerator`` or ``cpu``."""
         return self.device.kind
 
 
 @dataclass(frozen=True)
 class System:
-    """A named set of device classes."""
+    """A named set of device classes (no two with the same name).
+
+    Parameters
+    ----------
+    name : str
+    groups : tuple of DeviceGroup
+        At least one.
+    description : str
+    sources : tuple of str
+        Where the description came from (files), for reports.
+
+    Raises
+    ------
+    HardwareError
+        No groups, or a class name used twice.
+
+    Examples
+    --------
+    >>> gpu = Device("toy", "accelerator", {"fp32": 1e12}, memory_bandwidth=1e11)
+    >>> box = System("box", (DeviceGroup("gpu", gpu, 4, host_link=Link("pcie", 32e9)),))
+    >>> box.class_names, box.group("gpu").count, box.is_paper_shaped
+    (('gpu',), 4, True)
+    """
 
     name: str
     groups: tuple[DeviceGroup, ...]
@@ -159,6 +233,7 @@ class System:
                 raise HardwareError(f"systems.{self.name}.classes", f"device class {name!r} appears twice")
 
     def group(self, name: str) -> DeviceGroup:
+        """The class called ``name``; :class:`HardwareError` listing the classes otherwise."""
         for g in self.groups:
             if g.name == name:
                 return g
@@ -166,10 +241,11 @@ class System:
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The classes' names, in order."""
         return tuple(g.name for g in self.groups)
 
     @property
     def is_paper_shaped(self) -> bool:
-        """At most one accelerator class and at most one CPU class (SPEC §2's two classes)."""
+        """At most one accelerator class and at most one CPU class (the paper's two classes, docs/model.md §2.2)."""
         kinds = [g.kind for g in self.groups]
         return kinds.count(ACCELERATOR_KIND) <= 1 and kinds.count(CPU_KIND) <= 1

@@ -19,7 +19,7 @@ import re
 
 from pipesim.errors import HardwareError, InternalError, UnitError
 
-__all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_bytes", "format_quantity",
+__all__ = ["BANDWIDTH", "BYTES", "FLOPS", "KINDS", "TIME", "HardwareError", "UnitError", "format_bytes", "format_quantity", "is_number",
            "parse"]
 
 BYTES, BANDWIDTH, FLOPS, TIME = "bytes", "bandwidth", "flops", "time"
@@ -61,7 +61,47 @@ def _unit(unit: str) -> tuple[str, float]:
 
 
 def parse(value: object, kind: str, field: str = "") -> float:
-    """``value`` (``"80GB"``, ``"2ms"``, ``12.5`` …) in base units of ``kind``."""
+    """``value`` (``"80GB"``, ``"2ms"``, ``12.5`` …) in base units of ``kind``.
+
+    Parameters
+    ----------
+    value : str or float
+        A quantity with a unit (``"900GB/s"``, ``"100Gbit/s"``, ``"16GiB"``)
+        or a plain number, taken as base units (bytes, bytes/s, FLOP/s, s).
+    kind : {"bytes", "bandwidth", "flops", "time"}
+        What the quantity must be (:data:`BYTES`, :data:`BANDWIDTH`,
+        :data:`FLOPS`, :data:`TIME`).
+    field : str, optional
+        The field the value came from, named in the error message.
+
+    Returns
+    -------
+    float
+        The value in base units, finite and non-negative.
+
+    Raises
+    ------
+    UnitError
+        The text does not parse, its unit is of another kind, or the value is
+        negative or not finite.
+    ValueError
+        ``kind`` is not one of :data:`KINDS` (a programming error).
+
+    Examples
+    --------
+    >>> parse("80GB", BYTES)
+    80000000000.0
+    >>> parse("16GiB", BYTES) == 16 * 2**30
+    True
+    >>> parse("100Gbit/s", BANDWIDTH)
+    12500000000.0
+    >>> parse("2ms", TIME)
+    0.002
+    >>> parse("2ms", BYTES, "devices.a100.memory")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.UnitError: devices.a100.memory: '2ms' is a time quantity, expected bytes (e.g. "80GB")
+    """
     if kind not in KINDS:
         raise InternalError(f"unknown quantity kind {kind!r}")
     if isinstance(value, bool):
@@ -92,6 +132,15 @@ _EXAMPLE = {BYTES: '"80GB"', BANDWIDTH: '"900GB/s"', FLOPS: '"312TFLOPS"', TIME:
 _SUFFIX = {BYTES: "B", BANDWIDTH: "B/s", FLOPS: "FLOPS", TIME: "s"}
 
 
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a plain number (no unit): ``is_number("2.5")``, not ``is_number("2GB")``."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def format_bytes(value: float) -> str:
     """Bytes in binary units, as the tables and messages show memory.
 
@@ -108,7 +157,29 @@ def format_bytes(value: float) -> str:
 
 
 def format_quantity(value: float, kind: str) -> str:
-    """A short human form of a base-unit value: ``format_quantity(8e10, BYTES) == "80 GB"``."""
+    """A short human form of a base-unit value (decimal prefixes, four significant digits).
+
+    Parameters
+    ----------
+    value : float
+        In base units; ``inf`` reads ``"unlimited"``.
+    kind : {"bytes", "bandwidth", "flops", "time"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_quantity(8e10, BYTES)
+    '80 GB'
+    >>> format_quantity(3.12e14, FLOPS)
+    '312 TFLOPS'
+    >>> format_quantity(0.002, TIME)
+    '2 ms'
+    >>> format_quantity(float("inf"), BYTES)
+    'unlimited'
+    """
     if math.isinf(value):
         return "unlimited"
     if kind == TIME:

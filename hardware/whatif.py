@@ -29,7 +29,7 @@ from typing import Any
 
 from pipesim.hardware.catalog import Catalog, builtin_catalog
 from pipesim.hardware.devices import Link, System
-from pipesim.hardware.units import BANDWIDTH, BYTES, HardwareError, parse
+from pipesim.hardware.units import BANDWIDTH, BYTES, HardwareError, is_number, parse
 
 __all__ = ["ClassEdit", "apply_edits", "parse_assignments", "parse_edits"]
 
@@ -38,6 +38,23 @@ _FACTORS = ("speed", "compute", "memory_bandwidth", "link", "memory")
 
 @dataclass(frozen=True)
 class ClassEdit:
+    """What changes in one device class (see the module docstring for each field).
+
+    Scale factors multiply (1 leaves a value as it is); ``count`` and
+    ``device`` replace (``None`` leaves them).
+
+    Raises
+    ------
+    HardwareError
+        A scale factor that is not a positive finite number, or a negative count.
+
+    Examples
+    --------
+    >>> edit = ClassEdit(speed=2, count=6)
+    >>> edit.speed, edit.link, edit.count, edit.device
+    (2, 1.0, 6, None)
+    """
+
     speed: float = 1.0
     compute: float = 1.0
     memory_bandwidth: float = 1.0
@@ -59,7 +76,32 @@ class ClassEdit:
 
 
 def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
-    """``{class: {field: value}}`` -> ``{class: ClassEdit}``."""
+    """``{class: {field: value}}`` -> ``{class: ClassEdit}``.
+
+    Parameters
+    ----------
+    data : mapping
+        Class name -> mapping of :class:`ClassEdit` fields (YAML or JSON).
+
+    Returns
+    -------
+    dict of str to ClassEdit
+
+    Raises
+    ------
+    HardwareError
+        An entry that is not a mapping, an unknown field or a bad value;
+        the field is named ``what-if.CLASS.FIELD``.
+
+    Examples
+    --------
+    >>> parse_edits({"a100": {"link": 0.5}})["a100"].link
+    0.5
+    >>> parse_edits({"a100": {"sped": 2}})
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.HardwareError: what-if.a100.sped: unknown field (known: ...)
+    """
     known = {f.name for f in fields(ClassEdit)}
     edits = {}
     for cls, entry in data.items():
@@ -71,7 +113,7 @@ def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
         entry = dict(entry)
         for name, kind, absolute in (("memory", BYTES, "memory_size"), ("link", BANDWIDTH, "link_bandwidth")):
             value = entry.get(name)
-            if isinstance(value, str) and not _is_number(value):  # a quantity with a unit: set, not scale
+            if isinstance(value, str) and not is_number(value):  # a quantity with a unit: set, not scale
                 quantity = parse(value, kind, f"what-if.{cls}.{name}")
                 if not quantity > 0:
                     raise HardwareError(f"what-if.{cls}.{name}", f"must be positive, got {value!r}")
@@ -84,14 +126,6 @@ def parse_edits(data: Mapping[str, Any]) -> dict[str, ClassEdit]:
     return edits
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _value(text: str) -> Any:
     for convert in (int, float):
         try:
@@ -102,7 +136,28 @@ def _value(text: str) -> Any:
 
 
 def parse_assignments(texts: Iterable[str]) -> dict[str, ClassEdit]:
-    """``["a100.speed=2", "cpu.count=4"]`` -> edits."""
+    """``["a100.speed=2", "cpu.count=4"]`` -> edits (the command line's ``CLASS.FIELD=VALUE``).
+
+    Parameters
+    ----------
+    texts : iterable of str
+
+    Returns
+    -------
+    dict of str to ClassEdit
+        By class name, as :func:`parse_edits` returns them.
+
+    Raises
+    ------
+    HardwareError
+        A text not of the form ``CLASS.FIELD=VALUE``, or what :func:`parse_edits` rejects.
+
+    Examples
+    --------
+    >>> edits = parse_assignments(["a100.speed=2", "cpu.count=4"])
+    >>> edits["a100"].speed, edits["cpu"].count
+    (2.0, 4)
+    """
     data: dict[str, dict[str, Any]] = {}
     for text in texts:
         key, sep, value = text.partition("=")
@@ -121,7 +176,33 @@ def _scaled_link(link: Link | None, factor: float, bandwidth: float | None = Non
 
 
 def apply_edits(system: System, edits: Mapping[str, ClassEdit], catalog: Catalog | None = None) -> System:
-    """``system`` with ``edits`` applied (the original is unchanged)."""
+    """``system`` with ``edits`` applied (the original is unchanged).
+
+    Parameters
+    ----------
+    system : System
+    edits : mapping of str to ClassEdit
+        By class name; every name must be a class of ``system``.
+    catalog : Catalog, optional
+        Where ``device`` swaps are looked up (default: the built-in presets).
+
+    Returns
+    -------
+    System
+        A new system; ``system`` itself is unchanged.
+
+    Raises
+    ------
+    HardwareError
+        An unknown class or device name.
+
+    Examples
+    --------
+    >>> from pipesim.hardware.catalog import load_system
+    >>> system = apply_edits(load_system("a100x8"), parse_assignments(["a100.count=6", "a100.link=2"]))
+    >>> system.group("a100").count, system.group("a100").host_link.bandwidth
+    (6, 63000000000.0)
+    """
     catalog = catalog or builtin_catalog()
     for cls in edits:
         system.group(cls)  # unknown class names are an error, not a silent no-op

@@ -84,6 +84,22 @@ def load_split(path: str | Path, workload: Workload) -> Split:
     InputError
         The file cannot be read, or the split does not fit the workload
         (unknown nodes or device classes); the message names the file.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
+    >>> import json, tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "split.json"
+    >>> _ = path.write_text(json.dumps({"fpgas": [{"nodes": [1]}, {"nodes": [2]}], "cpus": []}))
+    >>> pipesim.load_split(path, w)
+    Split(assignment={'accelerator': (frozenset({1}), frozenset({2})), 'cpu': ()})
+    >>> _ = path.write_text(json.dumps({"fpgas": [{"nodes": [1, 2, 3]}]}))
+    >>> pipesim.load_split(path, w)
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: /.../split.json: node 3 in the split is not in the graph
     """
     split = read_split(Path(path), load_json(path))
     try:
@@ -97,6 +113,28 @@ def save_split(split: Split | SplitEvaluation | PlacementResult, path: str | Pat
     """Write ``split`` in the paper's split format (with loads when given an evaluation or a result).
 
     Missing folders are created; the file reads back with :func:`load_split`.
+
+    Parameters
+    ----------
+    split : Split, SplitEvaluation or PlacementResult
+    path : str or Path
+
+    Raises
+    ------
+    InputError
+        The file cannot be written, or the result has no split.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "out" / "split.json"
+    >>> r = pipesim.solve(w)
+    >>> pipesim.save_split(r, path)
+    >>> pipesim.load_split(path, w)   # an empty "cpus" section reads back as no CPU devices
+    Split(assignment={'accelerator': (frozenset({1}), frozenset({2})), 'cpu': ()})
     """
     if isinstance(split, PlacementResult):
         if split.evaluation is None:
@@ -124,6 +162,16 @@ def evaluate(workload: Workload, split: Split | SplitEvaluation | PlacementResul
     ------
     SplitError
         The split names unknown nodes or device classes.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
+    >>> from pipesim.placement import Split
+    >>> e = pipesim.evaluate(w, Split.from_lists({"accelerator": [[1, 2]]}))
+    >>> e.max_load, e.feasible, [d.name for d in e.devices]
+    (3.0, True, ['accelerator[0]'])
     """
     return _evaluate(workload.graph, workload.devices, _as_split(split))
 
@@ -157,13 +205,28 @@ def solve(workload: Workload, method: str = "dp", *, progress: Progress | bool |
     ------
     InputError
         An unknown method or option, or a bad option value.
+    ResourceLimitError
+        The DP would need more ideals than ``ideal_limit``.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
+    >>> r = pipesim.solve(w, method="dp", merge="none")
+    >>> r.status, r.max_load, r.bound
+    ('optimal', 2.0, 2.0)
+    >>> pipesim.solve(w, method="single").max_load
+    3.0
+    >>> pipesim.solve(w, method="local_search", restarts=2, seed=0).status
+    'feasible'
     """
     return get_method(method)(workload, progress=progress, **options)
 
 
 def latency(workload: Workload, method: str = "ip", split: Split | SplitEvaluation | PlacementResult | None = None,
             **options: Any):
-    """The time for one sample through an inference graph (SPEC §4 "Latency").
+    """The time for one sample through an inference graph (docs/model.md §4.4).
 
     Parameters
     ----------
@@ -179,6 +242,23 @@ def latency(workload: Workload, method: str = "ip", split: Split | SplitEvaluati
     -------
     LatencyResult
         ``latency``, ``status``, ``bound``, ``gap``, ``schedule`` (pieces).
+
+    Raises
+    ------
+    InputError
+        A training graph, an unknown method or option, or options given
+        together with a split.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
+    >>> pipesim.latency(w, method="greedy").latency
+    3.0
+    >>> from pipesim.placement import Split
+    >>> pipesim.latency(w, split=Split.from_lists({"accelerator": [[1], [2]]})).latency
+    3.0
     """
     from pipesim.placement.latency import LatencyResult, latency_of_split
 
@@ -217,6 +297,21 @@ def simulate(workload: Workload, split: Split | SplitEvaluation | PlacementResul
         ``time_per_sample`` (simulated), ``predicted_time_per_sample`` (the
         evaluator's max-load), ``difference``, per-device statistics,
         ``to_dict()``.
+
+    Raises
+    ------
+    InputError
+        An unknown schedule or communication mode, a training schedule for
+        an inference graph, or a count below 1.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))   # two layers, two accelerators
+    >>> s = pipesim.simulate(w, pipesim.solve(w), microbatches=20)
+    >>> s.schedule, s.predicted_time_per_sample, round(s.time_per_sample, 9)
+    ('stream', 2.0, 2.0)
     """
     from pipesim.simulation import simulate as _simulate
 
@@ -224,7 +319,36 @@ def simulate(workload: Workload, split: Split | SplitEvaluation | PlacementResul
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] = ()):
-    """Read and validate a scenario file (see :func:`pipesim.scenario.load_scenario`)."""
+    """Read and validate a scenario file (see :func:`pipesim.scenario.load_scenario`).
+
+    Parameters
+    ----------
+    path : str or Path
+        A YAML scenario (its format: :mod:`pipesim.scenario`).
+    overrides : iterable
+        ``"PATH=VALUE"`` texts (as ``--set`` takes them) or ``(path, value)``
+        pairs, applied before validation.
+
+    Returns
+    -------
+    Scenario
+        Validated; :func:`run_scenario` runs it.
+
+    Raises
+    ------
+    ScenarioError
+        Every problem of the file at once (an :class:`~pipesim.errors.InputError`).
+
+    Examples
+    --------
+    >>> import pipesim, tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "tiny.yaml"
+    >>> _ = path.write_text("model: {generator: transformer, params: {layers: 2, hidden: 64, heads: 4, seq: 16}}\\n"
+    ...                     "hardware: {preset: a100x8}\\n")
+    >>> scenario = pipesim.load_scenario(path, overrides=["solve.method=pipedream"])
+    >>> scenario.name, scenario.method
+    ('tiny', 'pipedream')
+    """
     from pipesim.scenario import load_scenario as _load
 
     return _load(path, overrides)
@@ -250,6 +374,25 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
     Outcome
         ``workload``, ``result`` (the solver's), ``simulation``, ``summary()``,
         ``to_dict()``; ``files`` lists what was written.
+
+    Raises
+    ------
+    PipesimError
+        The scenario is invalid, its method fails on purpose (e.g. too many
+        ideals), or its simulation cannot run.
+
+    Examples
+    --------
+    >>> import pipesim, tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "tiny.yaml"
+    >>> _ = path.write_text("model: {generator: transformer, params: {layers: 2, hidden: 64, heads: 4, seq: 16}}\\n"
+    ...                     "hardware: {preset: a100x8}\\n"
+    ...                     "simulate: {microbatches: 10}\\n")
+    >>> outcome = pipesim.run_scenario(path)
+    >>> outcome.result.status, outcome.files
+    ('optimal', {})
+    >>> sorted(pipesim.run_scenario(path, path.parent / "out").files)
+    ['gantt', 'loads', 'report', 'result', 'split', 'trace', 'workload']
     """
     from pipesim.pipeline import execute
 

@@ -26,11 +26,41 @@ def write_artefacts(outcome: Outcome, folder: str | Path, report: str | Path | N
                     step: Step = no_step) -> dict[str, Path]:
     """Write the scenario's artefacts (and the report if ``report`` names a file) into ``folder``.
 
+    Parameters
+    ----------
+    outcome : Outcome
+        From :func:`pipesim.pipeline.execute`.
+    folder : str or Path
+        Created if missing.
+    report : str or Path, optional
+        Also write the HTML report there.
+    step : callable
+        ``with step(label):`` around long steps.
+
     Returns
     -------
     dict
         Kind (``result``, ``split``, ``workload``, ``trace``, ``gantt``,
         ``loads``, ``report``) -> the file written.
+
+    Raises
+    ------
+    InputError
+        A file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipesim.pipeline import execute
+    >>> from pipesim.scenario import scenario_from_data
+    >>> scenario = scenario_from_data({"model": {"generator": "transformer", "params": {"layers": 2, "hidden": 64,
+    ...                                          "heads": 4, "seq": 16}}, "hardware": {"preset": "a100x8"},
+    ...                                "simulate": {"microbatches": 10},
+    ...                                "output": {"artefacts": ["result", "split"]}}, "tiny.yaml")
+    >>> files = write_artefacts(execute(scenario), Path(tempfile.mkdtemp()))
+    >>> sorted(files)
+    ['result', 'split']
     """
     from pipesim.report.pages import run_page
     from pipesim.report.plots import loads_plot

@@ -52,7 +52,13 @@ __all__ = [
 
 
 class PipesimError(Exception):
-    """The root: every error pipesim raises on purpose."""
+    """The root: every error pipesim raises on purpose.
+
+    Examples
+    --------
+    >>> issubclass(InputError, PipesimError), issubclass(InputError, ValueError)
+    (True, True)
+    """
 
 
 class InputError(PipesimError, ValueError):
@@ -79,7 +85,13 @@ class SplitError(PipesimError, ValueError):
 
 
 class HardwareError(PipesimError, ValueError):
-    """A bad hardware description or edit; the message names the field."""
+    """A bad hardware description or edit; the message names the field.
+
+    Examples
+    --------
+    >>> str(HardwareError("devices.a100.memory", "must be positive, got -1"))
+    'devices.a100.memory: must be positive, got -1'
+    """
 
     def __init__(self, field: str, problem: str):
         self.field, self.problem = field, problem

@@ -49,7 +49,26 @@ def no_step(_: str) -> AbstractContextManager:
 
 @dataclass
 class Outcome:
-    """Everything one scenario run produced."""
+    """Everything one scenario run produced.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    workload : Workload
+        The workload that was solved.
+    result : PlacementResult
+    latency : float or None
+        The latency model's one-sample latency of the split (inference graphs).
+    latency_error : str or None
+        Why that latency could not be computed.
+    simulation : SimulationResult or None
+    seconds : dict of str to float
+        Wall time per step (``build``, ``solve``, ``latency``, ``simulate``).
+    files : dict of str to Path
+        Artefacts written (:func:`pipesim.artefacts.write_artefacts`).
+
+    See :func:`execute` for an example.
+    """
 
     scenario: Scenario
     workload: Workload
@@ -74,6 +93,7 @@ class Outcome:
             "predicted_time_per_sample": None if ev is None else predicted,
             "simulated_time_per_sample": simulated,
             "relative_difference": sim.difference if sim else None,
+            "settled": sim.measurements.settled if sim else None,
             "samples_per_pass": s.samples_per_pass,
             "predicted_throughput": _throughput(predicted, s.samples_per_pass),
             "simulated_throughput": _throughput(simulated, s.samples_per_pass),
@@ -127,7 +147,20 @@ def _throughput(time_per_pass: float | None, samples_per_pass: int) -> float | N
 
 
 def solve_scenario(scenario: Scenario, workload: Workload, *, progress=None) -> PlacementResult:
-    """The scenario's method on ``workload``, with its options (checked when the scenario was loaded)."""
+    """The scenario's method on ``workload``, with its options (checked when the scenario was loaded).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    workload : Workload
+        Usually ``scenario.workload()``.
+    progress : optional
+        Handed to the method (see :func:`pipesim.solve`).
+
+    Returns
+    -------
+    PlacementResult
+    """
     return get_method(scenario.method)(workload, progress=progress, **scenario.options)
 
 
@@ -141,7 +174,43 @@ def _latency(workload: Workload, result: PlacementResult) -> tuple[float | None,
 
 
 def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outcome:
-    """Build, solve, evaluate and (if the scenario asks) simulate; ``step`` reports each long step."""
+    """Build, solve, evaluate and (if the scenario asks) simulate; ``step`` reports each long step.
+
+    Writes nothing (:func:`pipesim.artefacts.write_artefacts` does);
+    :func:`pipesim.run_scenario` is this plus the artefacts.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    step : callable
+        ``with step(label):`` around each long step (default: shows nothing).
+    progress : optional
+        Handed to the method.
+
+    Returns
+    -------
+    Outcome
+
+    Raises
+    ------
+    PipesimError
+        The workload cannot be built, the method fails on purpose, or the
+        simulation cannot run (an :class:`InputError` naming ``simulate``).
+
+    Examples
+    --------
+    >>> from pipesim.scenario import scenario_from_data
+    >>> scenario = scenario_from_data({"model": {"generator": "transformer",
+    ...                                          "params": {"layers": 2, "hidden": 64, "heads": 4, "seq": 16}},
+    ...                                "hardware": {"preset": "a100x8"}, "simulate": {"microbatches": 10}}, "tiny.yaml")
+    >>> outcome = execute(scenario)
+    >>> outcome.result.status, outcome.simulation.microbatches
+    ('optimal', 10)
+    >>> outcome.summary()["predicted_time_per_sample"] == outcome.result.max_load
+    True
+    >>> {"max_load", "solve", "simulation", "summary"} <= set(outcome.to_dict())
+    True
+    """
     seconds: dict[str, float] = {}
 
     def timed(name: str, label: str, work: Callable[[], Any]) -> Any:
@@ -155,7 +224,7 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outco
     result = timed("solve", f"solving ({scenario.method}, {len(workload.graph.nodes)} nodes)",
                    lambda: solve_scenario(scenario, workload, progress=progress))
     latency, latency_error = None, None
-    if not workload.graph.is_training:  # the latency model is for inference (SPEC §4)
+    if not workload.graph.is_training:  # the latency model is for inference (docs/model.md §4.4)
         latency, latency_error = timed("latency", "latency of the split", lambda: _latency(workload, result))
     outcome = Outcome(scenario, workload, result, latency, latency_error, seconds=seconds)
     if scenario.simulate_enabled and result.evaluation is not None:
@@ -179,6 +248,12 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outco
 
 
 def load_for_compare(path: Path) -> tuple[Workload, dict[str, Any]]:
-    """``pipesim compare SCENARIO.yaml``: the scenario's workload, and its method's options."""
+    """``pipesim compare SCENARIO.yaml``: the scenario's workload, and its method's options.
+
+    Raises
+    ------
+    ScenarioError
+        The scenario is invalid.
+    """
     scenario = load_scenario(path)
     return scenario.workload(), dict(scenario.options)

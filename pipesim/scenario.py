@@ -140,7 +140,15 @@ _ONNX_PARAMS = {"batch": Int(help="value for symbolic input dimensions")}
 
 
 class ScenarioError(InputError):
-    """Every problem of a scenario, each as ``(field path, problem)``."""
+    """Every problem of a scenario, each as ``(field path, problem)``.
+
+    Examples
+    --------
+    >>> print(ScenarioError("s.yaml", [("solve.method", "unknown"), ("simulate.comm", "unknown")]))
+    s.yaml: 2 problems:
+      solve.method: unknown
+      simulate.comm: unknown
+    """
 
     def __init__(self, source: str | Path | None, problems: Sequence[tuple[str, str]]):
         self.problems = list(problems)
@@ -170,7 +178,22 @@ def _path_tokens(path: str) -> list[str | int]:
 
 
 def set_path(data: dict, path: str, value: Any) -> None:
-    """Set ``data[path] = value`` for a dotted path with list indices (``a.b[1].c``); missing mappings are created."""
+    """Set ``data[path] = value`` for a dotted path with list indices (``a.b[1].c``); missing mappings are created.
+
+    Raises
+    ------
+    InputError
+        A path that does not parse, a list index past the end, or a step
+        through something that is not a mapping (field ``--set``).
+
+    Examples
+    --------
+    >>> data = {"hardware": {"devices": [{"count": 4}]}}
+    >>> set_path(data, "hardware.devices[0].count", 6)
+    >>> set_path(data, "simulate.microbatches", 50)
+    >>> data
+    {'hardware': {'devices': [{'count': 6}]}, 'simulate': {'microbatches': 50}}
+    """
     tokens = _path_tokens(path)
     node: Any = data
     for i, token in enumerate(tokens):
@@ -190,7 +213,13 @@ def set_path(data: dict, path: str, value: Any) -> None:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line value as YAML reads it: ``50`` → 50, ``true`` → True, ``16GB/s`` stays a string."""
+    """A command-line value as YAML reads it: ``50`` → 50, ``true`` → True, ``16GB/s`` stays a string.
+
+    Examples
+    --------
+    >>> parse_value("50"), parse_value("true"), parse_value("16GB/s"), parse_value("[1, 2]")
+    (50, True, '16GB/s', [1, 2])
+    """
     try:
         return yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -198,7 +227,18 @@ def parse_value(text: str) -> Any:
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """``"simulate.microbatches=50"`` → ``("simulate.microbatches", 50)``."""
+    """``"simulate.microbatches=50"`` → ``("simulate.microbatches", 50)``.
+
+    Raises
+    ------
+    InputError
+        Not ``PATH=VALUE``, or a path that does not parse.
+
+    Examples
+    --------
+    >>> parse_assignment("hardware.whatif.a100.count=6")
+    ('hardware.whatif.a100.count', 6)
+    """
     path, sep, value = text.partition("=")
     if not sep or not path.strip():
         raise InputError(None, "--set", f"expected PATH=VALUE (e.g. simulate.microbatches=50), got {text!r}")
@@ -207,7 +247,13 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def read_scenario_data(path: str | Path) -> dict:
-    """The YAML mapping in ``path``; :class:`InputError` naming the file otherwise."""
+    """The YAML mapping in ``path``; :class:`InputError` naming the file otherwise.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable, not YAML, or not a mapping.
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -229,7 +275,20 @@ def read_scenario_data(path: str | Path) -> dict:
 # ------------------------------------------------------------ the validated scenario
 @dataclass
 class Scenario:
-    """A validated scenario: everything needed to build the workload, solve and simulate it."""
+    """A validated scenario: everything needed to build the workload, solve and simulate it.
+
+    Made by :func:`load_scenario` or :func:`scenario_from_data`, never by
+    hand: the fields are checked and converted there.
+
+    Examples
+    --------
+    >>> scenario = scenario_from_data({"model": {"generator": "transformer", "params": {"layers": 2, "hidden": 64,
+    ...                                          "heads": 4, "seq": 16}}, "hardware": {"preset": "a100x8"}}, "tiny.yaml")
+    >>> scenario.name, scenario.method, scenario.system.class_names
+    ('tiny', 'dp', ('a100', 'cpu'))
+    >>> len(scenario.workload().graph)
+    4
+    """
 
     name: str
     source: Path
@@ -518,7 +577,38 @@ def _sweep(p: _Problems, data: Any, s: Scenario) -> None:
 
 
 def scenario_from_data(data: dict, source: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> Scenario:
-    """Validate ``data`` (read from ``source``) after ``overrides``; raise :class:`ScenarioError` listing every problem."""
+    """Validate ``data`` (read from ``source``) after ``overrides``; raise :class:`ScenarioError` listing every problem.
+
+    Parameters
+    ----------
+    data : dict
+        The scenario's mapping (as read from YAML); not modified.
+    source : str or Path
+        Where it came from: names it in errors, and relative paths in it
+        resolve against its folder.
+    overrides : iterable of (str, value)
+        Applied first (:func:`set_path`).
+
+    Returns
+    -------
+    Scenario
+        Checked and converted; ``scenario.workload()`` builds its workload.
+
+    Raises
+    ------
+    ScenarioError
+        Every problem at once, each with its field path.
+
+    Examples
+    --------
+    >>> scenario_from_data({"model": {"generator": "transformer"}, "hardware": {"preset": "a100x9"},
+    ...                     "solve": {"method": "dp", "options": {"restarts": 2}}}, "bad.yaml")
+    Traceback (most recent call last):
+    ...
+    pipesim.scenario.ScenarioError: bad.yaml: 2 problems:
+      hardware.preset: unknown preset 'a100x9' (known: ...)
+      solve.options.restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit)
+    """
     source = Path(source)
     data = copy.deepcopy(data)
     for path, value in overrides:

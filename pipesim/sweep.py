@@ -43,7 +43,7 @@ __all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", 
 
 #: Summary fields copied into each row (and the CSV's columns after the parameters).
 SUMMARY_FIELDS = (
-    "status", "error", "predicted_time_per_sample", "simulated_time_per_sample", "relative_difference",
+    "status", "error", "predicted_time_per_sample", "simulated_time_per_sample", "relative_difference", "settled",
     "predicted_throughput", "simulated_throughput", "latency", "bottleneck", "bottleneck_load", "devices_used",
     "bubble_fraction", "mean_utilisation", "cost_per_hour", "cost_per_million_samples", "seconds", "cpu_seconds",
 )
@@ -52,27 +52,65 @@ CSV_FIELDS = ("key",) + SUMMARY_FIELDS
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point: the scenario fields it overrides."""
+    """One grid point: the scenario fields it overrides.
+
+    Examples
+    --------
+    >>> point = Point((("solve.method", "dp"), ("simulate.microbatches", 40)))
+    >>> point.key
+    '{"simulate.microbatches": 40, "solve.method": "dp"}'
+    """
 
     overrides: tuple[tuple[str, Any], ...]
 
     @property
     def key(self) -> str:
+        """The point's identity in ``sweep.jsonl`` (sorted JSON of its overrides)."""
         return json.dumps(dict(self.overrides), sort_keys=True)
 
     @property
     def params(self) -> dict[str, Any]:
+        """The overrides as a mapping."""
         return dict(self.overrides)
 
 
 def grid(vary: Mapping[str, Sequence[Any]]) -> list[Point]:
-    """The Cartesian product of ``{path: values}`` (first path varies slowest)."""
+    """The Cartesian product of ``{path: values}`` (first path varies slowest).
+
+    Examples
+    --------
+    >>> [p.params for p in grid({"a": [1, 2], "b": ["x", "y"]})]
+    [{'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 2, 'b': 'x'}, {'a': 2, 'b': 'y'}]
+    """
     paths = list(vary)
     return [Point(tuple(zip(paths, combo))) for combo in itertools.product(*(vary[p] for p in paths))]
 
 
 def run_point(data: dict, source: str, overrides: Sequence[tuple[str, Any]]) -> dict:
-    """Validate, build, solve and simulate one point; never raises (an error is a row with ``status: error``)."""
+    """Validate, build, solve and simulate one point; never raises (an error is a row with ``status: error``).
+
+    Parameters
+    ----------
+    data : dict
+        The scenario's mapping.
+    source : str
+        The scenario file (relative paths resolve against its folder).
+    overrides : sequence of (str, value)
+        The point.
+
+    Returns
+    -------
+    dict
+        ``key``, ``params``, the summary fields (:data:`SUMMARY_FIELDS`),
+        ``status`` (``ok``, ``error`` or the solver's status), ``error``,
+        ``seconds`` and ``cpu_seconds``.
+
+    Examples
+    --------
+    >>> row = run_point({"model": {"generator": "transformer"}}, "s.yaml", [("hardware.preset", "a100x9")])
+    >>> row["status"], row["error"][:40]
+    ('error', 'ScenarioError: s.yaml: hardware.preset: ')
+    """
     started, cpu_started = time.perf_counter(), time.process_time()
     point = Point(tuple((p, v) for p, v in overrides))
     row: dict[str, Any] = {"key": point.key, "params": point.params}
@@ -96,7 +134,17 @@ def run_point(data: dict, source: str, overrides: Sequence[tuple[str, Any]]) -> 
 
 
 def read_rows(path: Path) -> list[dict]:
-    """The rows of a JSONL file, skipping a torn (unparseable) line."""
+    """The rows of a JSONL file, skipping a torn (unparseable) line; ``[]`` if there is no file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "sweep.jsonl"
+    >>> _ = path.write_text('{"key": "a", "status": "ok"}\\n{"key": "b", "sta')
+    >>> read_rows(path)
+    [{'key': 'a', 'status': 'ok'}]
+    """
     if not path.is_file():
         return []
     rows = []
@@ -119,7 +167,18 @@ def _csv_row(row: dict, params: Sequence[str]) -> dict:
 
 @dataclass
 class SweepRun:
-    """Where a sweep writes, and what it has (``rows``: finished points, in grid order)."""
+    """Where a sweep writes, and what it has (``rows``: finished points, in grid order).
+
+    Attributes
+    ----------
+    folder : Path
+    points : list of Point
+        The whole grid.
+    rows : list of dict
+        Finished points (this run's and earlier runs'), in grid order.
+    ran, skipped : int
+        Points run now, and points already done before.
+    """
 
     folder: Path
     points: list[Point]
@@ -129,10 +188,12 @@ class SweepRun:
 
     @property
     def jsonl(self) -> Path:
+        """``sweep.jsonl``: one row per finished point (the resumable record)."""
         return self.folder / "sweep.jsonl"
 
     @property
     def csv(self) -> Path:
+        """``sweep.csv``: the same rows as a table."""
         return self.folder / "sweep.csv"
 
 
@@ -246,6 +307,34 @@ def run_sweep(
     ``on_row(row, done, total)`` is called after each row is written (progress;
     an exception from it, e.g. ``KeyboardInterrupt``, stops the sweep with
     every finished row saved).
+
+    Parameters
+    ----------
+    data : dict
+        The scenario's mapping.
+    source : str or Path
+        The scenario file.
+    vary : mapping of str to sequence
+        Field path -> values (:func:`grid`).
+    folder : str or Path
+        Where ``sweep.jsonl`` and ``sweep.csv`` go; a sweep already there
+        resumes.
+    workers : int
+        Local processes.
+    dask : str or Client, optional
+        Run the points on a Dask cluster instead.
+    retry_failed : bool
+        Run again the points whose row is an error.
+    on_row : callable, optional
+
+    Returns
+    -------
+    SweepRun
+
+    Raises
+    ------
+    InputError
+        Another sweep holds the folder's lock.
     """
     folder = Path(folder)
     validate_grid(data, source, vary)

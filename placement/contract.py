@@ -1,4 +1,4 @@
-"""Preparing a graph for the DP over ideals (SPEC §3; Tarnawski et al. 2020, §4 and App. B).
+"""Preparing a graph for the DP over ideals (docs/model.md §3; Tarnawski et al. 2020, §4 and App. B).
 
 The DP works on a *contracted forward graph*: one super-node per colour class,
 standing for the class's forward nodes together with their backward partners,
@@ -7,7 +7,7 @@ so that choosing a contiguous set of super-nodes places both.  The steps:
 1. **Colour-class contraction.**  Nodes sharing a colour class become one
    super-node.  Communication is never charged on super-nodes: the DP keeps
    the map from original node to super-node and charges each *original*
-   source node's transfer cost (SPEC §2).
+   source node's transfer cost (docs/model.md §2.3).
 2. **Orphan backward nodes.**  A class with backward nodes but no forward node
    gets an artificial forward super-node (zero cost), wired as the mirror image
    of the backward edges, so every backward node has a forward partner.
@@ -21,7 +21,7 @@ so that choosing a contiguous set of super-nodes places both.  The steps:
    class holds no memory (or the whole graph fits in every memory-limited
    device) and the node is supported wherever its neighbour is.  The paper's
    code merges regardless (``merge="paper"``), and then misses the optimum
-   when memory binds (SPEC §3 item 4).
+   when memory binds (docs/model.md §3, step 4).
 
 Options: fusing all nodes sharing a ``layer_id`` (``fuse_layers``), fusing
 given node groups (``fuse``) and adding ordering-only edges between forward
@@ -74,6 +74,12 @@ class ContractedGraph:
     ``edges`` are the super-node precedence edges (from forward data edges,
     orphan mirrors and ordering constraints); they form a DAG whose
     super-nodes are numbered in a topological order.
+
+    Examples
+    --------
+    >>> c = ContractedGraph(members=((1, 2), (3,)), super_of={1: 0, 2: 0, 3: 1}, edges=((0, 1),))
+    >>> len(c), c.predecessors()
+    (2, [[], [0]])
     """
 
     members: tuple[tuple[int, ...], ...]
@@ -84,6 +90,7 @@ class ContractedGraph:
         return len(self.members)
 
     def predecessors(self) -> list[list[int]]:
+        """For every super-node, the super-nodes with an edge to it."""
         preds: list[list[int]] = [[] for _ in self.members]
         for a, b in self.edges:
             preds[b].append(a)
@@ -101,9 +108,47 @@ def contract(
 ) -> ContractedGraph:
     """Contract ``graph`` for the DP (steps 1–4 of the module docstring).
 
-    ``devices`` decide whether memory can ever bind (for exact merging).
-    ``fuse``: groups of original nodes forced onto one device.  ``order``:
-    extra precedence ``u -> v`` between forward nodes, carrying no data.
+    Parameters
+    ----------
+    graph : Graph
+    devices : sequence of DeviceClass
+        Decide whether memory can ever bind (for exact merging) and which
+        classes must support a merged node.
+    merge : {"exact", "paper", "none"}
+        Zero-cost merging (step 4): exact, the paper's (inexact when memory
+        binds), or none.
+    fuse_layers : bool
+        Also fuse all nodes that share a ``layer_id``.
+    fuse : iterable of iterables of int
+        Groups of original nodes forced onto one device.
+    order : iterable of (int, int)
+        Extra precedence ``u -> v`` between forward nodes, carrying no data.
+
+    Returns
+    -------
+    ContractedGraph
+
+    Raises
+    ------
+    ValueError
+        An unknown ``merge`` mode, or an ``order`` pair with a backward node.
+
+    Examples
+    --------
+    A zero-cost input node that holds memory: merged only when memory can
+    never bind (here 100 bytes per accelerator), always by the paper's rule.
+
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> g = Graph([Node(0, {"accelerator": 0.0, "cpu": 0.0}, memory=5.0),
+    ...            Node(1, {"accelerator": 2.0, "cpu": 20.0}),
+    ...            Node(2, {"accelerator": 1.0, "cpu": 10.0})], [Edge(0, 1), Edge(1, 2)])
+    >>> contract(g, paper_devices(2, 1, 100.0)).members
+    ((0, 1), (2,))
+    >>> contract(g, paper_devices(2, 1, 4.0)).members
+    ((0,), (1,), (2,))
+    >>> contract(g, paper_devices(2, 1, 4.0), merge="paper").members
+    ((0, 1), (2,))
     """
     if merge not in MERGE_MODES:
         raise InputError(None, "merge", f"must be one of {', '.join(MERGE_MODES)}, got {merge!r}")
@@ -169,7 +214,7 @@ def contract(
 
 
 def _fuse_cycles(graph: Graph, uf: _UnionFind, cls_of, super_edges) -> bool:
-    """One round of SPEC §3 step 3: fuse each strongly connected component; whether any fused."""
+    """One round of docs/model.md §3 step 3: fuse each strongly connected component; whether any fused."""
     g = nx.DiGraph()
     g.add_nodes_from({cls_of(v) for v in graph.nodes})
     g.add_edges_from(super_edges(cls_of))
@@ -191,7 +236,7 @@ def _members(graph: Graph, cls_of) -> dict[Hashable, list[int]]:
 
 
 def _merge_zero_cost(graph, devices, uf, cls_of, super_edges, exact: bool) -> bool:
-    """One round of SPEC §3 step 4; returns whether anything merged."""
+    """One round of docs/model.md §3 step 4; returns whether anything merged."""
     classes = _members(graph, cls_of)
     limits = [dc.memory for dc in devices if dc.count > 0 and not math.isinf(dc.memory)]
     memory_never_binds = not limits or graph.total_memory <= min(limits)

@@ -1,10 +1,10 @@
 """The optimal contiguous split by dynamic programming over ideals.
 
-Problem (SPEC §2, §4; Tarnawski et al., NeurIPS 2020, §4): place every node of
+Problem (docs/model.md §2, §4; Tarnawski et al., NeurIPS 2020, §4): place every node of
 an operator graph on one of the available devices so that each device runs a
 contiguous set of forward nodes (with their backward partners) and the
 max-load is least.  Guarantee: the split returned is optimal among contiguous
-splits, for any number of device classes (SPEC §5).
+splits, for any number of device classes (docs/model.md §5).
 
 Let ``dp[I][n]`` be the least max-load placing ideal ``I`` on at most ``n``
 devices (``n`` a vector of counts per class).  Then ``dp[∅][n] = 0`` and::
@@ -13,7 +13,7 @@ devices (``n`` a vector of counts per class).  Then ``dp[∅][n] = 0`` and::
                max(dp[J][n - e_K], cost_K(I \\ J))
 
 where ``cost_K(S)`` is the load of ``S`` (plus backward partners) on one
-device of class ``K`` (SPEC §2), infinite when memory or support forbids.  The
+device of class ``K`` (docs/model.md §2), infinite when memory or support forbids.  The
 answer is ``dp[V][counts]``.
 
 Where the time goes, and what this implementation does about it:

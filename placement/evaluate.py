@@ -1,4 +1,4 @@
-"""The one cost model: the load of every device under a split (SPEC §2).
+"""The one cost model: the load of every device under a split (docs/model.md §2.3).
 
 Every solver, baseline, report and the simulator's prediction uses
 :func:`evaluate`.  For a device ``d`` of class ``K`` (the paper's "calls"
@@ -15,7 +15,7 @@ load holds both its forward and its backward work.
 The evaluation also lists what makes a split infeasible (split colour classes,
 unsupported nodes, memory over capacity, too many devices) and whether each
 device's forward set is contiguous: ``S`` is contiguous iff no path of the
-forward graph leaves ``S`` and re-enters it (SPEC §2, "Contiguity").
+forward graph leaves ``S`` and re-enters it (docs/model.md §2.7).
 
 Per-device contiguity does not make a pipeline: devices X = {a, b} and
 Y = {c, d} with edges a -> d and c -> b are each contiguous, yet X feeds Y and
@@ -44,7 +44,22 @@ __all__ = ["DeviceLoad", "SplitEvaluation", "evaluate", "is_contiguous", "stage_
 
 @dataclass(frozen=True)
 class DeviceLoad:
-    """What one device runs and what that costs it per sample."""
+    """What one device runs and what that costs it per sample (docs/model.md §2.3).
+
+    Attributes
+    ----------
+    device_class, index : str, int
+        The device (:attr:`name` is ``class[index]``).
+    nodes : tuple of int
+        Its nodes, sorted.
+    compute, send, receive : float
+        Compute time (``forward_compute + backward_compute``), and the
+        transfers it sends and receives; :attr:`load` is their sum.
+    memory, capacity : float
+        Bytes of its nodes, and the class's capacity.
+    contiguous : bool
+        Whether its forward nodes form a contiguous set.
+    """
 
     device_class: str
     index: int
@@ -60,13 +75,16 @@ class DeviceLoad:
 
     @property
     def name(self) -> str:
+        """``class[index]``, e.g. ``accelerator[0]``."""
         return f"{self.device_class}[{self.index}]"
 
     @property
     def load(self) -> float:
+        """Time per sample on this device: compute + send + receive."""
         return self.compute + self.send + self.receive
 
     def to_dict(self) -> dict:
+        """JSON-ready fields, with ``load``; an unlimited capacity is ``None``."""
         return {
             "device": self.name,
             "device_class": self.device_class,
@@ -86,7 +104,20 @@ class DeviceLoad:
 
 @dataclass(frozen=True)
 class SplitEvaluation:
-    """Per-device loads of a (completed) split, its max-load and its violations."""
+    """Per-device loads of a (completed) split, its max-load and its violations.
+
+    Attributes
+    ----------
+    split : Split
+        The split, completed (every node placed).
+    devices : tuple of DeviceLoad
+        One per device the split lists, empty ones included.
+    violations : tuple of str
+        What makes the split infeasible (docs/model.md §2.2); empty if nothing.
+    stage_order : tuple of str or None
+        The non-empty devices in pipeline order, ``None`` when the stage graph
+        has a cycle (docs/model.md §2.7).
+    """
 
     split: Split
     devices: tuple[DeviceLoad, ...]
@@ -95,10 +126,12 @@ class SplitEvaluation:
 
     @property
     def max_load(self) -> float:
+        """The largest device load: the predicted time per sample."""
         return max((d.load for d in self.devices), default=0.0)
 
     @property
     def feasible(self) -> bool:
+        """Whether nothing is violated."""
         return not self.violations
 
     @property
@@ -108,9 +141,11 @@ class SplitEvaluation:
 
     @property
     def bottleneck(self) -> DeviceLoad | None:
+        """A most-loaded device (the first), ``None`` without devices."""
         return max(self.devices, key=lambda d: d.load, default=None)
 
     def to_dict(self) -> dict:
+        """JSON-ready: ``max_load``, ``feasible``, ``contiguous``, ``violations``, ``stage_order``, ``devices``."""
         return {
             "max_load": self.max_load,
             "feasible": self.feasible,
@@ -126,6 +161,23 @@ def is_contiguous(graph: Graph, nodes: frozenset[int] | set[int]) -> bool:
 
     Walks forward from the set's out-neighbours through forward nodes outside
     the set; reaching the set again means a path leaves and re-enters it.
+
+    Parameters
+    ----------
+    graph : Graph
+    nodes : set of int
+        Backward nodes among them are ignored.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> g = Graph([Node(v, {"cpu": 1.0}) for v in (1, 2, 3)], [Edge(1, 2), Edge(2, 3)])
+    >>> is_contiguous(g, {1, 2}), is_contiguous(g, {1, 3})
+    (True, False)
     """
     inside = {v for v in nodes if not graph.nodes[v].is_backward}
     stack = [w for v in inside for w in graph.dag.successors(v) if w not in inside and not graph.nodes[w].is_backward]
@@ -146,9 +198,43 @@ def is_contiguous(graph: Graph, nodes: frozenset[int] | set[int]) -> bool:
 def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> SplitEvaluation:
     """Evaluate ``split`` on ``graph`` with the given device classes.
 
-    Nodes the split omits are placed with their colour class (SPEC §7).
-    Raises :class:`~pipesim.placement.split.SplitError` when the split cannot be read
-    as a placement (unknown, repeated or unplaceable nodes, unknown class).
+    Nodes the split omits are placed with their colour class (docs/model.md §2.2).
+    ``pipesim.evaluate(workload, split)`` is this function for a workload.
+
+    Parameters
+    ----------
+    graph : Graph
+    devices : sequence of DeviceClass
+    split : Split
+
+    Returns
+    -------
+    SplitEvaluation
+        Every device's compute, send, receive, load and memory, the max-load,
+        the violations and the pipeline order.
+
+    Raises
+    ------
+    SplitError
+        The split cannot be read as a placement (unknown, repeated or
+        unplaceable nodes, a device class the system lacks).
+
+    Examples
+    --------
+    Three layers on two accelerators: the first sends its output once, the
+    second device receives it once.
+
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.split import Split
+    >>> g = Graph([Node(1, {"accelerator": 2.0}, transfer={"accelerator": 0.5}),
+    ...            Node(2, {"accelerator": 1.0}, transfer={"accelerator": 0.5}),
+    ...            Node(3, {"accelerator": 1.0})], [Edge(1, 2), Edge(2, 3)])
+    >>> e = evaluate(g, paper_devices(2, 0, 10.0), Split.from_lists({"accelerator": [[1], [2, 3]]}))
+    >>> [(d.name, d.compute, d.send, d.receive, d.load) for d in e.devices]
+    [('accelerator[0]', 2.0, 0.5, 0.0, 2.5), ('accelerator[1]', 2.0, 0.0, 0.5, 2.5)]
+    >>> e.max_load, e.feasible, e.stage_order
+    (2.5, True, ('accelerator[0]', 'accelerator[1]'))
     """
     classes = {dc.name: dc for dc in devices}
     # An empty section for a class the system lacks ("cpus": [] beside a native split) places nothing.
@@ -221,7 +307,29 @@ def evaluate(graph: Graph, devices: Sequence[DeviceClass], split: Split) -> Spli
 
 
 def stage_order(graph: Graph, split: Split) -> tuple[str, ...] | None:
-    """Non-empty devices in pipeline order, or ``None`` if forward edges join them in a cycle."""
+    """Non-empty devices in pipeline order, or ``None`` if forward edges join them in a cycle.
+
+    Parameters
+    ----------
+    graph : Graph
+    split : Split
+        Must place every node (see :func:`~pipesim.placement.split.complete_split`).
+
+    Returns
+    -------
+    tuple of str or None
+        Device names; ties in the split's order.
+
+    Examples
+    --------
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.split import Split
+    >>> g = Graph([Node(v, {"cpu": 1.0}) for v in (1, 2, 3, 4)], [Edge(1, 4), Edge(3, 2)])
+    >>> stage_order(g, Split.from_lists({"cpu": [[2, 4], [1, 3]]}))
+    ('cpu[1]', 'cpu[0]')
+    >>> stage_order(g, Split.from_lists({"cpu": [[1, 2], [3, 4]]})) is None   # each feeds the other
+    True
+    """
     where = split.device_of()
     stages = nx.DiGraph()
     names = {(name, i): f"{name}[{i}]" for name, i, nodes in split.devices() if nodes}

@@ -1,4 +1,4 @@
-"""Reading and writing the paper's files (SPEC §7).
+"""Reading and writing the paper's files (docs/model.md §7.1, §7.2).
 
 * **Paper input**: ``maxSizePerFPGA``, ``maxFPGAs``, ``maxCPUs``, ``nodes``,
   ``edges``; "FPGA" means any accelerator.  Each node becomes a
@@ -43,6 +43,21 @@ __all__ = [
 
 
 def load_json(path: str | Path) -> Any:
+    """The parsed JSON of ``path``.
+
+    Raises
+    ------
+    InputError
+        The file is missing, a folder, unreadable or not JSON; the message
+        names the file.
+
+    Examples
+    --------
+    >>> load_json("/no/such/file.json")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: /no/such/file.json: no such file
+    """
     path = Path(path)
     try:
         with path.open() as f:
@@ -60,7 +75,13 @@ def load_json(path: str | Path) -> Any:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path``, creating missing parent folders; :class:`InputError` if it cannot."""
+    """Write ``data`` as JSON to ``path``, creating missing parent folders.
+
+    Raises
+    ------
+    InputError
+        ``path`` is a folder or cannot be written.
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError(path, None, "is a directory: give a file name")
@@ -123,7 +144,46 @@ class _Reader:
 
 
 def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
-    """Read a workload in the paper's input format (``data``: already-parsed JSON)."""
+    """Read a workload in the paper's input format (docs/model.md §7.1).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; also the source named in errors and the workload's name.
+    data : optional
+        The file's already-parsed JSON (then ``path`` is not read).
+
+    Returns
+    -------
+    Workload
+        Classes ``accelerator`` (``maxFPGAs`` devices of ``maxSizePerFPGA``
+        bytes) and ``cpu`` (``maxCPUs`` cores); each edge's ``cost`` is its
+        source's accelerator transfer time.
+
+    Raises
+    ------
+    InputError
+        A missing or ill-typed field, out-edges of one node with different
+        costs, or a graph the model rejects; the message names the file and
+        the field.
+
+    Examples
+    --------
+    >>> data = {"maxSizePerFPGA": 8e9, "maxFPGAs": 2, "maxCPUs": 1,
+    ...         "nodes": [{"id": 1, "supportedOnFpga": 1, "cpuLatency": 20.0, "fpgaLatency": 2.0,
+    ...                    "isBackwardNode": 0, "size": 1e6},
+    ...                   {"id": 2, "supportedOnFpga": 0, "cpuLatency": 5.0, "fpgaLatency": 0.0,
+    ...                    "isBackwardNode": 0}],
+    ...         "edges": [{"sourceId": 1, "destId": 2, "cost": 0.5}]}
+    >>> w = read_paper_workload("tiny.json", data)
+    >>> w.name, w.graph.nodes[1].transfer, w.graph.nodes[2].supports("accelerator")
+    ('tiny', {'accelerator': 0.5}, False)
+    >>> data["edges"][0]["cost"] = -1
+    >>> read_paper_workload("tiny.json", data)
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: tiny.json: edges[0].cost: must be a finite non-negative number, got -1
+    """
     path = Path(path)
     if data is None:
         data = load_json(path)
@@ -178,7 +238,33 @@ def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
 
 
 def workload_to_json(workload: Workload) -> dict:
-    """The paper's input format for a workload on the paper's two device classes."""
+    """The paper's input format for a workload on the paper's two device classes.
+
+    Parameters
+    ----------
+    workload : Workload
+        With classes ``accelerator`` and ``cpu``.
+
+    Returns
+    -------
+    dict
+        JSON-ready; :func:`read_paper_workload` reads it back.
+
+    Raises
+    ------
+    KeyError
+        The workload lacks one of the two classes (a workload with other
+        classes is written in the native format, docs/model.md §7.3).
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> w = Workload(Graph([Node(1, {"accelerator": 2.0, "cpu": 20.0})], []), paper_devices(2, 1, 8e9))
+    >>> workload_to_json(w)["nodes"]
+    [{'id': 1, 'supportedOnFpga': 1, 'cpuLatency': 20.0, 'fpgaLatency': 2.0, 'isBackwardNode': 0, 'size': 0.0}]
+    """
     graph = workload.graph
     acc, cpu = workload.device_class(ACCELERATOR), workload.device_class(CPU)
     nodes = []
@@ -214,11 +300,34 @@ def workload_to_json(workload: Workload) -> dict:
 
 
 def write_paper_workload(path: str | Path, workload: Workload) -> None:
+    """Write :func:`workload_to_json` of ``workload`` to ``path`` (see :func:`write_json`)."""
     write_json(path, workload_to_json(workload))
 
 
 def read_split(path: str | Path, data: Any = None) -> Split:
-    """Read a split file (paper format, optionally with a ``devices`` section)."""
+    """Read a split file (docs/model.md §7.2: ``fpgas``, ``cpus`` and optionally ``devices``).
+
+    Parameters
+    ----------
+    path : str or Path
+    data : optional
+        The file's already-parsed JSON (then ``path`` is not read).
+
+    Returns
+    -------
+    Split
+        Not yet checked against a workload (:func:`pipesim.load_split` does that).
+
+    Raises
+    ------
+    InputError
+        Not a split, or a section or node id of the wrong type.
+
+    Examples
+    --------
+    >>> read_split("s.json", {"fpgas": [{"nodes": [1]}], "cpus": [{"nodes": [2, 3]}], "maxLoad": 2.5})
+    Split(assignment={'accelerator': (frozenset({1}),), 'cpu': (frozenset({2, 3}),)})
+    """
     path = Path(path)
     if data is None:
         data = load_json(path)
@@ -252,7 +361,24 @@ def read_split(path: str | Path, data: Any = None) -> Split:
 
 
 def split_to_json(split: SplitEvaluation | Split) -> dict:
-    """The split format; from an evaluation, with each device's load and the max-load filled in."""
+    """The split format; from an evaluation, with each device's load and the max-load filled in.
+
+    Parameters
+    ----------
+    split : Split or SplitEvaluation
+
+    Returns
+    -------
+    dict
+        ``fpgas`` and ``cpus`` (always both for the paper's classes), and
+        ``devices`` for other classes; ``maxLoad`` from an evaluation.
+
+    Examples
+    --------
+    >>> from pipesim.placement.split import Split
+    >>> split_to_json(Split.from_lists({"accelerator": [[2, 1]], "gpu": [[3]]}))
+    {'fpgas': [{'nodes': [1, 2]}], 'devices': {'gpu': [{'nodes': [3]}]}}
+    """
     sections: dict[str, list] = {}
     if isinstance(split, SplitEvaluation):
         for d in split.devices:
@@ -273,5 +399,11 @@ def split_to_json(split: SplitEvaluation | Split) -> dict:
 
 
 def write_split(path: str | Path, split: SplitEvaluation | Split) -> None:
-    """Write a split file (with loads when given an evaluation); missing folders are created."""
+    """Write a split file (with loads when given an evaluation); missing folders are created.
+
+    Raises
+    ------
+    InputError
+        The file cannot be written.
+    """
     write_json(path, split_to_json(split))

@@ -1,7 +1,7 @@
 """The operator graph: a DAG of operators with per-device-class costs.
 
-This is the model of SPEC §2 (Tarnawski et al., NeurIPS 2020, §3), generalised
-to any number of device classes (SPEC §5):
+This is the model of docs/model.md §2 (Tarnawski et al., NeurIPS 2020, §3), generalised
+to any number of device classes (docs/model.md §5):
 
 * every node ``v`` has a compute time per device class (``time[cls]``), a
   memory footprint ``memory`` (bytes it takes on a device with finite memory),
@@ -42,7 +42,34 @@ class Node:
     of that class; a class missing from ``time`` cannot run the node.
     ``transfer`` maps a device-class name to the time that a device of that
     class spends writing this node's output to host memory or reading it back
-    (SPEC §2: ``c(u)``); a class missing from ``transfer`` pays nothing.
+    (docs/model.md §2.1: ``c(u)``); a class missing from ``transfer`` pays nothing.
+
+    Parameters
+    ----------
+    id : int
+    time : mapping of str to float
+        Compute time per device class.
+    memory : float
+        Bytes the node takes on a device with finite memory.
+    unsupported : frozenset of str
+        Classes that cannot run the node even though ``time`` names them.
+    transfer : mapping of str to float
+        ``c(u)`` per device class.
+    is_backward : bool
+        Whether the node belongs to a training graph's backward pass.
+    color_class : int, optional
+        Nodes sharing a colour class share a device; ``None``: a class of its own.
+    name : str, optional
+    layer_id : int, optional
+        Used by the DP's optional layer fusion (docs/model.md §3).
+    flops : float, optional
+        Informative (generated workloads keep it).
+
+    Examples
+    --------
+    >>> node = Node(1, {"accelerator": 2.0, "cpu": 20.0}, memory=1e6, unsupported=frozenset({"cpu"}))
+    >>> node.supports("accelerator"), node.supports("cpu"), node.supports("tpu")
+    (True, False, False)
     """
 
     id: int
@@ -57,12 +84,23 @@ class Node:
     flops: float | None = None
 
     def supports(self, device_class: str) -> bool:
+        """Whether a device of ``device_class`` can run the node (a time given, not unsupported)."""
         return device_class in self.time and device_class not in self.unsupported
 
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """A data dependency ``source -> dest``; ``size`` is the tensor's bytes."""
+    """A data dependency ``source -> dest``; ``size`` is the tensor's bytes.
+
+    The transfer cost is the source node's (:attr:`Node.transfer`), not the
+    edge's; ``size`` is used by the simulator's bandwidth links and memory
+    estimate.
+
+    Examples
+    --------
+    >>> Edge(1, 2, size=4096.0)
+    Edge(source=1, dest=2, size=4096.0)
+    """
 
     source: int
     dest: int
@@ -80,6 +118,35 @@ class Graph:
     """A validated DAG of :class:`Node` objects joined by :class:`Edge` objects.
 
     Node ids are kept in input order; ``topological_order`` is deterministic.
+    Parallel edges are kept once.
+
+    Parameters
+    ----------
+    nodes : iterable of Node
+    edges : iterable of Edge
+
+    Raises
+    ------
+    GraphError
+        Duplicate ids, edges to unknown nodes, self-loops, cycles, negative or
+        non-finite numbers, or an edge from a backward node to a forward node;
+        the message names the culprit.
+
+    Examples
+    --------
+    >>> g = Graph([Node(1, {"accelerator": 2.0}, memory=1.0, transfer={"accelerator": 0.5}),
+    ...            Node(2, {"accelerator": 1.0}, memory=1.0),
+    ...            Node(3, {"accelerator": 1.0})], [Edge(1, 2), Edge(1, 3)])
+    >>> g
+    Graph(3 nodes, 2 edges)
+    >>> g.topological_order, g.successors(1), g.predecessors(3)
+    ([1, 2, 3], [2, 3], [1])
+    >>> g.total_time("accelerator"), g.total_memory, g.is_training
+    (4.0, 2.0, False)
+    >>> Graph([Node(1, {"cpu": 1.0}), Node(2, {"cpu": 1.0})], [Edge(1, 2), Edge(2, 1)])
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.GraphError: graph has a cycle: 1 -> 2 -> 1
     """
 
     def __init__(self, nodes: Iterable[Node], edges: Iterable[Edge]):
@@ -136,13 +203,16 @@ class Graph:
         return f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges)"
 
     def successors(self, v: int) -> list[int]:
+        """The nodes ``v`` has an edge to."""
         return list(self.dag.successors(v))
 
     def predecessors(self, v: int) -> list[int]:
+        """The nodes with an edge to ``v``."""
         return list(self.dag.predecessors(v))
 
     @cached_property
     def topological_order(self) -> list[int]:
+        """Every node, predecessors first; ties in input order (deterministic)."""
         index = {v: i for i, v in enumerate(self.nodes)}
         return list(nx.lexicographical_topological_sort(self.dag, key=index.__getitem__))
 
@@ -153,14 +223,17 @@ class Graph:
 
     @cached_property
     def forward_nodes(self) -> list[int]:
+        """The nodes that are not backward, in input order."""
         return [v for v, node in self.nodes.items() if not node.is_backward]
 
     @cached_property
     def backward_nodes(self) -> list[int]:
+        """The backward nodes, in input order."""
         return [v for v, node in self.nodes.items() if node.is_backward]
 
     @property
     def is_training(self) -> bool:
+        """Whether the graph has backward nodes (docs/model.md §2.4)."""
         return bool(self.backward_nodes)
 
     def color_class(self, v: int) -> Hashable:
@@ -170,6 +243,7 @@ class Graph:
 
     @cached_property
     def color_classes(self) -> dict[Hashable, list[int]]:
+        """Colour class -> its nodes (see :meth:`color_class`), in input order."""
         classes: dict[Hashable, list[int]] = {}
         for v in self.nodes:
             classes.setdefault(self.color_class(v), []).append(v)
@@ -181,4 +255,5 @@ class Graph:
 
     @property
     def total_memory(self) -> float:
+        """The bytes of all nodes together."""
         return sum(node.memory for node in self.nodes.values())

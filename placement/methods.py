@@ -58,7 +58,28 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class Method:
-    """A placement method: its solver, what it guarantees and the options it takes."""
+    """A placement method: its solver, what it guarantees and the options it takes.
+
+    Attributes
+    ----------
+    name : str
+        The registry key (``local-search`` also finds ``local_search``).
+    solver : callable
+        ``solver(workload, **options) -> SolverResult``.
+    summary : str
+        One line for help texts and tables.
+    options : mapping of str to Field
+        The options it takes, typed (:mod:`~pipesim.placement.options`).
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))
+    >>> METHODS["single"](w).max_load
+    3.0
+    >>> METHODS["dp"](w, merge="none").max_load
+    2.0
+    """
 
     name: str
     solver: Callable[..., SolverResult]
@@ -75,6 +96,22 @@ class Method:
 
         ``base`` resolves relative file paths (a scenario's folder); ``prefix``
         is put before each option name in messages (``solve.options.``).
+
+        Parameters
+        ----------
+        options : mapping
+            Option name (dashes or underscores) -> value (Python, YAML or
+            command-line text).
+
+        Returns
+        -------
+        dict
+            Converted values by option name (underscores).
+
+        Raises
+        ------
+        InputError
+            An unknown option, a bad value or a missing required option.
         """
         checked, problems = self.problems(options, base=base, prefix=prefix)
         if problems:
@@ -83,7 +120,17 @@ class Method:
 
     def problems(self, options: Mapping[str, Any], *, base: Path | None = None,
                  prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """The options checked, and every problem as ``(field path, problem)``."""
+        """The options checked, and every problem as ``(field path, problem)``.
+
+        Like :meth:`check` but collects every problem instead of raising
+        (scenarios report them all at once).
+
+        Examples
+        --------
+        >>> METHODS["dp"].problems({"merge": "fast", "restarts": 3}, prefix="solve.options.")[1]
+        [('solve.options.merge', 'must be one of exact, paper, none, got "fast"'), \
+('solve.options.restarts', 'not an option of dp (its options: merge, fuse_layers, ideal_limit)')]
+        """
         checked: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
         for key, value in options.items():
@@ -166,13 +213,13 @@ _MIP = {
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("dp", _dp, "optimal contiguous split: the DP over ideals (SPEC §3)", {
+        Method("dp", _dp, "optimal contiguous split: the DP over ideals (docs/model.md §4.2)", {
             "merge": Choice(MERGE_MODES, help="zero-cost node merging: exact (default), paper (inexact when memory binds), none"),
             "fuse_layers": Bool(help="keep all nodes of a layerId together (feasible, not proven optimal)"),
             "ideal_limit": Int(minimum=1, help="stop with an error past this many ideals (default 2,000,000)"),
         }, progress="callback"),
-        Method("ip", _ip(True), "contiguous MILP (SPEC §4): the DP's optimum, with a proven bound", _MIP, progress="log"),
-        Method("ip_noncontiguous", _ip(False), "MILP over all splits, contiguous or not (SPEC §4)", _MIP, progress="log"),
+        Method("ip", _ip(True), "contiguous MILP (docs/model.md §4.3): the DP's optimum, with a proven bound", _MIP, progress="log"),
+        Method("ip_noncontiguous", _ip(False), "MILP over all splits, contiguous or not (docs/model.md §4.3)", _MIP, progress="log"),
         Method("pipedream", _baseline("pipedream"), "PipeDream-style: biconnected components fused, then the DP", {
             "ignore_sources": IntList(help="nodes whose out-edges the fusion ignores (input layers)"),
         }),
@@ -202,7 +249,7 @@ def _latency_greedy(workload: Workload) -> SolverResult:
     return solve_latency_greedy(workload)
 
 
-#: Latency of one sample through an inference graph (SPEC §4 "Latency"), by name.
+#: Latency of one sample through an inference graph (docs/model.md §4.4), by name.
 LATENCY_METHODS: dict[str, Method] = {
     m.name: m
     for m in (
@@ -217,10 +264,32 @@ LATENCY_METHODS: dict[str, Method] = {
 def get_method(name: str, registry: Mapping[str, Method] = METHODS) -> Method:
     """The method called ``name`` in ``registry`` (``local-search`` and ``local_search`` are the same).
 
+    Parameters
+    ----------
+    name : str
+    registry : mapping of str to Method
+        :data:`METHODS` (default) or :data:`LATENCY_METHODS`.
+
+    Returns
+    -------
+    Method
+
     Raises
     ------
     InputError
         No method has that name; the message lists them.
+
+    Examples
+    --------
+    >>> get_method("local-search").name
+    'local_search'
+    >>> get_method("greedy", LATENCY_METHODS).name
+    'greedy'
+    >>> get_method("magic")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: method: unknown method 'magic' (known: dp, ip, ip_noncontiguous, pipedream, \
+local_search, partitioner, single, expert)
     """
     method = registry.get(str(name).replace("-", "_"))
     if method is None:
@@ -230,11 +299,53 @@ def get_method(name: str, registry: Mapping[str, Method] = METHODS) -> Method:
 
 def problems_of(name: str, options: Mapping[str, Any], *, base: Path | None = None,
                 prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """:meth:`Method.problems` of the method called ``name``."""
+    """:meth:`Method.problems` of the method called ``name``.
+
+    Raises
+    ------
+    InputError
+        No method has that name.
+
+    Examples
+    --------
+    >>> problems_of("expert", {})
+    ({}, [('split', 'expert needs this option (the split file to score)')])
+    """
     return get_method(name).problems(options, base=base, prefix=prefix)
 
 
 def solve(workload: Workload, method: str = "dp", *, progress: Progress | bool | None = None,
           **options: Any) -> PlacementResult:
-    """Run the method called ``method`` on ``workload`` (see :data:`METHODS` for its options)."""
+    """Run the method called ``method`` on ``workload`` (see :data:`METHODS` for its options).
+
+    :func:`pipesim.solve` is this function.
+
+    Parameters
+    ----------
+    workload : Workload
+    method : str
+        A key of :data:`METHODS`.
+    progress : callable or bool, optional
+        ``progress(stage, done, total)`` for methods that report progress
+        (the DP); ``True`` streams a MILP solver's log to stderr.
+    **options
+        The method's options.
+
+    Returns
+    -------
+    PlacementResult
+
+    Raises
+    ------
+    InputError
+        An unknown method or option, or a bad value.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0))
+    >>> r = solve(w, "dp")
+    >>> r.status, r.max_load
+    ('optimal', 2.0)
+    """
     return get_method(method)(workload, progress=progress, **options)

@@ -1,7 +1,7 @@
-"""The throughput integer program: minimise max-load with a MILP solver (SPEC §4 "IP").
+"""The throughput integer program: minimise max-load with a MILP solver (docs/model.md §4.3).
 
 Problem: place every node on one device (any number of device classes,
-``workload.devices``) so that the largest per-sample load (SPEC §2) is
+``workload.devices``) so that the largest per-sample load (docs/model.md §2) is
 minimal, optionally only over contiguous splits.
 
 Formulation (the paper's §5 IP, generalised to device classes):

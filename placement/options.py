@@ -20,7 +20,7 @@ Examples
 >>> Choice(("exact", "paper", "none")).convert("fast", "merge")
 Traceback (most recent call last):
 ...
-pipesim.errors.InputError: merge: must be one of exact, paper, none, got 'fast'
+pipesim.errors.InputError: merge: must be one of exact, paper, none, got "fast"
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import HardwareError, InputError
-from pipesim.hardware.units import BYTES, TIME, parse
+from pipesim.hardware.units import BYTES, TIME, is_number, parse
 
 __all__ = ["Bool", "Choice", "Duration", "Field", "File", "Float", "Int", "IntList", "Size", "Text"]
 
@@ -51,16 +51,42 @@ class Field:
     metavar = "VALUE"
 
     def convert(self, value: Any, where: str, base: Path | None = None) -> Any:
-        """``value`` (Python, YAML or command-line text) checked and converted, or :class:`InputError`."""
+        """``value`` (Python, YAML or command-line text) checked and converted.
+
+        Parameters
+        ----------
+        value
+            From Python, a YAML file or the command line (text).
+        where : str
+            The option's field path, named in the error.
+        base : Path, optional
+            The folder relative file paths are resolved against.
+
+        Returns
+        -------
+        The converted value.
+
+        Raises
+        ------
+        InputError
+            The value is not acceptable; ``field`` is ``where``.
+        """
         raise NotImplementedError
 
     def fail(self, where: str, problem: str) -> InputError:
+        """The :class:`InputError` to raise for ``where`` (no file: options have none)."""
         return InputError(None, where, problem)
 
 
 @dataclass(frozen=True)
 class Int(Field):
-    """A whole number at least ``minimum``."""
+    """A whole number at least ``minimum``.
+
+    Examples
+    --------
+    >>> Int(minimum=0).convert("0", "seed")
+    0
+    """
 
     minimum: int = 1
     metavar = "N"
@@ -79,7 +105,17 @@ class Int(Field):
 
 @dataclass(frozen=True)
 class Float(Field):
-    """A finite number at least ``minimum`` (above it when ``strict``)."""
+    """A finite number at least ``minimum`` (above it when ``strict``).
+
+    Examples
+    --------
+    >>> Float(minimum=0.0).convert("1e-4", "gap")
+    0.0001
+    >>> Float(minimum=0.0, strict=True).convert(0, "speed")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: speed: must be a number > 0, got 0
+    """
 
     minimum: float = 0.0
     strict: bool = False
@@ -99,7 +135,13 @@ class Float(Field):
 
 @dataclass(frozen=True)
 class Duration(Field):
-    """A positive time in seconds: a number, or a quantity such as ``"90s"``, ``"2m"``, ``"500ms"``."""
+    """A positive time in seconds: a number, or a quantity such as ``"90s"``, ``"2m"``, ``"500ms"``.
+
+    Examples
+    --------
+    >>> Duration().convert("500ms", "time_limit"), Duration().convert(30, "time_limit")
+    (0.5, 30.0)
+    """
 
     metavar = "SECONDS"
 
@@ -114,7 +156,7 @@ class Duration(Field):
                 seconds = None
         else:
             try:
-                seconds = parse(float(text) if isinstance(text, str) and _is_number(text) else text, TIME, where)
+                seconds = parse(float(text) if isinstance(text, str) and is_number(text) else text, TIME, where)
             except HardwareError:
                 seconds = None
         if seconds is None or not seconds > 0 or not math.isfinite(seconds):
@@ -122,23 +164,21 @@ class Duration(Field):
         return seconds
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Size(Field):
-    """A positive number of bytes: a number, or a quantity such as ``"16GiB"``."""
+    """A positive number of bytes: a number, or a quantity such as ``"16GiB"``.
+
+    Examples
+    --------
+    >>> Size().convert("16GiB", "memory")
+    17179869184.0
+    """
 
     metavar = "BYTES"
 
     def convert(self, value, where, base=None):
         try:
-            size = parse(float(value) if isinstance(value, str) and _is_number(value) else value, BYTES, where)
+            size = parse(float(value) if isinstance(value, str) and is_number(value) else value, BYTES, where)
         except HardwareError:
             size = None
         if size is None or not size > 0:
@@ -148,7 +188,13 @@ class Size(Field):
 
 @dataclass(frozen=True)
 class Bool(Field):
-    """``true`` or ``false``."""
+    """``true`` or ``false`` (a bool, or that text).
+
+    Examples
+    --------
+    >>> Bool().convert("true", "fuse_layers")
+    True
+    """
 
     def convert(self, value, where, base=None):
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -160,12 +206,19 @@ class Bool(Field):
 
 @dataclass(frozen=True)
 class Choice(Field):
-    """One of ``values`` (dashes and underscores are the same)."""
+    """One of ``values`` (dashes and underscores are the same).
+
+    Examples
+    --------
+    >>> Choice(("1f1b-flush", "gpipe")).convert("1f1b_flush", "schedule")
+    '1f1b-flush'
+    """
 
     values: Sequence[str] = ()
 
     @property
     def metavar(self) -> str:  # type: ignore[override]
+        """``{a,b,c}`` for the command line's help."""
         return "{" + ",".join(self.values) + "}"
 
     def convert(self, value, where, base=None):
@@ -178,7 +231,15 @@ class Choice(Field):
 
 @dataclass(frozen=True)
 class Text(Field):
-    """A non-empty string."""
+    """A non-empty string.
+
+    Examples
+    --------
+    >>> Text().convert("", "name")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: name: must be a non-empty text, got ""
+    """
 
     def convert(self, value, where, base=None):
         if not isinstance(value, str) or not value:
@@ -188,7 +249,13 @@ class Text(Field):
 
 @dataclass(frozen=True)
 class IntList(Field):
-    """A list of whole numbers (``[1, 2]``, or ``"1,2"`` on the command line)."""
+    """A list of whole numbers (``[1, 2]``, or ``"1,2"`` on the command line), as a tuple.
+
+    Examples
+    --------
+    >>> IntList().convert("2,40,46", "ignore_sources")
+    (2, 40, 46)
+    """
 
     metavar = "N1,N2"
 
@@ -211,6 +278,15 @@ class File(Field):
 
     ``keywords`` are words accepted instead of a file (``warm_start: dp``);
     ``objects`` are types accepted as they are (a :class:`~pipesim.placement.split.Split`).
+
+    Examples
+    --------
+    >>> File(keywords=("dp",)).convert("dp", "warm_start")
+    'dp'
+    >>> File().convert("missing.json", "split", base=Path("/nowhere"))
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: split: no such file: /nowhere/missing.json
     """
 
     keywords: Sequence[str] = ()

@@ -30,6 +30,21 @@ class SolverResult:
 
     Subclasses say what the objective is (:attr:`objective`, ``inf`` when no
     answer was found) and add it to :meth:`to_dict` under its own name.
+
+    Attributes
+    ----------
+    method : str
+        The method that produced it.
+    status : str
+        :data:`OPTIMAL`, :data:`FEASIBLE`, :data:`TIME_LIMIT` or :data:`INFEASIBLE`.
+    bound : float or None
+        A proven lower bound on the optimum, ``None`` if unknown.
+    seconds : float
+        Wall time of the solve.
+    stats : dict
+        Method-specific counts (ideals, variables…).
+    message : str
+        Why it stopped, or what was infeasible.
     """
 
     method: str
@@ -41,6 +56,7 @@ class SolverResult:
 
     @property
     def objective(self) -> float:
+        """The value of the answer (subclasses: max-load, latency); ``inf`` when there is none."""
         raise NotImplementedError
 
     @property
@@ -53,6 +69,7 @@ class SolverResult:
         return max(0.0, (self.objective - self.bound) / self.objective)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``method``, ``status``, ``bound``, ``gap``, ``seconds``, ``message``, ``stats``."""
         return {
             "method": self.method,
             "status": self.status,
@@ -71,12 +88,29 @@ class PlacementResult(SolverResult):
     ``bound`` is a proven lower bound on the optimum of the solver's problem
     (equal to the max-load when ``status`` is optimal), ``None`` if unknown.
     ``evaluation`` is ``None`` only when no split was found.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.evaluate import evaluate
+    >>> from pipesim.placement.graph import Graph, Node
+    >>> from pipesim.placement.split import Split
+    >>> g = Graph([Node(1, {"accelerator": 3.0})], [])
+    >>> e = evaluate(g, paper_devices(1, 0, 10.0), Split.from_lists({"accelerator": [[1]]}))
+    >>> r = PlacementResult("single", FEASIBLE, evaluation=e, bound=2.0)
+    >>> r.max_load, r.split, round(r.gap, 4)
+    (3.0, Split(assignment={'accelerator': (frozenset({1}),)}), 0.3333)
+    >>> r.to_dict()["split"]
+    {'fpgas': [{'nodes': [1], 'load': 3.0}], 'cpus': [], 'maxLoad': 3.0}
+    >>> PlacementResult("dp", INFEASIBLE).max_load
+    inf
     """
 
     evaluation: SplitEvaluation | None = None
 
     @property
     def max_load(self) -> float:
+        """The evaluator's max-load of the split (``inf`` when none was found)."""
         return self.evaluation.max_load if self.evaluation is not None else math.inf
 
     @property
@@ -86,9 +120,11 @@ class PlacementResult(SolverResult):
 
     @property
     def objective(self) -> float:
+        """The max-load."""
         return self.max_load
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``max_load``, the common fields, and ``evaluation`` and ``split`` when found."""
         out = {"max_load": None if self.evaluation is None else self.max_load, **super().to_dict()}
         if self.evaluation is not None:
             out["evaluation"] = self.evaluation.to_dict()

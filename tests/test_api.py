@@ -31,7 +31,7 @@ def test_readme_example_runs_as_written(shared_workloads):
                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
     assert out.returncode == 0, out.stderr
     max_load, time_per_sample = map(float, out.stdout.split())
-    assert max_load == pytest.approx(41.7458125)  # the DP's optimum (SPEC §8)
+    assert max_load == pytest.approx(41.7458125)  # the DP's optimum (docs/model.md §8)
     assert time_per_sample == pytest.approx(max_load, rel=5e-3)
 
 
@@ -108,3 +108,20 @@ def test_run_scenario_from_python(tmp_path):
     w = pipesim.load_workload(outcome.files["workload"])
     split = pipesim.load_split(outcome.files["split"], w)
     assert pipesim.evaluate(w, split).max_load == pytest.approx(outcome.result.max_load)
+
+
+@pytest.mark.parametrize("method", sorted(pipesim.METHODS))
+def test_every_method_runs_from_the_command_line(method, tmp_path, capsys):
+    from pipesim.cli import main
+    from pipesim.placement.formats import write_paper_workload
+
+    workload = tmp_path / "w.json"
+    write_paper_workload(workload, chain())
+    extra = []
+    if method == "expert":
+        split = tmp_path / "expert.json"
+        split.write_text(json.dumps({"fpgas": [{"nodes": [1, 2]}, {"nodes": [3]}], "cpus": [{"nodes": []}]}))
+        extra = ["--split", str(split)]
+    assert main(["solve", str(workload), "--method", method.replace("_", "-"), "--json", *extra]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["max_load"] == pytest.approx(pipesim.solve(chain(), method, **({"split": extra[1]} if extra else {})).max_load)

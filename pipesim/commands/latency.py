@@ -1,6 +1,6 @@
 """``pipesim latency WORKLOAD.json --method ip|greedy [--q N]`` or ``--split SPLIT.json``.
 
-The latency of one sample through an inference graph (SPEC §4 "Latency"):
+The latency of one sample through an inference graph (docs/model.md §4.4):
 by the latency IP (at most ``q`` contiguous pieces per accelerator), by the
 greedy, or of a given split (:func:`pipesim.api.latency`).  With ``--json``
 the headline number is the top-level ``latency``.

@@ -104,6 +104,8 @@ def run(args) -> int:
             table.add_row(*schedule_cells(row))
         console.print(table)
     if outcome.simulation is not None:
+        for warning in outcome.simulation.measurements.warnings:
+            console.print(f"[yellow]simulation warning:[/yellow] {warning}")
         for o in outcome.simulation.measurements.overflows:
             console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)

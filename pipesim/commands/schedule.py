@@ -98,7 +98,8 @@ def run_show(args) -> int:
         from pipesim.simulation.gantt import write_gantt
 
         writable(args.png, "drawing")
-        write_gantt(run.result.run, args.png, title=f"{run.schedule}: {run.ranks} ranks, {run.microbatches} microbatches, {run.virtual} chunk(s) per rank; makespan {run.makespan:g}")
+        write_gantt(run.result.run, args.png, title=f"{run.schedule}: {run.ranks} ranks, {run.microbatches} microbatches, {run.virtual} chunk(s) per rank; makespan {run.makespan:g}",
+                    unit="the chain's time unit")
     if args.json:
         print_json(run.to_dict())
         return 0

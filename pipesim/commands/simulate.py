@@ -85,6 +85,8 @@ def run(args) -> int:
         console.print(f"[red]memory overflow:[/red] {o.device} needs {o.memory:.6g} bytes from time {o.time:.6g} on; it has {o.capacity:.6g}")
     for violation in result.evaluation.violations:
         console.print(f"[red]violation:[/red] {violation}")
+    for warning in result.measurements.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     for note in result.measurements.assumptions:
         console.print(f"[dim]assumed: {note}[/dim]")
     for what, path in (("trace", args.trace), ("Gantt chart", args.gantt)):

@@ -24,7 +24,25 @@ def _yes_no(x: bool | None) -> str:
 
 
 def comparison_table(comparison: Comparison, objective: str = MAX_LOAD) -> Table:
-    """A rich table of one objective's rows; non-contiguous and infeasible rows are marked."""
+    """A rich table of one objective's rows; non-contiguous and infeasible rows are marked.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    objective : {"max_load", "latency"}
+
+    Returns
+    -------
+    rich.table.Table
+
+    Examples
+    --------
+    >>> from pipesim.comparison import compare
+    >>> from pipesim.placement.examples import chain
+    >>> table = compare(chain((1.0, 1.0)), ["dp", "single"], name="two")
+    >>> comparison_table(table).row_count
+    2
+    """
     label = "max-load" if objective == MAX_LOAD else "latency"
     reference = "DP" if objective == MAX_LOAD else "latency IP"
     proof = "optimum" if comparison.proven.get(objective) else "value, not proven optimal"
@@ -51,7 +69,24 @@ CSV_FIELDS = ("workload", "objective", "method", "value", "ratio", "devices_used
 
 
 def rows_to_csv(comparisons: Sequence[Comparison]) -> str:
-    """All rows of all comparisons as CSV (one header; ``value`` is max-load or latency)."""
+    """All rows of all comparisons as CSV (one header; ``value`` is max-load or latency).
+
+    Parameters
+    ----------
+    comparisons : sequence of Comparison
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from pipesim.comparison import compare
+    >>> from pipesim.placement.examples import chain
+    >>> table = compare(chain((1.0, 1.0)), ["dp", "single"], name="two")
+    >>> print(rows_to_csv([table]).splitlines()[2][:40])
+    two,max_load,single,2.0,2.0,1,True,True,
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()

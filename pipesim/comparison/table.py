@@ -50,7 +50,21 @@ DEFAULT_METHODS = ("dp", "pipedream", "local_search", "partitioner", "single", "
 
 @dataclass
 class Row:
-    """One method's line of the table (``value`` is max-load or latency, per ``objective``)."""
+    """One method's line of the table (``value`` is max-load or latency, per ``objective``).
+
+    Attributes
+    ----------
+    objective : {"max_load", "latency"}
+    method, status : str
+    value : float or None
+        ``None`` when the method found nothing (or failed: see ``message``).
+    ratio : float or None
+        ``value`` over the reference's (the DP, or the latency IP).
+    devices_used : int or None
+    contiguous, feasible : bool or None
+    seconds : float
+    message : str
+    """
 
     objective: str
     method: str
@@ -64,6 +78,7 @@ class Row:
     message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields, plus the value under the objective's own name (``max_load`` or ``latency``)."""
         out = asdict(self)
         out[self.objective] = self.value  # the headline number under its own name (max_load / latency)
         return out
@@ -71,7 +86,28 @@ class Row:
 
 @dataclass
 class Comparison:
-    """All rows for one workload, plus the methods that could not run and why."""
+    """All rows for one workload, plus the methods that could not run and why.
+
+    Attributes
+    ----------
+    workload : str
+    rows : list of Row
+    skipped : dict of str to str
+        Method -> why it did not run (e.g. ``expert`` without a split).
+    results : dict of str to PlacementResult
+        The throughput methods' results.
+    proven : dict of str to bool
+        Objective -> whether its reference is proven optimal.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import chain
+    >>> table = compare(chain((1.0, 1.0)), ["dp", "single"], name="two")
+    >>> [r.method for r in table.by_objective("max_load")], table.proven
+    (['dp', 'single'], {'max_load': True})
+    >>> table.to_dict()["max_load"][1]["max_load"]
+    2.0
+    """
 
     workload: str
     rows: list[Row] = field(default_factory=list)
@@ -81,9 +117,11 @@ class Comparison:
     proven: dict[str, bool] = field(default_factory=dict)
 
     def by_objective(self, objective: str) -> list[Row]:
+        """The rows of one objective (:data:`MAX_LOAD` or :data:`LATENCY`), in table order."""
         return [r for r in self.rows if r.objective == objective]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: rows by objective, whether each reference is proven, the skipped methods."""
         return {
             "workload": self.workload,
             MAX_LOAD: [r.to_dict() for r in self.by_objective(MAX_LOAD)],
@@ -140,7 +178,7 @@ def _latency_row(name: str, status: str, schedule, seconds: float, message: str)
 
 def _latency_rows(workload: Workload, comparison: Comparison, time_limit: float | None,
                   method_timeout: float | None) -> None:
-    """Latency IP and greedy, and the latency of every throughput split (SPEC §4 "Latency").
+    """Latency IP and greedy, and the latency of every throughput split (docs/model.md §4.4).
 
     The latency IP is warm-started from the best feasible contiguous split seen
     (greedy or a throughput split), so it is never worse than those.

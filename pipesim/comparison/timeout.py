@@ -21,7 +21,7 @@ __all__ = ["MethodTimeout", "time_limited"]
 
 
 class MethodTimeout(PipesimError):
-    """A method ran past the comparison's ``method_timeout``."""
+    """A method ran past the comparison's ``method_timeout`` (its row says so; the table goes on)."""
 
 
 @contextmanager

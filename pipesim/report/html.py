@@ -39,7 +39,13 @@ pre { background: #f6f8fa; padding: 0.8em; font-size: 0.85em; overflow-x: auto; 
 
 
 def fmt(value: Any, digits: int = 6) -> str:
-    """A table cell: numbers to ``digits`` significant figures, ``None`` as a dash."""
+    """A table cell: numbers to ``digits`` significant figures, ``None`` as a dash.
+
+    Examples
+    --------
+    >>> fmt(3.14159265, 3), fmt(None), fmt(True), fmt(float("inf")), fmt(7)
+    ('3.14', '—', 'yes', '∞', '7')
+    """
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -50,6 +56,25 @@ def fmt(value: Any, digits: int = 6) -> str:
 
 
 class Page:
+    """An HTML page built part by part; every text is escaped, every image inlined.
+
+    Parameters
+    ----------
+    title : str
+        The page's title and first heading.
+    note : str
+        A line under the title.
+
+    Examples
+    --------
+    >>> page = Page("run <1>")
+    >>> page.pairs({"max-load": 11.03, "feasible": True})
+    >>> page.table(["device", "load"], [["a100[0]", 10.9]])
+    >>> html_text = page.render()
+    >>> "<h1>run &lt;1&gt;</h1>" in html_text, "<td>yes</td>" in html_text
+    (True, True)
+    """
+
     def __init__(self, title: str, note: str = "") -> None:
         self.title = title
         self.parts: list[str] = [f"<h1>{html.escape(title)}</h1>"]
@@ -57,21 +82,26 @@ class Page:
             self.parts.append(f'<p class="note">{html.escape(note)}</p>')
 
     def heading(self, text: str, note: str = "") -> None:
+        """A section heading, with an optional note under it."""
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
         if note:
             self.parts.append(f'<p class="note">{html.escape(note)}</p>')
 
     def text(self, text: str) -> None:
+        """A paragraph."""
         self.parts.append(f"<p>{html.escape(text)}</p>")
 
     def code(self, text: str) -> None:
+        """Preformatted text."""
         self.parts.append(f"<pre>{html.escape(text)}</pre>")
 
     def pairs(self, items: Mapping[str, Any]) -> None:
+        """A two-column table of ``name: value`` (values through :func:`fmt`)."""
         rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(v))}</td></tr>" for k, v in items.items())
         self.parts.append(f"<table>{rows}</table>")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], classes: Sequence[str] | None = None) -> None:
+        """A table; ``classes[i]`` styles row ``i`` (``mark``: highlighted, ``bad``: red)."""
         head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
         body = []
         for i, row in enumerate(rows):
@@ -90,6 +120,7 @@ class Page:
         self.parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
 
     def render(self) -> str:
+        """The whole page as one HTML document."""
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head>\n<body>\n"
@@ -98,4 +129,5 @@ class Page:
         )
 
     def write(self, path: str | Path) -> None:
+        """Write :meth:`render` to ``path`` (UTF-8)."""
         Path(path).write_text(self.render(), encoding="utf-8")

@@ -43,14 +43,25 @@ def _pct(x: float | None) -> str:
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(what, predicted by the model, simulated)`` rows."""
+    """``(what, predicted by the model, simulated)`` rows of a run's summary.
+
+    Parameters
+    ----------
+    summary : dict
+        :meth:`pipesim.pipeline.Outcome.summary`.
+
+    Returns
+    -------
+    list of (str, str, str)
+    """
     s = summary
     latency = fmt(s["latency"])
     rows = [
         ("time per pass (ms; max-load)", fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
         (f"throughput (samples/s; {s['samples_per_pass']} per pass)", fmt(s["predicted_throughput"]),
          fmt(s["simulated_throughput"])),
-        ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None else f"{100 * s['relative_difference']:+.3f}%"),
+        ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None
+         else f"{100 * s['relative_difference']:+.3f}%" + ("" if s.get("settled") is not False else " (not settled)")),
         ("latency of one pass (ms)", latency if s["latency_source"] == "model" else "—",
          latency if s["latency_source"] == "simulation" else "—"),
         ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),
@@ -67,10 +78,22 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def run_page(outcome, images: dict[str, Path]) -> Page:
-    """The report of one ``pipesim run`` (``outcome``: :class:`pipesim.pipeline.Outcome`)."""
+    """The report of one ``pipesim run``: summary (model beside simulation), devices, charts.
+
+    Parameters
+    ----------
+    outcome : Outcome
+        From :func:`pipesim.pipeline.execute`.
+    images : dict of str to Path
+        PNGs to embed by kind (``gantt``, ``loads``); missing files get a note.
+
+    Returns
+    -------
+    Page
+    """
     s = outcome.scenario
     page = Page(f"pipesim: {s.name}", s.description or str(s.source))
-    page.heading("Summary", "model = the evaluator's prediction (SPEC §2); simulated = the discrete-event run (SPEC §6)")
+    page.heading("Summary", "model = the evaluator's prediction (docs/model.md §2.3); simulated = the discrete-event run (docs/model.md §6)")
     page.table(["", "model", "simulated"], summary_rows(outcome.summary()))
     ev = outcome.result.evaluation
     if ev is not None:
@@ -121,11 +144,40 @@ SWEEP_COLUMNS = (
 
 
 def sweep_cells(row: dict) -> list[str]:
-    """A sweep row's cells for :data:`SWEEP_COLUMNS` (fractions as percentages)."""
+    """A sweep row's cells for :data:`SWEEP_COLUMNS` (fractions as percentages).
+
+    Examples
+    --------
+    >>> cells = sweep_cells({"status": "ok", "bubble_fraction": 0.125})
+    >>> len(cells) == len(SWEEP_COLUMNS), "12.50%" in cells
+    (True, True)
+    """
     return [_pct(row.get(key)) if key == "bubble_fraction" else fmt(row.get(key), 5) for _, key in SWEEP_COLUMNS]
 
 
 def sweep_page(title: str, records: Sequence[dict], varied: Sequence[str], plot: Path | None) -> Page:
+    """The sweep report: the plot, then one table row per point (failed points in red).
+
+    Parameters
+    ----------
+    title : str
+    records : sequence of dict
+        Sweep rows (:func:`pipesim.sweep.run_point`).
+    varied : sequence of str
+        The varied field paths, in grid order.
+    plot : Path, optional
+        A PNG to embed (:func:`pipesim.report.plots.sweep_plot`).
+
+    Returns
+    -------
+    Page
+
+    Examples
+    --------
+    >>> rows = [{"params": {"solve.method": "dp"}, "status": "ok", "predicted_time_per_sample": 2.0}]
+    >>> "<td>dp</td>" in sweep_page("demo", rows, ["solve.method"], None).render()
+    True
+    """
     page = Page(f"pipesim sweep: {title}", f"{len(records)} points over {', '.join(varied)}")
     if plot is not None:
         page.image(plot, "sweep plot")

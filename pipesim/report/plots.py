@@ -1,7 +1,7 @@
 """PNG plots of a run and of a sweep (matplotlib, Agg: files only, no display).
 
 * :func:`loads_plot` — one bar per device, in pipeline order: the predicted load split into
-  compute, send and receive (SPEC §2), the simulated busy time per sample
+  compute, send and receive (docs/model.md §2.3), the simulated busy time per sample
   beside it as a marker, and the max-load as a line, so the bottleneck and any
   disagreement with the simulation are seen at a glance.
 * :func:`sweep_plot` — throughput (and cost per million samples, when prices
@@ -32,6 +32,31 @@ def _pyplot():
 
 
 def loads_plot(evaluation: SplitEvaluation, simulation: SimulationResult | None, path: str | Path, title: str) -> None:
+    """A PNG bar chart of each used device's compute, send and receive, in pipeline order.
+
+    The red line is the max-load; with a simulation, black diamonds mark each
+    device's simulated busy time per pass.
+
+    Parameters
+    ----------
+    evaluation : SplitEvaluation
+    simulation : SimulationResult, optional
+    path : str or Path
+        The PNG to write.
+    title : str
+
+    Examples
+    --------
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> png = Path(tempfile.mkdtemp()) / "loads.png"
+    >>> loads_plot(evaluate(w.graph, w.devices, Split.from_lists({"accelerator": [[1], [2]]})), None, png, "demo")
+    >>> png.read_bytes()[:4]
+    b'\\x89PNG'
+    """
     plt = _pyplot()
     devices = [d for d in evaluation.devices if d.nodes]
     if evaluation.stage_order:  # bars in pipeline order, first stage on the left
@@ -68,9 +93,22 @@ def _label(value: Any) -> str:
 
 
 def sweep_plot(records: Sequence[dict], varied: Sequence[str], path: str | Path, title: str) -> None:
-    """Throughput (and cost) against the first varied field: one line per value of the second,
-    one row of panels (small multiples) per combination of the others, so three or more varied
-    fields stay readable.  ``records``: sweep rows with ``params``, ``status`` and the summary fields.
+    """Throughput (and cost) against the first varied field, as a PNG.
+
+    One line per value of the second varied field, one row of panels (small
+    multiples) per combination of the others, so three or more varied fields
+    stay readable.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        Sweep rows with ``params`` (path -> value), ``status`` and the
+        summary fields; failed points are counted in the title.
+    varied : sequence of str
+        The varied paths, in grid order.
+    path : str or Path
+        The PNG to write.
+    title : str
     """
     plt = _pyplot()
     ok = [r for r in records if r.get("status") == "ok"]

@@ -26,6 +26,25 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: G
 
     With ``graph`` the ``holds`` column says which nodes sit there (layer
     ranges or names, :func:`~pipesim.report.placement.describe_nodes`).
+    The bottleneck device is bold.
+
+    Parameters
+    ----------
+    evaluation : SplitEvaluation
+    title : str, optional
+    graph : Graph, optional
+
+    Returns
+    -------
+    rich.table.Table
+
+    Examples
+    --------
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
+    >>> device_table(evaluate(w.graph, w.devices, Split.from_lists({"accelerator": [[1], [2]]})), graph=w.graph).row_count
+    2
     """
     table = Table(title=title)
     headers = ("device", *(("holds",) if graph is not None else ()), "nodes", "compute", "send", "receive", "load",
@@ -52,7 +71,12 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: G
 
 
 def workload_table(workload: Workload) -> Table:
-    """Vital statistics of a workload."""
+    """Vital statistics of a workload as a rich table (see :func:`workload_info`).
+
+    Returns
+    -------
+    rich.table.Table
+    """
     g = workload.graph
     table = Table(title=f"workload {workload.name}", show_header=False)
     table.add_column("what")
@@ -70,7 +94,28 @@ def workload_table(workload: Workload) -> Table:
 
 
 def workload_info(workload: Workload) -> dict:
-    """The same statistics as :func:`workload_table`, as JSON-ready data."""
+    """The same statistics as :func:`workload_table`, as JSON-ready data.
+
+    Parameters
+    ----------
+    workload : Workload
+
+    Returns
+    -------
+    dict
+        Counts of nodes, edges, forward and backward nodes and colour
+        classes, the total memory, and per device class its count, memory
+        (``None``: unlimited) and total work.
+
+    Examples
+    --------
+    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement.examples import chain
+    >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
+    >>> info = workload_info(w)
+    >>> info["nodes"], info["devices"][0]
+    (2, {'device_class': 'accelerator', 'count': 2, 'memory': 1073741824, 'total_work': 3.0})
+    """
     g = workload.graph
     return {
         "name": workload.name,

@@ -2,7 +2,7 @@
 
 ``simulate(workload, split, schedule=..., comm=...)`` executes a split and
 measures time-per-sample, latency, utilisation, bubbles, in-flight microbatches
-and memory beside the evaluator's prediction (SPEC §6).  ``LinkModel`` sets the
+and memory beside the evaluator's prediction (docs/model.md §6).  ``LinkModel`` sets the
 links of the ``overlap`` communication mode.
 """
 

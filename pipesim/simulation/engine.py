@@ -1,7 +1,7 @@
 """The discrete-event engine: lanes as SimPy processes replaying their units.
 
 Problem: execute a :class:`~pipesim.simulation.program.Program` on a stream of
-microbatches (SPEC §6): each lane is an exclusive executor that runs its tasks
+microbatches (docs/model.md §6): each lane is an exclusive executor that runs its tasks
 in its schedule's order; a task starts when the lane is free, when the signals
 it waits for have fired for its microbatch and, for the first task of a gated
 unit, when enough microbatches have completed; a task on a shared link also

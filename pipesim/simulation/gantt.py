@@ -20,7 +20,9 @@ __all__ = ["GANTT_FORMATS", "write_gantt"]
 GANTT_FORMATS = (".png", ".svg", ".pdf")
 
 
-def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, title: str | None = None) -> None:
+def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, title: str | None = None,
+                unit: str = "ms") -> None:
+    """Draw the first ``microbatches`` of ``run``, one row per lane; ``unit`` labels the time axis."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never needs a display
@@ -62,7 +64,7 @@ def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, tit
     ax.set_yticks(range(len(lanes)), [lane.name for lane in lanes])
     ax.invert_yaxis()
     ax.set_xlim(0, end_time or 1.0)
-    ax.set_xlabel("time")
+    ax.set_xlabel(f"time ({unit})")
     ax.set_title(title or f"first {limit} microbatches (colour: microbatch; hatched: backward, dotted: weight gradient; pale: transfer)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

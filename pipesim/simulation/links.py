@@ -2,7 +2,7 @@
 
 Problem: in ``overlap`` mode a transfer runs on a link (a DMA engine between a
 device and host memory) instead of on the device, so it overlaps compute, and
-devices behind one shared link contend for it (ISSUE 6, SPEC §6).  The
+devices behind one shared link contend for it (ISSUE 6, docs/model.md §6).  The
 workload gives each node ``u`` a transfer time ``c(u)`` per device class; a
 link turns that into the time one transfer takes on one device's link.
 

@@ -1,24 +1,45 @@
-"""Measurements of a simulated run (ISSUE 6, SPEC §6).
+"""Measurements of a simulated run (ISSUE 6, docs/model.md §6).
 
 * **Steady-state time-per-sample.**  Streaming and asynchronous 1F1B: sort the
   microbatch completion times ``C``; the first quarter of the microbatches is
   warm-up (the pipeline filling), the last quarter is drain (it emptying), and
   the time-per-sample is the slope over the rest:
-  ``(C[N - 1 - N//4] - C[N//4]) / (N - 1 - 2*(N//4))``.  With ``N ≥ 20 × stages``
-  the warm-up is long enough for the run to be periodic, so the estimate has
-  settled (``benchmarks/simulate.py`` checks it within 0.5%).  Flushed
-  schedules (GPipe, 1F1B-flush) restart from an empty pipeline every minibatch,
-  so every full minibatch is alike: time-per-sample is a full minibatch's
-  duration (flush to flush) divided by its ``m`` microbatches.
+  ``(C[N - 1 - N//4] - C[N//4]) / (N - 1 - 2*(N//4))``.  Flushed schedules
+  restart from an empty pipeline every minibatch, so every full minibatch is
+  alike: time-per-sample is a full minibatch's duration (flush to flush)
+  divided by its ``m`` microbatches.
+* **Never below the bottleneck.**  Every lane (a device, or a link in
+  ``overlap`` mode) must do its busy time per microbatch, so no schedule runs
+  faster than the busiest lane: a window estimate below that bound (a window
+  that caught work done during the warm-up) is raised to it, and the run is
+  marked unsettled.
+* **Settled?**  The estimate has settled when the slopes of the two halves of
+  the steady window agree within :data:`SETTLED` (flushed schedules: when the
+  full minibatches last the same within it) and the window holds at least
+  ``2 × stages`` microbatches; otherwise ``settled`` is false and a warning
+  says how many microbatches would help.
 * **Latency** of a microbatch: from the start of its first task to its
   completion (mean, p50, p99 over the steady-state microbatches; all of them
-  for flushed schedules).
+  for flushed schedules) — latency *under load*, which by Little's law is
+  about the number in flight × the time per sample.  ``latency_alone`` is
+  the first microbatch's, through an empty pipeline.  In ``overlap`` mode
+  every link is a lane of its own, so the stream keeps more microbatches in
+  flight (depth + 1 counts the link hops) to keep them all busy, and the
+  loaded latency grows with that window (on imported GPT-2 and ResNet-50
+  splits, whose many transfers make the overlap program deep, 2.4–2.6× the
+  paper mode's) while the time per sample does not; ``latency_alone``
+  compares the modes like for like.
 * **Per device**: compute time, communication time (on the device in ``paper``
   mode, on its link in ``overlap`` mode), busy time (what occupies the device
   itself), idle = makespan - busy, utilisation = busy / makespan.
-* **Bubble fraction**: ``1 - Σ_d busy_d / (S × span)`` over one minibatch
-  (flushed schedules, per minibatch) or over one steady-state time-per-sample
-  (the others).
+* **Bubble fraction**: the share of the run lost to filling and draining the
+  pipeline, measured against the bottleneck lane's busy time ``T`` per
+  microbatch: ``(span - m·T) / span`` for each flushed minibatch of ``m``
+  microbatches, ``(makespan - N·T) / makespan`` for the other schedules.  It is
+  never negative, counts fill and drain for every schedule, and does not
+  charge imbalance (a device with little work, e.g. a host core holding one
+  small node, idles by design: that is its utilisation, not a bubble).  On a
+  uniform chain it is the usual ``(P-1)/(M+P-1)``.
 * **In flight / memory**: a microbatch is in flight on a device from the start
   of its first task there to the end of its last (for zero-bubble schedules
   that is its last weight-gradient task: activations are held until ``W``).
@@ -47,7 +68,10 @@ from pipesim.placement.graph import Graph
 from pipesim.simulation.engine import Run
 from pipesim.simulation.schedules import FLUSHED
 
-__all__ = ["DeviceStats", "Measurements", "Overflow", "measure"]
+__all__ = ["SETTLED", "DeviceStats", "Measurements", "Overflow", "measure"]
+
+#: Relative agreement of the two halves of the steady window for a settled estimate.
+SETTLED = 5e-3
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,10 @@ class Measurements:
     overflows: tuple[Overflow, ...]
     assumptions: tuple[str, ...]
     iteration_time: float | None = None
+    latency_alone: float = 0.0
+    settled: bool = True
+    bottleneck_time: float = 0.0  # the busiest lane's busy time per microbatch: a lower bound on time per sample
+    warnings: tuple[str, ...] = ()
 
 
 def _window(n: int) -> tuple[int, int]:
@@ -177,8 +205,11 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         d: sum(t.duration if lane.kind == "device" else 0.0 for lane in program.lanes if lane.device == d for t in lane.tasks)
         for d in program.devices
     }
-    total_busy = sum(busy_per_microbatch.values())
+    # every lane (device or link) does its tasks once per microbatch: the busiest bounds the period
+    bottleneck = max((sum(t.duration for t in lane.tasks) for lane in program.lanes), default=0.0)
     stages = program.stages
+    warnings: list[str] = []
+    tolerance = SETTLED * max(bottleneck, 1e-300)
     if schedule in FLUSHED:
         ends = [completion[b : b + minibatch].max() for b in range(0, n, minibatch)]
         minibatch_times = [end - begin for begin, end in zip([0.0, *ends[:-1]], ends)]
@@ -186,16 +217,33 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         full = [t for t, size in zip(minibatch_times, sizes) if size == minibatch] or minibatch_times[:1]
         iteration = float(np.mean(full))
         tps = iteration / min(minibatch, n)
-        bubbles = [1.0 - size * total_busy / (stages * t) if t > 0 else 0.0 for t, size in zip(minibatch_times, sizes)]
+        bubbles = [max(0.0, 1.0 - size * bottleneck / t) if t > 0 else 0.0 for t, size in zip(minibatch_times, sizes)]
+        bubble = max(0.0, 1.0 - min(minibatch, n) * bottleneck / iteration) if iteration > 0 else 0.0
         steady = latency
+        settled = len(full) >= 2 and max(full) - min(full) <= SETTLED * iteration
+        if not settled:
+            warnings.append(f"not settled: {len(full)} full minibatch(es) of {minibatch}"
+                            + ("" if len(full) < 2 else f" lasting {min(full):.6g} to {max(full):.6g}")
+                            + f"; run at least {max(2, len(full) + 1) * minibatch} microbatches")
     else:
         ordered = np.sort(completion)
         lo, hi = _window(n)
         tps = float((ordered[hi] - ordered[lo]) / (hi - lo)) if hi > lo else float(ordered[-1]) / max(n, 1)
+        mid = (lo + hi) // 2
+        halves = [(ordered[b] - ordered[a]) / (b - a) for a, b in ((lo, mid), (mid, hi)) if b > a]
+        settled = hi - lo >= 2 * stages and len(halves) == 2 and abs(halves[0] - halves[1]) <= SETTLED * max(halves)
+        if tps < bottleneck - tolerance:
+            warnings.append(f"the window's estimate {tps:.6g} is below the busiest lane's {bottleneck:.6g} per "
+                            "microbatch, which no run can beat: reported at that bound")
+            settled = False
+        tps = max(tps, bottleneck)
+        if not settled:
+            warnings.append(f"not settled over {n} microbatches (steady-window halves: "
+                            + ", ".join(f"{h:.6g}" for h in halves) + f"); run more, e.g. {max(4 * n, 40 * stages)}")
         bubbles = []
         steady = latency[lo : hi + 1]
         iteration = None
-    bubble = 1.0 - total_busy / (stages * tps) if tps > 0 else 0.0
+        bubble = max(0.0, 1.0 - n * bottleneck / run.makespan) if run.makespan > 0 else 0.0
 
     capacity = {dc.name: dc.memory for dc in devices}
     predicted = {d.name: d.load for d in evaluation.devices}
@@ -278,4 +326,8 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         overflows=tuple(overflows),
         assumptions=tuple(assumptions),
         iteration_time=iteration,
+        latency_alone=float(latency[0]) if len(latency) else 0.0,
+        settled=bool(settled),
+        bottleneck_time=float(bottleneck),
+        warnings=tuple(warnings),
     )

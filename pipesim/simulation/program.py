@@ -1,6 +1,6 @@
 """What every lane of the pipeline runs for one microbatch.
 
-Problem: the engine must replay a placement (SPEC §6) with as little per-event
+Problem: the engine must replay a placement (docs/model.md §6) with as little per-event
 work as possible.  Everything that is the same for every microbatch is worked
 out here, once: for every device, the ordered list of operations it performs
 per microbatch (its nodes in topological order, forward nodes before backward
@@ -9,7 +9,7 @@ longest runs of operations that can run back to back without waiting for
 another lane.  A task waits for *signals* (numbered) and fires signals when it
 ends; the engine then only needs one timeout per task.
 
-Communication modes (SPEC §2, §6):
+Communication modes (docs/model.md §2, §6):
 
 * ``paper``: one lane per device.  Before the first node that needs ``u``'s
   output, the device spends ``c(u)`` reading it in (after the sender has

@@ -2,7 +2,7 @@
 
 Problem: a device runs many microbatches; the order in which it takes their
 forward and backward work decides throughput, bubbles and memory (ISSUE 6,
-SPEC §6).  A schedule here is a fixed order per lane, a sequence of *units*
+docs/model.md §6).  A schedule here is a fixed order per lane, a sequence of *units*
 ``(microbatch, first task, end task, gate)``: the lane runs those tasks of that
 microbatch, after at least ``gate`` microbatches have completed.
 

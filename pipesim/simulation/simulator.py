@@ -1,7 +1,7 @@
 """``simulate``: run a placement on a microbatch stream and compare with the prediction.
 
 Problem: the solvers predict a time-per-sample, the evaluator's max-load of
-the split (SPEC §1-2); the simulator executes the split (SPEC §6) and reports
+the split (docs/model.md §1-2); the simulator executes the split (docs/model.md §6) and reports
 what it measured beside that prediction, so a user can see where the model
 and the execution agree (``paper`` mode, contiguous split, streaming or 1F1B:
 within 0.5%, in practice to rounding) and where they part (overlapped
@@ -46,7 +46,11 @@ from pipesim.simulation.schedules import (
     minibatch_orders,
 )
 
-__all__ = ["SimulationResult", "simulate"]
+__all__ = ["MAX_DEFAULT_TASKS", "SimulationResult", "simulate"]
+
+#: With the default microbatch count, runs double until the estimate settles, up to about this many
+#: lane-microbatches (a few seconds of simulation).
+MAX_DEFAULT_TASKS = 200_000
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,12 @@ class SimulationResult:
             "predicted_time_per_sample": self.predicted_time_per_sample,
             "simulated_time_per_sample": self.simulated_time_per_sample,
             "relative_difference": self.difference,
-            "latency": {"mean": m.latency_mean, "p50": m.latency_p50, "p99": m.latency_p99},
+            "latency": {"mean": m.latency_mean, "p50": m.latency_p50, "p99": m.latency_p99, "alone": m.latency_alone},
             "makespan": m.makespan,
             "bubble_fraction": m.bubble_fraction,
+            "settled": m.settled,
+            "warnings": list(m.warnings),
+            "bottleneck_time": m.bottleneck_time,
             "minibatch_times": list(m.minibatch_times),
             "minibatch_bubble_fractions": list(m.minibatch_bubble_fractions),
             "devices": [d.to_dict() for d in m.devices],
@@ -207,10 +214,15 @@ def simulate(
     for name, value in (("minibatch", m), ("in_flight", w)):
         if value is not None and value < 1:
             raise InputError(None, name, "must be at least 1")
-    orders = minibatch_orders(program, schedule, n, m) if flushed else None
-    units = [lane_units(program, lane, schedule, n, m or n, w or n, orders) for lane in program.lanes]
-    run = run_program(program, units, n)
-    measurements = measure(run, schedule, m or n, graph, workload.devices, evaluation)
+    while True:
+        orders = minibatch_orders(program, schedule, n, m) if flushed else None
+        units = [lane_units(program, lane, schedule, n, m or n, w or n, orders) for lane in program.lanes]
+        run = run_program(program, units, n)
+        measurements = measure(run, schedule, m or n, graph, workload.devices, evaluation)
+        # the default count grows until the estimate settles (a given count is honoured, flagged if unsettled)
+        if measurements.settled or microbatches is not None or n * len(program.lanes) > MAX_DEFAULT_TASKS:
+            break
+        n *= 2
     predicted = predicted_iteration_time(program, schedule, m) if flushed else None
     return SimulationResult(
         workload.name, schedule, comm, n, m, w, evaluation, measurements, run,

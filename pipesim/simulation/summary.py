@@ -3,7 +3,7 @@
 Problem: put the evaluator's prediction (max-load, per-device loads) beside
 what the simulation measured, with the difference, so a user sees at once
 whether the model's time-per-sample holds for this split, schedule and
-communication mode (SPEC §6).
+communication mode (docs/model.md §6).
 """
 
 from __future__ import annotations
@@ -32,10 +32,14 @@ def summary_table(result: SimulationResult) -> Table:
     table.add_column("value", justify="right")
     table.add_row("predicted time-per-sample (max-load)", _num(result.predicted_time_per_sample))
     table.add_row("simulated time-per-sample (steady state)", _num(result.simulated_time_per_sample))
-    table.add_row("difference", f"{100 * result.difference:+.4f}%")
-    table.add_row("latency mean / p50 / p99", f"{_num(m.latency_mean)} / {_num(m.latency_p50)} / {_num(m.latency_p99)}")
+    table.add_row("difference", f"{100 * result.difference:+.4f}%" + ("" if m.settled else " (not settled)"))
+    if result.predicted_iteration_time is not None:
+        table.add_row("iteration time: closed form / simulated",
+                      f"{_num(result.predicted_iteration_time)} / {_num(result.simulated_iteration_time)}")
+    table.add_row("latency alone (one microbatch, empty pipeline)", _num(m.latency_alone))
+    table.add_row("latency under load mean / p50 / p99", f"{_num(m.latency_mean)} / {_num(m.latency_p50)} / {_num(m.latency_p99)}")
     table.add_row("makespan", _num(m.makespan))
-    table.add_row("bubble fraction", f"{100 * m.bubble_fraction:.2f}%")
+    table.add_row("bubble fraction (fill and drain)", f"{100 * m.bubble_fraction:.2f}%")
     if result.minibatch is not None:
         table.add_row("microbatches per minibatch", str(result.minibatch))
         table.add_row("minibatch time (first)", _num(m.minibatch_times[0]) if m.minibatch_times else "—")

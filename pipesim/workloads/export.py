@@ -1,7 +1,7 @@
 """Writing a generated workload so that every tool can read it.
 
 A workload for a system with at most one accelerator class and at most one
-CPU class is also a paper-model workload (SPEC §2): :func:`as_paper` renames
+CPU class is also a paper-model workload (docs/model.md §2): :func:`as_paper` renames
 its classes to ``accelerator`` and ``cpu`` (a missing class gets count 0), so
 :func:`pipesim.placement.formats.write_paper_workload` can write it and every solver,
 and ``pipesim evaluate``, reads it.  :func:`write_workload` writes the paper

@@ -1,7 +1,7 @@
 """Reading a workload file in either format: the paper's JSON or pipesim's native JSON.
 
 The native format is recognised by its ``"format": "pipesim-workload"`` key;
-anything else is read as the paper's format (SPEC §7).  Every problem raises
+anything else is read as the paper's format (docs/model.md §7).  Every problem raises
 :class:`~pipesim.errors.InputError` naming the file and the field.
 """
 

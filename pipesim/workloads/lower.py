@@ -1,12 +1,12 @@
 """From an operator graph and a hardware system to a placement workload.
 
 For every operator ``i`` of an :class:`~pipesim.workloads.opgraph.OpGraph`
-and every device class ``K`` of the system (SPEC §5):
+and every device class ``K`` of the system (docs/model.md §5):
 
 * node ``i`` (forward) gets ``time[K] = Σ_kernels repeat · kernel_time(K)``
   (the roofline of :mod:`pipesim.hardware.costs`), ``flops`` its FLOPs, and
   ``transfer[K] = transfer_time(output_bytes, host link of K)`` for classes
-  with a host link (CPU cores sit on the host and pay nothing, SPEC §2);
+  with a host link (CPU cores sit on the host and pay nothing, docs/model.md §2);
   its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters (plus
   gradients, optimizer state and stashed activations when training);
 * training adds backward node ``n + i`` (same colour class ``i``, kernels

@@ -8,8 +8,8 @@ fields), so the three accept the same names and values.
 Examples
 --------
 >>> ops = build_model("transformer", layers=2, hidden=64, heads=4, seq=16, batch=1)
->>> ops.name
-'transformer'
+>>> ops.name, len(ops.ops) > 0
+('bert2', True)
 >>> build_model("transformer", hidden=100, heads=3)
 Traceback (most recent call last):
 ...

@@ -1,6 +1,6 @@
 """pipesim's native workload format: any number of device classes, FLOPs kept.
 
-The paper's format (SPEC §7) knows two device classes; a workload generated
+The paper's format (docs/model.md §7) knows two device classes; a workload generated
 for a mixed system needs more.  The native form is JSON with snake_case keys::
 
     {"format": "pipesim-workload", "version": 1, "name": "bert24", "time_unit": "ms",

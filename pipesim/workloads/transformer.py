@@ -16,7 +16,7 @@ tables, then add+layernorm); the last layer is the head: BERT's pooler (a
 projection for decoders (its weight is a copy of the token table, as
 pipeline-parallel systems replicate tied weights).
 
-Granularity ``layer`` fuses each layer into one node (SPEC §3 keeps
+Granularity ``layer`` fuses each layer into one node (docs/model.md §3 keeps
 layers whole); ``operator`` keeps the ten operators.
 """
 

@@ -1,4 +1,4 @@
-"""The paper's baselines for max-load (SPEC §4; Tarnawski et al., NeurIPS 2020, §6).
+"""The paper's baselines for max-load (docs/model.md §4.5; Tarnawski et al., NeurIPS 2020, §6).
 
 Each is a plain function ``solve_xxx(workload, **options) -> PlacementResult``
 whose split is scored by :func:`pipesim.placement.evaluate.evaluate`:

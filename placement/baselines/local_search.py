@@ -60,6 +60,28 @@ class LoadState:
     ``where[u]`` is the device index of unit ``u``; :meth:`move` changes it
     and updates loads in time proportional to the unit's nodes, their
     predecessors and the number of devices.
+
+    Parameters
+    ----------
+    workload : Workload
+    units : sequence of Unit
+        The colour classes (:func:`~pipesim.placement.baselines.units.units_of`).
+    devices : sequence of (str, int)
+        The devices (:func:`~pipesim.placement.baselines.units.devices_of`).
+    where : sequence of int
+        The device index of every unit.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
+    >>> from pipesim.placement.baselines.units import devices_of, units_of
+    >>> state = LoadState(w, units_of(w.graph, ["accelerator", "cpu"]), devices_of(w), [0, 0, 0, 0])
+    >>> state.key()
+    (0.0, 6.0, 36.0)
+    >>> state.move(3, 1)   # the fourth unit (node 4) to accelerator[1]
+    >>> state.key(), state.bottleneck()
+    ((0.0, 5.0, 34.0), [0])
     """
 
     def __init__(self, workload: Workload, units: Sequence[Unit], devices: Sequence[Device], where: Sequence[int]):
@@ -142,6 +164,7 @@ class LoadState:
             self._charge(i, 1.0)
 
     def overflow(self) -> float:
+        """Bytes over capacity, summed over all devices."""
         return sum(max(0.0, m - c) for m, c in zip(self.memory, self.capacity))
 
     def key(self) -> Key:
@@ -252,6 +275,36 @@ def solve_local_search(
 
     ``time_limit`` (seconds) stops the search early; the best split found so
     far is returned with status ``time_limit``.
+
+    Parameters
+    ----------
+    workload : Workload
+    restarts : int
+        Random starts (at least 1).
+    seed : int
+        Seed of the random starts; the same seed repeats the run exactly.
+    time_limit : float, optional
+        Seconds.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` (or ``infeasible`` when no start could be repaired to
+        fit memory, or ``time_limit``); no bound.  The split need not be
+        contiguous.
+
+    Raises
+    ------
+    ValueError
+        The workload has no devices.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
+    >>> r = solve_local_search(w, restarts=3, seed=0)
+    >>> r.status, r.max_load
+    ('feasible', 4.0)
     """
     started = time.perf_counter()
     deadline = math.inf if time_limit is None else started + time_limit

@@ -139,7 +139,37 @@ def _repair(units: list[Unit], devices: list[Device], where: list[int], workload
 
 
 def solve_partitioner(workload: Workload, *, seed: int = 0, device_class: str | None = None) -> PlacementResult:
-    """METIS k-way partition of the colour classes over ``device_class`` (default: the first class)."""
+    """METIS k-way partition of the colour classes over ``device_class`` (default: the first class).
+
+    Parameters
+    ----------
+    workload : Workload
+    seed : int
+        METIS's seed; the same seed gives the same partition.
+    device_class : str, optional
+        The class whose devices are the parts; classes it cannot run, or
+        that overflow memory, go to the other classes.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` when repair succeeds, else ``infeasible`` (message: the
+        first violation); no bound.
+
+    Raises
+    ------
+    ValueError
+        The workload has no devices.
+    KeyError
+        ``device_class`` is not a class of the workload.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> r = solve_partitioner(diamond(), seed=0)
+    >>> r.status, r.max_load
+    ('feasible', 4.0)
+    """
     started = time.perf_counter()
     target = device_class if device_class is not None else workload.devices[0].name
     ordered = [workload.device_class(target)] + [dc for dc in workload.devices if dc.name != target]

@@ -104,6 +104,26 @@ def chain_constraints(
     Fuse groups are lists of original nodes to co-locate (one per fused colour
     class); order edges join a forward node of each fused class to one of the
     next class in the chain.
+
+    Parameters
+    ----------
+    graph : Graph
+    ignore_sources : collection of int
+        Nodes whose out-edges the fusion ignores.
+
+    Returns
+    -------
+    (list of list of int, list of (int, int))
+        For :func:`~pipesim.placement.dp.solve_dp`'s ``fuse`` and ``order``.
+
+    Examples
+    --------
+    A fork-join block (1 -> 2, 3 -> 4) is fused up to its join node:
+
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
+    >>> chain_constraints(w.graph)
+    ([[1, 2, 3]], [(1, 4)])
     """
     fused = _fused_classes(graph, set(ignore_sources))
     groups: dict[Hashable, list[int]] = {}
@@ -122,7 +142,29 @@ def chain_constraints(
 def solve_pipedream(
     workload: Workload, *, ignore_sources: Collection[int] = (), progress: bool = False
 ) -> PlacementResult:
-    """The optimal split of the chain obtained by fusing biconnected components and linearising."""
+    """The optimal split of the chain obtained by fusing biconnected components and linearising.
+
+    Parameters
+    ----------
+    workload : Workload
+    ignore_sources : collection of int
+        Nodes whose out-edges the fusion ignores (input layers).
+    progress : optional
+        Handed to the DP.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` (optimal for the chain only, so no bound) or ``infeasible``.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
+    >>> r = solve_pipedream(w)
+    >>> r.status, r.max_load
+    ('feasible', 5.0)
+    """
     fuse, order = chain_constraints(workload.graph, ignore_sources)
     result = solve_dp(workload, fuse=fuse, order=order, progress=progress, method="pipedream")
     # Optimal for the chain, only a heuristic for the original graph.

@@ -10,7 +10,7 @@ time (nothing is transferred).  As in the paper's implementation
 (memory over capacity, unsupported nodes); the result is then marked
 ``infeasible`` and its message names the first violation.
 
-Reference: Tarnawski et al., NeurIPS 2020, §6 (baselines); SPEC §4.
+Reference: Tarnawski et al., NeurIPS 2020, §6 (baselines); docs/model.md §4.5.
 """
 
 from __future__ import annotations
@@ -25,7 +25,30 @@ __all__ = ["solve_single"]
 
 
 def solve_single(workload: Workload, *, device_class: str | None = None) -> PlacementResult:
-    """Place every node on device 0 of ``device_class`` (default: the first class)."""
+    """Place every node on device 0 of ``device_class`` (default: the first class).
+
+    Parameters
+    ----------
+    workload : Workload
+    device_class : str, optional
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible``, or ``infeasible`` with the load still reported when the
+        graph does not fit (message: the first violation).
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond()
+    >>> solve_single(w).max_load
+    6.0
+    >>> tight = diamond(accelerators=1, memory=1.0)
+    >>> r = solve_single(tight)
+    >>> r.status, r.message
+    ('infeasible', 'accelerator[0] uses 4 B of memory, more than its 1 B')
+    """
     started = time.perf_counter()
     name = device_class if device_class is not None else workload.devices[0].name
     workload.device_class(name)  # an unknown class: InputError names it

@@ -1,6 +1,6 @@
 """Colour classes as the units that heuristic baselines move between devices.
 
-Problem: a colour class must sit on one device (SPEC §2), so every heuristic
+Problem: a colour class must sit on one device (docs/model.md §2.2), so every heuristic
 (local search, graph partitioner, single device) really places colour
 classes, not nodes.  This module turns a workload into its list of
 :class:`Unit` objects (one per colour class: summed times and memory, the
@@ -35,7 +35,19 @@ Device = tuple[str, int]
 
 @dataclass(frozen=True)
 class Unit:
-    """One colour class: its nodes and what it costs as a whole on each device class."""
+    """One colour class: its nodes and what it costs as a whole on each device class.
+
+    Attributes
+    ----------
+    key : hashable
+        The colour class.
+    nodes : tuple of int
+    time : mapping of str to float
+        Summed compute time per device class (``inf`` where a node cannot run).
+    memory : float
+    supported : frozenset of str
+        The device classes that can run every node of the class.
+    """
 
     key: Hashable
     nodes: tuple[int, ...]
@@ -44,11 +56,31 @@ class Unit:
     supported: frozenset[str]
 
     def fits(self, device_class: str) -> bool:
+        """Whether ``device_class`` can run every node of the unit."""
         return device_class in self.supported
 
 
 def units_of(graph: Graph, device_classes: Sequence[str]) -> list[Unit]:
-    """One :class:`Unit` per colour class, in the graph's node order."""
+    """One :class:`Unit` per colour class, in the graph's node order.
+
+    Parameters
+    ----------
+    graph : Graph
+    device_classes : sequence of str
+        The classes to cost the units on.
+
+    Returns
+    -------
+    list of Unit
+
+    Examples
+    --------
+    >>> from pipesim.placement.graph import Graph, Node
+    >>> g = Graph([Node(1, {"gpu": 1.0}, color_class=0), Node(2, {"gpu": 2.0, "cpu": 5.0}, color_class=0)], [])
+    >>> (unit,) = units_of(g, ["gpu", "cpu"])
+    >>> unit.nodes, unit.time, unit.fits("cpu")
+    ((1, 2), {'gpu': 3.0, 'cpu': inf}, False)
+    """
     units = []
     for key, members in graph.color_classes.items():
         nodes = [graph.nodes[v] for v in members]
@@ -65,7 +97,16 @@ def units_of(graph: Graph, device_classes: Sequence[str]) -> list[Unit]:
 
 
 def devices_of(workload: Workload) -> list[Device]:
-    """Every device of the workload, class by class."""
+    """Every device of the workload, class by class, as ``(class, index)``.
+
+    Examples
+    --------
+    >>> from pipesim.placement.devices import paper_devices
+    >>> from pipesim.placement.graph import Graph, Node
+    >>> from pipesim.placement.workload import Workload
+    >>> devices_of(Workload(Graph([Node(1, {"cpu": 1.0})], []), paper_devices(2, 1, 8.0)))
+    [('accelerator', 0), ('accelerator', 1), ('cpu', 0)]
+    """
     return [(dc.name, i) for dc in workload.devices for i in range(dc.count)]
 
 
@@ -77,7 +118,34 @@ def result_from_assignment(
     stats: dict[str, Any] | None = None,
     message: str = "",
 ) -> PlacementResult:
-    """Score ``node -> device`` with the evaluator; ``started`` is a ``perf_counter`` reading."""
+    """Score ``node -> device`` with the evaluator; ``started`` is a ``perf_counter`` reading.
+
+    Parameters
+    ----------
+    method : str
+        The name the result carries.
+    workload : Workload
+    placement : mapping of int to (str, int)
+        Every node's device.
+    started : float
+        ``time.perf_counter()`` when the method started (for ``seconds``).
+    stats : dict, optional
+    message : str
+        Default: the first violation, if any.
+
+    Returns
+    -------
+    PlacementResult
+        ``feasible`` exactly when the evaluator finds no violation.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> where = {1: ("accelerator", 0), 2: ("accelerator", 0), 3: ("accelerator", 1), 4: ("accelerator", 1)}
+    >>> r = result_from_assignment("mine", diamond(), where, started=0.0)
+    >>> r.status, r.max_load
+    ('feasible', 4.0)
+    """
     counts = {dc.name: dc.count for dc in workload.devices}
     return result_from_split(method, workload, Split.from_mapping(placement, counts), started, stats, message)
 
@@ -90,7 +158,15 @@ def result_from_split(
     stats: dict[str, Any] | None = None,
     message: str = "",
 ) -> PlacementResult:
-    """Score ``split`` with the evaluator; ``started`` is a ``perf_counter`` reading."""
+    """Score ``split`` with the evaluator; ``started`` is a ``perf_counter`` reading.
+
+    As :func:`result_from_assignment`, from a :class:`~pipesim.placement.split.Split`.
+
+    Raises
+    ------
+    SplitError
+        The split cannot be evaluated at all.
+    """
     evaluation = evaluate(workload.graph, workload.devices, split)
     status = FEASIBLE if evaluation.feasible else INFEASIBLE
     if not evaluation.feasible and not message:

@@ -1,4 +1,4 @@
-"""Latency of inference: of a given split, by a greedy, and by an integer program (SPEC §4 "Latency").
+"""Latency of inference: of a given split, by a greedy, and by an integer program (docs/model.md §4.4).
 
 Problem: one sample goes through an inference graph with nothing else in
 flight; how long until every node is done?  The model (the paper's §6):

@@ -1,4 +1,4 @@
-"""The paper's latency greedy (SPEC §4 "Latency"): a heuristic, fast, always contiguous.
+"""The paper's latency greedy (docs/model.md §4.4): a heuristic, fast, always contiguous.
 
 Fill devices with the inseparable blocks — colour classes fused with the
 cycles they create — in topological order while memory allows; each device
@@ -42,11 +42,37 @@ def _inseparable_blocks(graph: Graph) -> list[frozenset[int]]:
 
 
 def accelerators(workload: Workload) -> list[tuple[Device, float]]:
+    """Every non-CPU device with its memory capacity, class by class.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> accelerators(w)
+    [(('accelerator', 0), 2.0), (('accelerator', 1), 2.0)]
+    """
     return [((dc.name, i), dc.memory) for dc in workload.devices if dc.name != CPU for i in range(dc.count)]
 
 
 def greedy_split(workload: Workload) -> Split | None:
-    """Fill devices in order with consecutive blocks; a block no device can take goes to the CPUs."""
+    """Fill devices in order with consecutive blocks; a block no device can take goes to the CPUs.
+
+    Parameters
+    ----------
+    workload : Workload
+
+    Returns
+    -------
+    Split or None
+        ``None`` when some block fits nowhere (memory or support).
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> greedy_split(w)
+    Split(assignment={'accelerator': (frozenset({1, 2}), frozenset({3, 4})), 'cpu': (frozenset(),)})
+    """
     graph = workload.graph
     has_cpu = any(dc.name == CPU for dc in workload.devices)
     devices = accelerators(workload)
@@ -87,7 +113,31 @@ def greedy_split(workload: Workload) -> Split | None:
 
 
 def solve_latency_greedy(workload: Workload) -> LatencyResult:
-    """The paper's latency greedy (heuristic); status ``feasible`` or ``infeasible``."""
+    """The paper's latency greedy (heuristic); status ``feasible`` or ``infeasible``.
+
+    Parameters
+    ----------
+    workload : Workload
+        An inference graph.
+
+    Returns
+    -------
+    LatencyResult
+        No bound.
+
+    Raises
+    ------
+    InputError
+        A training graph.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> r = solve_latency_greedy(w)
+    >>> r.status, r.latency
+    ('feasible', 8.0)
+    """
     check_inference(workload.graph)
     start = time.perf_counter()
     split = greedy_split(workload)

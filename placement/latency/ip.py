@@ -1,4 +1,4 @@
-"""The latency integer program (SPEC §4 "Latency"): optimal within the solver's gap.
+"""The latency integer program (docs/model.md §4.4): optimal within the solver's gap.
 
 Minimises latency over splits with at most ``q`` contiguous pieces per
 device, memory counted per device, and never returns worse than its warm
@@ -227,6 +227,42 @@ def solve_latency_ip(
     ``warm_start`` defaults to the greedy's split; the result is never worse
     than it.  Status ``optimal`` (within ``gap``), ``time_limit`` (best split
     when stopped) or ``infeasible``.
+
+    Parameters
+    ----------
+    workload : Workload
+        An inference graph; CPU cores are unlimited.
+    q : int
+        Contiguous pieces per accelerator (at least 1).
+    solver : str
+        The MILP backend (:data:`pipesim.placement.mip_backend.SOLVERS`).
+    time_limit : float, optional
+        Seconds.
+    gap : float, optional
+        Relative gap at which to stop.
+    warm_start : Split, optional
+        Default: the greedy's split.
+    progress : bool
+        Stream the solver's log to stderr.
+    threads : int
+
+    Returns
+    -------
+    LatencyResult
+        With ``bound`` and ``gap``.
+
+    Raises
+    ------
+    InputError
+        A training graph, or ``q < 1``.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> r = solve_latency_ip(w)
+    >>> r.status, r.latency, round(r.bound, 6)
+    ('optimal', 8.0, 8.0)
     """
     check_inference(workload.graph)
     if q < 1:

@@ -1,4 +1,4 @@
-"""The latency model: one sample through an inference graph, of a given split (SPEC §4 "Latency").
+"""The latency model: one sample through an inference graph, of a given split (docs/model.md §4.4).
 
 CPU cores (the class named ``cpu``) are unlimited and pay no transfers; every
 other device runs contiguous *pieces* one after the other, each taking its
@@ -39,7 +39,21 @@ Device = tuple[str, int]
 
 @dataclass(frozen=True)
 class Piece:
-    """One contiguous subgraph run on a device: when it starts and what it costs."""
+    """One contiguous subgraph run on a device: when it starts and what it costs.
+
+    Attributes
+    ----------
+    device_class, index : str, int
+        The device.
+    order : int
+        Its position among the device's pieces.
+    nodes : tuple of int
+    start : float
+        When every node feeding it has finished (and the device's previous piece).
+    receive, compute, send : float
+        Its incoming transfers, compute and outgoing transfers;
+        :attr:`finish` is ``start`` plus all three.
+    """
 
     device_class: str
     index: int
@@ -52,9 +66,11 @@ class Piece:
 
     @property
     def finish(self) -> float:
+        """When the piece, and each of its nodes, is done."""
         return self.start + self.receive + self.compute + self.send
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, with ``device`` as ``class[index]`` and ``finish``."""
         return {
             "device": f"{self.device_class}[{self.index}]",
             "order": self.order,
@@ -69,7 +85,17 @@ class Piece:
 
 @dataclass(frozen=True)
 class LatencyEvaluation:
-    """The schedule of one sample: pieces, each node's finish time, the latency."""
+    """The schedule of one sample: pieces, each node's finish time, the latency.
+
+    Attributes
+    ----------
+    evaluation : SplitEvaluation
+        Memory, support and colour classes of the split (CPU cores unlimited).
+    pieces : tuple of Piece
+        By start time.
+    finish : mapping of int to float
+        Every node's finish time.
+    """
 
     evaluation: SplitEvaluation  # memory, support, colour classes (CPU cores unlimited)
     pieces: tuple[Piece, ...]
@@ -77,28 +103,37 @@ class LatencyEvaluation:
 
     @property
     def latency(self) -> float:
+        """The latest finish."""
         return max(self.finish.values(), default=0.0)
 
     @property
     def feasible(self) -> bool:
+        """Whether the split violates nothing (memory, support, colour classes)."""
         return self.evaluation.feasible
 
 
 @dataclass
 class LatencyResult(SolverResult):
-    """A latency solver's answer (the latency twin of :class:`pipesim.placement.result.PlacementResult`)."""
+    """A latency solver's answer (the latency twin of :class:`pipesim.placement.result.PlacementResult`).
+
+    ``schedule`` is ``None`` only when no split was found; :attr:`latency` is
+    then ``inf``.
+    """
 
     schedule: LatencyEvaluation | None = None
 
     @property
     def latency(self) -> float:
+        """The schedule's latency (``inf`` without one)."""
         return self.schedule.latency if self.schedule is not None else math.inf
 
     @property
     def objective(self) -> float:
+        """The latency."""
         return self.latency
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``latency``, the common fields, and ``feasible``, ``violations``, ``pieces``, ``split``."""
         out: dict[str, Any] = {"latency": None if self.schedule is None else self.latency, **super().to_dict()}
         if self.schedule is not None:
             out["feasible"] = self.schedule.feasible
@@ -111,12 +146,21 @@ class LatencyResult(SolverResult):
 
 
 def check_inference(graph: Graph) -> None:
+    """Raise :class:`InputError` when ``graph`` is a training graph (latency is for inference)."""
     if graph.is_training:
         raise InputError(None, "workload", "latency is defined for inference graphs; this one has backward nodes")
 
 
 def unlimited_cpus(workload: Workload) -> tuple:
-    """The workload's devices with as many CPU cores as nodes (the latency model's "unlimited")."""
+    """The workload's devices with as many CPU cores as nodes (the latency model's "unlimited").
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> unlimited_cpus(w)[1]
+    DeviceClass(name='cpu', count=4, memory=inf)
+    """
     return tuple(replace(dc, count=max(dc.count, len(workload.graph))) if dc.name == CPU else dc for dc in workload.devices)
 
 
@@ -127,6 +171,25 @@ def contiguous_pieces(graph: Graph, nodes: frozenset[int] | set[int]) -> list[fr
     left the set); a path that leaves piece ``k`` and comes back lands in a
     later piece, so every piece is contiguous, and edges only go to later or
     equal pieces.  A contiguous set stays one piece.
+
+    Parameters
+    ----------
+    graph : Graph
+    nodes : set of int
+
+    Returns
+    -------
+    list of frozenset of int
+        In an order in which they can run.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> contiguous_pieces(w.graph, {1, 4})   # a path leaves after 1 and returns at 4
+    [frozenset({1}), frozenset({4})]
+    >>> contiguous_pieces(w.graph, {1, 2})
+    [frozenset({1, 2})]
     """
     level: dict[int, int] = {}
     for v in graph.topological_order:
@@ -147,8 +210,34 @@ def latency_of_pieces(
     """Schedule one sample when each non-CPU device runs the given pieces in the given order.
 
     ``pieces[(cls, i)]`` must partition device ``(cls, i)``'s nodes of
-    ``split`` into contiguous sets.  Raises :class:`PieceCycleError` if the
-    pieces depend on each other in a cycle.
+    ``split`` into contiguous sets.
+
+    Parameters
+    ----------
+    workload : Workload
+        An inference graph.
+    split : Split
+    pieces : mapping of (str, int) to sequence of frozenset of int
+        For every non-CPU device, its pieces in the order it runs them.
+
+    Returns
+    -------
+    LatencyEvaluation
+
+    Raises
+    ------
+    PieceCycleError
+        The pieces depend on each other in a cycle.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> from pipesim.placement.split import Split
+    >>> split = Split.from_lists({"accelerator": [[1, 4], [2, 3]]})
+    >>> pieces = {("accelerator", 0): [frozenset({1}), frozenset({4})], ("accelerator", 1): [frozenset({2, 3})]}
+    >>> latency_of_pieces(w, split, pieces).latency
+    9.0
     """
     graph = workload.graph
     evaluation = evaluate(graph, unlimited_cpus(workload), split)
@@ -208,7 +297,37 @@ def latency_of_pieces(
 
 
 def latency_of_split(workload: Workload, split: Split) -> LatencyEvaluation:
-    """The latency of ``split``: each non-CPU device's nodes are cut into contiguous pieces first."""
+    """The latency of ``split``: each non-CPU device's nodes are cut into contiguous pieces first.
+
+    Parameters
+    ----------
+    workload : Workload
+        An inference graph.
+    split : Split
+        May omit nodes placed by their colour class.
+
+    Returns
+    -------
+    LatencyEvaluation
+
+    Raises
+    ------
+    InputError
+        A training graph.
+    SplitError
+        The split cannot be evaluated.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import diamond
+    >>> w = diamond(cpus=1, memory=2.0)   # two nodes fit on an accelerator
+    >>> from pipesim.placement.split import Split
+    >>> e = latency_of_split(w, Split.from_lists({"accelerator": [[1, 4], [2, 3]]}))
+    >>> [(p.index, p.nodes, p.start, p.finish) for p in e.pieces]
+    [(0, (1,), 0.0, 2.5), (1, (2, 3), 2.5, 6.0), (0, (4,), 6.0, 9.0)]
+    >>> e.latency, e.feasible
+    (9.0, True)
+    """
     graph = workload.graph
     check_inference(graph)
     split = complete_split(graph, split)

@@ -1,4 +1,4 @@
-"""The simulator reproduces the closed forms of pipeline schedules exactly (ISSUE 6, SPEC §6)."""
+"""The simulator reproduces the closed forms of pipeline schedules exactly (ISSUE 6, docs/model.md §6.5)."""
 
 import pytest
 from hypothesis import given

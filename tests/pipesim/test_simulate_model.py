@@ -1,4 +1,4 @@
-"""On random workloads the simulator agrees with the evaluator and never deadlocks (SPEC §6).
+"""On random workloads the simulator agrees with the evaluator and never deadlocks (docs/model.md §6.5).
 
 * ``paper`` mode, contiguous split (a topological order cut into pieces),
   streaming or 1F1B: steady-state time-per-sample = max-load within 0.5%;

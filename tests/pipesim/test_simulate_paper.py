@@ -1,4 +1,4 @@
-"""On the paper's workloads, paper-mode simulation reproduces the evaluator's max-load (SPEC §6).
+"""On the paper's workloads, paper-mode simulation reproduces the evaluator's max-load (docs/model.md §6.5).
 
 Expert splits (contiguous) and the DP's optimal split
 of every throughput LayerGraphs workload: inference streams, training runs

@@ -113,7 +113,7 @@ def test_lowering_times_and_transfers_by_hand():
         "a100": pytest.approx((10e-6 + 8e6 / 31.5e9) / TIME_UNIT),
         "v100": pytest.approx((10e-6 + 8e6 / 15.75e9) / TIME_UNIT),
     }
-    assert "cpu" not in a.transfer  # CPU cores sit on the host: they pay nothing (SPEC §2)
+    assert "cpu" not in a.transfer  # CPU cores sit on the host: they pay nothing (docs/model.md §2)
     assert b.transfer == {}
     assert [(d.name, d.count, d.memory) for d in workload.devices] == [
         ("a100", 4, 40e9), ("v100", 4, 32e9), ("cpu", 1, math.inf)

@@ -36,7 +36,7 @@ from tests.strategies import node, workloads
 
 TOL = 1e-9
 
-# SPEC §8: the optimal contiguous max-load of the paper's own implementation.
+# docs/model.md §8: the optimal contiguous max-load of the paper's own implementation.
 OPTIMA = {
     "bert24_inference": 17.78990625,
     "bert24_training": 41.7458125,

@@ -1,4 +1,4 @@
-"""SPEC §3 preprocessing, step by step."""
+"""docs/model.md §3 preprocessing, step by step."""
 
 import math
 

@@ -76,7 +76,7 @@ def test_dp_with_three_device_classes(workload):
 
 
 def test_two_classes_named_differently_give_the_paper_result(shared_workloads):
-    """SPEC §5: the paper's two classes are a special case of the general model."""
+    """docs/model.md §5.1: the paper's two classes are a special case of the general model."""
     w = read_paper_workload(shared_workloads / "throughput/LayerGraphs/bert24_training.json")
     rename = {ACCELERATOR: "fpga", CPU: "host"}
     nodes = [
@@ -108,7 +108,7 @@ def test_spec_reference_figures(shared_workloads, name):
 
 
 def test_exact_merging_when_memory_binds(shared_workloads):
-    """SPEC §3 item 4: the paper's merging returns 56.55 here; the optimum is 18.03."""
+    """docs/model.md §3 step 4: the paper's merging returns 56.55 here; the optimum is 18.03."""
     w = read_paper_workload(shared_workloads / "throughput/LayerGraphs/bert24_inference.json")
     tight = w.with_devices(accelerator={"memory": 0.19 * w.graph.total_memory})
     exact = solve_dp(tight)

@@ -18,5 +18,6 @@ HELP = {
     "graph": "generate or import workload graphs for a hardware system",
     "hardware": "list and show hardware presets",
     "schedule": "show, export and compare pipeline schedules (F/B/I/W orders per rank)",
+    "plan": "best hybrid-parallel plan (pipeline x data x tensor) under memory",
 }
 COMMANDS = list(HELP)

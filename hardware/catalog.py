@@ -33,7 +33,7 @@ import yaml
 from pipesim.hardware.devices import Device, DeviceGroup, Link, System
 from pipesim.hardware.units import BANDWIDTH, BYTES, FLOPS, TIME, HardwareError, parse
 
-__all__ = ["Catalog", "PRESETS", "builtin_catalog", "load_system", "preset_names"]
+__all__ = ["Catalog", "PRESETS", "builtin_catalog", "load_system", "preset_names", "read_yaml"]
 
 PRESETS = Path(__file__).with_name("presets")
 _PRESET_FILES = ("devices.yaml", "links.yaml", "systems.yaml")
@@ -116,6 +116,16 @@ def _link(name: str, entry: Any, where: str) -> Link:
     )
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; a missing or malformed file is a :class:`HardwareError` naming it."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise HardwareError(str(path), "no such file") from None
+    except yaml.YAMLError as exc:
+        raise HardwareError(str(path), f"not valid YAML ({exc})") from None
+
+
 @dataclass
 class Catalog:
     """Named devices, links and systems; later files may use earlier names.
@@ -150,12 +160,7 @@ class Catalog:
             The file is missing or not YAML, or an entry is wrong; the field
             is prefixed with the file's path.
         """
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise HardwareError(str(path), "no such file") from None
-        except yaml.YAMLError as exc:
-            raise HardwareError(str(path), f"not valid YAML ({exc})") from None
+        data = read_yaml(path)
         try:
             self.add(data or {}, source=str(path))
         except HardwareError as exc:

@@ -66,12 +66,14 @@ __all__ = [
     "OPTIMIZER_FLOPS",
     "OPTIMIZER_STATES",
     "OptimizerRecipe",
+    "kernel_parts",
     "kernel_time",
     "node_memory",
     "optimizer_bytes",
     "optimizer_flops",
     "optimizer_recipe",
     "optimizer_states",
+    "roofline_time",
     "training_bytes_per_param",
     "transfer_time",
 ]
@@ -172,14 +174,35 @@ def kernel_time(flops: float, bytes_moved: float, device: Device, dtype: str, op
     >>> kernel_time(0, 0, gpu, "fp32")       # a view: free
     0.0
     """
+    return roofline_time(*kernel_parts(flops, bytes_moved, device, dtype, op_class))
+
+
+def kernel_parts(flops: float, bytes_moved: float, device: Device, dtype: str,
+                 op_class: str | None = None) -> tuple[float, float, float]:
+    """``(launch, compute, memory)`` seconds of one kernel: the roofline before its ``max``.
+
+    Kept per node in generated workloads, so that a what-if edit of the
+    compute rate or the memory bandwidth re-prices them exactly
+    (:func:`roofline_time`).  All zero for a kernel with neither FLOPs nor bytes.
+
+    >>> from pipesim.hardware.devices import Device
+    >>> kernel_parts(2e9, 1e8, Device("toy", "accelerator", {"fp32": 1e12}, memory_bandwidth=1e11), "fp32")
+    (0.0, 0.002, 0.001)
+    """
     if flops < 0 or bytes_moved < 0:
         raise HardwareError("kernel", f"FLOPs and bytes must be non-negative, got {flops!r} and {bytes_moved!r}")
     if flops == 0 and bytes_moved == 0:
-        return 0.0
+        return 0.0, 0.0, 0.0
     compute_eff, memory_eff = device.efficiencies(op_class)
     compute = flops / (device.peak(dtype) * compute_eff)
     memory = bytes_moved / (device.memory_bandwidth * memory_eff)
-    return device.launch_overhead + max(compute, memory)
+    return device.launch_overhead, compute, memory
+
+
+def roofline_time(launch: float, compute: float, memory: float, compute_speed: float = 1.0,
+                  memory_speed: float = 1.0) -> float:
+    """``launch + max(compute / compute_speed, memory / memory_speed)``: the roofline, optionally sped up."""
+    return launch + max(compute / compute_speed, memory / memory_speed)
 
 
 def transfer_time(nbytes: float, link: Link | None) -> float:

@@ -32,10 +32,11 @@ from __future__ import annotations
 from pipesim.hardware.costs import (
     BACKWARD_FACTOR,
     DEFAULT_TRAINING_OPTIMIZER,
-    kernel_time,
+    kernel_parts,
     node_memory,
     optimizer_bytes,
     optimizer_flops,
+    roofline_time,
     transfer_time,
 )
 from pipesim.hardware.devices import DeviceGroup, System
@@ -50,12 +51,28 @@ __all__ = ["TIME_UNIT", "device_classes", "lower"]
 TIME_UNIT = 1e-3
 
 
-def _times(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
+def _roofline(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
+    """Per class, each kernel's ``(launch, compute, memory, repeat)`` in the time unit."""
     return {
-        g.name: sum(k.repeat * kernel_time(k.flops * scale, k.bytes * scale, g.device, dtype, k.op_class) for k in kernels)
-        / TIME_UNIT
+        g.name: tuple((*(part / TIME_UNIT for part in kernel_parts(k.flops * scale, k.bytes * scale, g.device, dtype,
+                                                                   k.op_class)), k.repeat) for k in kernels)
         for g in groups
     }
+
+
+def node_times(roofline: dict, compute_speed: dict | None = None, memory_speed: dict | None = None) -> dict:
+    """A node's time per class from its kernels' roofline parts (``speed``: per-class factors, default 1)."""
+    compute_speed, memory_speed = compute_speed or {}, memory_speed or {}
+    return {
+        cls: sum(r * roofline_time(l, c, m, compute_speed.get(cls, 1.0), memory_speed.get(cls, 1.0)) for l, c, m, r in parts)
+        for cls, parts in roofline.items()
+    }
+
+
+def _priced(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
+    """``time`` and ``roofline`` fields of a node running ``kernels``."""
+    roofline = _roofline(kernels, groups, dtype, scale)
+    return {"time": node_times(roofline), "roofline": roofline}
 
 
 def _transfers(nbytes: float, links: dict) -> dict:
@@ -85,7 +102,7 @@ def lower(
         nodes.append(
             Node(
                 id=i,
-                time=_times(op.kernels, groups, dtype),
+                **_priced(op.kernels, groups, dtype),
                 memory=node_memory(
                     op.resident_params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes,
                     microbatches_in_flight=microbatches_in_flight,
@@ -105,7 +122,7 @@ def lower(
             nodes.append(
                 Node(
                     id=n + i,
-                    time=_times(op.kernels, groups, dtype, BACKWARD_FACTOR),
+                    **_priced(op.kernels, groups, dtype, BACKWARD_FACTOR),
                     transfer=_transfers(grad_bytes, links) if producers[i] else {},
                     is_backward=True,
                     color_class=i,
@@ -121,7 +138,7 @@ def lower(
                 nodes.append(
                     Node(
                         id=2 * n + i,
-                        time=_times((update,), groups, dtype),
+                        **_priced((update,), groups, dtype),
                         is_backward=True,
                         color_class=i,
                         name=f"{op.name}.update",

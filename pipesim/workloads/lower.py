@@ -72,7 +72,7 @@ def node_times(roofline: dict, compute_speed: dict | None = None, memory_speed: 
 def _priced(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
     """``time`` and ``roofline`` fields of a node running ``kernels``."""
     roofline = _roofline(kernels, groups, dtype, scale)
-    return {"time": node_times(roofline), "roofline": roofline}
+    return {"time": node_times(roofline), "kernels": roofline}
 
 
 def _transfers(nbytes: float, links: dict) -> dict:

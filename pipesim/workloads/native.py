@@ -45,7 +45,7 @@ def _class_numbers(r: _Reader, raw: Any, where: str) -> dict[str, float]:
     return {str(cls): r.number(raw, cls, where) for cls in raw}
 
 
-def _roofline(r: _Reader, raw: Any, where: str) -> dict | None:
+def _kernels(r: _Reader, raw: Any, where: str) -> dict | None:
     """``{class: [[launch, compute, memory, repeat], ...]}`` (optional), checked."""
     if raw is None:
         return None
@@ -100,7 +100,7 @@ def read_native_workload(path: str | Path, data: Any = None) -> Workload:
                 name=str(raw["name"]) if raw.get("name") is not None else None,
                 layer_id=r.integer(raw, "layer_id", where) if raw.get("layer_id") is not None else None,
                 flops=r.number(raw, "flops", where) if raw.get("flops") is not None else None,
-                roofline=_roofline(r, raw.get("roofline"), f"{where}.roofline"),
+                kernels=_kernels(r, raw.get("kernels"), f"{where}.kernels"),
             )
         )
     edges = []
@@ -136,7 +136,7 @@ def workload_to_native(workload: Workload, *, name: str | None = None, hardware:
             "color_class": node.color_class,
             "layer_id": node.layer_id,
             "flops": node.flops,
-            "roofline": {cls: [list(k) for k in parts] for cls, parts in node.roofline.items()} if node.roofline else None,
+            "kernels": {cls: [list(k) for k in parts] for cls, parts in node.kernels.items()} if node.kernels else None,
         }
         entry.update({k: v for k, v in optional.items() if v is not None})
         nodes.append(entry)

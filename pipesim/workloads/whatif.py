@@ -5,7 +5,7 @@ The edits of :mod:`pipesim.hardware.whatif` mean, per device class ``K``:
 * ``speed``: for a node with given times (the paper's workloads: profiled,
   no FLOPs or bytes) every ``time[K]`` is divided by it; for a node of a
   generated workload, which carries its kernels' roofline parts
-  (``Node.roofline``: launch, compute and memory time), compute and memory
+  (``Node.kernels``: launch, compute and memory time), compute and memory
   time are divided by it and the launch overhead stays, exactly as
   regenerating on a ``speed`` times faster device would;
 * ``compute`` / ``memory_bandwidth``: the compute or the memory part of each
@@ -45,7 +45,7 @@ def scale_workload(workload: Workload, edits: Mapping[str, ClassEdit]) -> Worklo
         if cls not in names:
             raise InputError(workload.source, f"what-if.{cls}", f"no device class {cls!r} (classes: {', '.join(sorted(names))})")
         for field in ("compute", "memory_bandwidth"):
-            priced = all(n.roofline and cls in n.roofline for n in workload.graph.nodes.values() if cls in n.time)
+            priced = all(n.kernels and cls in n.kernels for n in workload.graph.nodes.values() if cls in n.time)
             if getattr(edit, field) != 1 and not priced:
                 raise InputError(workload.source, f"what-if.{cls}.{field}",
                                  "needs each node's FLOPs and bytes (the roofline parts that workloads from "
@@ -60,11 +60,11 @@ def scale_workload(workload: Workload, edits: Mapping[str, ClassEdit]) -> Worklo
     memory = {cls: e.speed * e.memory_bandwidth for cls, e in edits.items()}
     nodes = []
     for n in workload.graph.nodes.values():
-        if n.roofline:  # generated: re-price each kernel exactly (the launch overhead does not scale)
-            roofline = {cls: tuple((l, c / compute.get(cls, 1.0), m / memory.get(cls, 1.0), r) for l, c, m, r in parts)
-                        for cls, parts in n.roofline.items()}
-            time = {**_scaled(n.time, speed), **node_times(roofline)}
-            nodes.append(replace(n, time=time, roofline=roofline, transfer=_scaled(n.transfer, link)))
+        if n.kernels:  # generated: re-price each kernel exactly (the launch overhead does not scale)
+            kernels = {cls: tuple((l, c / compute.get(cls, 1.0), m / memory.get(cls, 1.0), r) for l, c, m, r in parts)
+                       for cls, parts in n.kernels.items()}
+            time = {**_scaled(n.time, speed), **node_times(kernels)}
+            nodes.append(replace(n, time=time, kernels=kernels, transfer=_scaled(n.transfer, link)))
         else:  # given times: the whole time scales with speed
             nodes.append(replace(n, time=_scaled(n.time, speed), transfer=_scaled(n.transfer, link)))
     devices = tuple(

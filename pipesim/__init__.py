@@ -13,6 +13,7 @@ each function takes the workload first.
 * :func:`latency` — one sample's latency (IP, greedy, or of a split);
 * :func:`simulate` — a discrete-event run of a split under a schedule;
 * :func:`compare` — the paper's table of methods against the optimum;
+* :func:`plan`, :func:`evaluate_plan` — pipeline × data × tensor parallelism (Piper's model);
 * :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
 * :class:`PipesimError` and its subclasses — every error raised on purpose.
 
@@ -38,6 +39,9 @@ _LAZY = {
         "GraphError", "HardwareError", "IdealLimitError", "InfeasibleError", "InputError", "InternalError",
         "MissingExtraError", "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError",
         "UnitError")},
+    "plan": "pipesim.placement.plan",
+    "evaluate_plan": "pipesim.placement.plan_evaluate",
+    "Plan": "pipesim.placement.plan_result",
     "METHODS": "pipesim.placement.methods",
     "LATENCY_METHODS": "pipesim.placement.methods",
     "compare": "pipesim.comparison",

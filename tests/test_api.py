@@ -125,3 +125,12 @@ def test_every_method_runs_from_the_command_line(method, tmp_path, capsys):
     assert main(["solve", str(workload), "--method", method.replace("_", "-"), "--json", *extra]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["max_load"] == pytest.approx(pipesim.solve(chain(), method, **({"split": extra[1]} if extra else {})).max_load)
+
+
+def test_plan_is_part_of_the_namespace(tmp_path):
+    piper = ROOT.parent / "shared" / "workloads" / "piper" / "bert32a100.json"
+    if not piper.is_file():
+        pytest.skip(f"Piper's inputs are not at {piper.parent} (../shared is absent)")
+    plan = pipesim.plan(piper, devices=8, memory="80GiB", bandwidth="25GiB/s", microbatches=1920)
+    assert plan.status == "optimal" and plan.time_per_sample == pytest.approx(0.1220073, rel=1e-6)
+    assert isinstance(plan, pipesim.Plan)

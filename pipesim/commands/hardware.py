@@ -1,8 +1,10 @@
-"""``pipesim hardware list|show``: the built-in hardware presets.
+"""``pipesim hardware list|show|calibrate``: the built-in hardware presets, and fitting a CPU.
 
-``list`` prints every system, device and link preset; ``show NAME`` prints
-one system (or device, or link, or a system YAML file) with every figure,
-optionally after what-if edits (``--whatif a100.speed=2``).
+``list`` prints every cluster, system, device and link preset; ``show NAME``
+prints one cluster, system (or device, or link, or a system YAML file) with
+every figure, optionally after what-if edits (``--whatif a100.speed=2``,
+systems only); ``calibrate PROFILE... -o cpu.yaml`` fits a CPU device to
+``pipesim profile`` workloads (:mod:`pipesim.runtime.calibrate`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import math
 
 from rich.table import Table
 
-from pipesim.commands.common import console, print_json
+from pipesim.commands.common import console, print_json, writable
 from pipesim.commands.graph import system_from_args
+from pipesim.errors import InputError
 from pipesim.hardware.catalog import builtin_catalog
+from pipesim.hardware.clusters import Cluster, builtin_clusters, load_cluster
 from pipesim.hardware.devices import Device, Link, System
 from pipesim.hardware.units import (
     BANDWIDTH,
@@ -27,14 +31,20 @@ from pipesim.hardware.units import (
 def register(subparsers) -> None:
     p = subparsers.add_parser("hardware", help="list and show hardware presets")
     sub = p.add_subparsers(dest="action", required=True)
-    lst = sub.add_parser("list", help="every built-in system, device and link")
+    lst = sub.add_parser("list", help="every built-in cluster, system, device and link")
     lst.add_argument("--json", action="store_true", help="print JSON instead of tables")
     lst.set_defaults(run=run)
-    show = sub.add_parser("show", help="one system, device or link with all its figures")
-    show.add_argument("name", help="preset name (system, device or link) or a system YAML file")
+    show = sub.add_parser("show", help="one cluster, system, device or link with all its figures")
+    show.add_argument("name", help="preset name (cluster, system, device or link) or a system/cluster YAML file")
     show.add_argument("--whatif", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only; repeatable)")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(run=run)
+    cal = sub.add_parser("calibrate", help="fit a CPU device to 'pipesim profile' workloads")
+    cal.add_argument("profiles", nargs="+", help="profiled workload files (pipesim profile -o)")
+    cal.add_argument("-o", "--output", required=True, help="output hardware YAML file")
+    cal.add_argument("--name", default="this-cpu-core", help="name of the fitted device (default this-cpu-core)")
+    cal.add_argument("--json", action="store_true", help="print JSON instead of text")
+    cal.set_defaults(run=run)
 
 
 def device_dict(d: Device) -> dict:
@@ -48,6 +58,7 @@ def device_dict(d: Device) -> dict:
         "compute_efficiency": d.compute_efficiency,
         "memory_efficiency": d.memory_efficiency,
         "launch_overhead": d.launch_overhead,
+        "efficiency_by_class": {c: {"compute": ce, "memory": me} for c, (ce, me) in d.class_efficiency.items()},
     }
 
 
@@ -72,6 +83,43 @@ def system_dict(s: System) -> dict:
             for g in s.groups
         ],
     }
+
+
+def cluster_dict(c: Cluster) -> dict:
+    return {
+        "name": c.name,
+        "description": c.description,
+        "devices": c.device_count,
+        "nodes": [
+            {
+                "type": t.name,
+                "count": count,
+                "description": t.description,
+                "device": device_dict(t.device),
+                "devices_per_node": t.devices,
+                "fabric": link_dict(t.fabric),
+                "nic": {**link_dict(t.nic), "per": "device" if t.nic_per_device else "node"},
+                "network_bandwidth_per_device": t.network_bandwidth_per_device,
+            }
+            for t, count in c.nodes
+        ],
+    }
+
+
+def _show_cluster(c: Cluster) -> None:
+    table = Table(title=f"{c.name}: {c.description} ({c.node_count} nodes, {c.device_count} devices)")
+    for header in ("nodes", "node type", "devices/node", "device", "memory", "intra-node fabric", "network (NIC)",
+                   "network per device"):
+        table.add_column(header)
+    for t, count in c.nodes:
+        nic = f"{format_quantity(t.nic.bandwidth, BANDWIDTH)} per {'device' if t.nic_per_device else 'node'}, " \
+              f"{format_quantity(t.nic.latency, TIME)}"
+        table.add_row(
+            str(count), t.name, str(t.devices), t.device.name, format_quantity(t.device.memory, BYTES),
+            f"{format_quantity(t.fabric.bandwidth, BANDWIDTH)}, {format_quantity(t.fabric.latency, TIME)}", nic,
+            format_quantity(t.network_bandwidth_per_device, BANDWIDTH),
+        )
+    console.print(table)
 
 
 def _link_text(link: Link | None) -> str:
@@ -108,9 +156,11 @@ def _show_system(s: System) -> None:
 
 def _list(as_json: bool) -> int:
     catalog = builtin_catalog()
+    clusters = builtin_clusters()
     if as_json:
         print_json(
             {
+                "clusters": [cluster_dict(c) for c in clusters.values()],
                 "systems": [system_dict(s) for s in catalog.systems.values()],
                 "devices": [device_dict(d) for d in catalog.devices.values()],
                 "links": [link_dict(link) for link in catalog.links.values()],
@@ -134,13 +184,28 @@ def _list(as_json: bool) -> int:
     for link in catalog.links.values():
         links.add_row(link.name, format_quantity(link.bandwidth, BANDWIDTH), format_quantity(link.latency, TIME),
                       link.description)
-    for table in (systems, devices, links):
+    cluster_table = Table(title="clusters")
+    for header in ("name", "nodes", "devices", "description"):
+        cluster_table.add_column(header)
+    for c in clusters.values():
+        cluster_table.add_row(c.name, ", ".join(f"{n}x {t.name}" for t, n in c.nodes), str(c.device_count),
+                              c.description)
+    for table in (cluster_table, systems, devices, links):
         console.print(table)
     return 0
 
 
 def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
     catalog = builtin_catalog()
+    if name in builtin_clusters() or (name.endswith((".yaml", ".yml")) and _defines_clusters(name)):
+        if assignments:
+            raise InputError(None, "--whatif", "what-if edits apply to systems, not clusters")
+        cluster = load_cluster(name)
+        if as_json:
+            print_json(cluster_dict(cluster))
+        else:
+            _show_cluster(cluster)
+        return 0
     if name in catalog.devices and name not in catalog.systems and not assignments:
         d = catalog.devices[name]
         if as_json:
@@ -167,7 +232,40 @@ def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
     return 0
 
 
+def _defines_clusters(path: str) -> bool:
+    import yaml
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "clusters" in data
+
+
+def _calibrate(args) -> int:
+    from pipesim.runtime.calibrate import calibrate, device_yaml, read_profiles, report
+
+    nodes = read_profiles(args.profiles)
+    device = calibrate(nodes).device(args.name, description="a CPU core fitted to ONNX Runtime profiles")
+    summary = report(nodes)
+    writable(args.output, "hardware file").write_text(device_yaml(device, list(args.profiles), summary))
+    if args.json:
+        print_json({"device": device_dict(device), "errors": summary, "written": args.output})
+        return 0
+    console.print(f"{args.name}: overhead {format_quantity(device.launch_overhead, TIME)}, "
+                  f"peak {format_quantity(max(device.peak_flops.values()), FLOPS)}, "
+                  f"bandwidth {format_quantity(device.memory_bandwidth, BANDWIDTH)}")
+    for label, e in summary.items():
+        console.print(f"per-node measured/predicted {label:>8}: p10/p50/p90 = {e['p10']:.2f}/{e['p50']:.2f}/"
+                      f"{e['p90']:.2f}, {e['within_2x']:.0%} of {e['nodes']} nodes within 2x")
+    console.print(f"wrote {args.output}")
+    return 0
+
+
 def run(args) -> int:
+    if args.action == "calibrate":
+        return _calibrate(args)
     if args.action == "list":
         return _list(args.json)
     return _show(args.name, args.whatif, args.json)

@@ -84,11 +84,14 @@ class Overflow:
     capacity: float
 
     def to_dict(self) -> dict:
+        """The fields as a JSON object."""
         return {"device": self.device, "time": self.time, "memory": self.memory, "capacity": self.capacity}
 
 
 @dataclass(frozen=True)
 class DeviceStats:
+    """One device's figures over a run: loads per microbatch, totals, utilisation, in flight and memory."""
+
     device: str
     stage: int
     predicted_load: float
@@ -107,6 +110,7 @@ class DeviceStats:
 
 
     def to_dict(self) -> dict:
+        """The fields as JSON values (an unlimited capacity is ``None``)."""
         data = dict(self.__dict__)
         data["capacity"] = None if math.isinf(self.capacity) else self.capacity
         return data
@@ -114,6 +118,10 @@ class DeviceStats:
 
 @dataclass(frozen=True)
 class Measurements:
+    """What a run measured: steady-state time per sample (never below ``bottleneck_time``), latency
+    under load and alone, bubble (fill and drain), per-device statistics, memory overflows, whether the
+    estimate ``settled`` and the ``warnings`` that say why not; see the module docstring."""
+
     time_per_sample: float
     latency_mean: float
     latency_p50: float
@@ -191,7 +199,29 @@ def _stashed_activations(graph: Graph, nodes: set[int]) -> tuple[float, bool]:
     return sum(size.values()), known
 
 
-def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequence[DeviceClass], evaluation: SplitEvaluation) -> Measurements:
+def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequence[DeviceClass],
+            evaluation: SplitEvaluation) -> Measurements:
+    """The measurements of ``run`` (definitions in the module docstring).
+
+    Parameters
+    ----------
+    run : Run
+        The engine's record of every task.
+    schedule : str
+        The schedule it ran (flushed schedules are measured per minibatch).
+    minibatch : int
+        Microbatches per minibatch (flushed schedules; else the run's count).
+    graph : Graph
+        The graph, for node memories and the stashed activations' sizes.
+    devices : sequence of DeviceClass
+        The device classes, for capacities.
+    evaluation : SplitEvaluation
+        The evaluator's per-device loads (the prediction beside each device).
+
+    Returns
+    -------
+    Measurements
+    """
     program, n = run.program, run.microbatches
     completion = np.asarray(run.completion)
     starts = np.full(n, np.inf)

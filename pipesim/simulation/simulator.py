@@ -78,10 +78,12 @@ class SimulationResult:
 
     @property
     def predicted_time_per_sample(self) -> float:
+        """The evaluator's max-load of the (folded) split: the model's time per sample."""
         return self.evaluation.max_load
 
     @property
     def simulated_time_per_sample(self) -> float:
+        """The simulated steady-state time per sample (never below the busiest lane's work)."""
         return self.measurements.time_per_sample
 
     @property
@@ -96,6 +98,8 @@ class SimulationResult:
         return (self.simulated_time_per_sample - p) / p if p else 0.0
 
     def to_dict(self) -> dict:
+        """Everything as JSON, with ``predicted_time_per_sample``, ``simulated_time_per_sample`` and
+        ``settled`` at top level."""
         m = self.measurements
         return {
             "workload": self.workload,

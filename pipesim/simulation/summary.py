@@ -26,6 +26,7 @@ def _gib(x: float) -> str:
 
 
 def summary_table(result: SimulationResult) -> Table:
+    """The run's headline figures: predicted beside simulated, latency, bubble, iteration time."""
     m = result.measurements
     table = Table(title=f"{result.workload}: {result.schedule}, {result.comm} communication, {result.microbatches} microbatches", show_header=False)
     table.add_column("what")
@@ -49,6 +50,7 @@ def summary_table(result: SimulationResult) -> Table:
 
 
 def device_stats_table(result: SimulationResult) -> Table:
+    """One row per device: predicted and simulated load, compute, communication, idle, in flight, memory."""
     table = Table(title="per device (loads per microbatch; compute, comm, idle: totals over the run; in flight: peak)")
     headers = ("device", "stage", "pred. load", "sim. load", "compute", "comm", "idle", "busy", "in flight", "GiB/cap.")
     for header in headers:

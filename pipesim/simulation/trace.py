@@ -52,4 +52,5 @@ TRACE_MICROBATCHES = 1000
 
 
 def write_trace(run: Run, path: str | Path, microbatches: int | None = None) -> None:
+    """Write :func:`trace_events` of the first ``microbatches`` as a Chrome trace-event file (Perfetto)."""
     Path(path).write_text(json.dumps({"traceEvents": trace_events(run, microbatches), "displayTimeUnit": "ms"}))

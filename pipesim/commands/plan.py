@@ -1,0 +1,117 @@
+"""``pipesim plan WORKLOAD``: the best pipeline × data × tensor-parallel plan (SPEC §10).
+
+``pipesim plan --evaluate plan.json WORKLOAD`` re-evaluates a saved plan with
+the one cost model for plans.  Bare numbers for ``--memory`` and
+``--bandwidth`` are GiB and GiB/s (as Piper's driver takes them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from pipesim.commands.common import console, count, print_json, writable
+from pipesim.hardware.clusters import load_cluster
+from pipesim.hardware.units import BANDWIDTH, BYTES, parse
+from pipesim.placement.formats import InputError, load_json, write_json
+from pipesim.placement.piper_format import is_piper_format, read_piper_workload
+from pipesim.placement.plan import cluster_limits, solve_plan
+from pipesim.placement.plan_evaluate import evaluate_plan
+from pipesim.placement.plan_result import Plan
+from pipesim.placement.plan_workload import PlanningWorkload
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("plan", help="best hybrid-parallel plan (pipeline x data x tensor) under memory")
+    p.add_argument("workload", help="workload file (Piper's JSON format)")
+    p.add_argument("--devices", type=count, metavar="K", help="devices (default: the file's maxDevices)")
+    p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset (with --objective flush)")
+    p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
+    p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
+    p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
+    p.add_argument("--objective", choices=["piper", "flush"], default="piper", help="what to minimise")
+    p.add_argument("--no-data-parallel", action="store_true", help="d = 1 for every stage")
+    p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
+    p.add_argument("--no-recompute", action="store_true", help="no activation recomputation")
+    p.add_argument("--evaluate", metavar="PLAN", help="re-evaluate this plan file instead of planning")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("-o", "--output", metavar="PLAN", help="write the plan as JSON to this file")
+    p.set_defaults(run=run)
+
+
+def _quantity(text: str | None, kind: str, field: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text) * 2**30 if text.replace(".", "", 1).isdigit() else parse(text, kind, field)
+    except ValueError as exc:
+        raise InputError(None, field, str(exc)) from None
+
+
+def load_planning_workload(path_text: str) -> PlanningWorkload:
+    path = Path(path_text)
+    data = load_json(path)
+    if not is_piper_format(data):
+        raise InputError(path, "nodes", "pipesim plan reads Piper's format (nodes with TMPCs)")
+    return read_piper_workload(path, data)
+
+
+def run(args) -> int:
+    if args.objective == "flush":
+        raise InputError(None, "--objective", "the flush objective is not available yet")
+    workload = load_planning_workload(args.workload)
+    limits = cluster_limits(load_cluster(args.hardware)) if args.hardware else {}
+    workload = workload.with_limits(
+        devices=args.devices if args.devices is not None else limits.get("devices"),
+        memory=_quantity(args.memory, BYTES, "--memory") or limits.get("memory"),
+        bandwidth=_quantity(args.bandwidth, BANDWIDTH, "--bandwidth") or limits.get("bandwidth"),
+        microbatches=args.microbatches,
+    )
+    if args.evaluate:
+        plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
+    else:
+        plan = solve_plan(
+            workload,
+            data_parallel=not args.no_data_parallel,
+            tensor_parallel=not args.no_tensor_parallel,
+            recompute=not args.no_recompute,
+            max_tensor_parallel=limits.get("max_tensor_parallel"),
+        )
+    output = writable(args.output, "plan")
+    if output:
+        write_json(output, plan.to_dict())
+    if args.json:
+        print_json({"workload": workload.name, **plan.to_dict()})
+        return 0
+    if plan.stages:
+        console.print(plan_table(plan, workload))
+    if plan.reason:
+        console.print(f"[red]{plan.status}:[/red] {plan.reason}" if not plan.feasible else f"note: {plan.reason}")
+    if plan.stages and plan.feasible:
+        console.print(
+            f"time per sample: [bold]{plan.time_per_sample:.10g}[/bold] s ({plan.status}); "
+            f"{plan.devices_used} of {workload.devices} devices; {len(plan.stages)} stages"
+            + (f"; planned in {plan.seconds:.2f} s" if plan.seconds is not None else "")
+        )
+    return 0
+
+
+def plan_table(plan: Plan, workload: PlanningWorkload) -> Table:
+    order = {layer.id: i for i, layer in enumerate(workload.layers)}
+    table = Table(title=f"plan for {workload.name}: K={workload.devices}, M={workload.memory / 2**30:.4g} GiB, "
+                  f"BW={workload.bandwidth / 2**30:.4g} GiB/s, N={workload.microbatches}")
+    for col in ("stage", "layers", "t", "d", "devices", "recompute", "compute", "pipeline", "resync", "time",
+                "memory/dev", "in flight"):
+        table.add_column(col, justify="left" if col == "layers" else "right")
+    for i, s in enumerate(plan.stages):
+        positions = sorted(order[v] for v in s.nodes)
+        span = f"{len(s.nodes)} ({positions[0]}..{positions[-1]})" if positions else "0"
+        devices = f"{s.devices[0]}..{s.devices[-1]}" if s.devices else ""
+        recomputed = sum(1 for v in s.nodes if "recomp" in s.configuration.get(v, "").lower())
+        table.add_row(
+            str(i), span, str(s.tensor_parallel), str(s.data_parallel), devices, f"{recomputed}/{len(s.nodes)}",
+            f"{s.compute:.6g}", f"{s.communication:.6g}", f"{s.resync:.6g}", f"{s.time:.7g}",
+            f"{s.memory / 2**30:.3f} GiB", str(s.in_flight),
+        )
+    return table

@@ -1,0 +1,143 @@
+"""A hybrid-parallel plan: pipeline stages, each replicated and split across devices (SPEC §10).
+
+A :class:`Plan` lists its stages in pipeline order.  Each :class:`PlanStage`
+holds a set of layers, a tensor-parallel degree ``t``, a data-parallel degree
+``d`` (it occupies ``t·d`` devices: ``d`` replicas of ``t`` devices each), the
+configuration chosen for each layer, and — once evaluated by
+:func:`pipesim.placement.plan_evaluate.evaluate_plan`, the one cost model for
+plans — its time breakdown per sample and its memory per device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "Plan", "PlanStage"]
+
+OPTIMAL = "optimal"
+FEASIBLE = "feasible"
+INFEASIBLE = "infeasible"
+
+
+@dataclass(frozen=True)
+class PlanStage:
+    """One pipeline stage: ``nodes`` on ``tensor_parallel × data_parallel`` devices.
+
+    ``devices`` are the device ids, replica by replica (``t`` consecutive ids
+    per replica).  ``compute``, ``communication`` (pipeline transfers) and
+    ``resync`` (data-parallel gradient exchange) are seconds per sample;
+    ``time`` is their sum; ``memory`` is bytes per device with ``in_flight``
+    microbatches stashed.  ``node`` (optional) names the cluster node each
+    replica sits on.
+    """
+
+    nodes: tuple[int, ...]
+    tensor_parallel: int
+    data_parallel: int
+    configuration: Mapping[int, str]
+    devices: tuple[int, ...] = ()
+    compute: float = math.nan
+    communication: float = math.nan
+    resync: float = math.nan
+    memory: float = math.nan
+    in_flight: int = 0
+    cluster_nodes: tuple[str, ...] = ()
+
+    @property
+    def time(self) -> float:
+        return self.compute + self.communication + self.resync
+
+    @property
+    def device_count(self) -> int:
+        return self.tensor_parallel * self.data_parallel
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "nodes": list(self.nodes),
+            "tensor_parallel": self.tensor_parallel,
+            "data_parallel": self.data_parallel,
+            "devices": list(self.devices),
+            "configuration": {str(v): c for v, c in self.configuration.items()},
+            "time": {
+                "compute": self.compute,
+                "pipeline_communication": self.communication,
+                "data_parallel_resync": self.resync,
+                "total": self.time,
+            },
+            "memory_per_device": self.memory,
+            "in_flight": self.in_flight,
+        }
+        if self.cluster_nodes:
+            out["cluster_nodes"] = list(self.cluster_nodes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlanStage:
+        """The stage's choices from :meth:`to_dict` output (the numbers are recomputed on evaluation)."""
+        return cls(
+            nodes=tuple(int(v) for v in data["nodes"]),
+            tensor_parallel=int(data["tensor_parallel"]),
+            data_parallel=int(data["data_parallel"]),
+            configuration={int(v): str(c) for v, c in data["configuration"].items()},
+            devices=tuple(int(x) for x in data.get("devices", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan and its evaluation.
+
+    ``status`` is ``optimal`` (proved best for the objective), ``feasible``
+    (valid, optimality not claimed) or ``infeasible`` (then ``reason`` says
+    why and ``stages`` may be empty).  ``time_per_sample`` is the largest
+    stage time (Piper's objective); ``iteration_time`` is set for the
+    ``flush`` objective.
+    """
+
+    status: str
+    stages: tuple[PlanStage, ...] = ()
+    time_per_sample: float = math.inf
+    devices_used: int = 0
+    objective: str = "piper"
+    reason: str | None = None
+    iteration_time: float | None = None
+    seconds: float | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return self.status != INFEASIBLE
+
+    @property
+    def bottleneck(self) -> PlanStage | None:
+        return max(self.stages, key=lambda s: s.time, default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": self.status,
+            "objective": self.objective,
+            "time_per_sample": self.time_per_sample if math.isfinite(self.time_per_sample) else None,
+            "devices_used": self.devices_used,
+            "stages": [s.to_dict() for s in self.stages],
+        }
+        if self.iteration_time is not None:
+            out["iteration_time"] = self.iteration_time
+        if self.reason:
+            out["reason"] = self.reason
+        if self.seconds is not None:
+            out["seconds"] = self.seconds
+        if self.stats:
+            out["stats"] = dict(self.stats)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """The plan's choices from :meth:`to_dict` output (evaluate it to get its numbers)."""
+        return cls(
+            status=str(data.get("status", FEASIBLE)),
+            stages=tuple(PlanStage.from_dict(s) for s in data.get("stages", ())),
+            objective=str(data.get("objective", "piper")),
+        )

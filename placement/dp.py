@@ -64,7 +64,7 @@ __all__ = ["DPError", "ProgressCallback", "alternatives", "solve_dp"]
 
 #: ``progress(stage, done, total)``, called as the DP's long stages advance: stage ``"ideals"``
 #: (done = ideal sizes enumerated, total = super-nodes) and ``"dp"`` (done = ideals pushed,
-#: total = ideals).  The command line draws it (:mod:`pipesim.progress`); the DP draws nothing.
+#: total = ideals).  The command line draws it (the command line's progress bars); the DP draws nothing.
 ProgressCallback = Callable[[str, int, int], None]
 
 
@@ -567,7 +567,7 @@ def solve_dp(
     >>> solve_dp(Workload(chain, paper_devices(2, 1, 1e9))).max_load
     2.0
     """
-    if isinstance(progress, bool):  # the former on/off switch: drawing is the caller's (pipesim.progress)
+    if isinstance(progress, bool):  # the former on/off switch: drawing is the caller's
         progress = None
     fuse, order = [list(group) for group in fuse], list(order)
     budget = MemoryBudget(memory_budget)

@@ -33,9 +33,9 @@ def test_progress_callback_sees_both_stages_to_completion(shared_workloads):
 
 
 def test_rich_renderer_accepts_the_callback_protocol():
-    from pipesim.progress import progress_bars
+    from pipesim.commands.progress import progress_bar
 
-    with progress_bars(enabled=True) as report:
+    with progress_bar(enabled=True) as report:
         report("ideals", 1, 3)
         report("ideals", 3, 3)
         report("dp", 10, 10)

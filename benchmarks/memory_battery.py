@@ -15,9 +15,11 @@ same check on a small subset.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,15 +59,20 @@ def solve_capped(path: Path, options: list[str], cap_kb: int = DEFAULT_CAP_KB, t
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pipesim", "solve", str(path), "--no-progress", *options],
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.Popen([sys.executable, "-m", "pipesim", "solve", str(path), "--no-progress", *options],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, unlike RUSAGE_CHILDREN
+    timer.cancel()
+    reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
     name = f"{path.parent.parent.name}/{path.parent.name}/{path.stem}"
-    # ru_maxrss of children is the largest child so far: report it only when this child raised it
-    return Run(name, options, proc.returncode, time.perf_counter() - started,
-               (peak if peak > before else float("nan")) / 1024, proc.stderr)
+    return Run(name, options, proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, "".join(stderr))
 
 
 def paper_workloads(folder: Path = DEFAULT_DIR) -> list[Path]:

@@ -50,12 +50,13 @@ import numba
 import numpy as np
 
 from pipesim.errors import IdealLimitError, InternalError, ResourceLimitError
+from pipesim.hardware.units import format_bytes
 from pipesim.placement.contract import ContractedGraph, contract
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Graph
 from pipesim.placement.ideals import Ideals, enumerate_ideals, unpack
-from pipesim.placement.memory import MemoryBudget, format_bytes
+from pipesim.placement.memory import MemoryBudget
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload

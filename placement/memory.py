@@ -31,30 +31,14 @@ import resource
 from pathlib import Path
 
 from pipesim.errors import ResourceLimitError
+from pipesim.hardware.units import format_bytes
 
-__all__ = ["ADDRESS_SPACE_FRACTION", "DEFAULT_FRACTION", "MemoryBudget", "format_bytes"]
+__all__ = ["ADDRESS_SPACE_FRACTION", "DEFAULT_FRACTION", "MemoryBudget"]
 
 #: Share of the available memory a solver may take by default (the rest: other work, temporaries).
 DEFAULT_FRACTION = 0.6
 #: Share of an address-space limit (``ulimit -v``) the process's virtual size may reach.
 ADDRESS_SPACE_FRACTION = 0.85
-
-
-def format_bytes(value: float) -> str:
-    """``value`` bytes in binary units, as the result tables show memory.
-
-    Examples
-    --------
-    >>> format_bytes(3 * 2**30)
-    '3 GiB'
-    >>> format_bytes(1536)
-    '1.5 KiB'
-    """
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024:
-            return f"{value:.4g} {unit}"
-        value /= 1024
-    return f"{value:.4g} TiB"
 
 
 def _usage() -> tuple[int, int] | None:

@@ -23,7 +23,7 @@ Examples
 >>> get_method("dp").check({"restarts": 3})
 Traceback (most recent call last):
 ...
-pipesim.errors.InputError: restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit)
+pipesim.errors.InputError: restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget)
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Method:
         --------
         >>> METHODS["dp"].problems({"merge": "fast", "restarts": 3}, prefix="solve.options.")[1]
         [('solve.options.merge', 'must be one of exact, paper, none, got "fast"'), \
-('solve.options.restarts', 'not an option of dp (its options: merge, fuse_layers, ideal_limit)')]
+('solve.options.restarts', 'not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget)')]
         """
         checked: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []

@@ -46,7 +46,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from pipesim.errors import IdealLimitError, InternalError, ResourceLimitError
@@ -56,6 +55,7 @@ from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Graph
 from pipesim.placement.ideals import Ideals, enumerate_ideals, unpack
+from pipesim.placement.kernels import kernel
 from pipesim.placement.memory import MemoryBudget
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementResult
 from pipesim.placement.split import Split
@@ -300,6 +300,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     max_word, max_mask = max_idx // 64, np.left_shift(np.uint64(1), (max_idx % 64).astype(np.uint64))
     str_ptr, str_idx = p.straddling
     pairs = np.zeros(2, dtype=np.int64)
+    # an estimate of the pairs the kernel looks at: plain Python below kernels.SMALL_WORK
+    work = int(np.clip(window_hi - np.arange(N), 0, None).sum())
     step = 2048
     for start in range(0, N, step):  # chunks only to report progress
         if progress is not None:
@@ -307,14 +309,14 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
         pairs += _push(
             start, min(N, start + step), dp, upper_bound, slack, allowed, order, key, window_hi, rows,
             p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_word, max_mask, str_ptr, str_idx, p.inside,
-            p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, p.grid.up,
+            p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, p.grid.up, work=work,
         )
     if progress is not None:
         progress(N, N)
     return dp, pairs
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _push(
     first, last, dp, bound, slack, allowed, order, key, window_hi, rows, sizes, sorted_sizes,
     max_ptr, max_word, max_mask, str_ptr, str_idx, inside, group_size, group_cost, features, alone,

@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from pipesim.errors import IdealLimitError
+from pipesim.placement.kernels import kernel
 from pipesim.placement.memory import MemoryBudget
 
 __all__ = ["IdealLimitError", "Ideals", "enumerate_ideals", "pack", "unpack"]
@@ -167,7 +167,7 @@ def enumerate_ideals(
     parents, added = [np.zeros(1, np.int64)], [np.full(1, -1, np.int64)]
     count, first_of_level, per_level = 1, 0, [1]
     for size in range(1, n + 1):
-        children = [_count_children(missing, maximal, kill) for _, maximal, missing in level]
+        children = [_count_children(missing, maximal, kill, work=missing.size) for _, maximal, missing in level]
         new = int(sum(int(c.sum()) for c in children))
         if new == 0:
             break
@@ -189,7 +189,7 @@ def enumerate_ideals(
                     out = (np.empty((k, words), np.uint64), np.empty((k, words), np.uint64), np.empty((k, n), kind))
                     parent, node = np.empty(k, np.int64), np.empty(k, np.int64)
                     _grow(bits, maximal, missing, kill, pred_bits, word_of, mask_of, succ_ptr, succ_idx,
-                          start, stop, sentinel, offset, *out, parent, node)
+                          start, stop, sentinel, offset, *out, parent, node, work=(stop - start) * n)
                     grown.append(out)
                     bits_parts.append(out[0])
                     max_parts.append(out[1])
@@ -226,7 +226,7 @@ def enumerate_ideals(
     return Ideals(n=n, bits=bits[order], sizes=sizes, parent=parent, added=added[order], maximal=maximal[order])
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _count_children(missing, maximal, kill):  # pragma: no cover - compiled
     """How many ideals each parent grows canonically (see the module docstring)."""
     parents, n = missing.shape
@@ -247,7 +247,7 @@ def _count_children(missing, maximal, kill):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _grow(bits, maximal, missing, kill, pred_bits, word_of, mask_of, succ_ptr, succ_idx, first, last, sentinel,
           offset, out_bits, out_max, out_missing, out_parent, out_added):  # pragma: no cover - compiled
     """The canonical children of parents ``first..last-1``, written to the ``out_*`` rows."""

@@ -301,7 +301,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     str_ptr, str_idx = p.straddling
     pairs = np.zeros(2, dtype=np.int64)
     # an estimate of the pairs the kernel looks at: plain Python below kernels.SMALL_WORK
-    work = int(np.clip(window_hi - np.arange(N), 0, None).sum())
+    work = int(np.clip(window_hi - np.arange(N), 0, None).sum()) * (L + 1) + N * L  # pairs x device-count states
     step = 2048
     for start in range(0, N, step):  # chunks only to report progress
         if progress is not None:

@@ -804,21 +804,56 @@ def plan(
     tensor_parallel: bool = True,
     recompute: bool = True,
 ) -> Plan:
-    """The best hybrid-parallel plan for a workload (Piper's file or a :class:`PlanningWorkload`).
+    """The best hybrid-parallel plan for a workload (a file or a :class:`PlanningWorkload`).
 
-    ``hardware`` (a cluster preset, YAML file or :class:`~pipesim.hardware.clusters.Cluster`)
-    sets K, M, BW and the largest ``t`` (:func:`cluster_limits`); ``devices``,
-    ``memory`` (bytes, or text such as ``"8GiB"``), ``bandwidth`` (bytes/s, or
-    ``"25GiB/s"``) and ``microbatches`` override the file's and the cluster's.
-    Only ``objective="piper"`` is available yet.  See :func:`solve_plan`.
+    Parameters
+    ----------
+    workload : PlanningWorkload, str or Path
+        Piper's JSON file, or a workload built by
+        :func:`pipesim.workloads.planning.planning_workload` (pipesim's own models).
+    devices, memory, bandwidth, microbatches
+        K, M (bytes, or text such as ``"8GiB"``), BW (bytes/s, or
+        ``"25GiB/s"``) and N; they override the file's and the cluster's.
+    hardware : Cluster, str or Path, optional
+        A cluster preset, YAML file or :class:`~pipesim.hardware.clusters.Cluster`:
+        sets K, M, BW and the largest ``t`` (:func:`cluster_limits`) and, for
+        ``objective="flush"``, the nodes and their two links.
+    objective : {"piper", "flush"}
+        Piper's time per sample (:func:`solve_plan`), or the iteration time
+        of 1F1B with a flush (:func:`pipesim.placement.plan_flush.solve_flush_plan`).
+    data_parallel, tensor_parallel, recompute : bool
+        Allow ``d > 1``, ``t > 1`` and recomputation.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    InputError
+        An unknown objective, a bad file, or a cluster the model cannot use.
+
+    Examples
+    --------
+    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> c = Configuration("vanilla", time=2.0, parameters=1.0, memory_a=1.0, memory_b=0.0)
+    >>> w = PlanningWorkload(tuple(Layer(i, {1: (c,)}) for i in range(4)),
+    ...                      tuple(LayerEdge(i, i + 1, 0.0) for i in range(3)),
+    ...                      devices=4, memory=100.0, bandwidth=1.0, microbatches=8)
+    >>> plan(w).time_per_sample, plan(w, objective="flush").iteration_time
+    (2.0, 22.0)
     """
-    if objective != "piper":
-        raise InputError(None, "objective", f"only 'piper' is available yet, got {objective!r}")
+    from pipesim.placement.plan_flush import Geometry, solve_flush_plan
+
+    if objective not in ("piper", "flush"):
+        raise InputError(None, "objective", f"must be 'piper' or 'flush', got {objective!r}")
     if not isinstance(workload, PlanningWorkload):
         workload = read_piper_workload(Path(workload))
     max_t = None
+    cluster = None
     if hardware is not None:
-        limits = cluster_limits(hardware if isinstance(hardware, Cluster) else load_cluster(hardware))
+        cluster = hardware if isinstance(hardware, Cluster) else load_cluster(hardware)
+        limits = cluster_limits(cluster)
         max_t = limits.pop("max_tensor_parallel")
         workload = workload.with_limits(**limits)
     workload = workload.with_limits(
@@ -827,7 +862,8 @@ def plan(
         bandwidth=parse(bandwidth, BANDWIDTH, "bandwidth") if isinstance(bandwidth, str) else bandwidth,
         microbatches=microbatches,
     )
-    return solve_plan(
-        workload, data_parallel=data_parallel, tensor_parallel=tensor_parallel, recompute=recompute,
-        max_tensor_parallel=max_t,
-    )
+    switches = {"data_parallel": data_parallel, "tensor_parallel": tensor_parallel, "recompute": recompute}
+    if objective == "flush":
+        geometry = Geometry.of(cluster, workload.devices) if cluster is not None else Geometry.flat(workload)
+        return solve_flush_plan(workload, geometry, **switches)
+    return solve_plan(workload, max_tensor_parallel=max_t, **switches)

@@ -18,6 +18,7 @@ from pipesim.placement.formats import InputError, load_json, write_json
 from pipesim.placement.piper_format import is_piper_format, read_piper_workload
 from pipesim.placement.plan import cluster_limits, solve_plan
 from pipesim.placement.plan_evaluate import evaluate_plan
+from pipesim.placement.plan_flush import Geometry, evaluate_flush_plan, solve_flush_plan
 from pipesim.placement.plan_result import Plan
 from pipesim.placement.plan_workload import PlanningWorkload
 
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="best hybrid-parallel plan (pipeline x data x tensor) under memory")
     p.add_argument("workload", help="workload file (Piper's JSON format)")
     p.add_argument("--devices", type=count, metavar="K", help="devices (default: the file's maxDevices)")
-    p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset (with --objective flush)")
+    p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset or YAML: K, M, BW, t within a node; "
+                   "nodes and links for --objective flush")
     p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
     p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
@@ -58,26 +60,27 @@ def load_planning_workload(path_text: str) -> PlanningWorkload:
 
 
 def run(args) -> int:
-    if args.objective == "flush":
-        raise InputError(None, "--objective", "the flush objective is not available yet")
     workload = load_planning_workload(args.workload)
-    limits = cluster_limits(load_cluster(args.hardware)) if args.hardware else {}
+    cluster = load_cluster(args.hardware) if args.hardware else None
+    limits = cluster_limits(cluster) if cluster is not None else {}
     workload = workload.with_limits(
         devices=args.devices if args.devices is not None else limits.get("devices"),
         memory=_quantity(args.memory, BYTES, "--memory") or limits.get("memory"),
         bandwidth=_quantity(args.bandwidth, BANDWIDTH, "--bandwidth") or limits.get("bandwidth"),
         microbatches=args.microbatches,
     )
-    if args.evaluate:
+    switches = {"data_parallel": not args.no_data_parallel, "tensor_parallel": not args.no_tensor_parallel,
+                "recompute": not args.no_recompute}
+    if args.objective == "flush":
+        geometry = Geometry.of(cluster, workload.devices) if cluster is not None else Geometry.flat(workload)
+        if args.evaluate:
+            plan = evaluate_flush_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))), geometry)
+        else:
+            plan = solve_flush_plan(workload, geometry, **switches)
+    elif args.evaluate:
         plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
     else:
-        plan = solve_plan(
-            workload,
-            data_parallel=not args.no_data_parallel,
-            tensor_parallel=not args.no_tensor_parallel,
-            recompute=not args.no_recompute,
-            max_tensor_parallel=limits.get("max_tensor_parallel"),
-        )
+        plan = solve_plan(workload, max_tensor_parallel=limits.get("max_tensor_parallel"), **switches)
     output = writable(args.output, "plan")
     if output:
         write_json(output, plan.to_dict())
@@ -90,7 +93,9 @@ def run(args) -> int:
         console.print(f"[red]{plan.status}:[/red] {plan.reason}" if not plan.feasible else f"note: {plan.reason}")
     if plan.stages and plan.feasible:
         console.print(
-            f"time per sample: [bold]{plan.time_per_sample:.10g}[/bold] s ({plan.status}); "
+            (f"iteration time: [bold]{plan.iteration_time:.6g}[/bold] s for {workload.microbatches} microbatches; "
+             if plan.iteration_time is not None else "")
+            + f"time per sample: [bold]{plan.time_per_sample:.10g}[/bold] s ({plan.status}); "
             f"{plan.devices_used} of {workload.devices} devices; {len(plan.stages)} stages"
             + (f"; planned in {plan.seconds:.2f} s" if plan.seconds is not None else "")
         )
@@ -101,8 +106,9 @@ def plan_table(plan: Plan, workload: PlanningWorkload) -> Table:
     order = {layer.id: i for i, layer in enumerate(workload.layers)}
     table = Table(title=f"plan for {workload.name}: K={workload.devices}, M={workload.memory / 2**30:.4g} GiB, "
                   f"BW={workload.bandwidth / 2**30:.4g} GiB/s, N={workload.microbatches}")
-    for col in ("stage", "layers", "t", "d", "devices", "recompute", "compute", "pipeline", "resync", "time",
-                "memory/dev", "in flight"):
+    flush = plan.objective == "flush"
+    for col in ("stage", "layers", "t", "d", "devices", "recompute", "compute", "pipeline",
+                "all-reduce" if flush else "resync", "time", "memory/dev", "in flight"):
         table.add_column(col, justify="left" if col == "layers" else "right")
     for i, s in enumerate(plan.stages):
         positions = sorted(order[v] for v in s.nodes)
@@ -111,7 +117,8 @@ def plan_table(plan: Plan, workload: PlanningWorkload) -> Table:
         recomputed = sum(1 for v in s.nodes if "recomp" in s.configuration.get(v, "").lower())
         table.add_row(
             str(i), span, str(s.tensor_parallel), str(s.data_parallel), devices, f"{recomputed}/{len(s.nodes)}",
-            f"{s.compute:.6g}", f"{s.communication:.6g}", f"{s.resync:.6g}", f"{s.time:.7g}",
+            f"{s.compute:.6g}", f"{s.communication:.6g}" + (f" ({s.link_out or s.link_in})" if flush and (s.link_out or s.link_in) else ""),
+            f"{s.allreduce if flush else s.resync:.6g}", f"{s.time:.7g}",
             f"{s.memory / 2**30:.3f} GiB", str(s.in_flight),
         )
     return table

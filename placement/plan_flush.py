@@ -82,7 +82,8 @@ __all__ = ["FABRIC", "NETWORK", "Geometry", "evaluate_flush_plan", "pack_stages"
 
 FABRIC, NETWORK = "fabric", "network"
 _RELATIVE = 1e-9  # two iteration times closer than this are equal
-_RUN_LIMIT = 400   # DP runs before the search gives up proving optimality
+_RUN_LIMIT = 3000  # DP runs before the search gives up proving optimality
+_HALVE = 1e-2      # intervals narrower than this (relative) are searched from the top, one plan at a time
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,8 @@ def _flush_run(gamma, eta, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT
         ch = np.full((1, 1, 1, 1, 6), -1, dtype=np.int32)
     knapsacks = 0
     inexact = 0
+    next_g = np.inf  # the least g a transition was refused for (the next threshold at which f may change)
+    next_h = np.inf
     for p in range(px.shape[0]):
         x, y = px[p], py[p]
         size = sizes[x] - sizes[y]
@@ -363,6 +366,8 @@ def _flush_run(gamma, eta, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT
                         if d > 1:
                             h = 2.0 * (d - 1) / d * w0 / (bw_fab if inside else bw_net)
                         if h > eta:
+                            if h < next_h:
+                                next_h = h
                             continue
                         same = inside and ky > 0 and (last // npn) == (end // npn)
                         mine = inside and (start % npn) != 0  # this stage may be priced for the fabric
@@ -409,6 +414,8 @@ def _flush_run(gamma, eta, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT
                                         in_t = in_c / (bw_fab if cx == 1 else bw_net)
                                     stage = p0 + q + out_t + in_t
                                     if (mb - 1) * stage > gamma:
+                                        if (mb - 1) * stage < next_g:
+                                            next_g = (mb - 1) * stage
                                         continue
                                     value = base + in_t
                                     if value < f[x, kx, s, cx]:
@@ -421,7 +428,7 @@ def _flush_run(gamma, eta, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT
                                             ch[x, kx, s, cx, 3] = gap
                                             ch[x, kx, s, cx, 4] = ky
                                             ch[x, kx, s, cx, 5] = cy
-    return f, ch, knapsacks, inexact
+    return f, ch, knapsacks, inexact, next_g, next_h
 
 
 def solve_flush_plan(
@@ -515,32 +522,6 @@ def solve_flush_plan(
     degrees_arr, dv = np.array(degrees, dtype=np.int64), np.array(dvals, dtype=np.int64)
     last = len(ideals) - 1
     counters = {"dp_runs": 0, "knapsacks": 0, "inexact": 0}
-
-    def run(gamma: float, eta: float, record: bool = False):
-        f, ch, kn, inexact = _flush_run(
-            gamma, eta, px, py, len(ideals), ideals.sizes.astype(np.int64), sup_cnt, P, A, B, W, IN, OUT,
-            entering_ptr, entering_src, entering_edge, layers.win, layers.wout, member, layers.has_alt, layers.extra,
-            layers.less_a, layers.more_b, cap, degrees_arr, dv, K, n, N, smax, geometry.fabric, geometry.network,
-            qcache, use_cache, record, _KNAPSACK_NODE_LIMIT,
-        )
-        counters["dp_runs"] += 1
-        counters["knapsacks"] += int(kn)
-        counters["inexact"] += int(inexact)
-        return f, ch
-
-    def best_plan(gamma: float, eta: float) -> tuple[float, Plan | None]:
-        f, ch = run(gamma, eta, record=True)
-        value = float(f[last].min())
-        if math.isinf(value):
-            return value, None
-        kx, s, c = (int(i) for i in np.unravel_index(int(np.argmin(f[last])), f[last].shape))
-        stages = _backtrack(ch, last, kx, s, c, py, member, layers, A, B, workload, degrees, geometry)
-        plan = evaluate_flush_plan(workload, stages, geometry)
-        total = sum(st.time for st in plan.stages)
-        if plan.status == INFEASIBLE or not math.isclose(total, value, rel_tol=1e-9, abs_tol=1e-15):
-            raise InternalError(f"flush planner: Σ stage times {value!r} but the evaluator gives {total!r} ({plan.reason})")
-        return value, plan
-
     state = {"best": None, "complete": True}
 
     def consider(plan: Plan) -> None:
@@ -551,29 +532,37 @@ def solve_flush_plan(
     def best_time() -> float:
         return state["best"].iteration_time if state["best"] is not None else math.inf
 
-    def inner(eta: float, slack: float) -> tuple[float, Plan | None]:
-        """A lower bound on V(eta) = min over plans with h ≤ eta of Σ P + max g (exact when below
-        best − slack), and the plan attaining it."""
-        return _branch_and_bound(lambda gamma: evaluate_at(gamma, eta), lambda plan: _flush_stats(list(plan.stages), N)[1],
-                                 lambda value, plan: value, lambda: best_time() - slack, state)
+    def run(gamma: float, eta: float, record: bool = False):
+        f, ch, kn, inexact, next_g, next_h = _flush_run(
+            gamma, eta, px, py, len(ideals), ideals.sizes.astype(np.int64), sup_cnt, P, A, B, W, IN, OUT,
+            entering_ptr, entering_src, entering_edge, layers.win, layers.wout, member, layers.has_alt, layers.extra,
+            layers.less_a, layers.more_b, cap, degrees_arr, dv, K, n, N, smax, geometry.fabric, geometry.network,
+            qcache, use_cache, record, _KNAPSACK_NODE_LIMIT,
+        )
+        counters["dp_runs"] += 1
+        counters["knapsacks"] += int(kn)
+        counters["inexact"] += int(inexact)
+        return f, ch, (float(next_g), float(next_h))
 
-    def evaluate_at(gamma: float, eta: float) -> tuple[float, Plan | None]:
+    def best_plan(gamma: float, eta: float) -> tuple[float, Plan | None, tuple[float, float]]:
         if counters["dp_runs"] >= run_limit:
             state["complete"] = False
             raise _Stop
-        value, plan = best_plan(gamma, eta)
-        if plan is not None:
-            consider(plan)
-        return value, plan
-
-    def outer_level(eta: float) -> tuple[float, Plan | None]:
-        # V(eta), and the plan attaining it (whose max h marks where V can change)
-        return inner(eta, 0.0)
+        f, ch, nexts = run(gamma, eta, record=True)
+        value = float(f[last].min())
+        if math.isinf(value):
+            return value, None, nexts
+        kx, s, c = (int(i) for i in np.unravel_index(int(np.argmin(f[last])), f[last].shape))
+        stages = _backtrack(ch, last, kx, s, c, py, member, layers, A, B, workload, degrees, geometry)
+        plan = evaluate_flush_plan(workload, stages, geometry)
+        total = sum(st.time for st in plan.stages)
+        if plan.status == INFEASIBLE or not math.isclose(total, value, rel_tol=1e-9, abs_tol=1e-15):
+            raise InternalError(f"flush planner: Σ stage times {value!r} but the evaluator gives {total!r} ({plan.reason})")
+        consider(plan)
+        return value, plan, nexts
 
     try:
-        # the outer bound is only a lower bound when the inner search was cut: prune on real plans only
-        _branch_and_bound(outer_level, lambda plan: _flush_stats(list(plan.stages), N)[2],
-                          lambda value, plan: math.inf, best_time, state)
+        _search(best_plan, lambda plan: _flush_stats(list(plan.stages), N), best_time)
     except _Stop:
         pass
     best, complete = state["best"], state["complete"]
@@ -594,46 +583,109 @@ class _Stop(Exception):
     """The DP-run budget is spent."""
 
 
-def _branch_and_bound(solve, coordinate, objective, limit, state) -> tuple[float, Plan | None]:
-    """min over x ≥ 0 of F(x) + x, where F(x) = solve(x)[0] is non-increasing in x.
+def _least_feasible(solve, coordinate) -> tuple[float, float, Plan | None]:
+    """The least threshold x at which ``solve(x)`` is feasible, and (value, plan) there.
 
-    ``solve(x)`` returns (F(x), a plan attaining it or None if infeasible); the
-    plan's ``coordinate`` c ≤ x means F is constant on [c, x].  An interval
-    [lo, hi) whose F is known to be ≥ F(hi) is bounded below by F(hi) + lo;
-    intervals whose bound reaches ``limit()`` are dropped (their bound is kept
-    as the lower bound returned).  Returns (lower bound on the minimum of
-    F(x) + c, the plan attaining the minimum of its F(x) + c).
+    ``solve(x)`` returns (value, plan or None, next) where ``next`` is the least
+    refused stage value above ``x``: when infeasible at ``x`` no threshold below
+    ``next`` is feasible (as in :func:`pipesim.placement.plan._search`).
     """
-    value, plan = solve(math.inf)
+    value, plan, _ = solve(math.inf)
     if plan is None:
-        return math.inf, None
-    c = coordinate(plan)
-    best_value, best_plan = objective(value, plan) + c, plan
+        return math.inf, math.inf, None
+    upper, lower = coordinate(plan), 0.0
+    found = (value, plan)
+    while lower < upper:
+        x = lower if upper - lower <= _RELATIVE * upper else (lower + upper) / 2
+        value, plan, nxt = solve(x)
+        if plan is not None:  # (min: the evaluator's rounding may differ from the DP's in the last bit)
+            upper, found = min(coordinate(plan), x), (value, plan)
+        else:
+            lower = max(lower, min(nxt, upper))
+    return upper, *found
+
+
+def _bisect(solve, coordinate, start: float, first: tuple[float, Plan], top: tuple[float, Plan], limit,
+            exact: bool = True):
+    """min over x ≥ start of F(x) + x for a non-increasing F, by branch and bound on intervals.
+
+    ``solve(x, lo) -> (F(x), plan, _)`` (``lo``: the interval's lower end); the plan's ``coordinate`` c ≤ x shows F
+    constant on [c, x].  ``first`` is (F, plan) at ``start`` (the least
+    feasible x), ``top`` at x = ∞.  An interval (lo, hi) is bounded below by
+    F(hi) + lo.  Returns (a lower bound on the minimum — exact when it is
+    below ``limit()`` — and the plan attaining it).  With ``exact=False``
+    (``solve`` returns lower bounds of F) intervals are pruned by ``limit()`` only.
+    """
+    best_value, best_plan = first[0] + coordinate(first[1]), first[1]
+    c = coordinate(top[1])
+    if top[0] + c < best_value:
+        best_value, best_plan = top[0] + c, top[1]
+    if not exact:
+        best_value = math.inf
     pruned = math.inf
-    intervals = [(0.0, c, value)]
+    intervals = [(start, c, top[0])]
     while intervals:
         intervals.sort(key=lambda iv: iv[2] + iv[0], reverse=True)
         lo, hi, f_hi = intervals.pop()
         bound = f_hi + lo
-        if bound >= best_value * (1 - _RELATIVE):
+        if bound >= best_value * (1 - _RELATIVE) or hi - lo <= _RELATIVE * hi:
             continue
         if bound >= limit() * (1 - _RELATIVE):
             pruned = min(pruned, bound)
             continue
-        if hi - lo <= _RELATIVE * hi:
-            continue
-        mid = (lo + hi) / 2 if hi - lo > 1e-6 * hi else hi * (1 - _RELATIVE)
-        value, plan = solve(mid)
-        if plan is None:  # nothing fits at or below mid
-            intervals.append((mid, hi, f_hi))
-            continue
-        c = coordinate(plan)
-        if objective(value, plan) + c < best_value:
-            best_value, best_plan = objective(value, plan) + c, plan
+        mid = (lo + hi) / 2 if hi - lo > _HALVE * hi else hi * (1 - _RELATIVE)
+        value, plan, _ = solve(mid, lo)
+        if plan is None:
+            raise InternalError("flush planner: infeasible above the least feasible threshold")
+        c = min(coordinate(plan), mid)
+        if exact and value + c < best_value:
+            best_value, best_plan = value + c, plan
         intervals.append((lo, c, value))
-        if mid < hi:
-            intervals.append((mid, hi, f_hi))
+        intervals.append((mid, hi, f_hi))
     return min(best_value, pruned), best_plan
+
+
+def _search(best_plan, stats, best_time) -> None:
+    """Minimise Σ P + max g + max h; every plan met is offered to the caller by ``best_plan``.
+
+    Outer: over Η, V(Η) = min over plans with h ≤ Η of Σ P + max g, searched by
+    :func:`_bisect` from the least feasible Η; each V(Η) is itself a
+    :func:`_bisect` over Γ from the least feasible Γ.  The inner search may stop
+    early once nothing it could find beats the best iteration minus the outer
+    interval's lower end.
+    """
+    def inner(eta: float, slack: float):
+        solve = lambda gamma, lo=0.0: best_plan(gamma, eta)  # noqa: E731
+        g_of = lambda plan: stats(plan)[1]  # noqa: E731
+        top = solve(math.inf)
+        if top[1] is None:
+            return math.inf, None, top[2]
+        start, value, plan = _least_feasible(lambda x: _nexts(solve(x), 0), g_of)
+        v, p = _bisect(solve, g_of, start, (value, plan), top[:2], lambda: best_time() - slack)
+        return v, p, top[2]
+
+    h_of = lambda plan: stats(plan)[2]  # noqa: E731
+    start, _, _ = _least_feasible(lambda eta: _nexts(best_plan(math.inf, eta), 1), h_of)
+    if math.isinf(start):
+        return
+    outer = {}
+
+    def level(eta: float, slack: float = 0.0):
+        v, p, nxt = inner(eta, slack)
+        outer[eta] = (v, p)
+        return v, p, nxt
+
+    first = level(start)
+    top = level(math.inf)
+    if first[1] is None or top[1] is None:
+        return
+    # the outer bound is a lower bound when an inner search stopped early: prune on real plans only
+    _bisect(level, h_of, start, first[:2], top[:2], best_time, exact=False)
+
+
+def _nexts(result, which: int):
+    value, plan, nexts = result
+    return value, plan, nexts[which]
 
 
 def _backtrack(ch, x, kx, s, c, py, member, layers, A, B, workload: PlanningWorkload, degrees, geometry: Geometry):

@@ -130,3 +130,39 @@ def test_flush_objective_from_plan_on_a_cluster():
     other = evaluate_flush_plan(work, stages, geometry)
     assert other.status != "infeasible", other.reason
     assert other.iteration_time >= p.iteration_time * (1 - 1e-9)
+
+
+def _gpt(layers=4, hidden=256, heads=8, seq=128):
+    from pipesim.workloads.models import build_model
+
+    return build_model("transformer", layers=layers, hidden=hidden, heads=heads, seq=seq, decoder=True, vocab=1000)
+
+
+def test_planning_workload_from_a_generated_transformer():
+    from pipesim.workloads.planning import ADAM_BYTES_PER_PARAMETER, planning_workload
+
+    cluster = load_cluster("dgx-a100x4")
+    ops = _gpt(heads=4)
+    w = planning_workload(ops, cluster, microbatches=16)
+    assert w.degrees == (1, 2, 4)  # t divides the 8 devices of a node and the 4 heads
+    assert (w.devices, w.memory, w.microbatches) == (32, 80e9, 16)
+    fused = ops.by_layer()
+    for layer, op in zip(w.layers, fused.ops):
+        for t, configs in layer.options.items():
+            vanilla = configs[0]
+            assert vanilla.memory_b == pytest.approx(ADAM_BYTES_PER_PARAMETER * op.params / t)
+            assert vanilla.parameters == pytest.approx(2 * op.params / t)  # fp16 gradients
+            if len(configs) == 2:  # recomputation: less stashed, one more forward pass
+                assert configs[1].memory_a < vanilla.memory_a and configs[1].time > vanilla.time
+    big = planning_workload(_gpt(hidden=2048, heads=16, seq=1024), cluster, microbatches=16).layers[2].options
+    assert big[2][0].time < big[1][0].time  # tensor parallelism pays off on a layer this size
+    p = plan(w, hardware=cluster, objective="flush")
+    assert p.status == "optimal" and p.iteration_time > 0
+
+
+def test_planning_workload_refuses_mixed_clusters():
+    from pipesim.errors import InputError
+    from pipesim.workloads.planning import planning_workload
+
+    with pytest.raises(InputError, match="mixes node types"):
+        planning_workload(_gpt(), load_cluster("mixed-a100-v100"), microbatches=4)

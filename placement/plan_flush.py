@@ -107,6 +107,7 @@ class Geometry:
     per_node: int
     fabric: float
     network: float
+    nic_shared: bool = False  # the node's devices share its adapters (``network`` is then their share)
 
     def __post_init__(self) -> None:
         if self.devices < 1 or self.per_node < 1 or not self.fabric > 0 or not self.network > 0:
@@ -122,7 +123,8 @@ class Geometry:
                 "(plan each node type's part on its own, see README)",
             )
         node = cluster.nodes[0][0]
-        return cls(devices or cluster.device_count, node.devices, node.fabric.bandwidth, node.network_bandwidth_per_device)
+        return cls(devices or cluster.device_count, node.devices, node.fabric.bandwidth,
+                   node.network_bandwidth_per_device, not node.nic_per_device)
 
     @classmethod
     def flat(cls, workload: PlanningWorkload) -> Geometry:
@@ -272,6 +274,7 @@ def evaluate_flush_plan(workload: PlanningWorkload, plan: Plan | list[PlanStage]
         allreduce = 2.0 * (d - 1) / d * params / geometry.link(inside[i]) if d > 1 else 0.0
         evaluated.append(replace(
             stage, compute=compute, communication=comm, resync=0.0, allreduce=allreduce, memory=memory,
+            bytes_in=bytes_in, bytes_out=bytes_out, gradient_bytes=params,
             in_flight=y, devices=devices[i], link_in=link_in, link_out=link_out,
             cluster_nodes=tuple(f"node{geometry.node(x)}" for x in devices[i]),
         ))

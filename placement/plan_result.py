@@ -55,6 +55,9 @@ class PlanStage:
     allreduce: float = math.nan
     link_in: str | None = None
     link_out: str | None = None
+    bytes_in: float = 0.0          # flush: bytes per microbatch to and from the previous stage (both directions)
+    bytes_out: float = 0.0         # flush: the same with the next stage
+    gradient_bytes: float = 0.0    # flush: the bytes per device a data-parallel all-reduce moves
 
     @property
     def time(self) -> float:

@@ -48,6 +48,7 @@ import numpy as np
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.options import Bool, Choice, Int, Size
 from pipesim.placement.piper_format import read_piper_workload
 from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
@@ -55,7 +56,20 @@ from pipesim.placement.plan_workload import Configuration, PlanningWorkload
 
 from pipesim.errors import InputError, InternalError
 
-__all__ = ["cluster_limits", "plan", "solve_plan"]
+__all__ = ["OBJECTIVES", "PLAN_OPTIONS", "cluster_limits", "plan", "solve_plan"]
+
+OBJECTIVES = ("piper", "flush")
+
+#: The options of ``plan`` as a scenario's ``solve: {method: plan, options: ...}`` takes them (typed, checked).
+PLAN_OPTIONS = {
+    "objective": Choice(OBJECTIVES, help="piper: time per sample (Piper's model); flush: 1F1B-with-flush iteration time"),
+    "microbatches": Int(help="N, microbatches per batch (default 32)"),
+    "devices": Int(help="K, devices to plan on (default: the cluster's)"),
+    "memory": Size(help="M, memory per device (default: the device's)"),
+    "data_parallel": Bool(help="allow d > 1 (default true)"),
+    "tensor_parallel": Bool(help="allow t > 1 (default true)"),
+    "recompute": Bool(help="allow activation recomputation (default true)"),
+}
 
 _BIG = np.int32(2**30)
 _KNAPSACK_NODE_LIMIT = 2_000_000
@@ -845,7 +859,7 @@ def plan(
     """
     from pipesim.placement.plan_flush import Geometry, solve_flush_plan
 
-    if objective not in ("piper", "flush"):
+    if objective not in OBJECTIVES:
         raise InputError(None, "objective", f"must be 'piper' or 'flush', got {objective!r}")
     if not isinstance(workload, PlanningWorkload):
         workload = read_piper_workload(Path(workload))

@@ -25,7 +25,7 @@ from pipesim.placement.plan_workload import PlanningWorkload
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="best hybrid-parallel plan (pipeline x data x tensor) under memory")
-    p.add_argument("workload", help="workload file (Piper's JSON format)")
+    p.add_argument("workload", help="Piper's JSON file, or a scenario YAML (its generated model on its hardware.cluster)")
     p.add_argument("--devices", type=count, metavar="K", help="devices (default: the file's maxDevices)")
     p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset or YAML: K, M, BW, t within a node; "
                    "nodes and links for --objective flush")
@@ -55,13 +55,35 @@ def load_planning_workload(path_text: str) -> PlanningWorkload:
     path = Path(path_text)
     data = load_json(path)
     if not is_piper_format(data):
-        raise InputError(path, "nodes", "pipesim plan reads Piper's format (nodes with TMPCs)")
+        raise InputError(path, "nodes", "pipesim plan reads Piper's format (nodes with TMPCs), or a scenario YAML "
+                         "with a generated model")
     return read_piper_workload(path, data)
 
 
+def _from_scenario(args):
+    """A scenario's model on its cluster (or on ``--hardware``), as a planning workload."""
+    from pipesim.scenario import PLAN_METHOD, read_scenario_data, scenario_from_data
+
+    data = read_scenario_data(args.workload)
+    data["solve"] = {"method": PLAN_METHOD,
+                     "options": {k: v for k, v in ((data.get("solve") or {}).get("options") or {}).items()
+                                 if data.get("solve", {}).get("method") == PLAN_METHOD}}
+    if args.microbatches:
+        data["solve"]["options"]["microbatches"] = args.microbatches
+    if args.hardware:
+        data["hardware"] = {"cluster": args.hardware}
+    for key in ("simulate", "sweep", "output"):
+        data.pop(key, None)
+    scenario = scenario_from_data(data, args.workload)
+    return scenario.planning_workload(), scenario.cluster
+
+
 def run(args) -> int:
-    workload = load_planning_workload(args.workload)
-    cluster = load_cluster(args.hardware) if args.hardware else None
+    if args.workload.endswith((".yaml", ".yml")):
+        workload, cluster = _from_scenario(args)
+    else:
+        workload = load_planning_workload(args.workload)
+        cluster = load_cluster(args.hardware) if args.hardware else None
     limits = cluster_limits(cluster) if cluster is not None else {}
     workload = workload.with_limits(
         devices=args.devices if args.devices is not None else limits.get("devices"),

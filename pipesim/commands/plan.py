@@ -37,6 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
     p.add_argument("--no-recompute", action="store_true", help="no activation recomputation")
     p.add_argument("--evaluate", metavar="PLAN", help="re-evaluate this plan file instead of planning")
+    p.add_argument("--sweep", metavar="K,K,...", help="throughput against these device counts (flush model): the "
+                   "planner beside the pipeline DP (t=d=1) and an equal split; needs a cluster")
+    p.add_argument("--sweep-memory", metavar="M,M,...", help="with --sweep: also vary the memory per device")
+    p.add_argument("--plot", metavar="PNG", help="with --sweep: draw throughput against devices here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("-o", "--output", metavar="PLAN", help="write the plan as JSON to this file")
     p.set_defaults(run=run)
@@ -91,6 +95,8 @@ def run(args) -> int:
         bandwidth=_quantity(args.bandwidth, BANDWIDTH, "--bandwidth") or limits.get("bandwidth"),
         microbatches=args.microbatches,
     )
+    if args.sweep:
+        return _sweep(args, workload, cluster)
     switches = {"data_parallel": not args.no_data_parallel, "tensor_parallel": not args.no_tensor_parallel,
                 "recompute": not args.no_recompute}
     if args.objective == "flush":
@@ -121,6 +127,41 @@ def run(args) -> int:
             f"{plan.devices_used} of {workload.devices} devices; {len(plan.stages)} stages"
             + (f"; planned in {plan.seconds:.2f} s" if plan.seconds is not None else "")
         )
+    return 0
+
+
+def _sweep(args, workload: PlanningWorkload, cluster) -> int:
+    from pipesim.plan_sweep import plan_sweep, write_sweep_plot
+
+    if cluster is None:
+        raise InputError(None, "--sweep", "needs a cluster: --hardware CLUSTER, or a scenario with hardware.cluster")
+    try:
+        devices = [int(x) for x in args.sweep.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(None, "--sweep", f"must be device counts such as 4,8,16,32, got {args.sweep!r}") from None
+    if not devices or min(devices) < 1 or max(devices) > cluster.device_count:
+        raise InputError(None, "--sweep", f"device counts must be between 1 and the cluster's {cluster.device_count}")
+    memories = None
+    if args.sweep_memory:
+        memories = [_quantity(x.strip(), BYTES, "--sweep-memory") for x in args.sweep_memory.split(",") if x.strip()]
+    with console.status("sweeping …"):
+        points = plan_sweep(workload, cluster, devices, memories)
+    if args.plot:
+        write_sweep_plot(points, writable(args.plot, "plot"),
+                         f"{workload.name} on {cluster.name}: throughput against GPUs (N={workload.microbatches})")
+    if args.json:
+        print_json({"workload": workload.name, "cluster": cluster.name, "points": [p.to_dict() for p in points]})
+        return 0
+    table = Table(title=f"{workload.name} on {cluster.name}: 1F1B-with-flush throughput, N={workload.microbatches}")
+    for col in ("GPUs", "memory", "planner", "iteration s", "samples/s", "stages (layers, t, d)"):
+        table.add_column(col, justify="left" if col in ("planner", "stages (layers, t, d)") else "right")
+    for p in points:
+        table.add_row(str(p.devices), f"{p.memory / 2**30:.4g} GiB", p.planner,
+                      f"{p.iteration_time:.5g}" if p.iteration_time else p.status,
+                      f"{p.throughput:.5g}" if p.throughput else "—", p.shape)
+    console.print(table)
+    if args.plot:
+        console.print(f"wrote {args.plot}", highlight=False)
     return 0
 
 

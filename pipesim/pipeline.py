@@ -86,6 +86,20 @@ class Outcome:
     planning: PlanningWorkload | None = None              # ... the workload it was planned on
     plan_simulation: PlanSimulation | None = None         # ... and its simulation
 
+    @property
+    def ok(self) -> bool:
+        """Whether the run produced a split (or a feasible plan)."""
+        if self.plan is not None:
+            return self.plan.feasible
+        return self.result.evaluation is not None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the run produced nothing (``None`` when :attr:`ok`)."""
+        if self.ok:
+            return None
+        return self.plan.reason if self.plan is not None else self.result.message
+
     def summary(self) -> dict[str, Any]:
         """The headline figures, flat (one sweep row)."""
         if self.plan is not None:

@@ -9,7 +9,9 @@ entry::
     systems: {a100x8: {description: ..., classes: [{name: a100, device: a100-80gb, count: 8,
                                                     host_link: pcie4-x16, peer_link: nvlink3}]}}
 
-A class's ``device`` and links are names from the same or an earlier file, or
+A system may set ``transfers: host | peer | auto`` (default ``auto``: see
+:meth:`~pipesim.hardware.devices.System.transfer_links`).  A class's
+``device`` and links are names from the same or an earlier file, or
 inline mappings.  The built-in presets (``hardware/presets/*.yaml``) cite a
 datasheet for every value.  :func:`load_system` accepts a preset name or the
 path of a YAML file (which may use the built-in devices and links).  Unknown
@@ -45,9 +47,10 @@ _DEVICE_FIELDS = {
     "compute_efficiency",
     "memory_efficiency",
     "launch_overhead",
+    "efficiency_by_class",
 }
 _LINK_FIELDS = {"description", "bandwidth", "latency"}
-_SYSTEM_FIELDS = {"description", "classes"}
+_SYSTEM_FIELDS = {"description", "classes", "transfers"}
 _CLASS_FIELDS = {"name", "device", "count", "host_link", "peer_link"}
 
 
@@ -87,7 +90,19 @@ def _device(name: str, entry: Any, where: str) -> Device:
         memory_efficiency=_fraction(entry.get("memory_efficiency", 1.0), f"{where}.memory_efficiency"),
         launch_overhead=parse(entry.get("launch_overhead", 0.0), TIME, f"{where}.launch_overhead"),
         description=str(entry.get("description", "")),
+        class_efficiency=_class_efficiency(entry.get("efficiency_by_class", {}), f"{where}.efficiency_by_class"),
     )
+
+
+def _class_efficiency(raw: Any, where: str) -> dict[str, tuple[float, float]]:
+    """``{matmul: {compute: 0.6, memory: 0.9}, ...}``: per operator class, fractions of the peaks."""
+    out = {}
+    for op_class, pair in _mapping(raw, where).items():
+        pair = _mapping(pair, f"{where}.{op_class}")
+        _check_fields(pair, {"compute", "memory"}, set(), f"{where}.{op_class}")
+        out[str(op_class)] = (_fraction(pair.get("compute", 1.0), f"{where}.{op_class}.compute"),
+                              _fraction(pair.get("memory", 1.0), f"{where}.{op_class}.memory"))
+    return out
 
 
 def _link(name: str, entry: Any, where: str) -> Link:
@@ -210,7 +225,8 @@ class Catalog:
                     peer_link=self.link(raw.get("peer_link"), f"{at}.peer_link"),
                 )
             )
-        return System(name, tuple(groups), str(entry.get("description", "")), (source,) if source else ())
+        return System(name, tuple(groups), str(entry.get("description", "")), (source,) if source else (),
+                      transfers=entry.get("transfers", "auto"))
 
     def system(self, name: str) -> System:
         """The system called ``name``; :class:`HardwareError` listing the known ones otherwise."""

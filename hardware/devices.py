@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 
 from pipesim.hardware.units import HardwareError
 
-__all__ = ["ACCELERATOR_KIND", "CPU_KIND", "DTYPE_BYTES", "Device", "DeviceGroup", "Link", "System", "dtype_bytes"]
+__all__ = ["ACCELERATOR_KIND", "CPU_KIND", "DTYPE_BYTES", "TRANSFER_MODES", "Device", "DeviceGroup", "Link", "System", "dtype_bytes"]
 
 ACCELERATOR_KIND, CPU_KIND = "accelerator", "cpu"
 
 #: Bytes per element of the data types the cost model knows.
 DTYPE_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+
+#: How a system's transfers are priced (see :meth:`System.transfer_links`).
+TRANSFER_MODES = ("auto", "host", "peer")
 
 #: A device without a rate for a data type computes it at this type's rate (upcast).
 FALLBACK_DTYPE = "fp32"
@@ -122,9 +125,18 @@ class Device:
     memory_efficiency: float = 1.0
     launch_overhead: float = 0.0
     description: str = ""
+    class_efficiency: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"devices.{self.name}"
+        for op_class, pair in self.class_efficiency.items():
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise HardwareError(f"{where}.efficiency_by_class.{op_class}", "must be (compute, memory) fractions")
+            for value, part in zip(pair, ("compute", "memory")):
+                _non_negative(value, f"{where}.efficiency_by_class.{op_class}.{part}", positive=True)
+                if value > 1:
+                    raise HardwareError(f"{where}.efficiency_by_class.{op_class}.{part}",
+                                        f"is a fraction of the peak and must be at most 1, got {value!r}")
         if self.kind not in (ACCELERATOR_KIND, CPU_KIND):
             raise HardwareError(f"{where}.kind", f"must be {ACCELERATOR_KIND!r} or {CPU_KIND!r}, got {self.kind!r}")
         if not self.peak_flops:
@@ -140,6 +152,10 @@ class Device:
             if value > 1:
                 raise HardwareError(f"{where}.{name}", f"is a fraction of the peak and must be at most 1, got {value!r}")
         _non_negative(self.launch_overhead, f"{where}.launch_overhead")
+
+    def efficiencies(self, op_class: str | None = None) -> tuple[float, float]:
+        """(compute, memory) efficiency for kernels of ``op_class`` (the device's defaults if not fitted)."""
+        return self.class_efficiency.get(op_class, (self.compute_efficiency, self.memory_efficiency))
 
     def peak(self, dtype: str) -> float:
         """Peak FLOP/s for ``dtype``; a type the device lacks runs at its fp32 rate."""
@@ -158,7 +174,9 @@ class DeviceGroup:
     ``host_link`` carries tensors between a device and host memory (the
     paper's transfer model, docs/model.md §2.3); ``None`` means the device *is* on the
     host (CPU cores) and pays nothing.  ``peer_link`` optionally joins the
-    group's devices directly (NVLink); the paper's model does not use it yet.
+    group's devices directly (NVLink, an NVSwitch domain, or for CPU cores
+    the measured hand-off between two stage processes): see
+    :meth:`System.transfer_links` for when transfers use it.
 
     Raises
     ------
@@ -223,8 +241,12 @@ class System:
     groups: tuple[DeviceGroup, ...]
     description: str = ""
     sources: tuple[str, ...] = field(default=(), compare=False)
+    transfers: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.transfers not in TRANSFER_MODES:
+            raise HardwareError(f"systems.{self.name}.transfers",
+                                f"must be one of {', '.join(TRANSFER_MODES)}, got {self.transfers!r}")
         if not self.groups:
             raise HardwareError(f"systems.{self.name}.classes", "a system needs at least one device class")
         names = [g.name for g in self.groups]
@@ -243,6 +265,58 @@ class System:
     def class_names(self) -> tuple[str, ...]:
         """The classes' names, in order."""
         return tuple(g.name for g in self.groups)
+
+    @property
+    def peer_domain(self) -> bool:
+        """Whether stage-to-stage transfers stay inside one peer domain.
+
+        True when the system has at most one accelerator class, that class has
+        a ``peer_link`` (NVLink/NVSwitch), and every other class is CPU cores;
+        or it has no accelerator and its CPU class has a ``peer_link``.  Two
+        accelerator classes (a mixed box) exchange tensors through the host.
+        """
+        accelerators = [g for g in self.groups if g.kind == ACCELERATOR_KIND]
+        if len(accelerators) > 1:
+            return False
+        if accelerators:
+            return accelerators[0].peer_link is not None
+        return any(g.peer_link is not None for g in self.groups)
+
+    def transfer_links(self) -> dict[str, tuple[Link | None, ...]]:
+        """For each class, the links a device of it pays for moving one tensor to or from another stage.
+
+        * ``transfers: host`` (the paper's model, SPEC §2): every accelerator
+          writes each tensor to host memory and reads it back over its
+          ``host_link``; CPU cores pay nothing.
+        * ``transfers: peer``: a class with a ``peer_link`` uses it (GPU to GPU
+          over NVLink, core to core over the measured process hand-off); a CPU
+          class without one, beside an accelerator, pays the accelerator's
+          ``host_link`` (a tensor it exchanges crosses PCIe, and an
+          accelerator's NVLink price does not include that crossing).
+        * ``transfers: auto`` (default): ``peer`` when :attr:`peer_domain`,
+          else ``host``.
+
+        Examples
+        --------
+        >>> from pipesim.hardware.catalog import load_system
+        >>> {k: [l.name for l in v] for k, v in load_system("a100x8").transfer_links().items()}
+        {'a100': ['nvlink3'], 'cpu': ['pcie4-x16']}
+        >>> {k: [l.name for l in v] for k, v in load_system("mixed-a100x4-v100x4").transfer_links().items()}
+        {'a100': ['pcie4-x16'], 'v100': ['pcie3-x16'], 'cpu': []}
+        """
+        mode = self.transfers
+        if mode == "auto":
+            mode = "peer" if self.peer_domain else "host"
+        links: dict[str, tuple[Link | None, ...]] = {}
+        accelerator_host = [g.host_link for g in self.groups if g.kind == ACCELERATOR_KIND and g.host_link]
+        for g in self.groups:
+            if mode == "peer" and g.peer_link is not None:
+                links[g.name] = (g.peer_link,)
+            elif mode == "peer" and g.kind == CPU_KIND:
+                links[g.name] = tuple(accelerator_host[:1])
+            else:
+                links[g.name] = (g.host_link,) if g.host_link is not None else ()
+        return links
 
     @property
     def is_paper_shaped(self) -> bool:

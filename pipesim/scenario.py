@@ -58,7 +58,8 @@ from pipesim.errors import (
     require_extra,
 )
 from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
-from pipesim.hardware.devices import DeviceGroup, System
+from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
+from pipesim.hardware.devices import TRANSFER_MODES, DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.placement.methods import METHODS, get_method
@@ -116,7 +117,7 @@ SCHEMA: dict[str, dict[str, Field | None]] = {
         "onnx": File(help="an ONNX model"),
         "params": None,
         "training": Bool(help="add backward and optimizer-update nodes"),
-        "optimizer": Choice(("adam", "momentum", "sgd"), help="for training"),
+        "optimizer": Choice(tuple(OPTIMIZERS), help=f"training memory recipe (default {DEFAULT_TRAINING_OPTIMIZER})"),
     },
     "hardware": {
         "preset": Text(help="a system preset name"),
@@ -126,6 +127,7 @@ SCHEMA: dict[str, dict[str, Field | None]] = {
         "devices": None,
         "whatif": None,
         "prices": None,
+        "transfers": Choice(TRANSFER_MODES, help="which links stage transfers use (default: the system's)"),
     },
     "solve": {
         "method": Choice((*METHODS, PLAN_METHOD), help="a placement method, or plan (hybrid-parallel)"),
@@ -150,7 +152,11 @@ SCHEMA: dict[str, dict[str, Field | None]] = {
 _TOP = ("name", "description", *SCHEMA)
 _DEVICE = {"name": Text(help="class name"), "device": None, "count": Int(minimum=0, help="devices of the class"),
            "memory": Size(help="memory per device"), "host_link": None, "peer_link": None}
-_ONNX_PARAMS = {"batch": Int(help="value for symbolic input dimensions")}
+_ONNX_PARAMS = {
+    "batch": Int(help="value for symbolic input dimensions"),
+    "dtype": Text(help="data type to cost the model in (default: its float tensors')"),
+    "fuse_depth": Int(help="fuse operators by the first N components of their names (module prefix)"),
+}
 
 
 class ScenarioError(InputError):
@@ -426,7 +432,7 @@ def _model(p: _Problems, data: Any, base: Path, s: Scenario, plans: bool = False
     model = p.fields(data, "model", SCHEMA["model"], base)
     kind = _one_of(p, {k: v for k, v in (data.items() if isinstance(data, dict) else ())}, ("generator", "workload", "onnx"), "model")
     s.training = model.get("training") or False
-    s.optimizer = model.get("optimizer") or "adam"
+    s.optimizer = model.get("optimizer") or DEFAULT_TRAINING_OPTIMIZER
     if len(p.items) > before or kind is None:
         return
     if kind == "workload":
@@ -448,9 +454,13 @@ def _model(p: _Problems, data: Any, base: Path, s: Scenario, plans: bool = False
     s.samples_per_pass = params.get("batch") or 1
     if kind == "onnx":
         require_extra("onnx", "onnx")
-        from pipesim.workloads.onnx_import import import_onnx
+        from pipesim.workloads.onnx_import import fuse_by_prefix, import_onnx
 
-        s.ops = p.check("model.onnx", lambda: import_onnx(model["onnx"], batch=params.get("batch", 1)))
+        def imported():
+            ops = import_onnx(model["onnx"], batch=params.get("batch", 1), dtype=params.get("dtype"))
+            return fuse_by_prefix(ops, params["fuse_depth"]) if params.get("fuse_depth") else ops
+
+        s.ops = p.check("model.onnx", imported)
     else:
         s.ops = p.check("model.params", lambda: build_model(model["generator"], **params))
 
@@ -529,6 +539,9 @@ def _hardware(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
                 system = p.check("hardware.whatif", lambda: apply_edits(system, edits), rename=lambda f: "hardware.whatif")
             elif edits is not None and s.given is not None:
                 s.given = p.check("hardware.whatif", lambda: scale_workload(s.given, edits), rename=rename)
+    if system is not None and hw.get("transfers") is not None:
+        system = p.check("hardware.transfers", lambda: replace(system, transfers=hw["transfers"]),
+                         rename=lambda f: "hardware.transfers")
     s.system = system
     classes = set(system.class_names) if system else {dc.name for dc in s.given.devices} if s.given else set()
     prices = hw.get("prices")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pipesim.errors import InputError
 
-__all__ = ["ACCELERATOR", "CPU", "DeviceClass", "paper_devices"]
+__all__ = ["ACCELERATOR", "CPU", "DeviceClass", "cap_counts", "paper_devices"]
 
 #: Names of the paper's two device classes ("FPGA" in its files means any accelerator).
 ACCELERATOR = "accelerator"
@@ -84,3 +84,20 @@ def paper_devices(accelerators: int, cpus: int, memory: float) -> tuple[DeviceCl
     (DeviceClass(name='accelerator', count=6, memory=8000000000.0), DeviceClass(name='cpu', count=1, memory=inf))
     """
     return (DeviceClass(ACCELERATOR, accelerators, memory), DeviceClass(CPU, cpus))
+
+
+def cap_counts(devices: tuple[DeviceClass, ...] | list[DeviceClass], groups: int) -> tuple[DeviceClass, ...]:
+    """``devices`` with every count capped at ``groups``.
+
+    A split puts each of ``groups`` indivisible groups (colour classes, or the
+    DP's super-nodes) on one device, so it uses at most ``groups`` devices of
+    any class: further devices stay empty and cannot change any answer.
+    Solvers that build something per device use the capped counts, so a count
+    of ``10**9`` costs no more than ``groups``.
+
+    Examples
+    --------
+    >>> [dc.count for dc in cap_counts(paper_devices(10**9, 2, 1e9), 5)]
+    [5, 2]
+    """
+    return tuple(DeviceClass(dc.name, min(dc.count, groups), dc.memory) for dc in devices)

@@ -43,22 +43,30 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from pipesim.errors import InternalError
+from pipesim.errors import IdealLimitError, InternalError, ResourceLimitError
+from pipesim.hardware.units import format_bytes
 from pipesim.placement.contract import ContractedGraph, contract
+from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Graph
-from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.ideals import Ideals, enumerate_ideals, unpack
+from pipesim.placement.memory import MemoryBudget
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 
-__all__ = ["DPError", "solve_dp"]
+__all__ = ["DPError", "ProgressCallback", "alternatives", "solve_dp"]
+
+#: ``progress(stage, done, total)``, called as the DP's long stages advance: stage ``"ideals"``
+#: (done = ideal sizes enumerated, total = super-nodes) and ``"dp"`` (done = ideals pushed,
+#: total = ideals).  The command line draws it (the command line's progress bars); the DP draws nothing.
+ProgressCallback = Callable[[str, int, int], None]
 
 
 class DPError(InternalError):
@@ -79,7 +87,6 @@ class _Problem:
     grid: _DeviceGrid           # the device-count vectors the DP table is indexed by
     capacity: np.ndarray        # (m,) memory per device of each class
     ideals: Ideals
-    member: np.ndarray          # (N, n) bool: super-node v in ideal I
     maximal: tuple[np.ndarray, np.ndarray]     # CSR (pointer, nodes): each ideal's maximal super-nodes
     features: np.ndarray        # (N, 2m+1): compute+A(I) per class | memory | unsupported per class
     alone: np.ndarray           # (N, m) communication of each ideal on its own: A(I)
@@ -96,10 +103,13 @@ class _Problem:
         return len(self.classes)
 
 
-def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: Ideals) -> _Problem:
+def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: Ideals, budget: MemoryBudget) -> _Problem:
     usable = [dc for dc in devices if dc.count > 0]
     classes = [dc.name for dc in usable]
     m, n = len(classes), len(contracted)
+    # A split has at most one device per super-node, so devices beyond n can never be used:
+    # capping the counts at n (cap_counts) leaves every answer unchanged and keeps the table finite.
+    counts = tuple(dc.count for dc in cap_counts(usable, n))
     time_ = np.zeros((n, m))
     memory = np.zeros(n)
     unsupported = np.zeros((n, m))
@@ -124,42 +134,43 @@ def _build_problem(graph: Graph, devices, contracted: ContractedGraph, ideals: I
     for g, y in enumerate(group_sets):
         group_member[g, list(y)] = 1.0
     group_cost = np.array([groups[y] for y in group_sets]).reshape(len(group_sets), m)
-    group_size = group_member.sum(axis=1)
+    group_size = group_member.sum(axis=1).astype(np.int32)
+    # |Y ∩ I| <= |Y|: the smallest integer type that holds the largest group keeps `inside` small.
+    kind = next(t for t in (np.uint8, np.uint16, np.int32) if group_size.max(initial=0) <= np.iinfo(t).max)
+    N, G = len(ideals), len(group_sets)
+    budget.reserve(_table_bytes(N, n, G, m, np.dtype(kind).itemsize, _grid_size(counts)),
+                   f"the DP's tables for {N:,} ideals of {n} super-nodes")
 
     # Per-ideal sums, accumulated from each ideal's parent (no ideal x node matmuls).
     cheapest = _cheapest_time(time_, unsupported)
     per_node = np.hstack([time_, memory[:, None], unsupported, cheapest[:, None]])
     sums = ideals.accumulate(per_node)
     compute, mem, uns, min_compute = sums[:, :m], sums[:, m], sums[:, m + 1 : 2 * m + 1], sums[:, -1]
-    inside = ideals.accumulate(group_member.T.astype(np.int32))
-    straddles = (inside > 0) & (inside < group_size.astype(np.int32))
-    alone = straddles.astype(np.float64) @ group_cost
+    inside = ideals.accumulate(group_member.T.astype(kind))
+    alone = np.empty((N, m))
+    straddling = []
+    for rows in _chunks(N, G):  # the ideal x group matrices in slices, never whole
+        straddles = (inside[rows] > 0) & (inside[rows] < group_size)
+        alone[rows] = straddles.astype(np.float64) @ group_cost
+        straddling.append((straddles.sum(axis=1), np.nonzero(straddles)[1]))
     features = np.hstack([compute + alone, mem[:, None], uns])
+    del sums, compute, uns
 
-    # J ⊆ I iff I holds J's maximal super-nodes: the added node, plus the parent's
-    # maximal nodes that are not its predecessors.
-    member = ideals.membership()
-    is_pred = np.zeros((n, n), dtype=bool)
-    for a, b in contracted.edges:
-        is_pred[b, a] = True
-    is_max = np.zeros((len(ideals), n), dtype=bool)
-    for level in ideals.levels():
-        grown = is_max[ideals.parent[level]] & ~is_pred[ideals.added[level]]
-        grown[np.arange(len(grown)), ideals.added[level]] = True
-        is_max[level] = grown
+    # J ⊆ I iff I holds J's maximal super-nodes (kept by the enumeration).
+    maximal = [(np.bitwise_count(ideals.maximal[rows]).sum(axis=1), np.nonzero(unpack(ideals.maximal[rows], n))[1])
+               for rows in _chunks(N, n)]
     problem = _Problem(
         classes=classes,
-        counts=tuple(dc.count for dc in usable),
-        grid=_DeviceGrid.of(tuple(dc.count for dc in usable)),
+        counts=counts,
+        grid=_DeviceGrid.of(counts),
         capacity=np.array([dc.memory for dc in usable]),
         ideals=ideals,
-        member=member,
-        maximal=_csr(is_max),
+        maximal=_join_csr(maximal),
         features=features,
         alone=alone,
         inside=inside,
-        straddling=_csr(straddles),
-        group_size=group_size.astype(np.int32),
+        straddling=_join_csr(straddling),
+        group_size=group_size,
         group_cost=group_cost,
         min_compute=min_compute,
         slowdown=_slowdown(time_, unsupported, cheapest),
@@ -214,14 +225,42 @@ class _DeviceGrid:
         return self.vectors.shape[1]
 
 
-def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise nonzero columns of a boolean matrix as (pointer, columns)."""
-    rows, cols = np.nonzero(matrix)
-    pointer = np.searchsorted(rows, np.arange(matrix.shape[0] + 1)).astype(np.int64)
-    return pointer, cols.astype(np.int64)
+def _chunks(rows: int, width: int, size: int = 1 << 24):
+    """Slices of ``rows`` such that a (slice x width) temporary has about ``size`` cells."""
+    step = max(1, size // max(1, width))
+    return [slice(start, min(rows, start + step)) for start in range(0, rows, step)]
 
 
-def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, progress=None):
+def _join_csr(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (pointer, columns) from per-slice (row lengths, columns)."""
+    lengths = np.concatenate([length for length, _ in parts]) if parts else np.zeros(0, np.int64)
+    pointer = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=pointer[1:])
+    columns = np.concatenate([cols for _, cols in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+    return pointer, columns
+
+
+def _grid_size(counts: tuple[int, ...]) -> int:
+    return math.prod(c + 1 for c in counts)
+
+
+def _table_bytes(N: int, n: int, G: int, m: int, inside_bytes: int, L: int) -> int:
+    """Peak bytes of the DP's per-ideal data (an estimate that errs high).
+
+    Per ideal: sums and features (about 6m+4 floats), ``inside`` and the
+    accumulation's temporaries (3 x G small integers), the maximal and
+    straddling lists (at most n + G indices, 8 bytes each, counted at a quarter:
+    they are sparse), the order arrays of :func:`_run` (4 x 8 bytes plus the
+    packed bits), and two DP tables of L + 1 floats (the one-order bound's and
+    the full run's).
+    """
+    words = max(1, -(-n // 64))
+    per_ideal = 8 * (6 * m + 4) + 3 * G * inside_bytes + 2 * (n + G) + 32 + 8 * words + 2 * 8 * (L + 1)
+    return N * per_ideal
+
+
+def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, progress=None,
+         budget: MemoryBudget | None = None):
     """Fill the DP table, pushing each finished ideal to its supersets within the compute window.
 
     ``allowed`` restricts the ideals used (for the one-order upper bound).
@@ -230,20 +269,22 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     """
     N = len(p.ideals)
     L = p.grid.size
+    if budget is not None:
+        budget.reserve(N * (L + 1) * 8, f"a DP table of {N:,} ideals x {L + 1:,} device-count vectors")
     dp = np.full((N, L + 1), np.inf)
     dp[0, :L] = 0.0
     allowed = np.ones(N, dtype=bool) if allowed is None else allowed
 
     # Candidates I ⊋ J have compute in [c(J), c(J) + bound]: sort ideals by compute and
-    # keep each super-node's membership as a row over that order, so the supersets of J
-    # within its window are the positions where the rows of J's maximal elements are set.
+    # keep each word of the ideals' packed bits as a row over that order, so the supersets
+    # of J within its window are the positions where the bits of J's maximal elements are set.
     order = np.argsort(p.min_compute, kind="stable")
     order = order[allowed[order]]
     key = p.min_compute[order]
     total = float(p.min_compute[-1])
     slack = 1e-9 * max(1.0, total)
     window_hi = np.searchsorted(key, p.min_compute + upper_bound + slack, side="right")
-    rows = np.ascontiguousarray(p.member[order].T)
+    rows = np.ascontiguousarray(p.ideals.bits[order].T)
 
     # A state (X, n) can lead to a split within the bound only if the rest of the graph
     # fits in the devices left: each device of class K takes at most bound/ρ_K of
@@ -255,6 +296,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
         need = total - left - slack
     need = np.append(need, np.inf)
     max_ptr, max_idx = p.maximal
+    # each maximal element as (word, bit) of the packed rows, so the kernel tests it with one load
+    max_word, max_mask = max_idx // 64, np.left_shift(np.uint64(1), (max_idx % 64).astype(np.uint64))
     str_ptr, str_idx = p.straddling
     pairs = np.zeros(2, dtype=np.int64)
     step = 2048
@@ -263,7 +306,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
             progress(start, N)
         pairs += _push(
             start, min(N, start + step), dp, upper_bound, slack, allowed, order, key, window_hi, rows,
-            p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_idx, str_ptr, str_idx, p.inside,
+            p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_word, max_mask, str_ptr, str_idx, p.inside,
             p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, p.grid.up,
         )
     if progress is not None:
@@ -274,7 +317,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
 @numba.njit(cache=True, nogil=True)
 def _push(
     first, last, dp, bound, slack, allowed, order, key, window_hi, rows, sizes, sorted_sizes,
-    max_ptr, max_idx, str_ptr, str_idx, inside, group_size, group_cost, features, alone,
+    max_ptr, max_word, max_mask, str_ptr, str_idx, inside, group_size, group_cost, features, alone,
     capacity, min_compute, need, up,
 ):  # pragma: no cover - compiled; exercised through solve_dp
     """The DP's inner loop for ideals ``first..last-1`` (see :func:`_run`).
@@ -314,7 +357,7 @@ def _push(
                 continue
             superset = True
             for t in range(max_ptr[j], max_ptr[j + 1]):
-                if not rows[max_idx[t], pos]:
+                if not rows[max_word[t], pos] & max_mask[t]:
                     superset = False
                     break
             if not superset:
@@ -374,9 +417,10 @@ def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Spli
         window = p.min_compute >= p.min_compute[i] - target - 1e-9 * max(1.0, float(p.min_compute[-1]))
         window[i:] = False  # sub-ideals come before i
         subs = np.flatnonzero(window)
-        subs = subs[~(p.member[subs] & ~p.member[i]).any(axis=1)]
+        bits = p.ideals.bits
+        subs = subs[~(bits[subs] & ~bits[i]).any(axis=1)]
         # comm(I \ J) straight from group counts: split iff 0 < |Y ∩ S| < |Y|
-        in_s = p.inside[i] - p.inside[subs]
+        in_s = p.inside[i].astype(np.int32) - p.inside[subs]
         comm = ((in_s > 0) & (in_s < p.group_size)).astype(np.float64) @ p.group_cost
         diff = p.features[i] - p.features[subs]
         cost = diff[:, : p.m] - (p.alone[i] - p.alone[subs]) + comm
@@ -387,7 +431,7 @@ def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Spli
         j, k = int(subs[flat // p.m]), flat % p.m
         if not value.flat[flat] <= target * (1 + 1e-9) + 1e-12:
             raise DPError(f"cannot retrace the DP at ideal {i} (best {value.flat[flat]!r}, table {target!r})")
-        supers = np.flatnonzero(p.member[i] & ~p.member[j])
+        supers = np.flatnonzero(unpack((bits[i] & ~bits[j])[None, :], p.ideals.n)[0])
         stages.append((p.classes[k], frozenset(v for s in supers for v in contracted.members[s])))
         i, n = j, n - int(p.grid.strides[k])
     stages.reverse()  # pipeline order: the first stage holds the graph's inputs
@@ -400,11 +444,21 @@ def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Spli
 def _one_order_ideals(p: _Problem, contracted: ContractedGraph) -> np.ndarray:
     """Mask of the ideals that are prefixes of the super-nodes' topological numbering."""
     n = len(contracted)
-    prefixes = {row.tobytes() for row in pack(np.tril(np.ones((n + 1, n), dtype=bool), k=-1))}
-    return np.array([row.tobytes() in prefixes for row in p.ideals.bits])
+    words = max(1, -(-n // 64))
+    # prefixes[s] = {0, ..., s-1}, packed: full words below s // 64, then the low s % 64 bits
+    size = np.arange(n + 1)[:, None]
+    word = np.arange(words)[None, :]
+    low = np.left_shift(np.uint64(1), (size % 64).astype(np.uint64)) - np.uint64(1)
+    prefixes = np.where(word < size // 64, ~np.uint64(0), np.where(word == size // 64, low, np.uint64(0)))
+    ideals = p.ideals
+    mask = np.empty(len(ideals), dtype=bool)
+    for rows in _chunks(len(ideals), prefixes.shape[1]):
+        mask[rows] = (ideals.bits[rows] == prefixes[ideals.sizes[rows]]).all(axis=1)
+    return mask
 
 
-def _upper_bound(p: _Problem, contracted: ContractedGraph) -> tuple[float, np.ndarray | None]:
+def _upper_bound(p: _Problem, contracted: ContractedGraph, budget: MemoryBudget | None = None
+                 ) -> tuple[float, np.ndarray | None]:
     """A max-load some contiguous split achieves (``inf`` if none exists), with its DP table.
 
     First the best split along one topological order (cheap: ``n + 1`` ideals);
@@ -414,16 +468,16 @@ def _upper_bound(p: _Problem, contracted: ContractedGraph) -> tuple[float, np.nd
     achieved by a real split.
     """
     one_order = _one_order_ideals(p, contracted)
-    table = _run(p, math.inf, one_order)[0]
+    table = _run(p, math.inf, one_order, budget=budget)[0]
     bound = float(table[-1, -2])
     if not math.isinf(bound):
         return bound, table
     total = float(p.min_compute[-1])
     window = max(total / max(1, sum(p.counts)), 1e-12)
     while math.isinf(bound) and window <= 4 * total:
-        bound = float(_run(p, window)[0][-1, -2])
+        bound = float(_run(p, window, budget=budget)[0][-1, -2])
         window *= 4
-    return (bound if not math.isinf(bound) else float(_run(p, math.inf)[0][-1, -2])), None
+    return (bound if not math.isinf(bound) else float(_run(p, math.inf, budget=budget)[0][-1, -2])), None
 
 
 def _lower_bound(p: _Problem, time_: np.ndarray, memory: np.ndarray, unsupported: np.ndarray) -> float:
@@ -465,45 +519,138 @@ def solve_dp(
     fuse: Iterable[Iterable[int]] = (),
     order: Iterable[tuple[int, int]] = (),
     ideal_limit: int = 2_000_000,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     method: str = "dp",
+    memory_budget: float | None = None,
 ) -> PlacementResult:
     """Optimal contiguous split of ``workload`` (least max-load).
 
-    ``merge``, ``fuse_layers``, ``fuse`` and ``order`` are the preprocessing
-    options of :func:`pipesim.placement.contract.contract` (``merge="paper"``
-    reproduces the paper's inexact merging).  Raises
-    :class:`~pipesim.placement.ideals.IdealLimitError` past ``ideal_limit`` ideals.
-    The result's max-load is the evaluator's, checked against the DP's value.
+    Parameters
+    ----------
+    workload : Workload
+        The graph and its devices.  Device counts above the number of
+        super-nodes are treated as that number (a split cannot use more).
+    merge, fuse_layers, fuse, order
+        Preprocessing options of :func:`pipesim.placement.contract.contract`
+        (``merge="paper"`` reproduces the paper's inexact merging); with any
+        of them the split is optimal only for the restricted problem.
+    ideal_limit : int
+        Most ideals enumerated.
+    progress : ProgressCallback, optional
+        ``progress(stage, done, total)`` as the stages advance (see
+        :data:`ProgressCallback`); the DP itself draws nothing.
+    method : str
+        Name put in the result (baselines built on the DP pass theirs).
+    memory_budget : float, optional
+        Bytes the solve may add to the process's memory (default: a share
+        of the available memory, see :mod:`pipesim.placement.memory`).
+
+    Returns
+    -------
+    PlacementResult
+        Status ``optimal`` (``feasible`` when restricted) or ``infeasible``;
+        the max-load is the evaluator's, checked against the DP's value.
+
+    Raises
+    ------
+    IdealLimitError
+        Past ``ideal_limit`` ideals.
+    ResourceLimitError
+        When the ideals or the DP's tables would not fit in the memory
+        budget.  Both messages end with what can still solve this graph
+        (paper merging, layer fusion where the graph has layers, the IP).
+
+    Examples
+    --------
+    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
+    >>> chain = Graph([Node(i, {"accelerator": 1.0, "cpu": 4.0}) for i in range(4)],
+    ...               [Edge(i, i + 1) for i in range(3)])
+    >>> solve_dp(Workload(chain, paper_devices(2, 1, 1e9))).max_load
+    2.0
+    """
+    if isinstance(progress, bool):  # the former on/off switch: drawing is the caller's
+        progress = None
+    fuse, order = [list(group) for group in fuse], list(order)
+    budget = MemoryBudget(memory_budget)
+    try:
+        return _solve(workload, merge, fuse_layers, fuse, order, ideal_limit, progress, method, budget)
+    except MemoryError:  # an allocation the estimates missed (under ulimit -v): still one line
+        raise ResourceLimitError(
+            f"out of memory{_address_space_note()}; {alternatives(workload, merge, fuse_layers)}"
+        ) from None
+    except ResourceLimitError as exc:
+        tries = alternatives(workload, merge, fuse_layers)
+        if isinstance(exc, IdealLimitError):  # the memory budget still guards a higher limit
+            tries = tries.replace("try ", "try --ideal-limit above this (the memory budget still applies), ", 1)
+        raise type(exc)(f"{exc}; {tries}") from None
+
+
+def _address_space_note() -> str:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return "" if soft == resource.RLIM_INFINITY else f" (address-space limit {format_bytes(soft)})"
+
+
+def alternatives(workload: Workload, merge: str = "exact", fuse_layers: bool = False) -> str:
+    """What can still solve ``workload`` when the exact DP is too big for it, as one clause.
+
+    Suggests paper merging and layer fusion only where they shrink this
+    graph (layer fusion needs nodes with layer ids, which imported graphs
+    lack), and always the IP, which needs no ideals.
+
+    Examples
+    --------
+    >>> from pipesim.placement import Edge, Graph, Node, Workload, paper_devices
+    >>> chain = Graph([Node(i, {"accelerator": 1.0}) for i in range(3)], [Edge(0, 1), Edge(1, 2)])
+    >>> alternatives(Workload(chain, paper_devices(2, 0, 1e9)))
+    'try --method ip (no ideals; stops at --time-limit with the best split so far)'
     """
     graph, devices = workload.graph, workload.devices
+    tries = []
+    now = len(contract(graph, devices, merge=merge, fuse_layers=fuse_layers))
+    if merge != "paper":
+        merged = len(contract(graph, devices, merge="paper", fuse_layers=fuse_layers))
+        if merged < now:
+            tries.append(f"--merge paper ({merged} super-nodes instead of {now}; inexact when memory binds)")
+    if not fuse_layers and any(node.layer_id is not None for node in graph.nodes.values()):
+        fused = len(contract(graph, devices, merge=merge, fuse_layers=True))
+        if fused < now:
+            tries.append(f"--fuse-layers ({fused} super-nodes instead of {now})")
+    tries.append("--method ip (no ideals; stops at --time-limit with the best split so far)")
+    return "try " + ", or ".join(tries)
+
+
+def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, progress, method, budget) -> PlacementResult:
+    graph, devices = workload.graph, workload.devices
     started = time.perf_counter()
-    fuse, order = [list(group) for group in fuse], list(order)
     # Paper-style merging, layer fusion and extra constraints restrict the problem: the split
     # is then optimal for the restricted problem only, so no optimality is claimed.
     restricted = merge == "paper" or fuse_layers or bool(fuse) or bool(order)
     contracted = contract(graph, devices, merge=merge, fuse_layers=fuse_layers, fuse=fuse, order=order)
     stats: dict = {"super_nodes": len(contracted)}
-    with _Progress(progress) as bar:
-        ideals = enumerate_ideals(
-            len(contracted), contracted.predecessors(), limit=ideal_limit, progress=bar.stage("ideals", len(contracted))
-        )
-        stats["ideals"] = len(ideals)
-        enumerated = time.perf_counter()
-        problem = _build_problem(graph, devices, contracted, ideals)
-        if not problem.classes:
-            return PlacementResult(method, INFEASIBLE, None, stats=stats, message="the system has no devices")
-        bound, one_order_table = _upper_bound(problem, contracted)
-        prepared = time.perf_counter()
-        stats.update(upper_bound=bound, lower_bound=problem.lower_bound)
-        if math.isinf(bound):
-            value, pairs = math.inf, (0, 0)
-        elif one_order_table is not None and bound <= problem.lower_bound * (1 + 1e-12):
-            dp, pairs = one_order_table, (0, 0)  # the one-order split meets the lower bound: optimal
-            value = bound
-        else:
-            dp, pairs = _run(problem, bound, None, bar.stage("dp", len(ideals)))
-            value = float(dp[-1, -2])
+    ideals = enumerate_ideals(
+        len(contracted), contracted.predecessors(), limit=ideal_limit, budget=budget,
+        progress=None if progress is None else lambda level, _count: progress("ideals", level, len(contracted)),
+    )
+    stats["ideals"] = len(ideals)
+    enumerated = time.perf_counter()
+    problem = _build_problem(graph, devices, contracted, ideals, budget)
+    if not problem.classes:
+        return PlacementResult(method, INFEASIBLE, None, stats=stats, message="the system has no devices")
+    bound, one_order_table = _upper_bound(problem, contracted, budget)
+    prepared = time.perf_counter()
+    stats.update(upper_bound=bound, lower_bound=problem.lower_bound)
+    if math.isinf(bound):
+        value, pairs = math.inf, (0, 0)
+    elif one_order_table is not None and bound <= problem.lower_bound * (1 + 1e-12):
+        dp, pairs = one_order_table, (0, 0)  # the one-order split meets the lower bound: optimal
+        value = bound
+    else:
+        del one_order_table
+        dp, pairs = _run(problem, bound, None, None if progress is None else lambda done, total: progress("dp", done, total),
+                         budget)
+        value = float(dp[-1, -2])
     stats.update(
         ideal_pairs=int(pairs[0]),
         ideal_pairs_costed=int(pairs[1]),
@@ -533,29 +680,3 @@ def solve_dp(
     return PlacementResult(
         method, OPTIMAL, evaluation, bound=evaluation.max_load, seconds=time.perf_counter() - started, stats=stats
     )
-
-
-class _Progress:
-    """A transient rich progress bar for the long phases, or nothing."""
-
-    def __init__(self, enabled: bool):
-        self.bar = None
-        if enabled:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def stage(self, name: str, total: int):
-        if self.bar is None:
-            return None
-        task = self.bar.add_task(name, total=total)
-        return lambda done, _total: self.bar.update(task, completed=done, total=_total)

@@ -82,6 +82,9 @@ class Node:
     name: str | None = None
     layer_id: int | None = None
     flops: float | None = None
+    #: generated workloads: per class, the node's kernels as ``(launch, compute, memory, repeat)`` in the
+    #: time unit (the roofline before its max), so compute and memory-bandwidth edits re-price it exactly
+    kernels: Mapping[str, tuple[tuple[float, float, float, float], ...]] | None = None
 
     def supports(self, device_class: str) -> bool:
         """Whether a device of ``device_class`` can run the node (a time given, not unsupported)."""

@@ -52,10 +52,12 @@ from collections.abc import Hashable
 import networkx as nx
 import pulp
 
-from pipesim.errors import InputError
+from pipesim.errors import InputError, InternalError
+from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.latency import greedy_split
-from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
+from pipesim.placement.interrupt import INTERRUPTED, stop_requested
+from pipesim.placement.mip_backend import DEFAULT_SOLVER, NO_SOLUTION, MipOutcome, run_model, stop_message
 from pipesim.placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
@@ -76,7 +78,9 @@ class _Model:
         self.classes: dict[Hashable, list[int]] = graph.color_classes
         self.class_of = {v: graph.color_class(v) for v in graph.nodes}
         self.ids = {v: n for n, v in enumerate(graph.nodes)}  # variable names stay valid for any node id
-        self.devices: list[Device] = [(dc.name, i) for dc in workload.devices for i in range(dc.count)]
+        # each colour class takes one device, so devices beyond their number stay empty (cap_counts)
+        usable = cap_counts(workload.devices, len(self.classes))
+        self.devices: list[Device] = [(dc.name, i) for dc in usable for i in range(dc.count)]
         capacity = {dc.name: dc.memory for dc in workload.devices}
         self.problem = pulp.LpProblem("max_load", pulp.LpMinimize)
         self.unplaceable: list[Hashable] = []
@@ -322,8 +326,14 @@ def solve_ip(
     valid) and re-solved with them only if its split has a stage cycle.
 
     Returns status ``optimal`` (within ``gap``), ``time_limit`` (the best
-    split found when the time limit or Ctrl-C stopped the search, with the
-    solver's bound) or ``infeasible`` (with a message saying why).
+    split found when the time limit stopped the search, with the solver's
+    bound), ``interrupted`` (the same, stopped by Ctrl-C inside
+    :func:`pipesim.placement.interrupt.interruptible` or by
+    :func:`~pipesim.placement.interrupt.request_stop`; the split is the warm
+    or greedy start if the solver had found nothing better, and ``None`` with
+    a message if there was none) or ``infeasible`` (with a message saying why).
+    The time limit and a stop request are honoured within about
+    :data:`pipesim.placement.mip_backend.GRACE` seconds of the solver's run.
     """
     if objective not in OBJECTIVES:
         raise InputError(None, "objective", f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
@@ -335,15 +345,23 @@ def solve_ip(
     stats: dict = {"solver": solver, "contiguous": contiguous, "objective": objective,
                    "warm_start": None if warm_start is None else start is not None}
     if start is None:  # so that a stop before the first incumbent still returns a split
-        start = _usable_start(workload, greedy_split(workload), contiguous)
+        # the greedy builds one list per device: give it only the devices a split can use
+        capped = Workload(workload.graph, cap_counts(workload.devices, len(workload.graph.color_classes)), workload.source)
+        start = _usable_start(workload, greedy_split(capped), contiguous)
         stats["greedy_start"] = None if start is None else start.max_load
     bound: float | None = None
+    evaluation = None
+    outcome = MipOutcome(solver, NO_SOLUTION, None, None, 0.0, interrupted=True)  # if stopped before solving
     for ranks in ((False, True) if contiguous else (False,)):
+        if stop_requested():  # Ctrl-C (see pipesim.placement.interrupt) while the start was being built
+            break
         model = _Model(workload, contiguous, objective, symmetry, ranks)
         stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
         if model.unplaceable:
             return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began,
                                    stats=stats, message=_infeasibility(workload, model))
+        if stop_requested():  # ... or while the model was being built
+            break
         if start is not None:
             model.seed(start.split)
         remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
@@ -358,17 +376,20 @@ def solve_ip(
         evaluation = None
         if outcome.objective is not None:
             evaluation = evaluate(workload.graph, workload.devices, model.extract())
-            assert evaluation.feasible, f"the IP's split violates the model: {evaluation.violations}"
+            if not evaluation.feasible:
+                raise InternalError(f"the IP's split violates the model: {evaluation.violations}")
             tolerance = 1e-6 * max(1.0, abs(outcome.objective))
             # max over d of FW(d) + BW(d) <= max FW + max BW, and the IP's loads bound the true ones.
-            assert evaluation.max_load <= outcome.objective + tolerance, (
-                f"the evaluator's max-load {evaluation.max_load} exceeds the IP objective {outcome.objective}"
-            )
+            if not evaluation.max_load <= outcome.objective + tolerance:
+                raise InternalError(
+                    f"the evaluator's max-load {evaluation.max_load} exceeds the IP objective {outcome.objective}"
+                )
             if contiguous and not evaluation.contiguous:
-                assert not ranks, "the contiguous IP with stage ranks returned a stage cycle"
+                if ranks:
+                    raise InternalError("the contiguous IP with stage ranks returned a stage cycle")
                 stats["stage_cycle"] = True
                 evaluation = None  # not a pipeline: solve again with the ranks
-                if not outcome.interrupted and (remaining is None or remaining > time.perf_counter() - began):
+                if not outcome.interrupted and (time_limit is None or time_limit > time.perf_counter() - began):
                     continue
         break
 
@@ -379,7 +400,7 @@ def solve_ip(
     optimal = outcome.status == "optimal" and evaluation is not None
     if stats.get("kept_warm_start"):  # proven only if the warm start meets the bound
         optimal = optimal and bound is not None and objective == "maxload" and start.max_load <= bound + 1e-9 * max(1.0, bound)
-    status = OPTIMAL if optimal else TIME_LIMIT
+    status = OPTIMAL if optimal else INTERRUPTED if outcome.interrupted else TIME_LIMIT
     if objective != "maxload":
         bound = None
     if bound is not None and evaluation is not None:

@@ -10,9 +10,16 @@ differences and guarantees, for both backends:
   CBC reads it as a MIP start file, HiGHS as a starting solution;
 * the best proven bound as well as the incumbent (CBC prints it in its log,
   HiGHS reports ``mip_dual_bound``);
-* Ctrl-C stops the search and keeps the incumbent: CBC handles SIGINT itself
-  and writes its best solution; HiGHS runs in a thread that we cancel.  A
-  second Ctrl-C raises :class:`KeyboardInterrupt`;
+* a stop request (Ctrl-C inside :func:`pipesim.placement.interrupt.interruptible`,
+  or :func:`~pipesim.placement.interrupt.request_stop`) and the time limit end
+  the search within about :data:`GRACE` seconds with the incumbent, even where
+  the solver itself checks them rarely (HiGHS solving its root LP, CBC):
+  HiGHS runs in a thread that is cancelled and, if it does not stop in time,
+  left to stop by itself in the background while its last improving solution
+  (kept from its callback) is returned; CBC is sent SIGINT and, if it does not
+  stop in time, killed (its incumbent is then lost; callers keep their warm
+  start).  Outside ``interruptible`` Ctrl-C raises :class:`KeyboardInterrupt`
+  after cancelling the solver.  No signal handler is installed here;
 * with ``progress`` the solver's log is streamed to stderr as it is written;
   nothing a solver prints reaches stdout, which may carry JSON.
 
@@ -37,6 +44,7 @@ from pathlib import Path
 import pulp
 
 from pipesim.errors import InputError
+from pipesim.placement.interrupt import stop_requested
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_SOLVER", "SOLVERS", "MipOutcome", "run_model", "stop_message"]
 
@@ -70,7 +78,7 @@ class MipOutcome:
 def stop_message(outcome: MipOutcome, found: bool, proven: bool, time_limit: float | None) -> str:
     """What to tell the user about how the search ended ("" when it proved optimality)."""
     if not found:
-        return "stopped before the solver found any split"
+        return "interrupted before any split was found" if outcome.interrupted else "stopped before the solver found any split"
     if outcome.interrupted:
         return "interrupted: best split found so far"
     if not proven:
@@ -78,30 +86,56 @@ def stop_message(outcome: MipOutcome, found: bool, proven: bool, time_limit: flo
     return ""
 
 
-class _Interrupt:
-    """Turns the first SIGINT into a flag (and a callback), the second into KeyboardInterrupt."""
+#: Seconds a solver has to stop by itself after a stop request or its time limit.
+GRACE = 1.0
 
-    def __init__(self, on_first=None):
-        self.on_first = on_first
-        self.count = 0
 
-    def _handler(self, signum, frame):
-        self.count += 1
-        if self.count > 1:
-            raise KeyboardInterrupt
-        if self.on_first is not None:
-            self.on_first()
+def _should_stop(deadline: float | None) -> bool:
+    return stop_requested() or (deadline is not None and time.perf_counter() >= deadline)
 
-    @contextlib.contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = signal.signal(signal.SIGINT, self._handler)
+
+def _children() -> list[int]:
+    """Process ids of this process's children (Linux ``/proc``; empty elsewhere)."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me:
+            found.append(int(stat.parent.name))
+    return found
+
+
+class _StopCbc(threading.Thread):
+    """Stops the CBC child on a stop request or at the time limit: SIGINT, then SIGKILL after GRACE."""
+
+    def __init__(self, deadline: float | None):
+        super().__init__(daemon=True)
+        self.deadline = deadline
+        self.done = threading.Event()
+        self.interrupted = False
+        self.killed = False
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            if _should_stop(self.deadline):
+                break
+        else:
+            return
+        self.interrupted = stop_requested()
+        # CBC checks its own time limit and catches a terminal's SIGINT; give it a moment first.
+        if self.done.wait(GRACE / 2):
+            return
+        for pid in _children():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+        if self.done.wait(GRACE / 2):
+            return
+        self.killed = True
+        for pid in _children():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class _LogTail(threading.Thread):
@@ -145,22 +179,36 @@ def _parse_cbc_bound(log: str) -> float | None:
     return value - 0.5 * 10.0 ** (exponent - decimals)
 
 
-def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_path: Path) -> MipOutcome:
+def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_path: Path, deadline) -> MipOutcome:
     options = dict(msg=False, gapRel=gap, warmStart=warm_start, threads=threads, logPath=str(log_path))
     if time_limit is not None:
         options.update(timeLimit=time_limit, timeMode="elapsed")
     with warnings.catch_warnings():  # PuLP 3 deprecates its bundled CBC, which is the one we want
         warnings.simplefilter("ignore", DeprecationWarning)
         solver = pulp.PULP_CBC_CMD(**options)
-    interrupt = _Interrupt()  # CBC gets the terminal's SIGINT itself and stops with its incumbent
+    stopper = _StopCbc(deadline)
     start = time.perf_counter()
-    with interrupt.installed():
+    stopper.start()
+    try:
         problem.solve(solver)
+    except pulp.PulpSolverError:
+        if not stopper.killed:
+            raise
+    except KeyboardInterrupt:
+        for pid in _children():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        stopper.done.set()
+        stopper.join()
     seconds = time.perf_counter() - start
+    if stopper.killed:
+        return MipOutcome("cbc", NO_SOLUTION, None, None, seconds, stopper.interrupted)
     log = log_path.read_text() if log_path.exists() else ""
     stopped = re.search(r"^Result - (.*)$", log, re.MULTILINE)
     reason = stopped.group(1).lower() if stopped else ""
-    interrupted = interrupt.count > 0 or "ctrl-c" in reason
+    interrupted = stopper.interrupted or stop_requested() or "ctrl-c" in reason
     if problem.sol_status == pulp.LpSolutionInfeasible or "infeasible" in reason:
         return MipOutcome("cbc", "infeasible", None, None, seconds, interrupted)
     # CBC sometimes loses its incumbent in post-processing and then writes the LP values with
@@ -195,12 +243,30 @@ def _stdout_to_stderr():
 
 
 class _HighsWithStart(pulp.HiGHS):
-    """PuLP's HiGHS API plus a warm start and a cancellable solve (PuLP's offers neither)."""
+    """PuLP's HiGHS API plus a warm start and a solve that stops on time (PuLP's offers neither).
 
-    def __init__(self, warm_start: bool, **options):
+    The improving solutions HiGHS reports through its callback are kept, so
+    that a solve abandoned after :data:`GRACE` (see the module docstring)
+    still returns its incumbent.
+    """
+
+    def __init__(self, warm_start: bool, deadline: float | None, **options):
         super().__init__(**options)
         self.warm_start = warm_start
-        self.interrupt = _Interrupt()
+        self.deadline = deadline
+        self.incumbent = None      # column values of the last improving solution
+        self.dual_bound = None     # the last finite MIP dual bound reported
+        self.interrupted = False
+        self.abandoned = False
+
+    def _improving(self, event) -> None:
+        self.incumbent = [float(x) for x in event.data_out.mip_solution]
+        self._bound(event)
+
+    def _bound(self, event) -> None:
+        bound = event.data_out.mip_dual_bound
+        if math.isfinite(bound):
+            self.dual_bound = bound
 
     def callSolver(self, lp):
         import highspy
@@ -212,28 +278,76 @@ class _HighsWithStart(pulp.HiGHS):
             start.value_valid = True
             h.setSolution(start)
         h.HandleUserInterrupt = True
-        self.interrupt.on_first = h.cancelSolve
-        with self.interrupt.installed():
-            h.startSolve()
-            while not h.wait(0.1)[0]:
-                pass
+        h.cbMipImprovingSolution += self._improving
+        h.cbMipInterrupt += self._bound
+        # Our own thread rather than highspy's startSolve: highspy keeps its "solver running" lock
+        # on the class, so an abandoned run would block every later HiGHS solve in the process.
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                h.run()
+            finally:
+                finished.set()
+
+        threading.Thread(target=run, name="highs", daemon=True).start()
+        cancelled = None
+        try:
+            while not finished.wait(0.1):
+                if cancelled is None and _should_stop(self.deadline):
+                    self.interrupted = stop_requested()
+                    h.cancelSolve()
+                    cancelled = time.perf_counter()
+                elif cancelled is not None and time.perf_counter() - cancelled > GRACE:
+                    # HiGHS checks for cancellation only between LP solves (not during a long root
+                    # LP): leave it to stop by itself in its daemon thread and answer now.
+                    self.abandoned = True
+                    return
+        except KeyboardInterrupt:
+            h.cancelSolve()
+            raise
+
+    def actualSolve(self, lp):
+        # PuLP's HiGHS.actualSolve, except that an abandoned run is not read back from HiGHS
+        # (still running in its thread) but from the last improving solution.
+        self.createAndConfigureSolver(lp)
+        self.buildSolverModel(lp)
+        self.callSolver(lp)
+        if not self.abandoned:
+            status, solution = self.findSolutionValues(lp)
+        elif self.incumbent is not None:
+            for var in lp.variables():
+                var.varValue = self.incumbent[var.index]
+            status, solution = pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
+        else:
+            status, solution = pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+        for var in lp.variables():
+            var.modified = False
+        for constraint in lp._constraints.values():
+            constraint.modifier = False
+        lp.assignStatus(status, solution)
+        return status
 
 
-def _run_highs(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_path: Path) -> MipOutcome:
+def _run_highs(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_path: Path, deadline) -> MipOutcome:
     import highspy
 
     options = dict(msg=True, gapRel=gap, threads=threads, log_file=str(log_path), log_to_console=False)
     if time_limit is not None:
         options["timeLimit"] = time_limit
-    solver = _HighsWithStart(warm_start, **options)
+    solver = _HighsWithStart(warm_start, deadline, **options)
     start = time.perf_counter()
     with _stdout_to_stderr():
         problem.solve(solver)
     seconds = time.perf_counter() - start
+    interrupted = solver.interrupted or stop_requested()
+    if solver.abandoned:
+        if solver.incumbent is None:
+            return MipOutcome("highs", NO_SOLUTION, None, solver.dual_bound, seconds, interrupted)
+        return MipOutcome("highs", "time_limit", pulp.value(problem.objective), solver.dual_bound, seconds, interrupted)
     h = problem.solverModel
     status = h.getModelStatus()
     info = h.getInfo()
-    interrupted = solver.interrupt.count > 0
     if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
         return MipOutcome("highs", "infeasible", None, None, seconds, interrupted)
     bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else None
@@ -243,10 +357,13 @@ def _run_highs(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, lo
     if warm_start and not math.isclose(objective, pulp.value(problem.objective), rel_tol=1e-6, abs_tol=1e-9):
         # HiGHS 1.16 can drop the objective offset of a presolved model when given a MIP start
         # ("feasible in the reduced space: objective value is 0"), so its objective and bound are
-        # off; the solution values are right, but we cannot trust the bound: solve again cold.
+        # off; the solution values are right, but we cannot trust the bound: solve again cold
+        # (unless told to stop: then the values stand, without a bound).
+        if interrupted or _should_stop(deadline):
+            return MipOutcome("highs", "time_limit", pulp.value(problem.objective), None, seconds, interrupted)
         spent = time.perf_counter() - start
         rest = None if time_limit is None else max(0.0, time_limit - spent)
-        again = _run_highs(problem, rest, gap, False, threads, log_path)
+        again = _run_highs(problem, rest, gap, False, threads, log_path, deadline)
         again.seconds += spent
         return again
     optimal = status == highspy.HighsModelStatus.kOptimal and not interrupted
@@ -266,6 +383,7 @@ def run_model(
     threads: int = 1,
 ) -> MipOutcome:
     """Solve ``problem`` (a minimisation) with ``solver``; see the module docstring."""
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
     if solver not in SOLVERS:
         raise InputError(None, "solver", f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     gap = DEFAULT_GAP if gap is None else gap
@@ -276,7 +394,7 @@ def run_model(
         if tail is not None:
             tail.start()
         try:
-            return run(problem, time_limit, gap, warm_start, threads, log_path)
+            return run(problem, time_limit, gap, warm_start, threads, log_path, deadline)
         finally:
             if tail is not None:
                 tail.done.set()

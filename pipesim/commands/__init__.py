@@ -16,8 +16,10 @@ HELP = {
     "run": "run a scenario file: build, solve, simulate, report",
     "sweep": "run a scenario over a grid of what-if values",
     "graph": "generate or import workload graphs for a hardware system",
-    "hardware": "list and show hardware presets",
+    "hardware": "list and show hardware presets; fit a CPU to profiles (calibrate)",
     "schedule": "show, export and compare pipeline schedules (F/B/I/W orders per rank)",
     "plan": "best hybrid-parallel plan (pipeline x data x tensor) under memory",
+    "profile": "measure an ONNX model's node costs on this machine (ONNX Runtime)",
+    "execute": "run a split of an ONNX model as a real pipeline of processes",
 }
 COMMANDS = list(HELP)

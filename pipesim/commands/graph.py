@@ -22,6 +22,7 @@ from pipesim.commands.common import arg, console, load_workload, print_json, wri
 from pipesim.errors import require_extra
 from pipesim.hardware.catalog import load_system
 from pipesim.hardware.devices import System
+from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.whatif import apply_edits, parse_assignments
 from pipesim.placement.devices import ACCELERATOR, CPU
 from pipesim.placement.formats import write_paper_workload
@@ -46,7 +47,9 @@ def _hardware_options(p) -> None:
     p.add_argument("--hardware", default="a100x8", help="system preset name or YAML file (default: a100x8)")
     p.add_argument("--whatif", action="append", metavar="CLASS.FIELD=VALUE", help=WHATIF_HELP)
     p.add_argument("--training", action="store_true", help="add backward and optimizer-update nodes")
-    p.add_argument("--optimizer", default="adam", choices=("adam", "momentum", "sgd"), help="for --training")
+    p.add_argument("--optimizer", default=DEFAULT_TRAINING_OPTIMIZER, choices=tuple(OPTIMIZERS),
+                   help="training recipe for --training (bytes per parameter: mixed-adam 16, fp32-adam 16, "
+                        "sgd-momentum 12; adam|momentum|sgd keep every state at the model's data type)")
     p.add_argument("-o", "--output", required=True, help="output workload file (.json; folders are created)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
@@ -74,6 +77,9 @@ def register(subparsers) -> None:
     imp = sub.add_parser("import", help="an ONNX model's graph on a hardware system")
     imp.add_argument("model", help="ONNX model file")
     imp.add_argument("--batch", type=arg(Int(), "--batch"), default=1, help="value for symbolic input dimensions (default 1)")
+    imp.add_argument("--dtype", help="cost as this data type (default: that of the model's float tensors)")
+    imp.add_argument("--fuse-depth", type=arg(Int(minimum=1), "--fuse-depth"), metavar="D",
+                     help="fuse operators sharing the first D components of their node names (/encoder/layer.0/...)")
     _hardware_options(imp)
     imp.set_defaults(run=run)
 
@@ -126,9 +132,11 @@ def run(args) -> int:
         ops = build_model(args.model, **_model_params(args))
     else:
         require_extra("onnx", "onnx")
-        from pipesim.workloads.onnx_import import import_onnx
+        from pipesim.workloads.onnx_import import fuse_by_prefix, import_onnx
 
-        ops = import_onnx(args.model, batch=args.batch)
+        ops = import_onnx(args.model, batch=args.batch, dtype=args.dtype)
+        if args.fuse_depth:
+            ops = fuse_by_prefix(ops, args.fuse_depth)
     workload = lower(ops, system, training=args.training, optimizer=args.optimizer)
     written = write_workload(args.output, workload, system, name=ops.name)
     summary = _summary(ops, workload, written)

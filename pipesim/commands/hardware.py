@@ -1,8 +1,10 @@
-"""``pipesim hardware list|show``: the built-in hardware presets.
+"""``pipesim hardware list|show|calibrate``: the built-in hardware presets, and fitting a CPU.
 
 ``list`` prints every cluster, system, device and link preset; ``show NAME``
 prints one cluster, system (or device, or link, or a system YAML file) with
-every figure, optionally after what-if edits (``--whatif a100.speed=2``, systems only).
+every figure, optionally after what-if edits (``--whatif a100.speed=2``,
+systems only); ``calibrate PROFILE... -o cpu.yaml`` fits a CPU device to
+``pipesim profile`` workloads (:mod:`pipesim.runtime.calibrate`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 
 from rich.table import Table
 
-from pipesim.commands.common import console, print_json
+from pipesim.commands.common import console, print_json, writable
 from pipesim.commands.graph import system_from_args
 from pipesim.errors import InputError
 from pipesim.hardware.catalog import builtin_catalog
@@ -37,6 +39,12 @@ def register(subparsers) -> None:
     show.add_argument("--whatif", action="append", metavar="CLASS.FIELD=VALUE", help="what-if edit (systems only; repeatable)")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(run=run)
+    cal = sub.add_parser("calibrate", help="fit a CPU device to 'pipesim profile' workloads")
+    cal.add_argument("profiles", nargs="+", help="profiled workload files (pipesim profile -o)")
+    cal.add_argument("-o", "--output", required=True, help="output hardware YAML file")
+    cal.add_argument("--name", default="this-cpu-core", help="name of the fitted device (default this-cpu-core)")
+    cal.add_argument("--json", action="store_true", help="print JSON instead of text")
+    cal.set_defaults(run=run)
 
 
 def device_dict(d: Device) -> dict:
@@ -50,6 +58,7 @@ def device_dict(d: Device) -> dict:
         "compute_efficiency": d.compute_efficiency,
         "memory_efficiency": d.memory_efficiency,
         "launch_overhead": d.launch_overhead,
+        "efficiency_by_class": {c: {"compute": ce, "memory": me} for c, (ce, me) in d.class_efficiency.items()},
     }
 
 
@@ -234,7 +243,29 @@ def _defines_clusters(path: str) -> bool:
     return isinstance(data, dict) and "clusters" in data
 
 
+def _calibrate(args) -> int:
+    from pipesim.runtime.calibrate import calibrate, device_yaml, read_profiles, report
+
+    nodes = read_profiles(args.profiles)
+    device = calibrate(nodes).device(args.name, description="a CPU core fitted to ONNX Runtime profiles")
+    summary = report(nodes)
+    writable(args.output, "hardware file").write_text(device_yaml(device, list(args.profiles), summary))
+    if args.json:
+        print_json({"device": device_dict(device), "errors": summary, "written": args.output})
+        return 0
+    console.print(f"{args.name}: overhead {format_quantity(device.launch_overhead, TIME)}, "
+                  f"peak {format_quantity(max(device.peak_flops.values()), FLOPS)}, "
+                  f"bandwidth {format_quantity(device.memory_bandwidth, BANDWIDTH)}")
+    for label, e in summary.items():
+        console.print(f"per-node measured/predicted {label:>8}: p10/p50/p90 = {e['p10']:.2f}/{e['p50']:.2f}/"
+                      f"{e['p90']:.2f}, {e['within_2x']:.0%} of {e['nodes']} nodes within 2x")
+    console.print(f"wrote {args.output}")
+    return 0
+
+
 def run(args) -> int:
+    if args.action == "calibrate":
+        return _calibrate(args)
     if args.action == "list":
         return _list(args.json)
     return _show(args.name, args.whatif, args.json)

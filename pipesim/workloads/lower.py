@@ -5,10 +5,15 @@ and every device class ``K`` of the system (docs/model.md §5):
 
 * node ``i`` (forward) gets ``time[K] = Σ_kernels repeat · kernel_time(K)``
   (the roofline of :mod:`pipesim.hardware.costs`), ``flops`` its FLOPs, and
-  ``transfer[K] = transfer_time(output_bytes, host link of K)`` for classes
-  with a host link (CPU cores sit on the host and pay nothing, docs/model.md §2);
-  its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters (plus
-  gradients, optimizer state and stashed activations when training);
+  ``transfer[K] = transfer_time(output_bytes, link of K)`` with the link of
+  :meth:`~pipesim.hardware.devices.System.transfer_links`: the host link in
+  the paper's model (CPU cores sit on the host and pay nothing, docs/model.md §2),
+  the NVLink/NVSwitch peer link where the accelerators share one domain;
+  its memory is :func:`pipesim.hardware.costs.node_memory` of its parameters
+  (own and tied) plus, when training, gradients, master copy and optimizer
+  states of the ``optimizer`` recipe (default ``mixed-adam``: 16 bytes per
+  parameter) and the activations stashed for one microbatch (times
+  ``microbatches_in_flight``);
 * training adds backward node ``n + i`` (same colour class ``i``, kernels
   with :data:`~pipesim.hardware.costs.BACKWARD_FACTOR` times the FLOPs and bytes,
   output = the gradients of its inputs) with edges mirroring the forward ones,
@@ -26,10 +31,12 @@ from __future__ import annotations
 
 from pipesim.hardware.costs import (
     BACKWARD_FACTOR,
-    kernel_time,
+    DEFAULT_TRAINING_OPTIMIZER,
+    kernel_parts,
     node_memory,
     optimizer_bytes,
     optimizer_flops,
+    roofline_time,
     transfer_time,
 )
 from pipesim.hardware.devices import DeviceGroup, System
@@ -44,25 +51,45 @@ __all__ = ["TIME_UNIT", "device_classes", "lower"]
 TIME_UNIT = 1e-3
 
 
-def _times(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
+def _roofline(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
+    """Per class, each kernel's ``(launch, compute, memory, repeat)`` in the time unit."""
     return {
-        g.name: sum(k.repeat * kernel_time(k.flops * scale, k.bytes * scale, g.device, dtype) for k in kernels)
-        / TIME_UNIT
+        g.name: tuple((*(part / TIME_UNIT for part in kernel_parts(k.flops * scale, k.bytes * scale, g.device, dtype,
+                                                                   k.op_class)), k.repeat) for k in kernels)
         for g in groups
     }
 
 
-def _transfers(nbytes: float, groups: tuple[DeviceGroup, ...]) -> dict:
-    return {g.name: transfer_time(nbytes, g.host_link) / TIME_UNIT for g in groups if g.host_link is not None}
+def node_times(roofline: dict, compute_speed: dict | None = None, memory_speed: dict | None = None) -> dict:
+    """A node's time per class from its kernels' roofline parts (``speed``: per-class factors, default 1)."""
+    compute_speed, memory_speed = compute_speed or {}, memory_speed or {}
+    return {
+        cls: sum(r * roofline_time(l, c, m, compute_speed.get(cls, 1.0), memory_speed.get(cls, 1.0)) for l, c, m, r in parts)
+        for cls, parts in roofline.items()
+    }
+
+
+def _priced(kernels: tuple[Kernel, ...], groups: tuple[DeviceGroup, ...], dtype: str, scale: float = 1.0) -> dict:
+    """``time`` and ``roofline`` fields of a node running ``kernels``."""
+    roofline = _roofline(kernels, groups, dtype, scale)
+    return {"time": node_times(roofline), "kernels": roofline}
+
+
+def _transfers(nbytes: float, links: dict) -> dict:
+    return {name: sum(transfer_time(nbytes, link) for link in path) / TIME_UNIT for name, path in links.items() if path}
 
 
 def device_classes(system: System) -> tuple[DeviceClass, ...]:
     return tuple(DeviceClass(g.name, g.count, g.device.memory) for g in system.groups)
 
 
-def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: str = "adam") -> Workload:
+def lower(
+    ops: OpGraph, system: System, *, training: bool = False, optimizer: str = DEFAULT_TRAINING_OPTIMIZER,
+    microbatches_in_flight: int = 1,
+) -> Workload:
     """The workload of ``ops`` on ``system`` (see the module docstring)."""
     groups, dtype, n = system.groups, ops.dtype, len(ops.ops)
+    links = system.transfer_links()
     producers: dict[int, list[int]] = {i: [] for i in range(n)}
     has_consumer = set()
     for s, d in ops.edges:
@@ -75,11 +102,12 @@ def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: st
         nodes.append(
             Node(
                 id=i,
-                time=_times(op.kernels, groups, dtype),
+                **_priced(op.kernels, groups, dtype),
                 memory=node_memory(
-                    op.params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes
+                    op.resident_params, dtype, training=training, optimizer=optimizer, stashed_activations=op.stash_bytes,
+                    microbatches_in_flight=microbatches_in_flight,
                 ),
-                transfer=_transfers(op.output_bytes, groups) if i in has_consumer else {},
+                transfer=_transfers(op.output_bytes, links) if i in has_consumer else {},
                 color_class=i,
                 name=op.name,
                 layer_id=op.layer,
@@ -94,8 +122,8 @@ def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: st
             nodes.append(
                 Node(
                     id=n + i,
-                    time=_times(op.kernels, groups, dtype, BACKWARD_FACTOR),
-                    transfer=_transfers(grad_bytes, groups) if producers[i] else {},
+                    **_priced(op.kernels, groups, dtype, BACKWARD_FACTOR),
+                    transfer=_transfers(grad_bytes, links) if producers[i] else {},
                     is_backward=True,
                     color_class=i,
                     name=f"{op.name}.backward",
@@ -110,7 +138,7 @@ def lower(ops: OpGraph, system: System, *, training: bool = False, optimizer: st
                 nodes.append(
                     Node(
                         id=2 * n + i,
-                        time=_times((update,), groups, dtype),
+                        **_priced((update,), groups, dtype),
                         is_backward=True,
                         color_class=i,
                         name=f"{op.name}.update",

@@ -45,6 +45,22 @@ def _class_numbers(r: _Reader, raw: Any, where: str) -> dict[str, float]:
     return {str(cls): r.number(raw, cls, where) for cls in raw}
 
 
+def _kernels(r: _Reader, raw: Any, where: str) -> dict | None:
+    """``{class: [[launch, compute, memory, repeat], ...]}`` (optional), checked."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise r.fail(where, "must be an object mapping a device class to its kernels")
+    out = {}
+    for cls, kernels in raw.items():
+        ok = isinstance(kernels, list) and all(
+            isinstance(k, list) and len(k) == 4 and all(isinstance(x, (int, float)) and x >= 0 for x in k) for k in kernels)
+        if not ok:
+            raise r.fail(f"{where}.{cls}", "must be a list of [launch, compute, memory, repeat] non-negative numbers")
+        out[str(cls)] = tuple(tuple(float(x) for x in k) for k in kernels)
+    return out
+
+
 def read_native_workload(path: str | Path, data: Any = None) -> Workload:
     path = Path(path)
     if data is None:
@@ -84,6 +100,7 @@ def read_native_workload(path: str | Path, data: Any = None) -> Workload:
                 name=str(raw["name"]) if raw.get("name") is not None else None,
                 layer_id=r.integer(raw, "layer_id", where) if raw.get("layer_id") is not None else None,
                 flops=r.number(raw, "flops", where) if raw.get("flops") is not None else None,
+                kernels=_kernels(r, raw.get("kernels"), f"{where}.kernels"),
             )
         )
     edges = []
@@ -119,6 +136,7 @@ def workload_to_native(workload: Workload, *, name: str | None = None, hardware:
             "color_class": node.color_class,
             "layer_id": node.layer_id,
             "flops": node.flops,
+            "kernels": {cls: [list(k) for k in parts] for cls, parts in node.kernels.items()} if node.kernels else None,
         }
         entry.update({k: v for k, v in optional.items() if v is not None})
         nodes.append(entry)

@@ -1,11 +1,37 @@
 """Importing an ONNX model as an operator graph.
 
 Every ONNX node becomes one operator; an edge joins the producer of each
-input tensor to its consumer.  Tensor shapes come from the model and from
-onnx's shape inference (with data propagation, so ``Reshape`` targets built
-from ``Shape`` resolve); symbolic dimensions of the graph inputs (a batch
-``N``) are set to ``batch`` first.  Floating-point initializers are parameters
-(each counted once, at its first consumer); ``Constant`` nodes are folded away.
+input tensor to its consumer.  Before costing, the importer
+
+1. runs ONNX's checker: a model it rejects is an :class:`InputError`;
+2. sets symbolic dimensions of the graph inputs (a batch ``N``) to ``batch``;
+3. runs ONNX shape inference (with data propagation) and **folds** what is
+   computable at import: ``Constant`` nodes, ``Identity`` of an initializer
+   (an alias: its consumers read the initializer itself), ``Shape``/``Size``
+   of a tensor whose shape is known, and any node whose inputs are all
+   constant with a small output (at most :data:`FOLD_LIMIT` elements) — the
+   shape-computation subgraphs (``Shape -> Gather -> Unsqueeze -> Concat ->
+   Reshape``) of legacy exporters.  Inference and folding repeat until nothing
+   more folds, so a ``Reshape`` whose target was computed becomes known;
+4. warns (:class:`UnknownShapeWarning`) listing every tensor whose shape stays
+   unknown; such an output is costed as large as the operator's largest known
+   input (never a silent zero) and the warning says so.
+
+**Data type.**  The model's data type is that of the floating-point tensors
+(initializers and activations, weighted by element count), never that of an
+integer input such as ``input_ids``; ``dtype=`` overrides it (and costs every
+floating-point tensor at that type's size).
+
+**Parameters.**  Floating-point initializers are parameters.  Exporters
+duplicate tied weights (an embedding and the LM head that reuses it): two
+initializers with the same type and bytes, in the same shape or transposed (not uniform, so fresh
+all-ones LayerNorm scales are not merged) are one weight.  A weight is owned
+(counted in :attr:`OpGraph.params`) by its first reader; every other reader
+lists it in :attr:`Op.tied`, so each stage that reads it holds it in memory.
+
+**Fusion.**  :func:`fuse_by_prefix` groups operators whose node names share
+their first ``depth`` path components (``/bert/encoder/layer.0/...``), the
+module prefix PyTorch's exporter writes, into one layer each.
 
 Costs use the formulas of :mod:`pipesim.workloads.kernels`, with ``out`` the
 number of output elements:
@@ -24,30 +50,55 @@ data movement (Transpose, Concat, Gather…) 0 FLOPs, bytes only
 views (Reshape, Flatten, Squeeze…)         nothing
 =========================================  ==========================================
 
-Bytes are every input and output read or written once.  An operator not in
+Bytes are every input and output read or written once, except that a
+lookup or slice (``Gather``, ``Slice``…) reads from its data input only the
+elements it writes (an embedding lookup reads one row per token, not the
+table).  An operator not in
 these tables is costed by the bytes it moves, and one
 :class:`UnknownOperatorWarning` names every such operator type.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from pipesim.placement.formats import InputError
+from pipesim.errors import InputError, ModelSpecError
+from pipesim.hardware.devices import DTYPE_BYTES
 from pipesim.workloads.kernels import PER_ELEMENT
 from pipesim.workloads.opgraph import Kernel, Op, OpGraph
 
-__all__ = ["UnknownOperatorWarning", "import_onnx"]
+__all__ = [
+    "FOLD_LIMIT",
+    "OP_CLASSES",
+    "op_class",
+    "UnknownOperatorWarning",
+    "UnknownShapeWarning",
+    "fold_constants",
+    "fuse_by_prefix",
+    "import_onnx",
+    "load_onnx",
+    "model_dtype",
+    "prepare_onnx",
+]
+
+#: Largest output (elements) a node computed from constants may have to be folded at import.
+FOLD_LIMIT = 1 << 16
 
 
 class UnknownOperatorWarning(UserWarning):
     """Operators the importer has no FLOP formula for (costed by bytes moved)."""
+
+
+class UnknownShapeWarning(UserWarning):
+    """Tensors whose shape stays unknown after shape inference and folding."""
 
 
 _ELEMENTWISE = {
@@ -64,6 +115,8 @@ _MOVEMENT = {
     "Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "Cast", "Pad", "Expand", "Tile", "Resize",
     "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements",
 }
+#: Data movement that reads from its first input only the elements it writes.
+_PARTIAL_READS = {"Gather", "GatherElements", "GatherND", "Slice"}
 _VIEWS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Shape", "Dropout", "Size"}
 _PER_ELEMENT_OPS = {
     "BatchNormalization": PER_ELEMENT["batchnorm"],
@@ -77,12 +130,16 @@ _PER_ELEMENT_OPS = {
 _ELEM = {
     onnx.TensorProto.FLOAT: ("fp32", 4), onnx.TensorProto.DOUBLE: ("fp64", 8), onnx.TensorProto.FLOAT16: ("fp16", 2),
     onnx.TensorProto.BFLOAT16: ("bf16", 2), onnx.TensorProto.INT8: ("int8", 1), onnx.TensorProto.UINT8: ("int8", 1),
-    onnx.TensorProto.INT32: ("fp32", 4), onnx.TensorProto.INT64: ("fp64", 8), onnx.TensorProto.BOOL: ("int8", 1),
+    onnx.TensorProto.INT32: (None, 4), onnx.TensorProto.INT64: (None, 8), onnx.TensorProto.BOOL: (None, 1),
+    onnx.TensorProto.INT16: (None, 2), onnx.TensorProto.UINT16: (None, 2), onnx.TensorProto.UINT32: (None, 4),
+    onnx.TensorProto.UINT64: (None, 8),
 }
-
 
 #: Initializers of these types are trainable parameters (integer ones are shapes, indices, axes).
 _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+
+#: Nodes never folded: their value is not a function of their inputs.
+_NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
 def _shape(type_proto) -> tuple[int, ...] | None:
@@ -97,30 +154,223 @@ def _shape(type_proto) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def _load(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
-    if isinstance(source, onnx.ModelProto):
-        return source
+def _source_name(source) -> str | None:
+    return None if isinstance(source, onnx.ModelProto) else str(source)
+
+
+def _declared_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with graph outputs declared without a type or shape given their inferred ones.
+
+    The checker requires every graph output's shape, which hand-built models
+    often leave to inference (ONNX Runtime accepts them): only that omission
+    is forgiven.
+    """
+    if all(o.type.tensor_type.HasField("shape") for o in model.graph.output):
+        return model
     try:
-        return onnx.load(str(source))
-    except FileNotFoundError:
-        raise InputError(source, None, "no such file") from None
-    except Exception as exc:  # protobuf raises its own DecodeError for a non-ONNX file
-        raise InputError(source, None, f"not a readable ONNX model ({exc})") from None
+        inferred = shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # the checker will report what is wrong
+        return model
+    known = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for o in copy.graph.output:
+        if not o.type.tensor_type.HasField("shape"):
+            if o.name in known and known[o.name].type.tensor_type.HasField("shape"):
+                o.type.CopyFrom(known[o.name].type)
+            else:  # unknown rank: an empty dimension list with no meaning beyond "declared"
+                o.type.tensor_type.elem_type = o.type.tensor_type.elem_type or onnx.TensorProto.FLOAT
+                o.type.tensor_type.shape.SetInParent()
+    return copy
+
+
+def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True) -> onnx.ModelProto:
+    """Read an ONNX model (a copy when given one) and run ONNX's checker on it.
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, or the checker rejects the model
+        (the message is the checker's first line).
+    """
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto.FromString(source.SerializeToString())  # never modify the caller's model
+    else:
+        try:
+            model = onnx.load(str(source))
+        except FileNotFoundError:
+            raise InputError(source, None, "no such file") from None
+        except Exception as exc:  # protobuf raises its own DecodeError for a non-ONNX file
+            raise InputError(source, None, f"not a readable ONNX model ({exc})") from None
+    if check:
+        try:
+            onnx.checker.check_model(_declared_outputs(model))
+        except Exception as exc:  # ValidationError, and ValueError for models over 2 GB
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise InputError(_source_name(source), "onnx checker", f"rejects the model: {first}") from None
+    return model
+
+
+def _infer(model: onnx.ModelProto, source) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError and others for inconsistent models
+        raise InputError(_source_name(source), "shape inference", str(exc).strip().splitlines()[0]) from None
+
+
+def _static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...] | None]:
+    shapes = {info.name: _shape(info.type) for info in (*graph.input, *graph.value_info, *graph.output)}
+    shapes.update({t.name: tuple(t.dims) for t in graph.initializer})
+    return shapes
+
+
+def _evaluate(node: onnx.NodeProto, values: list[np.ndarray], opset: int) -> list[np.ndarray] | None:
+    from onnx.reference import ReferenceEvaluator
+
+    inputs = [x for x in node.input if x]
+    feeds = dict(zip(inputs, values))
+    graph = helper.make_graph(
+        [node], "fold", [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                         for x, v in feeds.items()],
+        [helper.make_tensor_value_info(y, onnx.TensorProto.UNDEFINED, None) for y in node.output if y],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    try:
+        return list(ReferenceEvaluator(model).run(None, feeds))
+    except Exception:  # an operator the reference evaluator lacks, or a bad model: leave the node in
+        return None
+
+
+def fold_constants(model: onnx.ModelProto, *, limit: int = FOLD_LIMIT) -> tuple[onnx.ModelProto, dict[str, str], int]:
+    """Fold what is computable at import (see the module docstring, step 3).
+
+    Returns
+    -------
+    model, aliases, folded
+        The model without the folded nodes (their needed outputs become
+        initializers), ``aliases`` mapping each ``Identity``-of-initializer
+        output to the initializer it names, and how many nodes were folded.
+        Run shape inference on ``model`` first: ``Shape`` folds only when its
+        input's shape is known.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from onnx import TensorProto, helper, numpy_helper
+    >>> x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3, 4])
+    >>> y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+    >>> idx = numpy_helper.from_array(np.array(0, np.int64), "i")
+    >>> nodes = [helper.make_node("Shape", ["X"], ["s"]), helper.make_node("Gather", ["s", "i"], ["n"]),
+    ...          helper.make_node("Relu", ["X"], ["Y"])]
+    >>> m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [idx]))
+    >>> folded, aliases, n = fold_constants(shape_inference.infer_shapes(m))
+    >>> n, [node.op_type for node in folded.graph.node]
+    (2, ['Relu'])
+    """
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    shapes = _static_shapes(graph)
+    init_names = {t.name for t in graph.initializer}
+    weights = {t.name for t in graph.initializer if t.data_type in _FLOATS and math.prod(t.dims) > 1}
+    values: dict[str, np.ndarray] = {}  # small constants known by value
+
+    def value(name: str) -> np.ndarray | None:
+        if name not in values and name in init_names:
+            t = next(t for t in graph.initializer if t.name == name)
+            if math.prod(t.dims) <= limit:
+                values[name] = numpy_helper.to_array(t)
+        return values.get(name)
+
+    aliases: dict[str, str] = {}
+    kept: list[onnx.NodeProto] = []
+    folded = 0
+    for node in graph.node:
+        ins = [aliases.get(x, x) for x in node.input]
+        for k, x in enumerate(ins):  # consumers of an alias read the initializer itself
+            node.input[k] = x
+        present = [x for x in ins if x]
+        out: list[np.ndarray] | None = None
+        if node.domain not in ("", "ai.onnx") or node.op_type in _NOT_FOLDABLE:
+            out = None
+        elif node.op_type == "Identity" and present and present[0] in init_names:
+            aliases[node.output[0]] = present[0]
+            folded += 1
+            continue
+        elif node.op_type == "Constant":
+            out = _evaluate(node, [], opset)
+        elif node.op_type in ("Shape", "Size") and present and shapes.get(present[0]) is not None:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            shape = np.array(shapes[present[0]], np.int64)
+            if node.op_type == "Size":
+                out = [np.array(math.prod(shapes[present[0]]), np.int64)]
+            else:
+                out = [shape[attrs.get("start", 0):attrs.get("end", len(shape))]]
+        elif present and not (set(present) & weights) and all(value(x) is not None for x in present):
+            # computations on weights (a transposed tied embedding) stay: they keep the weight's reader
+            known = [shapes.get(y) for y in node.output if y]
+            if all(s is not None and math.prod(s) <= limit for s in known):
+                out = _evaluate(node, [value(x) for x in present], opset)
+        if out is None or any(np.asarray(v).size > limit for v in out):
+            kept.append(node)
+            continue
+        for y, v in zip([y for y in node.output if y], out):
+            values[y] = np.asarray(v)
+        folded += 1
+
+    used = {x for node in kept for x in node.input} | {o.name for o in graph.output}
+    new_inits = [t for t in graph.initializer if t.name in used]
+    new_inits += [numpy_helper.from_array(values[y], y) for y in sorted(used & values.keys()) if y not in init_names]
+    outputs = list(graph.output)
+    for o in outputs:  # a graph output that is an alias keeps its name through an Identity
+        if o.name in aliases:
+            kept.append(helper.make_node("Identity", [aliases[o.name]], [o.name]))
+    new_graph = helper.make_graph(
+        kept, graph.name, list(graph.input), outputs, new_inits,
+        value_info=[v for v in graph.value_info if v.name in used or any(v.name in n.output for n in kept)],
+    )
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    result.graph.CopyFrom(new_graph)
+    return result, aliases, folded
+
+
+def model_dtype(graph: onnx.GraphProto) -> str:
+    """The data type of the model's floating-point tensors, weighted by elements (``fp32`` if none).
+
+    Integer tensors (``input_ids``, shapes, indices) never decide it.
+    """
+    weight: Counter[str] = Counter()
+    for t in graph.initializer:
+        if t.data_type in _FLOATS:
+            weight[_ELEM[t.data_type][0]] += math.prod(t.dims) or 1
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        elem = info.type.tensor_type.elem_type
+        if elem in _FLOATS:
+            shape = _shape(info.type)
+            weight[_ELEM[elem][0]] += math.prod(shape) if shape else 1
+    return weight.most_common(1)[0][0] if weight else "fp32"
 
 
 class _Tensors:
     """Shapes, element sizes and producers of the model's tensors."""
 
-    def __init__(self, graph: onnx.GraphProto):
+    def __init__(self, graph: onnx.GraphProto, dtype_override: str | None):
         self.shape: dict[str, tuple[int, ...] | None] = {}
         self.itemsize: dict[str, int] = {}
+        override = DTYPE_BYTES[dtype_override] if dtype_override else None
+
+        def size(elem: int) -> int:
+            if override and elem in _FLOATS:
+                return override
+            return _ELEM.get(elem, (None, 4))[1]
+
         for info in (*graph.input, *graph.value_info, *graph.output):
             self.shape[info.name] = _shape(info.type)
-            self.itemsize[info.name] = _ELEM.get(info.type.tensor_type.elem_type, ("fp32", 4))[1]
+            self.itemsize[info.name] = size(info.type.tensor_type.elem_type)
         self.initializers = {t.name: t for t in graph.initializer}
         for t in graph.initializer:
             self.shape[t.name] = tuple(t.dims)
-            self.itemsize[t.name] = _ELEM.get(t.data_type, ("fp32", 4))[1]
+            self.itemsize[t.name] = size(t.data_type)
 
     def elems(self, name: str) -> float:
         shape = self.shape.get(name)
@@ -128,6 +378,37 @@ class _Tensors:
 
     def nbytes(self, name: str) -> float:
         return self.elems(name) * self.itemsize.get(name, 4)
+
+
+#: Operator classes whose efficiencies ``pipesim hardware calibrate`` fits separately.
+OP_CLASSES = ("matmul", "conv", "elementwise", "normalization", "softmax", "pool", "reduction", "movement", "other")
+
+
+def op_class(op_type: str) -> str:
+    """The class of an ONNX operator type (see :data:`OP_CLASSES`).
+
+    Examples
+    --------
+    >>> op_class("Gemm"), op_class("Relu"), op_class("LayerNormalization"), op_class("Hardmax")
+    ('matmul', 'elementwise', 'normalization', 'other')
+    """
+    if op_type in ("MatMul", "Gemm", "MatMulInteger", "FusedMatMul"):
+        return "matmul"
+    if op_type in ("Conv", "ConvTranspose", "FusedConv"):
+        return "conv"
+    if op_type in ("BatchNormalization", "LayerNormalization", "InstanceNormalization"):
+        return "normalization"
+    if op_type in ("Softmax", "LogSoftmax"):
+        return "softmax"
+    if op_type in ("MaxPool", "AveragePool", "LpPool"):
+        return "pool"
+    if op_type in _REDUCTIONS:
+        return "reduction"
+    if op_type in _ELEMENTWISE:
+        return "elementwise"
+    if op_type in _MOVEMENT or op_type in _VIEWS:
+        return "movement"
+    return "other"
 
 
 def _flops(node: onnx.NodeProto, t: _Tensors, inputs: list[str], out: float) -> float | None:
@@ -158,39 +439,138 @@ def _flops(node: onnx.NodeProto, t: _Tensors, inputs: list[str], out: float) -> 
     return None
 
 
-def import_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, name: str | None = None) -> OpGraph:
-    """The operator graph of an ONNX model (see the module docstring)."""
-    model = _load(source)
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # never modify the caller's model
+def _canonical_weights(inits: dict[str, onnx.TensorProto]) -> dict[str, str]:
+    """Each float initializer -> the first initializer with the same type, shape and bytes (exporter duplicates)."""
+    seen: dict[tuple, str] = {}
+    canon: dict[str, str] = {}
+    for name, t in inits.items():
+        if t.data_type not in _FLOATS:
+            continue
+        array = numpy_helper.to_array(t)
+        if array.size < 2 or array.min() == array.max():  # uniform (fresh LayerNorm scales): not evidence of tying
+            canon[name] = name
+            continue
+        key = (t.data_type, tuple(t.dims), hashlib.sha1(array.tobytes()).hexdigest())
+        canon[name] = seen.setdefault(key, name)
+        if array.ndim == 2 and canon[name] == name:  # exporters store a tied LM head transposed
+            flipped = (t.data_type, tuple(t.dims)[::-1], hashlib.sha1(np.ascontiguousarray(array.T).tobytes()).hexdigest())
+            seen.setdefault(flipped, name)
+    return canon
+
+
+def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check: bool = True) -> onnx.ModelProto:
+    """The model as the importer costs it: checked, batch set, shapes inferred, constants folded.
+
+    Its nodes are exactly the operators of :func:`import_onnx`, in the same
+    order, each with a unique name (``{op_type}_{index}`` for an unnamed
+    node), so it is also the model that :mod:`pipesim.runtime` profiles and
+    cuts into stages: node ``i`` here is node ``i`` of the workload.
+
+    Examples
+    --------
+    >>> from pipesim.workloads.onnx_models import encoder_onnx
+    >>> m = prepare_onnx(encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8), batch=2)
+    >>> "Shape" in {n.op_type for n in m.graph.node}, m.graph.input[0].type.tensor_type.shape.dim[0].dim_value
+    (False, 2)
+    """
+    model = load_onnx(source, check=check)
     for info in model.graph.input:
         for d in info.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):
                 d.dim_value = batch
-    try:
-        model = shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as exc:  # onnx raises InferenceError and others for inconsistent models
-        raise InputError(source if not isinstance(source, onnx.ModelProto) else None, "shape inference", str(exc)) from None
+    model = _infer(model, source)
+    for _ in range(8):  # inference and folding feed each other: a folded Reshape target gives a shape
+        model, _aliases, folded = fold_constants(model)
+        model = _infer(model, source)
+        if not folded:
+            break
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+    return model
+
+
+def import_onnx(
+    source: str | Path | onnx.ModelProto,
+    *,
+    batch: int = 1,
+    name: str | None = None,
+    dtype: str | None = None,
+    check: bool = True,
+) -> OpGraph:
+    """The operator graph of an ONNX model (see the module docstring).
+
+    Parameters
+    ----------
+    source : path or onnx.ModelProto
+        The model (never modified).
+    batch : int
+        Value given to symbolic dimensions of the graph inputs.
+    name : str, optional
+        The graph's name (default: the file's stem, or the graph's name).
+    dtype : str, optional
+        Cost the model as this data type (``fp32``, ``fp16``…) instead of the
+        type of its floating-point tensors.
+    check : bool
+        Run ONNX's checker first.
+
+    Returns
+    -------
+    OpGraph
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a model the checker rejects, failed shape inference,
+        or an unknown ``dtype``.
+
+    Warns
+    -----
+    UnknownOperatorWarning, UnknownShapeWarning
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from onnx import TensorProto, helper, numpy_helper
+    >>> ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 4])
+    >>> y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+    >>> emb = numpy_helper.from_array(np.random.default_rng(0).random((10, 8), np.float32), "emb")
+    >>> m = helper.make_model(helper.make_graph([helper.make_node("Gather", ["emb", "ids"], ["Y"])], "g", [ids], [y], [emb]))
+    >>> g = import_onnx(m, batch=2)
+    >>> g.dtype, g.params, g.ops[0].output_bytes
+    ('fp32', 80, 256.0)
+    """
+    label_source = _source_name(source)
+    if dtype is not None and dtype not in DTYPE_BYTES:
+        raise InputError(label_source, "dtype", f"unknown data type {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
+    model = prepare_onnx(source, batch=batch, check=check)
     graph = model.graph
-    tensors = _Tensors(graph)
-    dtype = _ELEM.get(graph.input[0].type.tensor_type.elem_type, ("fp32", 4))[0] if graph.input else "fp32"
+    tensors = _Tensors(graph, dtype)
+    cost_dtype = dtype or model_dtype(graph)
     label = name or (Path(source).stem if isinstance(source, (str, Path)) else graph.name or "onnx")
+    canon = _canonical_weights(tensors.initializers)
 
-    for node in graph.node:  # fold constants: their outputs behave like initializers
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].type == onnx.AttributeProto.TENSOR:
-            value = numpy_helper.to_array(node.attribute[0].t)
-            tensors.shape[node.output[0]], tensors.itemsize[node.output[0]] = value.shape, value.itemsize
-
-    ops = OpGraph(label, dtype)
+    ops = OpGraph(label, cost_dtype)
     producer: dict[str, int] = {}
-    counted: set[str] = set()
+    owner: dict[str, int] = {}
+    readers: dict[str, set[int]] = {}
     unknown: Counter[str] = Counter()
-    missing_shapes: set[str] = set()
+    missing: dict[str, str] = {}
     for i, node in enumerate(graph.node):
-        if node.op_type == "Constant":
-            continue
         inputs = [x for x in node.input if x]
         outputs = [x for x in node.output if x]
-        missing_shapes.update(x for x in (*inputs, *outputs) if tensors.shape.get(x) is None)
+        for x in inputs:
+            if tensors.shape.get(x) is None:
+                missing.setdefault(x, "counted as empty")
+        known_in = max((tensors.elems(x) for x in inputs if tensors.shape.get(x) is not None), default=0.0)
+        for y in outputs:
+            if tensors.shape.get(y) is None:
+                # never a silent zero: an unknown output is as large as the largest known input
+                missing[y] = "estimated from the inputs" if known_in else "counted as empty"
+                if known_in and node.op_type not in _VIEWS | {"Shape", "Size"}:
+                    tensors.shape[y] = (int(known_in),)
         out_elems = sum(tensors.elems(x) for x in outputs)
         out_bytes = sum(tensors.nbytes(x) for x in outputs)
         moved = sum(tensors.nbytes(x) for x in inputs) + out_bytes
@@ -200,17 +580,28 @@ def import_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, name: s
             flops = 0.0
         if node.op_type in _VIEWS:
             moved = 0.0
-        params = 0
-        for x in inputs:
-            if x in tensors.initializers and x not in counted and tensors.initializers[x].data_type in _FLOATS:
-                counted.add(x)
-                params += int(tensors.elems(x))
+        elif node.op_type in _PARTIAL_READS and inputs:
+            # a lookup or a slice reads only what it writes from its data input (an embedding row per token),
+            # not the whole table, plus its small index inputs
+            moved = 2 * out_bytes + sum(tensors.nbytes(x) for x in inputs[1:])
+        params, tied = 0, []
+        for x in dict.fromkeys(inputs):
+            weight = canon.get(x)
+            if weight is None:
+                continue
+            readers.setdefault(weight, set()).add(i)
+            if weight not in owner:
+                owner[weight] = i
+                params += int(tensors.elems(weight))
+            elif owner[weight] != i:
+                tied.append((weight, int(tensors.elems(weight))))
         op = Op(
-            name=node.name or f"{node.op_type}_{i}",
-            kernels=(Kernel(float(flops), float(moved)),),
+            name=node.name,
+            kernels=(Kernel(float(flops), float(moved), op_class=op_class(node.op_type)),),
             params=params,
             output_bytes=out_bytes,
             stash_bytes=out_bytes,
+            tied=tuple(tied),
         )
         try:
             index = ops.add(op, sorted({producer[x] for x in inputs if x in producer}))
@@ -218,12 +609,52 @@ def import_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, name: s
             raise InputError(label, f"node {op.name}", f"nodes must be in topological order ({exc})") from None
         for x in outputs:
             producer[x] = index
+    ops.tied_owner = {w: owner[w] for w, r in readers.items() if len(r) > 1}
     if unknown:
         listed = ", ".join(f"{op} ({n})" for op, n in sorted(unknown.items()))
         warnings.warn(f"{label}: no FLOP formula for {listed}: costed by bytes moved only", UnknownOperatorWarning,
                       stacklevel=2)
-    if missing_shapes:
-        shown = ", ".join(sorted(missing_shapes)[:5])
-        warnings.warn(f"{label}: shape unknown after inference for {len(missing_shapes)} tensor(s) ({shown}…): "
-                      "counted as empty", UserWarning, stacklevel=2)
+    if missing:
+        names = sorted(missing)
+        shown = ", ".join(f"{x} ({missing[x]})" for x in names[:8])
+        more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+        warnings.warn(f"{label}: shape unknown after inference and folding for {len(names)} tensor(s): {shown}{more}",
+                      UnknownShapeWarning, stacklevel=2)
     return ops
+
+
+def fuse_by_prefix(ops: OpGraph, depth: int) -> OpGraph:
+    """Fuse operators whose names share their first ``depth`` path components into one layer each.
+
+    Node names such as ``/bert/encoder/layer.0/attention/self/query/MatMul``
+    are split on ``/``; the operator's module is every component but the last.
+    Consecutive operators (in topological order) of the same module prefix
+    form one layer, so a fused graph is always acyclic; an operator whose
+    module is shallower than ``depth`` is grouped by its whole module, and
+    one without a module (``/Constant_3``) stays alone.
+
+    Examples
+    --------
+    >>> g = OpGraph("m", "fp32")
+    >>> for i, n in enumerate(["/enc/l0/a/MatMul", "/enc/l0/b/Add", "/enc/l1/a/MatMul", "/head/Gemm"]):
+    ...     _ = g.add(Op(n, (Kernel(1.0, 1.0),)), [i - 1] if i else [])
+    >>> [op.name for op in fuse_by_prefix(g, 2).ops]
+    ['/enc/l0', '/enc/l1', '/head']
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ModelSpecError(f"fuse depth: must be a positive integer, got {depth!r}")
+    labelled = OpGraph(ops.name, ops.dtype, edges=list(ops.edges), tied_owner=dict(ops.tied_owner))
+    layer, previous = -1, None
+    for op in ops.ops:
+        module = [part for part in op.name.split("/") if part][:-1]
+        prefix = tuple(module[:depth]) if module else None
+        if prefix is None:
+            labelled.ops.append(Op(op.name, op.kernels, op.params, op.output_bytes, op.stash_bytes, None, op.tied))
+            previous = None
+            continue
+        if prefix != previous:
+            layer += 1
+            labelled.layer_names[layer] = "/" + "/".join(prefix)
+            previous = prefix
+        labelled.ops.append(Op(op.name, op.kernels, op.params, op.output_bytes, op.stash_bytes, layer, op.tied))
+    return labelled.by_layer()

@@ -5,7 +5,11 @@ Generators and the ONNX importer describe a model once, as operators with
 * ``kernels``: the device kernels the operator launches, each with its FLOPs
   and the bytes it reads and writes in device memory (a kernel may repeat:
   an LSTM's recurrent step runs once per time step);
-* ``params``: trainable parameters (elements);
+* ``params``: trainable parameters (elements) the operator owns;
+* ``tied``: weights the operator reads that another operator owns (a tied
+  embedding read again by a language-model head), as ``(name, elements)``:
+  they are held in memory wherever the operator runs (every stage that reads a
+  tied weight keeps a copy) but counted once in :attr:`OpGraph.params`;
 * ``output_bytes``: the bytes of the tensor(s) its consumers read — what a
   transfer between devices moves;
 * ``stash_bytes``: activation bytes kept for the backward pass when training
@@ -40,11 +44,12 @@ def require_positive_ints(config: object, names: Iterable[str]) -> None:
 
 @dataclass(frozen=True)
 class Kernel:
-    """One device kernel, run ``repeat`` times."""
+    """One device kernel, run ``repeat`` times; ``op_class`` picks fitted efficiencies (``matmul``, ``conv``…)."""
 
     flops: float
     bytes: float
     repeat: int = 1
+    op_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,12 @@ class Op:
     output_bytes: float = 0.0
     stash_bytes: float = 0.0
     layer: int | None = None
+    tied: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def resident_params(self) -> int:
+        """Parameters held in memory where the operator runs: its own and the tied ones it reads."""
+        return self.params + sum(n for _, n in self.tied)
 
     @property
     def flops(self) -> float:
@@ -74,6 +85,8 @@ class OpGraph:
     ops: list[Op] = field(default_factory=list)
     edges: list[tuple[int, int]] = field(default_factory=list)
     layer_names: dict[int, str] = field(default_factory=dict)
+    #: Tied weight name -> index of the operator that owns (counts) it.
+    tied_owner: dict[str, int] = field(default_factory=dict)
     #: what the generator knows that the operators do not say (e.g. a transformer's ``heads``, ``hidden``)
     attrs: dict[str, object] = field(default_factory=dict)
 
@@ -114,8 +127,11 @@ class OpGraph:
         order = list(groups)  # first-appearance order is topological for layered models
         index = {g: n for n, g in enumerate(order)}
         fused = OpGraph(self.name, self.dtype, layer_names=dict(self.layer_names), attrs=dict(self.attrs))
+        fused.tied_owner = {w: index[group_of[i]] for w, i in self.tied_owner.items()}
         for g in order:
             members = [self.ops[i] for i in groups[g]]
+            # a tied weight whose owner is fused into the same group is held once
+            tied = {w: n for op in members for w, n in op.tied if fused.tied_owner.get(w) != index[g]}
             inputs = sorted({index[group_of[s]] for s, d in self.edges if group_of[d] == g and group_of[s] != g})
             if any(i >= index[g] for i in inputs):
                 raise ModelSpecError(f"layer {g[1]!r} of {self.name!r} is fed by a later layer: cannot fuse by layer")
@@ -127,6 +143,7 @@ class OpGraph:
                     output_bytes=sum(self.ops[i].output_bytes for i in groups[g] if i in leaving),
                     stash_bytes=sum(op.stash_bytes for op in members),
                     layer=members[0].layer,
+                    tied=tuple(sorted(tied.items())),
                 ),
                 inputs,
             )

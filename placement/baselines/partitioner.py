@@ -39,6 +39,7 @@ from pipesim.placement.baselines.units import (
     result_from_assignment,
     units_of,
 )
+from pipesim.placement.devices import cap_counts
 from pipesim.placement.graph import Graph
 from pipesim.placement.result import PlacementResult
 from pipesim.placement.workload import Workload
@@ -173,11 +174,12 @@ def solve_partitioner(workload: Workload, *, seed: int = 0, device_class: str | 
     started = time.perf_counter()
     target = device_class if device_class is not None else workload.devices[0].name
     ordered = [workload.device_class(target)] + [dc for dc in workload.devices if dc.name != target]
+    ordered = list(cap_counts(ordered, len(workload.graph.color_classes)))  # more devices than classes stay empty
     devices = [(dc.name, i) for dc in ordered for i in range(dc.count)]
     if not devices:
         raise InfeasibleError("the workload has no devices")
     units = units_of(workload.graph, [dc.name for dc in workload.devices])
-    parts = workload.device_class(target).count
+    parts = ordered[0].count
     where = _metis_parts(workload.graph, units, target, parts, seed) if parts > 0 else [-1] * len(units)
     where = _repair(units, devices, where, workload, target)
     placement = {v: devices[where[u]] for u, unit in enumerate(units) for v in unit.nodes}

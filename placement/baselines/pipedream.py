@@ -36,7 +36,7 @@ from collections.abc import Collection, Hashable
 import networkx as nx
 from networkx.utils import UnionFind
 
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp import ProgressCallback, solve_dp
 from pipesim.placement.graph import Graph
 from pipesim.placement.result import FEASIBLE, OPTIMAL, PlacementResult
 from pipesim.placement.workload import Workload
@@ -140,7 +140,7 @@ def chain_constraints(
 
 
 def solve_pipedream(
-    workload: Workload, *, ignore_sources: Collection[int] = (), progress: bool = False
+    workload: Workload, *, ignore_sources: Collection[int] = (), progress: ProgressCallback | None = None
 ) -> PlacementResult:
     """The optimal split of the chain obtained by fusing biconnected components and linearising.
 

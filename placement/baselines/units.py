@@ -21,6 +21,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Graph
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, PlacementResult
@@ -97,17 +98,21 @@ def units_of(graph: Graph, device_classes: Sequence[str]) -> list[Unit]:
 
 
 def devices_of(workload: Workload) -> list[Device]:
-    """Every device of the workload, class by class, as ``(class, index)``.
+    """Every device of the workload that a placement can use, class by class, as ``(class, index)``.
+
+    Counts are capped at the number of colour classes (:func:`~pipesim.placement.devices.cap_counts`).
 
     Examples
     --------
     >>> from pipesim.placement.devices import paper_devices
     >>> from pipesim.placement.graph import Graph, Node
     >>> from pipesim.placement.workload import Workload
-    >>> devices_of(Workload(Graph([Node(1, {"cpu": 1.0})], []), paper_devices(2, 1, 8.0)))
+    >>> devices_of(Workload(Graph([Node(1, {"cpu": 1.0}), Node(2, {"cpu": 1.0})], []), paper_devices(2, 1, 8.0)))
     [('accelerator', 0), ('accelerator', 1), ('cpu', 0)]
+    >>> devices_of(Workload(Graph([Node(1, {"cpu": 1.0})], []), paper_devices(10**9, 1, 8.0)))  # one class: one device each
+    [('accelerator', 0), ('cpu', 0)]
     """
-    return [(dc.name, i) for dc in workload.devices for i in range(dc.count)]
+    return [(dc.name, i) for dc in cap_counts(workload.devices, len(workload.graph.color_classes)) for i in range(dc.count)]
 
 
 def result_from_assignment(

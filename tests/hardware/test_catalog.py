@@ -112,3 +112,18 @@ def test_user_yaml_file_uses_builtin_devices(tmp_path):
     bad.write_text("systems: {b: {classes: [{name: g, device: v100, count: 1, host_link: {bandwidth: 2 parsecs}}]}}")
     with pytest.raises(HardwareError, match=r"bad.yaml: systems.b.classes\[0\].host_link.bandwidth"):
         load_system(bad)
+
+
+def test_a_system_names_how_its_transfers_are_priced(tmp_path):
+    import pytest as _pytest
+
+    from pipesim.hardware.catalog import load_system as _load
+    from pipesim.hardware.units import HardwareError as _HardwareError
+
+    path = tmp_path / "box.yaml"
+    path.write_text("systems:\n  box:\n    transfers: host\n    classes:\n"
+                    "      - {name: a100, device: a100-80gb, count: 2, host_link: pcie4-x16, peer_link: nvlink3}\n")
+    assert _load(path).transfer_links() == {"a100": (_load("a100x8").group("a100").host_link,)}
+    path.write_text(path.read_text().replace("transfers: host", "transfers: nvlink"))
+    with _pytest.raises(_HardwareError, match="transfers"):
+        _load(path)

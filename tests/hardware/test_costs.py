@@ -82,3 +82,18 @@ def test_device_validation_names_the_field(changes, field):
     with pytest.raises(HardwareError) as info:
         Device("gpu", **fields)
     assert info.value.field == field
+
+
+def test_training_recipes_match_practice():
+    from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, training_bytes_per_param
+
+    assert DEFAULT_TRAINING_OPTIMIZER == "mixed-adam"
+    # fp16 weights 2 + fp16 grads 2 + fp32 master 4 + two fp32 moments 8 (ZeRO §3.1)
+    assert training_bytes_per_param("fp16", "mixed-adam") == training_bytes_per_param("bf16", "mixed-adam") == 16
+    assert training_bytes_per_param("fp32", "fp32-adam") == 16
+    assert training_bytes_per_param("fp32", "sgd-momentum") == 12
+    assert node_memory(1000, "fp16", training=True) == 16000
+    assert node_memory(1000, "fp16", training=True, stashed_activations=50, microbatches_in_flight=4) == 16200
+    # update: reads w, g, master, states; writes w, master, states
+    assert optimizer_bytes(10, "fp16", "mixed-adam") == (2 * 2 + 2 + 2 * 4 + 2 * 2 * 4) * 10
+    assert optimizer_flops(10, "sgd-momentum") == 40

@@ -187,3 +187,20 @@ def test_whatif_takes_sizes_for_memory_and_bandwidths_for_links(tmp_path, capsys
     assert main(["hardware", "show", "a100x8", "--whatif", "a100.memory=40GB", "--whatif", "a100.link=25GB/s", "--json"]) == 0
     a100 = next(g for g in _json(capsys)["classes"] if g["name"] == "a100")
     assert a100["device"]["memory"] == 40e9 and a100["host_link"]["bandwidth"] == 25e9
+
+
+def test_generated_native_workloads_take_compute_edits(tmp_path, capsys):
+    """Seen: 'needs FLOPs and bytes … regenerate' on a workload pipesim itself generated."""
+    out = tmp_path / "gen.json"
+    assert main(["graph", "generate", "transformer", "--layers", "2", "--hidden", "256", "--heads", "4", "--seq", "128",
+                 "--batch", "8", "--hardware", "mixed-a100x4-v100x4", "-o", str(out)]) == 0
+    fast = tmp_path / "fast.json"
+    assert main(["graph", "whatif", str(out), "--whatif", "a100.compute=2", "-o", str(fast)]) == 0
+    regenerated = tmp_path / "regen.json"
+    assert main(["graph", "generate", "transformer", "--layers", "2", "--hidden", "256", "--heads", "4", "--seq", "128",
+                 "--batch", "8", "--hardware", "mixed-a100x4-v100x4", "--whatif", "a100.compute=2", "-o",
+                 str(regenerated)]) == 0
+    edited, direct = (json.loads(p.read_text()) for p in (fast, regenerated))
+    for a, b in zip(edited["nodes"], direct["nodes"]):
+        assert a["time"]["a100"] == pytest.approx(b["time"]["a100"], rel=1e-9)
+        assert a["time"]["v100"] == pytest.approx(b["time"]["v100"], rel=1e-9)

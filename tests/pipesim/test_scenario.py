@@ -261,3 +261,16 @@ def test_bad_overrides_are_input_errors(capsys):
     assert main(["run", path, "--set", "simulate.microbatches=none"]) == 2
     err = capsys.readouterr().err
     assert "field path" in err and "simulate.microbatches" in err and "Traceback" not in err
+
+
+def test_issue15_keys_reach_the_import_the_memory_model_and_the_links(tmp_path):
+    onnx_model = REPO / "scenarios" / "examples" / "encoder-small.onnx"
+    data = {"model": {"onnx": str(onnx_model), "params": {"batch": 2, "dtype": "fp16", "fuse_depth": 2},
+                      "training": True, "optimizer": "sgd-momentum"},
+            "hardware": {"preset": "a100x8", "transfers": "host"}}
+    s = scenario_from_data(data, tmp_path / "s.yaml")
+    assert s.optimizer == "sgd-momentum" and s.system.transfers == "host" and s.ops.dtype == "fp16"
+    unfused = scenario_from_data({**data, "model": {**data["model"], "params": {"batch": 2}}}, tmp_path / "s.yaml")
+    assert len(s.ops.ops) < len(unfused.ops.ops)
+    problems = _problems({**data, "model": {**data["model"], "optimizer": "lion"}})
+    assert "mixed-adam" in problems["model.optimizer"]

@@ -132,4 +132,21 @@ def test_training_adds_backward_and_update_nodes():
     assert update.name == "a.update" and update.flops == 12 * 1000
     assert fwd.memory == 1000 * 2 * 4 + 8e6  # weights, grads, 2 Adam states (fp16) + stash
     assert (3, 2) in {(e.source, e.dest) for e in g.edges}  # gradients flow backwards
-    assert g.nodes[3].transfer["a100"] == pytest.approx(transfer_time(8e6, system.group("a100").host_link) / TIME_UNIT)
+    # the A100s share an NVSwitch domain: GPU-to-GPU gradients move over NVLink 3
+    assert g.nodes[3].transfer["a100"] == pytest.approx(transfer_time(8e6, system.group("a100").peer_link) / TIME_UNIT)
+
+
+def test_links_as_the_hardware_has_them():
+    from dataclasses import replace
+
+    ops = _one_op_graph(1e12, 1e9, 8e6, 1000)
+    a100x8 = load_system("a100x8")
+    nvlink, pcie = a100x8.group("a100").peer_link, a100x8.group("a100").host_link
+    peer = lower(ops, a100x8).graph.nodes[0].transfer
+    assert peer == {"a100": pytest.approx(transfer_time(8e6, nvlink) / TIME_UNIT),
+                    "cpu": pytest.approx(transfer_time(8e6, pcie) / TIME_UNIT)}  # the host core's tensors cross PCIe
+    host = lower(ops, replace(a100x8, transfers="host")).graph.nodes[0].transfer
+    assert host == {"a100": pytest.approx(transfer_time(8e6, pcie) / TIME_UNIT)}  # the paper's model
+    # two accelerator classes: tensors between them go through the host
+    mixed = load_system("mixed-a100x4-v100x4")
+    assert not mixed.peer_domain and set(lower(ops, mixed).graph.nodes[0].transfer) == {"a100", "v100"}

@@ -100,3 +100,24 @@ def test_import_onnx_and_whatif(tmp_path, capsys):
     assert after["nodes"][0]["fpgaLatency"] == before["nodes"][0]["fpgaLatency"] / 4
     assert main(["graph", "import", str(tmp_path / "none.onnx"), "-o", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_graph_import_dtype_fusion_and_checker_errors(tmp_path, capsys):
+    from pipesim.workloads.onnx_models import encoder_onnx
+
+    path = tmp_path / "enc.onnx"
+    onnx.save(encoder_onnx(layers=2, hidden=16, heads=2, seq=4, vocab=32, tied_head=True), str(path))
+    out = tmp_path / "enc.json"
+    assert main(["graph", "import", str(path), "--batch", "2", "--fuse-depth", "3", "--json", "-o", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["nodes"] < 20  # fused by module: embeddings, attention, intermediate, output per layer, head
+    assert main(["graph", "import", str(path), "--dtype", "fp16", "--json", "-o", str(out)]) == 0
+    half = json.loads(capsys.readouterr().out)["total_memory"]
+    assert main(["graph", "import", str(path), "--json", "-o", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["total_memory"] == 2 * half  # fp32 weights, not int64 ids
+    bad = helper.make_model(helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "g", [],
+                                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])]))
+    onnx.save(bad, str(tmp_path / "bad.onnx"))
+    assert main(["graph", "import", str(tmp_path / "bad.onnx"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "onnx checker: rejects the model" in err

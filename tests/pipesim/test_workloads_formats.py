@@ -112,7 +112,7 @@ def test_whatif_on_given_times(shared_workloads):
     "texts, message",
     [
         (["gpu.speed=2"], "what-if.gpu: no device class 'gpu'"),
-        (["accelerator.compute=2"], "what-if.accelerator.compute: needs FLOPs"),
+        (["accelerator.compute=2"], "what-if.accelerator.compute: needs each node's FLOPs"),
         (["accelerator.device=h100-sxm"], "what-if.accelerator.device"),
     ],
 )

@@ -121,3 +121,99 @@ def test_bad_files_are_input_errors(tmp_path):
     junk.write_bytes(b"this is not a protobuf \xff\xfe")
     with pytest.raises(InputError, match="junk.onnx"):
         import_onnx(junk)
+
+
+# --- faithful import (issue 15) ------------------------------------------------------------------
+
+from pipesim.placement.evaluate import evaluate  # noqa: E402
+from pipesim.placement.split import Split  # noqa: E402
+from pipesim.workloads.onnx_import import UnknownShapeWarning, fuse_by_prefix  # noqa: E402
+from pipesim.workloads.onnx_models import encoder_onnx, resnet_onnx  # noqa: E402
+
+
+def _quiet_import(model, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return import_onnx(model, **kw)
+
+
+def test_an_int64_input_transformer_costs_as_its_float_weights():
+    fp32 = _quiet_import(encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8), batch=2)
+    assert fp32.dtype == "fp32"
+    fp16 = _quiet_import(encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8, float16=True), batch=2)
+    assert fp16.dtype == "fp16"
+    # activations are costed at the float size: the embedding's output is [2, 4, 16] floats
+    assert fp32.ops[0].output_bytes == 2 * 4 * 16 * 4 and fp16.ops[0].output_bytes == 2 * 4 * 16 * 2
+    # the lookup reads one embedding row per token (and the int64 ids), not the whole table
+    assert fp32.ops[0].bytes == 2 * (2 * 4 * 16 * 4) + 2 * 4 * 8
+    a100 = load_system("a100x8")
+    mem32 = lower(fp32, a100).graph.total_memory
+    assert lower(fp16, a100).graph.total_memory == mem32 / 2  # weights at 2 bytes, not 8 (int64)
+
+
+def test_dtype_override_costs_every_float_tensor_at_that_size():
+    ops = _quiet_import(encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8), batch=2, dtype="fp16")
+    assert ops.dtype == "fp16"
+    assert ops.ops[0].output_bytes == 2 * 4 * 16 * 2
+    with pytest.raises(InputError, match="dtype"):
+        import_onnx(encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8), dtype="fp13")
+
+
+def test_a_shape_subgraph_and_identity_of_an_initializer_fold_at_import():
+    model = encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8, legacy_shapes=True)
+    plain = encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=8, legacy_shapes=False)
+    legacy_ops = [n.op_type for n in model.graph.node]
+    assert {"Shape", "Gather", "Unsqueeze", "Concat", "Identity"} <= set(legacy_ops)
+    folded = _quiet_import(model, batch=2)
+    reference = _quiet_import(plain, batch=2)
+    # the legacy graph costs exactly like the one whose Reshape targets are constants
+    assert len(folded.ops) == len(reference.ops)
+    assert not any(name.split("/")[-1].startswith(("Shape", "Unsqueeze", "Concat", "Identity"))
+                   for name in (op.name for op in folded.ops))
+    assert folded.flops == reference.flops and folded.params == reference.params
+    assert [op.bytes for op in folded.ops] == [op.bytes for op in reference.ops]
+
+
+def test_unknown_shapes_are_listed_and_never_costed_as_silent_zeros():
+    # NonZero's output length depends on the data: inference cannot know it
+    nodes = [helper.make_node("NonZero", ["X"], ["nz"], name="nz"), helper.make_node("Cast", ["nz"], ["c"], to=1, name="cast"),
+             helper.make_node("Relu", ["c"], ["Y"], name="relu")]
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [4, 5])
+    with pytest.warns(UnknownShapeWarning, match=r"nz \(estimated from the inputs\)"):
+        with pytest.warns(UnknownOperatorWarning, match="NonZero"):
+            ops = import_onnx(_model(nodes, [x], []))
+    assert all(op.bytes > 0 for op in ops.ops)
+
+
+def test_a_tied_weight_counts_on_both_stages_and_its_duplicate_once():
+    model = encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=32, tied_head=True)
+    ops = _quiet_import(model, batch=2)
+    untied = _quiet_import(encoder_onnx(layers=1, hidden=16, heads=2, seq=4, vocab=32), batch=2)
+    assert ops.params == untied.params  # the exporter's transposed duplicate is the same weight
+    head = ops.ops[-1]
+    assert head.params == 0 and head.tied == (("embeddings.word_embeddings.weight", 32 * 16),)
+    system = load_system("a100x8")
+    workload = lower(ops, system)
+    n = len(ops.ops)
+    split = Split.from_lists({"a100": [set(range(n - 1)), {n - 1}], "cpu": [set()]})
+    loads = {d.name: d for d in evaluate(workload.graph, workload.devices, split).devices}
+    assert loads["a100[1]"].memory == 32 * 16 * 4  # the LM-head stage holds the embedding too
+    assert loads["a100[0]"].memory == untied.params * 4
+    # fused into one layer with its owner, the tied weight is held once
+    one = fuse_by_prefix(ops, 1)
+    assert sum(op.resident_params for op in one.ops) == ops.params + 32 * 16
+
+
+def test_fusion_by_module_prefix_of_imported_node_names():
+    ops = _quiet_import(resnet_onnx(blocks=(1, 1), width=4, image=16, classes=3), batch=1)
+    fused = fuse_by_prefix(ops, 1)
+    assert [op.name for op in fused.ops] == ["/conv1", "/maxpool", "/layer1", "/layer2", "/avgpool", "/flatten", "/fc"]
+    assert fused.flops == ops.flops and fused.params == ops.params
+
+
+def test_models_the_checker_rejects_are_input_errors(tmp_path):
+    bad = _model([helper.make_node("Relu", ["X"], ["Y"])], [], [])  # X is never defined
+    path = tmp_path / "bad.onnx"
+    onnx.save(bad, str(path))
+    with pytest.raises(InputError, match=r"bad.onnx: onnx checker: rejects the model"):
+        import_onnx(path)

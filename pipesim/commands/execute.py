@@ -1,0 +1,98 @@
+"""``pipesim execute MODEL.onnx SPLIT.json``: run a split for real, beside its prediction and simulation.
+
+Cuts the model into one sub-model per stage (written to ``--stages DIR``),
+runs each in its own process pinned to a core with ONNX Runtime (one thread),
+streams ``--microbatches`` through shared-memory rings, and prints the
+measured time per microbatch, latency and per-stage busy time beside the
+prediction (``evaluate`` on the profiled workload) and the simulation.  The
+workload is ``--workload W.json`` (from ``pipesim profile``) or, without it,
+a profile made first.  See :mod:`pipesim.runtime.pipeline`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from pipesim.commands.common import console, count, load_workload, print_json
+from pipesim.errors import InputError, require_extra
+from pipesim.placement.formats import read_split
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("execute", help="run a split of an ONNX model as a real pipeline of processes")
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("split", help="split file (pipesim solve -o) of the model's profiled workload")
+    p.add_argument("--workload", help="the profiled workload (pipesim profile -o); default: profile now")
+    p.add_argument("--microbatches", type=count, default=40, help="microbatches streamed (default 40)")
+    p.add_argument("--batch", type=count, help="samples per microbatch (default: the workload's, else 1)")
+    p.add_argument("--inputs", default="random", help="'random' or an .npz file of input arrays (one microbatch)")
+    p.add_argument("--stages", metavar="DIR", help="write the stage sub-models here (default: SPLIT.stages/ beside the split file)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run)
+
+
+def _batch_of(path: str | None) -> int | None:
+    if path is None:
+        return None
+    import json
+
+    data = json.loads(Path(path).read_text())
+    return data.get("profile", {}).get("batch") if isinstance(data, dict) else None
+
+
+def _inputs(spec: str) -> list[dict[str, np.ndarray]] | None:
+    if spec == "random":
+        return None
+    try:
+        with np.load(spec) as data:
+            return [{k: data[k] for k in data.files}]
+    except FileNotFoundError:
+        raise InputError(spec, None, "no such file") from None
+    except Exception as exc:  # numpy raises several kinds for a non-npz file
+        raise InputError(spec, None, f"not an .npz file of input arrays ({exc})") from None
+
+
+def table(result) -> Table:
+    t = Table(title=f"{result.model}: {len(result.stages)} stages, batch {result.batch}, "
+                    f"{result.microbatches} microbatches (ms)")
+    for col in ("", "predicted", "simulated", "measured", "measured CPU"):
+        t.add_column(col, justify="right" if col else "left")
+    t.add_row("time per microbatch", f"{result.predicted_time_per_sample:.4g}",
+              f"{result.simulated_time_per_sample:.4g}", f"{result.measured_time_per_sample:.4g}", "")
+    t.add_row("latency", "", f"{result.simulated_latency:.4g}", f"{result.measured_latency:.4g}", "")
+    for s in result.stages:
+        t.add_row(f"stage {s['stage']} busy ({s['device']}, core {s['core']}, {s['nodes']} nodes)",
+                  f"{s['predicted_load']:.4g}", "", f"{s['measured_busy']:.4g}", f"{s['measured_busy_cpu']:.4g}")
+    return t
+
+
+def run(args) -> int:
+    require_extra("onnx", "onnx")
+    require_extra("onnxruntime", "onnx")
+    from pipesim.runtime.pipeline import execute
+    from pipesim.runtime.profile import profile_to_workload
+    from pipesim.workloads.onnx_import import prepare_onnx
+
+    batch = args.batch or _batch_of(args.workload) or 1
+    if args.workload:
+        workload = load_workload(args.workload)
+        model = prepare_onnx(args.model, batch=batch)
+    else:
+        console.print("no --workload: profiling the model first", style="dim") if not args.json else None
+        _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
+    split = read_split(Path(args.split))
+    stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
+    result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
+                     stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
+    if args.json:
+        print_json(result.to_dict())
+        return 0 if result.outputs_match else 1
+    console.print(table(result))
+    console.print(f"prediction error {result.error:+.1%}; outputs {'match' if result.outputs_match else 'DIFFER'} "
+                  f"(max |difference| {result.max_abs_difference:.2g}); load average "
+                  f"{result.load_average[0]:.2f} -> {result.load_average[1]:.2f}")
+    console.print(f"stage models written to {stage_dir}/")
+    return 0 if result.outputs_match else 1

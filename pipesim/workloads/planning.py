@@ -19,9 +19,9 @@ Piper's files give these; for a model pipesim generates (an
 * **degrees**: ``t`` divides the devices of a node and, for transformers, the
   attention heads (each device keeps whole heads); other models get ``t = 1``;
 * **memory** per device: ``b`` = 16 bytes per parameter ÷ ``t`` (mixed-precision
-  Adam: fp16 weights and gradients, fp32 master weights and two moments;
-  Rajbhandari et al. 2020, §3.1), ``a`` = the activations the layer stashes per
-  microbatch ÷ ``t``;
+  Adam, :data:`OPTIMIZER`: fp16 weights and gradients, fp32 master weights and
+  two moments; Rajbhandari et al. 2020, §3.1), ``a`` = the activations the layer
+  stashes per microbatch ÷ ``t``;
 * **recomputation** (configuration ``"activation recomp"``): the layer keeps only
   its input (``a`` = input bytes, not split) and runs its forward pass again
   in the backward pass;
@@ -38,15 +38,16 @@ from __future__ import annotations
 
 from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
-from pipesim.hardware.costs import BACKWARD_FACTOR, kernel_time
+from pipesim.hardware.costs import BACKWARD_FACTOR, kernel_time, training_bytes_per_param
 from pipesim.hardware.devices import dtype_bytes
 from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
 from pipesim.workloads.opgraph import Op, OpGraph
 
-__all__ = ["ADAM_BYTES_PER_PARAMETER", "VANILLA", "RECOMPUTE", "planning_workload", "tensor_parallel_degrees"]
+__all__ = ["OPTIMIZER", "VANILLA", "RECOMPUTE", "planning_workload", "tensor_parallel_degrees"]
 
-#: mixed-precision Adam: 2 (fp16 weights) + 2 (fp16 gradients) + 4 (fp32 master) + 8 (two fp32 moments)
-ADAM_BYTES_PER_PARAMETER = 16
+#: the training recipe of the states: mixed-precision Adam, 16 bytes per parameter
+#: (:func:`pipesim.hardware.costs.training_bytes_per_param`)
+OPTIMIZER = "mixed-adam"
 VANILLA, RECOMPUTE = "vanilla", "activation recomp"
 
 
@@ -68,7 +69,8 @@ def tensor_parallel_degrees(ops: OpGraph, node: NodeType) -> list[int]:
 
 
 def _time(op: Op, device, dtype: str, t: int, scale: float = 1.0) -> float:
-    return sum(k.repeat * kernel_time(k.flops * scale / t, k.bytes * scale / t, device, dtype) for k in op.kernels)
+    return sum(k.repeat * kernel_time(k.flops * scale / t, k.bytes * scale / t, device, dtype, k.op_class)
+               for k in op.kernels)
 
 
 def _ring(nbytes: float, t: int, link) -> float:
@@ -132,6 +134,7 @@ def planning_workload(
     node = cluster.nodes[0][0]
     device, fabric, dtype = node.device, node.fabric, fused.dtype
     e = dtype_bytes(dtype)
+    per_param = training_bytes_per_param(dtype, OPTIMIZER)
     degrees = tensor_parallel_degrees(fused, node)
     inputs: dict[int, float] = {i: 0.0 for i in range(len(fused.ops))}
     for s, d in fused.edges:
@@ -147,7 +150,7 @@ def planning_workload(
             forward = _time(op, device, dtype, t)
             time = forward * (1 + BACKWARD_FACTOR) + (reductions * _ring(width, t, fabric) if op.params else 0.0)
             grads = op.params / t * e
-            states = ADAM_BYTES_PER_PARAMETER * op.params / t
+            states = per_param * op.params / t
             configs = [Configuration(VANILLA, time, grads, op.stash_bytes / t, states)]
             keep = inputs[i] or op.output_bytes
             if recompute and op.stash_bytes / t > keep:

@@ -161,6 +161,61 @@ def _prepare_layers(w: PlanningWorkload, degrees: list[int], recompute: bool) ->
                    base_id=base_id, alt_id=alt_id, win=win, wout=wout)
 
 
+@dataclass
+class _Tables:
+    """Per-tail sums and the (tail, sub-tail) pairs the DPs run over (shared by both objectives)."""
+
+    successors: list
+    ideals: Ideals
+    member: np.ndarray
+    sup_cnt: np.ndarray   # (tails, T) layers with a configuration at t
+    P: np.ndarray         # (tails, T) Σ fastest time
+    A: np.ndarray         # Σ a
+    B: np.ndarray         # Σ b
+    W: np.ndarray         # Σ parameter bytes
+    IN: np.ndarray        # bytes of the edges entering the tail, priced by their heads
+    OUT: np.ndarray       # ... priced by their tails
+    entering_ptr: np.ndarray
+    entering_edge: np.ndarray
+    entering_src: np.ndarray
+    cap: float            # the memory limit with its tolerance
+    px: np.ndarray        # pairs (X, Y), Y ⊊ X, sorted by X
+    py: np.ndarray
+
+
+def _tables(workload: PlanningWorkload, layers: _Layers, T: int, ideal_limit: int) -> _Tables:
+    n = len(workload.layers)
+    index = {layer.id: i for i, layer in enumerate(workload.layers)}
+    successors: list[list[int]] = [[] for _ in range(n)]
+    for e in workload.edges:
+        successors[index[e.source]].append(index[e.dest])
+    # Tails (successor-closed sets) are the ideals of the reversed graph.
+    ideals: Ideals = enumerate_ideals(n, successors, limit=ideal_limit)
+    member = ideals.membership()
+    sums = ideals.accumulate(
+        np.concatenate([layers.supported.astype(float), layers.time, layers.mem_a, layers.mem_b, layers.params], axis=1)
+    )
+    sup_cnt = np.rint(sums[:, :T]).astype(np.int64)
+    P, A, B, W = (np.ascontiguousarray(sums[:, T * k : T * (k + 1)]) for k in range(1, 5))
+    # entering-edge sums of a tail: Σ_{v∈X} (in-weights) − Σ_{u∈X} (out-weights)
+    src = np.array([index[e.source] for e in workload.edges], dtype=np.int64)
+    dst = np.array([index[e.dest] for e in workload.edges], dtype=np.int64)
+    per_node_in = np.zeros((n, T))
+    per_node_out = np.zeros((n, T))
+    np.add.at(per_node_in, dst, layers.win)
+    np.add.at(per_node_in, src, -layers.win)
+    np.add.at(per_node_out, dst, layers.wout)
+    np.add.at(per_node_out, src, -layers.wout)
+    entering = member[:, dst] & ~member[:, src]  # (ideals, edges): edge enters the tail
+    entering_ptr, entering_edge = _csr(entering)
+    cap = workload.memory * (1 + MEMORY_TOLERANCE / 2)
+    key_all = ideals.accumulate(layers.min_memory[:, None])[:, 0]
+    # a tail's least memory can exceed a sub-tail's by rounding only when equal: widen by a hair
+    px, py = _pairs(ideals.bits, key_all, cap * (1 + 1e-12))
+    return _Tables(successors, ideals, member, sup_cnt, P, A, B, W, ideals.accumulate(per_node_in),
+                   ideals.accumulate(per_node_out), entering_ptr, entering_edge, src[entering_edge], cap, px, py)
+
+
 # --------------------------------------------------------------------------- kernels
 
 
@@ -583,7 +638,7 @@ def solve_plan(
     ('optimal', 2.0, 4)
     """
     started = time.perf_counter()
-    K, N, M, BW = workload.devices, workload.microbatches, workload.memory, workload.bandwidth
+    K, N, BW = workload.devices, workload.microbatches, workload.bandwidth
     tmax = K if max_tensor_parallel is None else min(K, max_tensor_parallel)
     degrees = [t for t in workload.degrees if t <= tmax and (tensor_parallel or t == 1)]
     smax = min(N, K)
@@ -596,42 +651,13 @@ def solve_plan(
     if not degrees:
         return infeasible("no tensor-parallel degree is allowed")
     layers = _prepare_layers(workload, degrees, recompute)
-    n = len(workload.layers)
-    index = {layer.id: i for i, layer in enumerate(workload.layers)}
-    successors: list[list[int]] = [[] for _ in range(n)]
-    for e in workload.edges:
-        successors[index[e.source]].append(index[e.dest])
-    # Tails (successor-closed sets) are the ideals of the reversed graph.
-    ideals: Ideals = enumerate_ideals(n, successors, limit=ideal_limit)
-    member = ideals.membership()
-    stats["ideals"] = len(ideals)
-
-    sums = ideals.accumulate(
-        np.concatenate([layers.supported.astype(float), layers.time, layers.mem_a, layers.mem_b, layers.params], axis=1)
-    )
     T = len(degrees)
-    sup_cnt = np.rint(sums[:, :T]).astype(np.int64)
-    P, A, B, W = (np.ascontiguousarray(sums[:, T * k : T * (k + 1)]) for k in range(1, 5))
-    # entering-edge sums of a tail: Σ_{v∈X} (in-weights) − Σ_{u∈X} (out-weights)
-    src = np.array([index[e.source] for e in workload.edges], dtype=np.int64)
-    dst = np.array([index[e.dest] for e in workload.edges], dtype=np.int64)
-    per_node_in = np.zeros((n, T))
-    per_node_out = np.zeros((n, T))
-    np.add.at(per_node_in, dst, layers.win)
-    np.add.at(per_node_in, src, -layers.win)
-    np.add.at(per_node_out, dst, layers.wout)
-    np.add.at(per_node_out, src, -layers.wout)
-    IN = ideals.accumulate(per_node_in)
-    OUT = ideals.accumulate(per_node_out)
-    entering = member[:, dst] & ~member[:, src]  # (ideals, edges): edge enters the tail
-    entering_ptr, entering_edge = _csr(entering)
-    entering_src = src[entering_edge]
-
-    cap = M * (1 + MEMORY_TOLERANCE / 2)
-    key_all = ideals.accumulate(layers.min_memory[:, None])[:, 0]
-    # a tail's least memory can exceed a sub-tail's by rounding only when equal: widen by a hair
-    px, py = _pairs(ideals.bits, key_all, cap * (1 + 1e-12))
-    stats["pairs"] = len(px)
+    tb = _tables(workload, layers, T, ideal_limit)
+    successors, ideals, member = tb.successors, tb.ideals, tb.member
+    sup_cnt, P, A, B, W, IN, OUT = tb.sup_cnt, tb.P, tb.A, tb.B, tb.W, tb.IN, tb.OUT
+    entering_ptr, entering_edge, entering_src = tb.entering_ptr, tb.entering_edge, tb.entering_src
+    cap, px, py = tb.cap, tb.px, tb.py
+    stats.update(ideals=len(ideals), pairs=len(px))
     prepared = time.perf_counter()
 
     work_node = np.where(layers.supported, layers.time * layers.degrees[None, :], np.inf).min(axis=1)
@@ -849,11 +875,8 @@ def plan(
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
-    >>> c = Configuration("vanilla", time=2.0, parameters=1.0, memory_a=1.0, memory_b=0.0)
-    >>> w = PlanningWorkload(tuple(Layer(i, {1: (c,)}) for i in range(4)),
-    ...                      tuple(LayerEdge(i, i + 1, 0.0) for i in range(3)),
-    ...                      devices=4, memory=100.0, bandwidth=1.0, microbatches=8)
+    >>> from pipesim.placement.examples import uniform_planning_chain
+    >>> w = uniform_planning_chain(4, time=2.0, parameters=1.0, microbatches=8)
     >>> plan(w).time_per_sample, plan(w, objective="flush").iteration_time
     (2.0, 22.0)
     """

@@ -60,19 +60,17 @@ from dataclasses import dataclass, replace
 import numba
 import numpy as np
 from pipesim.hardware.clusters import Cluster
-from pipesim.placement.ideals import Ideals, enumerate_ideals
 from pipesim.placement.plan import (
     _KNAPSACK_NODE_LIMIT,
     _cover,
-    _csr,
     _divisors,
     _last_fitting,
-    _pairs,
     _prepare_layers,
     _stage_items,
+    _tables,
     _why_infeasible,
 )
-from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE
+from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, edge_lists, stage_sums, structure_problems
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
 from pipesim.placement.plan_workload import PlanningWorkload
 
@@ -188,24 +186,9 @@ def evaluate_flush_plan(workload: PlanningWorkload, plan: Plan | list[PlanStage]
     """
     stages = list(plan.stages if isinstance(plan, Plan) else plan)
     base = plan if isinstance(plan, Plan) else Plan(FEASIBLE)
-    problems: list[str] = []
+    problems = structure_problems(workload, stages)
     layers = {layer.id: layer for layer in workload.layers}
-    stage_of: dict[int, int] = {}
-    for i, stage in enumerate(stages):
-        for v in stage.nodes:
-            if v not in layers:
-                problems.append(f"stage {i}: unknown node {v}")
-            elif v in stage_of:
-                problems.append(f"node {v} is in stages {stage_of[v]} and {i}")
-            else:
-                stage_of[v] = i
-    missing = sorted(set(layers) - set(stage_of))
-    if missing:
-        problems.append(f"nodes {missing[:8]} are in no stage")
-    for e in workload.edges:
-        if e.source in stage_of and e.dest in stage_of and stage_of[e.source] > stage_of[e.dest]:
-            problems.append(f"edge {e.source} -> {e.dest} goes back from stage {stage_of[e.source]} to {stage_of[e.dest]}")
-    N, n = workload.microbatches, geometry.per_node
+    N = workload.microbatches
     if any(s.tensor_parallel < 1 or s.data_parallel < 1 for s in stages):
         problems.append("degrees must be at least 1")
         return replace(base, status=INFEASIBLE, reason="; ".join(problems), stages=tuple(stages))
@@ -230,43 +213,18 @@ def evaluate_flush_plan(workload: PlanningWorkload, plan: Plan | list[PlanStage]
         node_of.append(min(nodes) if nodes else -1)
     intra = [inside[i] and inside[i + 1] and node_of[i] == node_of[i + 1] for i in range(len(stages) - 1)]
 
-    incoming: dict[int, list] = {v: [] for v in layers}
-    outgoing: dict[int, list] = {v: [] for v in layers}
-    for e in workload.edges:
-        incoming[e.dest].append(e)
-        outgoing[e.source].append(e)
+    incoming, outgoing = edge_lists(workload)
     evaluated: list[PlanStage] = []
     suffix = sum(s.data_parallel for s in stages)
     for i, stage in enumerate(stages):
-        t, d = stage.tensor_parallel, stage.data_parallel
+        d = stage.data_parallel
         if N % d:
             problems.append(f"stage {i}: data-parallel degree {d} does not divide {N} microbatches")
         y = min(-(-suffix // d), max(1, N // d))
         suffix -= d
-        members = set(stage.nodes)
-        compute = bytes_in = bytes_out = params = memory = 0.0
-        for v in stage.nodes:
-            layer = layers.get(v)
-            if layer is None:
-                continue
-            config = layer.configuration(t, stage.configuration.get(v, ""))
-            if config is None:
-                problems.append(f"stage {i}: node {v} has no configuration {stage.configuration.get(v)!r} at t={t}")
-                continue
-            compute += config.time
-            for e in incoming[v]:
-                if e.source not in members:
-                    bytes_in += 2 * (e.bytes + config.sync_fw.get(e.source, 0.0))
-            for e in outgoing[v]:
-                if e.dest not in members:
-                    bytes_out += 2 * (e.bytes + config.sync_bw.get(e.dest, 0.0))
-            params += config.parameters
-            memory += config.memory(y)
-        if memory > workload.memory * (1 + MEMORY_TOLERANCE):
-            problems.append(
-                f"stage {i}: out of memory ({memory / 2**30:.3f} GiB per device with {y} microbatches in flight, "
-                f"limit {workload.memory / 2**30:.3f} GiB)"
-            )
+        sums = stage_sums(workload, layers, incoming, outgoing, i, stage, y, problems)
+        compute, bytes_in, bytes_out, params, memory = (sums.compute, sums.bytes_in, sums.bytes_out, sums.parameters,
+                                                        sums.memory)
         link_in = None if i == 0 else (FABRIC if intra[i - 1] else NETWORK)
         link_out = None if i == len(stages) - 1 else (FABRIC if intra[i] else NETWORK)
         comm = (bytes_in / geometry.link(link_in == FABRIC) if bytes_in else 0.0) + (
@@ -466,11 +424,12 @@ def solve_flush_plan(
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
-    >>> c = Configuration("vanilla", time=2.0, parameters=1.0, memory_a=1.0, memory_b=0.0)
-    >>> w = PlanningWorkload(tuple(Layer(i, {1: (c,)}) for i in range(4)),
-    ...                      tuple(LayerEdge(i, i + 1, 0.0) for i in range(3)),
-    ...                      devices=4, memory=100.0, bandwidth=1.0, microbatches=8)
+    Four layers of 2 s and 1 byte of parameters, 8 microbatches, one node of
+    4 devices: one stage of 4 replicas (8 + 1·8 + 2·3/4·4/10) beats a 4-stage
+    pipeline (8 + 7·2):
+
+    >>> from pipesim.placement.examples import uniform_planning_chain
+    >>> w = uniform_planning_chain(4, time=2.0, parameters=1.0, microbatches=8)
     >>> p = solve_flush_plan(w, Geometry(4, 4, 10.0, 1.0))
     >>> p.status, p.iteration_time, [(s.tensor_parallel, s.data_parallel) for s in p.stages]
     ('optimal', 16.6, [(1, 4)])
@@ -490,36 +449,12 @@ def solve_flush_plan(
     if not degrees:
         return infeasible(f"no tensor-parallel degree divides the {n} devices of a node")
     layers = _prepare_layers(workload, degrees, recompute)
-    nl = len(workload.layers)
-    index = {layer.id: i for i, layer in enumerate(workload.layers)}
-    successors: list[list[int]] = [[] for _ in range(nl)]
-    for e in workload.edges:
-        successors[index[e.source]].append(index[e.dest])
-    ideals: Ideals = enumerate_ideals(nl, successors, limit=ideal_limit)
-    member = ideals.membership()
-    stats["ideals"] = len(ideals)
     T = len(degrees)
-    sums = ideals.accumulate(
-        np.concatenate([layers.supported.astype(float), layers.time, layers.mem_a, layers.mem_b, layers.params], axis=1)
-    )
-    sup_cnt = np.rint(sums[:, :T]).astype(np.int64)
-    P, A, B, W = (np.ascontiguousarray(sums[:, T * k : T * (k + 1)]) for k in range(1, 5))
-    src = np.array([index[e.source] for e in workload.edges], dtype=np.int64)
-    dst = np.array([index[e.dest] for e in workload.edges], dtype=np.int64)
-    per_in, per_out = np.zeros((nl, T)), np.zeros((nl, T))
-    if len(src):
-        np.add.at(per_in, dst, layers.win)
-        np.add.at(per_in, src, -layers.win)
-        np.add.at(per_out, dst, layers.wout)
-        np.add.at(per_out, src, -layers.wout)
-    IN, OUT = ideals.accumulate(per_in), ideals.accumulate(per_out)
-    entering = member[:, dst] & ~member[:, src] if len(src) else np.zeros((len(ideals), 0), dtype=bool)
-    entering_ptr, entering_edge = _csr(entering)
-    entering_src = src[entering_edge] if len(src) else np.zeros(0, dtype=np.int64)
-    cap = workload.memory * (1 + MEMORY_TOLERANCE / 2)
-    key = ideals.accumulate(layers.min_memory[:, None])[:, 0]
-    px, py = _pairs(ideals.bits, key, cap * (1 + 1e-12))
-    stats["pairs"] = len(px)
+    tb = _tables(workload, layers, T, ideal_limit)
+    ideals, member, sup_cnt, P, A, B, W = tb.ideals, tb.member, tb.sup_cnt, tb.P, tb.A, tb.B, tb.W
+    IN, OUT, cap, px, py = tb.IN, tb.OUT, tb.cap, tb.px, tb.py
+    entering_ptr, entering_edge, entering_src = tb.entering_ptr, tb.entering_edge, tb.entering_src
+    stats.update(ideals=len(ideals), pairs=len(px))
     use_cache = len(px) * T * (smax + 1) <= 32_000_000
     qcache = np.full((len(px) * T, smax + 1) if use_cache else (1, 1), np.nan)
     degrees_arr, dv = np.array(degrees, dtype=np.int64), np.array(dvals, dtype=np.int64)

@@ -32,8 +32,6 @@ per-device peak memory the run reached.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 

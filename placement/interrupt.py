@@ -29,10 +29,10 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from pipesim.placement.result import INTERRUPTED  # the status lives with the others
+
 __all__ = ["INTERRUPTED", "interruptible", "request_stop", "stop_requested"]
 
-#: Result status of a solve stopped by Ctrl-C (or :func:`request_stop`): the best answer so far.
-INTERRUPTED = "interrupted"
 
 _requested = threading.Event()
 _lock = threading.Lock()

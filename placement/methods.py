@@ -23,7 +23,7 @@ Examples
 >>> get_method("dp").check({"restarts": 3})
 Traceback (most recent call last):
 ...
-pipesim.errors.InputError: restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit)
+pipesim.errors.InputError: restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget)
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from pipesim.placement.options import (
     Float,
     Int,
     IntList,
+    Size,
 )
 from pipesim.placement.result import PlacementResult, SolverResult
 from pipesim.placement.split import Split
@@ -129,7 +130,7 @@ class Method:
         --------
         >>> METHODS["dp"].problems({"merge": "fast", "restarts": 3}, prefix="solve.options.")[1]
         [('solve.options.merge', 'must be one of exact, paper, none, got "fast"'), \
-('solve.options.restarts', 'not an option of dp (its options: merge, fuse_layers, ideal_limit)')]
+('solve.options.restarts', 'not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget)')]
         """
         checked: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
@@ -217,6 +218,8 @@ METHODS: dict[str, Method] = {
             "merge": Choice(MERGE_MODES, help="zero-cost node merging: exact (default), paper (inexact when memory binds), none"),
             "fuse_layers": Bool(help="keep all nodes of a layerId together (feasible, not proven optimal)"),
             "ideal_limit": Int(minimum=1, help="stop with an error past this many ideals (default 2,000,000)"),
+            "memory_budget": Size(help="stop with an error before the DP's tables would exceed this "
+                                       "(default: 0.6 x available memory)"),
         }, progress="callback"),
         Method("ip", _ip(True), "contiguous MILP (docs/model.md §4.3): the DP's optimum, with a proven bound", _MIP, progress="log"),
         Method("ip_noncontiguous", _ip(False), "MILP over all splits, contiguous or not (docs/model.md §4.3)", _MIP, progress="log"),

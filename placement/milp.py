@@ -55,9 +55,15 @@ import pulp
 from pipesim.errors import InputError, InternalError
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
-from pipesim.placement.latency import greedy_split
 from pipesim.placement.interrupt import INTERRUPTED, stop_requested
-from pipesim.placement.mip_backend import DEFAULT_SOLVER, NO_SOLUTION, MipOutcome, run_model, stop_message
+from pipesim.placement.latency import greedy_split
+from pipesim.placement.mip_backend import (
+    DEFAULT_SOLVER,
+    NO_SOLUTION,
+    MipOutcome,
+    run_model,
+    stop_message,
+)
 from pipesim.placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
@@ -241,9 +247,14 @@ class _Model:
                 device_of.update({v: (name, i) for v in nodes})
         for (c, d), var in self.y.items():
             var.setInitialValue(int(device_of[self.classes[c][0]] == d))
+        # z[v, d]: some forward node at or after v is on d; the devices reachable from v, once per node
+        # in reverse topological order (not one descendants() walk per variable)
+        reach: dict[int, set[Device]] = {}
+        for v in reversed(graph.topological_order):
+            here = set() if graph.nodes[v].is_backward else {device_of[v]}
+            reach[v] = here.union(*(reach[w] for w in graph.dag.successors(v)))
         for (v, d), var in self.z.items():
-            later = nx.descendants(graph.dag, v)
-            var.setInitialValue(int(any(device_of[w] == d for w in later | {v} if not graph.nodes[w].is_backward)))
+            var.setInitialValue(int(d in reach[v]))
         if self.rank:
             stages = nx.DiGraph()
             stages.add_nodes_from(self.devices)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+
 from pipesim.placement.formats import _Reader, load_json
 from pipesim.placement.plan_workload import (
     Configuration,

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numba
 import numpy as np
+
+from pipesim.errors import InputError, InternalError
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
@@ -53,8 +55,6 @@ from pipesim.placement.piper_format import read_piper_workload
 from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
 from pipesim.placement.plan_workload import Configuration, PlanningWorkload
-
-from pipesim.errors import InputError, InternalError
 
 __all__ = ["OBJECTIVES", "PLAN_OPTIONS", "cluster_limits", "plan", "solve_plan"]
 

@@ -16,11 +16,12 @@ from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.formats import split_to_json
 from pipesim.placement.split import Split
 
-__all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "TIME_LIMIT", "PlacementResult", "SolverResult"]
+__all__ = ["FEASIBLE", "INFEASIBLE", "INTERRUPTED", "OPTIMAL", "TIME_LIMIT", "PlacementResult", "SolverResult"]
 
 OPTIMAL = "optimal"        # proven optimal (within the solver's gap for MILPs)
 FEASIBLE = "feasible"      # a valid split with no optimality claim (heuristics)
-TIME_LIMIT = "time_limit"  # stopped by a time limit or interrupt: best split found so far
+TIME_LIMIT = "time_limit"  # stopped by a time limit: best split found so far
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C (pipesim.placement.interrupt): best split found so far
 INFEASIBLE = "infeasible"  # proven that no split satisfies the constraints
 
 

@@ -31,6 +31,7 @@ from pipesim.comparison import (
     rows_to_csv,
 )
 from pipesim.errors import InputError
+from pipesim.placement.interrupt import interruptible
 from pipesim.placement.methods import METHODS, get_method
 from pipesim.placement.options import Duration
 
@@ -71,7 +72,8 @@ def run(args) -> int:
         raise InputError(path, None, f"unsupported input type {path.suffix!r}; expected .json (workload) or .yaml (scenario)")
     options.update({k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None})
     methods = _methods(args.methods) if args.methods else [m for m in DEFAULT_METHODS if m != "expert" or "split" in options]
-    comparison = compare(workload, methods, options, latency=args.latency, method_timeout=args.method_timeout)
+    with interruptible():
+        comparison = compare(workload, methods, options, latency=args.latency, method_timeout=args.method_timeout)
     if args.json:
         print_json(comparison.to_dict())
     elif args.csv:

@@ -21,8 +21,8 @@ from pathlib import Path
 from pipesim.commands.common import arg, console, load_workload, print_json, writable
 from pipesim.errors import require_extra
 from pipesim.hardware.catalog import load_system
-from pipesim.hardware.devices import System
 from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
+from pipesim.hardware.devices import System
 from pipesim.hardware.whatif import apply_edits, parse_assignments
 from pipesim.placement.devices import ACCELERATOR, CPU
 from pipesim.placement.formats import write_paper_workload

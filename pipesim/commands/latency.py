@@ -22,6 +22,7 @@ from pipesim.commands.common import (
     writable,
 )
 from pipesim.placement.formats import write_split
+from pipesim.placement.interrupt import interruptible
 from pipesim.placement.latency import LatencyResult
 from pipesim.placement.methods import LATENCY_METHODS, get_method
 
@@ -59,7 +60,8 @@ def run(args) -> int:
     if args.split:
         result = latency(workload, split=load_split(args.split, workload), **options)
     else:
-        result = latency(workload, method.name, **options, **({"progress": True} if progress and method.progress else {}))
+        with interruptible():
+            result = latency(workload, method.name, **options, **({"progress": True} if progress and method.progress else {}))
     if args.output and result.schedule is not None:
         write_split(args.output, result.schedule.evaluation)
     if args.json:

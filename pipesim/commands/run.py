@@ -25,6 +25,7 @@ from pipesim.artefacts import write_artefacts
 from pipesim.commands.common import console, print_json
 from pipesim.errors import InputError
 from pipesim.pipeline import Outcome, execute, no_step
+from pipesim.placement.interrupt import interruptible
 from pipesim.report.pages import (
     PLAN_COLUMNS,
     SCHEDULE_COLUMNS,
@@ -119,7 +120,8 @@ def run(args) -> int:
     folder = Path(args.output) if args.output else scenario.output_dir
     if folder.exists() and not folder.is_dir():
         raise InputError(folder, None, "is a file: the output must be a folder")
-    outcome = execute(scenario, step=step, progress=progress and sys.stderr.isatty())
+    with interruptible():
+        outcome = execute(scenario, step=step, progress=progress and sys.stderr.isatty())
     files = write_artefacts(outcome, folder, Path(args.report) if args.report else None, step)
     if outcome.plan is not None:
         return _print_plan(outcome, files, args.json)

@@ -23,6 +23,7 @@ from pipesim.commands.common import (
 from pipesim.commands.progress import progress_bar
 from pipesim.errors import InputError
 from pipesim.placement.formats import write_split
+from pipesim.placement.interrupt import interruptible
 from pipesim.placement.methods import METHODS, get_method
 from pipesim.placement.options import Int, Size
 from pipesim.placement.result import PlacementResult
@@ -106,7 +107,7 @@ def run(args) -> int:
     writable(args.output, "split")
     workload = apply_device_options(load_workload(args.workload), args)
     show = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
-    with progress_bar(show and method.progress == "callback") as bar:
+    with progress_bar(show and method.progress == "callback") as bar, interruptible():
         result = method(workload, progress=bar if bar is not None else show, **options)
     report(result, workload, args)
     return 0 if result.evaluation is not None else 1

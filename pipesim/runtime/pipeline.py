@@ -52,7 +52,12 @@ from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
 from pipesim.runtime.profile import load_average
-from pipesim.runtime.session import make_session, pin_to_core, random_inputs, usable_cores
+from pipesim.runtime.session import (
+    make_session,
+    pin_to_core,
+    random_inputs,
+    usable_cores,
+)
 
 __all__ = ["ExecutionResult", "Stage", "cut_stages", "execute", "stage_node_sets", "write_stages"]
 

@@ -51,7 +51,12 @@ from pipesim.hardware.devices import CPU_KIND, Device, DeviceGroup, Link, System
 from pipesim.placement.graph import Graph
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
-from pipesim.runtime.session import make_session, pin_to_core, random_inputs, usable_cores
+from pipesim.runtime.session import (
+    make_session,
+    pin_to_core,
+    random_inputs,
+    usable_cores,
+)
 from pipesim.workloads.lower import TIME_UNIT, lower
 from pipesim.workloads.native import workload_to_native
 from pipesim.workloads.onnx_import import import_onnx, prepare_onnx

@@ -16,6 +16,7 @@ from pipesim.placement.graph import Graph
 from pipesim.placement.latency.model import (
     Device,
     LatencyResult,
+    capped,
     check_inference,
     latency_of_split,
 )
@@ -139,6 +140,7 @@ def solve_latency_greedy(workload: Workload) -> LatencyResult:
     ('feasible', 8.0)
     """
     check_inference(workload.graph)
+    workload = capped(workload)  # "maxFPGAs": 1e9 must not build a billion device slots
     start = time.perf_counter()
     split = greedy_split(workload)
     if split is None:

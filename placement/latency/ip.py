@@ -21,12 +21,13 @@ from pipesim.placement.latency.model import (
     LatencyEvaluation,
     LatencyResult,
     PieceCycleError,
+    capped,
     check_inference,
     latency_of_pieces,
     latency_of_split,
 )
 from pipesim.placement.mip_backend import DEFAULT_SOLVER, run_model, stop_message
-from pipesim.placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT
+from pipesim.placement.result import INFEASIBLE, INTERRUPTED, OPTIMAL, TIME_LIMIT
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 
@@ -265,6 +266,7 @@ def solve_latency_ip(
     ('optimal', 8.0, 8.0)
     """
     check_inference(workload.graph)
+    workload = capped(workload)  # "maxFPGAs": 1e9 must not build a billion device slots
     if q < 1:
         raise InputError(None, "q", f"must be at least 1, got {q}")
     began = time.perf_counter()
@@ -306,7 +308,7 @@ def solve_latency_ip(
     if start is not None and (schedule is None or schedule.latency > start.latency):
         schedule = start
         stats["kept_warm_start"] = True
-    status = OPTIMAL if outcome.status == "optimal" else TIME_LIMIT
+    status = OPTIMAL if outcome.status == "optimal" else INTERRUPTED if outcome.interrupted else TIME_LIMIT
     bound = None if outcome.bound is None or schedule is None else min(outcome.bound, schedule.latency)
     message = stop_message(outcome, schedule is not None, status == OPTIMAL, time_limit)
     return LatencyResult(method, status, schedule, bound=bound, seconds=time.perf_counter() - began,

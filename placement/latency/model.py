@@ -18,7 +18,7 @@ from typing import Any
 import networkx as nx
 
 from pipesim.errors import InputError, PipesimError
-from pipesim.placement.devices import CPU
+from pipesim.placement.devices import CPU, cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import split_to_json
 from pipesim.placement.graph import Graph
@@ -143,6 +143,11 @@ class LatencyResult(SolverResult):
             split.pop("maxLoad", None)
             out["split"] = split
         return out
+
+
+def capped(workload: Workload) -> Workload:
+    """``workload`` with device counts capped at its colour classes (more devices change no latency)."""
+    return replace(workload, devices=cap_counts(workload.devices, len(workload.graph.color_classes)))
 
 
 def check_inference(graph: Graph) -> None:

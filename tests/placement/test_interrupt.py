@@ -97,3 +97,22 @@ def test_request_stop_from_another_thread(shared_workloads):
         started = time.perf_counter()
         result = solve_ip(workload)
     assert time.perf_counter() - started < 9 and result.status == INTERRUPTED and result.evaluation is not None
+
+
+def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads):
+    """Seen: SIGINT 15 s into `pipesim solve … --method ip` gave exit 130 and no split."""
+    import json
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    workload = shared_workloads / "latency/LayerGraphs/inceptionv3_inference.json"
+    command = [shutil.which("pipesim") or "pipesim", "solve", str(workload), "--method", "ip", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(4)  # imports and the model built: the solver is searching
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    result = json.loads(out)
+    assert process.returncode == 0 and result["status"] == "interrupted" and result["max_load"] is not None
+    assert result["split"]["fpgas"]

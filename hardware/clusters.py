@@ -88,6 +88,21 @@ class Cluster:
     def homogeneous(self) -> bool:
         return len({t.name for t, _ in self.nodes}) == 1
 
+    def part(self, node_type: str) -> Cluster:
+        """The cluster of this one's nodes of type ``node_type`` (a homogeneous part of a mixed cluster).
+
+        Examples
+        --------
+        >>> part = load_cluster("mixed-a100-v100").part("dgx1-v100")
+        >>> part.name, part.device_count, part.homogeneous
+        ('mixed-a100-v100/dgx1-v100', 16, True)
+        """
+        nodes = tuple((t, count) for t, count in self.nodes if t.name == node_type and count)
+        if not nodes:
+            known = ", ".join(sorted({t.name for t, _ in self.nodes}))
+            raise HardwareError("node_type", f"{self.name} has no {node_type!r} nodes (its node types: {known})")
+        return Cluster(f"{self.name}/{node_type}", nodes, f"the {node_type} nodes of {self.name}", self.sources)
+
     def node_list(self) -> list[NodeType]:
         """One entry per node, in device-id order."""
         return [t for t, count in self.nodes for _ in range(count)]

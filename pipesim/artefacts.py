@@ -22,6 +22,31 @@ from pipesim.workloads.native import write_native_workload
 __all__ = ["write_artefacts"]
 
 
+def _write_plan(outcome: Outcome, folder: Path, wanted: set, report, step: Step) -> dict[str, Path]:
+    """A plan run's files: ``result.json``, ``plan.json`` (for ``pipesim plan --evaluate``), ``plan.png``, the report."""
+    from pipesim.report.pages import plan_page
+    from pipesim.report.plots import plan_plot
+
+    files: dict[str, Path] = {}
+    plan, scenario = outcome.plan, outcome.scenario
+    if "result" in wanted:
+        files["result"] = folder / "result.json"
+        write_json(files["result"], outcome.to_dict())
+        files["plan"] = folder / "plan.json"
+        write_json(files["plan"], plan.to_dict())
+    if plan.stages and ("plots" in wanted or "report" in wanted):
+        with step("plotting"):
+            per_node = scenario.cluster.nodes[0][0].devices if scenario.cluster else outcome.planning.devices
+            files["plan_map"] = folder / "plan.png"
+            plan_plot(plan.stages, per_node, outcome.planning.devices, files["plan_map"],
+                      f"{scenario.name}: {len(plan.stages)} stages on {plan.devices_used} GPUs")
+    if "report" in wanted:
+        files["report"] = Path(report) if report else folder / "report.html"
+        files["report"].parent.mkdir(parents=True, exist_ok=True)
+        plan_page(outcome, {"plan": files.get("plan_map", Path())}).write(files["report"])
+    return files
+
+
 def write_artefacts(outcome: Outcome, folder: str | Path, report: str | Path | None = None,
                     step: Step = no_step) -> dict[str, Path]:
     """Write the scenario's artefacts (and the report if ``report`` names a file) into ``folder``.
@@ -68,6 +93,8 @@ def write_artefacts(outcome: Outcome, folder: str | Path, report: str | Path | N
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     wanted = set(outcome.scenario.artefacts) | ({"report"} if report else set())
+    if outcome.plan is not None:
+        return _write_plan(outcome, folder, wanted, report, step)
     ev, sim = outcome.result.evaluation, outcome.simulation
     files: dict[str, Path] = {}
     if "result" in wanted:

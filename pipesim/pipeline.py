@@ -32,7 +32,10 @@ from pipesim.placement.latency import latency_of_split
 from pipesim.placement.methods import get_method
 from pipesim.placement.result import PlacementResult
 from pipesim.placement.workload import Workload
-from pipesim.scenario import Scenario, load_scenario
+from pipesim.placement.plan_result import Plan
+from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.scenario import PLAN_METHOD, Scenario, load_scenario
+from pipesim.simulation.plan_sim import PlanSimulation
 from pipesim.simulation import SimulationError, SimulationResult, simulate
 from pipesim.workloads.lower import TIME_UNIT
 
@@ -71,17 +74,36 @@ class Outcome:
     """
 
     scenario: Scenario
-    workload: Workload
-    result: PlacementResult
+    workload: Workload | None
+    result: PlacementResult | None
     latency: float | None = None                       # the model's one-sample latency (inference)
     latency_error: str | None = None
     simulation: SimulationResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)  # artefacts written (pipesim.artefacts)
     schedules: list = field(default_factory=list)         # ScheduleRow per compared schedule (simulate.compare_schedules)
+    plan: Plan | None = None                              # solve.method plan: the hybrid-parallel plan
+    planning: PlanningWorkload | None = None              # ... the workload it was planned on
+    plan_simulation: PlanSimulation | None = None         # ... and its simulation
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run produced a split (or a feasible plan)."""
+        if self.plan is not None:
+            return self.plan.feasible
+        return self.result.evaluation is not None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the run produced nothing (``None`` when :attr:`ok`)."""
+        if self.ok:
+            return None
+        return self.plan.reason if self.plan is not None else self.result.message
 
     def summary(self) -> dict[str, Any]:
         """The headline figures, flat (one sweep row)."""
+        if self.plan is not None:
+            return self._plan_summary()
         s, ev, sim = self.scenario, self.result.evaluation, self.simulation
         predicted = self.result.max_load
         simulated = sim.simulated_time_per_sample if sim else None
@@ -126,8 +148,46 @@ class Outcome:
                 out["cost_per_million_samples"] = per_hour / 3600.0 / rate * 1e6
         return out
 
+    def _plan_summary(self) -> dict[str, Any]:
+        plan, sim, w = self.plan, self.plan_simulation, self.planning
+        samples = self.scenario.samples_per_pass
+        iteration = plan.iteration_time if plan.feasible else None
+        simulated = sim.simulated_iteration_time if sim else None
+        per_batch = w.microbatches * samples
+        return {
+            "workload": w.name,
+            "method": PLAN_METHOD,
+            "objective": plan.objective,
+            "status": plan.status,
+            "feasible": plan.feasible,
+            "reason": plan.reason,
+            "predicted_time_per_sample": plan.time_per_sample if plan.feasible else None,
+            "predicted_iteration_time": iteration,
+            "simulated_iteration_time": simulated,
+            "relative_difference": sim.difference if sim else None,
+            "microbatches": w.microbatches,
+            "samples_per_pass": samples,
+            "predicted_throughput": per_batch / iteration if iteration else None,
+            "simulated_throughput": per_batch / simulated if simulated else None,
+            "devices": w.devices,
+            "devices_used": plan.devices_used,
+            "stages": len(plan.stages),
+            "shape": " | ".join(f"{len(st.nodes)}L t{st.tensor_parallel}xd{st.data_parallel}" for st in plan.stages),
+            "peak_memory_predicted": max((st.memory for st in plan.stages), default=None),
+            "peak_memory_simulated": max(sim.simulated_memory, default=None) if sim else None,
+            "plan_seconds": plan.seconds,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """``result.json``: the scenario as run, the summary, the solver's result and the simulation."""
+        if self.plan is not None:
+            return {
+                "scenario": {"name": self.scenario.name, "source": str(self.scenario.source), "data": self.scenario.data},
+                "summary": self.summary(),
+                "plan": self.plan.to_dict(),
+                "simulation": None if self.plan_simulation is None else self.plan_simulation.to_dict(),
+                "seconds": self.seconds,
+            }
         return {
             "scenario": {"name": self.scenario.name, "source": str(self.scenario.source), "data": self.scenario.data},
             "summary": self.summary(),
@@ -220,6 +280,8 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outco
         seconds[name] = time.perf_counter() - started
         return value
 
+    if scenario.plans:
+        return _execute_plan(scenario, timed, seconds)
     workload = timed("build", f"building the {scenario.name} graph", scenario.workload)
     result = timed("solve", f"solving ({scenario.method}, {len(workload.graph.nodes)} nodes)",
                    lambda: solve_scenario(scenario, workload, progress=progress))
@@ -244,6 +306,36 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outco
                                   lambda: compare_schedules(workload, devices, m, schedules=scenario.compare_schedules,
                                                             weight_fraction=scenario.simulate.get("weight_fraction"),
                                                             comm=scenario.simulate["comm"]))
+    return outcome
+
+
+def _execute_plan(scenario: Scenario, timed, seconds: dict[str, float]) -> Outcome:
+    """``solve.method: plan``: plan on the cluster, simulate the plan (the flush model's simulator)."""
+    from pipesim.placement.plan import cluster_limits, plan
+    from pipesim.placement.plan_flush import Geometry
+    from pipesim.simulation.plan_sim import simulate_plan
+
+    options = dict(scenario.options)
+    options.pop("microbatches", None)
+    objective = options.get("objective", "flush")
+    options["objective"] = objective
+    planning = timed("build", f"building the {scenario.name} planning workload", scenario.planning_workload)
+    result = timed("solve", f"planning ({objective}, {len(planning.layers)} layers)",
+                   lambda: plan(planning, hardware=scenario.cluster, **options))
+    # the limits plan() used (the cluster's, then the options'), for the simulation and the report
+    if scenario.cluster is not None:
+        limits = cluster_limits(scenario.cluster)
+        limits.pop("max_tensor_parallel")
+        planning = planning.with_limits(**limits)
+    planning = planning.with_limits(devices=options.get("devices"), memory=options.get("memory"))
+    outcome = Outcome(scenario, None, None, seconds=seconds, plan=result, planning=planning)
+    if scenario.simulate_enabled and result.feasible and result.stages:
+        geometry = Geometry.of(scenario.cluster, planning.devices) if scenario.cluster else Geometry.flat(planning)
+        try:
+            outcome.plan_simulation = timed("simulate", f"simulating the plan ({planning.microbatches} microbatches)",
+                                            lambda: simulate_plan(planning, result, geometry))
+        except SimulationError as exc:
+            raise InputError(scenario.source, "simulate", str(exc)) from None
     return outcome
 
 

@@ -12,14 +12,17 @@ system, a solver and a simulation; a scenario file names all four, so that
       training: true                           # optimizer: adam | momentum | sgd
       # workload: given.json                   # paper or native JSON with given times
       # onnx: model.onnx                       # with params: {batch: 1}
-    hardware:                                  # exactly one of preset / file / devices
+    hardware:                                  # exactly one of preset / file / devices / cluster
       preset: a100x8
+      # cluster: dgx-a100x4                    # a multi-node cluster (solve.method plan only)
+      # node_type: dgx-a100                    # plan on this node type's part of a mixed cluster
       # file: box.yaml
       # devices: [{name: gpu, device: a100-80gb | {kind: ..., peak_flops: ...},
       #            count: 4, memory: 40GB, host_link: pcie4-x16 | {bandwidth: 32GB/s}}]
       whatif: {a100: {count: 6}}               # hardware.whatif edits (speed, link, memory, count…)
       prices: {a100: 2.5, cpu: 0.05}           # per device-hour: cost per sample
     solve: {method: dp, time_limit: 60s, options: {merge: exact}}
+    # solve: {method: plan, options: {objective: flush, microbatches: 64}}   # hybrid-parallel plan
     simulate: {schedule: 1f1b, microbatches: 120, comm: paper}
     output: {dir: results, artefacts: [result, split, trace, gantt, plots]}
     sweep: {vary: {"hardware.whatif.a100.count": [2, 4, 8]}}
@@ -58,7 +61,11 @@ from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
 from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.devices import TRANSFER_MODES, DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
+from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.placement.methods import METHODS, get_method
+from pipesim.placement.piper_format import is_piper_format, read_piper_workload
+from pipesim.placement.plan import PLAN_OPTIONS
+from pipesim.placement.plan_workload import PlanningWorkload
 from pipesim.placement.options import (
     Bool,
     Choice,
@@ -95,6 +102,11 @@ __all__ = [
 #: What ``pipesim run`` can write into the output folder.
 ARTEFACTS = ("result", "split", "trace", "gantt", "plots", "report", "workload")
 
+#: ``solve.method`` for a hybrid-parallel plan (:func:`pipesim.placement.plan.plan`): not a split method
+PLAN_METHOD = "plan"
+#: microbatches per batch when a plan's options do not say
+DEFAULT_PLAN_MICROBATCHES = 32
+
 #: The scenario file, declared: section -> field -> a typed field (checked as declared), or ``None`` for
 #: fields whose meaning depends on others (checked by the section's code: model parameters by
 #: generator, solve options by method, hardware devices by the catalog).
@@ -110,13 +122,15 @@ SCHEMA: dict[str, dict[str, Field | None]] = {
     "hardware": {
         "preset": Text(help="a system preset name"),
         "file": File(help="a system YAML file"),
+        "cluster": Text(help="a cluster preset or YAML file (solve.method plan)"),
+        "node_type": Text(help="plan on the nodes of this type of a mixed cluster"),
         "devices": None,
         "whatif": None,
         "prices": None,
         "transfers": Choice(TRANSFER_MODES, help="which links stage transfers use (default: the system's)"),
     },
     "solve": {
-        "method": Choice(tuple(METHODS), help="a placement method"),
+        "method": Choice((*METHODS, PLAN_METHOD), help="a placement method, or plan (hybrid-parallel)"),
         "time_limit": Duration(help="seconds allowed to methods that take a time limit"),
         "options": None,
     },
@@ -315,6 +329,22 @@ class Scenario:
     artefacts: tuple[str, ...] = ARTEFACTS
     prices: dict[str, float] = field(default_factory=dict)
     vary: dict[str, list] = field(default_factory=dict)
+    cluster: Cluster | None = None               # hardware.cluster (solve.method plan)
+    piper: PlanningWorkload | None = None        # model.workload in Piper's format (solve.method plan)
+
+    @property
+    def plans(self) -> bool:
+        """Whether the scenario asks for a hybrid-parallel plan (``solve.method: plan``)."""
+        return self.method == PLAN_METHOD
+
+    def planning_workload(self) -> PlanningWorkload:
+        """The workload ``plan`` plans on: Piper's file, or the generated model on the cluster's nodes."""
+        from pipesim.workloads.planning import planning_workload
+
+        microbatches = self.options.get("microbatches") or DEFAULT_PLAN_MICROBATCHES
+        if self.piper is not None:
+            return self.piper.with_limits(microbatches=microbatches)
+        return planning_workload(self.ops, self.cluster, microbatches=microbatches, name=self.name)
 
     def workload(self) -> Workload:
         """The graph on the hardware (lowered from the model, or the given workload with what-if edits)."""
@@ -385,7 +415,16 @@ def _one_of(p: _Problems, section: dict, keys: Sequence[str], path: str, require
 
 
 # ------------------------------------------------------------ sections
-def _model(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
+def _piper_file(path: Path) -> PlanningWorkload:
+    from pipesim.placement.formats import load_json
+
+    data = load_json(path)
+    if not is_piper_format(data):
+        raise InputError(path, None, "solve.method plan reads Piper's format (nodes with TMPCs), or a generated model")
+    return read_piper_workload(path, data)
+
+
+def _model(p: _Problems, data: Any, base: Path, s: Scenario, plans: bool = False) -> None:
     if data is None:
         p.add("model", "missing (give model.generator, model.workload or model.onnx)")
         return
@@ -399,6 +438,9 @@ def _model(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
     if kind == "workload":
         if "params" in model:
             p.add("model.params", "a workload file has given times: it takes no parameters")
+        if plans:
+            s.piper = p.check("model.workload", lambda: _piper_file(model["workload"]))
+            return
         s.given = p.check("model.workload", lambda: load_workload(model["workload"]))
         if s.given is not None:
             if "training" in model and s.training != s.given.graph.is_training:
@@ -463,7 +505,10 @@ def _device_group(p: _Problems, raw: Any, path: str, catalog: Catalog) -> Device
 def _hardware(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
     hw = p.fields(data, "hardware", SCHEMA["hardware"], base)
     raw = data if isinstance(data, dict) else {}
-    kind = _one_of(p, raw, ("preset", "file", "devices"), "hardware", required=s.given is None)
+    kind = _one_of(p, raw, ("preset", "file", "devices", "cluster"), "hardware", required=s.given is None)
+    if kind == "cluster" or hw.get("node_type") is not None:
+        _cluster(p, hw, kind, s)
+        return
     if s.given is not None and kind is not None:
         p.add(f"hardware.{kind}", "model.workload has given times: change them with hardware.whatif (speed, link, memory, count)")
         kind = None
@@ -513,12 +558,45 @@ def _hardware(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
                     s.prices[str(cls)] = float(price)
 
 
+def _cluster(p: _Problems, hw: dict, kind: str | None, s: Scenario) -> None:
+    """``hardware.cluster`` (and ``node_type``): the nodes a plan is made for."""
+    if kind != "cluster":
+        p.add("hardware.node_type", "goes with hardware.cluster")
+        return
+    for key in ("whatif", "prices"):
+        if hw.get(key) is not None:
+            p.add(f"hardware.{key}", "not available with hardware.cluster")
+    cluster = p.check("hardware.cluster", lambda: load_cluster(hw["cluster"]), rename=lambda f: "hardware.cluster")
+    if cluster is not None and hw.get("node_type") is not None:
+        cluster = p.check("hardware.node_type", lambda: cluster.part(hw["node_type"]), rename=lambda f: "hardware.node_type")
+    elif cluster is not None and not cluster.homogeneous:
+        types = ", ".join(sorted({t.name for t, _ in cluster.nodes}))
+        p.add("hardware.cluster", f"{cluster.name} mixes node types: plan on one with hardware.node_type ({types})")
+        cluster = None
+    s.cluster = cluster
+
+
+def _plan_solve(p: _Problems, solve: dict, s: Scenario) -> None:
+    """``solve: {method: plan, options: ...}``: the options checked as typed fields (:data:`PLAN_OPTIONS`)."""
+    s.method = PLAN_METHOD
+    if solve.get("time_limit") is not None:
+        p.add("solve.time_limit", "plan takes no time limit")
+    s.options = p.fields(solve.get("options"), "solve.options", PLAN_OPTIONS)
+    if s.cluster is None and s.piper is None and not any(k.startswith("hardware") for k, _ in p.items):
+        p.add("hardware", "solve.method plan needs hardware.cluster (a cluster preset such as dgx-a100x4)")
+
+
 def _solve(p: _Problems, data: Any, base: Path, s: Scenario) -> None:
     """The method and its options, checked by the one registry (:mod:`pipesim.placement.methods`)."""
     before = len(p.items)
     solve = p.fields(data, "solve", SCHEMA["solve"], base)
     if len(p.items) > before:
         return
+    if solve.get("method") == PLAN_METHOD:
+        _plan_solve(p, solve, s)
+        return
+    if s.cluster is not None:
+        p.add("hardware.cluster", "clusters are for solve.method plan; other methods take hardware.preset, file or devices")
     method = get_method(solve.get("method") or "dp")
     s.method = method.name
     raw = solve.get("options") or {}
@@ -636,7 +714,9 @@ def scenario_from_data(data: dict, source: str | Path, overrides: Iterable[tuple
         p.add("name", f"must be a short name (letters, digits, - _ . +), got {name!r}")
         name = source.stem
     s = Scenario(name=name, source=source, data=data, description=str(data.get("description", "")))
-    _model(p, data.get("model"), base, s)
+    solve = data.get("solve")
+    plans = isinstance(solve, dict) and solve.get("method") == PLAN_METHOD
+    _model(p, data.get("model"), base, s, plans)
     _hardware(p, data.get("hardware"), base, s)
     _solve(p, data.get("solve"), base, s)
     _simulate(p, data.get("simulate"), s)

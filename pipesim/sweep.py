@@ -121,8 +121,8 @@ def run_point(data: dict, source: str, overrides: Sequence[tuple[str, Any]]) -> 
         outcome = execute(scenario_from_data(data, source, point.overrides))
         summary = outcome.summary()
         row.update({k: summary.get(k) for k in SUMMARY_FIELDS if k in summary})
-        row["status"] = "ok" if outcome.result.evaluation is not None else outcome.result.status
-        row["error"] = None if outcome.result.evaluation is not None else outcome.result.message
+        row["status"] = "ok" if outcome.ok else summary.get("status")
+        row["error"] = outcome.problem
     except Exception as exc:  # a failing point is recorded, the sweep goes on
         row.update({k: None for k in SUMMARY_FIELDS})
         row["status"] = "error"

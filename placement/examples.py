@@ -5,7 +5,8 @@ example is two lines and every number in it can be checked by hand:
 
 * :func:`chain` — layers in a row;
 * :func:`diamond` — a fork and a join (``1 -> 2, 1 -> 3, 2 -> 4, 3 -> 4``),
-  the smallest graph where contiguity and the stage order matter.
+  the smallest graph where contiguity and the stage order matter;
+* :func:`uniform_planning_chain` — equal layers for the hybrid-parallel planners.
 
 Both are paper-model workloads (classes ``accelerator`` and ``cpu``,
 docs/model.md §2): a node's CPU time is ten times its accelerator time.
@@ -19,7 +20,7 @@ from pipesim.placement.devices import paper_devices
 from pipesim.placement.graph import Edge, Graph, Node
 from pipesim.placement.workload import Workload
 
-__all__ = ["chain", "diamond"]
+__all__ = ["chain", "diamond", "uniform_planning_chain"]
 
 
 def _layer(v: int, time: float, memory: float, transfer: float) -> Node:
@@ -84,3 +85,25 @@ def diamond(*, accelerators: int = 2, cpus: int = 0, memory: float = 10.0) -> Wo
     nodes = [_layer(v, t, 1.0, 0.5) for v, t in ((1, 2.0), (2, 1.0), (3, 1.0), (4, 2.0))]
     edges = [Edge(1, 2), Edge(1, 3), Edge(2, 4), Edge(3, 4)]
     return Workload(Graph(nodes, edges), paper_devices(accelerators, cpus, memory))
+
+
+def uniform_planning_chain(layers: int, *, time: float = 2.0, parameters: float = 0.0, edge: float = 0.0,
+                           devices: int = 4, memory: float = 100.0, bandwidth: float = 1.0,
+                           microbatches: int = 8):
+    """A chain of equal layers for the hybrid-parallel planners: one ``vanilla`` configuration at ``t = 1``.
+
+    Each layer takes ``time`` per microbatch, has ``parameters`` bytes and
+    stashes 1 byte per microbatch in flight; each edge carries ``edge`` bytes.
+
+    Examples
+    --------
+    >>> w = uniform_planning_chain(3)
+    >>> len(w.layers), len(w.edges), w.degrees
+    (3, 2, (1,))
+    """
+    from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+
+    c = Configuration("vanilla", time=time, parameters=parameters, memory_a=1.0, memory_b=0.0)
+    return PlanningWorkload(tuple(Layer(i, {1: (c,)}) for i in range(layers)),
+                            tuple(LayerEdge(i, i + 1, edge) for i in range(layers - 1)),
+                            devices=devices, memory=memory, bandwidth=bandwidth, microbatches=microbatches)

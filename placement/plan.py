@@ -50,12 +50,26 @@ from pipesim.errors import InputError, InternalError
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.options import Bool, Choice, Int, Size
 from pipesim.placement.piper_format import read_piper_workload
 from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
 from pipesim.placement.plan_workload import Configuration, PlanningWorkload
 
-__all__ = ["cluster_limits", "plan", "solve_plan"]
+__all__ = ["OBJECTIVES", "PLAN_OPTIONS", "cluster_limits", "plan", "solve_plan"]
+
+OBJECTIVES = ("piper", "flush")
+
+#: The options of ``plan`` as a scenario's ``solve: {method: plan, options: ...}`` takes them (typed, checked).
+PLAN_OPTIONS = {
+    "objective": Choice(OBJECTIVES, help="piper: time per sample (Piper's model); flush: 1F1B-with-flush iteration time"),
+    "microbatches": Int(help="N, microbatches per batch (default 32)"),
+    "devices": Int(help="K, devices to plan on (default: the cluster's)"),
+    "memory": Size(help="M, memory per device (default: the device's)"),
+    "data_parallel": Bool(help="allow d > 1 (default true)"),
+    "tensor_parallel": Bool(help="allow t > 1 (default true)"),
+    "recompute": Bool(help="allow activation recomputation (default true)"),
+}
 
 _BIG = np.int32(2**30)
 _KNAPSACK_NODE_LIMIT = 2_000_000
@@ -145,6 +159,61 @@ def _prepare_layers(w: PlanningWorkload, degrees: list[int], recompute: bool) ->
     min_memory[np.isinf(min_memory)] = 0.0  # a layer with no configuration is caught by `supported`
     return _Layers(np.array(degrees), supported, **arr, has_alt=has_alt, min_memory=min_memory,
                    base_id=base_id, alt_id=alt_id, win=win, wout=wout)
+
+
+@dataclass
+class _Tables:
+    """Per-tail sums and the (tail, sub-tail) pairs the DPs run over (shared by both objectives)."""
+
+    successors: list
+    ideals: Ideals
+    member: np.ndarray
+    sup_cnt: np.ndarray   # (tails, T) layers with a configuration at t
+    P: np.ndarray         # (tails, T) Σ fastest time
+    A: np.ndarray         # Σ a
+    B: np.ndarray         # Σ b
+    W: np.ndarray         # Σ parameter bytes
+    IN: np.ndarray        # bytes of the edges entering the tail, priced by their heads
+    OUT: np.ndarray       # ... priced by their tails
+    entering_ptr: np.ndarray
+    entering_edge: np.ndarray
+    entering_src: np.ndarray
+    cap: float            # the memory limit with its tolerance
+    px: np.ndarray        # pairs (X, Y), Y ⊊ X, sorted by X
+    py: np.ndarray
+
+
+def _tables(workload: PlanningWorkload, layers: _Layers, T: int, ideal_limit: int) -> _Tables:
+    n = len(workload.layers)
+    index = {layer.id: i for i, layer in enumerate(workload.layers)}
+    successors: list[list[int]] = [[] for _ in range(n)]
+    for e in workload.edges:
+        successors[index[e.source]].append(index[e.dest])
+    # Tails (successor-closed sets) are the ideals of the reversed graph.
+    ideals: Ideals = enumerate_ideals(n, successors, limit=ideal_limit)
+    member = ideals.membership()
+    sums = ideals.accumulate(
+        np.concatenate([layers.supported.astype(float), layers.time, layers.mem_a, layers.mem_b, layers.params], axis=1)
+    )
+    sup_cnt = np.rint(sums[:, :T]).astype(np.int64)
+    P, A, B, W = (np.ascontiguousarray(sums[:, T * k : T * (k + 1)]) for k in range(1, 5))
+    # entering-edge sums of a tail: Σ_{v∈X} (in-weights) − Σ_{u∈X} (out-weights)
+    src = np.array([index[e.source] for e in workload.edges], dtype=np.int64)
+    dst = np.array([index[e.dest] for e in workload.edges], dtype=np.int64)
+    per_node_in = np.zeros((n, T))
+    per_node_out = np.zeros((n, T))
+    np.add.at(per_node_in, dst, layers.win)
+    np.add.at(per_node_in, src, -layers.win)
+    np.add.at(per_node_out, dst, layers.wout)
+    np.add.at(per_node_out, src, -layers.wout)
+    entering = member[:, dst] & ~member[:, src]  # (ideals, edges): edge enters the tail
+    entering_ptr, entering_edge = _csr(entering)
+    cap = workload.memory * (1 + MEMORY_TOLERANCE / 2)
+    key_all = ideals.accumulate(layers.min_memory[:, None])[:, 0]
+    # a tail's least memory can exceed a sub-tail's by rounding only when equal: widen by a hair
+    px, py = _pairs(ideals.bits, key_all, cap * (1 + 1e-12))
+    return _Tables(successors, ideals, member, sup_cnt, P, A, B, W, ideals.accumulate(per_node_in),
+                   ideals.accumulate(per_node_out), entering_ptr, entering_edge, src[entering_edge], cap, px, py)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -569,7 +638,7 @@ def solve_plan(
     ('optimal', 2.0, 4)
     """
     started = time.perf_counter()
-    K, N, M, BW = workload.devices, workload.microbatches, workload.memory, workload.bandwidth
+    K, N, BW = workload.devices, workload.microbatches, workload.bandwidth
     tmax = K if max_tensor_parallel is None else min(K, max_tensor_parallel)
     degrees = [t for t in workload.degrees if t <= tmax and (tensor_parallel or t == 1)]
     smax = min(N, K)
@@ -582,42 +651,13 @@ def solve_plan(
     if not degrees:
         return infeasible("no tensor-parallel degree is allowed")
     layers = _prepare_layers(workload, degrees, recompute)
-    n = len(workload.layers)
-    index = {layer.id: i for i, layer in enumerate(workload.layers)}
-    successors: list[list[int]] = [[] for _ in range(n)]
-    for e in workload.edges:
-        successors[index[e.source]].append(index[e.dest])
-    # Tails (successor-closed sets) are the ideals of the reversed graph.
-    ideals: Ideals = enumerate_ideals(n, successors, limit=ideal_limit)
-    member = ideals.membership()
-    stats["ideals"] = len(ideals)
-
-    sums = ideals.accumulate(
-        np.concatenate([layers.supported.astype(float), layers.time, layers.mem_a, layers.mem_b, layers.params], axis=1)
-    )
     T = len(degrees)
-    sup_cnt = np.rint(sums[:, :T]).astype(np.int64)
-    P, A, B, W = (np.ascontiguousarray(sums[:, T * k : T * (k + 1)]) for k in range(1, 5))
-    # entering-edge sums of a tail: Σ_{v∈X} (in-weights) − Σ_{u∈X} (out-weights)
-    src = np.array([index[e.source] for e in workload.edges], dtype=np.int64)
-    dst = np.array([index[e.dest] for e in workload.edges], dtype=np.int64)
-    per_node_in = np.zeros((n, T))
-    per_node_out = np.zeros((n, T))
-    np.add.at(per_node_in, dst, layers.win)
-    np.add.at(per_node_in, src, -layers.win)
-    np.add.at(per_node_out, dst, layers.wout)
-    np.add.at(per_node_out, src, -layers.wout)
-    IN = ideals.accumulate(per_node_in)
-    OUT = ideals.accumulate(per_node_out)
-    entering = member[:, dst] & ~member[:, src]  # (ideals, edges): edge enters the tail
-    entering_ptr, entering_edge = _csr(entering)
-    entering_src = src[entering_edge]
-
-    cap = M * (1 + MEMORY_TOLERANCE / 2)
-    key_all = ideals.accumulate(layers.min_memory[:, None])[:, 0]
-    # a tail's least memory can exceed a sub-tail's by rounding only when equal: widen by a hair
-    px, py = _pairs(ideals.bits, key_all, cap * (1 + 1e-12))
-    stats["pairs"] = len(px)
+    tb = _tables(workload, layers, T, ideal_limit)
+    successors, ideals, member = tb.successors, tb.ideals, tb.member
+    sup_cnt, P, A, B, W, IN, OUT = tb.sup_cnt, tb.P, tb.A, tb.B, tb.W, tb.IN, tb.OUT
+    entering_ptr, entering_edge, entering_src = tb.entering_ptr, tb.entering_edge, tb.entering_src
+    cap, px, py = tb.cap, tb.px, tb.py
+    stats.update(ideals=len(ideals), pairs=len(px))
     prepared = time.perf_counter()
 
     work_node = np.where(layers.supported, layers.time * layers.degrees[None, :], np.inf).min(axis=1)
@@ -804,21 +844,53 @@ def plan(
     tensor_parallel: bool = True,
     recompute: bool = True,
 ) -> Plan:
-    """The best hybrid-parallel plan for a workload (Piper's file or a :class:`PlanningWorkload`).
+    """The best hybrid-parallel plan for a workload (a file or a :class:`PlanningWorkload`).
 
-    ``hardware`` (a cluster preset, YAML file or :class:`~pipesim.hardware.clusters.Cluster`)
-    sets K, M, BW and the largest ``t`` (:func:`cluster_limits`); ``devices``,
-    ``memory`` (bytes, or text such as ``"8GiB"``), ``bandwidth`` (bytes/s, or
-    ``"25GiB/s"``) and ``microbatches`` override the file's and the cluster's.
-    Only ``objective="piper"`` is available yet.  See :func:`solve_plan`.
+    Parameters
+    ----------
+    workload : PlanningWorkload, str or Path
+        Piper's JSON file, or a workload built by
+        :func:`pipesim.workloads.planning.planning_workload` (pipesim's own models).
+    devices, memory, bandwidth, microbatches
+        K, M (bytes, or text such as ``"8GiB"``), BW (bytes/s, or
+        ``"25GiB/s"``) and N; they override the file's and the cluster's.
+    hardware : Cluster, str or Path, optional
+        A cluster preset, YAML file or :class:`~pipesim.hardware.clusters.Cluster`:
+        sets K, M, BW and the largest ``t`` (:func:`cluster_limits`) and, for
+        ``objective="flush"``, the nodes and their two links.
+    objective : {"piper", "flush"}
+        Piper's time per sample (:func:`solve_plan`), or the iteration time
+        of 1F1B with a flush (:func:`pipesim.placement.plan_flush.solve_flush_plan`).
+    data_parallel, tensor_parallel, recompute : bool
+        Allow ``d > 1``, ``t > 1`` and recomputation.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    InputError
+        An unknown objective, a bad file, or a cluster the model cannot use.
+
+    Examples
+    --------
+    >>> from pipesim.placement.examples import uniform_planning_chain
+    >>> w = uniform_planning_chain(4, time=2.0, parameters=1.0, microbatches=8)
+    >>> plan(w).time_per_sample, plan(w, objective="flush").iteration_time
+    (2.0, 22.0)
     """
-    if objective != "piper":
-        raise InputError(None, "objective", f"only 'piper' is available yet, got {objective!r}")
+    from pipesim.placement.plan_flush import Geometry, solve_flush_plan
+
+    if objective not in OBJECTIVES:
+        raise InputError(None, "objective", f"must be 'piper' or 'flush', got {objective!r}")
     if not isinstance(workload, PlanningWorkload):
         workload = read_piper_workload(Path(workload))
     max_t = None
+    cluster = None
     if hardware is not None:
-        limits = cluster_limits(hardware if isinstance(hardware, Cluster) else load_cluster(hardware))
+        cluster = hardware if isinstance(hardware, Cluster) else load_cluster(hardware)
+        limits = cluster_limits(cluster)
         max_t = limits.pop("max_tensor_parallel")
         workload = workload.with_limits(**limits)
     workload = workload.with_limits(
@@ -827,7 +899,8 @@ def plan(
         bandwidth=parse(bandwidth, BANDWIDTH, "bandwidth") if isinstance(bandwidth, str) else bandwidth,
         microbatches=microbatches,
     )
-    return solve_plan(
-        workload, data_parallel=data_parallel, tensor_parallel=tensor_parallel, recompute=recompute,
-        max_tensor_parallel=max_t,
-    )
+    switches = {"data_parallel": data_parallel, "tensor_parallel": tensor_parallel, "recompute": recompute}
+    if objective == "flush":
+        geometry = Geometry.of(cluster, workload.devices) if cluster is not None else Geometry.flat(workload)
+        return solve_flush_plan(workload, geometry, **switches)
+    return solve_plan(workload, max_tensor_parallel=max_t, **switches)

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, Plan, PlanStage
 from pipesim.placement.plan_workload import PlanningWorkload
 
-__all__ = ["MEMORY_TOLERANCE", "evaluate_plan", "resync_bytes"]
+__all__ = ["MEMORY_TOLERANCE", "StageSums", "evaluate_plan", "resync_bytes", "edge_lists", "stage_sums", "structure_problems"]
 
 MEMORY_TOLERANCE = 1e-9  # relative slack on the memory limit, shared with the planner
 
@@ -50,6 +50,90 @@ def resync_bytes(parameters: float, data_parallel: int, microbatches: int) -> fl
     return 4 * (data_parallel - 1) * parameters / data_parallel / microbatches
 
 
+def structure_problems(workload: PlanningWorkload, stages: Sequence[PlanStage]) -> list[str]:
+    """The rules every plan keeps whatever its objective: each layer in one stage, edges going forward.
+
+    Examples
+    --------
+    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> c = Configuration("vanilla", 1.0, 0.0, 0.0, 0.0)
+    >>> w = PlanningWorkload((Layer(0, {1: (c,)}), Layer(1, {1: (c,)})), (LayerEdge(0, 1, 0.0),), 2, 1.0, 1.0, 1)
+    >>> structure_problems(w, [PlanStage((1,), 1, 1, {}), PlanStage((0, 7), 1, 1, {})])
+    ['stage 1: unknown node 7', 'edge 0 -> 1 goes back from stage 1 to 0']
+    """
+    problems: list[str] = []
+    layers = {layer.id for layer in workload.layers}
+    stage_of: dict[int, int] = {}
+    for i, stage in enumerate(stages):
+        for v in stage.nodes:
+            if v not in layers:
+                problems.append(f"stage {i}: unknown node {v}")
+            elif v in stage_of:
+                problems.append(f"node {v} is in stages {stage_of[v]} and {i}")
+            else:
+                stage_of[v] = i
+    missing = sorted(layers - set(stage_of))
+    if missing:
+        problems.append(f"nodes {missing[:8]} are in no stage")
+    for e in workload.edges:
+        if e.source in stage_of and e.dest in stage_of and stage_of[e.source] > stage_of[e.dest]:
+            problems.append(f"edge {e.source} -> {e.dest} goes back from stage {stage_of[e.source]} to {stage_of[e.dest]}")
+    return problems
+
+
+@dataclass(frozen=True)
+class StageSums:
+    """A stage's per-layer sums: time, bytes of the edges entering and leaving it (both directions),
+    parameter bytes per device, memory per device with ``y`` in flight."""
+
+    compute: float
+    bytes_in: float
+    bytes_out: float
+    parameters: float
+    memory: float
+
+
+def stage_sums(workload: PlanningWorkload, layers: dict, incoming: dict, outgoing: dict, i: int, stage: PlanStage,
+               y: int, problems: list[str]) -> StageSums:
+    """Sum the configurations ``stage`` chose; missing configurations and memory overflow go to ``problems``."""
+    t = stage.tensor_parallel
+    members = set(stage.nodes)
+    compute = bytes_in = bytes_out = params = memory = 0.0
+    for v in stage.nodes:
+        layer = layers.get(v)
+        if layer is None:
+            continue
+        config = layer.configuration(t, stage.configuration.get(v, ""))
+        if config is None:
+            problems.append(f"stage {i}: node {v} has no configuration {stage.configuration.get(v)!r} at t={t}")
+            continue
+        compute += config.time
+        for e in incoming[v]:
+            if e.source not in members:
+                bytes_in += 2 * (e.bytes + config.sync_fw.get(e.source, 0.0))
+        for e in outgoing[v]:
+            if e.dest not in members:
+                bytes_out += 2 * (e.bytes + config.sync_bw.get(e.dest, 0.0))
+        params += config.parameters
+        memory += config.memory(y)
+    if memory > workload.memory * (1 + MEMORY_TOLERANCE):
+        problems.append(
+            f"stage {i}: out of memory ({memory / 2**30:.3f} GiB per device with {y} microbatches in flight, "
+            f"limit {workload.memory / 2**30:.3f} GiB)"
+        )
+    return StageSums(compute, bytes_in, bytes_out, params, memory)
+
+
+def edge_lists(workload: PlanningWorkload) -> tuple[dict, dict]:
+    """Each layer's incoming and outgoing edges."""
+    incoming: dict[int, list] = {layer.id: [] for layer in workload.layers}
+    outgoing: dict[int, list] = {layer.id: [] for layer in workload.layers}
+    for e in workload.edges:
+        incoming[e.dest].append(e)
+        outgoing[e.source].append(e)
+    return incoming, outgoing
+
+
 def evaluate_plan(workload: PlanningWorkload, plan: Plan | Sequence[PlanStage]) -> Plan:
     """``plan`` with every stage's times, memory and device ids computed, and its violations.
 
@@ -68,23 +152,8 @@ def evaluate_plan(workload: PlanningWorkload, plan: Plan | Sequence[PlanStage]) 
     """
     stages = tuple(plan.stages if isinstance(plan, Plan) else plan)
     base = plan if isinstance(plan, Plan) else Plan(FEASIBLE)
-    problems: list[str] = []
+    problems = structure_problems(workload, stages)
     layers = {layer.id: layer for layer in workload.layers}
-    stage_of: dict[int, int] = {}
-    for i, stage in enumerate(stages):
-        for v in stage.nodes:
-            if v not in layers:
-                problems.append(f"stage {i}: unknown node {v}")
-            elif v in stage_of:
-                problems.append(f"node {v} is in stages {stage_of[v]} and {i}")
-            else:
-                stage_of[v] = i
-    missing = sorted(set(layers) - set(stage_of))
-    if missing:
-        problems.append(f"nodes {missing[:8]} are in no stage")
-    for e in workload.edges:
-        if e.source in stage_of and e.dest in stage_of and stage_of[e.source] > stage_of[e.dest]:
-            problems.append(f"edge {e.source} -> {e.dest} goes back from stage {stage_of[e.source]} to {stage_of[e.dest]}")
     N, K = workload.microbatches, workload.devices
     total_d = sum(s.data_parallel for s in stages)
     devices_used = sum(s.device_count for s in stages)
@@ -93,11 +162,7 @@ def evaluate_plan(workload: PlanningWorkload, plan: Plan | Sequence[PlanStage]) 
     if total_d > N:
         problems.append(f"the data-parallel degrees sum to {total_d}, more than the {N} microbatches per batch")
 
-    incoming: dict[int, list] = {v: [] for v in layers}
-    outgoing: dict[int, list] = {v: [] for v in layers}
-    for e in workload.edges:
-        incoming[e.dest].append(e)
-        outgoing[e.source].append(e)
+    incoming, outgoing = edge_lists(workload)
     evaluated: list[PlanStage] = []
     suffix, next_device = total_d, 0
     for i, stage in enumerate(stages):
@@ -110,30 +175,10 @@ def evaluate_plan(workload: PlanningWorkload, plan: Plan | Sequence[PlanStage]) 
             problems.append(f"stage {i}: data-parallel degree {d} does not divide {N} microbatches")
         y = -(-suffix // d)
         suffix -= d
-        members = set(stage.nodes)
-        compute = edge_bytes = resync = memory = 0.0
-        for v in stage.nodes:
-            layer = layers.get(v)
-            if layer is None:
-                continue
-            config = layer.configuration(t, stage.configuration.get(v, ""))
-            if config is None:
-                problems.append(f"stage {i}: node {v} has no configuration {stage.configuration.get(v)!r} at t={t}")
-                continue
-            compute += config.time
-            for e in incoming[v]:
-                if e.source not in members:
-                    edge_bytes += 2 * (e.bytes + config.sync_fw.get(e.source, 0.0))
-            for e in outgoing[v]:
-                if e.dest not in members:
-                    edge_bytes += 2 * (e.bytes + config.sync_bw.get(e.dest, 0.0))
-            resync += resync_bytes(config.parameters, d, N)
-            memory += config.memory(y)
-        if memory > workload.memory * (1 + MEMORY_TOLERANCE):
-            problems.append(
-                f"stage {i}: out of memory ({memory / 2**30:.3f} GiB per device with {y} microbatches in flight, "
-                f"limit {workload.memory / 2**30:.3f} GiB)"
-            )
+        sums = stage_sums(workload, layers, incoming, outgoing, i, stage, y, problems)
+        compute, memory = sums.compute, sums.memory
+        edge_bytes = sums.bytes_in + sums.bytes_out
+        resync = resync_bytes(sums.parameters, d, N)
         devices = stage.devices if len(stage.devices) == t * d else tuple(range(next_device, next_device + t * d))
         next_device += t * d
         evaluated.append(

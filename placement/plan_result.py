@@ -30,8 +30,15 @@ class PlanStage:
     per replica).  ``compute``, ``communication`` (pipeline transfers) and
     ``resync`` (data-parallel gradient exchange) are seconds per sample;
     ``time`` is their sum; ``memory`` is bytes per device with ``in_flight``
-    microbatches stashed.  ``node`` (optional) names the cluster node each
-    replica sits on.
+    microbatches stashed.  ``cluster_nodes`` (optional) names the cluster
+    node of each device.
+
+    Under the ``flush`` objective (:mod:`pipesim.placement.plan_flush`)
+    ``compute`` and ``communication`` are seconds per microbatch on one
+    replica, ``resync`` is 0, ``allreduce`` is the stage's gradient
+    all-reduce per iteration, and ``link_in`` / ``link_out`` say which link
+    (``fabric`` or ``network``) prices the transfers from the previous stage
+    and to the next one.
     """
 
     nodes: tuple[int, ...]
@@ -45,6 +52,12 @@ class PlanStage:
     memory: float = math.nan
     in_flight: int = 0
     cluster_nodes: tuple[str, ...] = ()
+    allreduce: float = math.nan
+    link_in: str | None = None
+    link_out: str | None = None
+    bytes_in: float = 0.0          # flush: bytes per microbatch to and from the previous stage (both directions)
+    bytes_out: float = 0.0         # flush: the same with the next stage
+    gradient_bytes: float = 0.0    # flush: the bytes per device a data-parallel all-reduce moves
 
     @property
     def time(self) -> float:
@@ -70,6 +83,10 @@ class PlanStage:
             "memory_per_device": self.memory,
             "in_flight": self.in_flight,
         }
+        if not math.isnan(self.allreduce):
+            out["time"]["gradient_allreduce"] = self.allreduce
+        if self.link_in or self.link_out:
+            out["links"] = {"in": self.link_in, "out": self.link_out}
         if self.cluster_nodes:
             out["cluster_nodes"] = list(self.cluster_nodes)
         return out

@@ -82,6 +82,7 @@ class PlanningWorkload:
     bandwidth: float
     microbatches: int
     source: Path | None = None
+    label: str | None = None
 
     def with_limits(
         self,
@@ -99,9 +100,13 @@ class PlanningWorkload:
         }
         return replace(self, **changes)
 
+    def with_name(self, label: str) -> PlanningWorkload:
+        """A copy named ``label``."""
+        return replace(self, label=label)
+
     @property
     def name(self) -> str:
-        return self.source.stem if self.source else "workload"
+        return self.label or (self.source.stem if self.source else "workload")
 
     def layer(self, id: int) -> Layer:
         for layer in self.layers:

@@ -18,15 +18,17 @@ from pipesim.placement.formats import InputError, load_json, write_json
 from pipesim.placement.piper_format import is_piper_format, read_piper_workload
 from pipesim.placement.plan import cluster_limits, solve_plan
 from pipesim.placement.plan_evaluate import evaluate_plan
+from pipesim.placement.plan_flush import Geometry, evaluate_flush_plan, solve_flush_plan
 from pipesim.placement.plan_result import Plan
 from pipesim.placement.plan_workload import PlanningWorkload
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="best hybrid-parallel plan (pipeline x data x tensor) under memory")
-    p.add_argument("workload", help="workload file (Piper's JSON format)")
+    p.add_argument("workload", help="Piper's JSON file, or a scenario YAML (its generated model on its hardware.cluster)")
     p.add_argument("--devices", type=count, metavar="K", help="devices (default: the file's maxDevices)")
-    p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset (with --objective flush)")
+    p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset or YAML: K, M, BW, t within a node; "
+                   "nodes and links for --objective flush")
     p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
     p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
@@ -35,6 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
     p.add_argument("--no-recompute", action="store_true", help="no activation recomputation")
     p.add_argument("--evaluate", metavar="PLAN", help="re-evaluate this plan file instead of planning")
+    p.add_argument("--sweep", metavar="K,K,...", help="throughput against these device counts (flush model): the "
+                   "planner beside the pipeline DP (t=d=1) and an equal split; needs a cluster")
+    p.add_argument("--sweep-memory", metavar="M,M,...", help="with --sweep: also vary the memory per device")
+    p.add_argument("--plot", metavar="PNG", help="with --sweep: draw throughput against devices here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("-o", "--output", metavar="PLAN", help="write the plan as JSON to this file")
     p.set_defaults(run=run)
@@ -53,31 +59,56 @@ def load_planning_workload(path_text: str) -> PlanningWorkload:
     path = Path(path_text)
     data = load_json(path)
     if not is_piper_format(data):
-        raise InputError(path, "nodes", "pipesim plan reads Piper's format (nodes with TMPCs)")
+        raise InputError(path, "nodes", "pipesim plan reads Piper's format (nodes with TMPCs), or a scenario YAML "
+                         "with a generated model")
     return read_piper_workload(path, data)
 
 
+def _from_scenario(args):
+    """A scenario's model on its cluster (or on ``--hardware``), as a planning workload."""
+    from pipesim.scenario import PLAN_METHOD, read_scenario_data, scenario_from_data
+
+    data = read_scenario_data(args.workload)
+    data["solve"] = {"method": PLAN_METHOD,
+                     "options": {k: v for k, v in ((data.get("solve") or {}).get("options") or {}).items()
+                                 if data.get("solve", {}).get("method") == PLAN_METHOD}}
+    if args.microbatches:
+        data["solve"]["options"]["microbatches"] = args.microbatches
+    if args.hardware:
+        data["hardware"] = {"cluster": args.hardware}
+    for key in ("simulate", "sweep", "output"):
+        data.pop(key, None)
+    scenario = scenario_from_data(data, args.workload)
+    return scenario.planning_workload(), scenario.cluster
+
+
 def run(args) -> int:
-    if args.objective == "flush":
-        raise InputError(None, "--objective", "the flush objective is not available yet")
-    workload = load_planning_workload(args.workload)
-    limits = cluster_limits(load_cluster(args.hardware)) if args.hardware else {}
+    if args.workload.endswith((".yaml", ".yml")):
+        workload, cluster = _from_scenario(args)
+    else:
+        workload = load_planning_workload(args.workload)
+        cluster = load_cluster(args.hardware) if args.hardware else None
+    limits = cluster_limits(cluster) if cluster is not None else {}
     workload = workload.with_limits(
         devices=args.devices if args.devices is not None else limits.get("devices"),
         memory=_quantity(args.memory, BYTES, "--memory") or limits.get("memory"),
         bandwidth=_quantity(args.bandwidth, BANDWIDTH, "--bandwidth") or limits.get("bandwidth"),
         microbatches=args.microbatches,
     )
-    if args.evaluate:
+    if args.sweep:
+        return _sweep(args, workload, cluster)
+    switches = {"data_parallel": not args.no_data_parallel, "tensor_parallel": not args.no_tensor_parallel,
+                "recompute": not args.no_recompute}
+    if args.objective == "flush":
+        geometry = Geometry.of(cluster, workload.devices) if cluster is not None else Geometry.flat(workload)
+        if args.evaluate:
+            plan = evaluate_flush_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))), geometry)
+        else:
+            plan = solve_flush_plan(workload, geometry, **switches)
+    elif args.evaluate:
         plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
     else:
-        plan = solve_plan(
-            workload,
-            data_parallel=not args.no_data_parallel,
-            tensor_parallel=not args.no_tensor_parallel,
-            recompute=not args.no_recompute,
-            max_tensor_parallel=limits.get("max_tensor_parallel"),
-        )
+        plan = solve_plan(workload, max_tensor_parallel=limits.get("max_tensor_parallel"), **switches)
     output = writable(args.output, "plan")
     if output:
         write_json(output, plan.to_dict())
@@ -90,10 +121,47 @@ def run(args) -> int:
         console.print(f"[red]{plan.status}:[/red] {plan.reason}" if not plan.feasible else f"note: {plan.reason}")
     if plan.stages and plan.feasible:
         console.print(
-            f"time per sample: [bold]{plan.time_per_sample:.10g}[/bold] s ({plan.status}); "
+            (f"iteration time: [bold]{plan.iteration_time:.6g}[/bold] s for {workload.microbatches} microbatches; "
+             if plan.iteration_time is not None else "")
+            + f"time per sample: [bold]{plan.time_per_sample:.10g}[/bold] s ({plan.status}); "
             f"{plan.devices_used} of {workload.devices} devices; {len(plan.stages)} stages"
             + (f"; planned in {plan.seconds:.2f} s" if plan.seconds is not None else "")
         )
+    return 0
+
+
+def _sweep(args, workload: PlanningWorkload, cluster) -> int:
+    from pipesim.plan_sweep import plan_sweep, write_sweep_plot
+
+    if cluster is None:
+        raise InputError(None, "--sweep", "needs a cluster: --hardware CLUSTER, or a scenario with hardware.cluster")
+    try:
+        devices = [int(x) for x in args.sweep.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(None, "--sweep", f"must be device counts such as 4,8,16,32, got {args.sweep!r}") from None
+    if not devices or min(devices) < 1 or max(devices) > cluster.device_count:
+        raise InputError(None, "--sweep", f"device counts must be between 1 and the cluster's {cluster.device_count}")
+    memories = None
+    if args.sweep_memory:
+        memories = [_quantity(x.strip(), BYTES, "--sweep-memory") for x in args.sweep_memory.split(",") if x.strip()]
+    with console.status("sweeping …"):
+        points = plan_sweep(workload, cluster, devices, memories)
+    if args.plot:
+        write_sweep_plot(points, writable(args.plot, "plot"),
+                         f"{workload.name} on {cluster.name}: throughput against GPUs (N={workload.microbatches})")
+    if args.json:
+        print_json({"workload": workload.name, "cluster": cluster.name, "points": [p.to_dict() for p in points]})
+        return 0
+    table = Table(title=f"{workload.name} on {cluster.name}: 1F1B-with-flush throughput, N={workload.microbatches}")
+    for col in ("GPUs", "memory", "planner", "iteration s", "samples/s", "stages (layers, t, d)"):
+        table.add_column(col, justify="left" if col in ("planner", "stages (layers, t, d)") else "right")
+    for p in points:
+        table.add_row(str(p.devices), f"{p.memory / 2**30:.4g} GiB", p.planner,
+                      f"{p.iteration_time:.5g}" if p.iteration_time else p.status,
+                      f"{p.throughput:.5g}" if p.throughput else "—", p.shape)
+    console.print(table)
+    if args.plot:
+        console.print(f"wrote {args.plot}", highlight=False)
     return 0
 
 
@@ -101,8 +169,9 @@ def plan_table(plan: Plan, workload: PlanningWorkload) -> Table:
     order = {layer.id: i for i, layer in enumerate(workload.layers)}
     table = Table(title=f"plan for {workload.name}: K={workload.devices}, M={workload.memory / 2**30:.4g} GiB, "
                   f"BW={workload.bandwidth / 2**30:.4g} GiB/s, N={workload.microbatches}")
-    for col in ("stage", "layers", "t", "d", "devices", "recompute", "compute", "pipeline", "resync", "time",
-                "memory/dev", "in flight"):
+    flush = plan.objective == "flush"
+    for col in ("stage", "layers", "t", "d", "devices", "recompute", "compute", "pipeline",
+                "all-reduce" if flush else "resync", "time", "memory/dev", "in flight"):
         table.add_column(col, justify="left" if col == "layers" else "right")
     for i, s in enumerate(plan.stages):
         positions = sorted(order[v] for v in s.nodes)
@@ -111,7 +180,8 @@ def plan_table(plan: Plan, workload: PlanningWorkload) -> Table:
         recomputed = sum(1 for v in s.nodes if "recomp" in s.configuration.get(v, "").lower())
         table.add_row(
             str(i), span, str(s.tensor_parallel), str(s.data_parallel), devices, f"{recomputed}/{len(s.nodes)}",
-            f"{s.compute:.6g}", f"{s.communication:.6g}", f"{s.resync:.6g}", f"{s.time:.7g}",
+            f"{s.compute:.6g}", f"{s.communication:.6g}" + (f" ({s.link_out or s.link_in})" if flush and (s.link_out or s.link_in) else ""),
+            f"{s.allreduce if flush else s.resync:.6g}", f"{s.time:.7g}",
             f"{s.memory / 2**30:.3f} GiB", str(s.in_flight),
         )
     return table

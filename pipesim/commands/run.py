@@ -26,7 +26,14 @@ from pipesim.commands.common import console, print_json
 from pipesim.errors import InputError
 from pipesim.pipeline import Outcome, execute, no_step
 from pipesim.placement.interrupt import interruptible
-from pipesim.report.pages import SCHEDULE_COLUMNS, schedule_cells, summary_rows
+from pipesim.report.pages import (
+    PLAN_COLUMNS,
+    SCHEDULE_COLUMNS,
+    plan_cells,
+    plan_summary_rows,
+    schedule_cells,
+    summary_rows,
+)
 from pipesim.report.tables import device_table
 from pipesim.scenario import load_scenario
 
@@ -76,6 +83,36 @@ def summary_table(outcome: Outcome) -> Table:
     return table
 
 
+def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
+    plan = outcome.plan
+    if as_json:
+        print_json({**outcome.to_dict(), "files": {k: str(v) for k, v in files.items()}})
+        return 0 if plan.feasible else 1
+    if plan.stages:
+        s = outcome.scenario
+        per_node = s.cluster.nodes[0][0].devices if s.cluster is not None else outcome.planning.devices
+        names = {layer.id: layer.name or str(layer.id) for layer in outcome.planning.layers}
+        table = Table(title=f"{s.name}: {plan.objective} plan on {s.cluster.name if s.cluster else 'the devices'}")
+        for header in PLAN_COLUMNS:
+            table.add_column(header, justify="left" if header in ("layers", "GPUs (node:gpu)") else "right")
+        for i, stage in enumerate(plan.stages):
+            table.add_row(*plan_cells(i, stage, names, per_node))
+        console.print(table)
+    if plan.reason:
+        console.print(f"[{'red' if not plan.feasible else 'yellow'}]{plan.status}:[/] {plan.reason}")
+    summary = Table(title=f"{outcome.scenario.name}: summary")
+    for header in ("", "model", "simulated"):
+        summary.add_column(header, justify="left" if not header else "right")
+    for row in plan_summary_rows(outcome.summary()):
+        summary.add_row(*row)
+    console.print(summary)
+    if outcome.plan_simulation is not None:
+        for note in outcome.plan_simulation.contention:
+            console.print(f"[yellow]contention:[/yellow] {note}")
+    console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
+    return 0 if plan.feasible else 1
+
+
 def run(args) -> int:
     progress = args.progress and not args.json
     step = step_reporter(progress)
@@ -86,6 +123,8 @@ def run(args) -> int:
     with interruptible():
         outcome = execute(scenario, step=step, progress=progress and sys.stderr.isatty())
     files = write_artefacts(outcome, folder, Path(args.report) if args.report else None, step)
+    if outcome.plan is not None:
+        return _print_plan(outcome, files, args.json)
     if args.json:
         print_json({**outcome.to_dict(), "files": {k: str(v) for k, v in files.items()}})
         return 0 if outcome.result.evaluation is not None else 1

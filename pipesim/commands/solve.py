@@ -7,6 +7,8 @@ device counts and memory can be changed without editing the workload file.
 
 from __future__ import annotations
 
+import argparse
+
 import sys
 
 from pipesim.commands.common import (
@@ -31,13 +33,20 @@ from pipesim.report.tables import device_table
 _COUNT = Int(minimum=0)
 
 
+def _method_name(text: str) -> str:
+    if text.strip().lower() == "plan":  # a plan is not a split: its own command
+        raise argparse.ArgumentTypeError("plan makes a hybrid-parallel plan, not a split: use `pipesim plan WORKLOAD` "
+                                         "(or solve: {method: plan} in a scenario)")
+    return get_method(text).name
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "solve", help="find the split with the least max-load",
         description="Place a workload (paper or native JSON) with one of: "
                     + "; ".join(f"{m.name} ({m.summary})" for m in METHODS.values()))
     p.add_argument("workload", help="workload file (paper or native JSON)")
-    p.add_argument("--method", type=lambda t: get_method(t).name, default="dp", metavar="{" + ",".join(METHODS) + "}",
+    p.add_argument("--method", type=_method_name, default="dp", metavar="{" + ",".join(METHODS) + "}",
                    help="placement method (default: dp, optimal contiguous)")
     p.add_argument("--accelerators", type=arg(_COUNT), metavar="K", help="number of accelerators (paper class 'accelerator')")
     p.add_argument("--cpus", type=arg(_COUNT), metavar="L", help="number of CPU cores (paper class 'cpu')")

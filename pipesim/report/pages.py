@@ -20,8 +20,78 @@ from pipesim.hardware.units import format_bytes
 from pipesim.report.html import Page, fmt
 from pipesim.report.placement import describe_nodes, pipeline_order
 
-__all__ = ["SCHEDULE_COLUMNS", "SWEEP_COLUMNS", "run_page", "schedule_cells", "summary_rows", "sweep_cells",
-           "sweep_page"]
+__all__ = ["PLAN_COLUMNS", "SCHEDULE_COLUMNS", "SWEEP_COLUMNS", "plan_cells", "plan_page", "plan_summary_rows",
+           "run_page", "schedule_cells", "summary_rows", "sweep_cells", "sweep_page"]
+
+#: A plan's stage table (terminal and HTML): times in ms per microbatch on one replica
+PLAN_COLUMNS = ["stage", "layers", "t x d", "GPUs (node:gpu)", "recomputed", "compute ms", "pipeline ms (link)",
+                "all-reduce ms", "memory/GPU", "in flight"]
+
+
+def _gpus(devices, per_node: int) -> str:
+    nodes: dict[int, list[int]] = {}
+    for d in devices:
+        nodes.setdefault(d // per_node, []).append(d % per_node)
+    return ", ".join(f"n{n}:{g[0]}-{g[-1]}" if len(g) > 1 else f"n{n}:{g[0]}" for n, g in sorted(nodes.items()))
+
+
+def plan_cells(i: int, stage, names: dict, per_node: int) -> list[str]:
+    """One stage of a plan as table cells (:data:`PLAN_COLUMNS`)."""
+    layers = [names.get(v, str(v)) for v in stage.nodes]
+    span = layers[0] if len(layers) == 1 else f"{layers[0]} … {layers[-1]} ({len(layers)})"
+    recomputed = sum(1 for c in stage.configuration.values() if "recomp" in c.lower())
+    link = stage.link_out or stage.link_in
+    return [str(i), span, f"{stage.tensor_parallel} x {stage.data_parallel}", _gpus(stage.devices, per_node),
+            f"{recomputed}/{len(stage.nodes)}", fmt(stage.compute * 1e3, 4),
+            fmt(stage.communication * 1e3, 4) + (f" ({link})" if link else ""),
+            fmt((stage.allreduce if stage.allreduce == stage.allreduce else stage.resync) * 1e3, 4),
+            format_bytes(stage.memory), str(stage.in_flight)]
+
+
+def plan_summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(what, model, simulated)`` rows of a plan run's summary (:meth:`pipesim.pipeline.Outcome.summary`)."""
+    s = summary
+    diff = "—" if s["relative_difference"] is None else f"{100 * s['relative_difference']:+.3f}%"
+    ms = lambda x: fmt(None if x is None else x * 1e3)  # noqa: E731
+    return [
+        (f"iteration time (ms; {s['microbatches']} microbatches, 1F1B with flush)", ms(s["predicted_iteration_time"]),
+         ms(s["simulated_iteration_time"])),
+        ("difference (simulated vs model)", "", diff),
+        ("throughput (samples/s)", fmt(s["predicted_throughput"]), fmt(s["simulated_throughput"])),
+        ("peak memory per GPU", format_bytes(s["peak_memory_predicted"]) if s["peak_memory_predicted"] else "—",
+         format_bytes(s["peak_memory_simulated"]) if s["peak_memory_simulated"] else "—"),
+        ("stages (layers, t x d)", s["shape"], ""),
+        ("GPUs used", f"{s['devices_used']} of {s['devices']}", ""),
+        ("planner", f"{s['objective']}: {s['status']}" + (f" ({s['reason']})" if s.get("reason") else ""), ""),
+    ]
+
+
+def plan_page(outcome, images: dict[str, Path]) -> Page:
+    """The report of a ``solve.method: plan`` run: summary, the stages with t x d, the GPU map."""
+    s, plan, sim = outcome.scenario, outcome.plan, outcome.plan_simulation
+    page = Page(f"pipesim: {s.name}", s.description or str(s.source))
+    page.heading("Summary", "model = the flush model (docs/model.md §10); simulated = the plan run as events")
+    page.table(["", "model", "simulated"], plan_summary_rows(outcome.summary()))
+    per_node = s.cluster.nodes[0][0].devices if s.cluster is not None else outcome.planning.devices
+    names = {layer.id: layer.name or str(layer.id) for layer in outcome.planning.layers}
+    if plan.stages:
+        page.heading("Plan", "stages in pipeline order; times per microbatch on one replica")
+        page.table(PLAN_COLUMNS, [plan_cells(i, st, names, per_node) for i, st in enumerate(plan.stages)])
+        page.image(images.get("plan", Path()), "which GPU of which node holds what")
+    if plan.reason:
+        page.text(f"{plan.status}: {plan.reason}")
+    if sim is not None:
+        page.heading("Simulation", f"{sim.iterations} iterations of {sim.microbatches} microbatches")
+        page.table(["stage", "busy ms (replica)", "all-reduce ms model", "all-reduce ms simulated",
+                    "memory/GPU model", "memory/GPU simulated"],
+                   [[i, b * 1e3, pa * 1e3, sa * 1e3, format_bytes(pm), format_bytes(sm)] for i, (b, pa, sa, pm, sm) in
+                    enumerate(zip(sim.busy, sim.predicted_allreduce, sim.simulated_allreduce, sim.predicted_memory,
+                                  sim.simulated_memory))])
+        for note in sim.contention:
+            page.text(f"contention: {note}")
+    page.heading("Scenario", "as run, after --set overrides")
+    page.code(yaml.safe_dump(s.data, sort_keys=False))
+    return page
 
 #: The schedule comparison's columns (terminal and HTML)
 SCHEDULE_COLUMNS = ["schedule", "chunks", "placement", "iteration (closed form)", "iteration (simulated)", "difference",

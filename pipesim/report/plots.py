@@ -7,6 +7,8 @@
 * :func:`sweep_plot` — throughput (and cost per million samples, when prices
   are given) against the first varied parameter, one line per combination of
   the others; failed points are left out and counted in the title.
+* :func:`plan_plot` — which GPU of which node holds which stage of a hybrid-parallel plan.
+* :func:`throughput_plot` — throughput against devices, one line per planner (Piper's figure).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.simulation import SimulationResult
 
-__all__ = ["loads_plot", "sweep_plot"]
+__all__ = ["loads_plot", "plan_plot", "sweep_plot", "throughput_plot"]
 
 
 def _pyplot():
@@ -156,6 +158,83 @@ def sweep_plot(records: Sequence[dict], varied: Sequence[str], path: str | Path,
                 ax.legend(fontsize=8)
     note = f"\n({failed} failed point{'s' if failed != 1 else ''} not shown)" if failed else ""
     fig.suptitle(title + note, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plan_plot(stages: Sequence[Any], per_node: int, devices: int, path: str | Path, title: str) -> None:
+    """A PNG map of the cluster: one row per node, one cell per GPU, coloured by the stage it runs.
+
+    Each cell says the stage, its ``t × d`` and which replica the GPU belongs to;
+    unused GPUs are grey.
+
+    Parameters
+    ----------
+    stages : sequence of PlanStage
+        Evaluated, with device ids (replica by replica, ``t`` ids each).
+    per_node, devices : int
+        GPUs per node and in all.
+    path : str or Path
+    title : str
+    """
+    plt = _pyplot()
+    nodes = -(-devices // per_node)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.15 * per_node), 0.9 + 0.75 * nodes))
+    cmap = plt.get_cmap("tab20")
+    owner = {}
+    for i, s in enumerate(stages):
+        t = s.tensor_parallel
+        for k, dev in enumerate(s.devices):
+            owner[dev] = (i, k // t, s)
+    for dev in range(devices):
+        row, col = dev // per_node, dev % per_node
+        y = nodes - 1 - row
+        if dev in owner:
+            i, replica, s = owner[dev]
+            ax.add_patch(plt.Rectangle((col, y), 0.95, 0.9, color=cmap(i % 20)))
+            ax.text(col + 0.475, y + 0.45, f"S{i}\n{s.tensor_parallel}x{s.data_parallel}\nr{replica}",
+                    ha="center", va="center", fontsize=7)
+        else:
+            ax.add_patch(plt.Rectangle((col, y), 0.95, 0.9, color="0.88"))
+            ax.text(col + 0.475, y + 0.45, "idle", ha="center", va="center", fontsize=7, color="0.5")
+    ax.set_xlim(0, per_node)
+    ax.set_ylim(0, nodes)
+    ax.set_xticks([c + 0.475 for c in range(per_node)], [f"GPU {c}" for c in range(per_node)], fontsize=8)
+    ax.set_yticks([nodes - 1 - r + 0.45 for r in range(nodes)], [f"node {r}" for r in range(nodes)], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(title + "\n(Sk: stage k; t x d: tensor x data parallel; rj: replica j)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def throughput_plot(series: dict[str, Sequence[tuple[float, float]]], path: str | Path, title: str,
+                    xlabel: str = "devices", ylabel: str = "samples/s") -> None:
+    """A PNG of throughput against device count, one line per planner (Piper's figure).
+
+    Parameters
+    ----------
+    series : dict of str to [(devices, throughput)]
+        Points per label; infeasible points are left out by the caller.
+    path : str or Path
+    title : str
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = itertools.cycle("os^vDx")
+    for label, points in series.items():
+        points = sorted(p for p in points if p[1] is not None)
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=next(markers), label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -99,9 +99,9 @@ def build_model(name: str, **params: Any) -> OpGraph:
     dtype = given.pop("dtype", "fp16")
     if name == "transformer":
         base = SIZES[given.pop("size")] if "size" in given else TransformerConfig()
+        if given.get("seq", base.seq) > base.max_positions:  # a longer sequence gets its position table
+            given["max_positions"] = given.get("seq", base.seq)
         config = replace(base, dtype=dtype, **given) if given or dtype != base.dtype else base
-        if config.seq > config.max_positions:
-            config = replace(config, max_positions=config.seq)
         return transformer(config, granularity=granularity)
     if name == "gnmt":
         return gnmt(GNMTConfig(**given, dtype=dtype), granularity=granularity)

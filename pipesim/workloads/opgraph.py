@@ -87,6 +87,8 @@ class OpGraph:
     layer_names: dict[int, str] = field(default_factory=dict)
     #: Tied weight name -> index of the operator that owns (counts) it.
     tied_owner: dict[str, int] = field(default_factory=dict)
+    #: what the generator knows that the operators do not say (e.g. a transformer's ``heads``, ``hidden``)
+    attrs: dict[str, object] = field(default_factory=dict)
 
     def add(self, op: Op, inputs: Iterable[int] = ()) -> int:
         """Append ``op`` fed by the operators ``inputs``; its index."""
@@ -124,7 +126,7 @@ class OpGraph:
         leaving = {s for s, d in self.edges if group_of[s] != group_of[d]}
         order = list(groups)  # first-appearance order is topological for layered models
         index = {g: n for n, g in enumerate(order)}
-        fused = OpGraph(self.name, self.dtype, layer_names=dict(self.layer_names))
+        fused = OpGraph(self.name, self.dtype, layer_names=dict(self.layer_names), attrs=dict(self.attrs))
         fused.tied_owner = {w: index[group_of[i]] for w, i in self.tied_owner.items()}
         for g in order:
             members = [self.ops[i] for i in groups[g]]

@@ -100,7 +100,8 @@ def transformer(config: TransformerConfig = TransformerConfig(), *, granularity:
     c, e = config, dtype_bytes(config.dtype)
     t, h = c.batch * c.seq, c.hidden
     name = f"{'gpt' if c.decoder else 'bert'}{c.layers}"
-    g = OpGraph(name, c.dtype)
+    g = OpGraph(name, c.dtype, attrs={"kind": "transformer", "heads": c.heads, "hidden": h, "seq": c.seq,
+                                      "batch": c.batch, "layers": c.layers, "decoder": c.decoder})
     table = c.vocab * h + c.max_positions * h + (0 if c.decoder else 2 * h)
     # three lookups summed (2 FLOPs per element), then layer normalisation
     embed_kernels = (

@@ -186,6 +186,9 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
     with warnings.catch_warnings():  # PuLP 3 deprecates its bundled CBC, which is the one we want
         warnings.simplefilter("ignore", DeprecationWarning)
         solver = pulp.PULP_CBC_CMD(**options)
+    # PuLP's model and start files beside our log, in the run's own temporary folder: a CBC killed
+    # at the deadline must not leave them in /tmp
+    solver.tmpDir = str(log_path.parent)
     stopper = _StopCbc(deadline)
     start = time.perf_counter()
     stopper.start()

@@ -113,7 +113,7 @@ def run_show(args) -> int:
     for r, order in enumerate(run.orders):
         table.add_row(str(r), str(run.peak_in_flight[r]), " ".join(format_action(a) for a in order))
     console.print(table)
-    predicted = f" (closed form {run.predicted_iteration_time:g})" if run.predicted_iteration_time is not None else ""
+    predicted = f" (predicted {run.predicted_iteration_time:g})" if run.predicted_iteration_time is not None else ""
     console.print(f"makespan {run.makespan:g}{predicted}; bubble {100 * run.bubble_fraction:.1f}% (idle / (ranks × makespan))")
     if spec:
         console.print(f"[dim]bubble: {spec.bubble}; memory: {spec.memory}[/dim]")

@@ -94,7 +94,7 @@ def plan_page(outcome, images: dict[str, Path]) -> Page:
     return page
 
 #: The schedule comparison's columns (terminal and HTML)
-SCHEDULE_COLUMNS = ["schedule", "chunks", "placement", "iteration (closed form)", "iteration (simulated)", "difference",
+SCHEDULE_COLUMNS = ["schedule", "chunks", "placement", "iteration (predicted)", "iteration (simulated)", "difference",
                     "bubble", "peak activations", "peak memory"]
 
 
@@ -136,7 +136,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
          latency if s["latency_source"] == "simulation" else "—"),
         ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),
         ("devices used", fmt(s["devices_used"]), ""),
-        *([(f"iteration time (ms; {s['schedule']}, closed form vs simulated)", fmt(s["predicted_iteration_time"]),
+        *([(f"iteration time (ms; {s['schedule']}, predicted vs simulated)", fmt(s["predicted_iteration_time"]),
             fmt(s["simulated_iteration_time"]))] if s.get("predicted_iteration_time") is not None else []),
         ("bubble fraction", "", _pct(s["bubble_fraction"])),
         ("mean device utilisation", "", _pct(s["mean_utilisation"])),
@@ -181,7 +181,7 @@ def run_page(outcome, images: dict[str, Path]) -> Page:
             page.text(f"violation: {v}")
     page.image(images.get("loads", Path()), "per-device loads")
     if outcome.schedules:
-        page.heading("Schedules", "every flushed schedule on this model: one iteration, closed form beside simulation")
+        page.heading("Schedules", "every flushed schedule on this model: one iteration, predicted (the schedule's order, each action its stage's time) beside simulated")
         page.table(SCHEDULE_COLUMNS, [schedule_cells(row) for row in outcome.schedules])
         page.image(images.get("schedules", Path()), "iteration time, bubble and peak activations per schedule")
     sim = outcome.simulation

@@ -143,7 +143,7 @@ def write_schedule_plot(rows: Sequence[ScheduleRow], path: str | Path, title: st
     names = [f"{r.schedule}\n(v={r.virtual_stages})" for r in ok]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     x = range(len(ok))
-    axes[0].bar([i - 0.2 for i in x], [r.predicted_iteration_time for r in ok], 0.4, label="closed form")
+    axes[0].bar([i - 0.2 for i in x], [r.predicted_iteration_time for r in ok], 0.4, label="predicted")
     axes[0].bar([i + 0.2 for i in x], [r.simulated_iteration_time for r in ok], 0.4, label="simulated")
     axes[0].set_title("iteration time")
     axes[0].legend()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from pipesim.commands.common import (
     add_method_options,
     arg,
@@ -83,5 +85,5 @@ def run(args) -> int:
         if args.latency and comparison.by_objective(LATENCY):
             console.print(comparison_table(comparison, LATENCY))
         for method, reason in comparison.skipped.items():
-            console.print(f"[yellow]skipped {method}:[/yellow] {reason}")
+            console.print(f"[yellow]skipped {method}:[/yellow] {escape(reason)}")
     return 0

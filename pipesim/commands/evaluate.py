@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
+
 from pipesim.api import evaluate, load_split
 from pipesim.commands.common import console, load_workload, print_json
 from pipesim.report.tables import device_table
@@ -25,6 +27,6 @@ def run(args) -> int:
         return 0
     console.print(device_table(result, title=f"{Path(args.split).name} on {workload.name}", graph=workload.graph))
     for violation in result.violations:
-        console.print(f"[red]violation:[/red] {violation}")
+        console.print(f"[red]violation:[/red] {escape(violation)}")
     console.print(f"max-load: [bold]{result.max_load:.10g}[/bold]")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
 from rich.table import Table
 
 from pipesim.api import latency, load_split
@@ -68,11 +69,11 @@ def run(args) -> int:
         print_json({"workload": workload.name, **result.to_dict()})
         return 0 if result.schedule is not None else 1
     if result.schedule is None:
-        console.print(f"[red]{result.status}[/red]: {result.message}")
+        console.print(f"[red]{result.status}[/red]: {escape(result.message)}")
         return 1
     console.print(_pieces_table(result, f"{result.method} on {workload.name} (CPU nodes not shown)"))
     for violation in result.schedule.evaluation.violations:
-        console.print(f"[red]violation:[/red] {violation}")
+        console.print(f"[red]violation:[/red] {escape(violation)}")
     detail = f"{result.status}, {result.seconds:.2f} s"
     if result.gap is not None:
         detail += f", gap {result.gap:.2%}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from pipesim.commands.common import console, count, print_json, writable
@@ -118,7 +119,7 @@ def run(args) -> int:
     if plan.stages:
         console.print(plan_table(plan, workload))
     if plan.reason:
-        console.print(f"[red]{plan.status}:[/red] {plan.reason}" if not plan.feasible else f"note: {plan.reason}")
+        console.print(f"[red]{plan.status}:[/red] {escape(plan.reason)}" if not plan.feasible else f"note: {escape(plan.reason)}")
     if plan.stages and plan.feasible:
         console.print(
             (f"iteration time: [bold]{plan.iteration_time:.6g}[/bold] s for {workload.microbatches} microbatches; "

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipesim.artefacts import write_artefacts
@@ -99,7 +100,7 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
             table.add_row(*plan_cells(i, stage, names, per_node))
         console.print(table)
     if plan.reason:
-        console.print(f"[{'red' if not plan.feasible else 'yellow'}]{plan.status}:[/] {plan.reason}")
+        console.print(f"[{'red' if not plan.feasible else 'yellow'}]{plan.status}:[/] {escape(plan.reason)}")
     summary = Table(title=f"{outcome.scenario.name}: summary")
     for header in ("", "model", "simulated"):
         summary.add_column(header, justify="left" if not header else "right")
@@ -108,7 +109,7 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
     console.print(summary)
     if outcome.plan_simulation is not None:
         for note in outcome.plan_simulation.contention:
-            console.print(f"[yellow]contention:[/yellow] {note}")
+            console.print(f"[yellow]contention:[/yellow] {escape(note)}")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
     return 0 if plan.feasible else 1
 
@@ -130,11 +131,11 @@ def run(args) -> int:
         return 0 if outcome.result.evaluation is not None else 1
     ev = outcome.result.evaluation
     if ev is None:
-        console.print(f"[red]{outcome.result.status}[/red]: {outcome.result.message}")
+        console.print(f"[red]{outcome.result.status}[/red]: {escape(outcome.result.message)}")
     else:
         console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph))
         for violation in ev.violations:
-            console.print(f"[red]violation:[/red] {violation}")
+            console.print(f"[red]violation:[/red] {escape(violation)}")
     console.print(summary_table(outcome))
     if outcome.schedules:
         table = Table(title=f"{outcome.scenario.name}: schedules compared (times in ms per iteration)")
@@ -146,7 +147,7 @@ def run(args) -> int:
         console.print(table)
     if outcome.simulation is not None:
         for warning in outcome.simulation.measurements.warnings:
-            console.print(f"[yellow]simulation warning:[/yellow] {warning}")
+            console.print(f"[yellow]simulation warning:[/yellow] {escape(warning)}")
         for o in outcome.simulation.measurements.overflows:
             console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
+
 from pipesim.api import load_split
 from pipesim.commands.common import (
     arg,
@@ -20,6 +22,7 @@ from pipesim.commands.common import (
     writable,
 )
 from pipesim.errors import InputError, SimulationError
+from pipesim.hardware.units import format_bytes
 from pipesim.placement.options import Float
 from pipesim.simulation import COMM_MODES, PLACEMENTS, SCHEDULES, simulate
 from pipesim.simulation.gantt import GANTT_FORMATS, write_gantt
@@ -82,13 +85,13 @@ def run(args) -> int:
     console.print(summary_table(result))
     console.print(device_stats_table(result))
     for o in result.measurements.overflows:
-        console.print(f"[red]memory overflow:[/red] {o.device} needs {o.memory:.6g} bytes from time {o.time:.6g} on; it has {o.capacity:.6g}")
+        console.print(f"[red]memory overflow:[/red] {o.device} needs {format_bytes(o.memory)} from time {o.time:.6g} on; it has {format_bytes(o.capacity)}")
     for violation in result.evaluation.violations:
-        console.print(f"[red]violation:[/red] {violation}")
+        console.print(f"[red]violation:[/red] {escape(violation)}")
     for warning in result.measurements.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     for note in result.measurements.assumptions:
-        console.print(f"[dim]assumed: {note}[/dim]")
+        console.print(f"[dim]assumed: {escape(note)}[/dim]")
     for what, path in (("trace", args.trace), ("Gantt chart", args.gantt)):
         if path:
             console.print(f"{what} written to {path}")

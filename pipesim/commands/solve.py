@@ -8,8 +8,9 @@ device counts and memory can be changed without editing the workload file.
 from __future__ import annotations
 
 import argparse
-
 import sys
+
+from rich.markup import escape
 
 from pipesim.commands.common import (
     add_method_options,
@@ -85,7 +86,7 @@ def report(result: PlacementResult, workload: Workload, args) -> None:
         print_json({"workload": workload.name, **result.to_dict()})
         return
     if result.evaluation is None:
-        console.print(f"[red]{result.status}[/red]: {result.message}")
+        console.print(f"[red]{result.status}[/red]: {escape(result.message)}")
         return
     console.print(device_table(result.evaluation, title=f"{result.method} split of {workload.name}", graph=workload.graph))
     detail = f"{result.status}, {result.seconds:.2f} s"

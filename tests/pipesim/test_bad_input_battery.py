@@ -204,3 +204,12 @@ def test_generated_native_workloads_take_compute_edits(tmp_path, capsys):
     for a, b in zip(edited["nodes"], direct["nodes"]):
         assert a["time"]["a100"] == pytest.approx(b["time"]["a100"], rel=1e-9)
         assert a["time"]["v100"] == pytest.approx(b["time"]["v100"], rel=1e-9)
+
+
+def test_a_missing_extra_is_one_line_naming_it(mixed, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pymetis", None)  # as if pipesim[metis] were not installed
+    _one_line_error(capsys, main(["solve", str(mixed), "--method", "partitioner"]), "pip install 'pipesim[metis]'")
+    assert main(["compare", str(mixed), "--methods", "dp,partitioner"]) == 0
+    assert "pip install 'pipesim[metis]'" in capsys.readouterr().out  # the table says why the row is missing

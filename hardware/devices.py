@@ -285,7 +285,7 @@ class System:
     def transfer_links(self) -> dict[str, tuple[Link | None, ...]]:
         """For each class, the links a device of it pays for moving one tensor to or from another stage.
 
-        * ``transfers: host`` (the paper's model, SPEC §2): every accelerator
+        * ``transfers: host`` (the paper's model, docs/model.md §2): every accelerator
           writes each tensor to host memory and reads it back over its
           ``host_link``; CPU cores pay nothing.
         * ``transfers: peer``: a class with a ``peer_link`` uses it (GPU to GPU

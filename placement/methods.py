@@ -51,7 +51,7 @@ from pipesim.placement.result import PlacementResult, SolverResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 
-__all__ = ["LATENCY_METHODS", "METHODS", "Method", "get_method", "problems_of", "solve"]
+__all__ = ["LATENCY_METHODS", "METHODS", "Method", "get_method"]
 
 #: A progress reporter: ``progress(stage, done, total)``; ``None`` shows nothing.
 Progress = Callable[[str, int, int], None]
@@ -298,57 +298,3 @@ local_search, partitioner, single, expert)
     if method is None:
         raise InputError(None, "method", f"unknown method {name!r} (known: {', '.join(registry)})")
     return method
-
-
-def problems_of(name: str, options: Mapping[str, Any], *, base: Path | None = None,
-                prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """:meth:`Method.problems` of the method called ``name``.
-
-    Raises
-    ------
-    InputError
-        No method has that name.
-
-    Examples
-    --------
-    >>> problems_of("expert", {})
-    ({}, [('split', 'expert needs this option (the split file to score)')])
-    """
-    return get_method(name).problems(options, base=base, prefix=prefix)
-
-
-def solve(workload: Workload, method: str = "dp", *, progress: Progress | bool | None = None,
-          **options: Any) -> PlacementResult:
-    """Run the method called ``method`` on ``workload`` (see :data:`METHODS` for its options).
-
-    :func:`pipesim.solve` is this function.
-
-    Parameters
-    ----------
-    workload : Workload
-    method : str
-        A key of :data:`METHODS`.
-    progress : callable or bool, optional
-        ``progress(stage, done, total)`` for methods that report progress
-        (the DP); ``True`` streams a MILP solver's log to stderr.
-    **options
-        The method's options.
-
-    Returns
-    -------
-    PlacementResult
-
-    Raises
-    ------
-    InputError
-        An unknown method or option, or a bad value.
-
-    Examples
-    --------
-    >>> from pipesim.placement.examples import chain
-    >>> w = chain((2.0, 1.0))
-    >>> r = solve(w, "dp")
-    >>> r.status, r.max_load
-    ('optimal', 2.0)
-    """
-    return get_method(method)(workload, progress=progress, **options)

@@ -1,4 +1,4 @@
-"""Reading Piper's input files as they are (SPEC §10; msr-fiddle/piper, README "Input format").
+"""Reading Piper's input files as they are (docs/model.md §10; msr-fiddle/piper, README "Input format").
 
 Top level: ``maxDevices`` K, ``maxMemoryPerDevice`` M (bytes), ``bandwidth``
 (bytes/s), ``mbsInBatch`` N (some copies call it ``maxBatchSize``), ``nodes``

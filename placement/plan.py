@@ -1,4 +1,4 @@
-"""Optimal hybrid-parallel plans: pipeline × data × tensor parallelism under memory (SPEC §10).
+"""Optimal hybrid-parallel plans: pipeline × data × tensor parallelism under memory (docs/model.md §10).
 
 Problem (Piper: Tarnawski et al., NeurIPS 2021, §3-4): split a layer DAG into
 pipeline stages; give each stage a tensor-parallel degree ``t``, a
@@ -598,7 +598,7 @@ def solve_plan(
     max_tensor_parallel: int | None = None,
     ideal_limit: int = 2_000_000,
 ) -> Plan:
-    """The plan of least time per sample for ``workload`` under Piper's model (SPEC §10).
+    """The plan of least time per sample for ``workload`` under Piper's model (docs/model.md §10).
 
     Parameters
     ----------

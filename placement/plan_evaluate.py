@@ -1,4 +1,4 @@
-"""The one cost model for hybrid-parallel plans (SPEC §10, Piper's model).
+"""The one cost model for hybrid-parallel plans (docs/model.md §10, Piper's model).
 
 Problem: given a :class:`~pipesim.placement.plan_workload.PlanningWorkload`
 and the stages of a plan (layers, ``t``, ``d``, a configuration per layer),

@@ -1,4 +1,4 @@
-"""Hybrid-parallel plans for 1F1B with a flush per batch, on nodes of a cluster (SPEC §10).
+"""Hybrid-parallel plans for 1F1B with a flush per batch, on nodes of a cluster (docs/model.md §10).
 
 Problem: as in :mod:`pipesim.placement.plan` (stages, each with ``t``, ``d``
 and a configuration per layer, ``d | N``, memory ``Σ a·y + b ≤ M``), but the

@@ -1,4 +1,4 @@
-"""A hybrid-parallel plan: pipeline stages, each replicated and split across devices (SPEC §10).
+"""A hybrid-parallel plan: pipeline stages, each replicated and split across devices (docs/model.md §10).
 
 A :class:`Plan` lists its stages in pipeline order.  Each :class:`PlanStage`
 holds a set of layers, a tensor-parallel degree ``t``, a data-parallel degree

@@ -1,4 +1,4 @@
-"""A workload for hybrid-parallel planning (SPEC §10; Tarnawski et al., NeurIPS 2021, §3).
+"""A workload for hybrid-parallel planning (docs/model.md §10; Tarnawski et al., NeurIPS 2021, §3).
 
 Problem: describe a DNN as a DAG of layers where each layer can run at several
 tensor-parallel degrees ``t`` and, for each ``t``, in several *configurations*
@@ -73,7 +73,7 @@ class LayerEdge:
 
 @dataclass(frozen=True)
 class PlanningWorkload:
-    """Layers, edges and the cluster limits a plan must respect (SPEC §10)."""
+    """Layers, edges and the cluster limits a plan must respect (docs/model.md §10)."""
 
     layers: tuple[Layer, ...]
     edges: tuple[LayerEdge, ...]

@@ -1,4 +1,4 @@
-"""``pipesim plan WORKLOAD``: the best pipeline × data × tensor-parallel plan (SPEC §10).
+"""``pipesim plan WORKLOAD``: the best pipeline × data × tensor-parallel plan (docs/model.md §10).
 
 ``pipesim plan --evaluate plan.json WORKLOAD`` re-evaluates a saved plan with
 the one cost model for plans.  Bare numbers for ``--memory`` and

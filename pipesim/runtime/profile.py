@@ -20,7 +20,7 @@ moves tensors, what handing a tensor to the next stage process costs:
 :func:`profiled_workload` turns both into a workload: one device class
 ``cpu`` with one device per usable core, node time = measured median (ms),
 node transfer ``c(u) = overhead + bytes / bandwidth`` (the evaluator charges
-it to the sending and to the receiving stage, SPEC §2's "calls" model).  The
+it to the sending and to the receiving stage, docs/model.md §2's "calls" model).  The
 roofline's times for the same nodes (this class, with the ``cpu`` preset
 device, and every class of a reference system such as ``a100x8``) are written
 beside each node as ``roofline``, for comparison and for

@@ -59,22 +59,7 @@ from collections.abc import Sequence
 from pipesim.errors import InputError, InternalError
 from pipesim.simulation.program import BACKWARD, FORWARD, WEIGHT, Program
 
-__all__ = ["device_times", "iteration_time", "order_iteration_time", "predicted_iteration_time", "stage_times"]
-
-
-def device_times(program: Program) -> tuple[list[float], list[float], list[float]]:
-    """Per device: forward, backward (input + weight) and weight time of one microbatch.
-
-    Only what occupies the device counts (its compute and, in ``paper`` mode,
-    its transfers), as the evaluator's load does.
-    """
-    forward, backward, weight = [], [], []
-    for d in program.devices:
-        tasks = [t for lane in program.lanes if lane.device == d and lane.kind == "device" for t in lane.tasks]
-        forward.append(sum(t.duration for t in tasks if t.phase == FORWARD))
-        backward.append(sum(t.duration for t in tasks if t.phase in (BACKWARD, WEIGHT)))
-        weight.append(sum(t.duration for t in tasks if t.phase == WEIGHT))
-    return forward, backward, weight
+__all__ = ["iteration_time", "order_iteration_time", "predicted_iteration_time", "stage_times"]
 
 
 def iteration_time(

@@ -1,4 +1,4 @@
-"""Simulating a hybrid-parallel plan on a cluster: 1F1B with a flush, replicas, rings (SPEC §10).
+"""Simulating a hybrid-parallel plan on a cluster: 1F1B with a flush, replicas, rings (docs/model.md §10).
 
 Problem: check the flush model of :mod:`pipesim.placement.plan_flush` by
 running the plan as events, with the cluster's links as shared resources:

@@ -1,4 +1,4 @@
-"""pipesim's own models as hybrid-parallel planning workloads (SPEC §10; docs/model.md §10).
+"""pipesim's own models as hybrid-parallel planning workloads (docs/model.md §10).
 
 Problem: :func:`pipesim.placement.plan.plan` plans on a
 :class:`~pipesim.placement.plan_workload.PlanningWorkload` — per layer and

@@ -1,4 +1,4 @@
-"""The hybrid-parallel planner (SPEC §10): Piper's figures, exactness, re-evaluation."""
+"""The hybrid-parallel planner (docs/model.md §10): Piper's figures, exactness, re-evaluation."""
 
 from __future__ import annotations
 

@@ -47,12 +47,12 @@ def solve_one(path: str) -> dict:
         paper_devices,
         read_paper_workload,
     )
-    from pipesim.placement.dp import solve_dp
+    from pipesim.placement.dp.solve import solve_dp
 
     started = time.perf_counter()
     tiny = Graph([Node(0, {ACCELERATOR: 1.0, CPU: 9.0}, transfer={ACCELERATOR: 1.0}), Node(1, {ACCELERATOR: 1.0, CPU: 9.0})],
                  [Edge(0, 1)])
-    from pipesim.placement import kernels
+    from pipesim.placement.dp import kernels
 
     small, kernels.SMALL_WORK = kernels.SMALL_WORK, 0  # the warm-up takes the compiled path: load it now
     try:

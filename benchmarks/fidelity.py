@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.evaluate import evaluate
 from pipesim.runtime.calibrate import calibrate, read_profiles
 from pipesim.runtime.pipeline import execute

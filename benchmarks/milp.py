@@ -42,7 +42,7 @@ def throughput_rows(name: str, solvers, time_limit: float, with_dp: bool, consol
     workload = read_paper_workload(PAPER / "throughput" / "LayerGraphs" / f"{name}.json")
     start = None
     if with_dp:
-        from pipesim.placement.dp import solve_dp
+        from pipesim.placement.dp.solve import solve_dp
 
         dp = solve_dp(workload)
         start = dp.evaluation.split

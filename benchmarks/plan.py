@@ -61,9 +61,9 @@ def _rss_mib() -> float:
 
 def solve_one(path: str, K: int, memory: float, N: int) -> dict:
     """Plan one case in this process and return the measurements."""
-    from pipesim.placement.piper_format import read_piper_workload
-    from pipesim.placement.plan import solve_plan
-    from pipesim.placement.plan_workload import Configuration, Layer, PlanningWorkload
+    from pipesim.placement.plan.piper_format import read_piper_workload
+    from pipesim.placement.plan.solve import solve_plan
+    from pipesim.placement.plan.workload import Configuration, Layer, PlanningWorkload
 
     started = time.perf_counter()
     c = Configuration("vanilla", 1.0, 0.0, 1.0, 0.0)

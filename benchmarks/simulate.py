@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.formats import read_paper_workload
 from pipesim.simulation import simulate
 from pipesim.simulation.program import build_program

@@ -32,8 +32,8 @@ from pipesim.placement.latency import latency_of_split
 from pipesim.placement.methods import get_method
 from pipesim.placement.result import PlacementResult
 from pipesim.placement.workload import Workload
-from pipesim.placement.plan_result import Plan
-from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.placement.plan.result import Plan
+from pipesim.placement.plan.workload import PlanningWorkload
 from pipesim.scenario import PLAN_METHOD, Scenario, load_scenario
 from pipesim.simulation.plan_sim import PlanSimulation
 from pipesim.simulation import SimulationError, SimulationResult, simulate
@@ -311,8 +311,8 @@ def execute(scenario: Scenario, *, step: Step = no_step, progress=None) -> Outco
 
 def _execute_plan(scenario: Scenario, timed, seconds: dict[str, float]) -> Outcome:
     """``solve.method: plan``: plan on the cluster, simulate the plan (the flush model's simulator)."""
-    from pipesim.placement.plan import cluster_limits, plan
-    from pipesim.placement.plan_flush import Geometry
+    from pipesim.placement.plan.solve import cluster_limits, plan
+    from pipesim.placement.plan.flush import Geometry
     from pipesim.simulation.plan_sim import simulate_plan
 
     options = dict(scenario.options)

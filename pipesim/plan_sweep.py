@@ -4,9 +4,9 @@ Problem: how does throughput grow with the devices, and what do tensor and
 data parallelism add over a pure pipeline?  For each device count ``K`` (the
 first ``K`` GPUs of a cluster, whole nodes first) and each memory ``M`` this
 plans the workload three ways, all scored by the same flush model
-(:func:`pipesim.placement.plan_flush.evaluate_flush_plan`):
+(:func:`pipesim.placement.plan.flush.evaluate_flush_plan`):
 
-* ``plan``: :func:`~pipesim.placement.plan_flush.solve_flush_plan` (stages,
+* ``plan``: :func:`~pipesim.placement.plan.flush.solve_flush_plan` (stages,
   ``t``, ``d``, recomputation, placement on the nodes);
 * ``pipeline DP (t=d=1)``: the same planner with ``t = d = 1`` (the 2020
   paper's question: one pipeline, one device per stage, still with
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipesim.hardware.clusters import Cluster
-from pipesim.placement.plan_flush import Geometry, evaluate_flush_plan, solve_flush_plan
-from pipesim.placement.plan_result import INFEASIBLE, Plan, PlanStage
-from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan, solve_flush_plan
+from pipesim.placement.plan.result import INFEASIBLE, Plan, PlanStage
+from pipesim.placement.plan.workload import PlanningWorkload
 
 __all__ = ["PLANNERS", "SweepPoint", "equal_split", "plan_sweep", "write_sweep_plot"]
 
@@ -57,7 +57,7 @@ def equal_split(workload: PlanningWorkload, stages: int) -> list[PlanStage]:
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, PlanningWorkload
+    >>> from pipesim.placement.plan.workload import Configuration, Layer, PlanningWorkload
     >>> c = Configuration("vanilla", 1.0, 0.0, 0.0, 0.0)
     >>> w = PlanningWorkload(tuple(Layer(i, {1: (c,)}) for i in range(5)), (), 4, 1.0, 1.0, 2)
     >>> [s.nodes for s in equal_split(w, 2)]

@@ -63,9 +63,9 @@ from pipesim.hardware.devices import TRANSFER_MODES, DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.placement.methods import METHODS, get_method
-from pipesim.placement.piper_format import is_piper_format, read_piper_workload
-from pipesim.placement.plan import PLAN_OPTIONS
-from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.placement.plan.piper_format import is_piper_format, read_piper_workload
+from pipesim.placement.plan.solve import PLAN_OPTIONS
+from pipesim.placement.plan.workload import PlanningWorkload
 from pipesim.placement.options import (
     Bool,
     Choice,

@@ -101,7 +101,7 @@ def uniform_planning_chain(layers: int, *, time: float = 2.0, parameters: float 
     >>> len(w.layers), len(w.edges), w.degrees
     (3, 2, (1,))
     """
-    from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
 
     c = Configuration("vanilla", time=time, parameters=parameters, memory_a=1.0, memory_b=0.0)
     return PlanningWorkload(tuple(Layer(i, {1: (c,)}) for i in range(layers)),

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import IdealLimitError, InputError, ResourceLimitError
-from pipesim.placement.contract import MERGE_MODES
+from pipesim.placement.dp.contract import MERGE_MODES
 from pipesim.placement.mip_backend import DEFAULT_SOLVER, SOLVERS
 from pipesim.placement.options import (
     Bool,
@@ -161,7 +161,7 @@ class Method:
 
 
 def _dp(workload: Workload, **options) -> PlacementResult:
-    from pipesim.placement.dp import solve_dp
+    from pipesim.placement.dp.solve import solve_dp
 
     return solve_dp(workload, **options)
 

@@ -21,7 +21,7 @@ FOLDERS = {"pipesim": "pipesim", "pipesim.hardware": "hardware", "pipesim.placem
 
 PROBE = """
 import importlib, sys
-import pipesim.placement.dp, pipesim.hardware.catalog as catalog
+import pipesim.placement.dp.solve, pipesim.hardware.catalog as catalog
 assert catalog.builtin_catalog().system("a100x8")       # package data (presets/*.yaml) installed
 for name in ("placement", "hardware"):
     try:
@@ -67,7 +67,7 @@ def test_wheel_installs_one_import_name(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"pipesim"}
-    assert "pipesim/hardware/presets/devices.yaml" in names and "pipesim/placement/dp.py" in names
+    assert "pipesim/hardware/presets/devices.yaml" in names and "pipesim/placement/dp/solve.py" in names
     target = tmp_path / "site"
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
                                 str(wheel)], capture_output=True, text=True, timeout=300)

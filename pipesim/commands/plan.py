@@ -16,12 +16,12 @@ from pipesim.commands.common import console, count, print_json, writable
 from pipesim.hardware.clusters import load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.formats import InputError, load_json, write_json
-from pipesim.placement.piper_format import is_piper_format, read_piper_workload
-from pipesim.placement.plan import cluster_limits, solve_plan
-from pipesim.placement.plan_evaluate import evaluate_plan
-from pipesim.placement.plan_flush import Geometry, evaluate_flush_plan, solve_flush_plan
-from pipesim.placement.plan_result import Plan
-from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.placement.plan.piper_format import is_piper_format, read_piper_workload
+from pipesim.placement.plan.solve import cluster_limits, solve_plan
+from pipesim.placement.plan.evaluate import evaluate_plan
+from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan, solve_flush_plan
+from pipesim.placement.plan.result import Plan
+from pipesim.placement.plan.workload import PlanningWorkload
 
 
 def register(subparsers) -> None:

@@ -1,6 +1,6 @@
 """Simulating a hybrid-parallel plan on a cluster: 1F1B with a flush, replicas, rings (docs/model.md §10).
 
-Problem: check the flush model of :mod:`pipesim.placement.plan_flush` by
+Problem: check the flush model of :mod:`pipesim.placement.plan.flush` by
 running the plan as events, with the cluster's links as shared resources:
 
 * each stage's ``d`` replicas take the batch's ``N`` microbatches round-robin
@@ -39,9 +39,9 @@ import simpy
 
 from pipesim.errors import InternalError, SimulationError
 from pipesim.hardware.costs import BACKWARD_FACTOR
-from pipesim.placement.plan_flush import Geometry, evaluate_flush_plan
-from pipesim.placement.plan_result import INFEASIBLE, Plan
-from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan
+from pipesim.placement.plan.result import INFEASIBLE, Plan
+from pipesim.placement.plan.workload import PlanningWorkload
 
 __all__ = ["PlanSimulation", "simulate_plan"]
 
@@ -128,8 +128,8 @@ def simulate_plan(
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
-    >>> from pipesim.placement.plan_result import PlanStage
+    >>> from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> from pipesim.placement.plan.result import PlanStage
     >>> c = Configuration("vanilla", time=3.0, parameters=8.0, memory_a=1.0, memory_b=0.0)
     >>> w = PlanningWorkload(tuple(Layer(i, {1: (c,)}) for i in range(2)), (LayerEdge(0, 1, 0.0),),
     ...                      devices=4, memory=100.0, bandwidth=1.0, microbatches=8)

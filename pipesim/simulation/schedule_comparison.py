@@ -52,7 +52,7 @@ class ScheduleRow:
 
 def dp_stage_split(workload: Workload, stages: int, device_class: str | None = None) -> Split:
     """The DP's optimal contiguous split onto ``stages`` devices of one class (the others removed)."""
-    from pipesim.placement.dp import (
+    from pipesim.placement.dp.solve import (
         solve_dp,  # the DP's numba kernels load only when needed
     )
 

@@ -1,7 +1,7 @@
 """pipesim's own models as hybrid-parallel planning workloads (docs/model.md §10).
 
 Problem: :func:`pipesim.placement.plan.plan` plans on a
-:class:`~pipesim.placement.plan_workload.PlanningWorkload` — per layer and
+:class:`~pipesim.placement.plan.workload.PlanningWorkload` — per layer and
 tensor-parallel degree ``t``, a time per microbatch (forward and backward),
 parameter bytes, and memory ``a·y + b`` for ``y`` microbatches in flight.
 Piper's files give these; for a model pipesim generates (an
@@ -40,7 +40,7 @@ from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.costs import BACKWARD_FACTOR, kernel_time, training_bytes_per_param
 from pipesim.hardware.devices import dtype_bytes
-from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
 from pipesim.workloads.opgraph import Op, OpGraph
 
 __all__ = ["OPTIMIZER", "VANILLA", "RECOMPUTE", "planning_workload", "tensor_parallel_degrees"]

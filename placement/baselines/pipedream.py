@@ -36,7 +36,7 @@ from collections.abc import Collection, Hashable
 import networkx as nx
 from networkx.utils import UnionFind
 
-from pipesim.placement.dp import ProgressCallback, solve_dp
+from pipesim.placement.dp.solve import ProgressCallback, solve_dp
 from pipesim.placement.graph import Graph
 from pipesim.placement.result import FEASIBLE, OPTIMAL, PlacementResult
 from pipesim.placement.workload import Workload

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from pipesim.hardware.clusters import load_cluster
-from pipesim.placement.plan import plan
-from pipesim.placement.plan_flush import Geometry, evaluate_flush_plan
-from pipesim.placement.plan_result import PlanStage
-from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+from pipesim.placement.plan.solve import plan
+from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan
+from pipesim.placement.plan.result import PlanStage
+from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
 from pipesim.simulation.plan_sim import simulate_plan
 from pipesim.workloads.models import build_model
 from pipesim.workloads.planning import planning_workload

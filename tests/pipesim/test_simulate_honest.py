@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pipesim.placement.devices import ACCELERATOR, CPU, paper_devices
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.formats import read_paper_workload
 from pipesim.placement.graph import Edge, Graph
 from pipesim.placement.split import Split

@@ -9,7 +9,7 @@ max-load within 0.5%.
 import pytest
 
 from pipesim.placement import read_paper_workload, read_split
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.simulation import simulate
 from tests.placement.test_expert_splits import PAIRS as EXPERT
 

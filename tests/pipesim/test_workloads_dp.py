@@ -3,7 +3,7 @@
 import pytest
 
 from pipesim.hardware.catalog import load_system
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.result import OPTIMAL
 from pipesim.workloads.lower import lower
 from pipesim.workloads.transformer import SIZES, transformer

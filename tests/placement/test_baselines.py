@@ -30,7 +30,7 @@ from pipesim.placement.baselines import (
 from pipesim.placement.baselines.local_search import LoadState
 from pipesim.placement.baselines.pipedream import chain_constraints
 from pipesim.placement.baselines.units import devices_of, units_of
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT
 from tests.strategies import node, workloads
 

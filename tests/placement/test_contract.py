@@ -5,8 +5,8 @@ import math
 import pytest
 
 from pipesim.placement import Edge, Graph, Workload, paper_devices
-from pipesim.placement.contract import contract
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.contract import contract
+from pipesim.placement.dp.solve import solve_dp
 from tests.strategies import node
 
 

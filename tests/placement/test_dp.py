@@ -17,9 +17,9 @@ from pipesim.placement import (
     evaluate,
     paper_devices,
 )
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.formats import read_paper_workload
-from pipesim.placement.ideals import IdealLimitError
+from pipesim.placement.dp.ideals import IdealLimitError
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL
 from tests.strategies import brute_force_optimum, node, workloads
 

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 from pipesim.placement import read_paper_workload
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 
 PLACEMENT = Path(__file__).resolve().parents[2] / "placement"
 

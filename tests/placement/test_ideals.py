@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipesim.placement.ideals import enumerate_ideals, pack, unpack
+from pipesim.placement.dp.ideals import enumerate_ideals, pack, unpack
 
 
 @st.composite

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 
 from pipesim.errors import IdealLimitError, ResourceLimitError
 from pipesim.placement.devices import DeviceClass, paper_devices
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.graph import Edge, Graph, Node
-from pipesim.placement.ideals import enumerate_ideals
+from pipesim.placement.dp.ideals import enumerate_ideals
 from pipesim.placement.memory import MemoryBudget
 from pipesim.placement.milp import solve_ip
 from pipesim.placement.workload import Workload
@@ -71,7 +71,7 @@ def test_address_space_limit_gives_a_resource_error_not_a_memory_error():
         resource.setrlimit(resource.RLIMIT_AS, (2_000_000_000, 2_000_000_000))
         from pipesim.errors import ResourceLimitError
         from tests.placement.test_memory_budget import _wide
-        from pipesim.placement.dp import solve_dp
+        from pipesim.placement.dp.solve import solve_dp
         try:
             solve_dp(_wide(3000), ideal_limit=10**12)
         except ResourceLimitError as exc:

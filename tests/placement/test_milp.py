@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from pipesim.placement.devices import CPU, DeviceClass, paper_devices
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Edge, Graph, Node
 from pipesim.placement.milp import solve_ip

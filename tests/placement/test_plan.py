@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pipesim.placement.devices import paper_devices
-from pipesim.placement.dp import solve_dp
+from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.graph import Edge, Graph, Node
-from pipesim.placement.piper_format import is_piper_format, read_piper_workload
-from pipesim.placement.plan import _cover, solve_plan
-from pipesim.placement.plan_evaluate import evaluate_plan
-from pipesim.placement.plan_result import Plan, PlanStage
-from pipesim.placement.plan_workload import (
+from pipesim.placement.plan.piper_format import is_piper_format, read_piper_workload
+from pipesim.placement.plan.solve import _cover, solve_plan
+from pipesim.placement.plan.evaluate import evaluate_plan
+from pipesim.placement.plan.result import Plan, PlanStage
+from pipesim.placement.plan.workload import (
     Configuration,
     Layer,
     LayerEdge,

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pipesim.hardware.clusters import load_cluster
-from pipesim.placement.piper_format import read_piper_workload
-from pipesim.placement.plan import plan
-from pipesim.placement.plan_flush import Geometry, evaluate_flush_plan, solve_flush_plan
-from pipesim.placement.plan_result import Plan, PlanStage
-from pipesim.placement.plan_workload import (
+from pipesim.placement.plan.piper_format import read_piper_workload
+from pipesim.placement.plan.solve import plan
+from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan, solve_flush_plan
+from pipesim.placement.plan.result import Plan, PlanStage
+from pipesim.placement.plan.workload import (
     Configuration,
     Layer,
     LayerEdge,

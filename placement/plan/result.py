@@ -4,7 +4,7 @@ A :class:`Plan` lists its stages in pipeline order.  Each :class:`PlanStage`
 holds a set of layers, a tensor-parallel degree ``t``, a data-parallel degree
 ``d`` (it occupies ``t·d`` devices: ``d`` replicas of ``t`` devices each), the
 configuration chosen for each layer, and — once evaluated by
-:func:`pipesim.placement.plan_evaluate.evaluate_plan`, the one cost model for
+:func:`pipesim.placement.plan.evaluate.evaluate_plan`, the one cost model for
 plans — its time breakdown per sample and its memory per device.
 """
 
@@ -33,7 +33,7 @@ class PlanStage:
     microbatches stashed.  ``cluster_nodes`` (optional) names the cluster
     node of each device.
 
-    Under the ``flush`` objective (:mod:`pipesim.placement.plan_flush`)
+    Under the ``flush`` objective (:mod:`pipesim.placement.plan.flush`)
     ``compute`` and ``communication`` are seconds per microbatch on one
     replica, ``resync`` is 0, ``allreduce`` is the stage's gradient
     all-reduce per iteration, and ``link_in`` / ``link_out`` say which link

@@ -50,12 +50,12 @@ import numpy as np
 
 from pipesim.errors import IdealLimitError, InternalError, ResourceLimitError
 from pipesim.hardware.units import format_bytes
-from pipesim.placement.contract import ContractedGraph, contract
+from pipesim.placement.dp.contract import ContractedGraph, contract
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.graph import Graph
-from pipesim.placement.ideals import Ideals, enumerate_ideals, unpack
-from pipesim.placement.kernels import kernel
+from pipesim.placement.dp.ideals import Ideals, enumerate_ideals, unpack
+from pipesim.placement.dp.kernels import kernel
 from pipesim.placement.memory import MemoryBudget
 from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, PlacementResult
 from pipesim.placement.split import Split
@@ -533,7 +533,7 @@ def solve_dp(
         The graph and its devices.  Device counts above the number of
         super-nodes are treated as that number (a split cannot use more).
     merge, fuse_layers, fuse, order
-        Preprocessing options of :func:`pipesim.placement.contract.contract`
+        Preprocessing options of :func:`pipesim.placement.dp.contract.contract`
         (``merge="paper"`` reproduces the paper's inexact merging); with any
         of them the split is optimal only for the restricted problem.
     ideal_limit : int

@@ -6,13 +6,13 @@ data-parallel degree ``d`` with ``d | N``, and one configuration per layer,
 with ``Σ t·d ≤ K``, ``Σ d ≤ N`` and each stage's memory
 ``Σ a·y + b ≤ M`` for ``y = ⌈(Σ_{j≥i} d_j)/d_i⌉`` microbatches in flight;
 minimise the largest stage time per sample (the model of
-:mod:`pipesim.placement.plan_evaluate`).
+:mod:`pipesim.placement.plan.evaluate`).
 
 Guarantee: the plan returned is optimal for that model.  Piper picks each
 stage's configurations with a greedy knapsack heuristic; here the knapsack is
 solved exactly (branch and bound), so the time is never higher than Piper's
 and lower where its heuristic misses.  The answer is re-evaluated by
-:func:`~pipesim.placement.plan_evaluate.evaluate_plan` and must agree.
+:func:`~pipesim.placement.plan.evaluate.evaluate_plan` and must agree.
 
 How, and why it is fast where Piper's DP is slow:
 
@@ -27,7 +27,7 @@ How, and why it is fast where Piper's DP is slow:
   (about 20 runs of a table of ``tails × s`` integers).
 * A stage's time is ``(P + Q(y))/d + (E/d + 4(d−1)W/(dN))/BW`` where ``P``,
   ``E``, ``W`` are per-tail sums (differences of per-ideal accumulations, as
-  in :mod:`pipesim.placement.dp`) and ``Q(y)`` is the least extra time of
+  in :mod:`pipesim.placement.dp.solve`) and ``Q(y)`` is the least extra time of
   recomputation that fits ``y`` microbatches: a step function of ``y``,
   computed once per (stage, t) with one exact knapsack per step, shared by
   every ``d`` (configurations of a layer differ only in time and memory —
@@ -49,12 +49,12 @@ import numpy as np
 from pipesim.errors import InputError, InternalError
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
-from pipesim.placement.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.dp.ideals import Ideals, enumerate_ideals, pack
 from pipesim.placement.options import Bool, Choice, Int, Size
-from pipesim.placement.piper_format import read_piper_workload
-from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, evaluate_plan
-from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
-from pipesim.placement.plan_workload import Configuration, PlanningWorkload
+from pipesim.placement.plan.piper_format import read_piper_workload
+from pipesim.placement.plan.evaluate import MEMORY_TOLERANCE, evaluate_plan
+from pipesim.placement.plan.result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
+from pipesim.placement.plan.workload import Configuration, PlanningWorkload
 
 __all__ = ["OBJECTIVES", "PLAN_OPTIONS", "cluster_limits", "plan", "solve_plan"]
 
@@ -389,7 +389,7 @@ def _last_fitting(a, b, cap, lo, hi):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, inline="always")
 def _tps(base, q, comm, wsum, d, N, bw):  # pragma: no cover - compiled
-    """Stage time per sample (the formula of :mod:`~pipesim.placement.plan_evaluate`)."""
+    """Stage time per sample (the formula of :mod:`~pipesim.placement.plan.evaluate`)."""
     return (base + q) / d + (comm / d + 4.0 * (d - 1) * wsum / d / N) / bw
 
 
@@ -628,7 +628,7 @@ def solve_plan(
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
     >>> c = Configuration("vanilla", time=2.0, parameters=0.0, memory_a=1.0, memory_b=0.0)
     >>> layers = tuple(Layer(i, {1: (c,)}) for i in range(4))
     >>> w = PlanningWorkload(layers, tuple(LayerEdge(i, i + 1, 0.0) for i in range(3)),
@@ -860,7 +860,7 @@ def plan(
         ``objective="flush"``, the nodes and their two links.
     objective : {"piper", "flush"}
         Piper's time per sample (:func:`solve_plan`), or the iteration time
-        of 1F1B with a flush (:func:`pipesim.placement.plan_flush.solve_flush_plan`).
+        of 1F1B with a flush (:func:`pipesim.placement.plan.flush.solve_flush_plan`).
     data_parallel, tensor_parallel, recompute : bool
         Allow ``d > 1``, ``t > 1`` and recomputation.
 
@@ -880,7 +880,7 @@ def plan(
     >>> plan(w).time_per_sample, plan(w, objective="flush").iteration_time
     (2.0, 22.0)
     """
-    from pipesim.placement.plan_flush import Geometry, solve_flush_plan
+    from pipesim.placement.plan.flush import Geometry, solve_flush_plan
 
     if objective not in OBJECTIVES:
         raise InputError(None, "objective", f"must be 'piper' or 'flush', got {objective!r}")

@@ -23,7 +23,7 @@ from typing import Any
 import networkx as nx
 
 from pipesim.placement.formats import _Reader, load_json
-from pipesim.placement.plan_workload import (
+from pipesim.placement.plan.workload import (
     Configuration,
     Layer,
     LayerEdge,

@@ -5,8 +5,8 @@ tensor-parallel degrees ``t`` and, for each ``t``, in several *configurations*
 (e.g. ``"vanilla"`` or ``"activation recomp"``), together with the cluster it
 is planned for: ``devices`` K accelerators of ``memory`` M bytes each, one
 ``bandwidth`` (bytes/s) from every device to the rest, and ``microbatches`` N
-per batch.  This is Piper's input model; :mod:`pipesim.placement.piper_format`
-reads Piper's JSON into it and :mod:`pipesim.placement.plan` plans on it.
+per batch.  This is Piper's input model; :mod:`pipesim.placement.plan.piper_format`
+reads Piper's JSON into it and :mod:`pipesim.placement.plan.solve` plans on it.
 
 A configuration of layer ``v`` on ``t`` devices has a time per sample ``p``
 (forward + backward, on its ``t`` devices), parameter bytes ``w`` (what data

@@ -1,6 +1,6 @@
 """Hybrid-parallel plans for 1F1B with a flush per batch, on nodes of a cluster (docs/model.md §10).
 
-Problem: as in :mod:`pipesim.placement.plan` (stages, each with ``t``, ``d``
+Problem: as in :mod:`pipesim.placement.plan.solve` (stages, each with ``t``, ``d``
 and a configuration per layer, ``d | N``, memory ``Σ a·y + b ≤ M``), but the
 objective is the **iteration time** of 1F1B with a flush (PipeDream-Flush,
 Megatron-LM's default) on a cluster of nodes of ``n`` devices, an intra-node
@@ -37,7 +37,7 @@ either right after the next one (padded only so that each replica starts at a
 multiple of ``t``) or padded to the end of a node; ``t`` divides ``n``.  The
 packing rule is the heuristic: a plan that interleaves stages differently on
 the nodes is not considered.  Everything else (stage boundaries, ``t``, ``d``,
-recomputation by an exact knapsack as in :mod:`~pipesim.placement.plan`, the
+recomputation by an exact knapsack as in :mod:`~pipesim.placement.plan.solve`, the
 link each transfer uses) is exact.
 
 How: a DP over (tail ``X`` of the graph, devices ``k`` the tail occupies from
@@ -60,7 +60,7 @@ from dataclasses import dataclass, replace
 import numba
 import numpy as np
 from pipesim.hardware.clusters import Cluster
-from pipesim.placement.plan import (
+from pipesim.placement.plan.solve import (
     _KNAPSACK_NODE_LIMIT,
     _cover,
     _divisors,
@@ -70,9 +70,9 @@ from pipesim.placement.plan import (
     _tables,
     _why_infeasible,
 )
-from pipesim.placement.plan_evaluate import MEMORY_TOLERANCE, edge_lists, stage_sums, structure_problems
-from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
-from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.placement.plan.evaluate import MEMORY_TOLERANCE, edge_lists, stage_sums, structure_problems
+from pipesim.placement.plan.result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
+from pipesim.placement.plan.workload import PlanningWorkload
 
 from pipesim.errors import InputError, InternalError
 
@@ -173,7 +173,7 @@ def evaluate_flush_plan(workload: PlanningWorkload, plan: Plan | list[PlanStage]
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
     >>> c = Configuration("vanilla", time=2.0, parameters=8.0, memory_a=1.0, memory_b=0.0)
     >>> w = PlanningWorkload((Layer(0, {1: (c,)}), Layer(1, {1: (c,)})), (LayerEdge(0, 1, 5.0),),
     ...                      devices=4, memory=10.0, bandwidth=10.0, microbatches=4)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipesim.errors import IdealLimitError
-from pipesim.placement.kernels import kernel
+from pipesim.placement.dp.kernels import kernel
 from pipesim.placement.memory import MemoryBudget
 
 __all__ = ["IdealLimitError", "Ideals", "enumerate_ideals", "pack", "unpack"]

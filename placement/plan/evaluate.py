@@ -1,6 +1,6 @@
 """The one cost model for hybrid-parallel plans (docs/model.md §10, Piper's model).
 
-Problem: given a :class:`~pipesim.placement.plan_workload.PlanningWorkload`
+Problem: given a :class:`~pipesim.placement.plan.workload.PlanningWorkload`
 and the stages of a plan (layers, ``t``, ``d``, a configuration per layer),
 compute each stage's time per sample and memory per device, and list every
 rule the plan breaks.  The planner checks its own answer with this function
@@ -26,8 +26,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pipesim.placement.plan_result import FEASIBLE, INFEASIBLE, Plan, PlanStage
-from pipesim.placement.plan_workload import PlanningWorkload
+from pipesim.placement.plan.result import FEASIBLE, INFEASIBLE, Plan, PlanStage
+from pipesim.placement.plan.workload import PlanningWorkload
 
 __all__ = ["MEMORY_TOLERANCE", "StageSums", "evaluate_plan", "resync_bytes", "edge_lists", "stage_sums", "structure_problems"]
 
@@ -55,7 +55,7 @@ def structure_problems(workload: PlanningWorkload, stages: Sequence[PlanStage]) 
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
     >>> c = Configuration("vanilla", 1.0, 0.0, 0.0, 0.0)
     >>> w = PlanningWorkload((Layer(0, {1: (c,)}), Layer(1, {1: (c,)})), (LayerEdge(0, 1, 0.0),), 2, 1.0, 1.0, 1)
     >>> structure_problems(w, [PlanStage((1,), 1, 1, {}), PlanStage((0, 7), 1, 1, {})])
@@ -142,7 +142,7 @@ def evaluate_plan(workload: PlanningWorkload, plan: Plan | Sequence[PlanStage]) 
 
     Examples
     --------
-    >>> from pipesim.placement.plan_workload import Configuration, Layer, LayerEdge, PlanningWorkload
+    >>> from pipesim.placement.plan.workload import Configuration, Layer, LayerEdge, PlanningWorkload
     >>> c = Configuration("vanilla", time=2.0, parameters=0.0, memory_a=1.0, memory_b=0.0)
     >>> w = PlanningWorkload((Layer(0, {1: (c,)}), Layer(1, {1: (c,)})), (LayerEdge(0, 1, 5.0),),
     ...                      devices=2, memory=10.0, bandwidth=10.0, microbatches=4)

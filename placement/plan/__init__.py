@@ -1,0 +1,42 @@
+"""Hybrid-parallel plans: pipeline stages, each replicated (data) and split (tensor) over devices.
+
+docs/model.md §10.  One sub-system, one module per idea:
+
+* :mod:`~pipesim.placement.plan.workload` — the layer DAG with per-layer configurations;
+* :mod:`~pipesim.placement.plan.result` — :class:`Plan` and :class:`PlanStage`;
+* :mod:`~pipesim.placement.plan.evaluate` — the one cost model (Piper's objective);
+* :mod:`~pipesim.placement.plan.solve` — :func:`plan`, the optimal planner (Piper's objective,
+  and the entry point for every objective);
+* :mod:`~pipesim.placement.plan.flush` — the 1F1B-with-flush objective on a cluster's nodes;
+* :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are.
+
+The planner's modules load numba; they are imported on first use, so reading a
+workload or a plan stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "Configuration": "workload", "Layer": "workload", "LayerEdge": "workload", "PlanningWorkload": "workload",
+    "Plan": "result", "PlanStage": "result",
+    "evaluate_plan": "evaluate",
+    "OBJECTIVES": "solve", "PLAN_OPTIONS": "solve", "cluster_limits": "solve", "plan": "solve", "solve_plan": "solve",
+    "Geometry": "flush", "evaluate_flush_plan": "flush", "solve_flush_plan": "flush",
+    "is_piper_format": "piper_format", "read_piper_workload": "piper_format",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from pipesim.placement.display import Display, number, size
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.formats import split_to_json
 from pipesim.placement.split import Split
@@ -25,7 +26,7 @@ INTERRUPTED = "interrupted"  # stopped by Ctrl-C (pipesim.placement.interrupt): 
 INFEASIBLE = "infeasible"  # proven that no split satisfies the constraints
 
 
-@dataclass
+@dataclass(repr=False)
 class SolverResult:
     """What every solver reports besides its answer: status, proven bound, time.
 
@@ -48,6 +49,9 @@ class SolverResult:
         Why it stopped, or what was infeasible.
     """
 
+    #: What :attr:`objective` measures, as the headline names it.
+    objective_name: ClassVar[str] = "objective"
+
     method: str
     status: str
     bound: float | None = field(default=None, kw_only=True)
@@ -69,6 +73,23 @@ class SolverResult:
             return 0.0
         return max(0.0, (self.objective - self.bound) / self.objective)
 
+    def headline(self) -> str:
+        """One line: method, status, the objective, the proven bound and the time taken."""
+        line = f"{self.method}: {self.status}, {self.objective_name} {number(self.objective)}"
+        if self.bound is not None and self.gap:
+            line += f" (bound {number(self.bound)}, gap {self.gap:.2%})"
+        return line + f", {self.seconds:.3g} s"
+
+    def display(self) -> Display:
+        """The result as a table (:class:`~pipesim.placement.display.Display`); subclasses add rows."""
+        return Display(self.headline(), (), (), notes=[self.message] if self.message else [])
+
+    def __repr__(self) -> str:
+        return self.display().text()
+
+    def _repr_html_(self) -> str:
+        return self.display().html()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``method``, ``status``, ``bound``, ``gap``, ``seconds``, ``message``, ``stats``."""
         return {
@@ -82,7 +103,7 @@ class SolverResult:
         }
 
 
-@dataclass
+@dataclass(repr=False)
 class PlacementResult(SolverResult):
     """A throughput solver's answer: the split, its evaluation, and how it was obtained.
 
@@ -107,6 +128,8 @@ class PlacementResult(SolverResult):
     inf
     """
 
+    objective_name: ClassVar[str] = "max-load"
+
     evaluation: SplitEvaluation | None = None
 
     @property
@@ -123,6 +146,32 @@ class PlacementResult(SolverResult):
     def objective(self) -> float:
         """The max-load."""
         return self.max_load
+
+    def display(self) -> Display:
+        """The split's devices in pipeline order: nodes, compute, send, receive, load, memory.
+
+        ``repr(result)`` is its text and Jupyter shows its HTML (``_repr_html_``).
+
+        Examples
+        --------
+        >>> from pipesim.placement.examples import chain
+        >>> from pipesim.placement.dp import solve_dp
+        >>> print(solve_dp(chain((2.0, 1.0))).display().text())  # doctest: +ELLIPSIS
+        dp: optimal, max-load 2, ...
+        device          nodes  compute  send  receive  load  memory
+        accelerator[0]  1      2        0     0        2     1 B / 100 B
+        accelerator[1]  1      1        0     0        1     1 B / 100 B
+        """
+        out = super().display()
+        if self.evaluation is None:
+            return out
+        order = {name: i for i, name in enumerate(self.evaluation.stage_order or ())}
+        used = sorted((d for d in self.evaluation.devices if d.nodes), key=lambda d: order.get(d.name, len(order)))
+        out.headers = ("device", "nodes", "compute", "send", "receive", "load", "memory")
+        out.rows = [(d.name, str(len(d.nodes)), number(d.compute), number(d.send), number(d.receive), number(d.load),
+                     f"{size(d.memory)} / {size(d.capacity)}") for d in used]
+        out.notes = [f"violation: {v}" for v in self.evaluation.violations] + out.notes
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``max_load``, the common fields, and ``evaluation`` and ``split`` when found."""

@@ -37,6 +37,7 @@ from pipesim.placement.latency import (
 )
 from pipesim.placement.methods import METHODS, get_method
 from pipesim.placement.result import OPTIMAL, PlacementResult
+from pipesim.placement.display import Display, number
 from pipesim.placement.workload import Workload
 
 __all__ = ["DEFAULT_METHODS", "LATENCY", "MAX_LOAD", "Comparison", "Row", "compare"]
@@ -84,7 +85,7 @@ class Row:
         return out
 
 
-@dataclass
+@dataclass(repr=False)
 class Comparison:
     """All rows for one workload, plus the methods that could not run and why.
 
@@ -119,6 +120,24 @@ class Comparison:
     def by_objective(self, objective: str) -> list[Row]:
         """The rows of one objective (:data:`MAX_LOAD` or :data:`LATENCY`), in table order."""
         return [r for r in self.rows if r.objective == objective]
+
+    def display(self) -> Display:
+        """The paper's table: one row per method and objective, value, ratio to the reference, devices, time.
+
+        ``repr(comparison)`` is its text and Jupyter shows its HTML (``_repr_html_``).
+        """
+        rows = [(r.objective, r.method, r.status, number(r.value), number(r.ratio),
+                 "-" if r.devices_used is None else str(r.devices_used), f"{r.seconds:.3g}", r.message)
+                for r in self.rows]
+        notes = [f"{method} skipped: {why}" for method, why in self.skipped.items()]
+        return Display(f"{self.workload}: {len(self.rows)} results", ("objective", "method", "status", "value",
+                       "ratio", "devices", "seconds", "message"), rows, notes=notes)
+
+    def __repr__(self) -> str:
+        return self.display().text()
+
+    def _repr_html_(self) -> str:
+        return self.display().html()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: rows by objective, whether each reference is proven, the skipped methods."""

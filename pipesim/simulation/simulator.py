@@ -24,8 +24,10 @@ simulated one.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
+from pipesim.placement.display import Display, number, size
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import InputError
 from pipesim.placement.split import Split
@@ -33,6 +35,7 @@ from pipesim.placement.workload import Workload
 from pipesim.simulation.actions import PLACEMENTS
 from pipesim.simulation.engine import Run, run_program
 from pipesim.simulation.formulas import predicted_iteration_time
+from pipesim.simulation.gantt import write_gantt
 from pipesim.simulation.links import LinkModel
 from pipesim.simulation.measure import Measurements, measure
 from pipesim.simulation.orders import SCHEDULE_SPECS
@@ -53,7 +56,7 @@ __all__ = ["MAX_DEFAULT_TASKS", "SimulationResult", "simulate"]
 MAX_DEFAULT_TASKS = 200_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SimulationResult:
     """Predicted and simulated figures of one run; ``run`` keeps every task for traces."""
 
@@ -96,6 +99,35 @@ class SimulationResult:
         """Simulated minus predicted, relative to predicted."""
         p = self.predicted_time_per_sample
         return (self.simulated_time_per_sample - p) / p if p else 0.0
+
+    def display(self, gantt: bool = True) -> Display:
+        """Predicted against simulated time per sample, one row per device, and (``gantt``) the Gantt chart
+        of the first microbatches as an inline picture.
+
+        ``repr(result)`` is its text (no picture) and Jupyter shows its HTML (``_repr_html_``).
+        """
+        m = self.measurements
+        title = (f"{self.workload}: {self.schedule}, {self.microbatches} microbatches — time per sample predicted "
+                 f"{number(self.predicted_time_per_sample)}, simulated {number(self.simulated_time_per_sample)} "
+                 f"({self.difference:+.2%})")
+        rows = [(d.device, str(d.stage), number(d.predicted_load), number(d.simulated_load), f"{d.utilisation:.0%}",
+                 str(d.peak_in_flight), f"{size(d.peak_memory)} / {size(d.capacity)}") for d in m.devices]
+        notes = list(m.warnings) + [f"memory overflow: {o.to_dict()}" for o in m.overflows]
+        if not m.settled:
+            notes.insert(0, "the simulated time per sample has not settled: see the warnings")
+        out = Display(title, ("device", "stage", "predicted load", "simulated load", "utilisation", "peak in flight",
+                              "peak memory"), rows, notes=notes)
+        if gantt:
+            picture = io.BytesIO()
+            write_gantt(self.run, picture, microbatches=min(self.run.microbatches, 2 * len(self.run.program.lanes) + 4))
+            out.images.append(picture.getvalue())
+        return out
+
+    def __repr__(self) -> str:
+        return self.display(gantt=False).text()
+
+    def _repr_html_(self) -> str:
+        return self.display().html()
 
     def to_dict(self) -> dict:
         """Everything as JSON, with ``predicted_time_per_sample``, ``simulated_time_per_sample`` and

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 
@@ -112,13 +112,15 @@ class LatencyEvaluation:
         return self.evaluation.feasible
 
 
-@dataclass
+@dataclass(repr=False)
 class LatencyResult(SolverResult):
     """A latency solver's answer (the latency twin of :class:`pipesim.placement.result.PlacementResult`).
 
     ``schedule`` is ``None`` only when no split was found; :attr:`latency` is
     then ``inf``.
     """
+
+    objective_name: ClassVar[str] = "latency"
 
     schedule: LatencyEvaluation | None = None
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipesim.placement.display import Display, number, size
+
 __all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "Plan", "PlanStage"]
 
 OPTIMAL = "optimal"
@@ -103,7 +105,7 @@ class PlanStage:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Plan:
     """A plan and its evaluation.
 
@@ -131,6 +133,37 @@ class Plan:
     @property
     def bottleneck(self) -> PlanStage | None:
         return max(self.stages, key=lambda s: s.time, default=None)
+
+    def display(self) -> Display:
+        """The plan as a table: one row per stage (layers, ``t``, ``d``, devices, time, memory per device).
+
+        ``repr(plan)`` is its text and Jupyter shows its HTML (``_repr_html_``).
+
+        Examples
+        --------
+        >>> stage = PlanStage((0, 1), 2, 1, {0: "a", 1: "a"}, compute=0.5, communication=0.0, resync=0.0,
+        ...                   memory=2**30)
+        >>> print(Plan(OPTIMAL, (stage,), time_per_sample=0.5, devices_used=2).display().text())
+        plan (piper): optimal, time per sample 0.5 s, 2 devices
+        stage  layers  t  d  devices  time (s)  memory/device
+        0      2       2  1  2        0.5       1 GiB
+        """
+        title = f"plan ({self.objective}): {self.status}"
+        if self.iteration_time is not None:
+            title += f", iteration {number(self.iteration_time)} s"
+        elif math.isfinite(self.time_per_sample):
+            title += f", time per sample {number(self.time_per_sample)} s"
+        title += f", {self.devices_used} devices"
+        rows = [(str(i), str(len(s.nodes)), str(s.tensor_parallel), str(s.data_parallel), str(s.device_count),
+                 number(s.time), size(s.memory)) for i, s in enumerate(self.stages)]
+        return Display(title, ("stage", "layers", "t", "d", "devices", "time (s)", "memory/device"), rows,
+                       notes=[self.reason] if self.reason else [])
+
+    def __repr__(self) -> str:
+        return self.display().text()
+
+    def _repr_html_(self) -> str:
+        return self.display().html()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

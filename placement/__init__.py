@@ -2,13 +2,16 @@
 
 The graph model, the paper's file formats, the one cost model (the evaluator)
 and the solvers: the exact DP over ideals, MILPs and the paper's baselines.
+
+The evaluator itself is :func:`pipesim.placement.evaluate.evaluate` (the
+module, not re-exported here: a package attribute of the same name would hide
+the module from tools that read the source, such as the API reference).
 """
 
 from pipesim.placement.devices import ACCELERATOR, CPU, DeviceClass, paper_devices
 from pipesim.placement.evaluate import (
     DeviceLoad,
     SplitEvaluation,
-    evaluate,
     is_contiguous,
 )
 from pipesim.placement.formats import (
@@ -37,7 +40,6 @@ __all__ = [
     "SplitEvaluation",
     "Workload",
     "complete_split",
-    "evaluate",
     "is_contiguous",
     "paper_devices",
     "read_paper_workload",

@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="action", required=True)
 
     gen = sub.add_parser("generate", help="a model's graph on a hardware system")
-    gen.add_argument("model", choices=MODELS)
+    gen.add_argument("model", choices=MODELS, help="which model to generate: " + ", ".join(MODELS))
     seen: dict[str, list[str]] = {}
     for model, params in PARAMETERS.items():
         for name in params:

@@ -49,7 +49,8 @@ def loads_plot(evaluation: SplitEvaluation, simulation: SimulationResult | None,
 
     Examples
     --------
-    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement import Split
+    >>> from pipesim.placement.evaluate import evaluate
     >>> from pipesim.placement.examples import chain
     >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
     >>> import tempfile

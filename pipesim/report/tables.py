@@ -40,7 +40,8 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: G
 
     Examples
     --------
-    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement import Split
+    >>> from pipesim.placement.evaluate import evaluate
     >>> from pipesim.placement.examples import chain
     >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
     >>> device_table(evaluate(w.graph, w.devices, Split.from_lists({"accelerator": [[1], [2]]})), graph=w.graph).row_count
@@ -109,7 +110,8 @@ def workload_info(workload: Workload) -> dict:
 
     Examples
     --------
-    >>> from pipesim.placement import Split, evaluate
+    >>> from pipesim.placement import Split
+    >>> from pipesim.placement.evaluate import evaluate
     >>> from pipesim.placement.examples import chain
     >>> w = chain((2.0, 1.0), cpus=1, memory=2**30)
     >>> info = workload_info(w)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipesim.placement import evaluate
+from pipesim.placement.evaluate import evaluate
 from pipesim.simulation import simulate
 from tests.pipesim.simulate_helpers import chain
 

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipesim.placement import Split, evaluate
+from pipesim.placement import Split
+from pipesim.placement.evaluate import evaluate
 from pipesim.placement.devices import ACCELERATOR
 from pipesim.simulation import LinkModel, SimulationError, simulate
 from tests.pipesim.simulate_helpers import (

@@ -11,7 +11,8 @@ from collections import defaultdict
 
 import pytest
 
-from pipesim.placement import evaluate, read_paper_workload, read_split
+from pipesim.placement import read_paper_workload, read_split
+from pipesim.placement.evaluate import evaluate
 
 PAIRS = [
     ("bert24_inference", "bert24_inference"),

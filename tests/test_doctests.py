@@ -76,10 +76,11 @@ def test_doctests(name: str) -> None:
 
 
 #: the repository's guides (not installed: read from the checkout)
-PAGES = sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md"))
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(DOCS).as_posix() for p in PAGES])
 def test_docs_examples(page: Path) -> None:
     results = doctest.testfile(str(page), module_relative=False, optionflags=FLAGS, encoding="utf-8")
-    assert results.failed == 0, f"{results.failed} of {results.attempted} examples failed in docs/{page.name} (output above)"
+    assert results.failed == 0, f"{results.failed} of {results.attempted} examples failed in docs/{page.relative_to(DOCS)} (output above)"

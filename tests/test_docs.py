@@ -64,3 +64,12 @@ def test_the_api_reference_lists_every_public_name():
     for name in pipesim.__all__:
         if not name.startswith("_"):
             assert f".{name}\n" in text, name
+
+
+def test_the_scenario_reference_lists_every_key():
+    from pipesim.scenario import SCHEMA
+
+    text = _hook().scenario_reference()
+    for section, fields in SCHEMA.items():
+        for key in fields:
+            assert f"| `{section}.{key}` |" in text

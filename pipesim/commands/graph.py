@@ -16,6 +16,7 @@ Missing folders of ``-o`` are created.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from pipesim.commands.common import arg, console, load_workload, print_json, writable
@@ -79,7 +80,11 @@ def register(subparsers) -> None:
     imp.add_argument("--batch", type=arg(Int(), "--batch"), default=1, help="value for symbolic input dimensions (default 1)")
     imp.add_argument("--dtype", help="cost as this data type (default: that of the model's float tensors)")
     imp.add_argument("--fuse-depth", type=arg(Int(minimum=1), "--fuse-depth"), metavar="D",
-                     help="fuse operators sharing the first D components of their node names (/encoder/layer.0/...)")
+                     help="fuse operators sharing the first D components of their module path (node names "
+                          "/encoder/layer.0/..., or the dynamo exporter's pkg.torch.onnx.name_scopes metadata)")
+    imp.add_argument("--detach-inputs", action="store_true",
+                     help="leave input branches (masks, position ids, rotary tables) free instead of attaching each "
+                          "to the operator it feeds (their placements multiply the DP's ideals)")
     _hardware_options(imp)
     imp.set_defaults(run=run)
 
@@ -134,9 +139,17 @@ def run(args) -> int:
         require_extra("onnx", "onnx")
         from pipesim.workloads.onnx_import import fuse_by_prefix, import_onnx
 
-        ops = import_onnx(args.model, batch=args.batch, dtype=args.dtype)
-        if args.fuse_depth:
-            ops = fuse_by_prefix(ops, args.fuse_depth)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ops = import_onnx(args.model, batch=args.batch, dtype=args.dtype, attach_inputs=not args.detach_inputs)
+            attached = len(ops.attached)
+            if args.fuse_depth:
+                ops = fuse_by_prefix(ops, args.fuse_depth)
+        for w in caught:  # one line each, no source location (they are about the model, not our code)
+            console.print(f"warning: {w.message}", style="yellow", markup=False, highlight=False)
+        if attached and not args.json:
+            console.print(f"{attached} input-branch operator(s) (masks, position ids...) placed with the operator "
+                          "they feed (--detach-inputs to leave them free)", style="dim")
     workload = lower(ops, system, training=args.training, optimizer=args.optimizer)
     written = write_workload(args.output, workload, system, name=ops.name)
     summary = _summary(ops, workload, written)

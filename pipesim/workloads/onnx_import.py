@@ -29,9 +29,19 @@ all-ones LayerNorm scales are not merged) are one weight.  A weight is owned
 (counted in :attr:`OpGraph.params`) by its first reader; every other reader
 lists it in :attr:`Op.tied`, so each stage that reads it holds it in memory.
 
-**Fusion.**  :func:`fuse_by_prefix` groups operators whose node names share
-their first ``depth`` path components (``/bert/encoder/layer.0/...``), the
-module prefix PyTorch's exporter writes, into one layer each.
+**Fusion.**  :func:`fuse_by_prefix` groups operators whose module paths share
+their first ``depth`` components into one layer each: the path PyTorch's
+legacy exporter writes into node names (``/bert/encoder/layer.0/...``), or
+the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata
+(:func:`node_scope`).
+
+**Input branches.**  Operators that do not depend on the main graph input
+(masks, position ids, rotary tables) are attached to the operator they feed
+(:func:`input_branches`), so they do not multiply the DP's ideals.
+
+**Batch.**  The batch is the graph inputs' fixed first dimension where the
+exporter fixed one (a ResNet exported at batch 8 is costed and labelled at
+batch 8, :func:`graph_batch`); ``batch`` sets only symbolic dimensions.
 
 Costs use the formulas of :mod:`pipesim.workloads.kernels`, with ``out`` the
 number of output elements:
@@ -60,10 +70,12 @@ these tables is costed by the bytes it moves, and one
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import math
 import warnings
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,15 +91,21 @@ __all__ = [
     "FOLD_LIMIT",
     "OP_CLASSES",
     "op_class",
+    "NoEffectWarning",
     "UnknownOperatorWarning",
     "UnknownShapeWarning",
     "fold_constants",
     "fuse_by_prefix",
     "import_onnx",
+    "input_branches",
+    "node_scope",
     "load_onnx",
     "model_dtype",
     "prepare_onnx",
 ]
+
+#: The dynamo exporter's metadata key holding a node's module path.
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 
 #: Largest output (elements) a node computed from constants may have to be folded at import.
 FOLD_LIMIT = 1 << 16
@@ -95,6 +113,10 @@ FOLD_LIMIT = 1 << 16
 
 class UnknownOperatorWarning(UserWarning):
     """Operators the importer has no FLOP formula for (costed by bytes moved)."""
+
+
+class NoEffectWarning(UserWarning):
+    """An option that changed nothing (``--fuse-depth`` on a model without module paths, a fixed batch)."""
 
 
 class UnknownShapeWarning(UserWarning):
@@ -492,6 +514,113 @@ def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check:
     return model
 
 
+def node_scope(node: onnx.NodeProto) -> tuple[str, ...]:
+    """The module path of ``node``: from the dynamo exporter's metadata where present, else from its name.
+
+    PyTorch's dynamo exporter names nodes flatly (``node_Conv_781``) and
+    writes the module path as ``metadata_props["pkg.torch.onnx.name_scopes"]``:
+    the ``repr`` of a list of cumulative module names, first ``''`` (the root)
+    and last the node's own name.  The legacy (TorchScript) exporter writes the
+    path into the name (``/bert/encoder/layer.0/attention/MatMul``).  Either
+    way the path is returned as components (``("bert", "encoder", "layer.0", "attention")``).
+
+    Examples
+    --------
+    >>> n = helper.make_node("MatMul", ["a", "b"], ["c"], name="node_MatMul_12")
+    >>> entry = n.metadata_props.add()
+    >>> entry.key, entry.value = "pkg.torch.onnx.name_scopes", "['', 'bert', 'bert.encoder', 'bert.encoder.layer.0', 'matmul_3']"
+    >>> node_scope(n)
+    ('bert', 'encoder', 'layer.0')
+    >>> node_scope(helper.make_node("Add", ["a", "b"], ["c"], name="/bert/embeddings/Add"))
+    ('bert', 'embeddings')
+    """
+    meta = {entry.key: entry.value for entry in node.metadata_props}
+    raw = meta.get(NAME_SCOPES)
+    if raw:
+        try:
+            scopes = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            scopes = None
+        if isinstance(scopes, (list, tuple)) and all(isinstance(x, str) for x in scopes):
+            parts, previous = [], ""
+            for entry in scopes[1:-1]:  # without the root and the node's own name
+                if not entry:
+                    continue
+                parts.append(entry[len(previous) + 1:] if previous and entry.startswith(previous + ".") else entry)
+                previous = entry
+            return tuple(parts)
+    return tuple(part for part in node.name.split("/") if part)[:-1]
+
+
+def input_branches(model: onnx.ModelProto, ops: OpGraph) -> dict[int, int]:
+    """Operators that do not depend on the model's main input, each attached to the operator it feeds.
+
+    The *main input* is the graph input whose descendants carry the most
+    FLOPs (then bytes); an *input branch* is an operator that is not one of
+    them: attention masks (``attention_mask -> ... -> Where``), position ids,
+    token types, rotary tables, a transposed weight.  Left free, such
+    operators multiply the DP's ideals: a per-layer ``Where`` on the mask can
+    join any ideal, so a 24-layer TorchScript BERT has millions of ideals where
+    its dynamo export (one shared mask) has thousands (issue 22, item 1).  Each is
+    attached to the first operator of the main stream it feeds (directly or
+    through other branch operators), whose device it then shares: it runs
+    where it is first needed, and later consumers receive its output like
+    any other tensor.  This is a restriction of the placements (solved
+    exactly, as colour classes, docs/model.md §3 step 1), not of the costs; a
+    model with one input and no such branch is unchanged.
+
+    Returns
+    -------
+    dict
+        Operator index -> index of the operator it is attached to (node
+        ``i`` of ``model`` is operator ``i`` of ``ops``).
+
+    Examples
+    --------
+    >>> from onnx import TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
+    >>> m = helper.make_tensor_value_info("mask", TensorProto.BOOL, [2, 4])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])
+    >>> nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Not", ["mask"], ["n"]),
+    ...          helper.make_node("Where", ["n", "r", "x"], ["y"])]
+    >>> model = helper.make_model(helper.make_graph(nodes, "g", [x, m], [y]))
+    >>> ops = import_onnx(model)
+    >>> ops.attached
+    {1: 2}
+    """
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in inits]
+    if not inputs or len(graph.node) != len(ops.ops):
+        return {}
+    depends: dict[str, int] = {x: 1 << k for k, x in enumerate(inputs)}
+    node_deps = []
+    for node in graph.node:
+        mask = 0
+        for x in node.input:
+            mask |= depends.get(x, 0)
+        node_deps.append(mask)
+        for y in node.output:
+            depends[y] = mask
+    weight = [(0.0, 0.0)] * len(inputs)
+    for k in range(len(inputs)):
+        weight[k] = (sum(op.flops for op, d in zip(ops.ops, node_deps) if d >> k & 1),
+                     sum(op.bytes for op, d in zip(ops.ops, node_deps) if d >> k & 1))
+    main = 1 << max(range(len(inputs)), key=lambda k: (weight[k], -k))
+    consumers: dict[int, list[int]] = {}
+    for s, d in ops.edges:
+        consumers.setdefault(s, []).append(d)
+    target: dict[int, int] = {}
+    for i in reversed(range(len(ops.ops))):
+        if node_deps[i] & main:
+            continue
+        reached = [c if node_deps[c] & main else target.get(c) for c in consumers.get(i, [])]
+        reached = [c for c in reached if c is not None]
+        if reached:
+            target[i] = min(reached)
+    return dict(sorted(target.items()))
+
+
 def import_onnx(
     source: str | Path | onnx.ModelProto,
     *,
@@ -499,6 +628,7 @@ def import_onnx(
     name: str | None = None,
     dtype: str | None = None,
     check: bool = True,
+    attach_inputs: bool = True,
 ) -> OpGraph:
     """The operator graph of an ONNX model (see the module docstring).
 
@@ -515,6 +645,8 @@ def import_onnx(
         type of its floating-point tensors.
     check : bool
         Run ONNX's checker first.
+    attach_inputs : bool
+        Attach the input branches to their consumers (:func:`input_branches`).
 
     Returns
     -------
@@ -602,6 +734,7 @@ def import_onnx(
             output_bytes=out_bytes,
             stash_bytes=out_bytes,
             tied=tuple(tied),
+            scope=node_scope(node),
         )
         try:
             index = ops.add(op, sorted({producer[x] for x in inputs if x in producer}))
@@ -610,6 +743,8 @@ def import_onnx(
         for x in outputs:
             producer[x] = index
     ops.tied_owner = {w: owner[w] for w, r in readers.items() if len(r) > 1}
+    if attach_inputs:
+        ops.attached = input_branches(model, ops)
     if unknown:
         listed = ", ".join(f"{op} ({n})" for op, n in sorted(unknown.items()))
         warnings.warn(f"{label}: no FLOP formula for {listed}: costed by bytes moved only", UnknownOperatorWarning,
@@ -626,8 +761,10 @@ def import_onnx(
 def fuse_by_prefix(ops: OpGraph, depth: int) -> OpGraph:
     """Fuse operators whose names share their first ``depth`` path components into one layer each.
 
-    Node names such as ``/bert/encoder/layer.0/attention/self/query/MatMul``
-    are split on ``/``; the operator's module is every component but the last.
+    The operator's module is its :attr:`~pipesim.workloads.opgraph.Op.scope`
+    (:func:`node_scope`: the dynamo exporter's ``name_scopes`` metadata) or,
+    without one, its name split on ``/``
+    (``/bert/encoder/layer.0/attention/self/query/MatMul``) less the last component.
     Consecutive operators (in topological order) of the same module prefix
     form one layer, so a fused graph is always acyclic; an operator whose
     module is shallower than ``depth`` is grouped by its whole module, and
@@ -643,18 +780,24 @@ def fuse_by_prefix(ops: OpGraph, depth: int) -> OpGraph:
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ModelSpecError(f"fuse depth: must be a positive integer, got {depth!r}")
-    labelled = OpGraph(ops.name, ops.dtype, edges=list(ops.edges), tied_owner=dict(ops.tied_owner))
+    labelled = OpGraph(ops.name, ops.dtype, edges=list(ops.edges), tied_owner=dict(ops.tied_owner),
+                       attrs=dict(ops.attrs), attached=dict(ops.attached))
     layer, previous = -1, None
     for op in ops.ops:
-        module = [part for part in op.name.split("/") if part][:-1]
+        module = list(op.scope) or [part for part in op.name.split("/") if part][:-1]
         prefix = tuple(module[:depth]) if module else None
         if prefix is None:
-            labelled.ops.append(Op(op.name, op.kernels, op.params, op.output_bytes, op.stash_bytes, None, op.tied))
+            labelled.ops.append(replace(op, layer=None))
             previous = None
             continue
         if prefix != previous:
             layer += 1
             labelled.layer_names[layer] = "/" + "/".join(prefix)
             previous = prefix
-        labelled.ops.append(Op(op.name, op.kernels, op.params, op.output_bytes, op.stash_bytes, layer, op.tied))
-    return labelled.by_layer()
+        labelled.ops.append(replace(op, layer=layer))
+    fused = labelled.by_layer()
+    if len(fused.ops) == len(ops.ops):
+        warnings.warn(f"{ops.name}: --fuse-depth {depth} fused nothing: no two consecutive operators share a module "
+                      "path (neither node names like /encoder/layer.0/... nor pkg.torch.onnx.name_scopes metadata)",
+                      NoEffectWarning, stacklevel=2)
+    return fused

@@ -1,0 +1,119 @@
+"""Models in the structure PyTorch's two exporters write (issue 22): TorchScript and dynamo, side by side."""
+
+import warnings
+
+import pytest
+
+from pipesim.hardware.catalog import load_system
+from pipesim.placement.dp.contract import contract
+from pipesim.placement.dp.ideals import enumerate_ideals
+from pipesim.placement.evaluate import evaluate
+from pipesim.placement.split import Split
+from pipesim.workloads.lower import lower
+from pipesim.workloads.onnx_import import NoEffectWarning, fuse_by_prefix, import_onnx
+from pipesim.workloads.onnx_models import encoder_onnx
+
+pytest.importorskip("onnx")
+
+
+def _import(model, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return import_onnx(model, **kw)
+
+
+def _ideals(ops) -> int:
+    workload = lower(ops, load_system("a100x8"))
+    contracted = contract(workload.graph, workload.devices)
+    return len(enumerate_ideals(len(contracted), contracted.predecessors(), limit=5_000_000))
+
+
+def _bert(exporter, layers=6):
+    return encoder_onnx(layers=layers, hidden=16, heads=2, seq=8, vocab=32, attention_mask=True, exporter=exporter)
+
+
+def test_mask_branches_do_not_multiply_the_ideals_of_a_torchscript_export():
+    torchscript, dynamo = _import(_bert("torchscript"), batch=2), _import(_bert("dynamo"), batch=2)
+    ts_ideals, dyn_ideals = _ideals(torchscript), _ideals(dynamo)
+    assert max(ts_ideals, dyn_ideals) <= 2 * min(ts_ideals, dyn_ideals)
+    # left free, the per-layer Where nodes multiply the state space (what the issue measured)
+    free = _ideals(_import(_bert("torchscript"), batch=2, attach_inputs=False))
+    assert free > 10 * ts_ideals
+    # the same costs either way: only placements are restricted
+    assert torchscript.flops == _import(_bert("torchscript"), batch=2, attach_inputs=False).flops
+
+
+def test_an_input_branch_shares_its_consumers_device_in_every_split():
+    ops = _import(_bert("torchscript", layers=2), batch=2)
+    names = {i: op.name for i, op in enumerate(ops.ops)}
+    wheres = [i for i, n in names.items() if "Where" in n]
+    assert len(wheres) == 2 and all(i in ops.attached for i in wheres)
+    for i in wheres:  # each layer's mask Where goes with the Add of that layer's scores
+        assert "Add" in names[ops.attached[i]] and names[i].rsplit("/", 1)[0] == names[ops.attached[i]].rsplit("/", 1)[0]
+    workload = lower(ops, load_system("a100x8"))
+    colour = {v: node.color_class for v, node in workload.graph.nodes.items()}
+    for i, j in ops.attached.items():
+        assert colour[i] == colour[j]
+    # a split separating a branch from its consumer breaks a colour class: the evaluator says so
+    i, j = next(iter(ops.attached.items()))
+    rest = set(range(len(ops.ops))) - {i}
+    bad = Split.from_lists({"a100": [{i}, rest], "cpu": [set()]})
+    assert evaluate(workload.graph, workload.devices, bad).violations
+
+
+def test_a_single_input_model_has_no_input_branch():
+    ops = _import(encoder_onnx(layers=2, hidden=16, heads=2, seq=8, vocab=32), batch=2)
+    assert ops.attached == {}
+    workload = lower(ops, load_system("a100x8"))
+    assert all(node.color_class == v for v, node in workload.graph.nodes.items())
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_fuse_depth_reads_the_module_path_of_both_exporters(exporter):
+    ops = _import(_bert(exporter, layers=3), batch=2)
+    fused = fuse_by_prefix(ops, 2)
+    assert len(fused.ops) < len(ops.ops) // 5
+    layers = [op.name for op in fused.ops if op.name.startswith("/encoder/layer.")]
+    assert layers == ["/encoder/layer.0", "/encoder/layer.1", "/encoder/layer.2"]
+    assert fused.flops == pytest.approx(ops.flops) and fused.params == ops.params
+
+
+def test_fuse_depth_that_fuses_nothing_warns():
+    from pipesim.workloads.onnx_models import mlp_onnx
+
+    model = mlp_onnx(layers=2, width=8)
+    for k, node in enumerate(model.graph.node):
+        node.name = f"node_{node.op_type}_{k}"  # flat names, no metadata
+    ops = _import(model, batch=1)
+    with pytest.warns(NoEffectWarning, match="fused nothing"):
+        fuse_by_prefix(ops, 2)
+
+
+def test_cli_import_attaches_branches_and_warns_in_one_line(tmp_path, capsys):
+    import json
+
+    import onnx
+
+    from pipesim.cli import main
+
+    path = tmp_path / "ts.onnx"
+    onnx.save(_bert("torchscript", layers=2), path)
+    assert main(["graph", "import", str(path), "--hardware", "a100x8", "-o", str(tmp_path / "w.json")]) == 0
+    out = capsys.readouterr().out
+    assert "input-branch operator(s)" in out
+    nodes = json.loads((tmp_path / "w.native.json").read_text())["nodes"]
+    assert len({n["color_class"] for n in nodes}) < len(nodes)
+    assert main(["graph", "import", str(path), "--detach-inputs", "-o", str(tmp_path / "free.json")]) == 0
+    nodes = json.loads((tmp_path / "free.native.json").read_text())["nodes"]
+    assert len({n["color_class"] for n in nodes}) == len(nodes)
+    flat = tmp_path / "flat.onnx"
+    from pipesim.workloads.onnx_models import mlp_onnx
+
+    model = mlp_onnx(layers=2, width=8)
+    for k, node in enumerate(model.graph.node):
+        node.name = f"node_{k}"
+    onnx.save(model, flat)
+    capsys.readouterr()
+    assert main(["graph", "import", str(flat), "--fuse-depth", "2", "-o", str(tmp_path / "f.json")]) == 0
+    out = capsys.readouterr()
+    assert "warning: " in out.out and "fused nothing" in out.out and "Traceback" not in out.err + out.out

@@ -83,6 +83,9 @@ def run(args) -> int:
     else:
         console.print("no --workload: profiling the model first", style="dim") if not args.json else None
         _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
+    from pipesim.workloads.onnx_import import graph_batch
+
+    batch = graph_batch(model, batch)  # a batch the exporter fixed is the batch, whatever was asked
     split = read_split(Path(args.split))
     stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
     result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),

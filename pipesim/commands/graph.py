@@ -77,7 +77,8 @@ def register(subparsers) -> None:
 
     imp = sub.add_parser("import", help="an ONNX model's graph on a hardware system")
     imp.add_argument("model", help="ONNX model file")
-    imp.add_argument("--batch", type=arg(Int(), "--batch"), default=1, help="value for symbolic input dimensions (default 1)")
+    imp.add_argument("--batch", type=arg(Int(), "--batch"), default=None,
+                     help="value for symbolic input dimensions (default 1; a batch the exporter fixed is kept)")
     imp.add_argument("--dtype", help="cost as this data type (default: that of the model's float tensors)")
     imp.add_argument("--fuse-depth", type=arg(Int(minimum=1), "--fuse-depth"), metavar="D",
                      help="fuse operators sharing the first D components of their module path (node names "
@@ -96,6 +97,15 @@ def register(subparsers) -> None:
     what.set_defaults(run=run)
 
 
+def batch_has_no_effect(given: int | None, batch: int, name: str) -> None:
+    """Warn when ``--batch`` was given but the model's inputs fix another batch."""
+    if given is not None and given != batch:
+        from pipesim.workloads.onnx_import import NoEffectWarning
+
+        warnings.warn(f"{name}: --batch {given} has no effect: the model's inputs fix the batch at {batch}",
+                      NoEffectWarning, stacklevel=2)
+
+
 def _model_params(args) -> dict:
     """The generator parameters the user gave (flags left unset are omitted)."""
     return {name: getattr(args, name) for name in PARAMETERS[args.model] if getattr(args, name, None) is not None}
@@ -105,6 +115,7 @@ def _summary(ops: OpGraph, workload, written: list[Path]) -> dict:
     graph = workload.graph
     return {
         "name": ops.name,
+        "batch": ops.attrs.get("batch"),
         "nodes": len(graph.nodes),
         "edges": len(graph.edges),
         "forward_flops": ops.flops,
@@ -141,7 +152,8 @@ def run(args) -> int:
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ops = import_onnx(args.model, batch=args.batch, dtype=args.dtype, attach_inputs=not args.detach_inputs)
+            ops = import_onnx(args.model, batch=args.batch or 1, dtype=args.dtype, attach_inputs=not args.detach_inputs)
+            batch_has_no_effect(args.batch, ops.attrs["batch"], ops.name)
             attached = len(ops.attached)
             if args.fuse_depth:
                 ops = fuse_by_prefix(ops, args.fuse_depth)
@@ -156,8 +168,9 @@ def run(args) -> int:
     if args.json:
         print_json(summary)
         return 0
+    batch = f", batch {ops.attrs['batch']}" if "batch" in ops.attrs else ""
     console.print(
-        f"{ops.name}: {summary['nodes']} nodes, {summary['edges']} edges, "
+        f"{ops.name}{batch}: {summary['nodes']} nodes, {summary['edges']} edges, "
         f"{ops.flops / 1e9:.4g} GFLOP forward, {ops.params / 1e6:.4g} M parameters on {system.name}"
     )
     for path in written:

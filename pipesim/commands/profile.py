@@ -17,7 +17,8 @@ from pipesim.errors import require_extra
 def register(subparsers) -> None:
     p = subparsers.add_parser("profile", help="measure an ONNX model's node costs on this machine (ONNX Runtime)")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("--batch", type=count, default=1, help="value for symbolic input dimensions (default 1)")
+    p.add_argument("--batch", type=count, default=None,
+                   help="value for symbolic input dimensions (default 1; a batch the exporter fixed is kept)")
     p.add_argument("--threads", type=count, default=1, help="ONNX Runtime intra-op threads (default 1)")
     p.add_argument("--runs", type=count, default=20, help="timed runs; each node's median is kept (default 20)")
     p.add_argument("--reference", default="a100x8", help="system whose roofline times are written beside (default a100x8)")
@@ -58,8 +59,11 @@ def run(args) -> int:
     from pipesim.runtime.profile import profile_to_workload
 
     writable(args.output, "workload")
-    profile, workload, ops, _ = profile_to_workload(args.model, args.output, batch=args.batch, threads=args.threads,
-                                                    runs=args.runs, reference=args.reference)
+    profile, workload, ops, _ = profile_to_workload(args.model, args.output, batch=args.batch or 1,
+                                                    threads=args.threads, runs=args.runs, reference=args.reference)
+    if args.batch is not None and args.batch != profile.batch:
+        console.print(f"warning: --batch {args.batch} has no effect: the model's inputs fix the batch at "
+                      f"{profile.batch}", style="yellow", markup=False, highlight=False)
     s = summary(profile, workload, ops, args.output)
     if args.json:
         print_json(s)

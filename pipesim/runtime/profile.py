@@ -60,7 +60,7 @@ from pipesim.runtime.session import (
 )
 from pipesim.workloads.lower import TIME_UNIT, lower
 from pipesim.workloads.native import workload_to_native
-from pipesim.workloads.onnx_import import import_onnx, prepare_onnx
+from pipesim.workloads.onnx_import import graph_batch, import_onnx, prepare_onnx
 from pipesim.workloads.opgraph import OpGraph
 
 __all__ = [
@@ -227,7 +227,8 @@ def profile_model(
     excess = (sum(n.median for n in nodes) - statistics.median(cpus)) / max(1, len(nodes))
     if excess > 0:
         nodes = [replace(n, median=max(n.median - excess, 0.1 * n.median)) for n in nodes]
-    profile = Profile(name, batch, threads, runs, nodes, statistics.median(walls), load_before, load_average(),
+    # a model exported at a fixed batch runs that many samples per call whatever ``batch`` says
+    profile = Profile(name, graph_batch(model, batch), threads, runs, nodes, statistics.median(walls), load_before, load_average(),
                       cores=allowed, run_cpu=statistics.median(cpus))
     return profile, model
 

@@ -96,6 +96,7 @@ __all__ = [
     "UnknownShapeWarning",
     "fold_constants",
     "fuse_by_prefix",
+    "graph_batch",
     "import_onnx",
     "input_branches",
     "node_scope",
@@ -480,6 +481,40 @@ def _canonical_weights(inits: dict[str, onnx.TensorProto]) -> dict[str, str]:
     return canon
 
 
+def graph_batch(model: onnx.ModelProto, batch: int = 1) -> int:
+    """The batch of ``model``: its inputs' fixed first dimension, or ``batch`` where it is symbolic.
+
+    An exporter given a batch of 8 writes ``[8, 3, 224, 224]``: the model
+    then runs 8 samples per call whatever ``batch`` says, so that is its
+    batch.  With any symbolic first dimension (``["N", 3, 224, 224]``), or
+    inputs that disagree, ``batch`` is the value given to symbolic dimensions.
+
+    Examples
+    --------
+    >>> from onnx import TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 3])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 3])
+    >>> m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    >>> graph_batch(m, 1)
+    8
+    >>> m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    >>> graph_batch(m, 2)
+    2
+    """
+    inits = {t.name for t in model.graph.initializer}
+    firsts = set()
+    for info in model.graph.input:
+        if info.name in inits or not info.type.tensor_type.HasField("shape"):
+            continue
+        dims = info.type.tensor_type.shape.dim
+        if not dims:
+            continue
+        if not dims[0].HasField("dim_value"):
+            return batch
+        firsts.add(dims[0].dim_value)
+    return firsts.pop() if len(firsts) == 1 else batch
+
+
 def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check: bool = True) -> onnx.ModelProto:
     """The model as the importer costs it: checked, batch set, shapes inferred, constants folded.
 
@@ -684,7 +719,7 @@ def import_onnx(
     label = name or (Path(source).stem if isinstance(source, (str, Path)) else graph.name or "onnx")
     canon = _canonical_weights(tensors.initializers)
 
-    ops = OpGraph(label, cost_dtype)
+    ops = OpGraph(label, cost_dtype, attrs={"batch": graph_batch(model, batch)})
     producer: dict[str, int] = {}
     owner: dict[str, int] = {}
     readers: dict[str, set[int]] = {}

@@ -117,3 +117,34 @@ def test_cli_import_attaches_branches_and_warns_in_one_line(tmp_path, capsys):
     assert main(["graph", "import", str(flat), "--fuse-depth", "2", "-o", str(tmp_path / "f.json")]) == 0
     out = capsys.readouterr()
     assert "warning: " in out.out and "fused nothing" in out.out and "Traceback" not in out.err + out.out
+
+
+def _fixed_batch(model, batch):
+    for info in [*model.graph.input, *model.graph.output]:
+        info.type.tensor_type.shape.dim[0].dim_value = batch
+    return model
+
+
+def test_a_model_exported_at_batch_8_is_labelled_batch_8(tmp_path, capsys):
+    import json
+
+    import onnx
+
+    from pipesim.cli import main
+    from pipesim.runtime.profile import profile_model
+    from pipesim.workloads.onnx_models import resnet_onnx
+
+    model = _fixed_batch(resnet_onnx(blocks=(1,), width=4, image=16, classes=3), 8)
+    ops = _import(model)
+    assert ops.attrs["batch"] == 8
+    assert ops.flops == _import(resnet_onnx(blocks=(1,), width=4, image=16, classes=3), batch=8).flops
+    pytest.importorskip("onnxruntime")
+    profile, _ = profile_model(model, runs=2, warmup=1)
+    assert profile.batch == 8
+    path = tmp_path / "r8.onnx"
+    onnx.save(model, path)
+    assert main(["graph", "import", str(path), "--json", "-o", str(tmp_path / "w.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["batch"] == 8
+    assert main(["graph", "import", str(path), "--batch", "2", "-o", str(tmp_path / "w.json")]) == 0
+    out = capsys.readouterr().out
+    assert "--batch 2 has no effect" in out and "batch 8" in out

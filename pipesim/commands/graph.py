@@ -148,13 +148,15 @@ def run(args) -> int:
         ops = build_model(args.model, **_model_params(args))
     else:
         require_extra("onnx", "onnx")
-        from pipesim.workloads.onnx_import import fuse_by_prefix, import_onnx
+        from pipesim.workloads.onnx_import import NoEffectWarning, fuse_by_prefix, import_onnx
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ops = import_onnx(args.model, batch=args.batch or 1, dtype=args.dtype, attach_inputs=not args.detach_inputs)
             batch_has_no_effect(args.batch, ops.attrs["batch"], ops.name)
             attached = len(ops.attached)
+            if args.detach_inputs and not ops.attrs["input_branches"]:
+                warnings.warn(f"{ops.name}: --detach-inputs has no effect: the model has no input branch", NoEffectWarning)
             if args.fuse_depth:
                 ops = fuse_by_prefix(ops, args.fuse_depth)
         for w in caught:  # one line each, no source location (they are about the model, not our code)

@@ -1,7 +1,9 @@
 """``pipesim profile MODEL.onnx -o workload.json``: node costs measured with ONNX Runtime.
 
 Runs the model (shapes fixed at ``--batch``, shape subgraphs folded) with ONNX
-Runtime's profiler on, one thread, pinned to one core; takes each node's
+Runtime's profiler on, its graph optimised as ONNX Runtime deploys it (each
+fused node's time shared among the imported nodes it covers; ``--no-optimize``
+times the imported graph node for node), one thread, pinned to one core; takes each node's
 median over ``--runs``; measures what handing a tensor to the next stage
 process costs; writes a workload whose devices are this machine's cores
 (``pipesim solve`` reads it), with the roofline's times beside each node.
@@ -22,6 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=count, default=1, help="ONNX Runtime intra-op threads (default 1)")
     p.add_argument("--runs", type=count, default=20, help="timed runs; each node's median is kept (default 20)")
     p.add_argument("--reference", default="a100x8", help="system whose roofline times are written beside (default a100x8)")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="time the graph as imported, node for node (default: as ONNX Runtime optimises it, each fused "
+                        "node's time shared among the imported nodes it covers)")
     p.add_argument("-o", "--output", required=True, help="output workload file (.json)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(run=run)
@@ -42,6 +47,8 @@ def summary(profile, workload, ops, output: str) -> dict:
         "batch": profile.batch,
         "threads": profile.threads,
         "runs": profile.runs,
+        "optimized": profile.optimized,
+        "ort_nodes": profile.ort_nodes,
         "cores": profile.cores,
         "node_sum_ms": profile.node_sum * 1e3,
         "run_wall_ms": profile.run_wall * 1e3,
@@ -60,7 +67,8 @@ def run(args) -> int:
 
     writable(args.output, "workload")
     profile, workload, ops, _ = profile_to_workload(args.model, args.output, batch=args.batch or 1,
-                                                    threads=args.threads, runs=args.runs, reference=args.reference)
+                                                    threads=args.threads, runs=args.runs, reference=args.reference,
+                                                    optimize=not args.no_optimize)
     if args.batch is not None and args.batch != profile.batch:
         console.print(f"warning: --batch {args.batch} has no effect: the model's inputs fix the batch at "
                       f"{profile.batch}", style="yellow", markup=False, highlight=False)
@@ -70,7 +78,9 @@ def run(args) -> int:
         return 0
     e, h = s["roofline_error"], s["handoff"]
     console.print(
-        f"{s['model']}: {s['nodes']} nodes, batch {s['batch']}, {s['threads']} thread(s), median of {s['runs']} runs "
+        f"{s['model']}: {s['nodes']} nodes "
+        f"({'run as ' + str(s['ort_nodes']) + ' after ONNX Runtime optimisation' if s['optimized'] else 'unoptimised'}), "
+        f"batch {s['batch']}, {s['threads']} thread(s), median of {s['runs']} runs "
         f"(load average {s['load_average'][0]:.2f} -> {s['load_average'][1]:.2f} on {len(s['cores'])} cores)"
     )
     console.print(f"sum of node medians {s['node_sum_ms']:.4g} ms; whole session.run {s['run_wall_ms']:.4g} ms "

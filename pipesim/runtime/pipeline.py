@@ -194,10 +194,11 @@ def write_stages(stages: list[Stage], directory: str | Path) -> list[Path]:
 
 
 def _stage_main(k: int, model_bytes: bytes, reads: list[str], computes: list[str], passed: list[str],
-                inputs: Channel, outputs: Channel, go, ready, results, total: int, core: int | None) -> None:
+                inputs: Channel, outputs: Channel, go, ready, results, total: int, core: int | None,
+                optimize: bool = True) -> None:
     try:
         pin_to_core(core)
-        session = make_session(model_bytes)
+        session = make_session(model_bytes, optimize=optimize)
         first = k == 0
         warm = {s.name: np.zeros(s.shape, s.dtype) for s in inputs.specs}
         session.run(computes, {x: warm[x] for x in reads})
@@ -321,6 +322,7 @@ def execute(
     stage_dir: str | Path | None = None,
     name: str | None = None,
     batch: int = 1,
+    optimize: bool = True,
 ) -> ExecutionResult:
     """Run ``split`` of the prepared ``model`` as a pipeline of processes (see the module docstring).
 
@@ -344,6 +346,9 @@ def execute(
         Ring slots between two stages.
     stage_dir : path, optional
         Where to write the stage sub-models.
+    optimize : bool
+        Let ONNX Runtime optimise each stage's graph (its default, as
+        profiled); ``False`` runs them node for node.
 
     Returns
     -------
@@ -386,7 +391,7 @@ def execute(
             source = ring if k == 0 else channels[k - 1]
             p = ctx.Process(target=_stage_main, daemon=True,
                             args=(k, stage.model.SerializeToString(), stage.reads, stage.computes, passed, source,
-                                  channels[k], go, ready, results, total, cores[k % len(cores)]))
+                                  channels[k], go, ready, results, total, cores[k % len(cores)], optimize))
             p.start()
             processes.append(p)
         for _ in stages:
@@ -423,7 +428,7 @@ def execute(
     finished = stamps[stages[-1].index][latency_probes:, 3]  # when the last stage handed each microbatch over
     measured = (finished[-1] - finished[warmup]) / (len(finished) - 1 - warmup)
 
-    reference = make_session(model)
+    reference = make_session(model, optimize=optimize)
     names = [o.name for o in model.graph.output]
     diff = 0.0
     for feed, got in zip(feeds, collected):

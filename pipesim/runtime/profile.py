@@ -39,6 +39,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -133,6 +134,8 @@ class Profile:
     handoff: Handoff | None = None
     cores: list[int] = field(default_factory=list)
     run_cpu: float = 0.0  # median CPU seconds of the same runs: run_wall / run_cpu > 1 means others held the core
+    optimized: bool = True  # ONNX Runtime's graph optimisations on (the deployed graph) or off (node for node)
+    ort_nodes: int = 0  # nodes of the graph ONNX Runtime ran (fewer than ``nodes`` when it fused some)
 
     @property
     def share(self) -> float:
@@ -153,6 +156,86 @@ def _node_durations(trace_path: str, warmup: int) -> dict[str, list[float]]:
     return {name: d[warmup:] or d for name, d in out.items()}
 
 
+def attribute_fused(
+    model: onnx.ModelProto,
+    optimized: onnx.ModelProto,
+    times: dict[str, float],
+    weights: list[float],
+) -> tuple[list[float], list[str]]:
+    """Each node of ``model``: its share of the measured time of the optimised node(s) covering it.
+
+    ONNX Runtime's optimised graph keeps the names of the tensors that leave a
+    fusion and drops those inside it.  An optimised node *covers* the model
+    nodes that produce its outputs and, walking back, every model node whose
+    output the optimised graph no longer has (``MatMul -> Add`` fused into a
+    ``Gemm`` covers both).  A node that writes only new tensors (a layout
+    ``Reshape`` or ``ReorderInput``) passes its time to the first node after it
+    that covers model nodes.  Each optimised node's time is shared among the
+    nodes it covers in proportion to ``weights`` (their roofline times), so
+    the model's total is the optimised graph's; a model node nothing covers
+    (folded away) gets nothing.
+
+    Returns
+    -------
+    times, covering
+        Per model node, seconds and the name of the optimised node it was
+        attributed to (``""``: none).
+
+    Examples
+    --------
+    >>> from onnx import helper
+    >>> mm = helper.make_node("MatMul", ["x", "w"], ["m"], name="mm")
+    >>> add = helper.make_node("Add", ["m", "b"], ["y"], name="add")
+    >>> model = helper.make_model(helper.make_graph([mm, add], "g", [], []))
+    >>> gemm = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fused")
+    >>> attribute_fused(model, helper.make_model(helper.make_graph([gemm], "g", [], [])), {"fused": 3.0}, [2.0, 1.0])
+    ([2.0, 1.0], ['fused', 'fused'])
+    """
+    nodes = list(model.graph.node)
+    producer = {y: i for i, n in enumerate(nodes) for y in n.output if y}
+    opt = list(optimized.graph.node)
+    present = {x for n in opt for x in (*n.input, *n.output) if x}
+    present |= {v.name for v in (*optimized.graph.input, *optimized.graph.output)} | {t.name for t in optimized.graph.initializer}
+    consumers: dict[str, list[int]] = {}
+    for j, n in enumerate(opt):
+        for x in n.input:
+            consumers.setdefault(x, []).append(j)
+    cover: list[set[int]] = []
+    for n in opt:
+        seen: set[int] = set()
+        stack = [producer[y] for y in n.output if y in producer]
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            stack.extend(producer[x] for x in nodes[v].input if x in producer and x not in present)
+        cover.append(seen)
+    pooled: dict[int, float] = {}
+    for j, n in enumerate(opt):
+        target, frontier, visited = (j if cover[j] else None), [j], {j}
+        while target is None and frontier:  # forward to the first node that covers model nodes
+            nxt = []
+            for k in frontier:
+                for y in opt[k].output:
+                    for c in consumers.get(y, []):
+                        if c not in visited:
+                            visited.add(c)
+                            nxt.append(c)
+            target = next((c for c in nxt if cover[c]), None)
+            frontier = nxt
+        if target is not None:
+            pooled[target] = pooled.get(target, 0.0) + times.get(n.name, 0.0)
+    out, covering = [0.0] * len(nodes), [""] * len(nodes)
+    for k, t in pooled.items():
+        members = sorted(cover[k])
+        total = sum(weights[v] for v in members)
+        for v in members:
+            out[v] += t * (weights[v] / total if total > 0 else 1 / len(members))
+            covering[v] = opt[k].name
+    return out, covering
+
+
 def profile_model(
     source: str | Path | onnx.ModelProto,
     *,
@@ -162,6 +245,8 @@ def profile_model(
     warmup: int = 3,
     core: int | None = None,
     seed: int = 0,
+    optimize: bool = True,
+    ops: OpGraph | None = None,
 ) -> tuple[Profile, onnx.ModelProto]:
     """Per-node median times of the prepared model (see the module docstring); and that model.
 
@@ -179,6 +264,13 @@ def profile_model(
         process is unpinned after.
     seed : int
         Seed of the random inputs.
+    optimize : bool
+        Time the graph ONNX Runtime optimises (its default, what is deployed)
+        and share each optimised node's time among the model nodes it covers
+        (:func:`attribute_fused`); ``False``: the graph node for node.
+    ops : OpGraph, optional
+        The model's imported operators, whose roofline times share a fused
+        node's time (default: imported here).
 
     Returns
     -------
@@ -202,11 +294,14 @@ def profile_model(
     try:
         pin_to_core(core)
         with tempfile.TemporaryDirectory() as tmp:
-            session = make_session(model, threads=threads, profile_prefix=Path(tmp) / "ort")
+            optimized_path = Path(tmp) / "optimized.onnx" if optimize else None
+            session = make_session(model, threads=threads, profile_prefix=Path(tmp) / "ort", optimize=optimize,
+                                   optimized_path=optimized_path)
             for _ in range(warmup + runs):
                 session.run(None, feeds)
             durations = _node_durations(session.end_profiling(), warmup)
-        plain = make_session(model, threads=threads)
+            optimized = onnx.load(str(optimized_path), load_external_data=False) if optimize else model
+        plain = make_session(model, threads=threads, optimize=optimize)
         for _ in range(warmup):
             plain.run(None, feeds)
         walls, cpus = [], []
@@ -219,9 +314,20 @@ def profile_model(
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(allowed))
     nodes = []
-    for i, node in enumerate(model.graph.node):
-        d = durations.get(node.name, [])
-        nodes.append(NodeTime(i, node.name, node.op_type, statistics.median(d) if d else 0.0, len(d)))
+    if optimize:
+        if ops is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the importer's warnings are for graph import to show
+                ops = import_onnx(model, batch=batch, check=False)
+        weights = [n.time["cpu"] for n in lower(ops, this_machine(1, None)).graph.nodes.values()]
+        medians = {name: statistics.median(d) for name, d in durations.items() if d}
+        times, covering = attribute_fused(model, optimized, medians, weights)
+        for i, node in enumerate(model.graph.node):
+            nodes.append(NodeTime(i, node.name, node.op_type, times[i], len(durations.get(covering[i], []))))
+    else:
+        for i, node in enumerate(model.graph.node):
+            d = durations.get(node.name, [])
+            nodes.append(NodeTime(i, node.name, node.op_type, statistics.median(d) if d else 0.0, len(d)))
     # The profiler's own bookkeeping lengthens every node it times by about the same few microseconds: the
     # medians add up to more than the CPU time of an unprofiled run.  Remove that excess evenly per node.
     excess = (sum(n.median for n in nodes) - statistics.median(cpus)) / max(1, len(nodes))
@@ -229,7 +335,8 @@ def profile_model(
         nodes = [replace(n, median=max(n.median - excess, 0.1 * n.median)) for n in nodes]
     # a model exported at a fixed batch runs that many samples per call whatever ``batch`` says
     profile = Profile(name, graph_batch(model, batch), threads, runs, nodes, statistics.median(walls), load_before, load_average(),
-                      cores=allowed, run_cpu=statistics.median(cpus))
+                      cores=allowed, run_cpu=statistics.median(cpus), optimized=optimize,
+                      ort_nodes=len(optimized.graph.node))
     return profile, model
 
 
@@ -352,6 +459,8 @@ def write_profile(
         "handoff": asdict(profile.handoff) if profile.handoff else None,
         "roofline_device": (device.name if device else "xeon-8380-core"),
         "roofline_reference": reference,
+        "optimized": profile.optimized,
+        "ort_nodes": profile.ort_nodes,
     }
     Path(path).write_text(dumps(data, indent=1) + "\n")
     return workload
@@ -359,13 +468,17 @@ def write_profile(
 
 def profile_to_workload(
     source: str | Path | onnx.ModelProto, output: str | Path | None = None, *, batch: int = 1, threads: int = 1,
-    runs: int = 20, reference: str = "a100x8", measure: bool = True,
+    runs: int = 20, reference: str = "a100x8", measure: bool = True, optimize: bool = True,
 ) -> tuple[Profile, Workload, OpGraph, onnx.ModelProto]:
     """Profile, measure the hand-off, import, and (with ``output``) write the workload: the whole of ``pipesim profile``."""
-    profile, model = profile_model(source, batch=batch, threads=threads, runs=runs)
+    prepared = prepare_onnx(source, batch=batch)
+    name = Path(source).stem if isinstance(source, (str, Path)) else prepared.graph.name or "onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the importer's warnings are for graph import to show
+        ops = import_onnx(prepared, batch=batch, name=name, check=False)
+    profile, model = profile_model(prepared, batch=batch, threads=threads, runs=runs, optimize=optimize, ops=ops)
+    profile.model = name
     profile.handoff = measure_handoff(cores=profile.cores) if measure else Handoff(0.0, 1e12, 0.0)
-    name = profile.model
-    ops = import_onnx(model, batch=batch, name=name, check=False)
     if output is not None:
         workload = write_profile(output, profile, ops, reference=reference)
     else:

@@ -778,8 +778,10 @@ def import_onnx(
         for x in outputs:
             producer[x] = index
     ops.tied_owner = {w: owner[w] for w, r in readers.items() if len(r) > 1}
+    branches = input_branches(model, ops)
+    ops.attrs["input_branches"] = len(branches)
     if attach_inputs:
-        ops.attached = input_branches(model, ops)
+        ops.attached = branches
     if unknown:
         listed = ", ".join(f"{op} ({n})" for op, n in sorted(unknown.items()))
         warnings.warn(f"{label}: no FLOP formula for {listed}: costed by bytes moved only", UnknownOperatorWarning,

@@ -148,3 +148,40 @@ def test_a_model_exported_at_batch_8_is_labelled_batch_8(tmp_path, capsys):
     assert main(["graph", "import", str(path), "--batch", "2", "-o", str(tmp_path / "w.json")]) == 0
     out = capsys.readouterr().out
     assert "--batch 2 has no effect" in out and "batch 8" in out
+
+
+def test_profiles_time_the_optimised_graph_and_costs_attach_to_imported_nodes():
+    pytest.importorskip("onnxruntime")
+    from pipesim.runtime.profile import profile_model
+    from pipesim.workloads.onnx_models import mlp_onnx
+
+    model = mlp_onnx(layers=3, width=64)  # MatMul -> Add -> Relu: ONNX Runtime fuses MatMul + Add
+    optimized, _ = profile_model(model, batch=4, runs=3, warmup=1)
+    plain, _ = profile_model(model, batch=4, runs=3, warmup=1, optimize=False)
+    assert optimized.optimized and not plain.optimized
+    assert len(optimized.nodes) == len(plain.nodes) == 9
+    assert optimized.ort_nodes < 9 and plain.ort_nodes == 9
+    # every imported MatMul and Add gets a share of the fused node that covers it
+    for node in optimized.nodes:
+        if node.op_type in ("MatMul", "Add"):
+            assert node.median > 0 and node.samples > 0
+
+
+def test_fused_time_is_shared_by_roofline_weight_and_layout_nodes_pass_theirs_on():
+    from onnx import helper
+
+    from pipesim.runtime.profile import attribute_fused
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["y"], name="flat")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [], []))
+    # ONNX Runtime's NCHWc form: a reorder into a new tensor, a fused conv+relu, a reorder back to the model's tensor
+    opt = [helper.make_node("ReorderInput", ["x"], ["x_nchwc"], name="reorder_in"),
+           helper.make_node("Conv", ["x_nchwc", "w"], ["r_nchwc"], name="conv_relu"),
+           helper.make_node("ReorderOutput", ["r_nchwc"], ["r"], name="reorder_out"),
+           helper.make_node("Flatten", ["r"], ["y"], name="flat")]
+    times = {"reorder_in": 1.0, "conv_relu": 6.0, "reorder_out": 2.0, "flat": 0.5}
+    out, covering = attribute_fused(model, helper.make_model(helper.make_graph(opt, "g", [], [])), times, [3.0, 1.0, 1.0])
+    assert out == pytest.approx([6.75, 2.25, 0.5])
+    assert sum(out) == pytest.approx(sum(times.values()))
+    assert covering == ["reorder_out", "reorder_out", "flat"]

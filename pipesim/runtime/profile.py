@@ -95,6 +95,7 @@ class NodeTime:
     op_type: str
     median: float  # seconds
     samples: int
+    ort_node: str = ""  # the optimised graph's node whose time this node shares ("" unoptimised, or folded away)
 
 
 @dataclass
@@ -323,7 +324,8 @@ def profile_model(
         medians = {name: statistics.median(d) for name, d in durations.items() if d}
         times, covering = attribute_fused(model, optimized, medians, weights)
         for i, node in enumerate(model.graph.node):
-            nodes.append(NodeTime(i, node.name, node.op_type, times[i], len(durations.get(covering[i], []))))
+            nodes.append(NodeTime(i, node.name, node.op_type, times[i], len(durations.get(covering[i], [])),
+                                  covering[i]))
     else:
         for i, node in enumerate(model.graph.node):
             d = durations.get(node.name, [])
@@ -441,7 +443,7 @@ def write_profile(
     for entry, op, timed in zip(data["nodes"], ops.ops, profile.nodes):
         kernel = op.kernels[0]
         entry["profile"] = {"op_type": timed.op_type, "op_class": kernel.op_class, "flops": kernel.flops,
-                            "bytes": kernel.bytes, "samples": timed.samples}
+                            "bytes": kernel.bytes, "samples": timed.samples, "ort_node": timed.ort_node}
         entry["roofline"] = {"cpu": local[entry["id"]].time["cpu"],
                              **{f"{reference}.{k}": v for k, v in ref[entry["id"]].time.items()}}
     data["profile"] = {

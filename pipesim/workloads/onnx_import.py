@@ -403,8 +403,14 @@ class _Tensors:
         return self.elems(name) * self.itemsize.get(name, 4)
 
 
-#: Operator classes whose efficiencies ``pipesim hardware calibrate`` fits separately.
-OP_CLASSES = ("matmul", "conv", "elementwise", "normalization", "softmax", "pool", "reduction", "movement", "other")
+#: Operator classes whose efficiencies ``pipesim hardware calibrate`` fits separately.  ``strided`` is data
+#: movement that reads or writes with a stride (a transpose, an element-wise gather): on a CPU it runs at a
+#: fraction of a contiguous copy's bandwidth once the tensor leaves the caches (GPT-2's 50257x768 embedding
+#: transposed on every forward).  A ``Gather`` of rows (an embedding lookup) copies contiguous rows: ``movement``.
+OP_CLASSES = ("matmul", "conv", "elementwise", "normalization", "softmax", "pool", "reduction", "movement", "strided",
+              "other")
+
+_STRIDED = {"Transpose", "GatherElements", "GatherND", "DepthToSpace", "SpaceToDepth"}
 
 
 def op_class(op_type: str) -> str:
@@ -414,6 +420,8 @@ def op_class(op_type: str) -> str:
     --------
     >>> op_class("Gemm"), op_class("Relu"), op_class("LayerNormalization"), op_class("Hardmax")
     ('matmul', 'elementwise', 'normalization', 'other')
+    >>> op_class("Transpose"), op_class("Concat")
+    ('strided', 'movement')
     """
     if op_type in ("MatMul", "Gemm", "MatMulInteger", "FusedMatMul"):
         return "matmul"
@@ -429,6 +437,8 @@ def op_class(op_type: str) -> str:
         return "reduction"
     if op_type in _ELEMENTWISE:
         return "elementwise"
+    if op_type in _STRIDED:
+        return "strided"
     if op_type in _MOVEMENT or op_type in _VIEWS:
         return "movement"
     return "other"

@@ -185,3 +185,44 @@ def test_fused_time_is_shared_by_roofline_weight_and_layout_nodes_pass_theirs_on
     assert out == pytest.approx([6.75, 2.25, 0.5])
     assert sum(out) == pytest.approx(sum(times.values()))
     assert covering == ["reorder_out", "reorder_out", "flat"]
+
+
+def test_transposes_are_a_class_of_their_own_with_a_measured_bandwidth():
+    pytest.importorskip("onnxruntime")
+    from pipesim.hardware.costs import kernel_time
+    from pipesim.runtime.calibrate import PROBE_OUT_OF_CACHE, ProfiledNode, calibrate, measure_strided
+    from pipesim.workloads.onnx_import import op_class
+
+    assert op_class("Transpose") == "strided" and op_class("Gather") == "movement"
+    # a profile of contiguous element-wise work at 10 GB/s, and the machine's measured transposes
+    profile = [ProfiledNode("p", f"add{i}", "elementwise", 1e5 * 2**i, 1.2e6 * 2**i, 2e-6 + 1.2e6 * 2**i / 1e10, 0.0)
+               for i in range(6)]
+    probes = measure_strided(runs=3)
+    assert {p.op_class for p in probes} == {"strided"}
+    device = calibrate(profile + probes).device("core")
+    big = max(probes, key=lambda p: p.bytes)
+    assert big.bytes >= PROBE_OUT_OF_CACHE
+    predicted = kernel_time(0.0, big.bytes, device, "fp32", "strided")
+    assert 0.5 < predicted / big.measured < 2
+    # without the class, the transpose would have been costed as a contiguous copy (the 10 ms for 132 ms)
+    as_copy = kernel_time(0.0, big.bytes, device, "fp32", "movement")
+    assert as_copy < predicted
+
+
+def test_calibration_fits_a_fused_node_as_one_measured_point(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import json
+
+    from pipesim.runtime.calibrate import read_profiles
+    from pipesim.runtime.profile import profile_to_workload
+    from pipesim.workloads.onnx_models import mlp_onnx
+
+    path = tmp_path / "w.json"
+    profile_to_workload(mlp_onnx(layers=2, width=64), path, batch=4, runs=3, measure=False)
+    data = json.loads(path.read_text())
+    shared = [n for n in data["nodes"] if n["profile"]["ort_node"]]
+    assert shared and data["profile"]["optimized"] and data["profile"]["ort_nodes"] < len(data["nodes"])
+    points = read_profiles([path])
+    assert len(points) < len(data["nodes"])
+    fused = [p for p in points if p.name not in {n["name"] for n in data["nodes"]}]
+    assert fused and all(p.op_class == "matmul" for p in fused)  # MatMul + Add: a matmul, timed as one

@@ -96,8 +96,13 @@ def run(args) -> int:
         print_json(result.to_dict())
         return 0 if result.outputs_match else 1
     console.print(table(result))
-    console.print(f"prediction error {result.error:+.1%}; outputs {'match' if result.outputs_match else 'DIFFER'} "
+    cpu_error = result.predicted_time_per_sample / result.bottleneck_cpu - 1 if result.bottleneck_cpu else float("nan")
+    console.print(f"prediction error {result.error:+.1%} against wall time, {cpu_error:+.1%} against the busiest "
+                  f"stage's CPU time; outputs {'match' if result.outputs_match else 'DIFFER'} "
                   f"(max |difference| {result.max_abs_difference:.2g}); load average "
                   f"{result.load_average[0]:.2f} -> {result.load_average[1]:.2f}")
+    if result.conditions is not None:
+        c = result.conditions
+        console.print(c.verdict(), style=None if c.trusted else "bold yellow", markup=False, highlight=False)
     console.print(f"stage models written to {stage_dir}/")
     return 0 if result.outputs_match else 1

@@ -55,6 +55,11 @@ def summary(profile, workload, ops, output: str) -> dict:
         "core_share": profile.share,
         "handoff": {"overhead_us": h.overhead * 1e6, "bandwidth_GBps": h.bandwidth / 1e9, "wakeup_us": h.wakeup * 1e6},
         "load_average": [profile.load_before, profile.load_after],
+        "run_cpu_ms": profile.run_cpu * 1e3,
+        "profiler_overhead_us": profile.profiler_overhead * 1e6,
+        "profiler_excess_ms": profile.profiler_excess * 1e3,
+        "conditions": profile.conditions.to_dict() if profile.conditions else None,
+        "trusted": profile.conditions.trusted if profile.conditions else None,
         "roofline_error": error_percentiles(measured, predicted),
         "written": output,
     }
@@ -83,8 +88,15 @@ def run(args) -> int:
         f"batch {s['batch']}, {s['threads']} thread(s), median of {s['runs']} runs "
         f"(load average {s['load_average'][0]:.2f} -> {s['load_average'][1]:.2f} on {len(s['cores'])} cores)"
     )
-    console.print(f"sum of node medians {s['node_sum_ms']:.4g} ms; whole session.run {s['run_wall_ms']:.4g} ms "
-                  f"(the run had {s['core_share']:.0%} of its core)")
+    console.print(f"sum of node medians {s['node_sum_ms']:.4g} ms; whole session.run {s['run_wall_ms']:.4g} ms wall, "
+                  f"{s['run_cpu_ms']:.4g} ms CPU (the run had {s['core_share']:.0%} of its core); profiler bookkeeping "
+                  f"{s['profiler_overhead_us']:.3g} us per node (measured on a probe) subtracted, the medians then "
+                  f"exceed the run's CPU time by {s['profiler_excess_ms']:+.3g} ms (not spread over the nodes)")
+    if profile.conditions is not None:
+        c = profile.conditions
+        console.print(f"reference kernel before/after: {c.reference_before[1] * 1e6:.4g}/{c.reference_after[1] * 1e6:.4g} "
+                      f"us CPU, {c.core_share:.0%} of its core; {c.verdict()}",
+                      style=None if c.trusted else "bold yellow", markup=False, highlight=False)
     console.print(f"stage hand-off: {h['overhead_us']:.3g} us + bytes / {h['bandwidth_GBps']:.3g} GB/s "
                   f"(wake-up {h['wakeup_us']:.3g} us)")
     console.print(f"roofline (xeon-8380-core preset) per node, measured/predicted: p10/p50/p90 = "

@@ -5,8 +5,12 @@ shapes fixed at ``batch``, shape subgraphs folded, so node ``i`` is workload
 node ``i``) with ONNX Runtime's profiler on, pinned to one core, ``warmup``
 runs then ``runs`` more, and takes each node's **median** kernel time.  The
 profiler's bookkeeping lengthens each node it times by a few microseconds:
-when the medians add up to more than the CPU time of an unprofiled run, the
-excess is removed evenly from every node (never below a tenth of its median).
+what it adds per node is measured on a probe chain and subtracted from each
+timed node (:func:`profiler_overhead`, reported); how much the medians still
+exceed the CPU time of an unprofiled run is reported (``profiler_excess``),
+never spread over the nodes.  The machine's
+conditions around the measurement (a reference kernel before and after,
+load, steal: :mod:`pipesim.runtime.trust`) say whether it can be trusted.
 :func:`measure_handoff` measures, the way :mod:`pipesim.runtime.pipeline`
 moves tensors, what handing a tensor to the next stage process costs:
 
@@ -53,6 +57,7 @@ from pipesim.placement.formats import dumps
 from pipesim.placement.graph import Graph
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
+from pipesim.runtime.trust import Conditions, measure_conditions
 from pipesim.runtime.session import (
     make_session,
     pin_to_core,
@@ -137,6 +142,13 @@ class Profile:
     run_cpu: float = 0.0  # median CPU seconds of the same runs: run_wall / run_cpu > 1 means others held the core
     optimized: bool = True  # ONNX Runtime's graph optimisations on (the deployed graph) or off (node for node)
     ort_nodes: int = 0  # nodes of the graph ONNX Runtime ran (fewer than ``nodes`` when it fused some)
+    conditions: Conditions | None = None  # contention and drift around the measurement (pipesim.runtime.trust)
+    profiler_overhead: float = 0.0  # seconds of profiler bookkeeping per node, measured and subtracted
+
+    @property
+    def profiler_excess(self) -> float:
+        """Seconds by which the node medians exceed an unprofiled run's CPU time (the profiler's bookkeeping)."""
+        return self.node_sum - self.run_cpu
 
     @property
     def share(self) -> float:
@@ -248,6 +260,8 @@ def profile_model(
     seed: int = 0,
     optimize: bool = True,
     ops: OpGraph | None = None,
+    check_conditions: bool = True,
+    subtract_profiler: bool = True,
 ) -> tuple[Profile, onnx.ModelProto]:
     """Per-node median times of the prepared model (see the module docstring); and that model.
 
@@ -272,6 +286,12 @@ def profile_model(
     ops : OpGraph, optional
         The model's imported operators, whose roofline times share a fused
         node's time (default: imported here).
+    check_conditions : bool
+        Time the reference kernel and read load and steal before and after
+        (:mod:`pipesim.runtime.trust`): the profile says whether it can be trusted.
+    subtract_profiler : bool
+        Subtract from each timed node the profiler's bookkeeping per node,
+        measured by :func:`profiler_overhead` (reported in the profile).
 
     Returns
     -------
@@ -294,6 +314,7 @@ def profile_model(
     load_before = load_average()
     try:
         pin_to_core(core)
+        conditions = measure_conditions(len(allowed)) if check_conditions else None
         with tempfile.TemporaryDirectory() as tmp:
             optimized_path = Path(tmp) / "optimized.onnx" if optimize else None
             session = make_session(model, threads=threads, profile_prefix=Path(tmp) / "ort", optimize=optimize,
@@ -311,9 +332,16 @@ def profile_model(
             plain.run(None, feeds)
             walls.append(time.perf_counter() - t)
             cpus.append(time.thread_time() - c)
+        overhead = profiler_overhead(threads=threads, runs=runs) if subtract_profiler else 0.0
+        if conditions is not None:
+            conditions.finish()
     finally:
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(allowed))
+    # The profiler's own bookkeeping lengthens every node it times by a few microseconds, so the medians add up
+    # to more than an unprofiled run.  What one node's bookkeeping costs is measured on a probe and subtracted
+    # from each timed node (Profile.profiler_overhead); what remains of the difference is reported, never spread
+    # over the nodes: an even correction collapsed small operators when the machine was loaded (issue 22, item 6).
     nodes = []
     if optimize:
         if ops is None:
@@ -321,7 +349,7 @@ def profile_model(
                 warnings.simplefilter("ignore")  # the importer's warnings are for graph import to show
                 ops = import_onnx(model, batch=batch, check=False)
         weights = [n.time["cpu"] for n in lower(ops, this_machine(1, None)).graph.nodes.values()]
-        medians = {name: statistics.median(d) for name, d in durations.items() if d}
+        medians = {name: max(statistics.median(d) - overhead, 0.0) for name, d in durations.items() if d}
         times, covering = attribute_fused(model, optimized, medians, weights)
         for i, node in enumerate(model.graph.node):
             nodes.append(NodeTime(i, node.name, node.op_type, times[i], len(durations.get(covering[i], [])),
@@ -329,17 +357,49 @@ def profile_model(
     else:
         for i, node in enumerate(model.graph.node):
             d = durations.get(node.name, [])
-            nodes.append(NodeTime(i, node.name, node.op_type, statistics.median(d) if d else 0.0, len(d)))
-    # The profiler's own bookkeeping lengthens every node it times by about the same few microseconds: the
-    # medians add up to more than the CPU time of an unprofiled run.  Remove that excess evenly per node.
-    excess = (sum(n.median for n in nodes) - statistics.median(cpus)) / max(1, len(nodes))
-    if excess > 0:
-        nodes = [replace(n, median=max(n.median - excess, 0.1 * n.median)) for n in nodes]
+            nodes.append(NodeTime(i, node.name, node.op_type, max(statistics.median(d) - overhead, 0.0) if d else 0.0,
+                                  len(d)))
     # a model exported at a fixed batch runs that many samples per call whatever ``batch`` says
     profile = Profile(name, graph_batch(model, batch), threads, runs, nodes, statistics.median(walls), load_before, load_average(),
                       cores=allowed, run_cpu=statistics.median(cpus), optimized=optimize,
-                      ort_nodes=len(optimized.graph.node))
+                      ort_nodes=len(optimized.graph.node), conditions=conditions, profiler_overhead=overhead)
     return profile, model
+
+
+#: Nodes of the probe chain of :func:`profiler_overhead`.
+PROBE_NODES = 64
+
+
+def profiler_overhead(*, threads: int = 1, runs: int = 20) -> float:
+    """Seconds ONNX Runtime's profiler adds to each node it times, measured on a probe (in the calling thread).
+
+    A chain of :data:`PROBE_NODES` ``Neg`` nodes on one element does almost
+    no work: the difference between the sum of its profiled node medians and
+    the CPU time of an unprofiled run, per node, is the profiler's bookkeeping
+    (``0`` if negative).
+    """
+    from onnx import TensorProto, helper
+
+    names = ["x"] + [f"t{i}" for i in range(PROBE_NODES)]
+    nodes = [helper.make_node("Neg", [names[i]], [names[i + 1]], name=f"neg{i}") for i in range(PROBE_NODES)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [1])
+    probe = helper.make_model(helper.make_graph(nodes, "probe", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    probe.ir_version = 8
+    feed = {"x": np.ones(1, np.float32)}
+    with tempfile.TemporaryDirectory() as tmp:
+        session = make_session(probe, threads=threads, profile_prefix=Path(tmp) / "probe", optimize=False)
+        for _ in range(runs + 3):
+            session.run(None, feed)
+        durations = _node_durations(session.end_profiling(), 3)
+    plain = make_session(probe, threads=threads, optimize=False)
+    cpus = []
+    for _ in range(runs + 3):
+        c = time.thread_time()
+        plain.run(None, feed)
+        cpus.append(time.thread_time() - c)
+    profiled = sum(statistics.median(d) for d in durations.values() if d)
+    return max(0.0, (profiled - statistics.median(cpus[3:])) / PROBE_NODES)
 
 
 def _pong(ping, pong, rounds: int, core: int | None) -> None:
@@ -463,6 +523,9 @@ def write_profile(
         "roofline_reference": reference,
         "optimized": profile.optimized,
         "ort_nodes": profile.ort_nodes,
+        "profiler_overhead_us": profile.profiler_overhead * 1e6,
+        "profiler_excess_ms": profile.profiler_excess / TIME_UNIT,
+        "conditions": profile.conditions.to_dict() if profile.conditions else None,
     }
     Path(path).write_text(dumps(data, indent=1) + "\n")
     return workload

@@ -6,7 +6,8 @@ node ``i``) with ONNX Runtime's profiler on, pinned to one core, ``warmup``
 runs then ``runs`` more, and takes each node's **median** kernel time.  The
 profiler's bookkeeping lengthens each node it times by a few microseconds:
 what it adds per node is measured on a probe chain and subtracted from each
-timed node (:func:`profiler_overhead`, reported); how much the medians still
+timed node, down to no less than the probe's unprofiled per-node cost
+(:func:`profiler_overhead`, reported); how much the medians still
 exceed the CPU time of an unprofiled run is reported (``profiler_excess``),
 never spread over the nodes.  The machine's
 conditions around the measurement (a reference kernel before and after,
@@ -332,7 +333,7 @@ def profile_model(
             plain.run(None, feeds)
             walls.append(time.perf_counter() - t)
             cpus.append(time.thread_time() - c)
-        overhead = profiler_overhead(threads=threads, runs=runs) if subtract_profiler else 0.0
+        overhead, floor = profiler_overhead(threads=threads, runs=runs) if subtract_profiler else (0.0, 0.0)
         if conditions is not None:
             conditions.finish()
     finally:
@@ -349,7 +350,8 @@ def profile_model(
                 warnings.simplefilter("ignore")  # the importer's warnings are for graph import to show
                 ops = import_onnx(model, batch=batch, check=False)
         weights = [n.time["cpu"] for n in lower(ops, this_machine(1, None)).graph.nodes.values()]
-        medians = {name: max(statistics.median(d) - overhead, 0.0) for name, d in durations.items() if d}
+        medians = {name: max(statistics.median(d) - overhead, min(floor, statistics.median(d)))
+                   for name, d in durations.items() if d}
         times, covering = attribute_fused(model, optimized, medians, weights)
         for i, node in enumerate(model.graph.node):
             nodes.append(NodeTime(i, node.name, node.op_type, times[i], len(durations.get(covering[i], [])),
@@ -357,8 +359,8 @@ def profile_model(
     else:
         for i, node in enumerate(model.graph.node):
             d = durations.get(node.name, [])
-            nodes.append(NodeTime(i, node.name, node.op_type, max(statistics.median(d) - overhead, 0.0) if d else 0.0,
-                                  len(d)))
+            median = statistics.median(d) if d else 0.0
+            nodes.append(NodeTime(i, node.name, node.op_type, max(median - overhead, min(floor, median)), len(d)))
     # a model exported at a fixed batch runs that many samples per call whatever ``batch`` says
     profile = Profile(name, graph_batch(model, batch), threads, runs, nodes, statistics.median(walls), load_before, load_average(),
                       cores=allowed, run_cpu=statistics.median(cpus), optimized=optimize,
@@ -370,13 +372,15 @@ def profile_model(
 PROBE_NODES = 64
 
 
-def profiler_overhead(*, threads: int = 1, runs: int = 20) -> float:
-    """Seconds ONNX Runtime's profiler adds to each node it times, measured on a probe (in the calling thread).
+def profiler_overhead(*, threads: int = 1, runs: int = 20) -> tuple[float, float]:
+    """Seconds ONNX Runtime's profiler adds to each node it times, and the least a node costs unprofiled.
 
     A chain of :data:`PROBE_NODES` ``Neg`` nodes on one element does almost
     no work: the difference between the sum of its profiled node medians and
     the CPU time of an unprofiled run, per node, is the profiler's bookkeeping
-    (``0`` if negative).
+    (``0`` if negative); the unprofiled run's CPU time per node is what any
+    node costs at least (the executor's per-node work), the floor of a
+    corrected node.  Measured in the calling thread.
     """
     from onnx import TensorProto, helper
 
@@ -399,7 +403,8 @@ def profiler_overhead(*, threads: int = 1, runs: int = 20) -> float:
         plain.run(None, feed)
         cpus.append(time.thread_time() - c)
     profiled = sum(statistics.median(d) for d in durations.values() if d)
-    return max(0.0, (profiled - statistics.median(cpus[3:])) / PROBE_NODES)
+    plain_cpu = statistics.median(cpus[3:])
+    return max(0.0, (profiled - plain_cpu) / PROBE_NODES), plain_cpu / PROBE_NODES
 
 
 def _pong(ping, pong, rounds: int, core: int | None) -> None:

@@ -73,6 +73,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
+import os
 import warnings
 from collections import Counter
 from dataclasses import replace
@@ -207,8 +208,14 @@ def _declared_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True) -> onnx.ModelProto:
+def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True, weights: bool = True) -> onnx.ModelProto:
     """Read an ONNX model (a copy when given one) and run ONNX's checker on it.
+
+    With ``weights=False`` no large weight of a file is read: external data
+    (weights stored beside it, how models over 2 GB are saved) stays where
+    it is, and so do embedded weights (:func:`_skeleton`): initializers keep
+    their type, shape and location only.  The checker reads a file by path before
+    it is loaded here (the two copies never coexist; models over 2 GB pass).
 
     Raises
     ------
@@ -216,22 +223,187 @@ def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True) -> on
         The file is missing or unreadable, or the checker rejects the model
         (the message is the checker's first line).
     """
+    checked = False
+    if not weights and not isinstance(source, onnx.ModelProto) and Path(source).is_file():
+        try:
+            model = _skeleton(Path(source))
+        except Exception as exc:  # not protobuf, or truncated
+            raise InputError(source, None, f"not a readable ONNX model ({exc})") from None
+        if check:
+            try:  # the skeleton's weights are external data: the checker reads no weight
+                onnx.checker.check_model(_declared_outputs(_weights_as_inputs(model)))
+            except Exception as exc:
+                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+                raise InputError(_source_name(source), "onnx checker", f"rejects the model: {first}") from None
+        return model
+    if check and not isinstance(source, onnx.ModelProto) and Path(source).is_file():
+        # by path first, before the model is loaded here: the checker's own copy and ours never coexist, and
+        # models over 2 GB pass; a model whose outputs lack shapes (hand-built) is checked below instead
+        try:
+            onnx.checker.check_model(str(source))
+            checked = True
+        except Exception:  # the check below gives the message, or forgives undeclared output shapes
+            pass
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto.FromString(source.SerializeToString())  # never modify the caller's model
     else:
         try:
-            model = onnx.load(str(source))
+            model = onnx.load(str(source), load_external_data=weights)
         except FileNotFoundError:
             raise InputError(source, None, "no such file") from None
         except Exception as exc:  # protobuf raises its own DecodeError for a non-ONNX file
             raise InputError(source, None, f"not a readable ONNX model ({exc})") from None
-    if check:
+    if check and not checked:
         try:
             onnx.checker.check_model(_declared_outputs(model))
         except Exception as exc:  # ValidationError, and ValueError for models over 2 GB
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise InputError(_source_name(source), "onnx checker", f"rejects the model: {first}") from None
     return model
+
+
+#: Embedded weights larger than this (bytes) are left in the file at import, read one at a time when needed.
+SKIP_BYTES = 8 * FOLD_LIMIT
+
+
+def _varint(f) -> int:
+    shift = result = 0
+    while True:
+        byte = f.read(1)
+        if not byte:
+            raise EOFError
+        result |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return result
+        shift += 7
+
+
+def _fields(f, end: int):
+    """``(field, wire type, start, payload start, payload end)`` of each protobuf field from ``f``'s position to
+    ``end`` (``f`` is moved past each payload)."""
+    while f.tell() < end:
+        start = f.tell()
+        tag = _varint(f)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _varint(f)
+            yield field, wire, start, f.tell(), f.tell()
+            continue
+        size = {1: 8, 5: 4}.get(wire)
+        if size is None:
+            if wire != 2:
+                raise ValueError(f"unsupported protobuf wire type {wire}")
+            size = _varint(f)
+        payload = f.tell()
+        yield field, wire, start, payload, payload + size
+        f.seek(payload + size)
+
+
+def _skeleton(path: Path) -> onnx.ModelProto:
+    """The model in ``path`` without reading its large embedded weights into memory.
+
+    The file is walked field by field (protobuf's wire format): every field
+    is read except an initializer's ``raw_data`` over :data:`SKIP_BYTES`,
+    which is left in the file and recorded as external data pointing into the
+    model file itself (location, offset, length), the way ONNX describes
+    weights stored outside the graph.  Memory is the graph without its
+    weights, whatever the file's size.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        rest, graph = bytearray(), None
+        for field, wire, start, payload, end in list(_fields(f, size)):
+            if field == 7 and wire == 2:  # ModelProto.graph
+                graph_rest, tensors = bytearray(), []
+                f.seek(payload)
+                for g_field, g_wire, g_start, g_payload, g_end in list(_fields(f, end)):
+                    if g_field == 5 and g_wire == 2:  # GraphProto.initializer
+                        kept, raw = bytearray(), None
+                        f.seek(g_payload)
+                        for t_field, t_wire, t_start, t_payload, t_end in list(_fields(f, g_end)):
+                            if t_field == 9 and t_wire == 2 and t_end - t_payload > SKIP_BYTES:  # TensorProto.raw_data
+                                raw = (t_payload, t_end - t_payload)
+                                continue
+                            f.seek(t_start)
+                            kept += f.read(t_end - t_start)
+                        f.seek(g_end)
+                        tensor = onnx.TensorProto.FromString(bytes(kept))
+                        if raw is not None:
+                            tensor.data_location = onnx.TensorProto.EXTERNAL
+                            for key, value in (("location", path.name), ("offset", str(raw[0])), ("length", str(raw[1]))):
+                                entry = tensor.external_data.add()
+                                entry.key, entry.value = key, value
+                        tensors.append(tensor)
+                        continue
+                    f.seek(g_start)
+                    graph_rest += f.read(g_end - g_start)
+                f.seek(end)
+                graph = onnx.GraphProto.FromString(bytes(graph_rest))
+                graph.initializer.extend(tensors)
+                continue
+            f.seek(start)
+            rest += f.read(end - start)
+            f.seek(end)
+    model = onnx.ModelProto.FromString(bytes(rest))
+    if graph is not None:
+        model.graph.CopyFrom(graph)
+    return model
+
+
+def _weights_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose external-data initializers are graph inputs of their type and shape.
+
+    What the checker can say of a model whose weights are not read: its
+    structure, types and shapes (a weight's bytes are read, and checked,
+    when they are hashed).
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    kept = [t for t in copy.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+    moved = [t for t in copy.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not moved:
+        return copy
+    declared = {i.name for i in copy.graph.input}
+    del copy.graph.initializer[:]
+    copy.graph.initializer.extend(kept)
+    copy.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                            for t in moved if t.name not in declared)
+    return copy
+
+
+def _external_array(t: onnx.TensorProto, base: Path | None) -> np.ndarray | None:
+    """An initializer stored as external data, read from its file straight into an array; else ``None``."""
+    if t.data_location != onnx.TensorProto.EXTERNAL or base is None:
+        return None
+    info = {e.key: e.value for e in t.external_data}
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+    count = math.prod(t.dims)
+    try:
+        with open(base / info["location"], "rb") as f:
+            f.seek(int(info.get("offset", 0)))
+            array = np.fromfile(f, dtype=dtype, count=count)  # one allocation, no intermediate bytes
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(base / info.get("location", "?"), f"external data of {t.name}",
+                         f"cannot be read ({exc})") from None
+    if array.size != count:
+        raise InputError(base / info["location"], f"external data of {t.name}",
+                         f"holds {array.size} of its {count} elements")
+    return array.reshape(tuple(t.dims))
+
+
+def _strip_weights(model: onnx.ModelProto, limit: int = FOLD_LIMIT) -> None:
+    """Drop the data of initializers larger than ``limit`` elements, in place (type and shape stay).
+
+    What import needs of a weight is its shape, type and (for tied weights)
+    a hash, taken before; shape inference and folding then run on a model of
+    kilobytes instead of the whole file.
+    """
+    for t in model.graph.initializer:
+        if math.prod(t.dims) > limit:
+            for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
+                         "string_data", "external_data"):
+                t.ClearField(name)
+            t.data_location = onnx.TensorProto.DEFAULT
 
 
 def _infer(model: onnx.ModelProto, source) -> onnx.ModelProto:
@@ -472,22 +644,33 @@ def _flops(node: onnx.NodeProto, t: _Tensors, inputs: list[str], out: float) -> 
     return None
 
 
-def _canonical_weights(inits: dict[str, onnx.TensorProto]) -> dict[str, str]:
-    """Each float initializer -> the first initializer with the same type, shape and bytes (exporter duplicates)."""
+def _canonical_weights(inits, base: Path | None = None) -> dict[str, str]:
+    """Each float initializer -> the first initializer with the same type, shape and bytes (exporter duplicates).
+
+    One weight at a time is read (from its file for external data), so
+    memory stays at the largest weight.
+    """
     seen: dict[tuple, str] = {}
     canon: dict[str, str] = {}
-    for name, t in inits.items():
+    for t in inits:
+        name = t.name
         if t.data_type not in _FLOATS:
             continue
-        array = numpy_helper.to_array(t)
+        array = _external_array(t, base)
+        if array is None:
+            array = numpy_helper.to_array(t)
         if array.size < 2 or array.min() == array.max():  # uniform (fresh LayerNorm scales): not evidence of tying
             canon[name] = name
+            del array  # before the next weight is read: one weight in memory at a time
             continue
-        key = (t.data_type, tuple(t.dims), hashlib.sha1(array.tobytes()).hexdigest())
+        key = (t.data_type, tuple(t.dims), hashlib.sha1(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest())
         canon[name] = seen.setdefault(key, name)
         if array.ndim == 2 and canon[name] == name:  # exporters store a tied LM head transposed
-            flipped = (t.data_type, tuple(t.dims)[::-1], hashlib.sha1(np.ascontiguousarray(array.T).tobytes()).hexdigest())
-            seen.setdefault(flipped, name)
+            flipped = np.ascontiguousarray(array.T)
+            seen.setdefault((t.data_type, tuple(t.dims)[::-1], hashlib.sha1(memoryview(flipped).cast("B")).hexdigest()),
+                            name)
+            del flipped
+        del array
     return canon
 
 
@@ -540,7 +723,11 @@ def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check:
     >>> "Shape" in {n.op_type for n in m.graph.node}, m.graph.input[0].type.tensor_type.shape.dim[0].dim_value
     (False, 2)
     """
-    model = load_onnx(source, check=check)
+    return _prepare(load_onnx(source, check=check), source, batch)
+
+
+def _prepare(model: onnx.ModelProto, source, batch: int) -> onnx.ModelProto:
+    """:func:`prepare_onnx`'s steps after loading: batch, shape inference and folding, unique names."""
     for info in model.graph.input:
         for d in info.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):
@@ -722,12 +909,18 @@ def import_onnx(
     label_source = _source_name(source)
     if dtype is not None and dtype not in DTYPE_BYTES:
         raise InputError(label_source, "dtype", f"unknown data type {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
-    model = prepare_onnx(source, batch=batch, check=check)
+    # Only shapes, types and (for tied weights) hashes of the weights are needed: external data is never loaded,
+    # each weight is hashed one at a time, then the weights' data is dropped before shape inference and folding
+    # (which then run on a model of kilobytes, issue 22 item 7).
+    model = load_onnx(source, check=check, weights=False)
+    base = Path(source).parent if isinstance(source, (str, Path)) else None
+    canon = _canonical_weights(model.graph.initializer, base)
+    _strip_weights(model)
+    model = _prepare(model, source, batch)
     graph = model.graph
     tensors = _Tensors(graph, dtype)
     cost_dtype = dtype or model_dtype(graph)
     label = name or (Path(source).stem if isinstance(source, (str, Path)) else graph.name or "onnx")
-    canon = _canonical_weights(tensors.initializers)
 
     ops = OpGraph(label, cost_dtype, attrs={"batch": graph_batch(model, batch)})
     producer: dict[str, int] = {}

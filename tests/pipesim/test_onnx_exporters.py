@@ -28,17 +28,18 @@ def _ideals(ops) -> int:
     return len(enumerate_ideals(len(contracted), contracted.predecessors(), limit=5_000_000))
 
 
-def _bert(exporter, layers=6):
+def _bert(exporter, layers=5):
     return encoder_onnx(layers=layers, hidden=16, heads=2, seq=8, vocab=32, attention_mask=True, exporter=exporter)
 
 
+@pytest.mark.slow
 def test_mask_branches_do_not_multiply_the_ideals_of_a_torchscript_export():
     torchscript, dynamo = _import(_bert("torchscript"), batch=2), _import(_bert("dynamo"), batch=2)
     ts_ideals, dyn_ideals = _ideals(torchscript), _ideals(dynamo)
     assert max(ts_ideals, dyn_ideals) <= 2 * min(ts_ideals, dyn_ideals)
     # left free, the per-layer Where nodes multiply the state space (what the issue measured)
     free = _ideals(_import(_bert("torchscript"), batch=2, attach_inputs=False))
-    assert free > 10 * ts_ideals
+    assert free > 8 * ts_ideals  # 9,442 against 814 at 5 layers, and twice as many per layer more
     # the same costs either way: only placements are restricted
     assert torchscript.flops == _import(_bert("torchscript"), batch=2, attach_inputs=False).flops
 
@@ -226,3 +227,24 @@ def test_calibration_fits_a_fused_node_as_one_measured_point(tmp_path):
     assert len(points) < len(data["nodes"])
     fused = [p for p in points if p.name not in {n["name"] for n in data["nodes"]}]
     assert fused and all(p.op_class == "matmul" for p in fused)  # MatMul + Add: a matmul, timed as one
+
+
+@pytest.mark.slow
+def test_cli_profile_optimised_by_default_and_node_for_node_on_request(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    import json
+
+    import onnx
+
+    from pipesim.cli import main
+    from pipesim.workloads.onnx_models import mlp_onnx
+
+    path = tmp_path / "mlp.onnx"
+    onnx.save(mlp_onnx(layers=2, width=32), path)
+    assert main(["profile", str(path), "--runs", "2", "--json", "-o", str(tmp_path / "w.json")]) == 0
+    optimised = json.loads(capsys.readouterr().out)
+    assert main(["profile", str(path), "--runs", "2", "--no-optimize", "--json", "-o", str(tmp_path / "u.json")]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert optimised["optimized"] and optimised["ort_nodes"] < optimised["nodes"]
+    assert not plain["optimized"] and plain["ort_nodes"] == plain["nodes"] == 6
+    assert {"conditions", "trusted", "run_cpu_ms", "profiler_overhead_us"} <= set(plain)

@@ -66,6 +66,10 @@ def make_session(model: onnx.ModelProto | bytes, *, threads: int = 1, profile_pr
                                         else rt.GraphOptimizationLevel.ORT_DISABLE_ALL)
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
+        # the weights go to a file beside it: only the graph is read back (and a model over 2 GB can be written)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                         Path(optimized_path).name + ".data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # a waiting stage must not burn its core
     if profile_prefix is not None:
         options.enable_profiling = True

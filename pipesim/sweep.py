@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import InputError, require_extra
+from pipesim.placement.formats import dumps
 
 __all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", "run_sweep", "validate_grid"]
 
@@ -212,7 +213,7 @@ class _Writer:
         self.csv_file.flush()
 
     def write(self, row: dict) -> None:
-        self.jsonl.write(json.dumps(row, sort_keys=True) + "\n")
+        self.jsonl.write(dumps(row, sort_keys=True) + "\n")
         self.jsonl.flush()
         self.csv.writerow(_csv_row(row, self.params))
         self.csv_file.flush()

@@ -1,7 +1,8 @@
 """Reading and writing the paper's files (docs/model.md §7.1, §7.2).
 
 * **Paper input**: ``maxSizePerFPGA``, ``maxFPGAs``, ``maxCPUs``, ``nodes``,
-  ``edges``; "FPGA" means any accelerator.  Each node becomes a
+  ``edges``; "FPGA" means any accelerator.  ``"maxSizePerFPGA": null`` is
+  unlimited memory (JSON has no infinity).  Each node becomes a
   :class:`~pipesim.placement.graph.Node` with times on the classes ``accelerator``
   and ``cpu``; each edge's ``cost`` becomes the source's accelerator transfer
   time (all out-edges of a node must carry the same cost).
@@ -10,6 +11,11 @@
   written under ``"devices": {class: [{"nodes": [...]}, ...]}``.
 
 Any problem raises :class:`InputError` naming the file and the field.
+
+**Every JSON file pipesim writes is strict JSON** (:func:`dumps`): JSON has no
+``Infinity`` or ``NaN``, so a non-finite number is written as ``null``, and
+the readers take ``null`` as what it stood for (unlimited memory, no bound,
+not measured).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from pipesim.placement.workload import Workload
 
 __all__ = [
     "InputError",
+    "dumps",
+    "json_safe",
     "load_json",
     "read_paper_workload",
     "read_split",
@@ -74,8 +82,38 @@ def load_json(path: str | Path) -> Any:
         raise InputError(path, None, f"not valid JSON ({exc})") from None
 
 
+def json_safe(data: Any) -> Any:
+    """``data`` with every non-finite float replaced by ``None`` (JSON ``null``); tuples become lists.
+
+    Examples
+    --------
+    >>> json_safe({"memory": float("inf"), "loads": (1.0, float("nan")), "n": 2})
+    {'memory': None, 'loads': [1.0, None], 'n': 2}
+    """
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, Mapping):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    if hasattr(data, "dtype") and hasattr(data, "item"):  # numpy scalars
+        return json_safe(data.item())
+    return data
+
+
+def dumps(data: Any, **kwargs: Any) -> str:
+    """Strict JSON text of ``data`` (non-finite numbers as ``null``, see the module docstring).
+
+    Examples
+    --------
+    >>> dumps({"maxSizePerFPGA": float("inf")})
+    '{"maxSizePerFPGA": null}'
+    """
+    return json.dumps(json_safe(data), allow_nan=False, **kwargs)
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path``, creating missing parent folders.
+    """Write ``data`` as strict JSON (:func:`dumps`) to ``path``, creating missing parent folders.
 
     Raises
     ------
@@ -87,7 +125,7 @@ def write_json(path: str | Path, data: Any) -> None:
         raise InputError(path, None, "is a directory: give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(dumps(data, indent=2) + "\n")
     except OSError as exc:
         raise InputError(path, None, f"cannot be written ({exc.strerror or exc})") from None
 
@@ -188,7 +226,10 @@ def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
     if data is None:
         data = load_json(path)
     r = _Reader(path)
-    memory = r.number(data, "maxSizePerFPGA", "")
+    # null: unlimited; Infinity: the same, in files written before pipesim wrote strict JSON
+    unlimited = isinstance(data, Mapping) and "maxSizePerFPGA" in data and (
+        data["maxSizePerFPGA"] is None or data["maxSizePerFPGA"] == math.inf)
+    memory = math.inf if unlimited else r.number(data, "maxSizePerFPGA", "")
     k = r.integer(data, "maxFPGAs", "", minimum=0)
     cpus = r.integer(data, "maxCPUs", "", minimum=0)
 

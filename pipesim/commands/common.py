@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from pipesim.errors import InputError
+from pipesim.placement.formats import dumps
 from pipesim.placement.methods import Method
 from pipesim.placement.options import Bool, Field, Int
 from pipesim.workloads.io import load_workload
@@ -25,7 +26,7 @@ console = Console(width=shutil.get_terminal_size((120, 24)).columns)
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write(dumps(data, indent=2))  # strict JSON: non-finite numbers as null
     sys.stdout.write("\n")
 
 

@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=count, help="samples per microbatch (default: the workload's, else 1)")
     p.add_argument("--inputs", default="random", help="'random' or an .npz file of input arrays (one microbatch)")
     p.add_argument("--stages", metavar="DIR", help="write the stage sub-models here (default: SPLIT.stages/ beside the split file)")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="run each stage's graph as imported (default: optimised by ONNX Runtime, as profiled)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -82,17 +84,25 @@ def run(args) -> int:
         model = prepare_onnx(args.model, batch=batch)
     else:
         console.print("no --workload: profiling the model first", style="dim") if not args.json else None
-        _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
+        _, workload, _, model = profile_to_workload(args.model, None, batch=batch, optimize=not args.no_optimize)
+    from pipesim.workloads.onnx_import import graph_batch
+
+    batch = graph_batch(model, batch)  # a batch the exporter fixed is the batch, whatever was asked
     split = read_split(Path(args.split))
     stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
     result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
-                     stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
+                     stage_dir=stage_dir, name=Path(args.model).stem, batch=batch, optimize=not args.no_optimize)
     if args.json:
         print_json(result.to_dict())
         return 0 if result.outputs_match else 1
     console.print(table(result))
-    console.print(f"prediction error {result.error:+.1%}; outputs {'match' if result.outputs_match else 'DIFFER'} "
+    cpu_error = result.predicted_time_per_sample / result.bottleneck_cpu - 1 if result.bottleneck_cpu else float("nan")
+    console.print(f"prediction error {result.error:+.1%} against wall time, {cpu_error:+.1%} against the busiest "
+                  f"stage's CPU time; outputs {'match' if result.outputs_match else 'DIFFER'} "
                   f"(max |difference| {result.max_abs_difference:.2g}); load average "
                   f"{result.load_average[0]:.2f} -> {result.load_average[1]:.2f}")
+    if result.conditions is not None:
+        c = result.conditions
+        console.print(c.verdict(), style=None if c.trusted else "bold yellow", markup=False, highlight=False)
     console.print(f"stage models written to {stage_dir}/")
     return 0 if result.outputs_match else 1

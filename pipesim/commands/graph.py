@@ -16,6 +16,7 @@ Missing folders of ``-o`` are created.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from pipesim.commands.common import arg, console, load_workload, print_json, writable
@@ -76,10 +77,15 @@ def register(subparsers) -> None:
 
     imp = sub.add_parser("import", help="an ONNX model's graph on a hardware system")
     imp.add_argument("model", help="ONNX model file")
-    imp.add_argument("--batch", type=arg(Int(), "--batch"), default=1, help="value for symbolic input dimensions (default 1)")
+    imp.add_argument("--batch", type=arg(Int(), "--batch"), default=None,
+                     help="value for symbolic input dimensions (default 1; a batch the exporter fixed is kept)")
     imp.add_argument("--dtype", help="cost as this data type (default: that of the model's float tensors)")
     imp.add_argument("--fuse-depth", type=arg(Int(minimum=1), "--fuse-depth"), metavar="D",
-                     help="fuse operators sharing the first D components of their node names (/encoder/layer.0/...)")
+                     help="fuse operators sharing the first D components of their module path (node names "
+                          "/encoder/layer.0/..., or the dynamo exporter's pkg.torch.onnx.name_scopes metadata)")
+    imp.add_argument("--detach-inputs", action="store_true",
+                     help="leave input branches (masks, position ids, rotary tables) free instead of attaching each "
+                          "to the operator it feeds (their placements multiply the DP's ideals)")
     _hardware_options(imp)
     imp.set_defaults(run=run)
 
@@ -91,6 +97,15 @@ def register(subparsers) -> None:
     what.set_defaults(run=run)
 
 
+def batch_has_no_effect(given: int | None, batch: int, name: str) -> None:
+    """Warn when ``--batch`` was given but the model's inputs fix another batch."""
+    if given is not None and given != batch:
+        from pipesim.workloads.onnx_import import NoEffectWarning
+
+        warnings.warn(f"{name}: --batch {given} has no effect: the model's inputs fix the batch at {batch}",
+                      NoEffectWarning, stacklevel=2)
+
+
 def _model_params(args) -> dict:
     """The generator parameters the user gave (flags left unset are omitted)."""
     return {name: getattr(args, name) for name in PARAMETERS[args.model] if getattr(args, name, None) is not None}
@@ -100,6 +115,7 @@ def _summary(ops: OpGraph, workload, written: list[Path]) -> dict:
     graph = workload.graph
     return {
         "name": ops.name,
+        "batch": ops.attrs.get("batch"),
         "nodes": len(graph.nodes),
         "edges": len(graph.edges),
         "forward_flops": ops.flops,
@@ -132,19 +148,31 @@ def run(args) -> int:
         ops = build_model(args.model, **_model_params(args))
     else:
         require_extra("onnx", "onnx")
-        from pipesim.workloads.onnx_import import fuse_by_prefix, import_onnx
+        from pipesim.workloads.onnx_import import NoEffectWarning, fuse_by_prefix, import_onnx
 
-        ops = import_onnx(args.model, batch=args.batch, dtype=args.dtype)
-        if args.fuse_depth:
-            ops = fuse_by_prefix(ops, args.fuse_depth)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ops = import_onnx(args.model, batch=args.batch or 1, dtype=args.dtype, attach_inputs=not args.detach_inputs)
+            batch_has_no_effect(args.batch, ops.attrs["batch"], ops.name)
+            attached = len(ops.attached)
+            if args.detach_inputs and not ops.attrs["input_branches"]:
+                warnings.warn(f"{ops.name}: --detach-inputs has no effect: the model has no input branch", NoEffectWarning)
+            if args.fuse_depth:
+                ops = fuse_by_prefix(ops, args.fuse_depth)
+        for w in caught:  # one line each, no source location (they are about the model, not our code)
+            console.print(f"warning: {w.message}", style="yellow", markup=False, highlight=False)
+        if attached and not args.json:
+            console.print(f"{attached} input-branch operator(s) (masks, position ids...) placed with the operator "
+                          "they feed (--detach-inputs to leave them free)", style="dim")
     workload = lower(ops, system, training=args.training, optimizer=args.optimizer)
     written = write_workload(args.output, workload, system, name=ops.name)
     summary = _summary(ops, workload, written)
     if args.json:
         print_json(summary)
         return 0
+    batch = f", batch {ops.attrs['batch']}" if "batch" in ops.attrs else ""
     console.print(
-        f"{ops.name}: {summary['nodes']} nodes, {summary['edges']} edges, "
+        f"{ops.name}{batch}: {summary['nodes']} nodes, {summary['edges']} edges, "
         f"{ops.flops / 1e9:.4g} GFLOP forward, {ops.params / 1e6:.4g} M parameters on {system.name}"
     )
     for path in written:

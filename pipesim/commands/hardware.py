@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     cal.add_argument("profiles", nargs="+", help="profiled workload files (pipesim profile -o)")
     cal.add_argument("-o", "--output", required=True, help="output hardware YAML file")
     cal.add_argument("--name", default="this-cpu-core", help="name of the fitted device (default this-cpu-core)")
+    cal.add_argument("--no-probe", action="store_true",
+                     help="fit the strided class (Transpose...) from the profiles only, without timing "
+                          "transposes of up to 32 MiB on this machine first")
     cal.add_argument("--json", action="store_true", help="print JSON instead of text")
     cal.set_defaults(run=run)
 
@@ -244,9 +247,11 @@ def _defines_clusters(path: str) -> bool:
 
 
 def _calibrate(args) -> int:
-    from pipesim.runtime.calibrate import calibrate, device_yaml, read_profiles, report
+    from pipesim.runtime.calibrate import calibrate, device_yaml, measure_strided, read_profiles, report
 
     nodes = read_profiles(args.profiles)
+    probes = [] if args.no_probe else measure_strided()
+    nodes = nodes + probes
     device = calibrate(nodes).device(args.name, description="a CPU core fitted to ONNX Runtime profiles")
     summary = report(nodes)
     writable(args.output, "hardware file").write_text(device_yaml(device, list(args.profiles), summary))
@@ -259,6 +264,11 @@ def _calibrate(args) -> int:
     for label, e in summary.items():
         console.print(f"per-node measured/predicted {label:>8}: p10/p50/p90 = {e['p10']:.2f}/{e['p50']:.2f}/"
                       f"{e['p90']:.2f}, {e['within_2x']:.0%} of {e['nodes']} nodes within 2x")
+    if probes:
+        console.print("strided probes (ONNX Runtime, one core): " + ", ".join(
+            f"{p.name} {p.bytes / p.measured / 1e9:.3g} GB/s" for p in probes))
+    strided = device.efficiencies("strided")[1] * device.memory_bandwidth
+    console.print(f"strided class (Transpose, GatherElements...): {format_quantity(strided, BANDWIDTH)}")
     console.print(f"wrote {args.output}")
     return 0
 

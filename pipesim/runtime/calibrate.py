@@ -19,6 +19,16 @@ like a matmul, a softmax like a normalisation…), else the median; a class
 with fewer than :data:`MIN_NODES` nodes is fitted together with its kin.  Nodes with neither FLOPs nor
 bytes (views) are left out: the roofline gives them nothing.
 
+Strided data movement (``Transpose``, element-wise gathers: the ``strided``
+class) has its own measured bandwidth: :func:`measure_strided` times
+transposes of matrices up to 32 MiB on this machine, and the class's
+bandwidth is the median of those out of cache (a profile's small transposes
+stay in cache and would predict a large one many times too fast).
+
+Nodes ONNX Runtime ran as one fused node (``ort_node`` in the profile) were
+timed together: they are one point of the fit (FLOPs and bytes summed, the
+class of the member with the most FLOPs), never their roofline shares.
+
 :func:`error_percentiles` gives the distribution of ``measured / predicted``
 per node (p10/p50/p90, share within 2x) that ``pipesim hardware calibrate``
 prints before (the profile's own roofline device) and after; with several
@@ -40,14 +50,15 @@ from pipesim.hardware.devices import CPU_KIND, Device
 from pipesim.hardware.units import BANDWIDTH, FLOPS, TIME, format_quantity
 from pipesim.workloads.onnx_import import OP_CLASSES
 
-__all__ = ["Calibration", "ProfiledNode", "calibrate", "device_yaml", "error_percentiles", "read_profiles"]
+__all__ = ["Calibration", "PROBE_SHAPES", "ProfiledNode", "calibrate", "device_yaml", "error_percentiles",
+           "measure_strided", "read_profiles"]
 
 #: Where a class no profile contains takes its rates from: the kin that runs the same kind of kernel.
 KIN = {
     "conv": ("matmul",), "matmul": ("conv",), "softmax": ("normalization", "elementwise"),
     "normalization": ("softmax", "elementwise"), "pool": ("reduction", "elementwise"),
-    "reduction": ("pool", "elementwise"), "elementwise": ("movement",), "movement": ("elementwise",),
-    "other": ("elementwise", "movement"),
+    "reduction": ("pool", "elementwise"), "elementwise": ("movement",), "movement": ("elementwise", "strided"),
+    "strided": ("movement", "elementwise"), "other": ("elementwise", "movement"),
 }
 
 #: Fewer nodes of a class than this and it is fitted together with its kin.
@@ -80,13 +91,28 @@ def read_profiles(paths: list[str | Path]) -> list[ProfiledNode]:
             raise InputError(path, None, f"not JSON ({exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("profile"), dict):
             raise InputError(path, "profile", "is missing: pass workloads written by 'pipesim profile'")
+        fused: dict[str, list[ProfiledNode]] = {}
         for i, node in enumerate(data.get("nodes", [])):
             info = node.get("profile")
             if not isinstance(info, dict):
                 raise InputError(path, f"nodes[{i}].profile", "is missing")
-            nodes.append(ProfiledNode(str(path), str(node.get("name", i)), str(info.get("op_class") or "other"),
-                                      float(info["flops"]), float(info["bytes"]), float(node["time"]["cpu"]) * 1e-3,
-                                      float(node.get("roofline", {}).get("cpu", 0.0)) * 1e-3))
+            one = ProfiledNode(str(path), str(node.get("name", i)), str(info.get("op_class") or "other"),
+                               float(info["flops"]), float(info["bytes"]), float(node["time"]["cpu"]) * 1e-3,
+                               float((node.get("roofline") or {}).get("cpu") or 0.0) * 1e-3)
+            if info.get("ort_node"):
+                fused.setdefault(info["ort_node"], []).append(one)
+            else:
+                nodes.append(one)
+        # nodes ONNX Runtime ran as one fused node were timed together (their shares are the roofline's, not
+        # measurements): one point of the fit, with their summed FLOPs and bytes, of its main member's class
+        for name, members in fused.items():
+            if len(members) == 1:
+                nodes.append(members[0])
+                continue
+            main = max(members, key=lambda n: (n.flops, n.roofline))  # a MatMul with its fused Add is a matmul
+            nodes.append(ProfiledNode(str(path), name, main.op_class, sum(n.flops for n in members),
+                                      sum(n.bytes for n in members), sum(n.measured for n in members),
+                                      sum(n.roofline for n in members)))
     return nodes
 
 
@@ -126,6 +152,65 @@ class Calibration:
                       description=description, class_efficiency=per_class)
 
 
+#: The source named by the nodes of :func:`measure_strided`.
+PROBE_SOURCE = "strided probe"
+
+#: Bytes (read + written) from which a probe's transpose is out of cache (8 MiB: past a core's L2).
+PROBE_OUT_OF_CACHE = 8 * 2**20
+
+#: Probe shapes of :func:`measure_strided`: (rows, columns) of fp32 matrices from 1 MiB to 32 MiB, beyond the caches.
+PROBE_SHAPES = ((512, 512), (1024, 1024), (2048, 1024), (4096, 2048))
+
+
+def measure_strided(*, runs: int = 7, core: int | None = None) -> list[ProfiledNode]:
+    """Strided data movement measured with ONNX Runtime: a ``Transpose`` of each probe shape.
+
+    A profile holds the transposes its model has, often small ones (a BERT's
+    per-head transposes stay in cache) that say little about a large one
+    (GPT-2's 154 MB embedding transposed on every forward: 132 ms measured,
+    costed as a 10 ms copy before this class existed).  The probes time,
+    pinned to one core, one thread, the median of ``runs`` transposes of a
+    ``rows x columns`` fp32 matrix for each of :data:`PROBE_SHAPES`, costed
+    the way the importer costs a ``Transpose`` (its input read and output
+    written), so :func:`calibrate` fits the ``strided`` class from them and
+    the profiles' own transposes.
+    """
+    import os
+    import time
+
+    from onnx import TensorProto, helper
+
+    from pipesim.runtime.session import make_session, pin_to_core, usable_cores
+
+    allowed = usable_cores()
+    out = []
+    try:
+        pin_to_core(allowed[0] if core is None else core)
+        rng = np.random.default_rng(0)
+        for rows, cols in PROBE_SHAPES:
+            x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, cols])
+            probes = {"Transpose": ([helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0])], [x],
+                                    {"x": rng.random((rows, cols), np.float32)}, 2 * rows * cols * 4.0)}
+            for op, (nodes, inputs, feeds, nbytes) in probes.items():
+                y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+                model = helper.make_model(helper.make_graph(nodes, "probe", inputs, [y]),
+                                          opset_imports=[helper.make_opsetid("", 17)])
+                model.ir_version = 8
+                session = make_session(model)
+                session.run(None, feeds)
+                times = []
+                for _ in range(runs):
+                    t = time.perf_counter()
+                    session.run(None, feeds)
+                    times.append(time.perf_counter() - t)
+                out.append(ProfiledNode(PROBE_SOURCE, f"{op} {rows}x{cols}", "strided", 0.0, nbytes,
+                                        float(np.median(times)), 0.0))
+    finally:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(allowed))
+    return out
+
+
 def _usable(nodes: list[ProfiledNode]) -> list[ProfiledNode]:
     return [n for n in nodes if (n.flops > 0 or n.bytes > 0) and n.measured > 0]
 
@@ -135,6 +220,7 @@ def calibrate(nodes: list[ProfiledNode]) -> Calibration:
     nodes = _usable(nodes)
     if not nodes:
         raise InputError(None, "profiles", "have no node with FLOPs or bytes and a measured time")
+    probes = [n for n in nodes if n.source == PROBE_SOURCE]
     counts = Counter(n.op_class for n in nodes)
     # a class seen in fewer than MIN_NODES nodes (ResNet's one Gemm) is fitted with its kin (the convolutions)
     fit_as = {c: next((k for k in KIN.get(c, ()) if counts[k] >= MIN_NODES), c) if counts[c] < MIN_NODES else c
@@ -161,6 +247,11 @@ def calibrate(nodes: list[ProfiledNode]) -> Calibration:
             best = (total, Calibration(float(o), rates))
     fitted = best[1]
     fitted.rates.update({c: fitted.rates[g] for c, g in fit_as.items() if c != g})
+    # the strided class's bandwidth is what the probes measured beyond the caches: the large transposes are the
+    # ones that cost (small ones are overhead-bound, and would otherwise pull the fit to cache speed)
+    large = [n.bytes / max(n.measured - fitted.overhead, 1e-12) for n in probes if n.bytes >= PROBE_OUT_OF_CACHE]
+    if large:
+        fitted.rates["strided"] = (math.inf, float(np.median(large)))
     return fitted
 
 
@@ -193,7 +284,7 @@ def report(nodes: list[ProfiledNode]) -> dict:
         "before": error_percentiles([n.measured for n in nodes], [n.roofline for n in nodes]),
         "after": error_percentiles([n.measured for n in nodes], [fit.predict(n) for n in nodes]),
     }
-    sources = sorted({n.source for n in nodes})
+    sources = sorted({n.source for n in nodes if n.source != PROBE_SOURCE})  # the probes are in every fit
     if len(sources) > 1:
         held = []
         for s in sources:

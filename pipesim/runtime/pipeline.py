@@ -28,6 +28,10 @@ ring the driver fills once with ``K`` input sets (microbatch ``i`` uses set
   stage's thread used (on a shared machine the two differ by the time other
   processes held the core).
 
+Around the run, a reference kernel is timed before and after on the first
+stage's core, with load and steal (:mod:`pipesim.runtime.trust`): the result
+says whether its numbers can be trusted, and why not.
+
 The outputs of the first ``K`` microbatches are compared with the unsplit
 model's (same session settings) and must agree within ``1e-5``.
 """
@@ -52,6 +56,7 @@ from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
 from pipesim.runtime.profile import load_average
+from pipesim.runtime.trust import Conditions, measure_conditions
 from pipesim.runtime.session import (
     make_session,
     pin_to_core,
@@ -194,10 +199,11 @@ def write_stages(stages: list[Stage], directory: str | Path) -> list[Path]:
 
 
 def _stage_main(k: int, model_bytes: bytes, reads: list[str], computes: list[str], passed: list[str],
-                inputs: Channel, outputs: Channel, go, ready, results, total: int, core: int | None) -> None:
+                inputs: Channel, outputs: Channel, go, ready, results, total: int, core: int | None,
+                optimize: bool = True) -> None:
     try:
         pin_to_core(core)
-        session = make_session(model_bytes)
+        session = make_session(model_bytes, optimize=optimize)
         first = k == 0
         warm = {s.name: np.zeros(s.shape, s.dtype) for s in inputs.specs}
         session.run(computes, {x: warm[x] for x in reads})
@@ -246,6 +252,7 @@ class ExecutionResult:
     max_abs_difference: float
     load_average: tuple[float, float]
     stage_files: list[str] = field(default_factory=list)
+    conditions: Conditions | None = None  # contention and drift around the run (pipesim.runtime.trust)
 
     @property
     def outputs_match(self) -> bool:
@@ -280,7 +287,23 @@ class ExecutionResult:
             "load_average": list(self.load_average),
             "stages": self.stages,
             "stage_files": self.stage_files,
+            "conditions": self.conditions.to_dict() if self.conditions else None,
+            "trusted": self.conditions.trusted if self.conditions else None,
         }
+
+
+def _conditions(cores: list[int], started: Conditions | None) -> Conditions:
+    """Before (``started`` None) or after the run: the trust measurements, pinned to the first stage's core."""
+    import os
+
+    try:
+        pin_to_core(cores[0])
+        if started is None:
+            return measure_conditions(len(cores))
+        return started.finish()
+    finally:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(cores))
 
 
 def _collect(results, processes, count: int) -> dict[int, np.ndarray]:
@@ -321,6 +344,8 @@ def execute(
     stage_dir: str | Path | None = None,
     name: str | None = None,
     batch: int = 1,
+    optimize: bool = True,
+    check_conditions: bool = True,
 ) -> ExecutionResult:
     """Run ``split`` of the prepared ``model`` as a pipeline of processes (see the module docstring).
 
@@ -344,6 +369,13 @@ def execute(
         Ring slots between two stages.
     stage_dir : path, optional
         Where to write the stage sub-models.
+    optimize : bool
+        Let ONNX Runtime optimise each stage's graph (its default, as
+        profiled); ``False`` runs them node for node.
+    check_conditions : bool
+        Time the reference kernel on the first stage's core and read load and
+        steal before and after the run (:mod:`pipesim.runtime.trust`): the
+        result says whether its numbers can be trusted.
 
     Returns
     -------
@@ -380,13 +412,14 @@ def execute(
     go, ready, results = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Queue()
     processes = []
     load_before = load_average()
+    conditions = _conditions(cores, None) if check_conditions else None
     try:
         for k, stage in enumerate(stages):
             passed = [s.name for s in stage.outputs if s.name not in stage.computes]
             source = ring if k == 0 else channels[k - 1]
             p = ctx.Process(target=_stage_main, daemon=True,
                             args=(k, stage.model.SerializeToString(), stage.reads, stage.computes, passed, source,
-                                  channels[k], go, ready, results, total, cores[k % len(cores)]))
+                                  channels[k], go, ready, results, total, cores[k % len(cores)], optimize))
             p.start()
             processes.append(p)
         for _ in stages:
@@ -419,11 +452,13 @@ def execute(
         for ch in (ring, *channels):
             ch.close()
     load_after = load_average()
+    if conditions is not None:
+        _conditions(cores, conditions)
     warmup = min(max(2, microbatches // 5), microbatches - 2)
     finished = stamps[stages[-1].index][latency_probes:, 3]  # when the last stage handed each microbatch over
     measured = (finished[-1] - finished[warmup]) / (len(finished) - 1 - warmup)
 
-    reference = make_session(model)
+    reference = make_session(model, optimize=optimize)
     names = [o.name for o in model.graph.output]
     diff = 0.0
     for feed, got in zip(feeds, collected):
@@ -465,4 +500,5 @@ def execute(
         max_abs_difference=diff,
         load_average=(load_before, load_after),
         stage_files=files,
+        conditions=conditions,
     )

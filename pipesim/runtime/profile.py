@@ -5,8 +5,13 @@ shapes fixed at ``batch``, shape subgraphs folded, so node ``i`` is workload
 node ``i``) with ONNX Runtime's profiler on, pinned to one core, ``warmup``
 runs then ``runs`` more, and takes each node's **median** kernel time.  The
 profiler's bookkeeping lengthens each node it times by a few microseconds:
-when the medians add up to more than the CPU time of an unprofiled run, the
-excess is removed evenly from every node (never below a tenth of its median).
+what it adds per node is measured on a probe chain and subtracted from each
+timed node, down to no less than the probe's unprofiled per-node cost
+(:func:`profiler_overhead`, reported); how much the medians still
+exceed the CPU time of an unprofiled run is reported (``profiler_excess``),
+never spread over the nodes.  The machine's
+conditions around the measurement (a reference kernel before and after,
+load, steal: :mod:`pipesim.runtime.trust`) say whether it can be trusted.
 :func:`measure_handoff` measures, the way :mod:`pipesim.runtime.pipeline`
 moves tensors, what handing a tensor to the next stage process costs:
 
@@ -39,6 +44,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -48,9 +54,11 @@ import onnx
 from pipesim.errors import SimulationError
 from pipesim.hardware.catalog import builtin_catalog, load_system
 from pipesim.hardware.devices import CPU_KIND, Device, DeviceGroup, Link, System
+from pipesim.placement.formats import dumps
 from pipesim.placement.graph import Graph
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
+from pipesim.runtime.trust import Conditions, measure_conditions
 from pipesim.runtime.session import (
     make_session,
     pin_to_core,
@@ -59,7 +67,7 @@ from pipesim.runtime.session import (
 )
 from pipesim.workloads.lower import TIME_UNIT, lower
 from pipesim.workloads.native import workload_to_native
-from pipesim.workloads.onnx_import import import_onnx, prepare_onnx
+from pipesim.workloads.onnx_import import graph_batch, import_onnx, prepare_onnx
 from pipesim.workloads.opgraph import OpGraph
 
 __all__ = [
@@ -93,6 +101,7 @@ class NodeTime:
     op_type: str
     median: float  # seconds
     samples: int
+    ort_node: str = ""  # the optimised graph's node whose time this node shares ("" unoptimised, or folded away)
 
 
 @dataclass
@@ -132,6 +141,15 @@ class Profile:
     handoff: Handoff | None = None
     cores: list[int] = field(default_factory=list)
     run_cpu: float = 0.0  # median CPU seconds of the same runs: run_wall / run_cpu > 1 means others held the core
+    optimized: bool = True  # ONNX Runtime's graph optimisations on (the deployed graph) or off (node for node)
+    ort_nodes: int = 0  # nodes of the graph ONNX Runtime ran (fewer than ``nodes`` when it fused some)
+    conditions: Conditions | None = None  # contention and drift around the measurement (pipesim.runtime.trust)
+    profiler_overhead: float = 0.0  # seconds of profiler bookkeeping per node, measured and subtracted
+
+    @property
+    def profiler_excess(self) -> float:
+        """Seconds by which the node medians exceed an unprofiled run's CPU time (the profiler's bookkeeping)."""
+        return self.node_sum - self.run_cpu
 
     @property
     def share(self) -> float:
@@ -152,6 +170,86 @@ def _node_durations(trace_path: str, warmup: int) -> dict[str, list[float]]:
     return {name: d[warmup:] or d for name, d in out.items()}
 
 
+def attribute_fused(
+    model: onnx.ModelProto,
+    optimized: onnx.ModelProto,
+    times: dict[str, float],
+    weights: list[float],
+) -> tuple[list[float], list[str]]:
+    """Each node of ``model``: its share of the measured time of the optimised node(s) covering it.
+
+    ONNX Runtime's optimised graph keeps the names of the tensors that leave a
+    fusion and drops those inside it.  An optimised node *covers* the model
+    nodes that produce its outputs and, walking back, every model node whose
+    output the optimised graph no longer has (``MatMul -> Add`` fused into a
+    ``Gemm`` covers both).  A node that writes only new tensors (a layout
+    ``Reshape`` or ``ReorderInput``) passes its time to the first node after it
+    that covers model nodes.  Each optimised node's time is shared among the
+    nodes it covers in proportion to ``weights`` (their roofline times), so
+    the model's total is the optimised graph's; a model node nothing covers
+    (folded away) gets nothing.
+
+    Returns
+    -------
+    times, covering
+        Per model node, seconds and the name of the optimised node it was
+        attributed to (``""``: none).
+
+    Examples
+    --------
+    >>> from onnx import helper
+    >>> mm = helper.make_node("MatMul", ["x", "w"], ["m"], name="mm")
+    >>> add = helper.make_node("Add", ["m", "b"], ["y"], name="add")
+    >>> model = helper.make_model(helper.make_graph([mm, add], "g", [], []))
+    >>> gemm = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fused")
+    >>> attribute_fused(model, helper.make_model(helper.make_graph([gemm], "g", [], [])), {"fused": 3.0}, [2.0, 1.0])
+    ([2.0, 1.0], ['fused', 'fused'])
+    """
+    nodes = list(model.graph.node)
+    producer = {y: i for i, n in enumerate(nodes) for y in n.output if y}
+    opt = list(optimized.graph.node)
+    present = {x for n in opt for x in (*n.input, *n.output) if x}
+    present |= {v.name for v in (*optimized.graph.input, *optimized.graph.output)} | {t.name for t in optimized.graph.initializer}
+    consumers: dict[str, list[int]] = {}
+    for j, n in enumerate(opt):
+        for x in n.input:
+            consumers.setdefault(x, []).append(j)
+    cover: list[set[int]] = []
+    for n in opt:
+        seen: set[int] = set()
+        stack = [producer[y] for y in n.output if y in producer]
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            stack.extend(producer[x] for x in nodes[v].input if x in producer and x not in present)
+        cover.append(seen)
+    pooled: dict[int, float] = {}
+    for j, n in enumerate(opt):
+        target, frontier, visited = (j if cover[j] else None), [j], {j}
+        while target is None and frontier:  # forward to the first node that covers model nodes
+            nxt = []
+            for k in frontier:
+                for y in opt[k].output:
+                    for c in consumers.get(y, []):
+                        if c not in visited:
+                            visited.add(c)
+                            nxt.append(c)
+            target = next((c for c in nxt if cover[c]), None)
+            frontier = nxt
+        if target is not None:
+            pooled[target] = pooled.get(target, 0.0) + times.get(n.name, 0.0)
+    out, covering = [0.0] * len(nodes), [""] * len(nodes)
+    for k, t in pooled.items():
+        members = sorted(cover[k])
+        total = sum(weights[v] for v in members)
+        for v in members:
+            out[v] += t * (weights[v] / total if total > 0 else 1 / len(members))
+            covering[v] = opt[k].name
+    return out, covering
+
+
 def profile_model(
     source: str | Path | onnx.ModelProto,
     *,
@@ -161,6 +259,10 @@ def profile_model(
     warmup: int = 3,
     core: int | None = None,
     seed: int = 0,
+    optimize: bool = True,
+    ops: OpGraph | None = None,
+    check_conditions: bool = True,
+    subtract_profiler: bool = True,
 ) -> tuple[Profile, onnx.ModelProto]:
     """Per-node median times of the prepared model (see the module docstring); and that model.
 
@@ -178,6 +280,19 @@ def profile_model(
         process is unpinned after.
     seed : int
         Seed of the random inputs.
+    optimize : bool
+        Time the graph ONNX Runtime optimises (its default, what is deployed)
+        and share each optimised node's time among the model nodes it covers
+        (:func:`attribute_fused`); ``False``: the graph node for node.
+    ops : OpGraph, optional
+        The model's imported operators, whose roofline times share a fused
+        node's time (default: imported here).
+    check_conditions : bool
+        Time the reference kernel and read load and steal before and after
+        (:mod:`pipesim.runtime.trust`): the profile says whether it can be trusted.
+    subtract_profiler : bool
+        Subtract from each timed node the profiler's bookkeeping per node,
+        measured by :func:`profiler_overhead` (reported in the profile).
 
     Returns
     -------
@@ -200,12 +315,16 @@ def profile_model(
     load_before = load_average()
     try:
         pin_to_core(core)
+        conditions = measure_conditions(len(allowed)) if check_conditions else None
         with tempfile.TemporaryDirectory() as tmp:
-            session = make_session(model, threads=threads, profile_prefix=Path(tmp) / "ort")
+            optimized_path = Path(tmp) / "optimized.onnx" if optimize else None
+            session = make_session(model, threads=threads, profile_prefix=Path(tmp) / "ort", optimize=optimize,
+                                   optimized_path=optimized_path)
             for _ in range(warmup + runs):
                 session.run(None, feeds)
             durations = _node_durations(session.end_profiling(), warmup)
-        plain = make_session(model, threads=threads)
+            optimized = onnx.load(str(optimized_path), load_external_data=False) if optimize else model
+        plain = make_session(model, threads=threads, optimize=optimize)
         for _ in range(warmup):
             plain.run(None, feeds)
         walls, cpus = [], []
@@ -214,21 +333,78 @@ def profile_model(
             plain.run(None, feeds)
             walls.append(time.perf_counter() - t)
             cpus.append(time.thread_time() - c)
+        overhead, floor = profiler_overhead(threads=threads, runs=runs) if subtract_profiler else (0.0, 0.0)
+        if conditions is not None:
+            conditions.finish()
     finally:
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(allowed))
+    # The profiler's own bookkeeping lengthens every node it times by a few microseconds, so the medians add up
+    # to more than an unprofiled run.  What one node's bookkeeping costs is measured on a probe and subtracted
+    # from each timed node (Profile.profiler_overhead); what remains of the difference is reported, never spread
+    # over the nodes: an even correction collapsed small operators when the machine was loaded (issue 22, item 6).
     nodes = []
-    for i, node in enumerate(model.graph.node):
-        d = durations.get(node.name, [])
-        nodes.append(NodeTime(i, node.name, node.op_type, statistics.median(d) if d else 0.0, len(d)))
-    # The profiler's own bookkeeping lengthens every node it times by about the same few microseconds: the
-    # medians add up to more than the CPU time of an unprofiled run.  Remove that excess evenly per node.
-    excess = (sum(n.median for n in nodes) - statistics.median(cpus)) / max(1, len(nodes))
-    if excess > 0:
-        nodes = [replace(n, median=max(n.median - excess, 0.1 * n.median)) for n in nodes]
-    profile = Profile(name, batch, threads, runs, nodes, statistics.median(walls), load_before, load_average(),
-                      cores=allowed, run_cpu=statistics.median(cpus))
+    if optimize:
+        if ops is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the importer's warnings are for graph import to show
+                ops = import_onnx(model, batch=batch, check=False)
+        weights = [n.time["cpu"] for n in lower(ops, this_machine(1, None)).graph.nodes.values()]
+        medians = {name: max(statistics.median(d) - overhead, min(floor, statistics.median(d)))
+                   for name, d in durations.items() if d}
+        times, covering = attribute_fused(model, optimized, medians, weights)
+        for i, node in enumerate(model.graph.node):
+            nodes.append(NodeTime(i, node.name, node.op_type, times[i], len(durations.get(covering[i], [])),
+                                  covering[i]))
+    else:
+        for i, node in enumerate(model.graph.node):
+            d = durations.get(node.name, [])
+            median = statistics.median(d) if d else 0.0
+            nodes.append(NodeTime(i, node.name, node.op_type, max(median - overhead, min(floor, median)), len(d)))
+    # a model exported at a fixed batch runs that many samples per call whatever ``batch`` says
+    profile = Profile(name, graph_batch(model, batch), threads, runs, nodes, statistics.median(walls), load_before, load_average(),
+                      cores=allowed, run_cpu=statistics.median(cpus), optimized=optimize,
+                      ort_nodes=len(optimized.graph.node), conditions=conditions, profiler_overhead=overhead)
     return profile, model
+
+
+#: Nodes of the probe chain of :func:`profiler_overhead`.
+PROBE_NODES = 64
+
+
+def profiler_overhead(*, threads: int = 1, runs: int = 20) -> tuple[float, float]:
+    """Seconds ONNX Runtime's profiler adds to each node it times, and the least a node costs unprofiled.
+
+    A chain of :data:`PROBE_NODES` ``Neg`` nodes on one element does almost
+    no work: the difference between the sum of its profiled node medians and
+    the CPU time of an unprofiled run, per node, is the profiler's bookkeeping
+    (``0`` if negative); the unprofiled run's CPU time per node is what any
+    node costs at least (the executor's per-node work), the floor of a
+    corrected node.  Measured in the calling thread.
+    """
+    from onnx import TensorProto, helper
+
+    names = ["x"] + [f"t{i}" for i in range(PROBE_NODES)]
+    nodes = [helper.make_node("Neg", [names[i]], [names[i + 1]], name=f"neg{i}") for i in range(PROBE_NODES)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [1])
+    probe = helper.make_model(helper.make_graph(nodes, "probe", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    probe.ir_version = 8
+    feed = {"x": np.ones(1, np.float32)}
+    with tempfile.TemporaryDirectory() as tmp:
+        session = make_session(probe, threads=threads, profile_prefix=Path(tmp) / "probe", optimize=False)
+        for _ in range(runs + 3):
+            session.run(None, feed)
+        durations = _node_durations(session.end_profiling(), 3)
+    plain = make_session(probe, threads=threads, optimize=False)
+    cpus = []
+    for _ in range(runs + 3):
+        c = time.thread_time()
+        plain.run(None, feed)
+        cpus.append(time.thread_time() - c)
+    profiled = sum(statistics.median(d) for d in durations.values() if d)
+    plain_cpu = statistics.median(cpus[3:])
+    return max(0.0, (profiled - plain_cpu) / PROBE_NODES), plain_cpu / PROBE_NODES
 
 
 def _pong(ping, pong, rounds: int, core: int | None) -> None:
@@ -332,7 +508,7 @@ def write_profile(
     for entry, op, timed in zip(data["nodes"], ops.ops, profile.nodes):
         kernel = op.kernels[0]
         entry["profile"] = {"op_type": timed.op_type, "op_class": kernel.op_class, "flops": kernel.flops,
-                            "bytes": kernel.bytes, "samples": timed.samples}
+                            "bytes": kernel.bytes, "samples": timed.samples, "ort_node": timed.ort_node}
         entry["roofline"] = {"cpu": local[entry["id"]].time["cpu"],
                              **{f"{reference}.{k}": v for k, v in ref[entry["id"]].time.items()}}
     data["profile"] = {
@@ -350,20 +526,29 @@ def write_profile(
         "handoff": asdict(profile.handoff) if profile.handoff else None,
         "roofline_device": (device.name if device else "xeon-8380-core"),
         "roofline_reference": reference,
+        "optimized": profile.optimized,
+        "ort_nodes": profile.ort_nodes,
+        "profiler_overhead_us": profile.profiler_overhead * 1e6,
+        "profiler_excess_ms": profile.profiler_excess / TIME_UNIT,
+        "conditions": profile.conditions.to_dict() if profile.conditions else None,
     }
-    Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    Path(path).write_text(dumps(data, indent=1) + "\n")
     return workload
 
 
 def profile_to_workload(
     source: str | Path | onnx.ModelProto, output: str | Path | None = None, *, batch: int = 1, threads: int = 1,
-    runs: int = 20, reference: str = "a100x8", measure: bool = True,
+    runs: int = 20, reference: str = "a100x8", measure: bool = True, optimize: bool = True,
 ) -> tuple[Profile, Workload, OpGraph, onnx.ModelProto]:
     """Profile, measure the hand-off, import, and (with ``output``) write the workload: the whole of ``pipesim profile``."""
-    profile, model = profile_model(source, batch=batch, threads=threads, runs=runs)
+    prepared = prepare_onnx(source, batch=batch)
+    name = Path(source).stem if isinstance(source, (str, Path)) else prepared.graph.name or "onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the importer's warnings are for graph import to show
+        ops = import_onnx(prepared, batch=batch, name=name, check=False)
+    profile, model = profile_model(prepared, batch=batch, threads=threads, runs=runs, optimize=optimize, ops=ops)
+    profile.model = name
     profile.handoff = measure_handoff(cores=profile.cores) if measure else Handoff(0.0, 1e12, 0.0)
-    name = profile.model
-    ops = import_onnx(model, batch=batch, name=name, check=False)
     if output is not None:
         workload = write_profile(output, profile, ops, reference=reference)
     else:

@@ -5,10 +5,14 @@ node's profiled time is the time it takes inside a stage:
 
 * one intra-op and one inter-op thread, sequential execution (one stage is one
   core; the issue's measurements were made that way);
-* graph optimisations **off**: ONNX Runtime's fusions rename and merge nodes,
-  which would break the one-to-one map from workload node ``i`` to model node
-  ``i`` that profiling and cutting need (and would let a fusion cross a stage
-  boundary in the whole model but not in the split);
+* graph optimisations **on** at ONNX Runtime's default level (``optimize=True``):
+  the graph that is deployed is the graph that is timed.  Its fusions rename
+  and merge nodes; :func:`pipesim.runtime.profile.attribute_fused` maps each
+  optimised node's time back to the imported nodes it covers, so workload
+  node ``i`` is still model node ``i``, and each stage's sub-model is
+  optimised by its own session (a fusion never crosses a stage boundary in the
+  split; it may in the whole model).  ``optimize=False`` runs the graph as
+  imported, node for node (the profile then needs no mapping);
 * the process pinned to one core (``os.sched_setaffinity``).
 """
 
@@ -46,14 +50,26 @@ def pin_to_core(core: int | None) -> None:
         os.sched_setaffinity(0, {core})
 
 
-def make_session(model: onnx.ModelProto | bytes, *, threads: int = 1, profile_prefix: str | Path | None = None):
-    """An ONNX Runtime CPU session with pipesim's settings (see the module docstring)."""
+def make_session(model: onnx.ModelProto | bytes, *, threads: int = 1, profile_prefix: str | Path | None = None,
+                 optimize: bool = True, optimized_path: str | Path | None = None):
+    """An ONNX Runtime CPU session with pipesim's settings (see the module docstring).
+
+    ``optimized_path``: where ONNX Runtime writes the optimised graph it runs
+    (to map its nodes back to the model's).
+    """
     rt = ort()
     options = rt.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = rt.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.graph_optimization_level = (rt.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else rt.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+        # the weights go to a file beside it: only the graph is read back (and a model over 2 GB can be written)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                         Path(optimized_path).name + ".data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # a waiting stage must not burn its core
     if profile_prefix is not None:
         options.enable_profiling = True

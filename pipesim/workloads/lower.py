@@ -21,6 +21,11 @@ and every device class ``K`` of the system (docs/model.md §5):
   parameters an optimizer-update node ``2n + i`` after its backward node, in
   the same colour class.
 
+Operators attached to another (:attr:`~pipesim.workloads.opgraph.OpGraph.attached`:
+an imported model's input branches) take that operator's colour class, so the
+DP places them together (docs/model.md §3, step 1) and every split keeps them
+together.
+
 Times are in milliseconds (:data:`TIME_UNIT`), like the paper's inputs; bytes
 are bytes.  Each device class becomes a
 :class:`~pipesim.placement.devices.DeviceClass` with the group's count and its
@@ -43,9 +48,9 @@ from pipesim.hardware.devices import DeviceGroup, System
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.graph import Edge, Graph, Node
 from pipesim.placement.workload import Workload
-from pipesim.workloads.opgraph import Kernel, OpGraph
+from pipesim.workloads.opgraph import Kernel, Op, OpGraph
 
-__all__ = ["TIME_UNIT", "device_classes", "lower"]
+__all__ = ["TIME_UNIT", "colour_classes", "device_classes", "lower"]
 
 #: Seconds per unit of node time: node times are in milliseconds.
 TIME_UNIT = 1e-3
@@ -83,6 +88,32 @@ def device_classes(system: System) -> tuple[DeviceClass, ...]:
     return tuple(DeviceClass(g.name, g.count, g.device.memory) for g in system.groups)
 
 
+def colour_classes(ops: OpGraph) -> list[int]:
+    """Each operator's colour class: its own index, or that of the operator it is attached to (transitively).
+
+    Examples
+    --------
+    >>> g = OpGraph("m", "fp32", attached={0: 2, 1: 0})
+    >>> for name in "abc":
+    ...     _ = g.add(Op(name, (Kernel(1.0, 1.0),)))
+    >>> colour_classes(g)
+    [2, 2, 2]
+    """
+    parent = list(range(len(ops.ops)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in sorted(ops.attached.items()):
+        ra, rb = find(a), find(b)
+        if ra != rb:  # the root is the larger index: the consumer an input branch is attached to
+            parent[min(ra, rb)] = max(ra, rb)
+    return [find(i) for i in range(len(ops.ops))]
+
+
 def lower(
     ops: OpGraph, system: System, *, training: bool = False, optimizer: str = DEFAULT_TRAINING_OPTIMIZER,
     microbatches_in_flight: int = 1,
@@ -96,6 +127,7 @@ def lower(
         producers[d].append(s)
         has_consumer.add(s)
 
+    color = colour_classes(ops)
     nodes: list[Node] = []
     edges: list[Edge] = []
     for i, op in enumerate(ops.ops):
@@ -108,7 +140,7 @@ def lower(
                     microbatches_in_flight=microbatches_in_flight,
                 ),
                 transfer=_transfers(op.output_bytes, links) if i in has_consumer else {},
-                color_class=i,
+                color_class=color[i],
                 name=op.name,
                 layer_id=op.layer,
                 flops=op.flops,
@@ -125,7 +157,7 @@ def lower(
                     **_priced(op.kernels, groups, dtype, BACKWARD_FACTOR),
                     transfer=_transfers(grad_bytes, links) if producers[i] else {},
                     is_backward=True,
-                    color_class=i,
+                    color_class=color[i],
                     name=f"{op.name}.backward",
                     layer_id=op.layer,
                     flops=op.flops * BACKWARD_FACTOR,
@@ -140,7 +172,7 @@ def lower(
                         id=2 * n + i,
                         **_priced((update,), groups, dtype),
                         is_backward=True,
-                        color_class=i,
+                        color_class=color[i],
                         name=f"{op.name}.update",
                         layer_id=op.layer,
                         flops=update.flops,

@@ -29,9 +29,27 @@ all-ones LayerNorm scales are not merged) are one weight.  A weight is owned
 (counted in :attr:`OpGraph.params`) by its first reader; every other reader
 lists it in :attr:`Op.tied`, so each stage that reads it holds it in memory.
 
-**Fusion.**  :func:`fuse_by_prefix` groups operators whose node names share
-their first ``depth`` path components (``/bert/encoder/layer.0/...``), the
-module prefix PyTorch's exporter writes, into one layer each.
+**Fusion.**  :func:`fuse_by_prefix` groups operators whose module paths share
+their first ``depth`` components into one layer each: the path PyTorch's
+legacy exporter writes into node names (``/bert/encoder/layer.0/...``), or
+the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata
+(:func:`node_scope`).
+
+**Input branches.**  Operators that do not depend on the main graph input
+(masks, position ids, rotary tables) are attached to the operator they feed
+(:func:`input_branches`), so they do not multiply the DP's ideals.
+
+**Memory.**  Import reads no weight it does not need: a file is walked
+field by field and large embedded weights are left in it like external data
+(:func:`_skeleton`); external data is never loaded; each weight is read once,
+alone, to detect tied duplicates; shape inference and folding run on the
+weightless model.  Peak memory stays below the file's size (0.53x for a
+256 MiB file, 7.0x before) and models over 2 GB (external data) import.
+:func:`prepare_onnx`, for the runtime, loads the weights.
+
+**Batch.**  The batch is the graph inputs' fixed first dimension where the
+exporter fixed one (a ResNet exported at batch 8 is costed and labelled at
+batch 8, :func:`graph_batch`); ``batch`` sets only symbolic dimensions.
 
 Costs use the formulas of :mod:`pipesim.workloads.kernels`, with ``out`` the
 number of output elements:
@@ -60,10 +78,13 @@ these tables is costed by the bytes it moves, and one
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import math
+import os
 import warnings
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,15 +100,22 @@ __all__ = [
     "FOLD_LIMIT",
     "OP_CLASSES",
     "op_class",
+    "NoEffectWarning",
     "UnknownOperatorWarning",
     "UnknownShapeWarning",
     "fold_constants",
     "fuse_by_prefix",
+    "graph_batch",
     "import_onnx",
+    "input_branches",
+    "node_scope",
     "load_onnx",
     "model_dtype",
     "prepare_onnx",
 ]
+
+#: The dynamo exporter's metadata key holding a node's module path.
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 
 #: Largest output (elements) a node computed from constants may have to be folded at import.
 FOLD_LIMIT = 1 << 16
@@ -95,6 +123,10 @@ FOLD_LIMIT = 1 << 16
 
 class UnknownOperatorWarning(UserWarning):
     """Operators the importer has no FLOP formula for (costed by bytes moved)."""
+
+
+class NoEffectWarning(UserWarning):
+    """An option that changed nothing (``--fuse-depth`` on a model without module paths, a fixed batch)."""
 
 
 class UnknownShapeWarning(UserWarning):
@@ -184,8 +216,14 @@ def _declared_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True) -> onnx.ModelProto:
+def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True, weights: bool = True) -> onnx.ModelProto:
     """Read an ONNX model (a copy when given one) and run ONNX's checker on it.
+
+    With ``weights=False`` no large weight of a file is read: external data
+    (weights stored beside it, how models over 2 GB are saved) stays where
+    it is, and so do embedded weights (:func:`_skeleton`): initializers keep
+    their type, shape and location only.  The checker reads a file by path before
+    it is loaded here (the two copies never coexist; models over 2 GB pass).
 
     Raises
     ------
@@ -193,22 +231,194 @@ def load_onnx(source: str | Path | onnx.ModelProto, *, check: bool = True) -> on
         The file is missing or unreadable, or the checker rejects the model
         (the message is the checker's first line).
     """
+    checked = False
+    if not weights and not isinstance(source, onnx.ModelProto) and Path(source).is_file():
+        try:
+            model = _skeleton(Path(source))
+        except Exception as exc:  # not protobuf, or truncated
+            raise InputError(source, None, f"not a readable ONNX model ({exc})") from None
+        if check:
+            try:  # the skeleton's weights are external data: the checker reads no weight
+                onnx.checker.check_model(_declared_outputs(_weights_as_inputs(model)))
+            except Exception as exc:
+                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+                raise InputError(_source_name(source), "onnx checker", f"rejects the model: {first}") from None
+        return model
+    if check and not isinstance(source, onnx.ModelProto) and Path(source).is_file():
+        # by path first, before the model is loaded here: the checker's own copy and ours never coexist, and
+        # models over 2 GB pass; a model whose outputs lack shapes (hand-built) is checked below instead
+        try:
+            onnx.checker.check_model(str(source))
+            checked = True
+        except Exception:  # the check below gives the message, or forgives undeclared output shapes
+            pass
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto.FromString(source.SerializeToString())  # never modify the caller's model
     else:
         try:
-            model = onnx.load(str(source))
+            model = onnx.load(str(source), load_external_data=weights)
         except FileNotFoundError:
             raise InputError(source, None, "no such file") from None
         except Exception as exc:  # protobuf raises its own DecodeError for a non-ONNX file
             raise InputError(source, None, f"not a readable ONNX model ({exc})") from None
-    if check:
+    if check and not checked:
         try:
             onnx.checker.check_model(_declared_outputs(model))
         except Exception as exc:  # ValidationError, and ValueError for models over 2 GB
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise InputError(_source_name(source), "onnx checker", f"rejects the model: {first}") from None
     return model
+
+
+#: Embedded initializers larger than this (bytes) are left in the file at import (small integer ones, which
+#: folding may need, are read back).
+SKIP_BYTES = 4096
+
+
+def _varint(f) -> int:
+    shift = result = 0
+    while True:
+        byte = f.read(1)
+        if not byte:
+            raise EOFError
+        result |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return result
+        shift += 7
+
+
+def _fields(f, end: int):
+    """``(field, wire type, start, payload start, payload end)`` of each protobuf field from ``f``'s position to
+    ``end`` (``f`` is moved past each payload)."""
+    while f.tell() < end:
+        start = f.tell()
+        tag = _varint(f)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _varint(f)
+            yield field, wire, start, f.tell(), f.tell()
+            continue
+        size = {1: 8, 5: 4}.get(wire)
+        if size is None:
+            if wire != 2:
+                raise ValueError(f"unsupported protobuf wire type {wire}")
+            size = _varint(f)
+        payload = f.tell()
+        yield field, wire, start, payload, payload + size
+        f.seek(payload + size)
+
+
+def _skeleton(path: Path) -> onnx.ModelProto:
+    """The model in ``path`` without reading its large embedded weights into memory.
+
+    The file is walked field by field (protobuf's wire format): every field
+    is read except an initializer's ``raw_data`` over :data:`SKIP_BYTES`,
+    which is left in the file and recorded as external data pointing into the
+    model file itself (location, offset, length), the way ONNX describes
+    weights stored outside the graph.  Memory is the graph without its
+    weights, whatever the file's size.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        rest, graph = bytearray(), None
+        for field, wire, start, payload, end in list(_fields(f, size)):
+            if field == 7 and wire == 2:  # ModelProto.graph
+                graph_rest, tensors = bytearray(), []
+                f.seek(payload)
+                for g_field, g_wire, g_start, g_payload, g_end in list(_fields(f, end)):
+                    if g_field == 5 and g_wire == 2:  # GraphProto.initializer
+                        kept, raw = bytearray(), None
+                        f.seek(g_payload)
+                        for t_field, t_wire, t_start, t_payload, t_end in list(_fields(f, g_end)):
+                            if t_field == 9 and t_wire == 2 and t_end - t_payload > SKIP_BYTES:  # TensorProto.raw_data
+                                raw = (t_payload, t_end - t_payload)
+                                continue
+                            f.seek(t_start)
+                            kept += f.read(t_end - t_start)
+                        f.seek(g_end)
+                        tensor = onnx.TensorProto.FromString(bytes(kept))
+                        if raw is not None and tensor.data_type not in _FLOATS and math.prod(tensor.dims) <= FOLD_LIMIT:
+                            f.seek(raw[0])  # shapes, axes, indices: folding reads their values
+                            tensor.raw_data = f.read(raw[1])
+                            f.seek(g_end)
+                            raw = None
+                        if raw is not None:
+                            tensor.data_location = onnx.TensorProto.EXTERNAL
+                            for key, value in (("location", path.name), ("offset", str(raw[0])), ("length", str(raw[1]))):
+                                entry = tensor.external_data.add()
+                                entry.key, entry.value = key, value
+                        tensors.append(tensor)
+                        continue
+                    f.seek(g_start)
+                    graph_rest += f.read(g_end - g_start)
+                f.seek(end)
+                graph = onnx.GraphProto.FromString(bytes(graph_rest))
+                graph.initializer.extend(tensors)
+                continue
+            f.seek(start)
+            rest += f.read(end - start)
+            f.seek(end)
+    model = onnx.ModelProto.FromString(bytes(rest))
+    if graph is not None:
+        model.graph.CopyFrom(graph)
+    return model
+
+
+def _weights_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose external-data initializers are graph inputs of their type and shape.
+
+    What the checker can say of a model whose weights are not read: its
+    structure, types and shapes (a weight's bytes are read, and checked,
+    when they are hashed).
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    kept = [t for t in copy.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+    moved = [t for t in copy.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not moved:
+        return copy
+    declared = {i.name for i in copy.graph.input}
+    del copy.graph.initializer[:]
+    copy.graph.initializer.extend(kept)
+    copy.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                            for t in moved if t.name not in declared)
+    return copy
+
+
+def _external_array(t: onnx.TensorProto, base: Path | None) -> np.ndarray | None:
+    """An initializer stored as external data, read from its file straight into an array; else ``None``."""
+    if t.data_location != onnx.TensorProto.EXTERNAL or base is None:
+        return None
+    info = {e.key: e.value for e in t.external_data}
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+    count = math.prod(t.dims)
+    try:
+        with open(base / info["location"], "rb") as f:
+            f.seek(int(info.get("offset", 0)))
+            array = np.fromfile(f, dtype=dtype, count=count)  # one allocation, no intermediate bytes
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(base / info.get("location", "?"), f"external data of {t.name}",
+                         f"cannot be read ({exc})") from None
+    if array.size != count:
+        raise InputError(base / info["location"], f"external data of {t.name}",
+                         f"holds {array.size} of its {count} elements")
+    return array.reshape(tuple(t.dims))
+
+
+def _strip_weights(model: onnx.ModelProto, limit: int = FOLD_LIMIT) -> None:
+    """Drop the data of weights and of initializers over ``limit`` elements, in place (type and shape stay).
+
+    What import needs of a weight is its shape, type and (for tied weights)
+    a hash, taken before; shape inference and folding then run on a model of
+    kilobytes instead of the whole file.
+    """
+    for t in model.graph.initializer:
+        # folding never reads a float tensor of more than one element (a weight) nor anything over ``limit``
+        if math.prod(t.dims) > limit or (t.data_type in _FLOATS and math.prod(t.dims) > 1):
+            for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
+                         "string_data", "external_data"):
+                t.ClearField(name)
+            t.data_location = onnx.TensorProto.DEFAULT
 
 
 def _infer(model: onnx.ModelProto, source) -> onnx.ModelProto:
@@ -380,8 +590,14 @@ class _Tensors:
         return self.elems(name) * self.itemsize.get(name, 4)
 
 
-#: Operator classes whose efficiencies ``pipesim hardware calibrate`` fits separately.
-OP_CLASSES = ("matmul", "conv", "elementwise", "normalization", "softmax", "pool", "reduction", "movement", "other")
+#: Operator classes whose efficiencies ``pipesim hardware calibrate`` fits separately.  ``strided`` is data
+#: movement that reads or writes with a stride (a transpose, an element-wise gather): on a CPU it runs at a
+#: fraction of a contiguous copy's bandwidth once the tensor leaves the caches (GPT-2's 50257x768 embedding
+#: transposed on every forward).  A ``Gather`` of rows (an embedding lookup) copies contiguous rows: ``movement``.
+OP_CLASSES = ("matmul", "conv", "elementwise", "normalization", "softmax", "pool", "reduction", "movement", "strided",
+              "other")
+
+_STRIDED = {"Transpose", "GatherElements", "GatherND", "DepthToSpace", "SpaceToDepth"}
 
 
 def op_class(op_type: str) -> str:
@@ -391,6 +607,8 @@ def op_class(op_type: str) -> str:
     --------
     >>> op_class("Gemm"), op_class("Relu"), op_class("LayerNormalization"), op_class("Hardmax")
     ('matmul', 'elementwise', 'normalization', 'other')
+    >>> op_class("Transpose"), op_class("Concat")
+    ('strided', 'movement')
     """
     if op_type in ("MatMul", "Gemm", "MatMulInteger", "FusedMatMul"):
         return "matmul"
@@ -406,6 +624,8 @@ def op_class(op_type: str) -> str:
         return "reduction"
     if op_type in _ELEMENTWISE:
         return "elementwise"
+    if op_type in _STRIDED:
+        return "strided"
     if op_type in _MOVEMENT or op_type in _VIEWS:
         return "movement"
     return "other"
@@ -439,23 +659,68 @@ def _flops(node: onnx.NodeProto, t: _Tensors, inputs: list[str], out: float) -> 
     return None
 
 
-def _canonical_weights(inits: dict[str, onnx.TensorProto]) -> dict[str, str]:
-    """Each float initializer -> the first initializer with the same type, shape and bytes (exporter duplicates)."""
+def _canonical_weights(inits, base: Path | None = None) -> dict[str, str]:
+    """Each float initializer -> the first initializer with the same type, shape and bytes (exporter duplicates).
+
+    One weight at a time is read (from its file for external data), so
+    memory stays at the largest weight.
+    """
     seen: dict[tuple, str] = {}
     canon: dict[str, str] = {}
-    for name, t in inits.items():
+    for t in inits:
+        name = t.name
         if t.data_type not in _FLOATS:
             continue
-        array = numpy_helper.to_array(t)
+        array = _external_array(t, base)
+        if array is None:
+            array = numpy_helper.to_array(t)
         if array.size < 2 or array.min() == array.max():  # uniform (fresh LayerNorm scales): not evidence of tying
             canon[name] = name
+            del array  # before the next weight is read: one weight in memory at a time
             continue
-        key = (t.data_type, tuple(t.dims), hashlib.sha1(array.tobytes()).hexdigest())
+        key = (t.data_type, tuple(t.dims), hashlib.sha1(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest())
         canon[name] = seen.setdefault(key, name)
         if array.ndim == 2 and canon[name] == name:  # exporters store a tied LM head transposed
-            flipped = (t.data_type, tuple(t.dims)[::-1], hashlib.sha1(np.ascontiguousarray(array.T).tobytes()).hexdigest())
-            seen.setdefault(flipped, name)
+            flipped = np.ascontiguousarray(array.T)
+            seen.setdefault((t.data_type, tuple(t.dims)[::-1], hashlib.sha1(memoryview(flipped).cast("B")).hexdigest()),
+                            name)
+            del flipped
+        del array
     return canon
+
+
+def graph_batch(model: onnx.ModelProto, batch: int = 1) -> int:
+    """The batch of ``model``: its inputs' fixed first dimension, or ``batch`` where it is symbolic.
+
+    An exporter given a batch of 8 writes ``[8, 3, 224, 224]``: the model
+    then runs 8 samples per call whatever ``batch`` says, so that is its
+    batch.  With any symbolic first dimension (``["N", 3, 224, 224]``), or
+    inputs that disagree, ``batch`` is the value given to symbolic dimensions.
+
+    Examples
+    --------
+    >>> from onnx import TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 3])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 3])
+    >>> m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    >>> graph_batch(m, 1)
+    8
+    >>> m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    >>> graph_batch(m, 2)
+    2
+    """
+    inits = {t.name for t in model.graph.initializer}
+    firsts = set()
+    for info in model.graph.input:
+        if info.name in inits or not info.type.tensor_type.HasField("shape"):
+            continue
+        dims = info.type.tensor_type.shape.dim
+        if not dims:
+            continue
+        if not dims[0].HasField("dim_value"):
+            return batch
+        firsts.add(dims[0].dim_value)
+    return firsts.pop() if len(firsts) == 1 else batch
 
 
 def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check: bool = True) -> onnx.ModelProto:
@@ -473,7 +738,11 @@ def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check:
     >>> "Shape" in {n.op_type for n in m.graph.node}, m.graph.input[0].type.tensor_type.shape.dim[0].dim_value
     (False, 2)
     """
-    model = load_onnx(source, check=check)
+    return _prepare(load_onnx(source, check=check), source, batch)
+
+
+def _prepare(model: onnx.ModelProto, source, batch: int) -> onnx.ModelProto:
+    """:func:`prepare_onnx`'s steps after loading: batch, shape inference and folding, unique names."""
     for info in model.graph.input:
         for d in info.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):
@@ -492,6 +761,113 @@ def prepare_onnx(source: str | Path | onnx.ModelProto, *, batch: int = 1, check:
     return model
 
 
+def node_scope(node: onnx.NodeProto) -> tuple[str, ...]:
+    """The module path of ``node``: from the dynamo exporter's metadata where present, else from its name.
+
+    PyTorch's dynamo exporter names nodes flatly (``node_Conv_781``) and
+    writes the module path as ``metadata_props["pkg.torch.onnx.name_scopes"]``:
+    the ``repr`` of a list of cumulative module names, first ``''`` (the root)
+    and last the node's own name.  The legacy (TorchScript) exporter writes the
+    path into the name (``/bert/encoder/layer.0/attention/MatMul``).  Either
+    way the path is returned as components (``("bert", "encoder", "layer.0", "attention")``).
+
+    Examples
+    --------
+    >>> n = helper.make_node("MatMul", ["a", "b"], ["c"], name="node_MatMul_12")
+    >>> entry = n.metadata_props.add()
+    >>> entry.key, entry.value = "pkg.torch.onnx.name_scopes", "['', 'bert', 'bert.encoder', 'bert.encoder.layer.0', 'matmul_3']"
+    >>> node_scope(n)
+    ('bert', 'encoder', 'layer.0')
+    >>> node_scope(helper.make_node("Add", ["a", "b"], ["c"], name="/bert/embeddings/Add"))
+    ('bert', 'embeddings')
+    """
+    meta = {entry.key: entry.value for entry in node.metadata_props}
+    raw = meta.get(NAME_SCOPES)
+    if raw:
+        try:
+            scopes = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            scopes = None
+        if isinstance(scopes, (list, tuple)) and all(isinstance(x, str) for x in scopes):
+            parts, previous = [], ""
+            for entry in scopes[1:-1]:  # without the root and the node's own name
+                if not entry:
+                    continue
+                parts.append(entry[len(previous) + 1:] if previous and entry.startswith(previous + ".") else entry)
+                previous = entry
+            return tuple(parts)
+    return tuple(part for part in node.name.split("/") if part)[:-1]
+
+
+def input_branches(model: onnx.ModelProto, ops: OpGraph) -> dict[int, int]:
+    """Operators that do not depend on the model's main input, each attached to the operator it feeds.
+
+    The *main input* is the graph input whose descendants carry the most
+    FLOPs (then bytes); an *input branch* is an operator that is not one of
+    them: attention masks (``attention_mask -> ... -> Where``), position ids,
+    token types, rotary tables, a transposed weight.  Left free, such
+    operators multiply the DP's ideals: a per-layer ``Where`` on the mask can
+    join any ideal, so a 24-layer TorchScript BERT has millions of ideals where
+    its dynamo export (one shared mask) has thousands (issue 22, item 1).  Each is
+    attached to the first operator of the main stream it feeds (directly or
+    through other branch operators), whose device it then shares: it runs
+    where it is first needed, and later consumers receive its output like
+    any other tensor.  This is a restriction of the placements (solved
+    exactly, as colour classes, docs/model.md §3 step 1), not of the costs; a
+    model with one input and no such branch is unchanged.
+
+    Returns
+    -------
+    dict
+        Operator index -> index of the operator it is attached to (node
+        ``i`` of ``model`` is operator ``i`` of ``ops``).
+
+    Examples
+    --------
+    >>> from onnx import TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
+    >>> m = helper.make_tensor_value_info("mask", TensorProto.BOOL, [2, 4])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])
+    >>> nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Not", ["mask"], ["n"]),
+    ...          helper.make_node("Where", ["n", "r", "x"], ["y"])]
+    >>> model = helper.make_model(helper.make_graph(nodes, "g", [x, m], [y]))
+    >>> ops = import_onnx(model)
+    >>> ops.attached
+    {1: 2}
+    """
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in inits]
+    if not inputs or len(graph.node) != len(ops.ops):
+        return {}
+    depends: dict[str, int] = {x: 1 << k for k, x in enumerate(inputs)}
+    node_deps = []
+    for node in graph.node:
+        mask = 0
+        for x in node.input:
+            mask |= depends.get(x, 0)
+        node_deps.append(mask)
+        for y in node.output:
+            depends[y] = mask
+    weight = [(0.0, 0.0)] * len(inputs)
+    for k in range(len(inputs)):
+        weight[k] = (sum(op.flops for op, d in zip(ops.ops, node_deps) if d >> k & 1),
+                     sum(op.bytes for op, d in zip(ops.ops, node_deps) if d >> k & 1))
+    main = 1 << max(range(len(inputs)), key=lambda k: (weight[k], -k))
+    consumers: dict[int, list[int]] = {}
+    for s, d in ops.edges:
+        consumers.setdefault(s, []).append(d)
+    target: dict[int, int] = {}
+    for i in reversed(range(len(ops.ops))):
+        if node_deps[i] & main:
+            continue
+        reached = [c if node_deps[c] & main else target.get(c) for c in consumers.get(i, [])]
+        reached = [c for c in reached if c is not None]
+        if reached:
+            target[i] = min(reached)
+    return dict(sorted(target.items()))
+
+
 def import_onnx(
     source: str | Path | onnx.ModelProto,
     *,
@@ -499,6 +875,7 @@ def import_onnx(
     name: str | None = None,
     dtype: str | None = None,
     check: bool = True,
+    attach_inputs: bool = True,
 ) -> OpGraph:
     """The operator graph of an ONNX model (see the module docstring).
 
@@ -515,6 +892,8 @@ def import_onnx(
         type of its floating-point tensors.
     check : bool
         Run ONNX's checker first.
+    attach_inputs : bool
+        Attach the input branches to their consumers (:func:`input_branches`).
 
     Returns
     -------
@@ -545,14 +924,20 @@ def import_onnx(
     label_source = _source_name(source)
     if dtype is not None and dtype not in DTYPE_BYTES:
         raise InputError(label_source, "dtype", f"unknown data type {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
-    model = prepare_onnx(source, batch=batch, check=check)
+    # Only shapes, types and (for tied weights) hashes of the weights are needed: external data is never loaded,
+    # each weight is hashed one at a time, then the weights' data is dropped before shape inference and folding
+    # (which then run on a model of kilobytes, issue 22 item 7).
+    model = load_onnx(source, check=check, weights=False)
+    base = Path(source).parent if isinstance(source, (str, Path)) else None
+    canon = _canonical_weights(model.graph.initializer, base)
+    _strip_weights(model)
+    model = _prepare(model, source, batch)
     graph = model.graph
     tensors = _Tensors(graph, dtype)
     cost_dtype = dtype or model_dtype(graph)
     label = name or (Path(source).stem if isinstance(source, (str, Path)) else graph.name or "onnx")
-    canon = _canonical_weights(tensors.initializers)
 
-    ops = OpGraph(label, cost_dtype)
+    ops = OpGraph(label, cost_dtype, attrs={"batch": graph_batch(model, batch)})
     producer: dict[str, int] = {}
     owner: dict[str, int] = {}
     readers: dict[str, set[int]] = {}
@@ -602,6 +987,7 @@ def import_onnx(
             output_bytes=out_bytes,
             stash_bytes=out_bytes,
             tied=tuple(tied),
+            scope=node_scope(node),
         )
         try:
             index = ops.add(op, sorted({producer[x] for x in inputs if x in producer}))
@@ -610,6 +996,10 @@ def import_onnx(
         for x in outputs:
             producer[x] = index
     ops.tied_owner = {w: owner[w] for w, r in readers.items() if len(r) > 1}
+    branches = input_branches(model, ops)
+    ops.attrs["input_branches"] = len(branches)
+    if attach_inputs:
+        ops.attached = branches
     if unknown:
         listed = ", ".join(f"{op} ({n})" for op, n in sorted(unknown.items()))
         warnings.warn(f"{label}: no FLOP formula for {listed}: costed by bytes moved only", UnknownOperatorWarning,
@@ -626,8 +1016,10 @@ def import_onnx(
 def fuse_by_prefix(ops: OpGraph, depth: int) -> OpGraph:
     """Fuse operators whose names share their first ``depth`` path components into one layer each.
 
-    Node names such as ``/bert/encoder/layer.0/attention/self/query/MatMul``
-    are split on ``/``; the operator's module is every component but the last.
+    The operator's module is its :attr:`~pipesim.workloads.opgraph.Op.scope`
+    (:func:`node_scope`: the dynamo exporter's ``name_scopes`` metadata) or,
+    without one, its name split on ``/``
+    (``/bert/encoder/layer.0/attention/self/query/MatMul``) less the last component.
     Consecutive operators (in topological order) of the same module prefix
     form one layer, so a fused graph is always acyclic; an operator whose
     module is shallower than ``depth`` is grouped by its whole module, and
@@ -643,18 +1035,24 @@ def fuse_by_prefix(ops: OpGraph, depth: int) -> OpGraph:
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ModelSpecError(f"fuse depth: must be a positive integer, got {depth!r}")
-    labelled = OpGraph(ops.name, ops.dtype, edges=list(ops.edges), tied_owner=dict(ops.tied_owner))
+    labelled = OpGraph(ops.name, ops.dtype, edges=list(ops.edges), tied_owner=dict(ops.tied_owner),
+                       attrs=dict(ops.attrs), attached=dict(ops.attached))
     layer, previous = -1, None
     for op in ops.ops:
-        module = [part for part in op.name.split("/") if part][:-1]
+        module = list(op.scope) or [part for part in op.name.split("/") if part][:-1]
         prefix = tuple(module[:depth]) if module else None
         if prefix is None:
-            labelled.ops.append(Op(op.name, op.kernels, op.params, op.output_bytes, op.stash_bytes, None, op.tied))
+            labelled.ops.append(replace(op, layer=None))
             previous = None
             continue
         if prefix != previous:
             layer += 1
             labelled.layer_names[layer] = "/" + "/".join(prefix)
             previous = prefix
-        labelled.ops.append(Op(op.name, op.kernels, op.params, op.output_bytes, op.stash_bytes, layer, op.tied))
-    return labelled.by_layer()
+        labelled.ops.append(replace(op, layer=layer))
+    fused = labelled.by_layer()
+    if len(fused.ops) == len(ops.ops):
+        warnings.warn(f"{ops.name}: --fuse-depth {depth} fused nothing: no two consecutive operators share a module "
+                      "path (neither node names like /encoder/layer.0/... nor pkg.torch.onnx.name_scopes metadata)",
+                      NoEffectWarning, stacklevel=2)
+    return fused

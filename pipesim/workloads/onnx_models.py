@@ -34,7 +34,8 @@ OPSET = 17
 
 
 class _Builder:
-    def __init__(self, seed: int, dtype: type = np.float32):
+    def __init__(self, seed: int, dtype: type = np.float32, dynamo: bool = False):
+        self.dynamo = dynamo
         self.rng = np.random.default_rng(seed)
         self.dtype = dtype
         self.nodes: list[onnx.NodeProto] = []
@@ -53,6 +54,15 @@ class _Builder:
 
     def node(self, op: str, inputs: list[str], scope: str, **attrs) -> str:
         self.count += 1
+        if self.dynamo:  # flat names; the module path in metadata, as cumulative dotted names
+            out = f"{op.lower()}_{self.count}"
+            node = helper.make_node(op, inputs, [out], name=f"node_{op}_{self.count}", **attrs)
+            parts = [p for p in scope.split("/") if p]
+            scopes = [""] + [".".join(parts[: k + 1]) for k in range(len(parts))] + [out]
+            entry = node.metadata_props.add()
+            entry.key, entry.value = "pkg.torch.onnx.name_scopes", repr(scopes)
+            self.nodes.append(node)
+            return out
         out = f"{scope}/{op}_{self.count}_output"
         self.nodes.append(helper.make_node(op, inputs, [out], name=f"{scope}/{op}_{self.count}", **attrs))
         return out
@@ -78,9 +88,20 @@ def encoder_onnx(
     tied_head: bool = False,
     legacy_shapes: bool = True,
     float16: bool = False,
+    attention_mask: bool = False,
+    exporter: str = "torchscript",
     seed: int = 0,
 ) -> onnx.ModelProto:
     """A BERT-style encoder: ids ``[N, seq]`` (int64) -> hidden states (or LM logits with ``tied_head``).
+
+    With ``attention_mask`` the model takes a second input ``attention_mask``
+    ``[N, seq]`` (int64, 1 = attend) and adds ``0`` or ``-inf`` to every
+    layer's scores, the way each exporter writes it: ``"torchscript"`` turns
+    the mask into booleans once and has one ``Where(mask, 0, -inf)`` per
+    layer (the legacy exporter's decomposed ``scaled_dot_product_attention``);
+    ``"dynamo"`` has one shared ``Where``, names nodes flatly
+    (``node_MatMul_12``) with the module path in
+    ``metadata_props["pkg.torch.onnx.name_scopes"]``, and no shape subgraphs.
 
     Examples
     --------
@@ -88,11 +109,22 @@ def encoder_onnx(
     >>> m.graph.input[0].type.tensor_type.elem_type == TensorProto.INT64
     True
     """
+    if exporter not in ("torchscript", "dynamo"):
+        raise ValueError(f"exporter: 'torchscript' or 'dynamo', got {exporter!r}")
+    dynamo = exporter == "dynamo"
+    legacy_shapes = legacy_shapes and not dynamo
     ffn = ffn or 4 * hidden
     hd = hidden // heads
     dtype = np.float16 if float16 else np.float32
-    b = _Builder(seed, dtype)
+    b = _Builder(seed, dtype, dynamo)
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", seq])
+    inputs = [ids]
+    if attention_mask:
+        inputs.append(helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["N", seq]))
+        m = b.node("Unsqueeze", ["attention_mask", b.const("mask_axes", [1, 2])], "")
+        m = b.node("Cast", [m], "", to=TensorProto.BOOL)
+        mask_values = (b.const("mask_zero", 0.0, dtype), b.const("mask_minus_inf", -np.inf, dtype))
+        shared = b.node("Where", [m, *mask_values], "") if dynamo else None
     emb = b.weight("embeddings.word_embeddings.weight", (vocab, hidden), 1)
     x = b.node("Gather", [emb, "input_ids"], "/embeddings/word_embeddings")
     pos = b.weight("embeddings.position_embeddings.weight", (seq, hidden), 1)
@@ -128,6 +160,9 @@ def encoder_onnx(
         v = b.node("Transpose", [v], f"{a}/self", perm=[0, 2, 1, 3])
         s = b.node("MatMul", [q, k], f"{a}/self")
         s = b.node("Div", [s, b.const(f"{name}.scale", math.sqrt(hd), dtype)], f"{a}/self")
+        if attention_mask:
+            bias = shared if dynamo else b.node("Where", [m, *mask_values], f"{a}/self")
+            s = b.node("Add", [s, bias], f"{a}/self")
         s = b.node("Softmax", [s], f"{a}/self", axis=-1)
         c = b.node("Transpose", [b.node("MatMul", [s, v], f"{a}/self")], f"{a}/self", perm=[0, 2, 1, 3])
         c = reshape(c, f"{a}/self/ctx", [seq, hidden])
@@ -151,7 +186,7 @@ def encoder_onnx(
         dup = b.tensor("onnx::MatMul_lm_head", np.ascontiguousarray(numpy_helper.to_array(head).T))
         x = b.node("MatMul", [x, dup], "/lm_head")
     out_type = TensorProto.FLOAT16 if float16 else TensorProto.FLOAT
-    return b.model("encoder", [ids], x, out_type)
+    return b.model("encoder", inputs, x, out_type)
 
 
 def resnet_onnx(

@@ -14,7 +14,14 @@ Generators and the ONNX importer describe a model once, as operators with
   transfer between devices moves;
 * ``stash_bytes``: activation bytes kept for the backward pass when training
   (the operator's input, which is its producer's output);
-* ``layer``: the model layer it belongs to.
+* ``layer``: the model layer it belongs to;
+* ``scope``: the module path it comes from (``("encoder", "layer.0", ...)``),
+  when its source says so (an exporter's node name or metadata).
+
+:attr:`OpGraph.attached` records operators that must share a device with
+another one (an imported model's input branches: masks, position ids, rotary
+tables, computed from graph inputs only; :mod:`pipesim.workloads.onnx_import`);
+lowering gives them the colour class of the operator they are attached to.
 
 :meth:`OpGraph.by_layer` fuses the operators of each layer into one (kernels
 concatenated, parameters summed, output = the tensors that leave the layer),
@@ -61,6 +68,7 @@ class Op:
     stash_bytes: float = 0.0
     layer: int | None = None
     tied: tuple[tuple[str, int], ...] = ()
+    scope: tuple[str, ...] = ()
 
     @property
     def resident_params(self) -> int:
@@ -89,6 +97,8 @@ class OpGraph:
     tied_owner: dict[str, int] = field(default_factory=dict)
     #: what the generator knows that the operators do not say (e.g. a transformer's ``heads``, ``hidden``)
     attrs: dict[str, object] = field(default_factory=dict)
+    #: Operator -> the operator whose device it must share (docs/model.md §2's colour classes).
+    attached: dict[int, int] = field(default_factory=dict)
 
     def add(self, op: Op, inputs: Iterable[int] = ()) -> int:
         """Append ``op`` fed by the operators ``inputs``; its index."""
@@ -128,6 +138,8 @@ class OpGraph:
         index = {g: n for n, g in enumerate(order)}
         fused = OpGraph(self.name, self.dtype, layer_names=dict(self.layer_names), attrs=dict(self.attrs))
         fused.tied_owner = {w: index[group_of[i]] for w, i in self.tied_owner.items()}
+        fused.attached = {index[group_of[a]]: index[group_of[b]] for a, b in self.attached.items()
+                          if group_of[a] != group_of[b]}
         for g in order:
             members = [self.ops[i] for i in groups[g]]
             # a tied weight whose owner is fused into the same group is held once

@@ -84,6 +84,9 @@ def test_a_real_pipeline_reproduces_the_unsplit_outputs(tmp_path):
         assert data[key] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stage0.onnx", "stage1.onnx"]
     assert len(data["stages"]) == 2 and all(s["measured_busy"] > 0 for s in data["stages"])
+    # the run says whether its numbers can be trusted: CPU time beside wall time, contention and drift measured
+    assert all(s["measured_busy_cpu"] > 0 for s in data["stages"])
+    assert isinstance(data["trusted"], bool) and data["conditions"]["reference_after"][1] > 0
 
 
 def test_calibration_recovers_known_rates():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import InputError
+from pipesim.output import write_text
 from pipesim.placement.devices import ACCELERATOR, CPU, paper_devices
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.graph import Edge, Graph, GraphError, Node
@@ -85,11 +86,7 @@ def write_json(path: str | Path, data: Any) -> None:
     path = Path(path)
     if path.is_dir():
         raise InputError(path, None, "is a directory: give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as exc:
-        raise InputError(path, None, f"cannot be written ({exc.strerror or exc})") from None
+    write_text(path, json.dumps(data, indent=2) + "\n")  # all or nothing (pipesim.output)
 
 
 class _Reader:

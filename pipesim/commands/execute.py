@@ -18,7 +18,8 @@ from rich.table import Table
 
 from pipesim.commands.common import console, count, load_workload, print_json
 from pipesim.errors import InputError, require_extra
-from pipesim.placement.formats import read_split
+from pipesim.output import output_folder
+from pipesim.placement.formats import load_json, read_split
 
 
 def register(subparsers) -> None:
@@ -37,9 +38,7 @@ def register(subparsers) -> None:
 def _batch_of(path: str | None) -> int | None:
     if path is None:
         return None
-    import json
-
-    data = json.loads(Path(path).read_text())
+    data = load_json(path)  # a missing or broken file is one line
     return data.get("profile", {}).get("batch") if isinstance(data, dict) else None
 
 
@@ -76,6 +75,10 @@ def run(args) -> int:
     from pipesim.runtime.profile import profile_to_workload
     from pipesim.workloads.onnx_import import prepare_onnx
 
+    # before the work: a bad output folder fails at once, in one line naming the option
+    if args.stages:
+        output_folder(args.stages, "--stages")
+    stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
     batch = args.batch or _batch_of(args.workload) or 1
     if args.workload:
         workload = load_workload(args.workload)
@@ -84,7 +87,6 @@ def run(args) -> int:
         console.print("no --workload: profiling the model first", style="dim") if not args.json else None
         _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
     split = read_split(Path(args.split))
-    stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
     result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
                      stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
     if args.json:

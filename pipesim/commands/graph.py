@@ -112,7 +112,7 @@ def _summary(ops: OpGraph, workload, written: list[Path]) -> dict:
 
 
 def _whatif(args) -> int:
-    writable(args.output, "workload")
+    writable(args.output, "workload", "--output")
     workload = scale_workload(load_workload(args.workload), parse_assignments(args.whatif))
     names = {dc.name for dc in workload.devices}
     if names == {ACCELERATOR, CPU}:
@@ -126,7 +126,7 @@ def _whatif(args) -> int:
 def run(args) -> int:
     if args.action == "whatif":
         return _whatif(args)
-    writable(args.output, "workload")
+    writable(args.output, "workload", "--output")
     system = system_from_args(args.hardware, args.whatif)
     if args.action == "generate":
         ops = build_model(args.model, **_model_params(args))

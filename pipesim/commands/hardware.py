@@ -14,6 +14,7 @@ import math
 from rich.table import Table
 
 from pipesim.commands.common import console, print_json, writable
+from pipesim.output import write_text
 from pipesim.commands.graph import system_from_args
 from pipesim.errors import InputError
 from pipesim.hardware.catalog import builtin_catalog
@@ -246,10 +247,11 @@ def _defines_clusters(path: str) -> bool:
 def _calibrate(args) -> int:
     from pipesim.runtime.calibrate import calibrate, device_yaml, read_profiles, report
 
+    output = writable(args.output, "hardware file", "--output")  # before the work: a bad path fails at once
     nodes = read_profiles(args.profiles)
     device = calibrate(nodes).device(args.name, description="a CPU core fitted to ONNX Runtime profiles")
     summary = report(nodes)
-    writable(args.output, "hardware file").write_text(device_yaml(device, list(args.profiles), summary))
+    write_text(output, device_yaml(device, list(args.profiles), summary), "--output")
     if args.json:
         print_json({"device": device_dict(device), "errors": summary, "written": args.output})
         return 0

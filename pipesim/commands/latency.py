@@ -56,7 +56,7 @@ def run(args) -> int:
     progress = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
     method = get_method(args.method, LATENCY_METHODS)
     options = method_options(args, method)
-    writable(args.output, "split")
+    writable(args.output, "split", "--output")
     workload = load_workload(args.workload)
     if args.split:
         result = latency(workload, split=load_split(args.split, workload), **options)

@@ -84,6 +84,10 @@ def _from_scenario(args):
 
 
 def run(args) -> int:
+    if args.plot and not args.sweep:
+        raise InputError(None, "--plot", "draws the --sweep: give --sweep K,K,... too")
+    output = writable(args.output, "plan", "--output")  # before the work: a bad path fails at once
+    writable(args.plot, "plot", "--plot")
     if args.workload.endswith((".yaml", ".yml")):
         workload, cluster = _from_scenario(args)
     else:
@@ -110,7 +114,6 @@ def run(args) -> int:
         plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
     else:
         plan = solve_plan(workload, max_tensor_parallel=limits.get("max_tensor_parallel"), **switches)
-    output = writable(args.output, "plan")
     if output:
         write_json(output, plan.to_dict())
     if args.json:
@@ -148,7 +151,7 @@ def _sweep(args, workload: PlanningWorkload, cluster) -> int:
     with console.status("sweeping …"):
         points = plan_sweep(workload, cluster, devices, memories)
     if args.plot:
-        write_sweep_plot(points, writable(args.plot, "plot"),
+        write_sweep_plot(points, Path(args.plot),
                          f"{workload.name} on {cluster.name}: throughput against GPUs (N={workload.microbatches})")
     if args.json:
         print_json({"workload": workload.name, "cluster": cluster.name, "points": [p.to_dict() for p in points]})

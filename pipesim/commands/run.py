@@ -23,8 +23,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipesim.artefacts import write_artefacts
-from pipesim.commands.common import console, print_json
-from pipesim.errors import InputError
+from pipesim.commands.common import console, print_json, writable
+from pipesim.output import output_folder
 from pipesim.pipeline import Outcome, execute, no_step
 from pipesim.placement.interrupt import interruptible
 from pipesim.report.pages import (
@@ -118,9 +118,9 @@ def run(args) -> int:
     progress = args.progress and not args.json
     step = step_reporter(progress)
     scenario = load_scenario(args.scenario, args.set)
-    folder = Path(args.output) if args.output else scenario.output_dir
-    if folder.exists() and not folder.is_dir():
-        raise InputError(folder, None, "is a file: the output must be a folder")
+    # before the work: a bad output path fails at once, in one line naming the option
+    folder = output_folder(args.output, "--output") if args.output else output_folder(scenario.output_dir, "output.dir")
+    writable(args.report, "report", "--report")
     with interruptible():
         outcome = execute(scenario, step=step, progress=progress and sys.stderr.isatty())
     files = write_artefacts(outcome, folder, Path(args.report) if args.report else None, step)

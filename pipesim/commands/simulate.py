@@ -51,11 +51,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    writable(args.trace, "trace")
+    writable(args.trace, "trace", "--trace")
     if args.gantt:
         if Path(args.gantt).suffix.lower() not in GANTT_FORMATS:
             raise InputError(args.gantt, None, f"unsupported chart format; use one of {', '.join(GANTT_FORMATS)}")
-        writable(args.gantt, "Gantt chart")
+        writable(args.gantt, "Gantt chart", "--gantt")
     workload = load_workload(args.workload)
     split = load_split(args.split, workload)
     try:

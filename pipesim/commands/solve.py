@@ -105,7 +105,7 @@ def report(result: PlacementResult, workload: Workload, args) -> None:
 def run(args) -> int:
     method = get_method(args.method)
     options = method_options(args, method)
-    writable(args.output, "split")
+    writable(args.output, "split", "--output")
     workload = apply_device_options(load_workload(args.workload), args)
     show = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
     with progress_bar(show and method.progress == "callback") as bar, interruptible():

@@ -48,6 +48,7 @@ import onnx
 from pipesim.errors import SimulationError
 from pipesim.hardware.catalog import builtin_catalog, load_system
 from pipesim.hardware.devices import CPU_KIND, Device, DeviceGroup, Link, System
+from pipesim.output import write_text
 from pipesim.placement.graph import Graph
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
@@ -351,7 +352,7 @@ def write_profile(
         "roofline_device": (device.name if device else "xeon-8380-core"),
         "roofline_reference": reference,
     }
-    Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    write_text(path, json.dumps(data, indent=1) + "\n")
     return workload
 
 

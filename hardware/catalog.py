@@ -124,6 +124,8 @@ def read_yaml(path: Path) -> Any:
         raise HardwareError(str(path), "no such file") from None
     except yaml.YAMLError as exc:
         raise HardwareError(str(path), f"not valid YAML ({exc})") from None
+    except RecursionError:  # lists inside lists thousands deep: PyYAML's composer recurses
+        raise HardwareError(str(path), "nested too deeply to be a hardware file (thousands of levels)") from None
 
 
 @dataclass

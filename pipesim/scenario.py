@@ -242,7 +242,7 @@ def parse_value(text: str) -> Any:
     """
     try:
         return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -287,6 +287,8 @@ def read_scenario_data(path: str | Path) -> dict:
         raise InputError(path, None, "is not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise InputError(path, None, f"not valid YAML ({exc})") from None
+    except RecursionError:  # lists inside lists thousands deep: PyYAML's composer recurses
+        raise InputError(path, None, "nested too deeply to be a scenario (thousands of levels)") from None
     if not isinstance(data, dict):
         raise InputError(path, None, "a scenario must be a YAML mapping with model, hardware, solve, simulate, output")
     return data

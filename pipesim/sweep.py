@@ -152,7 +152,7 @@ def read_rows(path: Path) -> list[dict]:
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(row, dict) and "key" in row:
             rows.append(row)

@@ -239,7 +239,7 @@ def _defines_clusters(path: str) -> bool:
     try:
         with open(path) as f:
             data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError, RecursionError):
         return False
     return isinstance(data, dict) and "clusters" in data
 

@@ -165,3 +165,107 @@ def test_run_output_folder_that_is_a_file_names_the_option(tmp_path, capsys):
 def test_plan_plot_needs_a_sweep(tmp_path, capsys):
     one_line_error(capsys, main(["plan", str(WORKLOAD), "--plot", str(tmp_path / "p.png")]), "--plot", "--sweep")
 
+
+
+# ------------------------------------------------------------ item 4: hostile sizes
+DEEP = 200_000
+DEEP_YAML = 5_000  # PyYAML scans in pure Python (10 s for 200,000); 5,000 is far beyond its recursion limit
+
+
+@pytest.fixture
+def deep(tmp_path):
+    """``[[[[…]]]]`` nested 200,000 deep as JSON, 5,000 deep as a YAML scenario/hardware file."""
+    json_path = tmp_path / "deep.json"
+    json_path.write_text("[" * DEEP + "]" * DEEP)
+    yaml_path = tmp_path / "deep.yaml"
+    yaml_path.write_text("[" * DEEP_YAML + "]" * DEEP_YAML + "\n")
+    return json_path, yaml_path
+
+
+@pytest.mark.parametrize("command", [
+    ["info", "{j}"], ["evaluate", "{j}", "{s}"], ["evaluate", "{w}", "{j}"], ["solve", "{j}"],
+    ["simulate", "{w}", "{j}"], ["latency", "{w}", "--split", "{j}"], ["compare", "{j}"],
+    ["plan", "{j}"], ["plan", "{p}", "--evaluate", "{j}"], ["graph", "whatif", "{j}", "--whatif", "accelerator.count=2",
+                                                           "-o", "{tmp}/x.json"],
+    ["hardware", "calibrate", "{j}", "-o", "{tmp}/cpu.yaml"], ["schedule", "compare", "{j}", "--stages", "2",
+                                                              "--microbatches", "4"],
+    ["run", "{y}"], ["sweep", "{y}"], ["hardware", "show", "{y}"], ["plan", "{y}"],
+])
+def test_deeply_nested_files_are_one_line(deep, tmp_path, capsys, command):
+    json_path, yaml_path = deep
+    if "{p}" in command and not PIPER.is_file():
+        pytest.skip(f"Piper's workloads are not at {SHARED} (../shared is absent)")
+    args = [a.format(j=json_path, y=yaml_path, w=WORKLOAD, s=SPLIT, p=PIPER, tmp=tmp_path) for a in command]
+    err = one_line_error(capsys, main(args))
+    assert "deep" in err and ("deep.json" in err or "deep.yaml" in err), err
+
+
+def test_a_schedule_too_large_for_memory_is_refused_before_allocating(capsys):
+    import time
+
+    started = time.perf_counter()
+    err = one_line_error(capsys, main(["schedule", "show", "gpipe", "--stages", "100000000", "--microbatches", "8"]),
+                         "100,000,000", "needed")
+    assert time.perf_counter() - started < 30, "refused only after building the chain"
+    assert "TiB" in err
+
+
+def test_a_simulation_too_large_for_memory_is_refused(capsys):
+    one_line_error(capsys, main(["simulate", str(WORKLOAD), str(SPLIT), "--microbatches", "1000000000"]), "needed")
+
+
+class _CountingList(list):
+    """A list that counts full passes and membership tests (how often a method walks every edge)."""
+
+    passes = 0
+    lookups = 0
+
+    def __iter__(self):
+        _CountingList.passes += 1
+        return super().__iter__()
+
+    def __contains__(self, item):
+        _CountingList.lookups += 1
+        return super().__contains__(item)
+
+
+def test_building_and_fusing_an_operator_graph_walks_the_edges_a_constant_number_of_times(monkeypatch):
+    """Seen: 8,000 layers took 263 s (an ``in list`` check per edge added, a scan of every edge per layer)."""
+    from pipesim.workloads import opgraph
+    from pipesim.workloads.transformer import TransformerConfig, transformer
+
+    monkeypatch.setattr(_CountingList, "passes", 0)
+    monkeypatch.setattr(_CountingList, "lookups", 0)
+    built = transformer(TransformerConfig(layers=300, hidden=64, heads=4, seq=16), granularity="operator")
+    inputs: dict[int, list[int]] = {}
+    for s, d in built.edges:
+        inputs.setdefault(d, []).append(s)
+    ops = opgraph.OpGraph(built.name, built.dtype, edges=_CountingList(), layer_names=dict(built.layer_names))
+    for i, op in enumerate(built.ops):  # the generator's calls again, into a graph whose edges count their use
+        ops.add(op, inputs.get(i, []) + inputs.get(i, [])[:1])  # a repeated input is one edge
+    assert ops.edges == built.edges and len(ops.edges) > 3000
+    assert _CountingList.lookups == 0 and _CountingList.passes == 0  # add() never walks the edges
+    before = _CountingList.passes
+    fused = ops.by_layer()
+    assert len(fused.ops) >= 300
+    assert _CountingList.passes - before <= 3, "by_layer walks every edge once per layer"
+
+
+def test_lowering_prices_each_distinct_operator_once(monkeypatch):
+    """Equal layers share their roofline: 100,000 layers price a handful of distinct kernels."""
+    from pipesim.hardware.catalog import load_system
+    from pipesim.workloads import lower as lower_module
+    from pipesim.workloads.transformer import TransformerConfig, transformer
+
+    calls = []
+    real = lower_module._priced
+    monkeypatch.setattr(lower_module, "_priced", lambda *a, **k: calls.append(1) or real(*a, **k))
+    small, large = (transformer(TransformerConfig(layers=n, hidden=64, heads=4, seq=16)) for n in (50, 400))
+    system = load_system("a100x8")
+    lower_module.lower(small, system)
+    priced_small = len(calls)
+    calls.clear()
+    workload = lower_module.lower(large, system)
+    assert len(calls) == priced_small  # independent of the number of layers
+    times = [n.time for n in workload.graph.nodes.values()]
+    assert times[1] is not times[2] and times[1] == times[2]  # equal numbers, but each node owns its dict

@@ -1,0 +1,57 @@
+"""Benchmark: ``pipesim graph generate transformer --layers N`` grows linearly (issue 18 item 4).
+
+    python -m benchmarks.graph_generate [--layers 2000,8000,20000,100000] [--target 60]
+
+Runs each size as a fresh process (a user's shell), writing into a temporary
+folder, and prints the wall time, the time per layer and the peak resident
+memory.  Before the fix 2,000 layers took 21 s and 8,000 took 263 s (an
+``in list`` edge check and a scan of every edge per layer: quadratic);
+linear growth keeps the time per layer flat.  Exit code 1 when the largest
+size misses ``--target`` seconds or the time per layer of the largest size is
+more than 3x that of the smallest (the signature of quadratic growth).
+Measure on a quiet machine: other work on the two cores doubles these numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(layers: int, folder: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one ``graph generate`` process."""
+    argv = [sys.executable, "-m", "pipesim", "graph", "generate", "transformer", "--layers", str(layers),
+            "--hidden", "64", "--heads", "4", "--seq", "16", "-o", str(folder / f"t{layers}.json")]
+    started = time.perf_counter()
+    subprocess.run(argv, capture_output=True, check=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+    return seconds, peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", default="2000,8000,20000,100000", help="comma-separated sizes")
+    parser.add_argument("--target", type=float, default=60.0, help="seconds allowed for the largest size")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(x) for x in args.layers.split(","))
+    per_layer = {}
+    print(f"{'layers':>8} {'seconds':>8} {'ms/layer':>9} {'peak MiB':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            seconds, peak = run(n, Path(tmp))
+            per_layer[n] = seconds / n
+            print(f"{n:>8} {seconds:>8.2f} {1e3 * seconds / n:>9.3f} {peak:>9.0f}", flush=True)
+    largest, smallest = sizes[-1], sizes[0]
+    ok = per_layer[largest] * largest <= args.target and per_layer[largest] <= 3 * per_layer[smallest]
+    print("ok" if ok else f"missed: {largest} layers in more than {args.target:g} s or superlinear growth")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

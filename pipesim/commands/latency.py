@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipesim.api import latency, load_split
+from pipesim.commands import EXIT_INFEASIBLE
 from pipesim.commands.common import (
     add_method_options,
     console,
@@ -67,10 +68,10 @@ def run(args) -> int:
         write_split(args.output, result.schedule.evaluation)
     if args.json:
         print_json({"workload": workload.name, **result.to_dict()})
-        return 0 if result.schedule is not None else 1
+        return 0 if result.schedule is not None else EXIT_INFEASIBLE
     if result.schedule is None:
         console.print(f"[red]{result.status}[/red]: {escape(result.message)}")
-        return 1
+        return EXIT_INFEASIBLE
     console.print(_pieces_table(result, f"{result.method} on {workload.name} (CPU nodes not shown)"))
     for violation in result.schedule.evaluation.violations:
         console.print(f"[red]violation:[/red] {escape(violation)}")

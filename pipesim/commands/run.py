@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipesim.artefacts import write_artefacts
+from pipesim.commands import EXIT_INFEASIBLE
 from pipesim.commands.common import console, print_json, writable
 from pipesim.output import output_folder
 from pipesim.pipeline import Outcome, execute, no_step
@@ -88,7 +89,7 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
     plan = outcome.plan
     if as_json:
         print_json({**outcome.to_dict(), "files": {k: str(v) for k, v in files.items()}})
-        return 0 if plan.feasible else 1
+        return 0 if plan.feasible else EXIT_INFEASIBLE
     if plan.stages:
         s = outcome.scenario
         per_node = s.cluster.nodes[0][0].devices if s.cluster is not None else outcome.planning.devices
@@ -111,7 +112,7 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
         for note in outcome.plan_simulation.contention:
             console.print(f"[yellow]contention:[/yellow] {escape(note)}")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
-    return 0 if plan.feasible else 1
+    return 0 if plan.feasible else EXIT_INFEASIBLE
 
 
 def run(args) -> int:
@@ -128,7 +129,7 @@ def run(args) -> int:
         return _print_plan(outcome, files, args.json)
     if args.json:
         print_json({**outcome.to_dict(), "files": {k: str(v) for k, v in files.items()}})
-        return 0 if outcome.result.evaluation is not None else 1
+        return 0 if outcome.result.evaluation is not None else EXIT_INFEASIBLE
     ev = outcome.result.evaluation
     if ev is None:
         console.print(f"[red]{outcome.result.status}[/red]: {escape(outcome.result.message)}")
@@ -151,4 +152,4 @@ def run(args) -> int:
         for o in outcome.simulation.measurements.overflows:
             console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
-    return 0 if ev is not None else 1
+    return 0 if ev is not None else EXIT_INFEASIBLE

@@ -12,6 +12,7 @@ import sys
 
 from rich.markup import escape
 
+from pipesim.commands import EXIT_INFEASIBLE
 from pipesim.commands.common import (
     add_method_options,
     arg,
@@ -111,4 +112,4 @@ def run(args) -> int:
     with progress_bar(show and method.progress == "callback") as bar, interruptible():
         result = method(workload, progress=bar if bar is not None else show, **options)
     report(result, workload, args)
-    return 0 if result.evaluation is not None else 1
+    return 0 if result.evaluation is not None else EXIT_INFEASIBLE

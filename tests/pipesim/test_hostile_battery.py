@@ -269,3 +269,84 @@ def test_lowering_prices_each_distinct_operator_once(monkeypatch):
     assert len(calls) == priced_small  # independent of the number of layers
     times = [n.time for n in workload.graph.nodes.values()]
     assert times[1] is not times[2] and times[1] == times[2]  # equal numbers, but each node owns its dict
+
+
+# ------------------------------------------------------------ item 5: honest exit codes and values
+EXIT_INFEASIBLE = 3
+
+
+@pytest.fixture
+def piper():
+    if not PIPER.is_file():
+        pytest.skip(f"Piper's workloads are not at {SHARED} (../shared is absent)")
+    return PIPER
+
+
+def test_exit_codes_are_documented_in_the_help(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "3 no feasible answer" in out and "2 bad input" in out and "130 interrupted" in out
+
+
+def test_an_infeasible_plan_exits_3_with_its_reason(piper, capsys):
+    assert main(["plan", str(piper), "--memory", "1KiB"]) == EXIT_INFEASIBLE
+    assert "infeasible" in capsys.readouterr().out
+    assert main(["plan", str(piper), "--memory", "1KiB", "--json"]) == EXIT_INFEASIBLE
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["status"] == "infeasible" and "memory" in plan["reason"]
+
+
+def test_evaluating_a_plan_that_breaks_the_workload_exits_3(piper, tmp_path, capsys):
+    saved = tmp_path / "plan.json"
+    assert main(["plan", str(piper), "-o", str(saved)]) == 0
+    used = json.loads(saved.read_text())["devices_used"]
+    assert used > 1
+    capsys.readouterr()
+    assert main(["plan", str(piper), "--evaluate", str(saved), "--devices", str(used - 1)]) == EXIT_INFEASIBLE
+    assert f"uses {used} devices, more than the {used - 1}" in capsys.readouterr().out
+    data = json.loads(saved.read_text())
+    data["stages"][0]["nodes"] = data["stages"][0]["nodes"][:-2]
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps(data))
+    assert main(["plan", str(piper), "--evaluate", str(missing), "--json"]) == EXIT_INFEASIBLE
+    assert "in no stage" in json.loads(capsys.readouterr().out)["reason"]
+    assert main(["plan", str(piper), "--evaluate", str(saved)]) == 0  # the plan itself is fine
+
+
+@pytest.mark.parametrize("flag, value", [("--memory", "0"), ("--bandwidth", "0"), ("--memory", "-1"),
+                                         ("--memory", "-1GiB"), ("--bandwidth", "-2GiB/s"), ("--memory", "0GiB")])
+def test_plan_rejects_sizes_that_are_not_positive(flag, value, capsys):
+    # checked before the workload is read: the file need not exist
+    err = one_line_error(capsys, main(["plan", "no-such-workload.json", flag, value]), flag, "must be positive")
+    assert f"{flag}: {flag}" not in err and "expected one argument" not in err
+
+
+def test_solve_takes_a_negative_looking_size_and_rejects_it(capsys):
+    err = one_line_error(capsys, main(["solve", str(WORKLOAD), "--memory", "-1GiB"]), "--memory", "positive size")
+    assert "expected one argument" not in err
+
+
+def test_plan_flush_on_a_piper_file_needs_a_cluster(piper, capsys):
+    import time
+
+    started = time.perf_counter()
+    one_line_error(capsys, main(["plan", str(piper), "--objective", "flush"]), "--objective flush", "--hardware")
+    assert time.perf_counter() - started < 30
+
+
+def test_plan_and_run_give_one_answer_per_scenario(tmp_path, capsys):
+    """The scenario says objective: flush; plan used Piper's objective (5 stages where run gave 4)."""
+    scenario = tmp_path / "small-plan.yaml"
+    scenario.write_text("name: small-plan\nmodel:\n  generator: transformer\n"
+                        "  params: {layers: 4, hidden: 256, heads: 4, seq: 128, batch: 1, vocab: 1000}\n"
+                        "hardware:\n  cluster: dgx-a100x4\n"
+                        "solve:\n  method: plan\n  options: {objective: flush, microbatches: 8}\n")
+    assert main(["plan", str(scenario), "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert main(["run", str(scenario), "--json", "--no-progress", "-o", str(tmp_path / "out")]) == 0
+    ran = json.loads(capsys.readouterr().out)["plan"]
+    assert planned["objective"] == ran["objective"] == "flush"
+    assert planned["iteration_time"] == pytest.approx(ran["iteration_time"])
+    assert [s["nodes"] for s in planned["stages"]] == [s["nodes"] for s in ran["stages"]]
+    assert main(["plan", str(scenario), "--json", "--objective", "piper"]) == 0  # the flag still chooses
+    assert json.loads(capsys.readouterr().out)["objective"] == "piper"

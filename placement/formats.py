@@ -230,12 +230,17 @@ def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
     cpus = r.integer(data, "maxCPUs", "", minimum=0)
 
     raw_edges = r.array(data, "edges", "")
+    # the node ids first: an edge to a missing node is that, not "out-edges with different costs"
+    known = {r.integer(raw, "id", f"nodes[{i}]") for i, raw in enumerate(r.array(data, "nodes", ""))}
     transfer: dict[int, float] = {}
     edges: list[Edge] = []
     for i, raw in enumerate(raw_edges):
         where = f"edges[{i}]"
         source = r.integer(raw, "sourceId", where)
         dest = r.integer(raw, "destId", where)
+        for key, node in (("sourceId", source), ("destId", dest)):
+            if node not in known:
+                raise r.fail(f"{where}.{key}", f"unknown node {node} (no node has this id)")
         cost = r.number(raw, "cost", where)
         size = r.number(raw, "size", where, None) if raw.get("size") is not None else None
         if source in transfer and not math.isclose(transfer[source], cost, rel_tol=1e-9, abs_tol=1e-12):

@@ -17,7 +17,7 @@ import numpy as np
 from rich.table import Table
 
 from pipesim.commands.common import console, count, load_workload, print_json
-from pipesim.errors import InputError, require_extra
+from pipesim.errors import InputError, SplitError, require_extra
 from pipesim.output import output_folder
 from pipesim.placement.formats import load_json, read_split
 
@@ -83,12 +83,20 @@ def run(args) -> int:
     if args.workload:
         workload = load_workload(args.workload)
         model = prepare_onnx(args.model, batch=batch)
+        nodes = sum(1 for n in workload.graph.nodes.values() if not n.is_backward)
+        if nodes != len(model.graph.node):  # a workload of another model: name it, before any stage is cut
+            raise InputError(args.workload, None, f"has {nodes} nodes, but {args.model} has {len(model.graph.node)}: "
+                             f"give the workload 'pipesim profile {args.model}' wrote")
     else:
         console.print("no --workload: profiling the model first", style="dim") if not args.json else None
         _, workload, _, model = profile_to_workload(args.model, None, batch=batch)
     split = read_split(Path(args.split))
-    result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
-                     stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
+    try:
+        result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
+                         stage_dir=stage_dir, name=Path(args.model).stem, batch=batch)
+    except SplitError as exc:  # the split does not cut this model (or its workload) into a pipeline
+        raise InputError(args.split, None, f"{exc} (model {args.model}"
+                         + (f", workload {args.workload})" if args.workload else ")")) from None
     if args.json:
         print_json(result.to_dict())
         return 0 if result.outputs_match else 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipesim.commands.common import arg, console, load_workload, print_json, writable
-from pipesim.errors import require_extra
+from pipesim.errors import InputError, require_extra
 from pipesim.hardware.catalog import load_system
 from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.devices import System
@@ -92,7 +92,13 @@ def register(subparsers) -> None:
 
 
 def _model_params(args) -> dict:
-    """The generator parameters the user gave (flags left unset are omitted)."""
+    """The generator parameters the user gave (flags left unset are omitted); one the model does not take is an error."""
+    ignored = sorted({name for params in PARAMETERS.values() for name in params} - set(PARAMETERS[args.model]))
+    given = [name for name in ignored if getattr(args, name, None) is not None]
+    if given:  # silently dropping --layers on resnet50 would write a model the user did not ask for
+        flags = ", ".join("--" + n for n in given)
+        takes = ", ".join("--" + n for n in PARAMETERS[args.model]) or "none"
+        raise InputError(None, flags, f"not a parameter of {args.model} (its parameters: {takes})")
     return {name: getattr(args, name) for name in PARAMETERS[args.model] if getattr(args, name, None) is not None}
 
 

@@ -225,6 +225,12 @@ def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
         else:
             console.print(f"{link.name}: {link.description}: {_link_text(link)}")
         return 0
+    known = (*catalog.systems, *builtin_clusters(), *catalog.devices, *catalog.links)
+    if name not in known and not name.endswith((".yaml", ".yml")):
+        raise InputError(None, "hardware", f"unknown name {name!r}; 'hardware show' takes a system "
+                         f"({', '.join(sorted(catalog.systems))}), a cluster ({', '.join(sorted(builtin_clusters()))}), "
+                         f"a device ({', '.join(sorted(catalog.devices))}), a link ({', '.join(sorted(catalog.links))}) "
+                         "or a YAML file")
     system = system_from_args(name, assignments)
     if as_json:
         print_json(system_dict(system))

@@ -8,6 +8,7 @@ the headline number is the top-level ``latency``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from rich.markup import escape
@@ -23,16 +24,24 @@ from pipesim.commands.common import (
     print_json,
     writable,
 )
+from pipesim.errors import InputError
 from pipesim.placement.formats import write_split
 from pipesim.placement.interrupt import interruptible
 from pipesim.placement.latency import LatencyResult
 from pipesim.placement.methods import LATENCY_METHODS, get_method
 
 
+def _method_name(text: str) -> str:
+    try:
+        return get_method(text, LATENCY_METHODS).name
+    except InputError as exc:  # argparse shows an ArgumentTypeError's message; a ValueError's it replaces
+        raise argparse.ArgumentTypeError(exc.problem) from None
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("latency", help="latency of one sample: latency IP, greedy, or of a given split")
     p.add_argument("workload", help="workload file (paper or native JSON; an inference graph)")
-    p.add_argument("--method", type=lambda t: get_method(t, LATENCY_METHODS).name, default="ip",
+    p.add_argument("--method", type=_method_name, default="ip",
                    metavar="{" + ",".join(LATENCY_METHODS) + "}", help="solver (default: ip)")
     p.add_argument("--split", metavar="SPLIT.json", help="score this split (paper split format) instead of solving")
     p.add_argument("-o", "--output", metavar="SPLIT.json", help="write the split here (paper split format; folders are created)")

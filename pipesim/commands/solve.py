@@ -39,7 +39,10 @@ def _method_name(text: str) -> str:
     if text.strip().lower() == "plan":  # a plan is not a split: its own command
         raise argparse.ArgumentTypeError("plan makes a hybrid-parallel plan, not a split: use `pipesim plan WORKLOAD` "
                                          "(or solve: {method: plan} in a scenario)")
-    return get_method(text).name
+    try:
+        return get_method(text).name
+    except InputError as exc:  # argparse shows an ArgumentTypeError's message; a ValueError's it replaces
+        raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def register(subparsers) -> None:

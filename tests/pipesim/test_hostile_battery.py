@@ -350,3 +350,78 @@ def test_plan_and_run_give_one_answer_per_scenario(tmp_path, capsys):
     assert [s["nodes"] for s in planned["stages"]] == [s["nodes"] for s in ran["stages"]]
     assert main(["plan", str(scenario), "--json", "--objective", "piper"]) == 0  # the flag still chooses
     assert json.loads(capsys.readouterr().out)["objective"] == "piper"
+
+
+# ------------------------------------------------------------ item 8: messages
+def test_top_level_help_is_plain_text(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":mod:" not in out and "pipesim.api" in out
+
+
+@pytest.mark.parametrize("command, words", [
+    (["solve", str(WORKLOAD), "--method", "bogus"], ["unknown method 'bogus'", "dp", "local_search", "partitioner"]),
+    (["latency", str(WORKLOAD), "--method", "bogus"], ["unknown method 'bogus'", "greedy"]),
+    (["hardware", "show", "bogus"], ["a100x8", "dgx-a100x4", "a100-80gb", "nvlink3", "YAML"]),
+    (["graph", "generate", "resnet50", "--layers", "5", "-o", "{tmp}/r.json"], ["--layers", "not a parameter of resnet50"]),
+    (["plan", "x.json", "--memory", "-1"], ["--memory: must be positive"]),
+])
+def test_messages_say_what_is_accepted(tmp_path, capsys, command, words):
+    err = one_line_error(capsys, main([a.format(tmp=tmp_path) for a in command]), *words)
+    assert "_method_name" not in err and "invalid" not in err
+
+
+def test_compare_takes_all_methods(capsys):
+    assert main(["compare", str(WORKLOAD), "--methods", "all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    ran = {row["method"] for row in result["max_load"]} | set(result["skipped"])
+    from pipesim.placement.methods import METHODS
+
+    assert ran == set(METHODS)
+
+
+def test_compare_of_only_a_missing_extra_is_an_error(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pymetis", None)  # as if pipesim[metis] were not installed
+    one_line_error(capsys, main(["compare", str(WORKLOAD), "--methods", "partitioner"]), "pip install 'pipesim[metis]'")
+
+
+def test_an_edge_to_a_missing_node_is_reported_as_such(tmp_path, capsys):
+    node = {"supportedOnFpga": 1, "cpuLatency": 1, "fpgaLatency": 1, "size": 1, "isBackwardNode": 0}
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"maxSizePerFPGA": 100, "maxFPGAs": 2, "maxCPUs": 1,
+                                "nodes": [{"id": 1, **node}, {"id": 2, **node}],
+                                "edges": [{"sourceId": 1, "destId": 2, "cost": 1}, {"sourceId": 1, "destId": 99, "cost": 2}]}))
+    err = one_line_error(capsys, main(["info", str(path)]), str(path), "edges[1].destId", "unknown node 99")
+    assert "different costs" not in err
+
+
+def test_interleaved_schedules_need_their_chunk_count(tmp_path, capsys):
+    workload, split = tmp_path / "t.json", tmp_path / "s.json"
+    assert main(["graph", "generate", "transformer", "--layers", "4", "--hidden", "64", "--heads", "4", "--seq", "16",
+                 "--training", "--hardware", "mixed-a100x4-v100x4", "-o", str(workload)]) == 0
+    assert main(["solve", str(workload), "-o", str(split)]) == 0
+    capsys.readouterr()
+    one_line_error(capsys, main(["simulate", str(workload), str(split), "--schedule", "interleaved-1f1b"]),
+                   "--virtual-stages", "interleaved-1f1b")
+    assert main(["simulate", str(workload), str(split), "--schedule", "interleaved-1f1b", "--virtual-stages", "1",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["schedule"] == "interleaved-1f1b"
+    assert main(["simulate", str(workload), str(split), "--schedule", "zbv", "--json"]) == 0  # zbv's V is fixed: 2
+
+
+def test_the_mip_solver_banner_is_not_shown(capfd):
+    assert main(["solve", str(WORKLOAD), "--method", "ip", "--json"]) == 0
+    out, err = capfd.readouterr()
+    assert "HiGHS" not in out and "HiGHS" not in err and "Copyright" not in err
+    assert json.loads(out)["status"] == "optimal"
+
+
+def test_execute_with_another_models_workload_names_it(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    other = tmp_path / "other.json"
+    assert main(["graph", "generate", "transformer", "--layers", "2", "-o", str(other)]) == 0
+    capsys.readouterr()
+    one_line_error(capsys, main(["execute", str(ONNX), str(SPLIT), "--workload", str(other), "--microbatches", "3"]),
+                   str(other), str(ONNX))

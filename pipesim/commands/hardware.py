@@ -227,7 +227,7 @@ def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
         return 0
     known = (*catalog.systems, *builtin_clusters(), *catalog.devices, *catalog.links)
     if name not in known and not name.endswith((".yaml", ".yml")):
-        raise InputError(None, "hardware", f"unknown name {name!r}; 'hardware show' takes a system "
+        raise InputError(None, "hardware", f"unknown preset {name!r}; 'hardware show' takes a system "
                          f"({', '.join(sorted(catalog.systems))}), a cluster ({', '.join(sorted(builtin_clusters()))}), "
                          f"a device ({', '.join(sorted(catalog.devices))}), a link ({', '.join(sorted(catalog.links))}) "
                          "or a YAML file")

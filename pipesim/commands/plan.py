@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("workload", help="Piper's JSON file, or a scenario YAML (its generated model on its hardware.cluster)")
     p.add_argument("--devices", type=count, metavar="K", help="devices (default: the file's maxDevices)")
     p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset or YAML: K, M, BW, t within a node; "
-                   "nodes and links for --objective flush")
+                   "nodes and links for --objective flush ('flat': one node of the file's K devices at its BW)")
     p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
     p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
@@ -49,6 +49,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("-o", "--output", metavar="PLAN", help="write the plan as JSON to this file")
     p.set_defaults(run=run)
+
+
+#: ``--hardware flat``: no cluster, one node of the file's K devices at its bandwidth (the flush model's flat geometry)
+FLAT = "flat"
 
 
 def _quantity(text: str | None, kind: str, field: str) -> float | None:
@@ -100,6 +104,8 @@ def _from_scenario(args):
                                  if data.get("solve", {}).get("method") == PLAN_METHOD}}
     if args.microbatches:
         data["solve"]["options"]["microbatches"] = args.microbatches
+    if args.hardware == FLAT:
+        raise InputError(None, "--hardware", "flat is for Piper files: a scenario's model is built for a cluster's nodes")
     if args.hardware:
         data["hardware"] = {"cluster": args.hardware}
     for key in ("simulate", "sweep", "output"):
@@ -121,7 +127,7 @@ def run(args) -> int:
         workload, cluster, options = _from_scenario(args)
     else:
         workload = load_planning_workload(args.workload)
-        cluster = load_cluster(args.hardware) if args.hardware else None
+        cluster = load_cluster(args.hardware) if args.hardware and args.hardware != FLAT else None
         options = {}
     objective = args.objective or options.get("objective", "piper")
     limits = cluster_limits(cluster) if cluster is not None else {}
@@ -140,11 +146,13 @@ def run(args) -> int:
     switches = {"data_parallel": not args.no_data_parallel and options.get("data_parallel", True),
                 "tensor_parallel": not args.no_tensor_parallel and options.get("tensor_parallel", True),
                 "recompute": not args.no_recompute and options.get("recompute", True)}
-    if objective == "flush" and cluster is None and not args.evaluate:
-        # without nodes and links the flush model plans on a flat geometry: minutes and gigabytes for a
-        # Piper file (seen: 7 minutes, 1.2 GB, no output), and an answer about no real machine
+    if objective == "flush" and cluster is None and not args.evaluate and args.hardware != FLAT:
+        # without nodes and links the flush model plans on one flat node of all K devices: every tensor-parallel
+        # degree fits in it and the search grows (seen: bert32a100, 7 minutes, 1.2 GB, no output), for an answer
+        # about no real machine; so it is asked for by name
         raise InputError(None, "--objective flush", "needs a cluster: give --hardware CLUSTER (e.g. dgx-a100x4; "
-                         "'pipesim hardware list' shows them), or plan a scenario with hardware.cluster")
+                         "'pipesim hardware list' shows them), or --hardware flat for one node of the file's "
+                         "devices (slow on large files)")
     if objective == "flush":
         geometry = Geometry.of(cluster, workload.devices) if cluster is not None else Geometry.flat(workload)
         if args.evaluate:

@@ -22,7 +22,7 @@ from pipesim.placement.plan.piper_format import is_piper_format, read_piper_work
 from pipesim.placement.plan.solve import cluster_limits, solve_plan
 from pipesim.placement.plan.evaluate import evaluate_plan
 from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan, solve_flush_plan
-from pipesim.placement.plan.result import Plan
+from pipesim.placement.plan.result import Plan, read_plan
 from pipesim.placement.plan.workload import PlanningWorkload
 
 
@@ -82,6 +82,7 @@ def _quantity(text: str | None, kind: str, field: str) -> float | None:
 
 
 def load_planning_workload(path_text: str) -> PlanningWorkload:
+    """Piper's JSON file (:func:`pipesim.api.load_planning_workload`, the API's loader)."""
     path = Path(path_text)
     data = load_json(path)
     if not is_piper_format(data):
@@ -156,11 +157,11 @@ def run(args) -> int:
     if objective == "flush":
         geometry = Geometry.of(cluster, workload.devices) if cluster is not None else Geometry.flat(workload)
         if args.evaluate:
-            plan = evaluate_flush_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))), geometry)
+            plan = evaluate_flush_plan(workload, read_plan(args.evaluate), geometry)
         else:
             plan = solve_flush_plan(workload, geometry, **switches)
     elif args.evaluate:
-        plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
+        plan = evaluate_plan(workload, read_plan(args.evaluate))
     else:
         plan = solve_plan(workload, max_tensor_parallel=limits.get("max_tensor_parallel"), **switches)
     if output:

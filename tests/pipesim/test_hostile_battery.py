@@ -425,3 +425,45 @@ def test_execute_with_another_models_workload_names_it(tmp_path, capsys):
     capsys.readouterr()
     one_line_error(capsys, main(["execute", str(ONNX), str(SPLIT), "--workload", str(other), "--microbatches", "3"]),
                    str(other), str(ONNX))
+
+
+# ------------------------------------------------------------ item 9: Python API parity
+def test_evaluate_plan_takes_paths_as_plan_does(piper, tmp_path):
+    import pipesim
+
+    planned = pipesim.plan(str(piper))
+    again = pipesim.evaluate_plan(str(piper), planned)  # seen: AttributeError ('str' has no 'layers')
+    assert again.feasible and again.time_per_sample == pytest.approx(planned.time_per_sample)
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(planned.to_dict()))
+    assert pipesim.evaluate_plan(piper, saved).time_per_sample == pytest.approx(planned.time_per_sample)
+    loaded = pipesim.load_planning_workload(piper)
+    assert pipesim.evaluate_plan(loaded, saved).time_per_sample == pytest.approx(planned.time_per_sample)
+    assert "load_planning_workload" in pipesim.__all__
+
+
+def test_load_planning_workload_reads_a_planning_scenario_and_refuses_others(tmp_path):
+    import pipesim
+
+    gpt3 = pipesim.load_planning_workload(ROOT / "scenarios" / "gpt3-dgx-a100x4.yaml")
+    assert len(gpt3.layers) > 32 and gpt3.microbatches == 32
+    with pytest.raises(pipesim.InputError, match="solve.method"):
+        pipesim.load_planning_workload(ROOT / "scenarios" / "mixed-a100-v100.yaml")
+    with pytest.raises(pipesim.InputError, match="Piper's format"):
+        pipesim.load_planning_workload(WORKLOAD)
+
+
+def test_a_broken_plan_file_is_one_line(piper, tmp_path, capsys):
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps({"stages": [{"nodes": [1]}]}))
+    one_line_error(capsys, main(["plan", str(piper), "--evaluate", str(bad)]), str(bad), "stages[0]", "tensor_parallel")
+
+
+def test_the_api_guide_lists_every_schedule_and_the_planner():
+    from pipesim.simulation import SCHEDULES
+
+    guide = (ROOT / "docs" / "api.md").read_text()
+    assert all(f"`{name}`" in guide for name in SCHEDULES), [n for n in SCHEDULES if f"`{n}`" not in guide]
+    for name in ("plan(", "evaluate_plan(", "load_planning_workload("):
+        assert f"| `{name}" in guide
+    assert "bert24_training.json\")" not in guide  # the first example runs from a fresh clone

@@ -231,7 +231,12 @@ def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
 
     raw_edges = r.array(data, "edges", "")
     # the node ids first: an edge to a missing node is that, not "out-edges with different costs"
-    known = {r.integer(raw, "id", f"nodes[{i}]") for i, raw in enumerate(r.array(data, "nodes", ""))}
+    known: set[int] = set()
+    for i, raw in enumerate(r.array(data, "nodes", "")):
+        node_id = r.integer(raw, "id", f"nodes[{i}]")
+        if node_id in known:
+            raise r.fail(f"nodes[{i}].id", f"node {node_id}: duplicate node id")
+        known.add(node_id)
     transfer: dict[int, float] = {}
     edges: list[Edge] = []
     for i, raw in enumerate(raw_edges):
@@ -240,7 +245,7 @@ def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
         dest = r.integer(raw, "destId", where)
         for key, node in (("sourceId", source), ("destId", dest)):
             if node not in known:
-                raise r.fail(f"{where}.{key}", f"unknown node {node} (no node has this id)")
+                raise r.fail(f"{where}.{key}", f"unknown node id {node} (no node has it)")
         cost = r.number(raw, "cost", where)
         size = r.number(raw, "size", where, None) if raw.get("size") is not None else None
         if source in transfer and not math.isclose(transfer[source], cost, rel_tol=1e-9, abs_tol=1e-12):

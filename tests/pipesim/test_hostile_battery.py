@@ -393,7 +393,7 @@ def test_an_edge_to_a_missing_node_is_reported_as_such(tmp_path, capsys):
     path.write_text(json.dumps({"maxSizePerFPGA": 100, "maxFPGAs": 2, "maxCPUs": 1,
                                 "nodes": [{"id": 1, **node}, {"id": 2, **node}],
                                 "edges": [{"sourceId": 1, "destId": 2, "cost": 1}, {"sourceId": 1, "destId": 99, "cost": 2}]}))
-    err = one_line_error(capsys, main(["info", str(path)]), str(path), "edges[1].destId", "unknown node 99")
+    err = one_line_error(capsys, main(["info", str(path)]), str(path), "edges[1].destId", "unknown node id 99")
     assert "different costs" not in err
 
 

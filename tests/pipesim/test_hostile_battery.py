@@ -214,6 +214,12 @@ def test_a_simulation_too_large_for_memory_is_refused(capsys):
     one_line_error(capsys, main(["simulate", str(WORKLOAD), str(SPLIT), "--microbatches", "1000000000"]), "needed")
 
 
+
+def test_a_model_too_large_for_memory_is_refused_before_building(tmp_path, capsys):
+    one_line_error(capsys, main(["graph", "generate", "transformer", "--layers", "100000000", "-o",
+                                 str(tmp_path / "huge.json")]), "100,000,000 layers", "needed")
+    assert not (tmp_path / "huge.json").exists()
+
 class _CountingList(list):
     """A list that counts full passes and membership tests (how often a method walks every edge)."""
 

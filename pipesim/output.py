@@ -72,7 +72,18 @@ def output_folder(path: str | Path, option: str | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(folder, option, f"cannot create the folder ({exc.strerror or exc})") from None
+    _probe(folder, folder, option, ".pipesim")  # an existing read-only folder fails now, not after the work
     return folder
+
+
+def _probe(folder: Path, named: Path, option: str | None, prefix: str) -> None:
+    """Create and remove a temporary file in ``folder``; an error names ``named``."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(named, option, _problem(exc)) from None
 
 
 def _parent(target: Path, option: str | None) -> Path:
@@ -122,14 +133,8 @@ def check_writable(path: str | Path, option: str | None = None, what: str = "out
     if target.is_dir():
         raise InputError(target, option, f"is a directory: give a file name for the {what}")
     folder = _parent(target, option)
-    try:  # probe: create and remove a temporary file beside the target (permissions, read-only file systems)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except FileExistsError:
-        raise InputError(target, option, "cannot be written (Not a directory)") from None
-    except OSError as exc:
-        raise InputError(target, option, _problem(exc)) from None
+    # probe: create and remove a temporary file beside the target (permissions, read-only file systems)
+    _probe(folder, target, option, f".{target.name}.")
     return target
 
 

@@ -473,3 +473,15 @@ def test_the_api_guide_lists_every_schedule_and_the_planner():
     for name in ("plan(", "evaluate_plan(", "load_planning_workload("):
         assert f"| `{name}" in guide
     assert "bert24_training.json\")" not in guide  # the first example runs from a fresh clone
+
+
+@pytest.mark.parametrize("command", [
+    ["run", str(ROOT / "scenarios" / "mixed-a100-v100.yaml"), "--no-progress", "-o", "{out}"],
+    ["sweep", str(ROOT / "scenarios" / "sweep-count-bandwidth.yaml"), "--no-progress", "-o", "{out}"],
+])
+def test_an_existing_read_only_output_folder_fails_before_the_work(tmp_path, capsys, command):
+    places = _unwritable_places(tmp_path)
+    if "read-only" not in places:
+        pytest.skip("no read-only folder on this machine")
+    folder = places["read-only"]
+    one_line_error(capsys, main([a.format(out=folder) for a in command]), str(folder), "--output", "cannot be written")

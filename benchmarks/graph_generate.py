@@ -9,7 +9,8 @@ memory.  Before the fix 2,000 layers took 21 s and 8,000 took 263 s (an
 linear growth keeps the time per layer flat.  Exit code 1 when the largest
 size misses ``--target`` seconds or the time per layer of the largest size is
 more than 3x that of the smallest (the signature of quadratic growth).
-Measure on a quiet machine: other work on the two cores doubles these numbers.
+Measure on a quiet machine: other work on the two cores doubles these numbers
+(the CPU seconds column is what the process itself used).
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ import time
 from pathlib import Path
 
 
-def run(layers: int, folder: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one ``graph generate`` process."""
+def run(layers: int, folder: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak resident MiB of one ``graph generate`` process."""
     argv = [sys.executable, "-m", "pipesim", "graph", "generate", "transformer", "--layers", str(layers),
             "--hidden", "64", "--heads", "4", "--seq", "16", "-o", str(folder / f"t{layers}.json")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, capture_output=True, check=True)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
-    return seconds, peak
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return seconds, cpu, after.ru_maxrss / 1024  # peak: the largest child so far
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = sorted(int(x) for x in args.layers.split(","))
     per_layer = {}
-    print(f"{'layers':>8} {'seconds':>8} {'ms/layer':>9} {'peak MiB':>9}")
+    print(f"{'layers':>8} {'seconds':>8} {'CPU s':>7} {'ms/layer':>9} {'peak MiB':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            seconds, peak = run(n, Path(tmp))
+            seconds, cpu, peak = run(n, Path(tmp))
             per_layer[n] = seconds / n
-            print(f"{n:>8} {seconds:>8.2f} {1e3 * seconds / n:>9.3f} {peak:>9.0f}", flush=True)
+            print(f"{n:>8} {seconds:>8.2f} {cpu:>7.2f} {1e3 * seconds / n:>9.3f} {peak:>9.0f}", flush=True)
     largest, smallest = sizes[-1], sizes[0]
     ok = per_layer[largest] * largest <= args.target and per_layer[largest] <= 3 * per_layer[smallest]
     print("ok" if ok else f"missed: {largest} layers in more than {args.target:g} s or superlinear growth")

@@ -51,6 +51,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in COMMANDS:
         if name == command:
             importlib.import_module(f"pipesim.commands.{name}").register(subparsers)
+            subparsers.choices[name].epilog = subparsers.choices[name].epilog or EXIT_CODES
         else:
             subparsers.add_parser(name, help=HELP[name])
     return parser

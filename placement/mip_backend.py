@@ -229,7 +229,7 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr():
+def _stdout_dropped():
     """Drop C-level writes to stdout: HiGHS prints its banner there ("Running HiGHS … Copyright …").
 
     Not stdout (it would corrupt ``--json``) and not stderr (noise on every solve): the solver's
@@ -346,7 +346,7 @@ def _run_highs(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, lo
         options["timeLimit"] = time_limit
     solver = _HighsWithStart(warm_start, deadline, **options)
     start = time.perf_counter()
-    with _stdout_to_stderr():
+    with _stdout_dropped():
         problem.solve(solver)
     seconds = time.perf_counter() - start
     interrupted = solver.interrupted or stop_requested()

@@ -57,7 +57,7 @@ from pipesim.errors import (
     ModelSpecError,
     require_extra,
 )
-from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
+from pipesim.hardware.catalog import MAX_YAML_NESTING, Catalog, builtin_catalog, flow_nesting, load_system
 from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.devices import TRANSFER_MODES, DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
@@ -276,7 +276,10 @@ def read_scenario_data(path: str | Path) -> dict:
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        if flow_nesting(text) > MAX_YAML_NESTING:  # before PyYAML, which slows with the square of the depth
+            raise InputError(path, None, f"nested more than {MAX_YAML_NESTING} levels deep ([[[…]]]): not a scenario")
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise InputError(path, None, "no such file") from None
     except IsADirectoryError:

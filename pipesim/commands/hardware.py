@@ -16,8 +16,8 @@ from rich.table import Table
 from pipesim.commands.common import console, print_json, writable
 from pipesim.output import write_text
 from pipesim.commands.graph import system_from_args
-from pipesim.errors import InputError
-from pipesim.hardware.catalog import builtin_catalog
+from pipesim.errors import HardwareError, InputError
+from pipesim.hardware.catalog import builtin_catalog, safe_load_text
 from pipesim.hardware.clusters import Cluster, builtin_clusters, load_cluster
 from pipesim.hardware.devices import Device, Link, System
 from pipesim.hardware.units import (
@@ -244,8 +244,8 @@ def _defines_clusters(path: str) -> bool:
 
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError, RecursionError):
+            data = safe_load_text(f.read(), path)
+    except (OSError, yaml.YAMLError, RecursionError, HardwareError):
         return False
     return isinstance(data, dict) and "clusters" in data
 

@@ -79,7 +79,7 @@ from pipesim.placement.options import (
 )
 from pipesim.placement.workload import Workload
 from pipesim.simulation import COMM_MODES, SCHEDULES
-from pipesim.simulation.orders import FLUSHED_SCHEDULES
+from pipesim.simulation.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS
 from pipesim.simulation.schedules import TRAINING_SCHEDULES
 from pipesim.workloads.io import load_workload
 from pipesim.workloads.lower import lower
@@ -630,7 +630,12 @@ def _simulate(p: _Problems, data: Any, s: Scenario) -> None:
         p.add("simulate.weight_fraction", f"must be between 0 and 1, got {sim['weight_fraction']!r}")
     s.simulate = {k: sim.get(k) for k in ("schedule", "microbatches", "minibatch", "in_flight", "weight_fraction",
                                           "placement")}
-    s.simulate["virtual_stages"] = sim.get("virtual_stages") or 1
+    spec = SCHEDULE_SPECS.get(schedule)
+    if sim.get("virtual_stages") is None and spec is not None and spec.virtual is None and spec.default_virtual > 1:
+        # as pipesim simulate: one chunk per device would silently run 1F1B-with-flush under an interleaved name
+        p.add("simulate.virtual_stages", f"{schedule} folds the split's P·V stages onto P devices, V chunks each: "
+              f"give simulate.virtual_stages (e.g. {spec.default_virtual}; 1 is the same as 1f1b-flush)")
+    s.simulate["virtual_stages"] = sim.get("virtual_stages") or (spec.virtual if spec is not None and spec.virtual else 1)
     s.simulate["comm"] = sim.get("comm") or "paper"
     compare = sim.get("compare_schedules")
     if compare is not None:

@@ -486,3 +486,11 @@ def test_an_existing_read_only_output_folder_fails_before_the_work(tmp_path, cap
         pytest.skip("no read-only folder on this machine")
     folder = places["read-only"]
     one_line_error(capsys, main([a.format(out=folder) for a in command]), str(folder), "--output", "cannot be written")
+
+
+def test_a_scenario_with_an_interleaved_schedule_needs_its_chunk_count(tmp_path, capsys):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("model: {generator: transformer, params: {layers: 2, hidden: 64, heads: 4, seq: 16}, training: true}\n"
+                        "hardware: {preset: a100x8}\nsimulate: {schedule: interleaved-1f1b, microbatches: 8}\n")
+    one_line_error(capsys, main(["run", str(scenario), "--no-progress", "-o", str(tmp_path / "out")]),
+                   "simulate.virtual_stages")

@@ -132,10 +132,22 @@ def check_writable(path: str | Path, option: str | None = None, what: str = "out
     target = Path(path)
     if target.is_dir():
         raise InputError(target, option, f"is a directory: give a file name for the {what}")
+    if _special(target):  # /dev/stdout, a named pipe: written in place, nothing is created beside it
+        if not os.access(target, os.W_OK):
+            raise InputError(target, option, "cannot be written (Permission denied)")
+        return target
     folder = _parent(target, option)
     # probe: create and remove a temporary file beside the target (permissions, read-only file systems)
     _probe(folder, target, option, f".{target.name}.")
     return target
+
+
+def _special(target: Path) -> bool:
+    """A device, pipe or socket, or a name under /dev or /proc (``/dev/stdout`` may point at a regular file,
+    which a rename would replace instead of writing to it)."""
+    if str(target.absolute()).startswith(("/dev/", "/proc/")):
+        return True
+    return target.exists() and not target.is_file() and not target.is_dir()
 
 
 def _new_file_mode() -> int:
@@ -171,6 +183,14 @@ def atomic_path(path: str | Path, option: str | None = None) -> Iterator[Path]:
     target = Path(path)
     if target.is_dir():
         raise InputError(target, option, "is a directory: give a file name")
+    if _special(target):  # /dev/stdout, a named pipe: no rename over it (that would replace the device node)
+        try:
+            yield target
+        except OSError as exc:
+            raise InputError(target, option, _problem(exc)) from None
+        return
+    if target.is_symlink():  # replace the file the link points to, not the link
+        target = target.resolve()
     folder = _parent(target, option)
     try:
         fd, name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.",

@@ -494,3 +494,25 @@ def test_a_scenario_with_an_interleaved_schedule_needs_its_chunk_count(tmp_path,
                         "hardware: {preset: a100x8}\nsimulate: {schedule: interleaved-1f1b, microbatches: 8}\n")
     one_line_error(capsys, main(["run", str(scenario), "--no-progress", "-o", str(tmp_path / "out")]),
                    "simulate.virtual_stages")
+
+
+def test_outputs_to_devices_and_links_are_written_in_place(tmp_path):
+    """``-o /dev/stdout`` writes to it (a rename would replace the device node); a link keeps pointing at its file."""
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    write_text("/dev/null", "discarded")
+    assert pathlib.Path("/dev/null").exists() and not pathlib.Path("/dev/null").is_file()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    import threading
+
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    write_text(fifo, "through a pipe")
+    reader.join(10)
+    assert got == ["through a pipe"] and not fifo.is_file()

@@ -13,7 +13,8 @@ each function takes the workload first.
 * :func:`latency` — one sample's latency (IP, greedy, or of a split);
 * :func:`simulate` — a discrete-event run of a split under a schedule;
 * :func:`compare` — the paper's table of methods against the optimum;
-* :func:`plan`, :func:`evaluate_plan` — pipeline × data × tensor parallelism (Piper's model);
+* :func:`plan`, :func:`evaluate_plan`, :func:`load_planning_workload` — pipeline × data × tensor
+  parallelism (Piper's model); both take a path as well as a loaded workload;
 * :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
 * :class:`PipesimError` and its subclasses — every error raised on purpose.
 
@@ -33,8 +34,8 @@ __version__ = "0.2.0"
 #: public name -> module that defines it (imported on first use: PEP 562)
 _LAZY = {
     **{name: "pipesim.api" for name in (
-        "evaluate", "latency", "load_scenario", "load_split", "load_workload", "run_scenario", "save_split",
-        "simulate", "solve")},
+        "evaluate", "latency", "load_planning_workload", "load_scenario", "load_split", "load_workload",
+        "run_scenario", "save_split", "simulate", "solve")},
     **{name: "pipesim.errors" for name in (
         "GraphError", "HardwareError", "IdealLimitError", "InfeasibleError", "InputError", "InternalError",
         "MissingExtraError", "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError",

@@ -44,6 +44,7 @@ from pipesim.workloads.io import load_workload
 __all__ = [
     "evaluate",
     "latency",
+    "load_planning_workload",
     "load_scenario",
     "load_split",
     "load_workload",
@@ -62,6 +63,49 @@ def _as_split(split: Split | SplitEvaluation | PlacementResult) -> Split:
     if isinstance(split, SplitEvaluation):
         return split.split
     return split
+
+
+def load_planning_workload(path: str | Path):
+    """The workload :func:`plan` and :func:`evaluate_plan` take: Piper's JSON file, or a planning scenario.
+
+    Parameters
+    ----------
+    path : str or Path
+        Piper's input format (layers with TMPCs: ``maxDevices``,
+        ``maxMemoryPerDevice``, ``bandwidth``, ``mbsInBatch``), or a scenario
+        YAML whose generated model is planned on its ``hardware.cluster``
+        (``solve.method: plan``).
+
+    Returns
+    -------
+    PlanningWorkload
+
+    Raises
+    ------
+    InputError
+        The file is missing, not Piper's format, or a scenario that does not plan.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "w.json"
+    >>> _ = path.write_text(json.dumps({"nodes": [{"id": 1}], "edges": []}))
+    >>> load_planning_workload(path)
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: .../w.json: nodes: not Piper's format (nodes need TMPCs)
+    """
+    from pipesim.placement.plan.piper_format import read_piper_workload
+
+    path = Path(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        scenario = load_scenario(path)
+        if not scenario.plans:
+            raise InputError(path, "solve.method", "must be plan for a planning workload (a split's workload is "
+                             "pipesim.load_workload's)")
+        return scenario.planning_workload()
+    return read_piper_workload(path)
 
 
 def load_split(path: str | Path, workload: Workload) -> Split:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipesim.output import output_folder
 from pipesim.pipeline import Outcome, Step, no_step
 from pipesim.placement.formats import write_json, write_split
 from pipesim.simulation.gantt import write_gantt
@@ -42,7 +43,6 @@ def _write_plan(outcome: Outcome, folder: Path, wanted: set, report, step: Step)
                       f"{scenario.name}: {len(plan.stages)} stages on {plan.devices_used} GPUs")
     if "report" in wanted:
         files["report"] = Path(report) if report else folder / "report.html"
-        files["report"].parent.mkdir(parents=True, exist_ok=True)
         plan_page(outcome, {"plan": files.get("plan_map", Path())}).write(files["report"])
     return files
 
@@ -90,8 +90,7 @@ def write_artefacts(outcome: Outcome, folder: str | Path, report: str | Path | N
     from pipesim.report.pages import run_page
     from pipesim.report.plots import loads_plot
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(folder)
     wanted = set(outcome.scenario.artefacts) | ({"report"} if report else set())
     if outcome.plan is not None:
         return _write_plan(outcome, folder, wanted, report, step)
@@ -125,6 +124,5 @@ def write_artefacts(outcome: Outcome, folder: str | Path, report: str | Path | N
         write_schedule_plot(outcome.schedules, files["schedules"], f"{outcome.scenario.name}: schedules compared")
     if "report" in wanted:
         files["report"] = Path(report) if report else folder / "report.html"
-        files["report"].parent.mkdir(parents=True, exist_ok=True)
         run_page(outcome, files).write(files["report"])
     return files

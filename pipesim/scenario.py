@@ -57,7 +57,7 @@ from pipesim.errors import (
     ModelSpecError,
     require_extra,
 )
-from pipesim.hardware.catalog import Catalog, builtin_catalog, load_system
+from pipesim.hardware.catalog import MAX_YAML_NESTING, Catalog, builtin_catalog, flow_nesting, load_system
 from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.devices import TRANSFER_MODES, DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
@@ -79,7 +79,7 @@ from pipesim.placement.options import (
 )
 from pipesim.placement.workload import Workload
 from pipesim.simulation import COMM_MODES, SCHEDULES
-from pipesim.simulation.orders import FLUSHED_SCHEDULES
+from pipesim.simulation.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS
 from pipesim.simulation.schedules import TRAINING_SCHEDULES
 from pipesim.workloads.io import load_workload
 from pipesim.workloads.lower import lower
@@ -242,7 +242,7 @@ def parse_value(text: str) -> Any:
     """
     try:
         return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -276,7 +276,10 @@ def read_scenario_data(path: str | Path) -> dict:
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        if flow_nesting(text) > MAX_YAML_NESTING:  # before PyYAML, which slows with the square of the depth
+            raise InputError(path, None, f"nested more than {MAX_YAML_NESTING} levels deep ([[[…]]]): not a scenario")
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise InputError(path, None, "no such file") from None
     except IsADirectoryError:
@@ -287,6 +290,8 @@ def read_scenario_data(path: str | Path) -> dict:
         raise InputError(path, None, "is not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise InputError(path, None, f"not valid YAML ({exc})") from None
+    except RecursionError:  # lists inside lists thousands deep: PyYAML's composer recurses
+        raise InputError(path, None, "nested too deeply to be a scenario (thousands of levels)") from None
     if not isinstance(data, dict):
         raise InputError(path, None, "a scenario must be a YAML mapping with model, hardware, solve, simulate, output")
     return data
@@ -625,7 +630,12 @@ def _simulate(p: _Problems, data: Any, s: Scenario) -> None:
         p.add("simulate.weight_fraction", f"must be between 0 and 1, got {sim['weight_fraction']!r}")
     s.simulate = {k: sim.get(k) for k in ("schedule", "microbatches", "minibatch", "in_flight", "weight_fraction",
                                           "placement")}
-    s.simulate["virtual_stages"] = sim.get("virtual_stages") or 1
+    spec = SCHEDULE_SPECS.get(schedule)
+    if sim.get("virtual_stages") is None and spec is not None and spec.virtual is None and spec.default_virtual > 1:
+        # as pipesim simulate: one chunk per device would silently run 1F1B-with-flush under an interleaved name
+        p.add("simulate.virtual_stages", f"{schedule} folds the split's P·V stages onto P devices, V chunks each: "
+              f"give simulate.virtual_stages (e.g. {spec.default_virtual}; 1 is the same as 1f1b-flush)")
+    s.simulate["virtual_stages"] = sim.get("virtual_stages") or (spec.virtual if spec is not None and spec.virtual else 1)
     s.simulate["comm"] = sim.get("comm") or "paper"
     compare = sim.get("compare_schedules")
     if compare is not None:

@@ -39,6 +39,7 @@ from typing import Any
 
 from pipesim.errors import InputError, require_extra
 from pipesim.placement.formats import dumps
+from pipesim.output import output_folder
 
 __all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", "run_sweep", "validate_grid"]
 
@@ -152,7 +153,7 @@ def read_rows(path: Path) -> list[dict]:
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(row, dict) and "key" in row:
             rows.append(row)
@@ -202,10 +203,15 @@ class _Writer:
     """Appends each finished row to the JSONL and the CSV, flushing at once."""
 
     def __init__(self, folder: Path, params: Sequence[str], done: Iterable[dict]) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        output_folder(folder)
         self.params = list(params)
-        self.jsonl = (folder / "sweep.jsonl").open("a", encoding="utf-8")
-        self.csv_file = (folder / "sweep.csv").open("w", newline="", encoding="utf-8")
+        # rows are appended as points finish (the sweep resumes from them), so these files are
+        # streamed, not written through pipesim.output's all-or-nothing rename
+        try:
+            self.jsonl = (folder / "sweep.jsonl").open("a", encoding="utf-8")
+            self.csv_file = (folder / "sweep.csv").open("w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(Path(exc.filename or folder), None, f"cannot be written ({exc.strerror or exc})") from None
         self.csv = csv.DictWriter(self.csv_file, fieldnames=self.params + list(CSV_FIELDS), extrasaction="ignore")
         self.csv.writeheader()
         for row in done:
@@ -233,7 +239,7 @@ def _repair_torn_line(path: Path) -> None:
 
 def _take_lock(folder: Path) -> Path:
     """``folder/sweep.lock`` holding our pid: two sweeps appending to one file would duplicate points."""
-    folder.mkdir(parents=True, exist_ok=True)
+    output_folder(folder)
     lock = folder / "sweep.lock"
     for _ in range(2):
         try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import InputError
+from pipesim.output import write_text
 from pipesim.placement.devices import ACCELERATOR, CPU, paper_devices
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.graph import Edge, Graph, GraphError, Node
@@ -56,8 +57,9 @@ def load_json(path: str | Path) -> Any:
     Raises
     ------
     InputError
-        The file is missing, a folder, unreadable or not JSON; the message
-        names the file.
+        The file is missing, a folder, unreadable, not JSON or nested too
+        deeply to parse; the message names the file.  Every JSON file
+        pipesim reads (workloads, splits, plans, profiles) goes through here.
 
     Examples
     --------
@@ -80,6 +82,45 @@ def load_json(path: str | Path) -> Any:
         raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, None, f"not valid JSON ({exc})") from None
+    except RecursionError:  # [[[[…]]]] deeper than Python's stack: no pipesim file nests more than a few levels
+        raise InputError(path, None, "nested too deeply to be a pipesim file (arrays or objects inside each "
+                         "other thousands of levels deep)") from None
+
+
+#: A list longer than this is written one entry per line (json's C encoder) rather than indented
+#: (json's pure-Python encoder, about 10x slower: 7 s for a 4,000-layer workload's two files).
+LONG_LIST = 1000
+
+
+def dumps_json(data: Any) -> str:
+    """``data`` as indented strict JSON (:func:`dumps`); long lists of a top-level object one entry per line.
+
+    Examples
+    --------
+    >>> print(dumps_json({"a": 1, "b": [1, 2]}))
+    {
+      "a": 1,
+      "b": [
+        1,
+        2
+      ]
+    }
+    >>> print("\\n".join(dumps_json({"a": 1, "nodes": [{"id": i} for i in range(LONG_LIST + 1)]}).splitlines()[:5]))
+    {
+      "a": 1,
+      "nodes": [
+        {"id": 0},
+        {"id": 1},
+    """
+    if not (isinstance(data, dict) and any(isinstance(v, list) and len(v) > LONG_LIST for v in data.values())):
+        return dumps(data, indent=2) + "\n"
+
+    def value(v: Any) -> str:
+        if isinstance(v, list) and len(v) > LONG_LIST:
+            return "[\n" + ",\n".join("    " + dumps(item) for item in v) + "\n  ]"
+        return dumps(v, indent=2).replace("\n", "\n  ")
+
+    return "{\n" + ",\n".join(f"  {dumps(str(k))}: {value(v)}" for k, v in data.items()) + "\n}\n"
 
 
 def json_safe(data: Any) -> Any:
@@ -123,11 +164,7 @@ def write_json(path: str | Path, data: Any) -> None:
     path = Path(path)
     if path.is_dir():
         raise InputError(path, None, "is a directory: give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps(data, indent=2) + "\n")
-    except OSError as exc:
-        raise InputError(path, None, f"cannot be written ({exc.strerror or exc})") from None
+    write_text(path, dumps_json(data))  # all or nothing (pipesim.output)
 
 
 class _Reader:
@@ -234,12 +271,22 @@ def read_paper_workload(path: str | Path, data: Any = None) -> Workload:
     cpus = r.integer(data, "maxCPUs", "", minimum=0)
 
     raw_edges = r.array(data, "edges", "")
+    # the node ids first: an edge to a missing node is that, not "out-edges with different costs"
+    known: set[int] = set()
+    for i, raw in enumerate(r.array(data, "nodes", "")):
+        node_id = r.integer(raw, "id", f"nodes[{i}]")
+        if node_id in known:
+            raise r.fail(f"nodes[{i}].id", f"node {node_id}: duplicate node id")
+        known.add(node_id)
     transfer: dict[int, float] = {}
     edges: list[Edge] = []
     for i, raw in enumerate(raw_edges):
         where = f"edges[{i}]"
         source = r.integer(raw, "sourceId", where)
         dest = r.integer(raw, "destId", where)
+        for key, node in (("sourceId", source), ("destId", dest)):
+            if node not in known:
+                raise r.fail(f"{where}.{key}", f"unknown node id {node} (no node has it)")
         cost = r.number(raw, "cost", where)
         size = r.number(raw, "size", where, None) if raw.get("size") is not None else None
         if source in transfer and not math.isclose(transfer[source], cost, rel_tol=1e-9, abs_tol=1e-12):

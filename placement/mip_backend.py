@@ -229,12 +229,18 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send C-level writes to stdout (HiGHS prints a banner there) to stderr instead."""
+def _stdout_dropped():
+    """Drop C-level writes to stdout: HiGHS prints its banner there ("Running HiGHS … Copyright …").
+
+    Not stdout (it would corrupt ``--json``) and not stderr (noise on every solve): the solver's
+    log goes to its log file, which ``progress`` streams to stderr (:class:`_LogTail`).
+    """
     sys.stdout.flush()
     try:
         saved = os.dup(1)
-        os.dup2(2, 1)
+        sink = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(sink, 1)
+        os.close(sink)
     except OSError:  # no real file descriptors (embedded interpreter): leave stdout alone
         yield
         return
@@ -340,7 +346,7 @@ def _run_highs(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, lo
         options["timeLimit"] = time_limit
     solver = _HighsWithStart(warm_start, deadline, **options)
     start = time.perf_counter()
-    with _stdout_to_stderr():
+    with _stdout_dropped():
         problem.solve(solver)
     seconds = time.perf_counter() - start
     interrupted = solver.interrupted or stop_requested()

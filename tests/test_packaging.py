@@ -91,9 +91,9 @@ def test_the_library_never_imports_the_command_line():
 
 
 def test_imports_flow_hardware_placement_pipesim():
-    """hardware imports nothing above it; placement nothing but hardware (and the leaf pipesim.errors)."""
+    """hardware imports nothing above it; placement nothing but hardware (and the leaves pipesim.errors, pipesim.output)."""
     allowed = {"hardware": ("pipesim.hardware", "pipesim.errors"),
-               "placement": ("pipesim.hardware", "pipesim.placement", "pipesim.errors")}
+               "placement": ("pipesim.hardware", "pipesim.placement", "pipesim.errors", "pipesim.output")}
     offenders = []
     for folder, prefixes in allowed.items():
         for path in (ROOT / folder).rglob("*.py"):
@@ -102,4 +102,16 @@ def test_imports_flow_hardware_placement_pipesim():
                 if len(words) >= 2 and words[0] in ("from", "import") and words[1].startswith("pipesim"):
                     if not words[1].startswith(prefixes):
                         offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_leaves_import_nothing_else_from_pipesim():
+    """pipesim.errors and pipesim.output are imported by every layer, so they import no other pipesim module."""
+    allowed = {"pipesim/errors.py": (), "pipesim/output.py": ("pipesim.errors",)}
+    offenders = []
+    for rel, ok in allowed.items():
+        for line in (ROOT / rel).read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] in ("from", "import") and words[1].startswith("pipesim") and words[1] not in ok:
+                offenders.append(f"{rel}: {line.strip()}")
     assert offenders == []

@@ -23,3 +23,21 @@ HELP = {
     "execute": "run a split of an ONNX model as a real pipeline of processes",
 }
 COMMANDS = list(HELP)
+
+#: Exit codes of every command (shown in ``pipesim --help``).
+EXIT_OK = 0
+#: Another failure: ``execute``'s outputs differ from the whole model's; every point of a sweep failed.
+EXIT_FAILED = 1
+#: Bad input or usage: one line on stderr naming the file (or option) and the field.
+EXIT_INPUT = 2
+#: The command ran but no feasible answer exists (the reason is printed): an infeasible split,
+#: plan or scenario, or a saved plan that breaks a rule of the workload it is evaluated on.
+EXIT_INFEASIBLE = 3
+#: Interrupted (Ctrl-C).
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = (
+    "exit codes: 0 done; 2 bad input or usage (one line naming the file or option and the field); "
+    "3 no feasible answer (infeasible split or plan, with the reason); 1 another failure (execute's "
+    "outputs differ, every sweep point failed); 130 interrupted"
+)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from pipesim.errors import InputError
 from pipesim.placement.formats import dumps
+from pipesim.output import check_writable
 from pipesim.placement.methods import Method
 from pipesim.placement.options import Bool, Field, Int
 from pipesim.workloads.io import load_workload
@@ -47,18 +48,15 @@ def arg(field: Field, name: str = "value") -> Callable[[str], Any]:
 count = arg(Int(minimum=1))
 
 
-def writable(path: str | None, what: str = "output") -> Path | None:
-    """``path`` as a file to write: its folder is created; a directory is refused with one line."""
+def writable(path: str | None, what: str = "output", option: str | None = None) -> Path | None:
+    """``path`` as a file to write, checked before any work (:func:`pipesim.output.check_writable`).
+
+    Its folder is created; a directory, a path through a file or an unwritable
+    folder is one line naming the path and ``option``.
+    """
     if path is None:
         return None
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(target, None, f"is a directory: give a file name for the {what}")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(target, None, f"cannot create its folder ({exc.strerror or exc})") from None
-    return target
+    return check_writable(path, option, what)
 
 
 def add_method_options(parser, registry: Mapping[str, Method], title: str = "method options") -> None:

@@ -41,6 +41,9 @@ SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 
 def _methods(text: str) -> list[str]:
+    """``--methods``: names separated by commas, or ``all`` (every method of the registry)."""
+    if text.strip().lower() == "all":
+        return list(METHODS)
     try:
         return [get_method(m.strip()).name for m in text.split(",") if m.strip()]
     except InputError as exc:
@@ -76,6 +79,10 @@ def run(args) -> int:
     methods = _methods(args.methods) if args.methods else [m for m in DEFAULT_METHODS if m != "expert" or "split" in options]
     with interruptible():
         comparison = compare(workload, methods, options, latency=args.latency, method_timeout=args.method_timeout)
+    if args.methods and not comparison.by_objective(MAX_LOAD) and comparison.skipped:
+        # every method asked for was skipped (e.g. partitioner without pymetis): an empty table is no answer
+        reasons = "; ".join(f"{m}: {why}" for m, why in comparison.skipped.items())
+        raise InputError(None, "--methods", f"no method could run ({reasons})")
     if args.json:
         print_json(comparison.to_dict())
     elif args.csv:

@@ -17,8 +17,9 @@ import numpy as np
 from rich.table import Table
 
 from pipesim.commands.common import console, count, load_workload, print_json
-from pipesim.errors import InputError, require_extra
-from pipesim.placement.formats import read_split
+from pipesim.errors import InputError, SplitError, require_extra
+from pipesim.output import output_folder
+from pipesim.placement.formats import load_json, read_split
 
 
 def register(subparsers) -> None:
@@ -39,9 +40,7 @@ def register(subparsers) -> None:
 def _batch_of(path: str | None) -> int | None:
     if path is None:
         return None
-    import json
-
-    data = json.loads(Path(path).read_text())
+    data = load_json(path)  # a missing or broken file is one line
     return data.get("profile", {}).get("batch") if isinstance(data, dict) else None
 
 
@@ -78,10 +77,18 @@ def run(args) -> int:
     from pipesim.runtime.profile import profile_to_workload
     from pipesim.workloads.onnx_import import prepare_onnx
 
+    # before the work: a bad output folder fails at once, in one line naming the option
+    if args.stages:
+        output_folder(args.stages, "--stages")
+    stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
     batch = args.batch or _batch_of(args.workload) or 1
     if args.workload:
         workload = load_workload(args.workload)
         model = prepare_onnx(args.model, batch=batch)
+        nodes = sum(1 for n in workload.graph.nodes.values() if not n.is_backward)
+        if nodes != len(model.graph.node):  # a workload of another model: name it, before any stage is cut
+            raise InputError(args.workload, None, f"has {nodes} nodes, but {args.model} has {len(model.graph.node)}: "
+                             f"give the workload 'pipesim profile {args.model}' wrote")
     else:
         console.print("no --workload: profiling the model first", style="dim") if not args.json else None
         _, workload, _, model = profile_to_workload(args.model, None, batch=batch, optimize=not args.no_optimize)
@@ -89,9 +96,12 @@ def run(args) -> int:
 
     batch = graph_batch(model, batch)  # a batch the exporter fixed is the batch, whatever was asked
     split = read_split(Path(args.split))
-    stage_dir = args.stages or str(Path(args.split).with_suffix("")) + ".stages"  # beside the split, not the model
-    result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
-                     stage_dir=stage_dir, name=Path(args.model).stem, batch=batch, optimize=not args.no_optimize)
+    try:
+        result = execute(model, workload, split, microbatches=args.microbatches, inputs=_inputs(args.inputs),
+                         stage_dir=stage_dir, name=Path(args.model).stem, batch=batch, optimize=not args.no_optimize)
+    except SplitError as exc:  # the split does not cut this model (or its workload) into a pipeline
+        raise InputError(args.split, None, f"{exc} (model {args.model}"
+                         + (f", workload {args.workload})" if args.workload else ")")) from None
     if args.json:
         print_json(result.to_dict())
         return 0 if result.outputs_match else 1

@@ -16,11 +16,14 @@ Missing folders of ``-o`` are created.
 
 from __future__ import annotations
 
+import gc
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipesim.commands.common import arg, console, load_workload, print_json, writable
-from pipesim.errors import require_extra
+from pipesim.errors import InputError, require_extra
+from pipesim.placement.memory import MemoryBudget
 from pipesim.hardware.catalog import load_system
 from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.devices import System
@@ -107,7 +110,13 @@ def batch_has_no_effect(given: int | None, batch: int, name: str) -> None:
 
 
 def _model_params(args) -> dict:
-    """The generator parameters the user gave (flags left unset are omitted)."""
+    """The generator parameters the user gave (flags left unset are omitted); one the model does not take is an error."""
+    ignored = sorted({name for params in PARAMETERS.values() for name in params} - set(PARAMETERS[args.model]))
+    given = [name for name in ignored if getattr(args, name, None) is not None]
+    if given:  # silently dropping --layers on resnet50 would write a model the user did not ask for
+        flags = ", ".join("--" + n for n in given)
+        takes = ", ".join("--" + n for n in PARAMETERS[args.model]) or "none"
+        raise InputError(None, flags, f"not a parameter of {args.model} (its parameters: {takes})")
     return {name: getattr(args, name) for name in PARAMETERS[args.model] if getattr(args, name, None) is not None}
 
 
@@ -128,7 +137,7 @@ def _summary(ops: OpGraph, workload, written: list[Path]) -> dict:
 
 
 def _whatif(args) -> int:
-    writable(args.output, "workload")
+    writable(args.output, "workload", "--output")
     workload = scale_workload(load_workload(args.workload), parse_assignments(args.whatif))
     names = {dc.name for dc in workload.devices}
     if names == {ACCELERATOR, CPU}:
@@ -139,13 +148,40 @@ def _whatif(args) -> int:
     return 0
 
 
+#: Peak memory per generated layer (operators, lowered nodes, both files' JSON): 1.5 GB for 100,000
+#: transformer layers (benchmarks.graph_generate), rounded up; backward and update nodes triple it.
+BYTES_PER_LAYER = 16 * 1024
+
+
+@contextmanager
+def _no_cycle_collection():
+    """Python's cycle collector off while millions of long-lived objects are built (40% of the CPU time
+    of a 100,000-layer model went to collections that found nothing); it runs once at the end."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def run(args) -> int:
     if args.action == "whatif":
         return _whatif(args)
-    writable(args.output, "workload")
+    writable(args.output, "workload", "--output")
     system = system_from_args(args.hardware, args.whatif)
+    with _no_cycle_collection():
+        return _build_and_write(args, system)
+
+
+def _build_and_write(args, system) -> int:
     if args.action == "generate":
-        ops = build_model(args.model, **_model_params(args))
+        params = _model_params(args)
+        layers = params.get("layers") or 0
+        MemoryBudget().reserve(layers * BYTES_PER_LAYER * (3 if args.training else 1),
+                               f"generating {layers:,} layers of {args.model}")  # before allocating any
+        ops = build_model(args.model, **params)
     else:
         require_extra("onnx", "onnx")
         from pipesim.workloads.onnx_import import NoEffectWarning, fuse_by_prefix, import_onnx

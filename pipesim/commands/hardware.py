@@ -14,9 +14,10 @@ import math
 from rich.table import Table
 
 from pipesim.commands.common import console, print_json, writable
+from pipesim.output import write_text
 from pipesim.commands.graph import system_from_args
-from pipesim.errors import InputError
-from pipesim.hardware.catalog import builtin_catalog
+from pipesim.errors import HardwareError, InputError
+from pipesim.hardware.catalog import builtin_catalog, safe_load_text
 from pipesim.hardware.clusters import Cluster, builtin_clusters, load_cluster
 from pipesim.hardware.devices import Device, Link, System
 from pipesim.hardware.units import (
@@ -227,6 +228,12 @@ def _show(name: str, assignments: list[str] | None, as_json: bool) -> int:
         else:
             console.print(f"{link.name}: {link.description}: {_link_text(link)}")
         return 0
+    known = (*catalog.systems, *builtin_clusters(), *catalog.devices, *catalog.links)
+    if name not in known and not name.endswith((".yaml", ".yml")):
+        raise InputError(None, "hardware", f"unknown preset {name!r}; 'hardware show' takes a system "
+                         f"({', '.join(sorted(catalog.systems))}), a cluster ({', '.join(sorted(builtin_clusters()))}), "
+                         f"a device ({', '.join(sorted(catalog.devices))}), a link ({', '.join(sorted(catalog.links))}) "
+                         "or a YAML file")
     system = system_from_args(name, assignments)
     if as_json:
         print_json(system_dict(system))
@@ -240,8 +247,8 @@ def _defines_clusters(path: str) -> bool:
 
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
+            data = safe_load_text(f.read(), path)
+    except (OSError, yaml.YAMLError, RecursionError, HardwareError):
         return False
     return isinstance(data, dict) and "clusters" in data
 
@@ -249,12 +256,13 @@ def _defines_clusters(path: str) -> bool:
 def _calibrate(args) -> int:
     from pipesim.runtime.calibrate import calibrate, device_yaml, measure_strided, read_profiles, report
 
+    output = writable(args.output, "hardware file", "--output")  # before the work: a bad path fails at once
     nodes = read_profiles(args.profiles)
     probes = [] if args.no_probe else measure_strided()
     nodes = nodes + probes
     device = calibrate(nodes).device(args.name, description="a CPU core fitted to ONNX Runtime profiles")
     summary = report(nodes)
-    writable(args.output, "hardware file").write_text(device_yaml(device, list(args.profiles), summary))
+    write_text(output, device_yaml(device, list(args.profiles), summary), "--output")
     if args.json:
         print_json({"device": device_dict(device), "errors": summary, "written": args.output})
         return 0

@@ -8,12 +8,14 @@ the headline number is the top-level ``latency``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from rich.markup import escape
 from rich.table import Table
 
 from pipesim.api import latency, load_split
+from pipesim.commands import EXIT_INFEASIBLE
 from pipesim.commands.common import (
     add_method_options,
     console,
@@ -22,16 +24,24 @@ from pipesim.commands.common import (
     print_json,
     writable,
 )
+from pipesim.errors import InputError
 from pipesim.placement.formats import write_split
 from pipesim.placement.interrupt import interruptible
 from pipesim.placement.latency import LatencyResult
 from pipesim.placement.methods import LATENCY_METHODS, get_method
 
 
+def _method_name(text: str) -> str:
+    try:
+        return get_method(text, LATENCY_METHODS).name
+    except InputError as exc:  # argparse shows an ArgumentTypeError's message; a ValueError's it replaces
+        raise argparse.ArgumentTypeError(exc.problem) from None
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("latency", help="latency of one sample: latency IP, greedy, or of a given split")
     p.add_argument("workload", help="workload file (paper or native JSON; an inference graph)")
-    p.add_argument("--method", type=lambda t: get_method(t, LATENCY_METHODS).name, default="ip",
+    p.add_argument("--method", type=_method_name, default="ip",
                    metavar="{" + ",".join(LATENCY_METHODS) + "}", help="solver (default: ip)")
     p.add_argument("--split", metavar="SPLIT.json", help="score this split (paper split format) instead of solving")
     p.add_argument("-o", "--output", metavar="SPLIT.json", help="write the split here (paper split format; folders are created)")
@@ -56,7 +66,7 @@ def run(args) -> int:
     progress = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
     method = get_method(args.method, LATENCY_METHODS)
     options = method_options(args, method)
-    writable(args.output, "split")
+    writable(args.output, "split", "--output")
     workload = load_workload(args.workload)
     if args.split:
         result = latency(workload, split=load_split(args.split, workload), **options)
@@ -67,10 +77,10 @@ def run(args) -> int:
         write_split(args.output, result.schedule.evaluation)
     if args.json:
         print_json({"workload": workload.name, **result.to_dict()})
-        return 0 if result.schedule is not None else 1
+        return 0 if result.schedule is not None else EXIT_INFEASIBLE
     if result.schedule is None:
         console.print(f"[red]{result.status}[/red]: {escape(result.message)}")
-        return 1
+        return EXIT_INFEASIBLE
     console.print(_pieces_table(result, f"{result.method} on {workload.name} (CPU nodes not shown)"))
     for violation in result.schedule.evaluation.violations:
         console.print(f"[red]violation:[/red] {escape(violation)}")

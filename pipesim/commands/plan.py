@@ -14,13 +14,15 @@ from rich.table import Table
 
 from pipesim.commands.common import console, count, print_json, writable
 from pipesim.hardware.clusters import load_cluster
-from pipesim.hardware.units import BANDWIDTH, BYTES, parse
+from pipesim.commands import EXIT_INFEASIBLE
+from pipesim.errors import HardwareError
+from pipesim.hardware.units import BANDWIDTH, BYTES, is_number, parse
 from pipesim.placement.formats import InputError, load_json, write_json
 from pipesim.placement.plan.piper_format import is_piper_format, read_piper_workload
 from pipesim.placement.plan.solve import cluster_limits, solve_plan
 from pipesim.placement.plan.evaluate import evaluate_plan
 from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan, solve_flush_plan
-from pipesim.placement.plan.result import Plan
+from pipesim.placement.plan.result import Plan, read_plan
 from pipesim.placement.plan.workload import PlanningWorkload
 
 
@@ -29,11 +31,13 @@ def register(subparsers) -> None:
     p.add_argument("workload", help="Piper's JSON file, or a scenario YAML (its generated model on its hardware.cluster)")
     p.add_argument("--devices", type=count, metavar="K", help="devices (default: the file's maxDevices)")
     p.add_argument("--hardware", metavar="CLUSTER", help="cluster preset or YAML: K, M, BW, t within a node; "
-                   "nodes and links for --objective flush")
+                   "nodes and links for --objective flush ('flat': one node of the file's K devices at its BW)")
     p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
     p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
-    p.add_argument("--objective", choices=["piper", "flush"], default="piper", help="what to minimise")
+    p.add_argument("--objective", choices=["piper", "flush"],
+                   help="what to minimise: Piper's time per sample, or 1F1B-with-flush iteration time (needs a "
+                   "cluster); default: a scenario's solve.options.objective (flush, as pipesim run), else piper")
     p.add_argument("--no-data-parallel", action="store_true", help="d = 1 for every stage")
     p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
     p.add_argument("--no-recompute", action="store_true", help="no activation recomputation")
@@ -47,16 +51,38 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+#: ``--hardware flat``: no cluster, one node of the file's K devices at its bandwidth (the flush model's flat geometry)
+FLAT = "flat"
+
+
 def _quantity(text: str | None, kind: str, field: str) -> float | None:
+    """``--memory``/``--bandwidth``: a positive quantity (a bare number is GiB or GiB/s); anything else is one line.
+
+    Examples
+    --------
+    >>> _quantity("2", BYTES, "--memory"), _quantity("1KiB", BYTES, "--memory")
+    (2147483648.0, 1024.0)
+    >>> _quantity("-1GiB", BYTES, "--memory")
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: --memory: must be positive, got '-1GiB' (e.g. 8GiB; a bare number is GiB)
+    """
     if text is None:
         return None
+    unit = "GiB" if kind == BYTES else "GiB/s"
     try:
-        return float(text) * 2**30 if text.replace(".", "", 1).isdigit() else parse(text, kind, field)
+        value = -1.0 if text.strip().startswith("-") else float(text) * 2**30 if is_number(text) else parse(text, kind, field)
+    except HardwareError as exc:  # its message starts with the field: keep one prefix
+        raise InputError(None, field, exc.problem) from None
     except ValueError as exc:
         raise InputError(None, field, str(exc)) from None
+    if not value > 0 or value == float("inf"):
+        raise InputError(None, field, f"must be positive, got {text!r} (e.g. 8{unit}; a bare number is {unit})")
+    return value
 
 
 def load_planning_workload(path_text: str) -> PlanningWorkload:
+    """Piper's JSON file (:func:`pipesim.api.load_planning_workload`, the API's loader)."""
     path = Path(path_text)
     data = load_json(path)
     if not is_piper_format(data):
@@ -66,7 +92,11 @@ def load_planning_workload(path_text: str) -> PlanningWorkload:
 
 
 def _from_scenario(args):
-    """A scenario's model on its cluster (or on ``--hardware``), as a planning workload."""
+    """A scenario's model on its cluster (or on ``--hardware``), as a planning workload, and its plan options.
+
+    The options are the scenario's ``solve.options`` when it plans (``solve.method: plan``), so that
+    ``pipesim plan`` and ``pipesim run`` give one answer per scenario (objective ``flush`` by default, as run).
+    """
     from pipesim.scenario import PLAN_METHOD, read_scenario_data, scenario_from_data
 
     data = read_scenario_data(args.workload)
@@ -75,47 +105,71 @@ def _from_scenario(args):
                                  if data.get("solve", {}).get("method") == PLAN_METHOD}}
     if args.microbatches:
         data["solve"]["options"]["microbatches"] = args.microbatches
+    if args.hardware == FLAT:
+        raise InputError(None, "--hardware", "flat is for Piper files: a scenario's model is built for a cluster's nodes")
     if args.hardware:
         data["hardware"] = {"cluster": args.hardware}
     for key in ("simulate", "sweep", "output"):
         data.pop(key, None)
     scenario = scenario_from_data(data, args.workload)
-    return scenario.planning_workload(), scenario.cluster
+    options = dict(scenario.options)  # checked and typed (sizes in bytes) by the scenario
+    options.setdefault("objective", "flush")  # pipesim run's default for a planning scenario
+    return scenario.planning_workload(), scenario.cluster, options
 
 
 def run(args) -> int:
+    if args.plot and not args.sweep:
+        raise InputError(None, "--plot", "draws the --sweep: give --sweep K,K,... too")
+    output = writable(args.output, "plan", "--output")  # before the work: a bad path fails at once
+    writable(args.plot, "plot", "--plot")
+    memory = _quantity(args.memory, BYTES, "--memory")  # before loading: a bad flag fails at once
+    bandwidth = _quantity(args.bandwidth, BANDWIDTH, "--bandwidth")
     if args.workload.endswith((".yaml", ".yml")):
-        workload, cluster = _from_scenario(args)
+        workload, cluster, options = _from_scenario(args)
     else:
         workload = load_planning_workload(args.workload)
-        cluster = load_cluster(args.hardware) if args.hardware else None
+        cluster = load_cluster(args.hardware) if args.hardware and args.hardware != FLAT else None
+        options = {}
+    objective = args.objective or options.get("objective", "piper")
     limits = cluster_limits(cluster) if cluster is not None else {}
+
+    def first(*values):
+        return next((v for v in values if v is not None), None)
+
     workload = workload.with_limits(
-        devices=args.devices if args.devices is not None else limits.get("devices"),
-        memory=_quantity(args.memory, BYTES, "--memory") or limits.get("memory"),
-        bandwidth=_quantity(args.bandwidth, BANDWIDTH, "--bandwidth") or limits.get("bandwidth"),
+        devices=first(args.devices, options.get("devices"), limits.get("devices")),
+        memory=first(memory, options.get("memory"), limits.get("memory")),
+        bandwidth=first(bandwidth, limits.get("bandwidth")),
         microbatches=args.microbatches,
     )
     if args.sweep:
         return _sweep(args, workload, cluster)
-    switches = {"data_parallel": not args.no_data_parallel, "tensor_parallel": not args.no_tensor_parallel,
-                "recompute": not args.no_recompute}
-    if args.objective == "flush":
+    switches = {"data_parallel": not args.no_data_parallel and options.get("data_parallel", True),
+                "tensor_parallel": not args.no_tensor_parallel and options.get("tensor_parallel", True),
+                "recompute": not args.no_recompute and options.get("recompute", True)}
+    if objective == "flush" and cluster is None and not args.evaluate and args.hardware != FLAT:
+        # without nodes and links the flush model plans on one flat node of all K devices: every tensor-parallel
+        # degree fits in it and the search grows (seen: bert32a100, 7 minutes, 1.2 GB, no output), for an answer
+        # about no real machine; so it is asked for by name
+        raise InputError(None, "--objective flush", "needs a cluster: give --hardware CLUSTER (e.g. dgx-a100x4; "
+                         "'pipesim hardware list' shows them), or --hardware flat for one node of the file's "
+                         "devices (slow on large files)")
+    if objective == "flush":
         geometry = Geometry.of(cluster, workload.devices) if cluster is not None else Geometry.flat(workload)
         if args.evaluate:
-            plan = evaluate_flush_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))), geometry)
+            plan = evaluate_flush_plan(workload, read_plan(args.evaluate), geometry)
         else:
             plan = solve_flush_plan(workload, geometry, **switches)
     elif args.evaluate:
-        plan = evaluate_plan(workload, Plan.from_dict(load_json(Path(args.evaluate))))
+        plan = evaluate_plan(workload, read_plan(args.evaluate))
     else:
         plan = solve_plan(workload, max_tensor_parallel=limits.get("max_tensor_parallel"), **switches)
-    output = writable(args.output, "plan")
     if output:
         write_json(output, plan.to_dict())
+    code = 0 if plan.feasible else EXIT_INFEASIBLE  # an infeasible plan is an answer, but not a success
     if args.json:
         print_json({"workload": workload.name, **plan.to_dict()})
-        return 0
+        return code
     if plan.stages:
         console.print(plan_table(plan, workload))
     if plan.reason:
@@ -128,7 +182,8 @@ def run(args) -> int:
             f"{plan.devices_used} of {workload.devices} devices; {len(plan.stages)} stages"
             + (f"; planned in {plan.seconds:.2f} s" if plan.seconds is not None else "")
         )
-    return 0
+    return code
+
 
 
 def _sweep(args, workload: PlanningWorkload, cluster) -> int:
@@ -148,7 +203,7 @@ def _sweep(args, workload: PlanningWorkload, cluster) -> int:
     with console.status("sweeping …"):
         points = plan_sweep(workload, cluster, devices, memories)
     if args.plot:
-        write_sweep_plot(points, writable(args.plot, "plot"),
+        write_sweep_plot(points, Path(args.plot),
                          f"{workload.name} on {cluster.name}: throughput against GPUs (N={workload.microbatches})")
     if args.json:
         print_json({"workload": workload.name, "cluster": cluster.name, "points": [p.to_dict() for p in points]})

@@ -70,7 +70,7 @@ def run(args) -> int:
     require_extra("onnxruntime", "onnx")
     from pipesim.runtime.profile import profile_to_workload
 
-    writable(args.output, "workload")
+    writable(args.output, "workload", "--output")
     profile, workload, ops, _ = profile_to_workload(args.model, args.output, batch=args.batch or 1,
                                                     threads=args.threads, runs=args.runs, reference=args.reference,
                                                     optimize=not args.no_optimize)

@@ -23,8 +23,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipesim.artefacts import write_artefacts
-from pipesim.commands.common import console, print_json
-from pipesim.errors import InputError
+from pipesim.commands import EXIT_INFEASIBLE
+from pipesim.commands.common import console, print_json, writable
+from pipesim.output import output_folder
 from pipesim.pipeline import Outcome, execute, no_step
 from pipesim.placement.interrupt import interruptible
 from pipesim.report.pages import (
@@ -88,7 +89,7 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
     plan = outcome.plan
     if as_json:
         print_json({**outcome.to_dict(), "files": {k: str(v) for k, v in files.items()}})
-        return 0 if plan.feasible else 1
+        return 0 if plan.feasible else EXIT_INFEASIBLE
     if plan.stages:
         s = outcome.scenario
         per_node = s.cluster.nodes[0][0].devices if s.cluster is not None else outcome.planning.devices
@@ -111,16 +112,16 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
         for note in outcome.plan_simulation.contention:
             console.print(f"[yellow]contention:[/yellow] {escape(note)}")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
-    return 0 if plan.feasible else 1
+    return 0 if plan.feasible else EXIT_INFEASIBLE
 
 
 def run(args) -> int:
     progress = args.progress and not args.json
     step = step_reporter(progress)
     scenario = load_scenario(args.scenario, args.set)
-    folder = Path(args.output) if args.output else scenario.output_dir
-    if folder.exists() and not folder.is_dir():
-        raise InputError(folder, None, "is a file: the output must be a folder")
+    # before the work: a bad output path fails at once, in one line naming the option
+    folder = output_folder(args.output, "--output") if args.output else output_folder(scenario.output_dir, "output.dir")
+    writable(args.report, "report", "--report")
     with interruptible():
         outcome = execute(scenario, step=step, progress=progress and sys.stderr.isatty())
     files = write_artefacts(outcome, folder, Path(args.report) if args.report else None, step)
@@ -128,7 +129,7 @@ def run(args) -> int:
         return _print_plan(outcome, files, args.json)
     if args.json:
         print_json({**outcome.to_dict(), "files": {k: str(v) for k, v in files.items()}})
-        return 0 if outcome.result.evaluation is not None else 1
+        return 0 if outcome.result.evaluation is not None else EXIT_INFEASIBLE
     ev = outcome.result.evaluation
     if ev is None:
         console.print(f"[red]{outcome.result.status}[/red]: {escape(outcome.result.message)}")
@@ -151,4 +152,4 @@ def run(args) -> int:
         for o in outcome.simulation.measurements.overflows:
             console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
-    return 0 if ev is not None else 1
+    return 0 if ev is not None else EXIT_INFEASIBLE

@@ -93,11 +93,11 @@ def _explore(args):
 
 
 def run_show(args) -> int:
+    writable(args.png, "drawing", "--png")  # before the work: a bad path fails at once
     run = _explore(args)
     if args.png:
         from pipesim.simulation.gantt import write_gantt
 
-        writable(args.png, "drawing")
         write_gantt(run.result.run, args.png, title=f"{run.schedule}: {run.ranks} ranks, {run.microbatches} microbatches, {run.virtual} chunk(s) per rank; makespan {run.makespan:g}",
                     unit="the chain's time unit")
     if args.json:
@@ -123,6 +123,7 @@ def run_show(args) -> int:
 
 
 def run_export(args) -> int:
+    out = writable(args.output, "schedule CSV", "--output")
     if args.split or args.workload:
         if not (args.split and args.workload):
             raise InputError(None, "--split", "needs --workload too (and the other way round)")
@@ -145,7 +146,6 @@ def run_export(args) -> int:
                   else executed_orders(result.run, False))
     else:
         orders = _explore(args).orders
-    out = writable(args.output, "schedule CSV")
     write_torch_csv(orders, out)
     console.print(f"{len(orders)} ranks' orders written to {out} (PyTorch compute-only CSV)")
     return 0
@@ -157,12 +157,12 @@ def run_compare(args) -> int:
         write_schedule_plot,
     )
 
+    writable(args.png, "plot", "--png")
     workload = load_workload(args.workload)
     if not workload.graph.is_training:
         raise InputError(args.workload, None, "pipeline schedules need a training graph (with backward nodes)")
     rows = compare_schedules(workload, args.stages, args.microbatches, virtual=args.virtual, weight_fraction=args.weight_fraction)
     if args.png:
-        writable(args.png, "plot")
         write_schedule_plot(rows, args.png, f"{workload.name}: {args.stages} devices, {args.microbatches} microbatches")
     if args.json:
         print_json([r.to_dict() for r in rows])

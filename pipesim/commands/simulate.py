@@ -26,6 +26,7 @@ from pipesim.hardware.units import format_bytes
 from pipesim.placement.options import Float
 from pipesim.simulation import COMM_MODES, PLACEMENTS, SCHEDULES, simulate
 from pipesim.simulation.gantt import GANTT_FORMATS, write_gantt
+from pipesim.simulation.orders import SCHEDULE_SPECS
 from pipesim.simulation.summary import device_stats_table, summary_table
 from pipesim.simulation.trace import TRACE_MICROBATCHES, write_trace
 
@@ -37,8 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--schedule", choices=SCHEDULES, help="default: stream for inference, 1f1b for training")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches to run (default 20 x stages)")
     p.add_argument("--minibatch", type=count, metavar="M", help="microbatches per iteration of the flushed schedules (default 4 x stages)")
-    p.add_argument("--virtual-stages", type=count, default=1, metavar="V",
-                   help="chunks per device: the split's P·V stages fold onto P devices (interleaved and V schedules)")
+    p.add_argument("--virtual-stages", type=count, default=None, metavar="V",
+                   help="chunks per device: the split's P·V stages fold onto P devices (required by the interleaved "
+                   "schedules; zbv and dualpipev run 2; default 1)")
     p.add_argument("--weight-fraction", type=arg(Float(minimum=0.0), "--weight-fraction"), metavar="X",
                    help="share of each backward that is the weight gradient W (zero-bubble schedules; default 0.5)")
     p.add_argument("--placement", choices=PLACEMENTS, help="how chunks fold onto devices (default: the schedule's)")
@@ -50,12 +52,26 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+def _virtual_stages(schedule: str | None, given: int | None) -> int:
+    """``--virtual-stages``, or the schedule's fixed count; an interleaved schedule needs it said."""
+    spec = SCHEDULE_SPECS.get(schedule)
+    if given is not None:
+        return given
+    if spec is not None and spec.virtual is None and spec.default_virtual > 1:
+        # one chunk per device would silently run plain 1F1B-with-flush under an interleaved name
+        raise InputError(None, "--virtual-stages", f"{schedule} folds the split's P·V stages onto P devices, V chunks "
+                         f"each: give --virtual-stages V (e.g. {spec.default_virtual} for a split of 2P stages; "
+                         "1 runs one chunk per device, the same as 1f1b-flush)")
+    return spec.virtual if spec is not None and spec.virtual else 1
+
+
 def run(args) -> int:
-    writable(args.trace, "trace")
+    writable(args.trace, "trace", "--trace")
     if args.gantt:
         if Path(args.gantt).suffix.lower() not in GANTT_FORMATS:
             raise InputError(args.gantt, None, f"unsupported chart format; use one of {', '.join(GANTT_FORMATS)}")
-        writable(args.gantt, "Gantt chart")
+        writable(args.gantt, "Gantt chart", "--gantt")
+    virtual = _virtual_stages(args.schedule, args.virtual_stages)
     workload = load_workload(args.workload)
     split = load_split(args.split, workload)
     try:
@@ -67,7 +83,7 @@ def run(args) -> int:
             minibatch=args.minibatch,
             in_flight=args.in_flight,
             comm=args.comm,
-            virtual_stages=args.virtual_stages,
+            virtual_stages=virtual,
             weight_fraction=args.weight_fraction,
             placement=args.placement,
         )

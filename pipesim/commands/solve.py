@@ -12,6 +12,7 @@ import sys
 
 from rich.markup import escape
 
+from pipesim.commands import EXIT_INFEASIBLE
 from pipesim.commands.common import (
     add_method_options,
     arg,
@@ -38,7 +39,10 @@ def _method_name(text: str) -> str:
     if text.strip().lower() == "plan":  # a plan is not a split: its own command
         raise argparse.ArgumentTypeError("plan makes a hybrid-parallel plan, not a split: use `pipesim plan WORKLOAD` "
                                          "(or solve: {method: plan} in a scenario)")
-    return get_method(text).name
+    try:
+        return get_method(text).name
+    except InputError as exc:  # argparse shows an ArgumentTypeError's message; a ValueError's it replaces
+        raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def register(subparsers) -> None:
@@ -105,10 +109,10 @@ def report(result: PlacementResult, workload: Workload, args) -> None:
 def run(args) -> int:
     method = get_method(args.method)
     options = method_options(args, method)
-    writable(args.output, "split")
+    writable(args.output, "split", "--output")
     workload = apply_device_options(load_workload(args.workload), args)
     show = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
     with progress_bar(show and method.progress == "callback") as bar, interruptible():
         result = method(workload, progress=bar if bar is not None else show, **options)
     report(result, workload, args)
-    return 0 if result.evaluation is not None else 1
+    return 0 if result.evaluation is not None else EXIT_INFEASIBLE

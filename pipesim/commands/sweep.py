@@ -19,7 +19,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from pipesim.commands.common import console, count, print_json
+from pipesim.commands.common import console, count, print_json, writable
+from pipesim.output import output_folder
 from pipesim.commands.run import add_scenario_options, progress_console
 from pipesim.placement.formats import InputError
 from pipesim.report.html import fmt
@@ -65,7 +66,9 @@ def run(args) -> int:
             set_path(copy.deepcopy(scenario.data), path, values[0])
         except InputError as exc:
             raise InputError(args.scenario, f"--vary {path}", exc.problem) from None
-    folder = Path(args.output) if args.output else scenario.output_dir / "sweep"
+    # before the work: a bad output path fails at once, in one line naming the option
+    folder = output_folder(args.output, "--output") if args.output else output_folder(scenario.output_dir / "sweep", "output.dir")
+    writable(args.report, "report", "--report")
     workers = args.workers or os.cpu_count() or 1
     total = len(grid(vary))
 

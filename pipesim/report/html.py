@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipesim.output import write_text
+
 __all__ = ["Page", "fmt"]
 
 _STYLE = """
@@ -130,4 +132,4 @@ class Page:
 
     def write(self, path: str | Path) -> None:
         """Write :meth:`render` to ``path`` (UTF-8)."""
-        Path(path).write_text(self.render(), encoding="utf-8")
+        write_text(path, self.render())

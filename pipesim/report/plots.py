@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipesim.output import save_figure
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.simulation import SimulationResult
 
@@ -87,8 +88,10 @@ def loads_plot(evaluation: SplitEvaluation, simulation: SimulationResult | None,
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)  # all or nothing; an unwritable path is one line
+    finally:
+        plt.close(fig)
 
 
 def _label(value: Any) -> str:
@@ -160,8 +163,10 @@ def sweep_plot(records: Sequence[dict], varied: Sequence[str], path: str | Path,
     note = f"\n({failed} failed point{'s' if failed != 1 else ''} not shown)" if failed else ""
     fig.suptitle(title + note, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)  # all or nothing; an unwritable path is one line
+    finally:
+        plt.close(fig)
 
 
 def plan_plot(stages: Sequence[Any], per_node: int, devices: int, path: str | Path, title: str) -> None:
@@ -208,8 +213,10 @@ def plan_plot(stages: Sequence[Any], per_node: int, devices: int, path: str | Pa
         side.set_visible(False)
     ax.set_title(title + "\n(Sk: stage k; t x d: tensor x data parallel; rj: replica j)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)  # all or nothing; an unwritable path is one line
+    finally:
+        plt.close(fig)
 
 
 def throughput_plot(series: dict[str, Sequence[tuple[float, float]]], path: str | Path, title: str,
@@ -237,5 +244,7 @@ def throughput_plot(series: dict[str, Sequence[tuple[float, float]]], path: str 
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)  # all or nothing; an unwritable path is one line
+    finally:
+        plt.close(fig)

@@ -48,6 +48,7 @@ import numpy as np
 from pipesim.errors import InputError
 from pipesim.hardware.devices import CPU_KIND, Device
 from pipesim.hardware.units import BANDWIDTH, FLOPS, TIME, format_quantity
+from pipesim.placement.formats import load_json
 from pipesim.workloads.onnx_import import OP_CLASSES
 
 __all__ = ["Calibration", "PROBE_SHAPES", "ProfiledNode", "calibrate", "device_yaml", "error_percentiles",
@@ -83,12 +84,7 @@ def read_profiles(paths: list[str | Path]) -> list[ProfiledNode]:
     """The nodes of profiled workload files (``pipesim profile -o``); :class:`InputError` for other files."""
     nodes = []
     for path in paths:
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise InputError(path, None, "no such file") from None
-        except json.JSONDecodeError as exc:
-            raise InputError(path, None, f"not JSON ({exc})") from None
+        data = load_json(path)  # the one JSON reader: missing, broken or hostile files are one line
         if not isinstance(data, dict) or not isinstance(data.get("profile"), dict):
             raise InputError(path, "profile", "is missing: pass workloads written by 'pipesim profile'")
         fused: dict[str, list[ProfiledNode]] = {}

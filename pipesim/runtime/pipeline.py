@@ -51,6 +51,7 @@ import onnx
 from onnx import helper
 
 from pipesim.errors import InputError, SimulationError, SplitError
+from pipesim.output import atomic_path, output_folder
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
@@ -185,12 +186,12 @@ def _value_info(spec: TensorSpec) -> onnx.ValueInfoProto:
 
 def write_stages(stages: list[Stage], directory: str | Path) -> list[Path]:
     """Write ``stage{k}.onnx`` per stage into ``directory``; the paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = output_folder(directory)
     paths = []
     for stage in stages:
         path = directory / f"stage{stage.index}.onnx"
-        onnx.save(stage.model, str(path))
+        with atomic_path(path) as tmp:  # all or nothing; an unwritable folder is one line
+            onnx.save(stage.model, str(tmp))
         paths.append(path)
     return paths
 

@@ -55,6 +55,7 @@ from pipesim.errors import SimulationError
 from pipesim.hardware.catalog import builtin_catalog, load_system
 from pipesim.hardware.devices import CPU_KIND, Device, DeviceGroup, Link, System
 from pipesim.placement.formats import dumps
+from pipesim.output import write_text
 from pipesim.placement.graph import Graph
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
@@ -532,7 +533,7 @@ def write_profile(
         "profiler_excess_ms": profile.profiler_excess / TIME_UNIT,
         "conditions": profile.conditions.to_dict() if profile.conditions else None,
     }
-    Path(path).write_text(dumps(data, indent=1) + "\n")
+    write_text(path, dumps(data, indent=1) + "\n")
     return workload
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipesim.errors import InputError
+from pipesim.output import write_text
 
 __all__ = [
     "KINDS",
@@ -166,8 +167,7 @@ def torch_csv(orders: Iterable[Iterable[Action]]) -> str:
 
 def write_torch_csv(orders: Iterable[Iterable[Action]], path: str | Path) -> None:
     """Write :func:`torch_csv` of ``orders`` to ``path``."""
-    with open(path, "w", newline="") as f:
-        f.write(torch_csv(orders))
+    write_text(path, torch_csv(orders))
 
 
 def read_torch_csv(path: str | Path) -> list[list[Action]]:

@@ -38,7 +38,7 @@ from pipesim.simulation.actions import Action, format_action
 from pipesim.simulation.engine import Run
 from pipesim.simulation.orders import SCHEDULE_SPECS, rank_orders
 from pipesim.simulation.program import BACKWARD, FORWARD, WEIGHT
-from pipesim.simulation.simulator import SimulationResult, simulate
+from pipesim.simulation.simulator import SimulationResult, reserve_simulation, simulate
 
 __all__ = ["ScheduleRun", "executed_orders", "explore", "uniform_chain"]
 
@@ -179,6 +179,8 @@ def explore(
     v = virtual if virtual is not None else (spec.default_virtual if spec else 1)
     if ranks < 1 or microbatches < 1 or v < 1:
         raise InputError(None, "schedule", "ranks, microbatches and chunks per rank must be at least 1")
+    # before the chain is built: 10^8 ranks would fill the machine long before the simulation refuses
+    reserve_simulation(ranks * v, microbatches, f"schedule {schedule}")
     workload, split = uniform_chain(ranks * v, forward, backward, v)
     result = simulate(
         workload, split, schedule=schedule, microbatches=microbatches, minibatch=microbatches,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipesim.output import save_figure
 from pipesim.simulation.engine import Run
 
 __all__ = ["GANTT_FORMATS", "write_gantt"]
@@ -67,5 +68,7 @@ def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, tit
     ax.set_xlabel(f"time ({unit})")
     ax.set_title(title or f"first {limit} microbatches (colour: microbatch; hatched: backward, dotted: weight gradient; pale: transfer)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)  # all or nothing; an unwritable path is one line
+    finally:
+        plt.close(fig)

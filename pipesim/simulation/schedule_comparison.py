@@ -23,6 +23,7 @@ from pathlib import Path
 from pipesim.errors import PipesimError
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
+from pipesim.output import save_figure
 from pipesim.simulation.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS
 from pipesim.simulation.simulator import simulate
 
@@ -155,5 +156,7 @@ def write_schedule_plot(rows: Sequence[ScheduleRow], path: str | Path, title: st
         ax.set_xticks(list(x), names, rotation=60, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)  # all or nothing; an unwritable path is one line
+    finally:
+        plt.close(fig)

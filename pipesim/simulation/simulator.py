@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pipesim.placement.display import Display, number, size
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import InputError
+from pipesim.placement.memory import MemoryBudget
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 from pipesim.simulation.actions import PLACEMENTS
@@ -49,11 +50,38 @@ from pipesim.simulation.schedules import (
     minibatch_orders,
 )
 
-__all__ = ["MAX_DEFAULT_TASKS", "SimulationResult", "simulate"]
+__all__ = ["BYTES_PER_LANE_MICROBATCH", "MAX_DEFAULT_TASKS", "SimulationResult", "reserve_simulation", "simulate"]
 
 #: With the default microbatch count, runs double until the estimate settles, up to about this many
 #: lane-microbatches (a few seconds of simulation).
 MAX_DEFAULT_TASKS = 200_000
+
+#: Memory one lane-microbatch (a lane's forward, backward and transfers of one microbatch: events, records,
+#: measurements) takes while a run is simulated.  Measured about 1 KiB (schedule show 1f1b-flush, 256 ranks x
+#: 1024 microbatches: 265 MB above start-up; zbv 128 x 256 x 2 chunks: 72 MB); twice that leaves room for
+#: transfers and the measurements' copies.
+BYTES_PER_LANE_MICROBATCH = 2048
+
+
+def reserve_simulation(lanes: int, microbatches: int, what: str = "simulating") -> None:
+    """Refuse (before allocating) a run of ``lanes x microbatches`` that cannot fit in memory.
+
+    Raises
+    ------
+    ResourceLimitError
+        The run's estimate (:data:`BYTES_PER_LANE_MICROBATCH` each) exceeds
+        the memory budget (:class:`~pipesim.placement.memory.MemoryBudget`).
+
+    Examples
+    --------
+    >>> reserve_simulation(4, 8)
+    >>> reserve_simulation(100_000_000, 8, "schedule show")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.ResourceLimitError: schedule show: 100,000,000 lanes x 8 microbatches: about 1.49 TiB needed, ...
+    """
+    MemoryBudget().reserve(lanes * microbatches * BYTES_PER_LANE_MICROBATCH,
+                           f"{what}: {lanes:,} lanes x {microbatches:,} microbatches")
 
 
 @dataclass(frozen=True, repr=False)
@@ -251,6 +279,7 @@ def simulate(
         if value is not None and value < 1:
             raise InputError(None, name, "must be at least 1")
     while True:
+        reserve_simulation(len(program.lanes), n)
         orders = minibatch_orders(program, schedule, n, m) if flushed else None
         units = [lane_units(program, lane, schedule, n, m or n, w or n, orders) for lane in program.lanes]
         run = run_program(program, units, n)

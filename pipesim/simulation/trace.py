@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipesim.placement.formats import dumps
+from pipesim.output import write_text
 from pipesim.simulation.engine import Run
 
 __all__ = ["trace_events", "write_trace"]
@@ -53,4 +54,4 @@ TRACE_MICROBATCHES = 1000
 
 def write_trace(run: Run, path: str | Path, microbatches: int | None = None) -> None:
     """Write :func:`trace_events` of the first ``microbatches`` as a Chrome trace-event file (Perfetto)."""
-    Path(path).write_text(dumps({"traceEvents": trace_events(run, microbatches), "displayTimeUnit": "ms"}))
+    write_text(path, dumps({"traceEvents": trace_events(run, microbatches), "displayTimeUnit": "ms"}))

@@ -104,10 +104,12 @@ class OpGraph:
         """Append ``op`` fed by the operators ``inputs``; its index."""
         index = len(self.ops)
         self.ops.append(op)
+        seen: set[int] = set()  # edges into the new operator can only come from this call: no scan of self.edges
         for source in inputs:
             if not 0 <= source < index:
                 raise ModelSpecError(f"operator {op.name!r}: input {source} is not an earlier operator")
-            if (source, index) not in self.edges:
+            if source not in seen:
+                seen.add(source)
                 self.edges.append((source, index))
         return index
 
@@ -140,11 +142,15 @@ class OpGraph:
         fused.tied_owner = {w: index[group_of[i]] for w, i in self.tied_owner.items()}
         fused.attached = {index[group_of[a]]: index[group_of[b]] for a, b in self.attached.items()
                           if group_of[a] != group_of[b]}
+        feeding: dict[object, set[int]] = {}  # group -> the groups feeding it, in one pass over the edges (linear)
+        for s, d in self.edges:
+            if group_of[s] != group_of[d]:
+                feeding.setdefault(group_of[d], set()).add(index[group_of[s]])
         for g in order:
             members = [self.ops[i] for i in groups[g]]
             # a tied weight whose owner is fused into the same group is held once
             tied = {w: n for op in members for w, n in op.tied if fused.tied_owner.get(w) != index[g]}
-            inputs = sorted({index[group_of[s]] for s, d in self.edges if group_of[d] == g and group_of[s] != g})
+            inputs = sorted(feeding.get(g, ()))
             if any(i >= index[g] for i in inputs):
                 raise ModelSpecError(f"layer {g[1]!r} of {self.name!r} is fed by a later layer: cannot fuse by layer")
             fused.add(

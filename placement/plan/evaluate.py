@@ -23,10 +23,11 @@ configuration of degree ``t`` for every layer, ``d | N``, ``Σ t·d ≤ K``,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from pipesim.placement.plan.result import FEASIBLE, INFEASIBLE, Plan, PlanStage
+from pipesim.placement.plan.result import FEASIBLE, INFEASIBLE, Plan, PlanStage, read_plan
 from pipesim.placement.plan.workload import PlanningWorkload
 
 __all__ = ["MEMORY_TOLERANCE", "StageSums", "evaluate_plan", "resync_bytes", "edge_lists", "stage_sums", "structure_problems"]
@@ -134,11 +135,19 @@ def edge_lists(workload: PlanningWorkload) -> tuple[dict, dict]:
     return incoming, outgoing
 
 
-def evaluate_plan(workload: PlanningWorkload, plan: Plan | Sequence[PlanStage]) -> Plan:
+def evaluate_plan(workload: PlanningWorkload | str | Path, plan: Plan | Sequence[PlanStage] | str | Path | Mapping) -> Plan:
     """``plan`` with every stage's times, memory and device ids computed, and its violations.
 
     The status is kept (``feasible`` for bare stages) unless a rule is broken:
     then it is ``infeasible`` and ``reason`` lists the broken rules.
+
+    Parameters
+    ----------
+    workload : PlanningWorkload, str or Path
+        Or Piper's JSON file, as :func:`pipesim.placement.plan.solve.plan` takes it.
+    plan : Plan, sequence of PlanStage, str, Path or mapping
+        Or a saved plan (``pipesim plan -o`` writes one) or its parsed JSON
+        (:func:`~pipesim.placement.plan.result.read_plan`).
 
     Examples
     --------
@@ -150,6 +159,12 @@ def evaluate_plan(workload: PlanningWorkload, plan: Plan | Sequence[PlanStage]) 
     >>> p.time_per_sample, p.stages[0].communication, p.stages[0].in_flight
     (3.0, 1.0, 2)
     """
+    if not isinstance(workload, PlanningWorkload):  # a path, as plan() takes it
+        from pipesim.placement.plan.piper_format import read_piper_workload
+
+        workload = read_piper_workload(Path(workload))
+    if isinstance(plan, (str, Path, Mapping)):
+        plan = read_plan(plan)
     stages = tuple(plan.stages if isinstance(plan, Plan) else plan)
     base = plan if isinstance(plan, Plan) else Plan(FEASIBLE)
     problems = structure_problems(workload, stages)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipesim.placement.display import Display, number, size
 
-__all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "Plan", "PlanStage"]
+__all__ = ["FEASIBLE", "INFEASIBLE", "OPTIMAL", "Plan", "PlanStage", "read_plan"]
 
 OPTIMAL = "optimal"
 FEASIBLE = "feasible"
@@ -191,3 +192,38 @@ class Plan:
             stages=tuple(PlanStage.from_dict(s) for s in data.get("stages", ())),
             objective=str(data.get("objective", "piper")),
         )
+
+
+def read_plan(plan: str | Path | Mapping[str, Any]) -> Plan:
+    """A saved plan (a file as ``pipesim plan -o`` writes it, or its parsed JSON), its choices only.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not JSON, or its stages lack a field; the message names the file.
+
+    Examples
+    --------
+    >>> read_plan({"stages": [{"nodes": [0, 1], "tensor_parallel": 1, "data_parallel": 2,
+    ...                         "configuration": {"0": "vanilla", "1": "vanilla"}}]}).stages[0].data_parallel
+    2
+    >>> read_plan({"stages": [{"nodes": [0]}]})
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: plan: stages[0]: missing 'tensor_parallel' (as 'pipesim plan -o' writes it)
+    """
+    from pipesim.errors import InputError
+    from pipesim.placement.formats import load_json
+
+    source = "plan" if isinstance(plan, Mapping) else Path(plan)
+    data = plan if isinstance(plan, Mapping) else load_json(source)
+    if not isinstance(data, Mapping) or not isinstance(data.get("stages", []), list):
+        raise InputError(source, None, "not a plan: expected an object with a list of stages (as 'pipesim plan -o' writes it)")
+    for i, stage in enumerate(data.get("stages", [])):
+        try:
+            PlanStage.from_dict(stage)
+        except KeyError as exc:
+            raise InputError(source, f"stages[{i}]", f"missing {exc} (as 'pipesim plan -o' writes it)") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InputError(source, f"stages[{i}]", f"not a plan stage ({exc})") from None
+    return Plan.from_dict(data)

@@ -43,8 +43,8 @@ def test_solve_json_and_device_overrides(chain, capsys):
     assert set(result["split"]) >= {"fpgas", "cpus", "maxLoad"}
 
 
-def test_infeasible_memory_exits_1_with_a_message(chain, capsys):
-    assert main(["solve", str(chain), "--memory", "2B", "--cpus", "0"]) == 1
+def test_infeasible_memory_exits_3_with_a_message(chain, capsys):
+    assert main(["solve", str(chain), "--memory", "2B", "--cpus", "0"]) == 3  # EXIT_INFEASIBLE
     assert "memory" in capsys.readouterr().out
 
 

@@ -48,7 +48,7 @@ def test_plan_json_and_evaluate_round_trip(chain, tmp_path, capsys):
 def test_plan_table_and_infeasible(chain, capsys):
     assert main(["plan", str(chain), "--memory", "3B", "--bandwidth", "1B/s"]) == 0
     assert "time per sample" in capsys.readouterr().out
-    assert main(["plan", str(chain), "--memory", "0.1B", "--bandwidth", "1B/s", "--json"]) == 0
+    assert main(["plan", str(chain), "--memory", "0.1B", "--bandwidth", "1B/s", "--json"]) == 3  # EXIT_INFEASIBLE
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "infeasible" and "memory" in result["reason"]
 
@@ -60,5 +60,5 @@ def test_plan_cluster_limits_and_errors(chain, capsys):
     assert main(["plan", str(chain), "--hardware", "mixed-a100-v100"]) == 2
     assert "mixes node types" in capsys.readouterr().err
     assert main(["plan", str(chain), "--hardware", "nope"]) == 2
-    assert main(["plan", str(chain), "--objective", "flush", "--json"]) == 0  # one node: the file's K and bandwidth
+    assert main(["plan", str(chain), "--objective", "flush", "--hardware", "flat", "--json"]) == 0  # one node: the file's K and bandwidth
     assert json.loads(capsys.readouterr().out)["iteration_time"] > 0

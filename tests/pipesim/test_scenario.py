@@ -238,7 +238,7 @@ def test_an_onnx_model_and_no_simulation(tmp_path, capsys):
 def test_an_infeasible_scenario_says_so(tmp_path, capsys):
     data = _with(("hardware.whatif.a100.memory", 1e-9), ("hardware.whatif.cpu", {"count": 0}), ("model.training", True))
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
-    assert main(["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert main(["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "o"), "--no-progress"]) == 3  # EXIT_INFEASIBLE
     assert "infeasible" in capsys.readouterr().out
     assert json.loads((tmp_path / "o" / "result.json").read_text())["max_load"] is None
 

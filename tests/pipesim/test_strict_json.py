@@ -89,8 +89,8 @@ def test_plan_result_trace_and_json_output_are_strict(tmp_path, capsys):
     path = tmp_path / "chain.json"
     path.write_text(json.dumps(chain))
     plan = tmp_path / "plan.json"
-    # infeasible under this memory: the plan's time is infinite, written as null
-    assert main(["plan", str(path), "-o", str(plan), "--memory", "0.1B", "--bandwidth", "1B/s", "--json"]) == 0
+    # infeasible under this memory (exit 3): the plan's time is infinite, written as null
+    assert main(["plan", str(path), "-o", str(plan), "--memory", "0.1B", "--bandwidth", "1B/s", "--json"]) == 3
     strict(capsys.readouterr().out)
     assert main(["plan", str(path), "-o", str(plan), "--memory", "3B", "--bandwidth", "1B/s"]) == 0
     strict(plan.read_text())

@@ -1,0 +1,307 @@
+"""Iteration time and peak memory of a Sailor plan, from Sailor's own profiles (docs/model.md §12.2).
+
+Problem: given a Sailor plan (pipeline stages, each with data-parallel
+replicas of possibly different GPU types, TP degrees and zones), a microbatch
+size and a global batch, predict the seconds per training iteration and the
+peak bytes on any GPU, from Sailor's per-layer profiles, per-layer memory and
+measured link bandwidths — the inputs Sailor's planner itself uses.
+
+Model (one term per cause, each defined once here and reused by the planner):
+
+* stage compute ``c_s`` = the slowest replica's sum of forward + backward layer
+  times (a stage waits for all its replicas);
+* stage transfers ``p_s``: the activation sent to the next stage and the
+  gradient sent to the previous one, per microbatch, each TP rank sending the
+  full boundary tensor (fp16) on its own GPU's link, timed by the measured
+  bandwidth fit between the two replicas' (zone, GPU type);
+* pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
+  — fill and drain go through every stage once; the steady state runs at the
+  slowest stage, so uneven stages are charged where they bind;
+* optimizer step: the profile's whole-model step on the replica's (GPU, TP)
+  scaled by the stage's share of the parameters; stages step in parallel, so
+  the slowest counts;
+* gradient synchronisation: per stage a ring all-reduce of the stage's fp16
+  gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
+  ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; stages
+  synchronise in parallel, after the flush;
+* memory per GPU: parameters × 24 bytes (fp16 weights' fp32 master, Adam's two
+  moments, fp32 gradients, the communication buffer and DeepSpeed's start-up
+  copies, as Sailor accounts them), plus activations of ``min(S - s, M)``
+  microbatches in flight at stage ``s`` (1F1B), plus the runtime's reserve
+  (CUDA context and Megatron's fused kernels, 5.06 GB as Sailor measured).
+
+Guarantee: the prediction reads only the plan's structure, ``mbs`` and
+``gbs``, never its measurements (``real``, ``red_grads``, ``max_mem``).
+
+Reference: Strati et al., "Sailor: Automating Distributed Training over
+Dynamic, Heterogeneous, and Geo-distributed Clusters", SOSP 2025, §4.2
+(simulator); facts read from eth-easl/sailor, pipesim's own code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipesim.errors import InputError
+from pipesim.placement.plan.sailor_format import (
+    SailorBandwidths,
+    SailorLayerInfo,
+    SailorPlan,
+    SailorProfiles,
+    SailorReplica,
+    SailorTrainingConfig,
+    read_bandwidths,
+    read_layer_memory,
+    read_profiles,
+    read_sailor_plan,
+    read_training_config,
+)
+
+__all__ = [
+    "ACTIVATION_BYTES",
+    "BUCKET_BYTES",
+    "GRADIENT_BYTES",
+    "RUNTIME_RESERVE_BYTES",
+    "STATE_BYTES_PER_PARAM",
+    "SailorEstimate",
+    "SailorInputs",
+    "SailorStageEstimate",
+    "estimate_sailor_files",
+    "estimate_sailor_plan",
+    "pipeline_time",
+    "ring_allreduce_time",
+    "load_sailor_inputs",
+]
+
+ACTIVATION_BYTES = 2  # fp16 activations cross stage boundaries
+GRADIENT_BYTES = 2  # fp16 gradients are all-reduced (DeepSpeed's default for fp16 training)
+BUCKET_BYTES = 500_000_000  # DeepSpeed's all-reduce bucket (MEMORY_OPT_ALLREDUCE_SIZE)
+# fp32 master 4 + Adam moments 8 + fp32 gradients 4 + communication buffer 4 + DeepSpeed start-up copies 4
+STATE_BYTES_PER_PARAM = 24
+RUNTIME_RESERVE_BYTES = 4.76e9 + 300e6  # CUDA context + Megatron's fused kernels (Sailor, GH200)
+
+
+@dataclass(frozen=True)
+class SailorInputs:
+    """Everything a prediction reads besides the plan."""
+
+    config: SailorTrainingConfig
+    profiles: SailorProfiles
+    layer_info: SailorLayerInfo
+    bandwidths: SailorBandwidths
+
+
+def load_sailor_inputs(config_path: str | Path, profiles_dir: str | Path | None = None) -> SailorInputs:
+    """Read a training config and, from ``profiles_dir`` (default: the config's folder),
+    ``profiles_tmp.json``, ``llm_info.json`` and ``multizone_bandwidths_het.json``."""
+    config_path = Path(config_path)
+    folder = Path(profiles_dir) if profiles_dir is not None else config_path.parent
+    if not folder.is_dir():
+        raise InputError(folder, "profiles", "not a folder")
+    return SailorInputs(
+        config=read_training_config(config_path),
+        profiles=read_profiles(folder / "profiles_tmp.json"),
+        layer_info=read_layer_memory(folder / "llm_info.json"),
+        bandwidths=read_bandwidths(folder / "multizone_bandwidths_het.json"),
+    )
+
+
+@dataclass(frozen=True)
+class SailorStageEstimate:
+    """One pipeline stage's share of the iteration (seconds) and its peak memory (bytes)."""
+
+    pipeline: int
+    stage: int
+    layers: tuple[int, int]  # first, last
+    replicas: int
+    gpu_types: tuple[str, ...]
+    compute: float  # forward + backward per microbatch, slowest replica
+    transfer: float  # activation + gradient sends per microbatch
+    optimizer: float
+    gradient_sync: float
+    memory_per_gpu: float  # max over the stage's GPUs
+
+
+@dataclass(frozen=True)
+class SailorEstimate:
+    """Predicted seconds per iteration and peak bytes per GPU, with the breakdown.
+
+    ``iteration_time = pipeline_fill_drain + pipeline_steady + optimizer + gradient_sync``.
+    """
+
+    iteration_time: float
+    memory_per_gpu: float
+    microbatches: int
+    pipeline_fill_drain: float
+    pipeline_steady: float
+    optimizer: float
+    gradient_sync: float
+    bottleneck_stage: int
+    stages: tuple[SailorStageEstimate, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "iteration_time": self.iteration_time,
+            "memory_per_gpu": self.memory_per_gpu,
+            "microbatches": self.microbatches,
+            "breakdown": {
+                "pipeline_fill_drain": self.pipeline_fill_drain,
+                "pipeline_steady": self.pipeline_steady,
+                "optimizer": self.optimizer,
+                "gradient_sync": self.gradient_sync,
+                "bottleneck_stage": self.bottleneck_stage,
+            },
+            "stages": [
+                {
+                    "pipeline": s.pipeline, "stage": s.stage, "layers": list(s.layers), "replicas": s.replicas,
+                    "gpu_types": list(s.gpu_types), "compute": s.compute, "transfer": s.transfer,
+                    "optimizer": s.optimizer, "gradient_sync": s.gradient_sync, "memory_per_gpu": s.memory_per_gpu,
+                }
+                for s in self.stages
+            ],
+        }
+
+
+def _gpu_link(bw: SailorBandwidths, a: SailorReplica, b: SailorReplica):
+    # one GPU's own path (each TP rank sends its copy of the boundary tensor on its link)
+    return bw.link((a.zone, a.gpu, 1), (b.zone, b.gpu, 1))
+
+
+def ring_allreduce_time(nbytes: float, replicas: list[SailorReplica], bw: SailorBandwidths) -> float:
+    """Ring all-reduce of ``nbytes`` over ``replicas`` in ``BUCKET_BYTES`` buckets (s).
+
+    Each bucket takes ``2 (D - 1)`` steps of ``bucket / D`` bytes; every step
+    waits for the ring's slowest link.
+    """
+    d = len(replicas)
+    if d <= 1 or nbytes <= 0:
+        return 0.0
+    links = [_gpu_link(bw, replicas[j], replicas[(j + 1) % d]) for j in range(d)]
+    total = 0.0
+    remaining = nbytes
+    while remaining > 0:
+        bucket = min(BUCKET_BYTES, remaining)
+        total += 2 * (d - 1) * max(link.transfer_time(bucket / d) for link in links)
+        remaining -= bucket
+    return total
+
+
+def pipeline_time(stage_times: list[float], microbatches: int) -> tuple[float, float]:
+    """1F1B with flush: (fill + drain, steady) seconds for per-microbatch stage times.
+
+    Examples
+    --------
+    >>> pipeline_time([1.0, 2.0, 1.0], 4)
+    (4.0, 6.0)
+    """
+    return sum(stage_times), (microbatches - 1) * max(stage_times)
+
+
+def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs) -> SailorEstimate:
+    """Predict a Sailor plan's iteration time and peak memory per GPU (docs/model.md §12.2).
+
+    Parameters
+    ----------
+    plan : SailorPlan
+        From :func:`~pipesim.placement.plan.sailor_format.read_sailor_plan`;
+        its measurements are never read.
+    inputs : SailorInputs
+        From :func:`load_sailor_inputs`.
+
+    Returns
+    -------
+    SailorEstimate
+
+    Raises
+    ------
+    InputError
+        The plan's stages do not cover the model's layers, or the profiles,
+        layer memory or bandwidths lack an entry the plan needs (named).
+    """
+    config, profiles, info, bw = inputs.config, inputs.profiles, inputs.layer_info, inputs.bandwidths
+    model = config.model
+    gbs = plan.gbs if plan.gbs is not None else config.global_batch_size
+    mbs = plan.mbs
+    dp_first = len(plan.pipelines[0].replicas[0])
+    microbatches = math.ceil(gbs / (mbs * dp_first * len(plan.pipelines)))
+    # boundary tensors are the same at every TP degree: each rank holds the full activation
+    unsplit = info.of(model, 1)
+    if len(unsplit) != config.num_layers:
+        raise InputError(info.source, f"{model}.1", f"has {len(unsplit)} layers, the config {config.num_layers}")
+
+    stage_rows: list[SailorStageEstimate] = []
+    pipeline_totals = []
+    optimizer = 0.0
+    sync = 0.0
+    memory = 0.0
+    bottleneck = 0
+    for p, pipe in enumerate(plan.pipelines):
+        covered = sum(len(s) for s in pipe.stages)
+        if covered != config.num_layers:
+            raise InputError(plan.source, f"pipeline_list[{p}].layers_per_stage",
+                             f"covers {covered} layers, the model {model!r} has {config.num_layers}")
+        n_stages = len(pipe.stages)
+        per_stage = []
+        for s, layers in enumerate(pipe.stages):
+            reps = pipe.replicas[s]
+            where = f"pipeline_list[{p}].tmp_per_stage[{s}]"
+            compute = 0.0
+            opt = 0.0
+            mem = 0.0
+            for rep in reps:
+                times = profiles.layers(model, rep.gpu, mbs, rep.tp, where)
+                if len(times) != config.num_layers:
+                    raise InputError(profiles.source, f"{model}.{rep.gpu}.{mbs}.{rep.tp}",
+                                     f"has {len(times)} layers, the config {config.num_layers}")
+                compute = max(compute, sum(times[l].forward + times[l].backward for l in layers))
+                sizes = info.of(model, rep.tp)
+                params = sum(sizes[l].params for l in layers)
+                share = params / max(1, sum(x.params for x in sizes))
+                opt = max(opt, times[layers[0]].optimizer * share)
+                in_flight = min(n_stages - s, microbatches)
+                act = sum(sizes[l].activation_bytes for l in layers) * mbs * in_flight
+                mem = max(mem, params * STATE_BYTES_PER_PARAM + act + RUNTIME_RESERVE_BYTES)
+            transfer = 0.0
+            if s + 1 < n_stages:
+                nbytes = unsplit[layers[-1]].output_elements * mbs * ACTIVATION_BYTES
+                nxt = pipe.replicas[s + 1]
+                transfer += max(_gpu_link(bw, rep, nxt[j % len(nxt)]).transfer_time(nbytes)
+                                for j, rep in enumerate(reps))
+            if s > 0:
+                nbytes = unsplit[pipe.stages[s - 1][-1]].output_elements * mbs * ACTIVATION_BYTES
+                prv = pipe.replicas[s - 1]
+                transfer += max(_gpu_link(bw, rep, prv[j % len(prv)]).transfer_time(nbytes)
+                                for j, rep in enumerate(reps))
+            # the ring carries the largest shard (the smallest TP degree holds the most parameters)
+            grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * GRADIENT_BYTES
+            stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw)
+            per_stage.append(compute + transfer)
+            optimizer = max(optimizer, opt)
+            sync = max(sync, stage_sync)
+            memory = max(memory, mem)
+            stage_rows.append(SailorStageEstimate(
+                pipeline=p, stage=s, layers=(layers[0], layers[-1]), replicas=len(reps),
+                gpu_types=tuple(sorted({r.gpu for r in reps})), compute=compute, transfer=transfer,
+                optimizer=opt, gradient_sync=stage_sync, memory_per_gpu=mem))
+        fill, steady = pipeline_time(per_stage, microbatches)
+        pipeline_totals.append((fill + steady, fill, steady, per_stage.index(max(per_stage))))
+    _, fill, steady, bottleneck = max(pipeline_totals)
+    return SailorEstimate(
+        iteration_time=fill + steady + optimizer + sync,
+        memory_per_gpu=memory,
+        microbatches=microbatches,
+        pipeline_fill_drain=fill,
+        pipeline_steady=steady,
+        optimizer=optimizer,
+        gradient_sync=sync,
+        bottleneck_stage=bottleneck,
+        stages=tuple(stage_rows),
+    )
+
+
+def estimate_sailor_files(config_path: str | Path, plan_path: str | Path,
+                          profiles_dir: str | Path | None = None) -> SailorEstimate:
+    """:func:`estimate_sailor_plan` on files: a training config, a plan and the profiles' folder."""
+    return estimate_sailor_plan(read_sailor_plan(plan_path), load_sailor_inputs(config_path, profiles_dir))

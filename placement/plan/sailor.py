@@ -10,17 +10,20 @@ Model (one term per cause, each defined once here and reused by the planner):
 
 * stage compute ``c_s`` = the slowest replica's sum of forward + backward layer
   times (a stage waits for all its replicas);
-* stage transfers ``p_s``: the activation sent to the next stage and the
-  gradient sent to the previous one, per microbatch, each TP rank sending the
-  full boundary tensor (fp16) on its own GPU's link, timed by the measured
-  bandwidth fit between the two replicas' (zone, GPU type);
+* stage transfers ``p_s``: per microbatch, every point-to-point transfer the
+  stage takes part in — receive and send the activation, receive and send its
+  gradient — because the engine's sends and receives block both ends
+  (DeepSpeed's ``p2p.send``/``recv``).  Each moves the full boundary tensor
+  into or out of every GPU of the replica (the engine sends ``1/tp`` of it
+  between nodes and all-gathers the rest inside the node), timed by the
+  measured per-GPU bandwidth fit between the two replicas' (zone, GPU type);
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
   slowest stage, so uneven stages are charged where they bind;
 * optimizer step: the profile's whole-model step on the replica's (GPU, TP)
   scaled by the stage's share of the parameters; stages step in parallel, so
   the slowest counts;
-* gradient synchronisation: per stage a ring all-reduce of the stage's fp16
+* gradient synchronisation: per stage a ring all-reduce of the stage's
   gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
   ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; stages
   synchronise in parallel, after the flush;
@@ -29,6 +32,10 @@ Model (one term per cause, each defined once here and reused by the planner):
   copies, as Sailor accounts them), plus activations of ``min(S - s, M)``
   microbatches in flight at stage ``s`` (1F1B), plus the runtime's reserve
   (CUDA context and Megatron's fused kernels, 5.06 GB as Sailor measured).
+
+Numbers cross links in the training precision: 4 bytes (fp32) by default, as
+Sailor's measured runs train (its launch script enables neither fp16 nor bf16,
+and its simulator validates them with ``fp16=False``).
 
 Guarantee: the prediction reads only the plan's structure, ``mbs`` and
 ``gbs``, never its measurements (``real``, ``red_grads``, ``max_mem``).
@@ -60,9 +67,8 @@ from pipesim.placement.plan.sailor_format import (
 )
 
 __all__ = [
-    "ACTIVATION_BYTES",
     "BUCKET_BYTES",
-    "GRADIENT_BYTES",
+    "PRECISION_BYTES",
     "RUNTIME_RESERVE_BYTES",
     "STATE_BYTES_PER_PARAM",
     "SailorEstimate",
@@ -75,8 +81,7 @@ __all__ = [
     "load_sailor_inputs",
 ]
 
-ACTIVATION_BYTES = 2  # fp16 activations cross stage boundaries
-GRADIENT_BYTES = 2  # fp16 gradients are all-reduced (DeepSpeed's default for fp16 training)
+PRECISION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per activation / gradient element
 BUCKET_BYTES = 500_000_000  # DeepSpeed's all-reduce bucket (MEMORY_OPT_ALLREDUCE_SIZE)
 # fp32 master 4 + Adam moments 8 + fp32 gradients 4 + communication buffer 4 + DeepSpeed start-up copies 4
 STATE_BYTES_PER_PARAM = 24
@@ -199,7 +204,7 @@ def pipeline_time(stage_times: list[float], microbatches: int) -> tuple[float, f
     return sum(stage_times), (microbatches - 1) * max(stage_times)
 
 
-def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs) -> SailorEstimate:
+def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str = "fp32") -> SailorEstimate:
     """Predict a Sailor plan's iteration time and peak memory per GPU (docs/model.md §12.2).
 
     Parameters
@@ -209,6 +214,9 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs) -> SailorEstima
         its measurements are never read.
     inputs : SailorInputs
         From :func:`load_sailor_inputs`.
+    precision : {"fp32", "fp16", "bf16"}
+        The training precision: bytes per element of the activations and
+        gradients that cross links (Sailor's runs: fp32).
 
     Returns
     -------
@@ -220,6 +228,9 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs) -> SailorEstima
         The plan's stages do not cover the model's layers, or the profiles,
         layer memory or bandwidths lack an entry the plan needs (named).
     """
+    if precision not in PRECISION_BYTES:
+        raise InputError(None, "precision", f"must be one of {sorted(PRECISION_BYTES)}, got {precision!r}")
+    elem = PRECISION_BYTES[precision]
     config, profiles, info, bw = inputs.config, inputs.profiles, inputs.layer_info, inputs.bandwidths
     model = config.model
     gbs = plan.gbs if plan.gbs is not None else config.global_batch_size
@@ -263,19 +274,16 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs) -> SailorEstima
                 in_flight = min(n_stages - s, microbatches)
                 act = sum(sizes[l].activation_bytes for l in layers) * mbs * in_flight
                 mem = max(mem, params * STATE_BYTES_PER_PARAM + act + RUNTIME_RESERVE_BYTES)
+            # blocking point-to-point: the stage is busy for both directions of both its boundaries
             transfer = 0.0
-            if s + 1 < n_stages:
-                nbytes = unsplit[layers[-1]].output_elements * mbs * ACTIVATION_BYTES
-                nxt = pipe.replicas[s + 1]
-                transfer += max(_gpu_link(bw, rep, nxt[j % len(nxt)]).transfer_time(nbytes)
-                                for j, rep in enumerate(reps))
-            if s > 0:
-                nbytes = unsplit[pipe.stages[s - 1][-1]].output_elements * mbs * ACTIVATION_BYTES
-                prv = pipe.replicas[s - 1]
-                transfer += max(_gpu_link(bw, rep, prv[j % len(prv)]).transfer_time(nbytes)
-                                for j, rep in enumerate(reps))
+            for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):
+                if 0 <= other < n_stages:
+                    nbytes = unsplit[boundary].output_elements * mbs * elem
+                    peers = pipe.replicas[other]
+                    transfer += 2 * max(_gpu_link(bw, rep, peers[j % len(peers)]).transfer_time(nbytes)
+                                        for j, rep in enumerate(reps))
             # the ring carries the largest shard (the smallest TP degree holds the most parameters)
-            grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * GRADIENT_BYTES
+            grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * elem
             stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw)
             per_stage.append(compute + transfer)
             optimizer = max(optimizer, opt)
@@ -302,6 +310,6 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs) -> SailorEstima
 
 
 def estimate_sailor_files(config_path: str | Path, plan_path: str | Path,
-                          profiles_dir: str | Path | None = None) -> SailorEstimate:
+                          profiles_dir: str | Path | None = None, precision: str = "fp32") -> SailorEstimate:
     """:func:`estimate_sailor_plan` on files: a training config, a plan and the profiles' folder."""
-    return estimate_sailor_plan(read_sailor_plan(plan_path), load_sailor_inputs(config_path, profiles_dir))
+    return estimate_sailor_plan(read_sailor_plan(plan_path), load_sailor_inputs(config_path, profiles_dir), precision)

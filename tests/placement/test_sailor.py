@@ -75,8 +75,9 @@ def test_two_uneven_stages_by_hand():
     est = estimate_sailor_plan(read_sailor_plan("p.json", tiny_plan([[0], [1, 2, 3]], [[("fast", 1)], [("fast", 1)]])),
                                inputs)
     m = 16 // 2
-    send = 500_000 * 2 * 2 / 10e9  # elements x mbs x fp16 bytes at 10 GB/s
-    c0, c1 = 0.03 + send, 0.09 + send
+    send = 500_000 * 2 * 4 / 10e9  # elements x mbs x fp32 bytes at 10 GB/s
+    # blocking point-to-point: each stage sends and receives the activation and its gradient
+    c0, c1 = 0.03 + 2 * send, 0.09 + 2 * send
     assert est.microbatches == m
     assert est.pipeline_fill_drain == pytest.approx(c0 + c1)
     assert est.pipeline_steady == pytest.approx((m - 1) * c1)
@@ -97,7 +98,7 @@ def test_slowest_replica_sets_the_stage_and_ring_all_reduce_by_hand():
     est = estimate_sailor_plan(plan, inputs)
     assert est.microbatches == 4  # 16 / (mbs 2 x 2 replicas)
     assert est.stages[0].compute == pytest.approx(4 * 0.09)  # the slow replica binds
-    grads = 4000 * 2  # fp16 gradients of the whole model (TP 1)
+    grads = 4000 * 4  # fp32 gradients of the whole model (TP 1)
     assert est.gradient_sync == pytest.approx(2 * 1 * (grads / 2) / 10e9)
     assert est.optimizer == pytest.approx(0.012)
     # a faster replica set finishes sooner; tensor parallelism halves the parameters per GPU
@@ -105,6 +106,16 @@ def test_slowest_replica_sets_the_stage_and_ring_all_reduce_by_hand():
                                      inputs)
     assert both_fast.iteration_time < est.iteration_time
     assert both_fast.memory_per_gpu < est.memory_per_gpu
+
+
+def test_half_precision_halves_what_crosses_links():
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 1), ("fast", 1)], [("fast", 1), ("fast", 1)]]))
+    fp32 = estimate_sailor_plan(plan, tiny_inputs())
+    fp16 = estimate_sailor_plan(plan, tiny_inputs(), precision="fp16")
+    assert fp16.stages[0].transfer == pytest.approx(fp32.stages[0].transfer / 2)
+    assert fp16.gradient_sync == pytest.approx(fp32.gradient_sync / 2)
+    with pytest.raises(InputError, match="precision: must be one of"):
+        estimate_sailor_plan(plan, tiny_inputs(), precision="int3")
 
 
 def test_slower_link_costs_more():

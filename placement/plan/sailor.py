@@ -48,8 +48,10 @@ Dynamic, Heterogeneous, and Geo-distributed Clusters", SOSP 2025, §4.2
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pipesim.errors import InputError
 from pipesim.placement.plan.sailor_format import (
@@ -73,10 +75,13 @@ __all__ = [
     "STATE_BYTES_PER_PARAM",
     "SailorEstimate",
     "SailorInputs",
+    "Network",
     "SailorStageEstimate",
+    "boundary_time",
     "estimate_sailor_files",
     "estimate_sailor_plan",
     "pipeline_time",
+    "replica_memory",
     "ring_allreduce_time",
     "load_sailor_inputs",
 ]
@@ -169,12 +174,13 @@ class SailorEstimate:
         }
 
 
-def _gpu_link(bw: SailorBandwidths, a: SailorReplica, b: SailorReplica):
-    # one GPU's own path (each TP rank sends its copy of the boundary tensor on its link)
-    return bw.link((a.zone, a.gpu, 1), (b.zone, b.gpu, 1))
+class Network(Protocol):
+    """What the model asks of a network: seconds for one GPU of a replica to send bytes to one of another."""
+
+    def transfer_time(self, sender: SailorReplica, receiver: SailorReplica, nbytes: float) -> float: ...
 
 
-def ring_allreduce_time(nbytes: float, replicas: list[SailorReplica], bw: SailorBandwidths) -> float:
+def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], network: Network) -> float:
     """Ring all-reduce of ``nbytes`` over ``replicas`` in ``BUCKET_BYTES`` buckets (s).
 
     Each bucket takes ``2 (D - 1)`` steps of ``bucket / D`` bytes; every step
@@ -183,14 +189,30 @@ def ring_allreduce_time(nbytes: float, replicas: list[SailorReplica], bw: Sailor
     d = len(replicas)
     if d <= 1 or nbytes <= 0:
         return 0.0
-    links = [_gpu_link(bw, replicas[j], replicas[(j + 1) % d]) for j in range(d)]
+    pairs = [(replicas[j], replicas[(j + 1) % d]) for j in range(d)]
     total = 0.0
     remaining = nbytes
     while remaining > 0:
         bucket = min(BUCKET_BYTES, remaining)
-        total += 2 * (d - 1) * max(link.transfer_time(bucket / d) for link in links)
+        total += 2 * (d - 1) * max(network.transfer_time(a, b, bucket / d) for a, b in pairs)
         remaining -= bucket
     return total
+
+
+def boundary_time(replicas: Sequence[SailorReplica], peers: Sequence[SailorReplica], nbytes: float,
+                  network: Network) -> float:
+    """One stage's share of one boundary per microbatch: send and receive (blocking), slowest pairing.
+
+    Replica ``j`` talks to peer ``j mod len(peers)`` (Sailor's pairing).
+    """
+    return 2 * max(network.transfer_time(rep, peers[j % len(peers)], nbytes) for j, rep in enumerate(replicas))
+
+
+def replica_memory(sizes: Sequence, layers: Sequence[int], mbs: int, in_flight: int) -> float:
+    """Peak bytes on one GPU of a replica holding ``layers`` (``sizes``: the LayerMemory at its TP degree)."""
+    params = sum(sizes[l].params for l in layers)
+    act = sum(sizes[l].activation_bytes for l in layers) * mbs * in_flight
+    return params * STATE_BYTES_PER_PARAM + act + RUNTIME_RESERVE_BYTES
 
 
 def pipeline_time(stage_times: list[float], microbatches: int) -> tuple[float, float]:
@@ -204,7 +226,8 @@ def pipeline_time(stage_times: list[float], microbatches: int) -> tuple[float, f
     return sum(stage_times), (microbatches - 1) * max(stage_times)
 
 
-def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str = "fp32") -> SailorEstimate:
+def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str = "fp32",
+                         network: Network | None = None) -> SailorEstimate:
     """Predict a Sailor plan's iteration time and peak memory per GPU (docs/model.md §12.2).
 
     Parameters
@@ -217,6 +240,9 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
     precision : {"fp32", "fp16", "bf16"}
         The training precision: bytes per element of the activations and
         gradients that cross links (Sailor's runs: fp32).
+    network : optional
+        Transfer times between replicas; default the measured bandwidths in
+        ``inputs`` (a planner passes its cluster's network, §12.3).
 
     Returns
     -------
@@ -231,7 +257,8 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
     if precision not in PRECISION_BYTES:
         raise InputError(None, "precision", f"must be one of {sorted(PRECISION_BYTES)}, got {precision!r}")
     elem = PRECISION_BYTES[precision]
-    config, profiles, info, bw = inputs.config, inputs.profiles, inputs.layer_info, inputs.bandwidths
+    config, profiles, info = inputs.config, inputs.profiles, inputs.layer_info
+    bw = inputs.bandwidths if network is None else network
     model = config.model
     gbs = plan.gbs if plan.gbs is not None else config.global_batch_size
     mbs = plan.mbs
@@ -271,17 +298,13 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
                 params = sum(sizes[l].params for l in layers)
                 share = params / max(1, sum(x.params for x in sizes))
                 opt = max(opt, times[layers[0]].optimizer * share)
-                in_flight = min(n_stages - s, microbatches)
-                act = sum(sizes[l].activation_bytes for l in layers) * mbs * in_flight
-                mem = max(mem, params * STATE_BYTES_PER_PARAM + act + RUNTIME_RESERVE_BYTES)
+                mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, microbatches)))
             # blocking point-to-point: the stage is busy for both directions of both its boundaries
             transfer = 0.0
             for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):
                 if 0 <= other < n_stages:
                     nbytes = unsplit[boundary].output_elements * mbs * elem
-                    peers = pipe.replicas[other]
-                    transfer += 2 * max(_gpu_link(bw, rep, peers[j % len(peers)]).transfer_time(nbytes)
-                                        for j, rep in enumerate(reps))
+                    transfer += boundary_time(reps, pipe.replicas[other], nbytes, bw)
             # the ring carries the largest shard (the smallest TP degree holds the most parameters)
             grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * elem
             stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw)

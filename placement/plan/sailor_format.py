@@ -164,6 +164,10 @@ class SailorBandwidths:
     fits: Mapping[tuple[str, str, int], Mapping[tuple[str, str, int], BandwidthFit]]
     source: str = ""
 
+    def transfer_time(self, sender: "SailorReplica", receiver: "SailorReplica", nbytes: float) -> float:
+        """Seconds for one GPU of ``sender`` to send ``nbytes`` to one GPU of ``receiver`` (the per-GPU fit)."""
+        return self.link((sender.zone, sender.gpu, 1), (receiver.zone, receiver.gpu, 1)).transfer_time(nbytes)
+
     def link(self, sender: tuple[str, str, int], receiver: tuple[str, str, int]) -> BandwidthFit:
         try:
             return self.fits[sender][receiver]

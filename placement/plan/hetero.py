@@ -336,8 +336,12 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
             return None
         return sum((p or 0.0) * u for p, u in zip(prices, used))
 
-    mbs_values = sorted({m for t, n, _ in entries if n
-                         for m in inputs.profiles.times.get(model, {}).get(t.gpu, {})})
+    profiled = inputs.profiles.times.get(model, {})
+    if not any(t.gpu in profiled for t, n, _ in entries if n):
+        raise InputError(inputs.profiles.source, model, f"profiles none of {cluster.name}'s GPU types "
+                         f"({', '.join(cluster.gpu_types)}; profiled: {', '.join(sorted(profiled))}); "
+                         f"name them with the node types' gpu_type")
+    mbs_values = sorted({m for t, n, _ in entries if n for m in profiled.get(t.gpu, {})})
     if mbs is not None:
         mbs_values = [m for m in mbs_values if m == mbs]
     max_gpus = sum(capacity)

@@ -46,6 +46,8 @@ _LAZY = {
     "load_sailor_inputs": "pipesim.placement.plan.sailor",
     "read_sailor_plan": "pipesim.placement.plan.sailor_format",
     "SailorEstimate": "pipesim.placement.plan.sailor",
+    "plan_hetero": "pipesim.placement.plan.hetero",
+    "HeteroPlan": "pipesim.placement.plan.hetero",
     "Plan": "pipesim.placement.plan.result",
     "METHODS": "pipesim.placement.methods",
     "LATENCY_METHODS": "pipesim.placement.methods",

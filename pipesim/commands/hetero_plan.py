@@ -31,8 +31,8 @@ def add_arguments(p) -> None:
                    help="time|cost objective: fewest iterations per second")
     p.add_argument("--profiles", metavar="DIR", help="Sailor's profiles folder (default: the training config's)")
     p.add_argument("--max-stages", type=count, default=3, metavar="S", help="most pipeline stages (default 3)")
-    p.add_argument("--max-kinds", type=count, default=2, metavar="K",
-                   help="most distinct replica kinds (GPU type, zone, TP) per stage (default 2)")
+    p.add_argument("--max-kinds", type=count, metavar="K", help="most distinct replica kinds (GPU type, zone, TP) "
+                   "per stage (default 2 on a cluster with several GPU types or zones, else 1)")
     p.add_argument("--mbs", type=count, metavar="B", help="only this microbatch size")
 
 
@@ -66,7 +66,7 @@ def run(args) -> int:
     cluster = load_cluster(args.hardware)
     result = plan_hetero(inputs, cluster, objective, budget=getattr(args, "budget", None),
                          min_throughput=getattr(args, "min_throughput", None), mbs=getattr(args, "mbs", None),
-                         max_stages=getattr(args, "max_stages", 3), max_kinds=getattr(args, "max_kinds", 2))
+                         max_stages=getattr(args, "max_stages", 3), max_kinds=getattr(args, "max_kinds", None))
     output = writable(getattr(args, "output", None), "plan")
     if output:
         output.write_text(json.dumps(result.sailor_json(), indent=2) + "\n")

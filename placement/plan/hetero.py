@@ -264,8 +264,8 @@ class _Labels:
 
 
 def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time", *, budget: float | None = None,
-                min_throughput: float | None = None, mbs: int | None = None, max_stages: int = 4,
-                max_kinds: int = 2, max_dp: int | None = None, precision: str = "fp32",
+                min_throughput: float | None = None, mbs: int | None = None, max_stages: int = 3,
+                max_kinds: int | None = None, max_dp: int | None = None, precision: str = "fp32",
                 gbs: int | None = None) -> HeteroPlan:
     """The optimal plan on ``cluster`` for the §12.2 model (docs/model.md §12.4).
 
@@ -285,8 +285,11 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
     mbs : int, optional
         Only this microbatch size (default: every one profiled).
     max_stages, max_kinds, max_dp : int
-        Bounds of the search space (stages; distinct replica kinds per stage;
-        data-parallel degree, default unbounded).
+        Bounds of the search space: stages (default 3); distinct replica kinds
+        per stage (default 2 on a cluster with several GPU types or zones,
+        where mixing replicas uses what is there; 1 otherwise, where it could
+        only mix TP degrees and costs far more search); data-parallel degree
+        (default unbounded).
     precision : {"fp32", "fp16", "bf16"}
 
     Raises
@@ -306,6 +309,8 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise InputError(None, name, f"must be a positive number, got {value!r}")
     started = time.perf_counter()
+    if max_kinds is None:
+        max_kinds = 2 if len({(t.gpu, z) for t, n, z in cluster.entries() if n}) > 1 else 1
     elem = PRECISION_BYTES[precision]
     model = inputs.config.model
     n_layers = inputs.config.num_layers

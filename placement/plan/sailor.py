@@ -215,15 +215,22 @@ def replica_memory(sizes: Sequence, layers: Sequence[int], mbs: int, in_flight: 
     return params * STATE_BYTES_PER_PARAM + act + RUNTIME_RESERVE_BYTES
 
 
-def pipeline_time(stage_times: list[float], microbatches: int) -> tuple[float, float]:
+def pipeline_time(stage_times: list[float], microbatches: int | Sequence[int]) -> tuple[float, float]:
     """1F1B with flush: (fill + drain, steady) seconds for per-microbatch stage times.
+
+    ``microbatches`` may differ by stage (a stage with fewer replicas runs
+    more microbatches on each): the steady state is the longest
+    ``(M_s − 1) · a_s``; with one ``M`` it is ``(M − 1) · max_s a_s``.
 
     Examples
     --------
     >>> pipeline_time([1.0, 2.0, 1.0], 4)
     (4.0, 6.0)
+    >>> pipeline_time([1.0, 2.0], [8, 4])
+    (3.0, 7.0)
     """
-    return sum(stage_times), (microbatches - 1) * max(stage_times)
+    counts = [microbatches] * len(stage_times) if isinstance(microbatches, int) else list(microbatches)
+    return sum(stage_times), max((m - 1) * a for m, a in zip(counts, stage_times))
 
 
 def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str = "fp32",
@@ -262,8 +269,11 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
     model = config.model
     gbs = plan.gbs if plan.gbs is not None else config.global_batch_size
     mbs = plan.mbs
+    if len(plan.pipelines) > 1:
+        raise InputError(plan.source, "pipeline_list", f"{len(plan.pipelines)} pipelines: the model (§12.2) "
+                         "covers one pipeline (its stages may differ in replicas, GPU types and TP)")
     dp_first = len(plan.pipelines[0].replicas[0])
-    microbatches = math.ceil(gbs / (mbs * dp_first * len(plan.pipelines)))
+    microbatches = math.ceil(gbs / (mbs * dp_first))
     # boundary tensors are the same at every TP degree: each rank holds the full activation
     unsplit = info.of(model, 1)
     if len(unsplit) != config.num_layers:
@@ -281,6 +291,8 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
             raise InputError(plan.source, f"pipeline_list[{p}].layers_per_stage",
                              f"covers {covered} layers, the model {model!r} has {config.num_layers}")
         n_stages = len(pipe.stages)
+        # each replica of stage s runs M_s microbatches (Sailor's plans may give stages different dp)
+        stage_micro = [math.ceil(gbs / (mbs * len(r))) for r in pipe.replicas]
         per_stage = []
         for s, layers in enumerate(pipe.stages):
             reps = pipe.replicas[s]
@@ -298,7 +310,7 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
                 params = sum(sizes[l].params for l in layers)
                 share = params / max(1, sum(x.params for x in sizes))
                 opt = max(opt, times[layers[0]].optimizer * share)
-                mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, microbatches)))
+                mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, stage_micro[s])))
             # blocking point-to-point: the stage is busy for both directions of both its boundaries
             transfer = 0.0
             for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):
@@ -316,8 +328,9 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
                 pipeline=p, stage=s, layers=(layers[0], layers[-1]), replicas=len(reps),
                 gpu_types=tuple(sorted({r.gpu for r in reps})), compute=compute, transfer=transfer,
                 optimizer=opt, gradient_sync=stage_sync, memory_per_gpu=mem))
-        fill, steady = pipeline_time(per_stage, microbatches)
-        pipeline_totals.append((fill + steady, fill, steady, per_stage.index(max(per_stage))))
+        fill, steady = pipeline_time(per_stage, stage_micro)
+        binding = max(range(n_stages), key=lambda i: (stage_micro[i] - 1) * per_stage[i] + per_stage[i] * 1e-12)
+        pipeline_totals.append((fill + steady, fill, steady, binding))
     _, fill, steady, bottleneck = max(pipeline_totals)
     return SailorEstimate(
         iteration_time=fill + steady + optimizer + sync,

@@ -209,3 +209,21 @@ def test_shipped_runs_memory_within_ten_percent(sailor_dir):
         est = estimate_sailor_plan(plan, inputs)
         assert math.isfinite(est.iteration_time) and est.iteration_time > 0
         assert abs(est.memory_per_gpu / plan.measured.max_memory - 1) <= 0.10, path.name
+
+
+def test_stages_with_different_replica_counts_run_different_microbatch_counts():
+    inputs = tiny_inputs()
+    # stage 0: two fast replicas (4 microbatches each); stage 1: one (8 microbatches)
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 1), ("fast", 1)], [("fast", 1)]]))
+    est = estimate_sailor_plan(plan, inputs)
+    a0, a1 = (s.compute + s.transfer for s in est.stages)
+    assert est.pipeline_fill_drain == pytest.approx(a0 + a1)
+    assert est.pipeline_steady == pytest.approx(max(3 * a0, 7 * a1))
+    assert est.bottleneck_stage == 1
+
+
+def test_several_pipelines_are_outside_the_model():
+    one = tiny_plan([[0, 1, 2, 3]], [[("fast", 1)]])
+    two = {**one, "pipeline_list": one["pipeline_list"] * 2}
+    with pytest.raises(InputError, match=r"p\.json: pipeline_list: 2 pipelines"):
+        estimate_sailor_plan(read_sailor_plan("p.json", two), tiny_inputs())

@@ -336,6 +336,9 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
     kept = 0
     prices = [cluster.price_per_gpu_hour(i) for i in range(len(entries))]
 
+    capacity_arr = np.asarray(capacity, dtype=np.int64)
+    price_arr = np.asarray([p or 0.0 for p in prices])  # a missing price only matters with a budget (checked)
+
     def price_of(used):
         if any(p is None and u for p, u in zip(prices, used)):
             return None
@@ -449,6 +452,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                 price = price_of(used)
                 return t_lb * (price or 0.0) / 3600 + eg
 
+            usage_arr = np.asarray(usage, dtype=np.int64).reshape(len(usage), len(entries))
             start = _Labels()
             start.add((0.0, 0.0, 0.0, 0.0, 0.0, 0.0), None)
             frontier = {(0, tuple([0] * len(entries)), None): start}
@@ -458,15 +462,14 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                 in_flight = min(n_stages - s, micro)
                 for (first, used, prev), labels in frontier.items():
                     ends = [n_layers] if s == n_stages - 1 else range(first + 1, n_layers - (n_stages - s - 1))
+                    # the stage kinds that still fit the GPUs left (and the budget), with what they leave used
+                    after = usage_arr + np.asarray(used)
+                    ok = np.all(after <= capacity_arr, axis=1)
+                    if budget is not None:
+                        ok &= after @ price_arr <= budget * (1 + 1e-12)
+                    candidates = [(si, tuple(after[si].tolist())) for si in np.flatnonzero(ok).tolist()]
                     for end in ends:
-                        for si in range(len(stage_kinds)):
-                            if not fits[si]:
-                                continue
-                            new_used = tuple(u + v for u, v in zip(used, usage[si]))
-                            if any(u > c for u, c in zip(new_used, capacity)):
-                                continue
-                            if budget is not None and (price_of(new_used) or 0.0) > budget * (1 + 1e-12):
-                                continue
+                        for si, new_used in candidates:
                             terms = stage_terms(si, first, end, in_flight)
                             if terms is None:
                                 continue  # a replica's GPU memory is exceeded

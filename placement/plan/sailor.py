@@ -19,7 +19,8 @@ Model (one term per cause, each defined once here and reused by the planner):
   measured per-GPU bandwidth fit between the two replicas' (zone, GPU type);
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
-  slowest stage, so uneven stages are charged where they bind;
+  slowest stage, so uneven stages are charged where they bind (stages with
+  different replica counts: ``max_s (M_s - 1)(c_s + p_s)``);
 * optimizer step: the profile's whole-model step on the replica's (GPU, TP)
   scaled by the stage's share of the parameters; stages step in parallel, so
   the slowest counts;
@@ -27,9 +28,9 @@ Model (one term per cause, each defined once here and reused by the planner):
   gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
   ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; stages
   synchronise in parallel, after the flush;
-* memory per GPU: parameters × 24 bytes (fp16 weights' fp32 master, Adam's two
-  moments, fp32 gradients, the communication buffer and DeepSpeed's start-up
-  copies, as Sailor accounts them), plus activations of ``min(S - s, M)``
+* memory per GPU: parameters × 24 bytes (fp32 weights 4, Adam's two moments 8,
+  fp32 gradients 4, the communication buffer 4 and DeepSpeed's start-up
+  copies 4, as Sailor accounts them), plus activations of ``min(S - s, M)``
   microbatches in flight at stage ``s`` (1F1B), plus the runtime's reserve
   (CUDA context and Megatron's fused kernels, 5.06 GB as Sailor measured).
 

@@ -7,7 +7,8 @@ on ``gcp-a100-v100``, ``two-zone-a100-v100`` and ``clariden-gh200x32``, with
 the ``time`` and ``cost`` objectives: the plan's iteration time, $/hour, $ per
 iteration, GPUs used and the search time (wall clock: it depends on what else
 runs on the machine; the load average is printed).  Planner defaults
-(3 stages at most; 2 replica kinds per stage on mixed clusters, else 1).
+(3 stages at most, one replica kind per stage), then on ``gcp-a100-v100`` with
+``max_kinds=2`` (a stage's replicas may differ in GPU type and TP).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from pipesim.placement.plan.hetero import plan_hetero
 from pipesim.placement.plan.sailor import load_sailor_inputs
 
 SAILOR = Path(__file__).resolve().parents[1].parent / "shared" / "workloads" / "sailor"
-CASES = [("training_config_opt_350.json", c) for c in ("gcp-a100-v100", "two-zone-a100-v100", "clariden-gh200x32")] \
-    + [("training_config_gpt_neo27.json", c) for c in ("gcp-a100-v100", "clariden-gh200x32")]
+CASES = [("training_config_opt_350.json", c, 1) for c in ("gcp-a100-v100", "two-zone-a100-v100", "clariden-gh200x32")] \
+    + [("training_config_gpt_neo27.json", c, 1) for c in ("gcp-a100-v100", "clariden-gh200x32")] \
+    + [("training_config_opt_350.json", "gcp-a100-v100", 2), ("training_config_gpt_neo27.json", "gcp-a100-v100", 2)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,19 +38,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Sailor's profiles are not at {SAILOR} (../shared is absent)", file=sys.stderr)
         return 2
     rows = []
-    for config, cluster_name in CASES:
+    for config, cluster_name, kinds in CASES:
         inputs = load_sailor_inputs(SAILOR / config)
         cluster = load_cluster(cluster_name)
         for objective in ("time", "cost"):
             try:
-                r = plan_hetero(inputs, cluster, objective)
+                r = plan_hetero(inputs, cluster, objective, max_kinds=kinds)
             except InfeasibleError as exc:
                 rows.append({"model": inputs.config.model, "cluster": cluster_name, "objective": objective,
-                             "infeasible": str(exc)})
+                             "max_kinds": kinds, "infeasible": str(exc)})
                 continue
             pipe = r.plan.pipelines[0]
             rows.append({
-                "model": inputs.config.model, "cluster": cluster_name, "objective": objective,
+                "model": inputs.config.model, "cluster": cluster_name, "objective": objective, "max_kinds": kinds,
                 "iteration_time": r.iteration_time, "price_per_hour": r.price_per_hour,
                 "cost_per_iteration": r.cost_per_iteration, "gpus_used": sum(r.gpus_used.values()),
                 "gpus": r.gpus_available, "mbs": r.plan.mbs, "stages": len(pipe.stages), "dp": len(pipe.replicas[0]),
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':12} {'cluster':20} {'obj':4} {'s/iter':>8} {'$/h':>7} {'$/iter':>8} {'GPUs':>7} {'mbs':>3}"
+    print(f"{'model':12} {'cluster':20} {'obj':4} {'K':1} {'s/iter':>8} {'$/h':>7} {'$/iter':>8} {'GPUs':>7} {'mbs':>3}"
           f" {'SxD':>6} {'types':18} {'search':>8} {'load':>5}")
     for r in rows:
         if "infeasible" in r:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         price = "—" if r["price_per_hour"] is None else f"{r['price_per_hour']:.2f}"
         cost = "—" if r["cost_per_iteration"] is None else f"{r['cost_per_iteration']:.4f}"
-        print(f"{r['model']:12} {r['cluster']:20} {r['objective']:4} {r['iteration_time']:8.3f} {price:>7} {cost:>8}"
+        print(f"{r['model']:12} {r['cluster']:20} {r['objective']:4} {r['max_kinds']:1d} {r['iteration_time']:8.3f} {price:>7} {cost:>8}"
               f" {r['gpus_used']:3d}/{r['gpus']:<3d} {r['mbs']:3d} {r['stages']:>2}x{r['dp']:<3d}"
               f" {','.join(r['gpu_types']):18} {r['search_seconds']:7.2f}s {r['load_average']:5.1f}")
     return 0

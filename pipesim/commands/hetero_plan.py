@@ -32,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--profiles", metavar="DIR", help="Sailor's profiles folder (default: the training config's)")
     p.add_argument("--max-stages", type=count, default=3, metavar="S", help="most pipeline stages (default 3)")
     p.add_argument("--max-kinds", type=count, metavar="K", help="most distinct replica kinds (GPU type, zone, TP) "
-                   "per stage (default 2 on a cluster with several GPU types or zones, else 1)")
+                   "per stage (default 1; 2: a stage's replicas may differ, Sailor style, much slower search)")
     p.add_argument("--mbs", type=count, metavar="B", help="only this microbatch size")
 
 

@@ -104,26 +104,59 @@ def cluster_dict(c: Cluster) -> dict:
                 "fabric": link_dict(t.fabric),
                 "nic": {**link_dict(t.nic), "per": "device" if t.nic_per_device else "node"},
                 "network_bandwidth_per_device": t.network_bandwidth_per_device,
+                "gpu_type": t.gpu,
+                "zone": zone,
+                "price_per_gpu_hour": c.price_per_gpu_hour(i),
             }
-            for t, count in c.nodes
+            for i, (t, count, zone) in enumerate(c.entries())
+        ],
+        "price_per_hour": c.price_per_hour,
+        "network": [
+            {"from": f"{za}/{ta}", "to": f"{zb}/{tb}", **link_dict(c.link(za, ta, zb, tb)),
+             "price_per_gb": c.egress_price_per_gb(za, zb)}
+            for (za, ta), (zb, tb) in _end_pairs(c)
         ],
     }
 
 
+def _end_pairs(c: Cluster) -> list:
+    ends = list(dict.fromkeys((z, t.name) for t, _, z in c.entries()))
+    return [(a, b) for i, a in enumerate(ends) for b in ends[i:]]
+
+
 def _show_cluster(c: Cluster) -> None:
     table = Table(title=f"{c.name}: {c.description} ({c.node_count} nodes, {c.device_count} devices)")
+    zoned = c.zones or c.prices or c.network
     for header in ("nodes", "node type", "devices/node", "device", "memory", "intra-node fabric", "network (NIC)",
-                   "network per device"):
+                   "network per device", *(("GPU type", "zone", "$/GPU-h") if zoned else ())):
         table.add_column(header)
-    for t, count in c.nodes:
+    for i, (t, count) in enumerate(c.nodes):
+        price = c.price_per_gpu_hour(i)
+        extra = (t.gpu, c.zone_list()[i], "—" if price is None else f"{price:.4g}") if zoned else ()
         nic = f"{format_quantity(t.nic.bandwidth, BANDWIDTH)} per {'device' if t.nic_per_device else 'node'}, " \
               f"{format_quantity(t.nic.latency, TIME)}"
         table.add_row(
             str(count), t.name, str(t.devices), t.device.name, format_quantity(t.device.memory, BYTES),
             f"{format_quantity(t.fabric.bandwidth, BANDWIDTH)}, {format_quantity(t.fabric.latency, TIME)}", nic,
-            format_quantity(t.network_bandwidth_per_device, BANDWIDTH),
+            format_quantity(t.network_bandwidth_per_device, BANDWIDTH), *extra,
         )
     console.print(table)
+    if zoned:  # the bandwidth matrix between (zone, node type) pairs, per device and direction
+        ends = list(dict.fromkeys((z, t.name) for t, _, z in c.entries()))
+        matrix = Table(title=f"network between (zone, node type), per device; $/GB crossing zones"
+                             f"{'' if c.price_per_hour is None else f'; cluster {c.price_per_hour:.4g} $/h'}")
+        matrix.add_column("from \\ to")
+        for z, t in ends:
+            matrix.add_column(f"{z}\n{t}")
+        for za, ta in ends:
+            cells = []
+            for zb, tb in ends:
+                link = c.link(za, ta, zb, tb)
+                price = c.egress_price_per_gb(za, zb)
+                cells.append(f"{format_quantity(link.bandwidth, BANDWIDTH)}, {format_quantity(link.latency, TIME)}"
+                             + (f"\n${price:g}/GB" if price else ""))
+            matrix.add_row(f"{za}\n{ta}", *cells)
+        console.print(matrix)
 
 
 def _link_text(link: Link | None) -> str:

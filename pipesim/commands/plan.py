@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from pipesim.commands import hetero_plan
 from pipesim.commands.common import console, count, print_json, writable
 from pipesim.hardware.clusters import load_cluster
 from pipesim.commands import EXIT_INFEASIBLE
@@ -35,9 +36,10 @@ def register(subparsers) -> None:
     p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
     p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
-    p.add_argument("--objective", choices=["piper", "flush"],
+    p.add_argument("--objective", choices=["piper", "flush", "time", "cost"],
                    help="what to minimise: Piper's time per sample, or 1F1B-with-flush iteration time (needs a "
-                   "cluster); default: a scenario's solve.options.objective (flush, as pipesim run), else piper")
+                   "cluster); time|cost: a Sailor training config on a heterogeneous cluster; default: a "
+                   "scenario's solve.options.objective (flush, as pipesim run), else piper")
     p.add_argument("--no-data-parallel", action="store_true", help="d = 1 for every stage")
     p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
     p.add_argument("--no-recompute", action="store_true", help="no activation recomputation")
@@ -48,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="PNG", help="with --sweep: draw throughput against devices here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("-o", "--output", metavar="PLAN", help="write the plan as JSON to this file")
+    hetero_plan.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -118,6 +121,11 @@ def _from_scenario(args):
 
 
 def run(args) -> int:
+    if hetero_plan.applies(args.workload):  # a Sailor training config: docs/model.md §12.4
+        return hetero_plan.run(args)
+    if args.objective in ("time", "cost"):
+        raise InputError(args.workload, "--objective", "time|cost plan a Sailor training config "
+                         "(model, global_batch_size, num_all_layers); use piper or flush here")
     if args.plot and not args.sweep:
         raise InputError(None, "--plot", "draws the --sweep: give --sweep K,K,... too")
     output = writable(args.output, "plan", "--output")  # before the work: a bad path fails at once

@@ -8,7 +8,10 @@ docs/model.md §10.  One sub-system, one module per idea:
 * :mod:`~pipesim.placement.plan.solve` — :func:`plan`, the optimal planner (Piper's objective,
   and the entry point for every objective);
 * :mod:`~pipesim.placement.plan.flush` — the 1F1B-with-flush objective on a cluster's nodes;
-* :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are.
+* :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are;
+* :mod:`~pipesim.placement.plan.sailor_format` — Sailor's profiles, bandwidths, configs and plans, read as they are;
+* :mod:`~pipesim.placement.plan.sailor` — a Sailor plan's iteration time and memory per GPU (§12.2);
+* :mod:`~pipesim.placement.plan.hetero` — the optimal plan across GPU types and zones (§12.4).
 
 The planner's modules load numba; they are imported on first use, so reading a
 workload or a plan stays cheap.
@@ -25,6 +28,9 @@ _LAZY = {
     "OBJECTIVES": "solve", "PLAN_OPTIONS": "solve", "cluster_limits": "solve", "plan": "solve", "solve_plan": "solve",
     "Geometry": "flush", "evaluate_flush_plan": "flush", "solve_flush_plan": "flush",
     "is_piper_format": "piper_format", "read_piper_workload": "piper_format",
+    "SailorEstimate": "sailor", "estimate_sailor_files": "sailor", "estimate_sailor_plan": "sailor",
+    "load_sailor_inputs": "sailor", "read_sailor_plan": "sailor_format",
+    "HeteroPlan": "hetero", "plan_hetero": "hetero",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,99 @@
+"""``pipesim plan TRAINING_CONFIG.json --hardware CLUSTER --objective time|cost``: one plan across GPU types and zones.
+
+``pipesim plan`` delegates here when its input is a Sailor training config
+(``model``, ``global_batch_size``, ``num_all_layers``): the profiles, layer
+sizes (``--profiles DIR``, default the config's folder) and the cluster
+(node types naming their ``gpu_type`` as the profiles do) go to
+:func:`pipesim.placement.plan.hetero.plan_hetero` (docs/model.md §12.4).
+The plan is printed stage by stage with its iteration time, $/hour and $ per
+iteration; ``-o PLAN.json`` writes it in Sailor's plan format, which
+``pipesim estimate CONFIG --sailor-plan PLAN.json`` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from pipesim.commands.common import console, count, print_json, writable
+from pipesim.errors import InputError
+
+__all__ = ["add_arguments", "applies", "run"]
+
+
+def add_arguments(p) -> None:
+    """The options only this path reads (``--objective time|cost`` is in ``plan``'s own choices)."""
+    p.add_argument("--budget", type=float, metavar="USD_PER_H", help="time|cost objective: most $ per hour of GPUs used")
+    p.add_argument("--min-throughput", type=float, metavar="ITER_PER_S",
+                   help="time|cost objective: fewest iterations per second")
+    p.add_argument("--profiles", metavar="DIR", help="Sailor's profiles folder (default: the training config's)")
+    p.add_argument("--max-stages", type=count, default=3, metavar="S", help="most pipeline stages (default 3)")
+    p.add_argument("--max-kinds", type=count, metavar="K", help="most distinct replica kinds (GPU type, zone, TP) "
+                   "per stage (default 1; 2: a stage's replicas may differ, Sailor style, much slower search)")
+    p.add_argument("--mbs", type=count, metavar="B", help="only this microbatch size")
+
+
+def applies(path_text: str) -> bool:
+    """Whether ``path_text`` is a Sailor training config (this module plans it)."""
+    if not path_text.endswith(".json"):
+        return False
+    try:
+        data = json.loads(Path(path_text).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"model", "global_batch_size", "num_all_layers"} <= set(data) \
+        and "nodes" not in data
+
+
+def _money(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"${value:.{digits}g}"
+
+
+def run(args) -> int:
+    from pipesim.hardware.clusters import load_cluster
+    from pipesim.placement.plan.hetero import plan_hetero
+    from pipesim.placement.plan.sailor import load_sailor_inputs
+
+    if not getattr(args, "hardware", None):
+        raise InputError(None, "--hardware", "planning a training config needs a cluster (preset or YAML)")
+    objective = getattr(args, "objective", "time")
+    if objective not in ("time", "cost"):
+        raise InputError(None, "--objective", f"a training config is planned for time or cost, not {objective!r}")
+    inputs = load_sailor_inputs(args.workload, getattr(args, "profiles", None))
+    cluster = load_cluster(args.hardware)
+    result = plan_hetero(inputs, cluster, objective, budget=getattr(args, "budget", None),
+                         min_throughput=getattr(args, "min_throughput", None), mbs=getattr(args, "mbs", None),
+                         max_stages=getattr(args, "max_stages", 3), max_kinds=getattr(args, "max_kinds", None))
+    output = writable(getattr(args, "output", None), "plan")
+    if output:
+        output.write_text(json.dumps(result.sailor_json(), indent=2) + "\n")
+    if getattr(args, "json", False):
+        print_json(result.to_dict())
+        return 0
+    plan, est = result.plan, result.estimate
+    table = Table(title=escape(f"{inputs.config.model} on {cluster.name}: mbs {plan.mbs}, {est.microbatches} "
+                               f"microbatches, objective {objective}"))
+    for column in ("stage", "layers", "replicas (zone/GPU x TP)", "compute/mb", "transfer/mb", "grad sync",
+                   "memory/GPU"):
+        table.add_column(column)
+    from pipesim.hardware.units import BYTES, TIME, format_quantity
+
+    for s, (layers, reps) in enumerate(zip(plan.pipelines[0].stages, plan.pipelines[0].replicas)):
+        groups: dict = {}
+        for r in reps:
+            groups[f"{r.zone}/{r.gpu}x{r.tp}"] = groups.get(f"{r.zone}/{r.gpu}x{r.tp}", 0) + 1
+        row = est.stages[s]
+        table.add_row(str(s), f"{layers[0]}-{layers[-1]}", escape(", ".join(f"{n}x {k}" for k, n in groups.items())),
+                      format_quantity(row.compute, TIME), format_quantity(row.transfer, TIME),
+                      format_quantity(row.gradient_sync, TIME), format_quantity(row.memory_per_gpu, BYTES))
+    console.print(table)
+    used = ", ".join(f"{n} {escape(k)}" for k, n in result.gpus_used.items())
+    console.print(f"GPUs used: {used} of {result.gpus_available}")
+    console.print(f"iteration time: [bold]{format_quantity(est.iteration_time, TIME)}[/bold] "
+                  f"({result.throughput:.4g} it/s); {_money(result.price_per_hour)}/h; "
+                  f"{_money(result.cost_per_iteration)} per iteration (egress {_money(result.egress_per_iteration)}); "
+                  f"searched in {result.search_seconds:.2f} s")
+    return 0

@@ -1,0 +1,352 @@
+"""Iteration time and peak memory of a Sailor plan, from Sailor's own profiles (docs/model.md §12.2).
+
+Problem: given a Sailor plan (pipeline stages, each with data-parallel
+replicas of possibly different GPU types, TP degrees and zones), a microbatch
+size and a global batch, predict the seconds per training iteration and the
+peak bytes on any GPU, from Sailor's per-layer profiles, per-layer memory and
+measured link bandwidths — the inputs Sailor's planner itself uses.
+
+Model (one term per cause, each defined once here and reused by the planner):
+
+* stage compute ``c_s`` = the slowest replica's sum of forward + backward layer
+  times (a stage waits for all its replicas);
+* stage transfers ``p_s``: per microbatch, every point-to-point transfer the
+  stage takes part in — receive and send the activation, receive and send its
+  gradient — because the engine's sends and receives block both ends
+  (DeepSpeed's ``p2p.send``/``recv``).  Each moves the full boundary tensor
+  into or out of every GPU of the replica (the engine sends ``1/tp`` of it
+  between nodes and all-gathers the rest inside the node), timed by the
+  measured per-GPU bandwidth fit between the two replicas' (zone, GPU type);
+* pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
+  — fill and drain go through every stage once; the steady state runs at the
+  slowest stage, so uneven stages are charged where they bind (stages with
+  different replica counts: ``max_s (M_s - 1)(c_s + p_s)``);
+* optimizer step: the profile's whole-model step on the replica's (GPU, TP)
+  scaled by the stage's share of the parameters; stages step in parallel, so
+  the slowest counts;
+* gradient synchronisation: per stage a ring all-reduce of the stage's
+  gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
+  ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; stages
+  synchronise in parallel, after the flush;
+* memory per GPU: parameters × 24 bytes (fp32 weights 4, Adam's two moments 8,
+  fp32 gradients 4, the communication buffer 4 and DeepSpeed's start-up
+  copies 4, as Sailor accounts them), plus activations of ``min(S - s, M)``
+  microbatches in flight at stage ``s`` (1F1B), plus the runtime's reserve
+  (CUDA context and Megatron's fused kernels, 5.06 GB as Sailor measured).
+
+Numbers cross links in the training precision: 4 bytes (fp32) by default, as
+Sailor's measured runs train (its launch script enables neither fp16 nor bf16,
+and its simulator validates them with ``fp16=False``).
+
+Guarantee: the prediction reads only the plan's structure, ``mbs`` and
+``gbs``, never its measurements (``real``, ``red_grads``, ``max_mem``).
+
+Reference: Strati et al., "Sailor: Automating Distributed Training over
+Dynamic, Heterogeneous, and Geo-distributed Clusters", SOSP 2025, §4.2
+(simulator); facts read from eth-easl/sailor, pipesim's own code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pipesim.errors import InputError
+from pipesim.placement.plan.sailor_format import (
+    SailorBandwidths,
+    SailorLayerInfo,
+    SailorPlan,
+    SailorProfiles,
+    SailorReplica,
+    SailorTrainingConfig,
+    read_bandwidths,
+    read_layer_memory,
+    read_profiles,
+    read_sailor_plan,
+    read_training_config,
+)
+
+__all__ = [
+    "BUCKET_BYTES",
+    "PRECISION_BYTES",
+    "RUNTIME_RESERVE_BYTES",
+    "STATE_BYTES_PER_PARAM",
+    "SailorEstimate",
+    "SailorInputs",
+    "Network",
+    "SailorStageEstimate",
+    "boundary_time",
+    "estimate_sailor_files",
+    "estimate_sailor_plan",
+    "pipeline_time",
+    "replica_memory",
+    "ring_allreduce_time",
+    "load_sailor_inputs",
+]
+
+PRECISION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per activation / gradient element
+BUCKET_BYTES = 500_000_000  # DeepSpeed's all-reduce bucket (MEMORY_OPT_ALLREDUCE_SIZE)
+# fp32 master 4 + Adam moments 8 + fp32 gradients 4 + communication buffer 4 + DeepSpeed start-up copies 4
+STATE_BYTES_PER_PARAM = 24
+RUNTIME_RESERVE_BYTES = 4.76e9 + 300e6  # CUDA context + Megatron's fused kernels (Sailor, GH200)
+
+
+@dataclass(frozen=True)
+class SailorInputs:
+    """Everything a prediction reads besides the plan."""
+
+    config: SailorTrainingConfig
+    profiles: SailorProfiles
+    layer_info: SailorLayerInfo
+    bandwidths: SailorBandwidths
+
+
+def load_sailor_inputs(config_path: str | Path, profiles_dir: str | Path | None = None) -> SailorInputs:
+    """Read a training config and, from ``profiles_dir`` (default: the config's folder),
+    ``profiles_tmp.json``, ``llm_info.json`` and ``multizone_bandwidths_het.json``."""
+    config_path = Path(config_path)
+    folder = Path(profiles_dir) if profiles_dir is not None else config_path.parent
+    if not folder.is_dir():
+        raise InputError(folder, "profiles", "not a folder")
+    return SailorInputs(
+        config=read_training_config(config_path),
+        profiles=read_profiles(folder / "profiles_tmp.json"),
+        layer_info=read_layer_memory(folder / "llm_info.json"),
+        bandwidths=read_bandwidths(folder / "multizone_bandwidths_het.json"),
+    )
+
+
+@dataclass(frozen=True)
+class SailorStageEstimate:
+    """One pipeline stage's share of the iteration (seconds) and its peak memory (bytes)."""
+
+    pipeline: int
+    stage: int
+    layers: tuple[int, int]  # first, last
+    replicas: int
+    gpu_types: tuple[str, ...]
+    compute: float  # forward + backward per microbatch, slowest replica
+    transfer: float  # activation + gradient sends per microbatch
+    optimizer: float
+    gradient_sync: float
+    memory_per_gpu: float  # max over the stage's GPUs
+
+
+@dataclass(frozen=True)
+class SailorEstimate:
+    """Predicted seconds per iteration and peak bytes per GPU, with the breakdown.
+
+    ``iteration_time = pipeline_fill_drain + pipeline_steady + optimizer + gradient_sync``.
+    """
+
+    iteration_time: float
+    memory_per_gpu: float
+    microbatches: int
+    pipeline_fill_drain: float
+    pipeline_steady: float
+    optimizer: float
+    gradient_sync: float
+    bottleneck_stage: int
+    stages: tuple[SailorStageEstimate, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "iteration_time": self.iteration_time,
+            "memory_per_gpu": self.memory_per_gpu,
+            "microbatches": self.microbatches,
+            "breakdown": {
+                "pipeline_fill_drain": self.pipeline_fill_drain,
+                "pipeline_steady": self.pipeline_steady,
+                "optimizer": self.optimizer,
+                "gradient_sync": self.gradient_sync,
+                "bottleneck_stage": self.bottleneck_stage,
+            },
+            "stages": [
+                {
+                    "pipeline": s.pipeline, "stage": s.stage, "layers": list(s.layers), "replicas": s.replicas,
+                    "gpu_types": list(s.gpu_types), "compute": s.compute, "transfer": s.transfer,
+                    "optimizer": s.optimizer, "gradient_sync": s.gradient_sync, "memory_per_gpu": s.memory_per_gpu,
+                }
+                for s in self.stages
+            ],
+        }
+
+
+class Network(Protocol):
+    """What the model asks of a network: seconds for one GPU of a replica to send bytes to one of another."""
+
+    def transfer_time(self, sender: SailorReplica, receiver: SailorReplica, nbytes: float) -> float: ...
+
+
+def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], network: Network) -> float:
+    """Ring all-reduce of ``nbytes`` over ``replicas`` in ``BUCKET_BYTES`` buckets (s).
+
+    Each bucket takes ``2 (D - 1)`` steps of ``bucket / D`` bytes; every step
+    waits for the ring's slowest link.
+    """
+    d = len(replicas)
+    if d <= 1 or nbytes <= 0:
+        return 0.0
+    pairs = [(replicas[j], replicas[(j + 1) % d]) for j in range(d)]
+    total = 0.0
+    remaining = nbytes
+    while remaining > 0:
+        bucket = min(BUCKET_BYTES, remaining)
+        total += 2 * (d - 1) * max(network.transfer_time(a, b, bucket / d) for a, b in pairs)
+        remaining -= bucket
+    return total
+
+
+def boundary_time(replicas: Sequence[SailorReplica], peers: Sequence[SailorReplica], nbytes: float,
+                  network: Network) -> float:
+    """One stage's share of one boundary per microbatch: send and receive (blocking), slowest pairing.
+
+    Replica ``j`` talks to peer ``j mod len(peers)`` (Sailor's pairing).
+    """
+    return 2 * max(network.transfer_time(rep, peers[j % len(peers)], nbytes) for j, rep in enumerate(replicas))
+
+
+def replica_memory(sizes: Sequence, layers: Sequence[int], mbs: int, in_flight: int) -> float:
+    """Peak bytes on one GPU of a replica holding ``layers`` (``sizes``: the LayerMemory at its TP degree)."""
+    params = sum(sizes[l].params for l in layers)
+    act = sum(sizes[l].activation_bytes for l in layers) * mbs * in_flight
+    return params * STATE_BYTES_PER_PARAM + act + RUNTIME_RESERVE_BYTES
+
+
+def pipeline_time(stage_times: list[float], microbatches: int | Sequence[int]) -> tuple[float, float]:
+    """1F1B with flush: (fill + drain, steady) seconds for per-microbatch stage times.
+
+    ``microbatches`` may differ by stage (a stage with fewer replicas runs
+    more microbatches on each): the steady state is the longest
+    ``(M_s − 1) · a_s``; with one ``M`` it is ``(M − 1) · max_s a_s``.
+
+    Examples
+    --------
+    >>> pipeline_time([1.0, 2.0, 1.0], 4)
+    (4.0, 6.0)
+    >>> pipeline_time([1.0, 2.0], [8, 4])
+    (3.0, 7.0)
+    """
+    counts = [microbatches] * len(stage_times) if isinstance(microbatches, int) else list(microbatches)
+    return sum(stage_times), max((m - 1) * a for m, a in zip(counts, stage_times))
+
+
+def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str = "fp32",
+                         network: Network | None = None) -> SailorEstimate:
+    """Predict a Sailor plan's iteration time and peak memory per GPU (docs/model.md §12.2).
+
+    Parameters
+    ----------
+    plan : SailorPlan
+        From :func:`~pipesim.placement.plan.sailor_format.read_sailor_plan`;
+        its measurements are never read.
+    inputs : SailorInputs
+        From :func:`load_sailor_inputs`.
+    precision : {"fp32", "fp16", "bf16"}
+        The training precision: bytes per element of the activations and
+        gradients that cross links (Sailor's runs: fp32).
+    network : optional
+        Transfer times between replicas; default the measured bandwidths in
+        ``inputs`` (a planner passes its cluster's network, §12.3).
+
+    Returns
+    -------
+    SailorEstimate
+
+    Raises
+    ------
+    InputError
+        The plan's stages do not cover the model's layers, or the profiles,
+        layer memory or bandwidths lack an entry the plan needs (named).
+    """
+    if precision not in PRECISION_BYTES:
+        raise InputError(None, "precision", f"must be one of {sorted(PRECISION_BYTES)}, got {precision!r}")
+    elem = PRECISION_BYTES[precision]
+    config, profiles, info = inputs.config, inputs.profiles, inputs.layer_info
+    bw = inputs.bandwidths if network is None else network
+    model = config.model
+    gbs = plan.gbs if plan.gbs is not None else config.global_batch_size
+    mbs = plan.mbs
+    if len(plan.pipelines) > 1:
+        raise InputError(plan.source, "pipeline_list", f"{len(plan.pipelines)} pipelines: the model (§12.2) "
+                         "covers one pipeline (its stages may differ in replicas, GPU types and TP)")
+    dp_first = len(plan.pipelines[0].replicas[0])
+    microbatches = math.ceil(gbs / (mbs * dp_first))
+    # boundary tensors are the same at every TP degree: each rank holds the full activation
+    unsplit = info.of(model, 1)
+    if len(unsplit) != config.num_layers:
+        raise InputError(info.source, f"{model}.1", f"has {len(unsplit)} layers, the config {config.num_layers}")
+
+    stage_rows: list[SailorStageEstimate] = []
+    pipeline_totals = []
+    optimizer = 0.0
+    sync = 0.0
+    memory = 0.0
+    bottleneck = 0
+    for p, pipe in enumerate(plan.pipelines):
+        covered = sum(len(s) for s in pipe.stages)
+        if covered != config.num_layers:
+            raise InputError(plan.source, f"pipeline_list[{p}].layers_per_stage",
+                             f"covers {covered} layers, the model {model!r} has {config.num_layers}")
+        n_stages = len(pipe.stages)
+        # each replica of stage s runs M_s microbatches (Sailor's plans may give stages different dp)
+        stage_micro = [math.ceil(gbs / (mbs * len(r))) for r in pipe.replicas]
+        per_stage = []
+        for s, layers in enumerate(pipe.stages):
+            reps = pipe.replicas[s]
+            where = f"pipeline_list[{p}].tmp_per_stage[{s}]"
+            compute = 0.0
+            opt = 0.0
+            mem = 0.0
+            for rep in reps:
+                times = profiles.layers(model, rep.gpu, mbs, rep.tp, where)
+                if len(times) != config.num_layers:
+                    raise InputError(profiles.source, f"{model}.{rep.gpu}.{mbs}.{rep.tp}",
+                                     f"has {len(times)} layers, the config {config.num_layers}")
+                compute = max(compute, sum(times[l].forward + times[l].backward for l in layers))
+                sizes = info.of(model, rep.tp)
+                params = sum(sizes[l].params for l in layers)
+                share = params / max(1, sum(x.params for x in sizes))
+                opt = max(opt, times[layers[0]].optimizer * share)
+                mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, stage_micro[s])))
+            # blocking point-to-point: the stage is busy for both directions of both its boundaries
+            transfer = 0.0
+            for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):
+                if 0 <= other < n_stages:
+                    nbytes = unsplit[boundary].output_elements * mbs * elem
+                    transfer += boundary_time(reps, pipe.replicas[other], nbytes, bw)
+            # the ring carries the largest shard (the smallest TP degree holds the most parameters)
+            grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * elem
+            stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw)
+            per_stage.append(compute + transfer)
+            optimizer = max(optimizer, opt)
+            sync = max(sync, stage_sync)
+            memory = max(memory, mem)
+            stage_rows.append(SailorStageEstimate(
+                pipeline=p, stage=s, layers=(layers[0], layers[-1]), replicas=len(reps),
+                gpu_types=tuple(sorted({r.gpu for r in reps})), compute=compute, transfer=transfer,
+                optimizer=opt, gradient_sync=stage_sync, memory_per_gpu=mem))
+        fill, steady = pipeline_time(per_stage, stage_micro)
+        binding = max(range(n_stages), key=lambda i: (stage_micro[i] - 1) * per_stage[i] + per_stage[i] * 1e-12)
+        pipeline_totals.append((fill + steady, fill, steady, binding))
+    _, fill, steady, bottleneck = max(pipeline_totals)
+    return SailorEstimate(
+        iteration_time=fill + steady + optimizer + sync,
+        memory_per_gpu=memory,
+        microbatches=microbatches,
+        pipeline_fill_drain=fill,
+        pipeline_steady=steady,
+        optimizer=optimizer,
+        gradient_sync=sync,
+        bottleneck_stage=bottleneck,
+        stages=tuple(stage_rows),
+    )
+
+
+def estimate_sailor_files(config_path: str | Path, plan_path: str | Path,
+                          profiles_dir: str | Path | None = None, precision: str = "fp32") -> SailorEstimate:
+    """:func:`estimate_sailor_plan` on files: a training config, a plan and the profiles' folder."""
+    return estimate_sailor_plan(read_sailor_plan(plan_path), load_sailor_inputs(config_path, profiles_dir), precision)

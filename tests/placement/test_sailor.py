@@ -1,0 +1,229 @@
+"""Sailor's inputs read as they are, and the plan estimate's cost model (docs/model.md §12.1-12.2)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+from pipesim.errors import InputError
+from pipesim.placement.plan.sailor import (
+    RUNTIME_RESERVE_BYTES,
+    STATE_BYTES_PER_PARAM,
+    SailorInputs,
+    estimate_sailor_files,
+    estimate_sailor_plan,
+    load_sailor_inputs,
+    pipeline_time,
+)
+from pipesim.placement.plan.sailor_format import (
+    read_bandwidths,
+    read_layer_memory,
+    read_profiles,
+    read_sailor_plan,
+    read_training_config,
+)
+from tests.strategies import SHARED
+
+SAILOR = SHARED.parent / "sailor"
+RUNS = sorted((SAILOR / "validation" / "OPT-350").glob("*.json")) if SAILOR.is_dir() else []
+
+
+@pytest.fixture
+def sailor_dir():
+    if not SAILOR.is_dir():
+        pytest.skip(f"Sailor's files are not at {SAILOR} (../shared is absent)")
+    return SAILOR
+
+
+# --- a tiny synthetic job: 4 layers, GPU types "fast" and "slow", one zone ---------------------------
+
+def tiny_inputs(bandwidth_gbps: float = 10.0) -> SailorInputs:
+    def times(scale):  # forward, backward, whole-model optimizer step
+        return {str(l): [0.01 * scale, 0.02 * scale, 0.004 * scale] for l in range(4)}
+
+    profiles = {"M": {"fast": {"2": {"1": times(1), "2": times(0.5)}},
+                      "slow": {"2": {"1": times(3)}}}}
+    layer = {"params_floats": 1000, "act_output_floats": 500_000, "act_mem_floats": 250}
+    info = {"M": {"1": {str(l): layer for l in range(4)},
+                  "2": {str(l): {**layer, "params_floats": 500} for l in range(4)}}}
+    fit = [[0.0, 0.0, bandwidth_gbps], bandwidth_gbps * 1e9]
+    bw = {"z": {g: {"1": {"z": {h: {"1": fit} for h in ("fast", "slow")}}} for g in ("fast", "slow")}}
+    config = {"model": "M", "global_batch_size": 16, "num_all_layers": 4, "optimizer": "Adam"}
+    return SailorInputs(read_training_config("c.json", config), read_profiles("p.json", profiles),
+                        read_layer_memory("i.json", info), read_bandwidths("b.json", bw))
+
+
+def tiny_plan(stages, replicas, mbs=2, gbs=16, **measured):
+    data = {"pipeline_list": [{
+        "num_stages": len(stages), "layers_per_stage": stages,
+        "tmp_per_stage": [[[[[g, 2, "z"]], tp] for g, tp in reps] for reps in replicas],
+        "dp": [len(reps) for reps in replicas]}], "mbs": mbs, "gbs": gbs, **measured}
+    return data
+
+
+def test_pipeline_fill_drain_and_steady_state_by_hand():
+    # three stages, four microbatches: every stage once, then three more at the slowest
+    assert pipeline_time([1.0, 2.0, 1.0], 4) == (4.0, 6.0)
+    assert pipeline_time([3.0], 1) == (3.0, 0.0)
+
+
+def test_two_uneven_stages_by_hand():
+    inputs = tiny_inputs()
+    est = estimate_sailor_plan(read_sailor_plan("p.json", tiny_plan([[0], [1, 2, 3]], [[("fast", 1)], [("fast", 1)]])),
+                               inputs)
+    m = 16 // 2
+    send = 500_000 * 2 * 4 / 10e9  # elements x mbs x fp32 bytes at 10 GB/s
+    # blocking point-to-point: each stage sends and receives the activation and its gradient
+    c0, c1 = 0.03 + 2 * send, 0.09 + 2 * send
+    assert est.microbatches == m
+    assert est.pipeline_fill_drain == pytest.approx(c0 + c1)
+    assert est.pipeline_steady == pytest.approx((m - 1) * c1)
+    assert est.bottleneck_stage == 1
+    assert est.optimizer == pytest.approx(0.004 * 3 / 4)  # the last stage holds 3/4 of the parameters
+    assert est.gradient_sync == 0.0
+    assert est.iteration_time == pytest.approx(c0 + c1 + (m - 1) * c1 + 0.003)
+    # memory: stage 0 keeps min(S - 0, M) = 2 microbatches of activations
+    mem0 = 1000 * STATE_BYTES_PER_PARAM + 250 * 4 * 2 * 2 + RUNTIME_RESERVE_BYTES
+    mem1 = 3000 * STATE_BYTES_PER_PARAM + 3 * 250 * 4 * 2 * 1 + RUNTIME_RESERVE_BYTES
+    assert [s.memory_per_gpu for s in est.stages] == pytest.approx([mem0, mem1])
+    assert est.memory_per_gpu == pytest.approx(max(mem0, mem1))
+
+
+def test_slowest_replica_sets_the_stage_and_ring_all_reduce_by_hand():
+    inputs = tiny_inputs()
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1, 2, 3]], [[("fast", 1), ("slow", 1)]]))
+    est = estimate_sailor_plan(plan, inputs)
+    assert est.microbatches == 4  # 16 / (mbs 2 x 2 replicas)
+    assert est.stages[0].compute == pytest.approx(4 * 0.09)  # the slow replica binds
+    grads = 4000 * 4  # fp32 gradients of the whole model (TP 1)
+    assert est.gradient_sync == pytest.approx(2 * 1 * (grads / 2) / 10e9)
+    assert est.optimizer == pytest.approx(0.012)
+    # a faster replica set finishes sooner; tensor parallelism halves the parameters per GPU
+    both_fast = estimate_sailor_plan(read_sailor_plan("p.json", tiny_plan([[0, 1, 2, 3]], [[("fast", 2), ("fast", 2)]])),
+                                     inputs)
+    assert both_fast.iteration_time < est.iteration_time
+    assert both_fast.memory_per_gpu < est.memory_per_gpu
+
+
+def test_half_precision_halves_what_crosses_links():
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 1), ("fast", 1)], [("fast", 1), ("fast", 1)]]))
+    fp32 = estimate_sailor_plan(plan, tiny_inputs())
+    fp16 = estimate_sailor_plan(plan, tiny_inputs(), precision="fp16")
+    assert fp16.stages[0].transfer == pytest.approx(fp32.stages[0].transfer / 2)
+    assert fp16.gradient_sync == pytest.approx(fp32.gradient_sync / 2)
+    with pytest.raises(InputError, match="precision: must be one of"):
+        estimate_sailor_plan(plan, tiny_inputs(), precision="int3")
+
+
+def test_slower_link_costs_more():
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 1)], [("fast", 1)]]))
+    fast = estimate_sailor_plan(plan, tiny_inputs(10.0))
+    slow = estimate_sailor_plan(plan, tiny_inputs(1.0))
+    assert slow.iteration_time > fast.iteration_time
+    assert slow.stages[0].transfer == pytest.approx(10 * fast.stages[0].transfer)
+
+
+def test_measurements_never_change_the_prediction():
+    inputs = tiny_inputs()
+    base = tiny_plan([[0], [1, 2, 3]], [[("fast", 1)], [("slow", 1)]])
+    a = estimate_sailor_plan(read_sailor_plan("p.json", {**base, "real": 1.0, "red_grads": 0.1, "max_mem": 1e9}),
+                             inputs)
+    b = estimate_sailor_plan(read_sailor_plan("p.json", {**base, "real": 99.0, "red_grads": 7.0, "max_mem": 5e10}),
+                             inputs)
+    c = estimate_sailor_plan(read_sailor_plan("p.json", base), inputs)
+    assert a == b == c
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d.pop("mbs"), "mbs"),
+    (lambda d: d["pipeline_list"][0].update(dp=[1, 2]), "pipeline_list[0].tmp_per_stage[1]"),
+    (lambda d: d["pipeline_list"][0].update(layers_per_stage=[[0], [2, 3]]), "pipeline_list[0].layers_per_stage[1]"),
+    (lambda d: d["pipeline_list"][0]["tmp_per_stage"][0][0].__setitem__(1, 4), "pipeline_list[0].tmp_per_stage[0][0][1]"),
+    (lambda d: d["pipeline_list"][0]["tmp_per_stage"][0][0][0][0].__setitem__(1, "four"),
+     "pipeline_list[0].tmp_per_stage[0][0][0][0]"),
+    (lambda d: d.update(real="fast"), "real"),
+])
+def test_bad_plan_names_the_file_and_field(edit, field):
+    data = tiny_plan([[0], [1, 2, 3]], [[("fast", 1)], [("fast", 1)]])
+    edit(data)
+    with pytest.raises(InputError) as info:
+        read_sailor_plan("bad.json", data)
+    message = str(info.value)
+    assert message.startswith(f"bad.json: {field}:") and "\n" not in message
+
+
+def test_plan_needing_a_missing_profile_names_it():
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1, 2, 3]], [[("slow", 2)]]))
+    with pytest.raises(InputError, match=r"p\.json: M\.slow\.2\.2: no profile for tensor-parallel degree 2"):
+        estimate_sailor_plan(plan, tiny_inputs())
+    short = read_sailor_plan("q.json", tiny_plan([[0, 1], [2]], [[("fast", 1)], [("fast", 1)]]))
+    with pytest.raises(InputError, match=r"q\.json: pipeline_list\[0\]\.layers_per_stage: covers 3 layers"):
+        estimate_sailor_plan(short, tiny_inputs())
+
+
+def test_bad_profiles_and_bandwidths_name_the_field():
+    with pytest.raises(InputError, match=r"p\.json: M\.g\.1\.1: layers must be numbered 0\.\.1"):
+        read_profiles("p.json", {"M": {"g": {"1": {"1": {"0": [0, 0, 0], "2": [0, 0, 0]}}}}})
+    with pytest.raises(InputError, match=r"b\.json: z\.g\.1\.z\.g\.1: must be"):
+        read_bandwidths("b.json", {"z": {"g": {"1": {"z": {"g": {"1": [[1.0], 0]}}}}}})
+    with pytest.raises(InputError, match=r"i\.json: M\.1\.0\.params_floats: missing"):
+        read_layer_memory("i.json", {"M": {"1": {"0": {"act_output_floats": 1, "act_mem_floats": 1}}}})
+
+
+# --- the shipped files ------------------------------------------------------------------------------
+
+def test_every_shipped_file_reads(sailor_dir):
+    inputs = load_sailor_inputs(sailor_dir / "training_config_opt_350.json")
+    assert inputs.config.model == "OPT-350" and inputs.config.num_layers == 26
+    assert set(inputs.profiles.times) >= {"OPT-350", "GPT-Neo-2.7", "LLAMA-3-8", "OPT-30"}
+    assert len(inputs.layer_info.of("OPT-350", 4)) == 26
+    assert inputs.bandwidths.link(("us-central1-a", "GH-96", 1), ("us-central1-a", "GH-96", 1)).peak > 1e10
+    read_training_config(sailor_dir / "training_config_gpt_neo27.json")
+    assert len(RUNS) == 15
+    for path in RUNS:
+        plan = read_sailor_plan(path)
+        assert plan.measured.iteration_time > 0 and plan.measured.max_memory > 0
+        assert plan.gpus == 4 * json.loads(path.read_text())["N"]
+
+
+def test_shipped_run_measurements_are_not_inputs(sailor_dir, tmp_path):
+    path = sailor_dir / "validation" / "OPT-350" / "N8_plan_config_N8_D2.json"
+    data = json.loads(path.read_text())
+    changed = copy.deepcopy(data)
+    changed.update(real=100.0, red_grads=50.0, max_mem=1)
+    (tmp_path / "a.json").write_text(json.dumps(changed))
+    config = sailor_dir / "training_config_opt_350.json"
+    a = estimate_sailor_files(config, path)
+    b = estimate_sailor_files(config, tmp_path / "a.json", profiles_dir=sailor_dir)
+    assert a == b
+
+
+def test_shipped_runs_memory_within_ten_percent(sailor_dir):
+    # the time targets are checked by `python -m benchmarks.sailor_runs`; memory is deterministic and cheap
+    inputs = load_sailor_inputs(sailor_dir / "training_config_opt_350.json")
+    for path in RUNS:
+        plan = read_sailor_plan(path)
+        est = estimate_sailor_plan(plan, inputs)
+        assert math.isfinite(est.iteration_time) and est.iteration_time > 0
+        assert abs(est.memory_per_gpu / plan.measured.max_memory - 1) <= 0.10, path.name
+
+
+def test_stages_with_different_replica_counts_run_different_microbatch_counts():
+    inputs = tiny_inputs()
+    # stage 0: two fast replicas (4 microbatches each); stage 1: one (8 microbatches)
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 1), ("fast", 1)], [("fast", 1)]]))
+    est = estimate_sailor_plan(plan, inputs)
+    a0, a1 = (s.compute + s.transfer for s in est.stages)
+    assert est.pipeline_fill_drain == pytest.approx(a0 + a1)
+    assert est.pipeline_steady == pytest.approx(max(3 * a0, 7 * a1))
+    assert est.bottleneck_stage == 1
+
+
+def test_several_pipelines_are_outside_the_model():
+    one = tiny_plan([[0, 1, 2, 3]], [[("fast", 1)]])
+    two = {**one, "pipeline_list": one["pipeline_list"] * 2}
+    with pytest.raises(InputError, match=r"p\.json: pipeline_list: 2 pipelines"):
+        estimate_sailor_plan(read_sailor_plan("p.json", two), tiny_inputs())

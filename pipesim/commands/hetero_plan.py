@@ -12,7 +12,6 @@ iteration; ``-o PLAN.json`` writes it in Sailor's plan format, which
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.markup import escape
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from pipesim.commands.common import console, count, print_json, writable
 from pipesim.errors import InputError
+from pipesim.placement.formats import load_json, write_json
 
 __all__ = ["add_arguments", "applies", "run"]
 
@@ -41,8 +41,8 @@ def applies(path_text: str) -> bool:
     if not path_text.endswith(".json"):
         return False
     try:
-        data = json.loads(Path(path_text).read_text())
-    except (OSError, ValueError):
+        data = load_json(path_text)
+    except InputError:  # not readable as JSON: the other planners' readers say why
         return False
     return isinstance(data, dict) and {"model", "global_batch_size", "num_all_layers"} <= set(data) \
         and "nodes" not in data
@@ -59,17 +59,17 @@ def run(args) -> int:
 
     if not getattr(args, "hardware", None):
         raise InputError(None, "--hardware", "planning a training config needs a cluster (preset or YAML)")
-    objective = getattr(args, "objective", "time")
+    objective = getattr(args, "objective", None) or "time"
     if objective not in ("time", "cost"):
         raise InputError(None, "--objective", f"a training config is planned for time or cost, not {objective!r}")
+    output = writable(getattr(args, "output", None), "plan", "--output")  # before the work
     inputs = load_sailor_inputs(args.workload, getattr(args, "profiles", None))
     cluster = load_cluster(args.hardware)
     result = plan_hetero(inputs, cluster, objective, budget=getattr(args, "budget", None),
                          min_throughput=getattr(args, "min_throughput", None), mbs=getattr(args, "mbs", None),
                          max_stages=getattr(args, "max_stages", 3), max_kinds=getattr(args, "max_kinds", None))
-    output = writable(getattr(args, "output", None), "plan")
     if output:
-        output.write_text(json.dumps(result.sailor_json(), indent=2) + "\n")
+        write_json(output, result.sailor_json())
     if getattr(args, "json", False):
         print_json(result.to_dict())
         return 0

@@ -12,7 +12,6 @@ iteration; ``-o PLAN.json`` writes it in Sailor's plan format, which
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table

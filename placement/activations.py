@@ -53,10 +53,13 @@ from collections.abc import Iterable
 from pipesim.errors import InputError
 from pipesim.placement.graph import Graph
 
-__all__ = ["IN_FLIGHT_SCHEDULES", "in_flight", "memory_in_flight", "node_stash", "stash_bytes"]
+__all__ = ["IN_FLIGHT_SCHEDULES", "MICROBATCHES_PER_STAGE", "in_flight", "memory_in_flight", "node_stash",
+           "stash_bytes"]
 
 #: Schedules whose in-flight counts :func:`in_flight` knows (one stage per device).
 IN_FLIGHT_SCHEDULES = ("1f1b", "1f1b-flush", "gpipe", "zb-h1", "zb-h2")
+#: Microbatches per flush when none is given: this many per stage (the simulator's default too).
+MICROBATCHES_PER_STAGE = 4
 
 
 def node_stash(graph: Graph) -> dict[int, float]:
@@ -94,7 +97,7 @@ def memory_in_flight(memory: float, stash: float, microbatches_in_flight: int) -
     return memory + max(microbatches_in_flight - 1, 0) * stash
 
 
-def in_flight(schedule: str, stage: int, stages: int, microbatches: int) -> int:
+def in_flight(schedule: str, stage: int, stages: int, microbatches: int | None = None) -> int:
     """Microbatches whose activations stage ``stage`` of ``stages`` holds at once under ``schedule``.
 
     Parameters
@@ -103,8 +106,9 @@ def in_flight(schedule: str, stage: int, stages: int, microbatches: int) -> int:
         One of :data:`IN_FLIGHT_SCHEDULES`.
     stage, stages : int
         The stage's position in pipeline order (0-based) and the number of stages.
-    microbatches : int
-        Microbatches per flush (for ``1f1b``, the microbatches run).
+    microbatches : int, optional
+        Microbatches per flush (for ``1f1b``, the microbatches run); default
+        :data:`MICROBATCHES_PER_STAGE` x ``stages``, the simulator's default.
 
     Returns
     -------
@@ -115,7 +119,7 @@ def in_flight(schedule: str, stage: int, stages: int, microbatches: int) -> int:
     >>> in_flight("gpipe", 0, 4, 8), in_flight("zb-h2", 0, 4, 8), in_flight("1f1b-flush", 0, 4, 2)
     (8, 7, 2)
     """
-    m = max(int(microbatches), 1)
+    m = MICROBATCHES_PER_STAGE * stages if microbatches is None else max(int(microbatches), 1)
     if schedule in ("1f1b", "1f1b-flush"):
         return min(stages - stage, m)
     if schedule == "gpipe":

@@ -53,6 +53,7 @@ import networkx as nx
 import pulp
 
 from pipesim.errors import InputError, InternalError
+from pipesim.placement.activations import in_flight, node_stash
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.interrupt import INTERRUPTED, stop_requested
@@ -64,7 +65,7 @@ from pipesim.placement.mip_backend import (
     run_model,
     stop_message,
 )
-from pipesim.placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
+from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 
@@ -78,8 +79,12 @@ Device = tuple[str, int]
 class _Model:
     """The PuLP model and the variables needed to read a split back or seed a start."""
 
-    def __init__(self, workload: Workload, contiguous: bool, objective: str, symmetry: bool, ranks: bool):
+    def __init__(self, workload: Workload, contiguous: bool, objective: str, symmetry: bool, ranks: bool,
+                 held: dict[int, float] | None = None):
         graph = workload.graph
+        # bytes per node on a device: its memory, plus the activations held for further microbatches in flight
+        held = held or {}
+        need = {v: node.memory + held.get(v, 0.0) for v, node in graph.nodes.items()}
         self.graph = graph
         self.classes: dict[Hashable, list[int]] = graph.color_classes
         self.class_of = {v: graph.color_class(v) for v in graph.nodes}
@@ -94,7 +99,7 @@ class _Model:
         class_index = {c: n for n, c in enumerate(self.classes)}
         self.y: dict[tuple[Hashable, Device], pulp.LpVariable] = {}
         for c, members in self.classes.items():
-            memory = sum(graph.nodes[v].memory for v in members)
+            memory = sum(need[v] for v in members)
             for n, d in enumerate(self.devices):
                 if memory <= capacity[d[0]] and all(graph.nodes[v].supports(d[0]) for v in members):
                     self.y[c, d] = self.problem.add_variable(f"y_{class_index[c]}_{n}", cat="Binary")
@@ -105,7 +110,7 @@ class _Model:
                 self.problem += pulp.lpSum(options) == 1
 
         for d in self.devices:
-            terms = [(graph.nodes[v].memory, self.x(v, d)) for v in graph.nodes]
+            terms = [(need[v], self.x(v, d)) for v in graph.nodes]
             if sum(m for m, x in terms if not isinstance(x, int)) > capacity[d[0]]:
                 self.problem += pulp.lpSum(m * x for m, x in terms) <= capacity[d[0]]
 
@@ -307,6 +312,26 @@ def _infeasibility(workload: Workload, model: _Model) -> str:
     )
 
 
+def _held(workload: Workload, schedule: str | None, microbatches: int | None) -> dict[int, float] | None:
+    """Per node, the activations held for the further microbatches in flight at the worst position.
+
+    The IP does not order its stages, so every device is charged the most any
+    stage holds under ``schedule`` (the first stage of the longest pipeline):
+    a safe constraint, stricter than the DP's per-position one.
+    """
+    stash = node_stash(workload.graph)
+    if schedule is None or not any(stash.values()):
+        return None
+    most = min(sum(dc.count for dc in workload.devices), len(workload.graph.color_classes))
+    worst = max(in_flight(schedule, q, p, microbatches) for p in range(1, most + 1) for q in range(p))
+    return {v: (worst - 1) * size for v, size in stash.items()}
+
+
+def _fits_held(evaluation: SplitEvaluation, held: dict[int, float] | None) -> bool:
+    return held is None or all(d.memory + sum(held.get(v, 0.0) for v in d.nodes) <= d.capacity * (1 + 1e-12)
+                               for d in evaluation.devices)
+
+
 def _usable_start(workload: Workload, split: Split | None, contiguous: bool) -> SplitEvaluation | None:
     if split is None:
         return None
@@ -328,6 +353,8 @@ def solve_ip(
     progress: bool = False,
     threads: int = 1,
     symmetry: bool | None = None,
+    schedule: str | None = None,
+    microbatches: int | None = None,
 ) -> PlacementResult:
     """Minimise max-load (or ``max FW + max BW``) with a MILP solver; see the module docstring.
 
@@ -343,6 +370,14 @@ def solve_ip(
     :func:`~pipesim.placement.interrupt.request_stop`; the split is the warm
     or greedy start if the solver had found nothing better, and ``None`` with
     a message if there was none) or ``infeasible`` (with a message saying why).
+
+    ``schedule`` (default ``None``: the paper's static memory) charges every
+    device the activations of the most microbatches a stage holds in flight
+    under that schedule (:mod:`pipesim.placement.activations`; the IP has no
+    stage order, so this is the first stage's count on every device): the
+    split then runs under the schedule, but is optimal only for that
+    stricter model, so the status is ``feasible`` where it would be
+    ``optimal`` (the DP's ``schedule`` option is exact).
     The time limit and a stop request are honoured within about
     :data:`pipesim.placement.mip_backend.GRACE` seconds of the solver's run.
     """
@@ -352,13 +387,18 @@ def solve_ip(
     method = "ip" if contiguous else "ip-noncontiguous"
     if symmetry is None:
         symmetry = solver != "highs"
+    held = _held(workload, schedule, microbatches)
     start = _usable_start(workload, warm_start, contiguous)
+    if start is not None and not _fits_held(start, held):
+        start = None  # a start must hold the in-flight activations too
     stats: dict = {"solver": solver, "contiguous": contiguous, "objective": objective,
                    "warm_start": None if warm_start is None else start is not None}
     if start is None:  # so that a stop before the first incumbent still returns a split
         # the greedy builds one list per device: give it only the devices a split can use
         capped = Workload(workload.graph, cap_counts(workload.devices, len(workload.graph.color_classes)), workload.source)
         start = _usable_start(workload, greedy_split(capped), contiguous)
+        if start is not None and not _fits_held(start, held):
+            start = None
         stats["greedy_start"] = None if start is None else start.max_load
     bound: float | None = None
     evaluation = None
@@ -366,7 +406,7 @@ def solve_ip(
     for ranks in ((False, True) if contiguous else (False,)):
         if stop_requested():  # Ctrl-C (see pipesim.placement.interrupt) while the start was being built
             break
-        model = _Model(workload, contiguous, objective, symmetry, ranks)
+        model = _Model(workload, contiguous, objective, symmetry, ranks, held)
         stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
         if model.unplaceable:
             return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began,
@@ -412,11 +452,19 @@ def solve_ip(
     if stats.get("kept_warm_start"):  # proven only if the warm start meets the bound
         optimal = optimal and bound is not None and objective == "maxload" and start.max_load <= bound + 1e-9 * max(1.0, bound)
     status = OPTIMAL if optimal else INTERRUPTED if outcome.interrupted else TIME_LIMIT
+    if held is not None:
+        stats["in_flight"] = {"schedule": schedule, "microbatches": microbatches}
+        if status == OPTIMAL:  # optimal for the worst-position charge, not for the per-position constraint
+            status = FEASIBLE
     if objective != "maxload":
         bound = None
     if bound is not None and evaluation is not None:
         bound = min(bound, evaluation.max_load)
     message = stop_message(outcome, evaluation is not None, optimal, time_limit)
+    if held is not None:
+        message = (f"{message}; " if message else "") + (
+            f"memory holds the activations {schedule} keeps in flight on its first stage, charged to every device "
+            "(safe, stricter than per position; the DP's schedule option is exact)")
     if objective == "diffmaxima":
         stats["diff_maxima"] = outcome.objective  # the IP's max FW + max BW (the evaluator's max-load is below it)
     return PlacementResult(method, status, evaluation, bound=bound, seconds=time.perf_counter() - began,

@@ -133,7 +133,9 @@ def run(args) -> int:
     if ev is None:
         console.print(f"[red]{outcome.result.status}[/red]: {escape(outcome.result.message)}")
     else:
-        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph))
+        sim = outcome.simulation
+        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph,
+                                   overflows=sim.measurements.overflows if sim else (), schedule=sim.schedule if sim else None))
         for violation in ev.violations:
             console.print(f"[red]violation:[/red] {escape(violation)}")
     console.print(summary_table(outcome))
@@ -148,7 +150,8 @@ def run(args) -> int:
     if outcome.simulation is not None:
         for warning in outcome.simulation.measurements.warnings:
             console.print(f"[yellow]simulation warning:[/yellow] {escape(warning)}")
-        for o in outcome.simulation.measurements.overflows:
-            console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")
+        warning = outcome.summary().get("warning")
+        if warning:
+            console.print(f"[bold red]{escape(warning)}[/bold red]")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
     return 0 if ev is not None else 1

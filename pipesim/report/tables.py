@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from rich.table import Table
 
@@ -21,12 +22,16 @@ def _bytes(x: float) -> str:
     return "∞" if math.isinf(x) else format_bytes(x)
 
 
-def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: Graph | None = None) -> Table:
+def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: Graph | None = None,
+                 overflows: Sequence = (), schedule: str | None = None) -> Table:
     """One row per device in pipeline order: what it holds, nodes, compute, send, receive, load, memory.
 
     With ``graph`` the ``holds`` column says which nodes sit there (layer
     ranges or names, :func:`~pipesim.report.placement.describe_nodes`).
-    The bottleneck device is bold.
+    The bottleneck device is bold.  ``overflows`` (the simulation's
+    :class:`~pipesim.simulation.measure.Overflow` list under ``schedule``) turn
+    their devices red with what they need, and the caption says the split
+    cannot run.
 
     Parameters
     ----------
@@ -53,8 +58,14 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: G
         table.add_column(header, justify="left" if header in ("device", "holds") else "right",
                          no_wrap=header != "holds")
     bottleneck = evaluation.bottleneck
+    over = {o.device: o for o in overflows}
+    if over:
+        table.caption = (f"NOT RUNNABLE under {schedule or 'the schedule'}: "
+                         + ", ".join(f"{o.device} needs {_bytes(o.memory)}" for o in overflows)
+                         + " with the activations in flight")
+        table.caption_style = "bold red"
     for d in pipeline_order(evaluation):
-        style = "bold" if d is bottleneck and d.load > 0 else None
+        style = "bold red" if d.name in over else "bold" if d is bottleneck and d.load > 0 else None
         table.add_row(
             d.name,
             *((describe_nodes(graph, d.nodes),) if graph is not None else ()),
@@ -63,7 +74,8 @@ def device_table(evaluation: SplitEvaluation, title: str | None = None, graph: G
             _num(d.send),
             _num(d.receive),
             _num(d.load),
-            f"{_bytes(d.memory)} / {_bytes(d.capacity)}",
+            f"{_bytes(d.memory)} / {_bytes(d.capacity)}"
+            + (f"\n→ {_bytes(over[d.name].memory)} OVERFLOW" if d.name in over else ""),
             "yes" if d.contiguous else "no",
             style=style,
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipesim.placement.activations import MICROBATCHES_PER_STAGE
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import InputError
 from pipesim.placement.split import Split
@@ -210,7 +211,7 @@ def simulate(
         graph, split, comm, links, virtual=virtual_stages, placement=placement, weight_fraction=fraction, mirror_backward=flushed,
     )
     evaluation = evaluate(graph, workload.devices, folded_split(graph, split, program))
-    m = (4 * program.stages if minibatch is None else minibatch) if flushed else None
+    m = (MICROBATCHES_PER_STAGE * program.stages if minibatch is None else minibatch) if flushed else None
     n = (20 * program.stages if not flushed else 5 * m) if microbatches is None else microbatches
     if n < 1:
         raise InputError(None, "microbatches", "must be at least 1")

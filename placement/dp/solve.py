@@ -558,7 +558,7 @@ def solve_dp(
     method: str = "dp",
     memory_budget: float | None = None,
     schedule: str | None = None,
-    microbatches: int = 1,
+    microbatches: int | None = None,
 ) -> PlacementResult:
     """Optimal contiguous split of ``workload`` (least max-load).
 
@@ -589,8 +589,10 @@ def solve_dp(
         contiguous splits (in any pipeline order of their stages) that fit
         under that stricter constraint.  ``None`` (default): the paper's static
         memory model, exactly as before.
-    microbatches : int
-        Microbatches per flush (``gpipe`` keeps all of them in flight).
+    microbatches : int, optional
+        Microbatches per flush (``gpipe`` keeps all of them in flight;
+        default: :data:`~pipesim.placement.activations.MICROBATCHES_PER_STAGE`
+        per stage, the simulator's default).
 
     Returns
     -------
@@ -697,7 +699,7 @@ def _fill(problem: _Problem, contracted: ContractedGraph, progress, budget):
 
 
 def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, progress, method, budget,
-           schedule=None, microbatches=1) -> PlacementResult:
+           schedule=None, microbatches=None) -> PlacementResult:
     graph, devices = workload.graph, workload.devices
     started = time.perf_counter()
     # Paper-style merging, layer fusion and extra constraints restrict the problem: the split

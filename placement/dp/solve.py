@@ -721,6 +721,9 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
         for v, size in node_stash(graph).items():
             stash[contracted.super_of[v]] += size
     counted = schedule is not None and stash.any()  # no stash (inference): the paper's model is the same
+    if schedule is not None and not counted:
+        stats["in_flight"] = {"schedule": schedule, "microbatches": microbatches,
+                              "note": "no forward-to-backward tensor sizes: nothing stashed, the static model"}
     if not counted:
         value, dp, final, pairs, bound, prepared = _fill(problem, contracted, progress, budget)
     else:

@@ -35,7 +35,7 @@ from pipesim.report.pages import (
     schedule_cells,
     summary_rows,
 )
-from pipesim.report.tables import device_table
+from pipesim.report.tables import device_table, print_table
 from pipesim.scenario import load_scenario
 
 progress_console = Console(stderr=True)
@@ -98,7 +98,7 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
             table.add_column(header, justify="left" if header in ("layers", "GPUs (node:gpu)") else "right")
         for i, stage in enumerate(plan.stages):
             table.add_row(*plan_cells(i, stage, names, per_node))
-        console.print(table)
+        print_table(console, table)
     if plan.reason:
         console.print(f"[{'red' if not plan.feasible else 'yellow'}]{plan.status}:[/] {escape(plan.reason)}")
     summary = Table(title=f"{outcome.scenario.name}: summary")
@@ -134,8 +134,9 @@ def run(args) -> int:
         console.print(f"[red]{outcome.result.status}[/red]: {escape(outcome.result.message)}")
     else:
         sim = outcome.simulation
-        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph,
-                                   overflows=sim.measurements.overflows if sim else (), schedule=sim.schedule if sim else None))
+        print_table(console, device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}",
+                                          graph=outcome.workload.graph, overflows=sim.measurements.overflows if sim else (),
+                                          schedule=sim.schedule if sim else None))
         for violation in ev.violations:
             console.print(f"[red]violation:[/red] {escape(violation)}")
     console.print(summary_table(outcome))

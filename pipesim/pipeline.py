@@ -107,7 +107,10 @@ class Outcome:
         if self.plan is not None:
             return self._plan_summary()
         s, ev, sim = self.scenario, self.result.evaluation, self.simulation
-        predicted = self.result.max_load
+        # like with like: a flushed schedule's prediction is its iteration time per microbatch (the flush's
+        # bubble included), beside the simulated one; otherwise the max-load, the steady state it predicts
+        flushed = sim is not None and sim.predicted_iteration_time is not None and sim.minibatch
+        predicted = sim.predicted_iteration_time / sim.minibatch if flushed else self.result.max_load
         simulated = sim.simulated_time_per_sample if sim else None
         out: dict[str, Any] = {
             "workload": self.workload.name,
@@ -115,6 +118,7 @@ class Outcome:
             "status": self.result.status,
             "feasible": None if ev is None else ev.feasible,
             "predicted_time_per_sample": None if ev is None else predicted,
+            "max_load": None if ev is None else self.result.max_load,
             "simulated_time_per_sample": simulated,
             "relative_difference": sim.difference if sim else None,
             "settled": sim.measurements.settled if sim else None,
@@ -128,6 +132,7 @@ class Outcome:
             "devices_used": None,
             "bubble_fraction": sim.measurements.bubble_fraction if sim else None,
             "schedule": sim.schedule if sim else None,
+            "minibatch": sim.minibatch if sim else None,
             "predicted_iteration_time": sim.predicted_iteration_time if sim else None,
             "simulated_iteration_time": sim.simulated_iteration_time if sim else None,
             "mean_utilisation": None,

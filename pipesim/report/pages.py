@@ -126,14 +126,19 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """
     s = summary
     latency = fmt(s["latency"])
+    flushed = s.get("predicted_iteration_time") is not None
+    per_pass = (f"time per pass (ms; {s['schedule']} iteration ÷ {s.get('minibatch')} microbatches, flush included)"
+                if flushed else "time per pass (ms; max-load)")
     rows = [
-        ("time per pass (ms; max-load)", fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
+        (per_pass, fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
         (f"throughput (samples/s; {s['samples_per_pass']} per pass)", fmt(s["predicted_throughput"]),
          fmt(s["simulated_throughput"])),
         ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None
          else f"{100 * s['relative_difference']:+.3f}%" + ("" if s.get("settled") is not False else " (not settled)")),
         ("latency of one pass (ms)", latency if s["latency_source"] == "model" else "—",
          latency if s["latency_source"] == "simulation" else "—"),
+        *([("max-load (ms; steady state without flushes, the solver's objective)", fmt(s.get("max_load")), "")]
+          if flushed else []),
         ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),
         ("devices used", fmt(s["devices_used"]), ""),
         *([(f"iteration time (ms; {s['schedule']}, predicted vs simulated)", fmt(s["predicted_iteration_time"]),

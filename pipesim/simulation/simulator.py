@@ -94,7 +94,12 @@ class SimulationResult:
 
     @property
     def difference(self) -> float:
-        """Simulated minus predicted, relative to predicted."""
+        """Simulated minus predicted, relative to predicted, like with like: for a flushed schedule the
+        iteration time (flush and bubble included on both sides), otherwise the time per sample against
+        the max-load (the steady state the max-load predicts)."""
+        if self.predicted_iteration_time is not None and self.simulated_iteration_time is not None:
+            p = self.predicted_iteration_time
+            return (self.simulated_iteration_time - p) / p if p else 0.0
         p = self.predicted_time_per_sample
         return (self.simulated_time_per_sample - p) / p if p else 0.0
 

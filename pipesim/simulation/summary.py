@@ -33,10 +33,12 @@ def summary_table(result: SimulationResult) -> Table:
     table.add_column("value", justify="right")
     table.add_row("predicted time-per-sample (max-load)", _num(result.predicted_time_per_sample))
     table.add_row("simulated time-per-sample (steady state)", _num(result.simulated_time_per_sample))
-    table.add_row("difference", f"{100 * result.difference:+.4f}%" + ("" if m.settled else " (not settled)"))
-    if result.predicted_iteration_time is not None:
+    flushed = result.predicted_iteration_time is not None
+    if flushed:
         table.add_row("iteration time: predicted / simulated",
                       f"{_num(result.predicted_iteration_time)} / {_num(result.simulated_iteration_time)}")
+    table.add_row("difference" + (" (iteration time, flush included on both sides)" if flushed else ""),
+                  f"{100 * result.difference:+.4f}%" + ("" if m.settled else " (not settled)"))
     table.add_row("latency alone (one microbatch, empty pipeline)", _num(m.latency_alone))
     table.add_row("latency under load mean / p50 / p99", f"{_num(m.latency_mean)} / {_num(m.latency_p50)} / {_num(m.latency_p99)}")
     table.add_row("makespan", _num(m.makespan))

@@ -54,7 +54,7 @@ from pipesim.errors import InputError
 from pipesim.placement.graph import Graph
 
 __all__ = ["IN_FLIGHT_SCHEDULES", "MICROBATCHES_PER_STAGE", "in_flight", "memory_in_flight", "node_stash",
-           "stash_bytes"]
+           "stash_bytes", "stash_sizes_known"]
 
 #: Schedules whose in-flight counts :func:`in_flight` knows (one stage per device).
 IN_FLIGHT_SCHEDULES = ("1f1b", "1f1b-flush", "gpipe", "zb-h1", "zb-h2")
@@ -77,6 +77,22 @@ def node_stash(graph: Graph) -> dict[int, float]:
         if not graph.nodes[e.source].is_backward and graph.nodes[e.dest].is_backward:
             stash[e.source] = max(stash.get(e.source, 0.0), e.size or 0.0)
     return stash
+
+
+def stash_sizes_known(graph: Graph) -> bool:
+    """Whether ``graph`` says what its backward pass stashes: forward-to-backward edges, every one with a size.
+
+    The paper's files have none (their node sizes hold the activations), so a peak stash is unknown there.
+
+    Examples
+    --------
+    >>> from pipesim.placement.graph import Edge, Graph, Node
+    >>> nodes = [Node(0, {"a": 1.0}), Node(1, {"a": 1.0}, is_backward=True)]
+    >>> stash_sizes_known(Graph(nodes, [Edge(0, 1, 8.0)])), stash_sizes_known(Graph(nodes, [Edge(0, 1)]))
+    (True, False)
+    """
+    sizes = [e.size for e in graph.edges if not graph.nodes[e.source].is_backward and graph.nodes[e.dest].is_backward]
+    return bool(sizes) and all(size is not None for size in sizes)
 
 
 def stash_bytes(graph: Graph, nodes: Iterable[int], stash: dict[int, float] | None = None) -> tuple[float, bool]:

@@ -104,8 +104,8 @@ def schedule_cells(row) -> list[str]:
         return [row.schedule, str(row.virtual_stages), row.placement, row.error, "", "", "", "", ""]
     diff = "—" if row.difference is None else f"{100 * row.difference:+.2f}%"
     return [row.schedule, str(row.virtual_stages), row.placement, fmt(row.predicted_iteration_time),
-            fmt(row.simulated_iteration_time), diff, _pct(row.bubble_fraction), format_bytes(row.peak_activation),
-            format_bytes(row.peak_memory)]
+            fmt(row.simulated_iteration_time), diff, _pct(row.bubble_fraction),
+            "—" if row.peak_activation is None else format_bytes(row.peak_activation), format_bytes(row.peak_memory)]
 
 
 def _pct(x: float | None) -> str:

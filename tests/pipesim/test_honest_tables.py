@@ -1,0 +1,85 @@
+"""Honest schedule tables and charts: unknown figures are dashes, every column is labelled, units on axes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipesim.cli import main
+from pipesim.placement import Edge, Graph, Node, Workload
+from pipesim.placement.devices import DeviceClass
+from pipesim.simulation.schedule_comparison import compare_schedules, schedule_table, write_schedule_plot
+
+
+def training_chain(stash: float | None) -> Workload:
+    """Four layers, forward 1, backward 2, stashing ``stash`` bytes each (``None``: sizes not given)."""
+    n = 4
+    nodes = [Node(i, {"gpu": 1.0}, color_class=i, memory=1.0) for i in range(n)]
+    nodes += [Node(n + i, {"gpu": 2.0}, is_backward=True, color_class=i) for i in range(n)]
+    edges = [Edge(i, i + 1, 1.0) for i in range(n - 1)] + [Edge(n + i + 1, n + i, 1.0) for i in range(n - 1)]
+    edges += [Edge(i, n + i, stash) for i in range(n)]
+    return Workload(Graph(nodes, edges), (DeviceClass("gpu", 4, 2**40),))
+
+
+def write_paper(tmp_path, with_sizes: bool):
+    nodes = [{"id": i, "supportedOnFpga": 1, "cpuLatency": 10.0, "fpgaLatency": 1.0 + i % 2, "isBackwardNode": 0,
+              "size": 1.0, "colorClass": i} for i in range(4)]
+    nodes += [{"id": 4 + i, "supportedOnFpga": 1, "cpuLatency": 20.0, "fpgaLatency": 2.0, "isBackwardNode": 1,
+               "colorClass": i} for i in range(4)]
+    edges = [{"sourceId": i, "destId": i + 1, "cost": 0.1} for i in range(3)]
+    edges += [{"sourceId": 5 + i, "destId": 4 + i, "cost": 0.1} for i in range(3)]
+    edges += [{"sourceId": i, "destId": 4 + i, "cost": 0.1, **({"size": 2.0**30} if with_sizes else {})}
+              for i in range(4)]
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"maxSizePerFPGA": 1e12, "maxFPGAs": 4, "maxCPUs": 0, "nodes": nodes, "edges": edges}))
+    return path
+
+
+@pytest.mark.parametrize("with_sizes", [False, True])
+def test_schedule_compare_prints_a_dash_for_an_unknown_stash(tmp_path, capsys, with_sizes):
+    path = write_paper(tmp_path, with_sizes)
+    assert main(["schedule", "compare", str(path), "--stages", "2", "--microbatches", "4"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "schedule" in line and "peak stash" in line)
+    cells = [c.strip() for c in header.strip("┃").split("┃")]
+    assert all(cells), f"an unlabelled column: {cells}"
+    gpipe = next(line for line in out.splitlines() if line.startswith("│ gpipe"))
+    stash = [c.strip() for c in gpipe.strip("│").split("│")][6]
+    assert (stash == "—") != with_sizes
+    if with_sizes:
+        assert stash == "8 GiB"  # GPipe: 4 microbatches x 2 layers per stage x 1 GiB
+    assert main(["schedule", "compare", str(path), "--stages", "2", "--microbatches", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert (rows[0]["peak_activation"] is None) != with_sizes
+
+
+def test_an_overflow_or_an_error_gets_a_labelled_note():
+    rows = compare_schedules(training_chain(1.0), 2, 4, schedules=("gpipe", "zbv"))
+    table = schedule_table(rows, "t")
+    assert [c.header for c in table.columns][-1] == "in flight"  # nothing to note: no extra column
+    from dataclasses import replace
+
+    noted = schedule_table([replace(rows[0], memory_overflows=2), *rows[1:]], "t")
+    assert [c.header for c in noted.columns][-1] == "note"
+    assert noted.columns[-1]._cells[0] == "memory overflow on 2 device(s)"
+
+
+def test_schedules_png_has_units_and_a_legend_clear_of_the_bars(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    rows = compare_schedules(training_chain(1.0), 2, 4, schedules=("gpipe", "1f1b-flush", "zb-h1"))
+    write_schedule_plot(rows, tmp_path / "s.png", "t")
+    (fig,) = figures
+    iteration, bubble, stash = fig.axes
+    assert iteration.get_ylabel() == "ms per iteration" and bubble.get_ylabel() and stash.get_ylabel() == "GiB"
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = iteration.get_legend().get_window_extent(renderer)
+    for bar in iteration.patches:
+        assert not legend.overlaps(bar.get_window_extent(renderer)), "the legend covers a bar"

@@ -83,3 +83,37 @@ def test_schedules_png_has_units_and_a_legend_clear_of_the_bars(tmp_path, monkey
     legend = iteration.get_legend().get_window_extent(renderer)
     for bar in iteration.patches:
         assert not legend.overlaps(bar.get_window_extent(renderer)), "the legend covers a bar"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shown", [5, 18, 32])
+def test_the_gantt_legend_matches_the_chart(tmp_path, monkeypatch, shown):
+    """Every drawn microbatch has its own colour, none grey, and the colour bar spans exactly those drawn;
+    the bar kinds are white swatches that no microbatch can be mistaken for."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from pipesim.simulation.explorer import uniform_chain
+    from pipesim.simulation.gantt import microbatch_colours, write_gantt
+    from pipesim.simulation.simulator import simulate
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    workload, split = uniform_chain(4)
+    result = simulate(workload, split, schedule="1f1b", microbatches=40)
+    write_gantt(result.run, tmp_path / "g.png", shown)
+    (fig,) = figures
+    chart, colourbar = fig.axes
+    faces = {tuple(round(c, 6) for c in col.get_facecolor()[0][:3]) for col in chart.collections}
+    expected = {tuple(round(c, 6) for c in colour[:3]) for colour in microbatch_colours(shown)}
+    assert faces == expected and len(expected) == shown
+    assert all(max(c) - min(c) > 0.15 for c in expected), "a grey microbatch"
+    labels = [t.get_text() for t in chart.get_legend().get_texts()]
+    assert not any("microbatch" in label for label in labels) and "forward (F)" in labels
+    for patch in chart.get_legend().get_patches():
+        assert to_rgba(patch.get_facecolor())[:3] == (1.0, 1.0, 1.0)
+    assert colourbar.get_ylabel() == f"microbatch (0–{shown - 1})"
+    assert colourbar.get_ylim() == (0.0, float(shown))

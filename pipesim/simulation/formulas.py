@@ -134,6 +134,36 @@ def stage_times(program: Program) -> tuple[list[float], list[float], list[float]
             [per.get((r, c, WEIGHT), 0.0) for r, c in stages])
 
 
+def handed_over(program: Program, phases: tuple[str, ...] = (BACKWARD, WEIGHT)) -> list[float]:
+    """Per virtual stage, how long into its ``phases`` (default: the full backward ``B``) its last signal
+    to another lane is sent.
+
+    A stage hands its output (forward) or input gradient (backward) on as soon as the node that produces
+    it (and, in ``paper`` mode, its send) is done; what follows on the device (optimizer-update nodes,
+    nodes no other stage waits for) delays only the stage itself.  A stage that signals no one hands
+    over at the end.
+    """
+    waited: dict[int, set[int]] = {}
+    for lane in program.lanes:
+        for task in lane.tasks:
+            for signal in task.waits:
+                waited.setdefault(signal, set()).add(lane.index)
+    ready: dict[tuple[int, int], float] = {}
+    full: dict[tuple[int, int], float] = {}
+    for lane in program.lanes:
+        if lane.kind != "device":
+            continue
+        rank = program.devices.index(lane.device)
+        for task in lane.tasks:
+            if task.phase not in phases:
+                continue
+            key = (rank, task.chunk)
+            full[key] = full.get(key, 0.0) + task.duration
+            if any(waited.get(signal, set()) - {lane.index} for signal in task.fires):
+                ready[key] = full[key]
+    return [ready.get(key, full.get(key, 0.0)) for key in zip(program.stage_rank, program.stage_chunk)]
+
+
 def order_iteration_time(program: Program, schedule: str, microbatches: int) -> float:
     """The iteration time of ``schedule``'s own per-rank orders, each action taking its stage's time.
 
@@ -160,6 +190,7 @@ def order_iteration_time(program: Program, schedule: str, microbatches: int) -> 
     from pipesim.simulation.orders import rank_orders  # orders import this module's neighbours
 
     forward, gradient, weight = stage_times(program)
+    ready, forwarded = handed_over(program), handed_over(program, (FORWARD,))
     last = len(forward) - 1
     orders = rank_orders(schedule, len(program.devices), microbatches, program.virtual)
     done: dict[tuple[str, int, int], float] = {}  # ("F" | "G" (input gradient) | "W", stage, microbatch) -> end
@@ -182,9 +213,14 @@ def order_iteration_time(program: Program, schedule: str, microbatches: int) -> 
                     needs, took, marks = [("G", s, j)], weight[s], ("W",)
                 if any(n not in done for n in needs):
                     break
-                end = max([free[rank], *(done[n] for n in needs)]) + took
+                begin = max([free[rank], *(done[n] for n in needs)])
+                end = begin + took
                 for mark in marks:
                     done[(mark, s, j)] = end
+                if a.kind in ("B", "I"):  # the stage before gets its gradient once it is sent, not after the rest
+                    done[("G", s, j)] = begin + min(ready[s], took)
+                elif a.kind == "F":  # ... and the stage after its input once that is sent
+                    done[("F", s, j)] = begin + min(forwarded[s], took)
                 free[rank] = end
                 position[rank] += 1
                 left -= 1

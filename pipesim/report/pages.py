@@ -82,7 +82,7 @@ def plan_page(outcome, images: dict[str, Path]) -> Page:
         page.text(f"{plan.status}: {plan.reason}")
     if sim is not None:
         page.heading("Simulation", f"{sim.iterations} iterations of {sim.microbatches} microbatches")
-        page.table(["stage", "busy ms (replica)", "all-reduce ms model", "all-reduce ms simulated",
+        page.table(["stage", "busy ms (replica, own work)", "all-reduce ms model", "all-reduce ms simulated",
                     "memory/GPU model", "memory/GPU simulated"],
                    [[i, b * 1e3, pa * 1e3, sa * 1e3, format_bytes(pm), format_bytes(sm)] for i, (b, pa, sa, pm, sm) in
                     enumerate(zip(sim.busy, sim.predicted_allreduce, sim.simulated_allreduce, sim.predicted_memory,

@@ -72,9 +72,10 @@ def stashing(draw, max_nodes=4, max_accelerators=3, max_cpus=1):
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None)
-@given(stashing(), st.sampled_from(["1f1b", "1f1b-flush", "gpipe", "zb-h1", "zb-h2"]), st.integers(1, 4))
-def test_dp_is_optimal_under_the_in_flight_constraint(workload, schedule, microbatches):
-    result = solve_dp(workload, schedule=schedule, microbatches=microbatches, merge="none")
+@given(stashing(), st.sampled_from(["1f1b", "1f1b-flush", "gpipe", "zb-h1", "zb-h2"]), st.integers(1, 4),
+       st.sampled_from(["none", "exact"]))
+def test_dp_is_optimal_under_the_in_flight_constraint(workload, schedule, microbatches, merge):
+    result = solve_dp(workload, schedule=schedule, microbatches=microbatches, merge=merge)
     best = brute_force_in_flight(workload, schedule, microbatches)
     if math.isinf(best):
         assert result.status == INFEASIBLE

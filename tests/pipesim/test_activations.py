@@ -125,3 +125,14 @@ def test_the_bundled_memory_bound_scenario_fits():
     assert outcome.summary()["runnable"] is True
     first = outcome.simulation.measurements.devices[0]
     assert first.peak_in_flight == 4 and first.peak_memory <= first.capacity
+
+
+@pytest.mark.slow
+def test_a_sweep_point_the_schedule_cannot_hold_says_so(tmp_path):
+    from pipesim.sweep import run_point
+
+    data = yaml.safe_load(write_memory_bound(tmp_path, "14GB", {"schedule": "none"}).read_text())
+    row = run_point(data, tmp_path / "s.yaml", [("simulate.microbatches", 20)])
+    assert row["status"] == "ok" and row["runnable"] is False and "NOT RUNNABLE under 1f1b" in row["error"]
+    fine = run_point(data, tmp_path / "s.yaml", [("simulate.microbatches", 20), ("solve.options.schedule", "1f1b")])
+    assert fine["runnable"] is True and fine["error"] is None

@@ -131,3 +131,28 @@ def test_flushed_predictions_are_exact_on_a_generated_transformer():
     rows = compare_schedules(s.workload(), 4, 8)
     assert all(r.error is None for r in rows)
     assert max(abs(r.difference) for r in rows) < 1e-9, [(r.schedule, r.difference) for r in rows]
+
+
+@pytest.mark.slow
+def test_a_flushed_run_compares_like_with_like():
+    """The summary of a flushed schedule sets the predicted iteration (bubble included) beside the simulated
+    one; the max-load (no flush) is shown as the solver's objective, not as the prediction."""
+    from pipesim.pipeline import execute
+    from pipesim.report.pages import summary_rows
+    from pipesim.scenario import scenario_from_data
+
+    s = scenario_from_data({"model": {"generator": "transformer", "training": True,
+                                      "params": {"layers": 4, "hidden": 256, "heads": 4, "seq": 128, "vocab": 4000}},
+                            "hardware": {"preset": "a100x8", "whatif": {"a100": {"count": 4}, "cpu": {"count": 0}}},
+                            "simulate": {"schedule": "1f1b-flush", "minibatch": 8, "microbatches": 24}}, "t.yaml")
+    outcome = execute(s)
+    summary = outcome.summary()
+    sim = outcome.simulation
+    assert summary["predicted_time_per_sample"] == pytest.approx(sim.predicted_iteration_time / 8)
+    assert summary["max_load"] == outcome.result.max_load < summary["predicted_time_per_sample"]  # the bubble
+    assert summary["relative_difference"] == pytest.approx(sim.simulated_iteration_time / sim.predicted_iteration_time - 1)
+    assert abs(summary["relative_difference"]) < 1e-9  # a transformer chain: the prediction is exact
+    rows = {what: (model, simulated) for what, model, simulated in summary_rows(summary)}
+    per_pass = next(what for what in rows if what.startswith("time per pass"))
+    assert "flush included" in per_pass
+    assert any(what.startswith("max-load") for what in rows)

@@ -751,6 +751,15 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
         seconds_prepare=prepared - enumerated,
         seconds_dp=time.perf_counter() - prepared,
     )
+    held = stats.get("in_flight")
+    note = "" if held is None else held.get("note") or (
+        f"memory holds the activations {schedule} keeps in flight "
+        f"({held['stages']} stages; the first holds {in_flight(schedule, 0, held['stages'], microbatches)} microbatches)"
+        if "stages" in held else f"with the activations {schedule} keeps in flight")
+
+    def noted(message: str) -> str:
+        return "; ".join(m for m in (message, note) if m)
+
     if math.isinf(value):
         return PlacementResult(
             method,
@@ -759,7 +768,7 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
             bound=math.inf,
             seconds=time.perf_counter() - started,
             stats=stats,
-            message="no contiguous split satisfies the memory and support constraints",
+            message=noted("no contiguous split satisfies the memory and support constraints"),
         )
     split = _backtrack(problem, contracted, dp, final)
     evaluation = evaluate(graph, devices, split)
@@ -768,8 +777,9 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
     if restricted:
         return PlacementResult(
             method, FEASIBLE, evaluation, seconds=time.perf_counter() - started, stats=stats,
-            message="optimal under the requested merging/fusion/ordering, not necessarily for the graph itself",
+            message=noted("optimal under the requested merging/fusion/ordering, not necessarily for the graph itself"),
         )
     return PlacementResult(
-        method, OPTIMAL, evaluation, bound=evaluation.max_load, seconds=time.perf_counter() - started, stats=stats
+        method, OPTIMAL, evaluation, bound=evaluation.max_load, seconds=time.perf_counter() - started, stats=stats,
+        message=note,
     )

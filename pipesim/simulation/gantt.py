@@ -79,13 +79,15 @@ def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, tit
     from matplotlib.patches import Patch
 
     # the kinds of bar: white swatches (no microbatch is white), told apart by hatching and edge
-    legend = [Patch(facecolor="white", edgecolor="black", label="forward (F)"),
-              Patch(facecolor="white", edgecolor="black", hatch="//", label="backward (B, or input gradient I)")]
-    if any(phase == "weight" for (_, _, _, phase) in bars):
+    phases = {phase for (_, _, _, phase) in bars}
+    legend = [Patch(facecolor="white", edgecolor="black", label="forward (F)")]
+    if "backward" in phases:
+        legend.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="backward (B, or input gradient I)"))
+    if "weight" in phases:
         legend.append(Patch(facecolor="white", edgecolor="black", hatch="..", label="weight gradient (W)"))
     legend += [Patch(facecolor="white", edgecolor="black", alpha=0.45, label="transfer (pale)")]
-    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / (len(lanes) + 2)), ncol=len(legend),
-              fontsize=8, frameon=False)
+    height = fig.get_figheight()
+    fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
     # the microbatches: one colour each, all of those drawn, on a colour bar
     count = max(limit, 1)
     scale = plt.cm.ScalarMappable(cmap=ListedColormap(colours), norm=BoundaryNorm(range(count + 1), count))
@@ -98,6 +100,6 @@ def write_gantt(run: Run, path: str | Path, microbatches: int | None = None, tit
     ax.set_xlim(0, end_time or 1.0)
     ax.set_xlabel(f"time ({unit})")
     ax.set_title(title or f"first {limit} microbatches (colour: microbatch; hatched: backward, dotted: weight gradient; pale: transfer)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))  # room for the legend under the time axis
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -111,9 +111,10 @@ def test_the_gantt_legend_matches_the_chart(tmp_path, monkeypatch, shown):
     expected = {tuple(round(c, 6) for c in colour[:3]) for colour in microbatch_colours(shown)}
     assert faces == expected and len(expected) == shown
     assert all(max(c) - min(c) > 0.15 for c in expected), "a grey microbatch"
-    labels = [t.get_text() for t in chart.get_legend().get_texts()]
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
     assert not any("microbatch" in label for label in labels) and "forward (F)" in labels
-    for patch in chart.get_legend().get_patches():
+    for patch in legend.get_patches():
         assert to_rgba(patch.get_facecolor())[:3] == (1.0, 1.0, 1.0)
     assert colourbar.get_ylabel() == f"microbatch (0–{shown - 1})"
     assert colourbar.get_ylim() == (0.0, float(shown))

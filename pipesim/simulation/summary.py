@@ -31,9 +31,15 @@ def summary_table(result: SimulationResult) -> Table:
     table = Table(title=f"{result.workload}: {result.schedule}, {result.comm} communication, {result.microbatches} microbatches", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("predicted time-per-sample (max-load)", _num(result.predicted_time_per_sample))
-    table.add_row("simulated time-per-sample (steady state)", _num(result.simulated_time_per_sample))
     flushed = result.predicted_iteration_time is not None
+    if flushed:  # like with like: the flushed prediction per microbatch includes the flush's bubble
+        table.add_row("max-load (steady state without flushes)", _num(result.predicted_time_per_sample))
+        table.add_row("predicted time-per-sample (iteration ÷ minibatch)",
+                      _num(result.predicted_iteration_time / result.minibatch))
+        table.add_row("simulated time-per-sample (iteration ÷ minibatch)", _num(result.simulated_time_per_sample))
+    else:
+        table.add_row("predicted time-per-sample (max-load)", _num(result.predicted_time_per_sample))
+        table.add_row("simulated time-per-sample (steady state)", _num(result.simulated_time_per_sample))
     if flushed:
         table.add_row("iteration time: predicted / simulated",
                       f"{_num(result.predicted_iteration_time)} / {_num(result.simulated_iteration_time)}")

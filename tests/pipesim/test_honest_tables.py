@@ -157,3 +157,18 @@ def test_a_flushed_run_compares_like_with_like():
     per_pass = next(what for what in rows if what.startswith("time per pass"))
     assert "flush included" in per_pass
     assert any(what.startswith("max-load") for what in rows)
+
+
+def test_simulate_summary_compares_a_flushed_schedule_like_with_like():
+    from pipesim.simulation.explorer import uniform_chain
+    from pipesim.simulation.simulator import simulate
+    from pipesim.simulation.summary import summary_table
+
+    workload, split = uniform_chain(4)
+    result = simulate(workload, split, schedule="1f1b-flush", microbatches=24, minibatch=8)
+    rows = dict(zip(summary_table(result).columns[0]._cells, summary_table(result).columns[1]._cells))
+    per_sample = (8 + 4 - 1) * 3.0 / 8  # (m + p - 1)(F + B) per iteration, over m microbatches
+    assert float(rows["predicted time-per-sample (iteration ÷ minibatch)"]) == pytest.approx(per_sample)
+    assert float(rows["simulated time-per-sample (iteration ÷ minibatch)"]) == pytest.approx(per_sample)
+    assert float(rows["max-load (steady state without flushes)"]) == 3.0
+    assert result.difference == pytest.approx(0.0, abs=1e-12)

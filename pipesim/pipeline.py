@@ -277,7 +277,7 @@ def solver_options(scenario: Scenario, workload: Workload) -> dict[str, Any]:
     options = dict(scenario.options)
     sim = scenario.simulate or {}
     schedule = sim.get("schedule")
-    if ("schedule" in get_method(scenario.method).options and "schedule" not in options and scenario.simulate_enabled
+    if ("schedule" in get_method(scenario.method).options and "schedule" not in options
             and schedule in IN_FLIGHT_SCHEDULES and workload.graph.is_training and sim.get("virtual_stages", 1) == 1):
         options["schedule"] = schedule
         per_flush = sim.get("microbatches") if schedule == "1f1b" else sim.get("minibatch")

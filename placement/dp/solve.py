@@ -492,8 +492,8 @@ def _one_order_ideals(p: _Problem, contracted: ContractedGraph) -> np.ndarray:
     return mask
 
 
-def _upper_bound(p: _Problem, contracted: ContractedGraph, budget: MemoryBudget | None = None
-                 ) -> tuple[float, np.ndarray | None]:
+def _upper_bound(p: _Problem, contracted: ContractedGraph, budget: MemoryBudget | None = None,
+                 cap: float = math.inf) -> tuple[float, np.ndarray | None]:
     """A max-load some contiguous split achieves (``inf`` if none exists), with its DP table.
 
     First the best split along one topological order (cheap: ``n + 1`` ideals);
@@ -505,8 +505,10 @@ def _upper_bound(p: _Problem, contracted: ContractedGraph, budget: MemoryBudget 
     one_order = _one_order_ideals(p, contracted)
     table = _run(p, math.inf, one_order, budget=budget)[0]
     bound = _answer(p, table)[0]
-    if not math.isinf(bound):
+    if not math.isinf(bound) and bound <= cap:
         return bound, table
+    if not math.isinf(cap):  # only a split better than ``cap`` matters (a split found already)
+        return cap, None
     total = float(p.min_compute[-1])
     window = max(total / max(1, sum(p.counts)), 1e-12)
     while math.isinf(bound) and window <= 4 * total:
@@ -681,9 +683,12 @@ def _set_stages(problem: _Problem, schedule: str, stages: int, microbatches: int
                               for q in sizes] + [-1], dtype=np.float64)
 
 
-def _fill(problem: _Problem, contracted: ContractedGraph, progress, budget):
-    """Bound, then fill the DP: (value, table, the answer's device-count index, pairs, upper bound, time)."""
-    bound, one_order_table = _upper_bound(problem, contracted, budget)
+def _fill(problem: _Problem, contracted: ContractedGraph, progress, budget, cap: float = math.inf):
+    """Bound, then fill the DP: (value, table, the answer's device-count index, pairs, upper bound, time).
+
+    With ``cap`` (the value of a split found already) only splits at most that good are searched for.
+    """
+    bound, one_order_table = _upper_bound(problem, contracted, budget, cap)
     prepared = time.perf_counter()
     if math.isinf(bound):
         return math.inf, None, 0, (0, 0), bound, prepared
@@ -733,9 +738,10 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
         value, dp, final, pairs, bound, prepared = math.inf, None, 0, np.zeros(2, np.int64), math.inf, started
         # the in-flight count of a stage depends on its position and on the number of stages: one exact
         # DP per number of stages, the best of them
-        for stages in range(1, min(int(sizes.max(initial=0)), len(contracted)) + 1):
+        # most stages first: their split is usually the best, and its value caps the other searches
+        for stages in range(min(int(sizes.max(initial=0)), len(contracted)), 0, -1):
             _set_stages(problem, schedule, stages, microbatches)
-            found = _fill(problem, contracted, progress, budget)
+            found = _fill(problem, contracted, progress, budget, value)
             pairs = pairs + np.asarray(found[3])
             if found[0] < value:
                 value, dp, final, _, bound, prepared = found

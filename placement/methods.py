@@ -174,13 +174,14 @@ def _dp(workload: Workload, **options) -> PlacementResult:
     return solve_dp(workload, **_in_flight(options))
 
 
-def _warm_start(workload: Workload, start: Any) -> Split | None:
-    """The split named by ``warm_start``: ``"dp"`` runs the DP first (skipped when it cannot finish)."""
+def _warm_start(workload: Workload, start: Any, **in_flight: Any) -> Split | None:
+    """The split named by ``warm_start``: ``"dp"`` runs the DP first (skipped when it cannot finish), with
+    the in-flight activations' options (``schedule``, ``microbatches``) when given."""
     if start is None or isinstance(start, Split):
         return start
     if start == "dp":
         try:
-            result = _dp(workload)
+            result = _dp(workload, **{k: v for k, v in in_flight.items() if v is not None})
         except (IdealLimitError, ResourceLimitError, MemoryError):  # too many ideals: solve without a start
             return None
         return result.evaluation.split if result.evaluation is not None else None
@@ -193,7 +194,9 @@ def _ip(contiguous: bool) -> Callable[..., PlacementResult]:
     def solve(workload: Workload, *, warm_start: Any = None, **options) -> PlacementResult:
         from pipesim.placement.milp import solve_ip
 
-        return solve_ip(workload, contiguous=contiguous, warm_start=_warm_start(workload, warm_start), **_in_flight(options))
+        options = _in_flight(options)
+        start = _warm_start(workload, warm_start, schedule=options.get("schedule"), microbatches=options.get("microbatches"))
+        return solve_ip(workload, contiguous=contiguous, warm_start=start, **options)
 
     return solve
 

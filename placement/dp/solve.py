@@ -735,7 +735,7 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
         stats["in_flight"] = {"schedule": schedule, "microbatches": microbatches}
         problem.stash = ideals.accumulate(stash[:, None])[:, 0]
         sizes = problem.grid.vectors.sum(axis=0)
-        value, dp, final, pairs, bound, prepared = math.inf, None, 0, np.zeros(2, np.int64), math.inf, started
+        value, dp, final, pairs, bound, prepared = math.inf, None, 0, np.zeros(2, np.int64), math.inf, enumerated
         # the in-flight count of a stage depends on its position and on the number of stages: one exact
         # DP per number of stages, the best of them
         # most stages first: their split is usually the best, and its value caps the other searches

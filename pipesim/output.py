@@ -235,7 +235,13 @@ def write_text(path: str | Path, text: str, option: str | None = None, encoding:
 
 
 def save_figure(fig: Any, path: str | Path, option: str | None = None, **savefig: Any) -> None:
-    """``fig.savefig`` to ``path`` all or nothing; the format comes from ``path``'s suffix."""
+    """``fig.savefig`` to ``path`` all or nothing; the format comes from ``path``'s suffix.
+
+    A file object (``io.BytesIO``: a picture inlined in a notebook) is written as it is, in PNG.
+    """
+    if not isinstance(path, (str, Path)):
+        fig.savefig(path, format="png", **savefig)
+        return
     fmt = Path(path).suffix.lstrip(".").lower() or None
     with atomic_path(path, option) as tmp:
         fig.savefig(tmp, format=fmt, **savefig)

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import InputError, PipesimError
+from pipesim.hardware.units import format_bytes
+from pipesim.placement.activations import IN_FLIGHT_SCHEDULES
 from pipesim.placement.latency import latency_of_split
 from pipesim.placement.methods import get_method
 from pipesim.placement.result import PlacementResult
@@ -39,7 +41,7 @@ from pipesim.simulation.plan_sim import PlanSimulation
 from pipesim.simulation import SimulationError, SimulationResult, simulate
 from pipesim.workloads.lower import TIME_UNIT
 
-__all__ = ["Outcome", "Step", "execute", "load_for_compare", "no_step", "solve_scenario"]
+__all__ = ["Outcome", "Step", "execute", "load_for_compare", "no_step", "solve_scenario", "solver_options"]
 
 #: A step reporter: ``with step("solving"):`` shows progress for a long step.
 Step = Callable[[str], AbstractContextManager]
@@ -105,7 +107,10 @@ class Outcome:
         if self.plan is not None:
             return self._plan_summary()
         s, ev, sim = self.scenario, self.result.evaluation, self.simulation
-        predicted = self.result.max_load
+        # like with like: a flushed schedule's prediction is its iteration time per microbatch (the flush's
+        # bubble included), beside the simulated one; otherwise the max-load, the steady state it predicts
+        flushed = sim is not None and sim.predicted_iteration_time is not None and sim.minibatch
+        predicted = sim.predicted_iteration_time / sim.minibatch if flushed else self.result.max_load
         simulated = sim.simulated_time_per_sample if sim else None
         out: dict[str, Any] = {
             "workload": self.workload.name,
@@ -113,6 +118,7 @@ class Outcome:
             "status": self.result.status,
             "feasible": None if ev is None else ev.feasible,
             "predicted_time_per_sample": None if ev is None else predicted,
+            "max_load": None if ev is None else self.result.max_load,
             "simulated_time_per_sample": simulated,
             "relative_difference": sim.difference if sim else None,
             "settled": sim.measurements.settled if sim else None,
@@ -126,17 +132,26 @@ class Outcome:
             "devices_used": None,
             "bubble_fraction": sim.measurements.bubble_fraction if sim else None,
             "schedule": sim.schedule if sim else None,
+            "minibatch": sim.minibatch if sim else None,
             "predicted_iteration_time": sim.predicted_iteration_time if sim else None,
             "simulated_iteration_time": sim.simulated_iteration_time if sim else None,
             "mean_utilisation": None,
             "cost_per_hour": None,
             "cost_per_million_samples": None,
+            "memory_model": (self.result.stats or {}).get("in_flight", {}).get("schedule") or "static",
+            "memory_overflows": None,
+            "runnable": None,  # whether the simulation held the split in memory (None: not simulated)
         }
         if ev is not None:
             used = [d for d in ev.devices if d.nodes]
             out["devices_used"] = len(used)
             if ev.bottleneck is not None:
                 out["bottleneck"], out["bottleneck_load"] = ev.bottleneck.name, ev.bottleneck.load
+        if sim is not None:
+            out["memory_overflows"] = [o.to_dict() for o in sim.measurements.overflows]
+            out["runnable"] = not sim.measurements.overflows
+            if sim.measurements.overflows:
+                out["warning"] = not_runnable(sim)
         if sim and sim.measurements.devices:
             utilisations = [d.utilisation for d in sim.measurements.devices]
             out["mean_utilisation"] = sum(utilisations) / len(utilisations)
@@ -206,6 +221,23 @@ def _throughput(time_per_pass: float | None, samples_per_pass: int) -> float | N
     return samples_per_pass / (time_per_pass * TIME_UNIT)
 
 
+def not_runnable(simulation: SimulationResult) -> str | None:
+    """One line saying that ``simulation``'s split overflows memory under its schedule, or ``None``.
+
+    The solvers' memory model may be the paper's static one (node memories
+    only); the simulation holds every in-flight microbatch's activations, so a
+    split the solver accepted can still overflow: this is the warning every
+    report shows beside that split.
+    """
+    overflows = simulation.measurements.overflows
+    if not overflows:
+        return None
+    parts = ", ".join(f"{o.device} needs {format_bytes(o.memory)} of {format_bytes(o.capacity)}" for o in overflows)
+    return (f"NOT RUNNABLE under {simulation.schedule}: memory overflow ({parts}) with the activations of the "
+            "microbatches in flight; solve with the schedule's in-flight activations (solve.options.schedule) "
+            "or give the devices more memory")
+
+
 def solve_scenario(scenario: Scenario, workload: Workload, *, progress=None) -> PlacementResult:
     """The scenario's method on ``workload``, with its options (checked when the scenario was loaded).
 
@@ -221,7 +253,37 @@ def solve_scenario(scenario: Scenario, workload: Workload, *, progress=None) -> 
     -------
     PlacementResult
     """
-    return get_method(scenario.method)(workload, progress=progress, **scenario.options)
+    return get_method(scenario.method)(workload, progress=progress, **solver_options(scenario, workload))
+
+
+def solver_options(scenario: Scenario, workload: Workload) -> dict[str, Any]:
+    """The scenario's solve options, with the in-flight activations of its schedule where it names one.
+
+    A scenario whose ``simulate.schedule`` is a training schedule with one stage
+    per device (:data:`~pipesim.placement.activations.IN_FLIGHT_SCHEDULES`)
+    has the DP and the IPs count the activations that schedule keeps in flight
+    (``schedule`` and ``microbatches`` options, :mod:`pipesim.placement.activations`),
+    so the split they return is one the simulation can hold; ``solve.options.schedule:
+    none`` keeps the paper's static model.
+
+    Examples
+    --------
+    >>> from pipesim.scenario import scenario_from_data
+    >>> s = scenario_from_data({"model": {"generator": "transformer", "training": True},
+    ...                         "hardware": {"preset": "a100x8"}, "simulate": {"schedule": "1f1b"}}, "s.yaml")
+    >>> solver_options(s, s.workload())
+    {'schedule': '1f1b'}
+    """
+    options = dict(scenario.options)
+    sim = scenario.simulate or {}
+    schedule = sim.get("schedule")
+    if ("schedule" in get_method(scenario.method).options and "schedule" not in options
+            and schedule in IN_FLIGHT_SCHEDULES and workload.graph.is_training and sim.get("virtual_stages", 1) == 1):
+        options["schedule"] = schedule
+        per_flush = sim.get("microbatches") if schedule == "1f1b" else sim.get("minibatch")
+        if per_flush:
+            options["microbatches"] = per_flush
+    return options
 
 
 def _latency(workload: Workload, result: PlacementResult) -> tuple[float | None, str | None]:

@@ -708,7 +708,7 @@ def scenario_from_data(data: dict, source: str | Path, overrides: Iterable[tuple
     ...
     pipesim.scenario.ScenarioError: bad.yaml: 2 problems:
       hardware.preset: unknown preset 'a100x9' (known: ...)
-      solve.options.restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget)
+      solve.options.restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget, schedule, microbatches)
     """
     source = Path(source)
     data = copy.deepcopy(data)

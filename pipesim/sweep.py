@@ -47,7 +47,8 @@ __all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", 
 SUMMARY_FIELDS = (
     "status", "error", "predicted_time_per_sample", "simulated_time_per_sample", "relative_difference", "settled",
     "predicted_throughput", "simulated_throughput", "latency", "bottleneck", "bottleneck_load", "devices_used",
-    "bubble_fraction", "mean_utilisation", "cost_per_hour", "cost_per_million_samples", "seconds", "cpu_seconds",
+    "bubble_fraction", "mean_utilisation", "cost_per_hour", "cost_per_million_samples", "runnable", "seconds",
+    "cpu_seconds",
 )
 CSV_FIELDS = ("key",) + SUMMARY_FIELDS
 
@@ -124,7 +125,7 @@ def run_point(data: dict, source: str, overrides: Sequence[tuple[str, Any]]) -> 
         summary = outcome.summary()
         row.update({k: summary.get(k) for k in SUMMARY_FIELDS if k in summary})
         row["status"] = "ok" if outcome.ok else summary.get("status")
-        row["error"] = outcome.problem
+        row["error"] = outcome.problem or summary.get("warning")  # a split the schedule cannot hold says so
     except Exception as exc:  # a failing point is recorded, the sweep goes on
         row.update({k: None for k in SUMMARY_FIELDS})
         row["status"] = "error"

@@ -23,7 +23,7 @@ Examples
 >>> get_method("dp").check({"restarts": 3})
 Traceback (most recent call last):
 ...
-pipesim.errors.InputError: restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget)
+pipesim.errors.InputError: restarts: not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget, schedule, microbatches)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import IdealLimitError, InputError, ResourceLimitError
+from pipesim.placement.activations import IN_FLIGHT_SCHEDULES
 from pipesim.placement.dp.contract import MERGE_MODES
 from pipesim.placement.mip_backend import DEFAULT_SOLVER, SOLVERS
 from pipesim.placement.options import (
@@ -130,7 +131,7 @@ class Method:
         --------
         >>> METHODS["dp"].problems({"merge": "fast", "restarts": 3}, prefix="solve.options.")[1]
         [('solve.options.merge', 'must be one of exact, paper, none, got "fast"'), \
-('solve.options.restarts', 'not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget)')]
+('solve.options.restarts', 'not an option of dp (its options: merge, fuse_layers, ideal_limit, memory_budget, schedule, microbatches)')]
         """
         checked: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
@@ -160,19 +161,27 @@ class Method:
         return self.solver(workload, **checked)
 
 
+def _in_flight(options: dict) -> dict:
+    """``schedule: none`` is the paper's static memory model (the solvers' ``schedule=None``)."""
+    if options.get("schedule") == "none":
+        options = {**options, "schedule": None}
+    return options
+
+
 def _dp(workload: Workload, **options) -> PlacementResult:
     from pipesim.placement.dp.solve import solve_dp
 
-    return solve_dp(workload, **options)
+    return solve_dp(workload, **_in_flight(options))
 
 
-def _warm_start(workload: Workload, start: Any) -> Split | None:
-    """The split named by ``warm_start``: ``"dp"`` runs the DP first (skipped when it cannot finish)."""
+def _warm_start(workload: Workload, start: Any, **in_flight: Any) -> Split | None:
+    """The split named by ``warm_start``: ``"dp"`` runs the DP first (skipped when it cannot finish), with
+    the in-flight activations' options (``schedule``, ``microbatches``) when given."""
     if start is None or isinstance(start, Split):
         return start
     if start == "dp":
         try:
-            result = _dp(workload)
+            result = _dp(workload, **{k: v for k, v in in_flight.items() if v is not None})
         except (IdealLimitError, ResourceLimitError, MemoryError):  # too many ideals: solve without a start
             return None
         return result.evaluation.split if result.evaluation is not None else None
@@ -185,7 +194,9 @@ def _ip(contiguous: bool) -> Callable[..., PlacementResult]:
     def solve(workload: Workload, *, warm_start: Any = None, **options) -> PlacementResult:
         from pipesim.placement.milp import solve_ip
 
-        return solve_ip(workload, contiguous=contiguous, warm_start=_warm_start(workload, warm_start), **options)
+        options = _in_flight(options)
+        start = _warm_start(workload, warm_start, schedule=options.get("schedule"), microbatches=options.get("microbatches"))
+        return solve_ip(workload, contiguous=contiguous, warm_start=start, **options)
 
     return solve
 
@@ -199,6 +210,13 @@ def _baseline(name: str) -> Callable[..., PlacementResult]:
     return solve
 
 
+#: The in-flight activations option of the DP and the IPs (pipesim.placement.activations).
+_ACTIVATIONS = {
+    "schedule": Choice(("none", *IN_FLIGHT_SCHEDULES),
+                       help="count the activations this pipeline schedule keeps in flight in the memory constraint "
+                            "(none: the paper's static model; a scenario that names a training schedule turns it on)"),
+    "microbatches": Int(minimum=1, help="microbatches per flush for schedule (default 4 per stage)"),
+}
 _TIME_LIMIT = Duration(help="stop after this many seconds with the best split found (Ctrl-C does the same)")
 _SEED = Int(minimum=0, help="random seed (default 0)")
 _MIP = {
@@ -208,6 +226,7 @@ _MIP = {
     "gap": Float(minimum=0.0, help="stop at this relative gap (default 1e-9)"),
     "warm_start": File(keywords=("dp",), objects=(Split,), help="start from the DP's split (dp) or a split file"),
     "threads": Int(minimum=1, help="solver threads (default 1)"),
+    **_ACTIVATIONS,
 }
 
 #: Every placement method, by name, in the comparison table's row order.
@@ -220,6 +239,7 @@ METHODS: dict[str, Method] = {
             "ideal_limit": Int(minimum=1, help="stop with an error past this many ideals (default 2,000,000)"),
             "memory_budget": Size(help="stop with an error before the DP's tables would exceed this "
                                        "(default: 0.6 x available memory)"),
+            **_ACTIVATIONS,
         }, progress="callback"),
         Method("ip", _ip(True), "contiguous MILP (docs/model.md §4.3): the DP's optimum, with a proven bound", _MIP, progress="log"),
         Method("ip_noncontiguous", _ip(False), "MILP over all splits, contiguous or not (docs/model.md §4.3)", _MIP, progress="log"),

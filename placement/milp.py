@@ -53,6 +53,7 @@ import networkx as nx
 import pulp
 
 from pipesim.errors import InputError, InternalError
+from pipesim.placement.activations import in_flight, memory_in_flight, node_stash
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.interrupt import INTERRUPTED, stop_requested
@@ -64,7 +65,7 @@ from pipesim.placement.mip_backend import (
     run_model,
     stop_message,
 )
-from pipesim.placement.result import INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
+from pipesim.placement.result import FEASIBLE, INFEASIBLE, OPTIMAL, TIME_LIMIT, PlacementResult
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 
@@ -78,8 +79,15 @@ Device = tuple[str, int]
 class _Model:
     """The PuLP model and the variables needed to read a split back or seed a start."""
 
-    def __init__(self, workload: Workload, contiguous: bool, objective: str, symmetry: bool, ranks: bool):
+    def __init__(self, workload: Workload, contiguous: bool, objective: str, symmetry: bool, ranks: bool,
+                 stash: dict[int, float] | None = None, charge: dict[Device, int] | None = None):
         graph = workload.graph
+        stash, charge = stash or {}, charge or {}
+
+        def need(v: int, d: Device) -> float:
+            """Bytes of ``v`` on ``d``: its memory, plus its activations for the further microbatches in flight."""
+            return graph.nodes[v].memory + (charge.get(d, 1) - 1) * stash.get(v, 0.0)
+
         self.graph = graph
         self.classes: dict[Hashable, list[int]] = graph.color_classes
         self.class_of = {v: graph.color_class(v) for v in graph.nodes}
@@ -94,9 +102,8 @@ class _Model:
         class_index = {c: n for n, c in enumerate(self.classes)}
         self.y: dict[tuple[Hashable, Device], pulp.LpVariable] = {}
         for c, members in self.classes.items():
-            memory = sum(graph.nodes[v].memory for v in members)
             for n, d in enumerate(self.devices):
-                if memory <= capacity[d[0]] and all(graph.nodes[v].supports(d[0]) for v in members):
+                if sum(need(v, d) for v in members) <= capacity[d[0]] and all(graph.nodes[v].supports(d[0]) for v in members):
                     self.y[c, d] = self.problem.add_variable(f"y_{class_index[c]}_{n}", cat="Binary")
             options = [self.y[c, d] for d in self.devices if (c, d) in self.y]
             if not options:
@@ -105,7 +112,7 @@ class _Model:
                 self.problem += pulp.lpSum(options) == 1
 
         for d in self.devices:
-            terms = [(graph.nodes[v].memory, self.x(v, d)) for v in graph.nodes]
+            terms = [(need(v, d), self.x(v, d)) for v in graph.nodes]
             if sum(m for m, x in terms if not isinstance(x, int)) > capacity[d[0]]:
                 self.problem += pulp.lpSum(m * x for m, x in terms) <= capacity[d[0]]
 
@@ -307,6 +314,28 @@ def _infeasibility(workload: Workload, model: _Model) -> str:
     )
 
 
+def _in_flight_needs(evaluation: SplitEvaluation, schedule: str, microbatches: int | None) -> dict[Device, int]:
+    """Microbatches each used device holds under ``schedule`` at its place in the split's pipeline order
+    (a split that is not a pipeline: the most any stage holds, on every device)."""
+    used = [d for d in evaluation.devices if d.nodes]
+    by_name = {d.name: (d.device_class, d.index) for d in used}
+    order = [name for name in (evaluation.stage_order or ()) if name in by_name]
+    if len(order) != len(used):
+        worst = max(in_flight(schedule, q, len(used), microbatches) for q in range(len(used)))
+        return {device: worst for device in by_name.values()}
+    return {by_name[name]: in_flight(schedule, q, len(order), microbatches) for q, name in enumerate(order)}
+
+
+def _holds(evaluation: SplitEvaluation, stash: dict[int, float] | None, schedule: str | None,
+           microbatches: int | None) -> bool:
+    """Whether every device of ``evaluation`` holds its activations in flight under ``schedule``."""
+    if stash is None:
+        return True
+    needs = _in_flight_needs(evaluation, schedule, microbatches)
+    return all(memory_in_flight(d.memory, sum(stash.get(v, 0.0) for v in d.nodes), needs[(d.device_class, d.index)])
+               <= d.capacity * (1 + 1e-12) for d in evaluation.devices if d.nodes)
+
+
 def _usable_start(workload: Workload, split: Split | None, contiguous: bool) -> SplitEvaluation | None:
     if split is None:
         return None
@@ -328,6 +357,8 @@ def solve_ip(
     progress: bool = False,
     threads: int = 1,
     symmetry: bool | None = None,
+    schedule: str | None = None,
+    microbatches: int | None = None,
 ) -> PlacementResult:
     """Minimise max-load (or ``max FW + max BW``) with a MILP solver; see the module docstring.
 
@@ -343,6 +374,18 @@ def solve_ip(
     :func:`~pipesim.placement.interrupt.request_stop`; the split is the warm
     or greedy start if the solver had found nothing better, and ``None`` with
     a message if there was none) or ``infeasible`` (with a message saying why).
+
+    ``schedule`` (default ``None``: the paper's static memory) makes the
+    split hold the activations that schedule keeps in flight
+    (:mod:`pipesim.placement.activations`).  The IP has no stage order, so
+    each device is charged a number of microbatches in flight, first 1 (the
+    static model); while the split's devices need more at their places in
+    its pipeline, the class's largest needs are charged to its first devices
+    (or, when that changes nothing, to the devices that overflowed) and the
+    IP is solved again.  The split returned always holds its activations; it
+    is ``optimal`` when the static optimum already did, otherwise
+    ``feasible`` (not proven: the DP's ``schedule`` option is exact, and
+    ``warm_start="dp"`` hands its split to the IP).
     The time limit and a stop request are honoured within about
     :data:`pipesim.placement.mip_backend.GRACE` seconds of the solver's run.
     """
@@ -352,57 +395,87 @@ def solve_ip(
     method = "ip" if contiguous else "ip-noncontiguous"
     if symmetry is None:
         symmetry = solver != "highs"
+    stash = node_stash(workload.graph) if schedule is not None else None
+    if stash is not None and not any(stash.values()):
+        stash = None  # nothing stashed: the static model is the same
     start = _usable_start(workload, warm_start, contiguous)
+    if start is not None and not _holds(start, stash, schedule, microbatches):
+        start = None  # a start must hold the in-flight activations too
     stats: dict = {"solver": solver, "contiguous": contiguous, "objective": objective,
                    "warm_start": None if warm_start is None else start is not None}
     if start is None:  # so that a stop before the first incumbent still returns a split
         # the greedy builds one list per device: give it only the devices a split can use
         capped = Workload(workload.graph, cap_counts(workload.devices, len(workload.graph.color_classes)), workload.source)
         start = _usable_start(workload, greedy_split(capped), contiguous)
+        if start is not None and not _holds(start, stash, schedule, microbatches):
+            start = None
         stats["greedy_start"] = None if start is None else start.max_load
     bound: float | None = None
     evaluation = None
     outcome = MipOutcome(solver, NO_SOLUTION, None, None, 0.0, interrupted=True)  # if stopped before solving
-    for ranks in ((False, True) if contiguous else (False,)):
-        if stop_requested():  # Ctrl-C (see pipesim.placement.interrupt) while the start was being built
+    # In-flight activations: the IP has no stage order, so each device is charged a number of microbatches
+    # in flight, first 1 (the static model); a split whose devices hold more at their places in its pipeline
+    # raises their charges and is solved again, until a split holds them (the charges only grow).
+    charge: dict[Device, int] = {}
+    while True:
+        for ranks in ((False, True) if contiguous else (False,)):
+            if stop_requested():  # Ctrl-C (see pipesim.placement.interrupt) while the start was being built
+                break
+            # devices charged differently are no longer alike: no symmetry breaking among them
+            model = _Model(workload, contiguous, objective, symmetry and not charge, ranks, stash, charge)
+            stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
+            if model.unplaceable:
+                return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began,
+                                       stats=stats, message=_infeasibility(workload, model))
+            if stop_requested():  # ... or while the model was being built
+                break
+            if start is not None:
+                model.seed(start.split)
+            remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
+            outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
+                                warm_start=start is not None, progress=progress, threads=threads)
+            stats.update(solver_objective=outcome.objective, solver_bound=outcome.bound, interrupted=outcome.interrupted)
+            if outcome.status == "infeasible":
+                return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began, stats=stats,
+                                       message=_infeasibility(workload, model))
+            if outcome.bound is not None and objective == "maxload" and not charge:  # charged: not a relaxation
+                bound = outcome.bound if bound is None else max(bound, outcome.bound)
+            evaluation = None
+            if outcome.objective is not None:
+                evaluation = evaluate(workload.graph, workload.devices, model.extract())
+                if not evaluation.feasible:
+                    raise InternalError(f"the IP's split violates the model: {evaluation.violations}")
+                tolerance = 1e-6 * max(1.0, abs(outcome.objective))
+                # max over d of FW(d) + BW(d) <= max FW + max BW, and the IP's loads bound the true ones.
+                if not evaluation.max_load <= outcome.objective + tolerance:
+                    raise InternalError(
+                        f"the evaluator's max-load {evaluation.max_load} exceeds the IP objective {outcome.objective}"
+                    )
+                if contiguous and not evaluation.contiguous:
+                    if ranks:
+                        raise InternalError("the contiguous IP with stage ranks returned a stage cycle")
+                    stats["stage_cycle"] = True
+                    evaluation = None  # not a pipeline: solve again with the ranks
+                    if not outcome.interrupted and (time_limit is None or time_limit > time.perf_counter() - began):
+                        continue
             break
-        model = _Model(workload, contiguous, objective, symmetry, ranks)
-        stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
-        if model.unplaceable:
-            return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began,
-                                   stats=stats, message=_infeasibility(workload, model))
-        if stop_requested():  # ... or while the model was being built
+        if stash is None or evaluation is None or _holds(evaluation, stash, schedule, microbatches):
             break
-        if start is not None:
-            model.seed(start.split)
-        remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
-        outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
-                            warm_start=start is not None, progress=progress, threads=threads)
-        stats.update(solver_objective=outcome.objective, solver_bound=outcome.bound, interrupted=outcome.interrupted)
-        if outcome.status == "infeasible":
-            return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began, stats=stats,
-                                   message=_infeasibility(workload, model))
-        if outcome.bound is not None and objective == "maxload":
-            bound = outcome.bound if bound is None else max(bound, outcome.bound)
-        evaluation = None
-        if outcome.objective is not None:
-            evaluation = evaluate(workload.graph, workload.devices, model.extract())
-            if not evaluation.feasible:
-                raise InternalError(f"the IP's split violates the model: {evaluation.violations}")
-            tolerance = 1e-6 * max(1.0, abs(outcome.objective))
-            # max over d of FW(d) + BW(d) <= max FW + max BW, and the IP's loads bound the true ones.
-            if not evaluation.max_load <= outcome.objective + tolerance:
-                raise InternalError(
-                    f"the evaluator's max-load {evaluation.max_load} exceeds the IP objective {outcome.objective}"
-                )
-            if contiguous and not evaluation.contiguous:
-                if ranks:
-                    raise InternalError("the contiguous IP with stage ranks returned a stage cycle")
-                stats["stage_cycle"] = True
-                evaluation = None  # not a pipeline: solve again with the ranks
-                if not outcome.interrupted and (time_limit is None or time_limit > time.perf_counter() - began):
-                    continue
-        break
+        # devices of a class are alike: charge the class's largest needs to its first devices, so that the
+        # charges describe positions to fill rather than pinning them on the devices this split happened to use
+        needs = _in_flight_needs(evaluation, schedule, microbatches)
+        before = dict(charge)
+        for cls in {c for c, _ in needs}:
+            wanted = sorted((k for (c, _), k in needs.items() if c == cls), reverse=True)
+            for i, k in enumerate(wanted):
+                if k > charge.get((cls, i), 1):
+                    charge[(cls, i)] = k
+        if charge == before:  # the profile holds already but this split put a stage elsewhere: pin its needs
+            charge.update({d: k for d, k in needs.items() if k > charge.get(d, 1)})
+        stats["in_flight_rounds"] = stats.get("in_flight_rounds", 1) + 1
+        evaluation = None  # this split overflows under the schedule
+        if outcome.interrupted or (time_limit is not None and time_limit <= time.perf_counter() - began):
+            break
 
     worse = evaluation is None or (objective == "maxload" and start is not None and evaluation.max_load > start.max_load)
     if start is not None and worse:
@@ -412,11 +485,23 @@ def solve_ip(
     if stats.get("kept_warm_start"):  # proven only if the warm start meets the bound
         optimal = optimal and bound is not None and objective == "maxload" and start.max_load <= bound + 1e-9 * max(1.0, bound)
     status = OPTIMAL if optimal else INTERRUPTED if outcome.interrupted else TIME_LIMIT
+    if stash is not None:
+        stats["in_flight"] = {"schedule": schedule, "microbatches": microbatches, "charged": {
+            f"{cls}[{i}]": k for (cls, i), k in charge.items()}}
+        if (status == OPTIMAL and charge) or (status == TIME_LIMIT and outcome.status == "optimal"):
+            status = FEASIBLE  # solved for the charges it needed (or kept the start): not proven for the schedule
     if objective != "maxload":
         bound = None
     if bound is not None and evaluation is not None:
         bound = min(bound, evaluation.max_load)
     message = stop_message(outcome, evaluation is not None, optimal, time_limit)
+    if stash is not None and status == FEASIBLE:
+        message = ""  # the solver finished: what is unproven is said below
+    if stash is not None:
+        message = (f"{message}; " if message else "") + (
+            f"memory holds the activations {schedule} keeps in flight"
+            + ("" if not charge else " (charged per device where the static optimum overflowed: not proven optimal; "
+               "the DP's schedule option is exact)"))
     if objective == "diffmaxima":
         stats["diff_maxima"] = outcome.objective  # the IP's max FW + max BW (the evaluator's max-load is below it)
     return PlacementResult(method, status, evaluation, bound=bound, seconds=time.perf_counter() - began,

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pipesim.commands import hetero_plan
 from pipesim.commands.common import console, count, print_json, writable
+from pipesim.report.tables import plan_table, print_table
 from pipesim.hardware.clusters import load_cluster
 from pipesim.commands import EXIT_INFEASIBLE
 from pipesim.errors import HardwareError
@@ -179,7 +180,7 @@ def run(args) -> int:
         print_json({"workload": workload.name, **plan.to_dict()})
         return code
     if plan.stages:
-        console.print(plan_table(plan, workload))
+        print_table(console, plan_table(plan, workload))
     if plan.reason:
         console.print(f"[red]{plan.status}:[/red] {escape(plan.reason)}" if not plan.feasible else f"note: {escape(plan.reason)}")
     if plan.stages and plan.feasible:
@@ -227,25 +228,3 @@ def _sweep(args, workload: PlanningWorkload, cluster) -> int:
     if args.plot:
         console.print(f"wrote {args.plot}", highlight=False)
     return 0
-
-
-def plan_table(plan: Plan, workload: PlanningWorkload) -> Table:
-    order = {layer.id: i for i, layer in enumerate(workload.layers)}
-    table = Table(title=f"plan for {workload.name}: K={workload.devices}, M={workload.memory / 2**30:.4g} GiB, "
-                  f"BW={workload.bandwidth / 2**30:.4g} GiB/s, N={workload.microbatches}")
-    flush = plan.objective == "flush"
-    for col in ("stage", "layers", "t", "d", "devices", "recompute", "compute", "pipeline",
-                "all-reduce" if flush else "resync", "time", "memory/dev", "in flight"):
-        table.add_column(col, justify="left" if col == "layers" else "right")
-    for i, s in enumerate(plan.stages):
-        positions = sorted(order[v] for v in s.nodes)
-        span = f"{len(s.nodes)} ({positions[0]}..{positions[-1]})" if positions else "0"
-        devices = f"{s.devices[0]}..{s.devices[-1]}" if s.devices else ""
-        recomputed = sum(1 for v in s.nodes if "recomp" in s.configuration.get(v, "").lower())
-        table.add_row(
-            str(i), span, str(s.tensor_parallel), str(s.data_parallel), devices, f"{recomputed}/{len(s.nodes)}",
-            f"{s.compute:.6g}", f"{s.communication:.6g}" + (f" ({s.link_out or s.link_in})" if flush and (s.link_out or s.link_in) else ""),
-            f"{s.allreduce if flush else s.resync:.6g}", f"{s.time:.7g}",
-            f"{s.memory / 2**30:.3f} GiB", str(s.in_flight),
-        )
-    return table

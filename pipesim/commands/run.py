@@ -36,7 +36,7 @@ from pipesim.report.pages import (
     schedule_cells,
     summary_rows,
 )
-from pipesim.report.tables import device_table
+from pipesim.report.tables import device_table, print_table
 from pipesim.scenario import load_scenario
 
 progress_console = Console(stderr=True)
@@ -99,7 +99,7 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
             table.add_column(header, justify="left" if header in ("layers", "GPUs (node:gpu)") else "right")
         for i, stage in enumerate(plan.stages):
             table.add_row(*plan_cells(i, stage, names, per_node))
-        console.print(table)
+        print_table(console, table)
     if plan.reason:
         console.print(f"[{'red' if not plan.feasible else 'yellow'}]{plan.status}:[/] {escape(plan.reason)}")
     summary = Table(title=f"{outcome.scenario.name}: summary")
@@ -134,7 +134,10 @@ def run(args) -> int:
     if ev is None:
         console.print(f"[red]{outcome.result.status}[/red]: {escape(outcome.result.message)}")
     else:
-        console.print(device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}", graph=outcome.workload.graph))
+        sim = outcome.simulation
+        print_table(console, device_table(ev, title=f"{outcome.result.method} split of {outcome.workload.name}",
+                                          graph=outcome.workload.graph, overflows=sim.measurements.overflows if sim else (),
+                                          schedule=sim.schedule if sim else None))
         for violation in ev.violations:
             console.print(f"[red]violation:[/red] {escape(violation)}")
     console.print(summary_table(outcome))
@@ -149,7 +152,8 @@ def run(args) -> int:
     if outcome.simulation is not None:
         for warning in outcome.simulation.measurements.warnings:
             console.print(f"[yellow]simulation warning:[/yellow] {escape(warning)}")
-        for o in outcome.simulation.measurements.overflows:
-            console.print(f"[red]memory overflow in simulation:[/red] {o.device} needs {o.memory / 2**30:.3g} GiB, has {o.capacity / 2**30:.3g} GiB")
+        warning = outcome.summary().get("warning")
+        if warning:
+            console.print(f"[bold red]{escape(warning)}[/bold red]")
     console.print("wrote " + ", ".join(str(p) for p in files.values()), highlight=False)
     return 0 if ev is not None else EXIT_INFEASIBLE

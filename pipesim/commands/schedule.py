@@ -154,6 +154,7 @@ def run_export(args) -> int:
 def run_compare(args) -> int:
     from pipesim.simulation.schedule_comparison import (
         compare_schedules,
+        schedule_table,
         write_schedule_plot,
     )
 
@@ -167,16 +168,8 @@ def run_compare(args) -> int:
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0
-    table = Table(title=f"{workload.name}: {args.stages} devices, {args.microbatches} microbatches per iteration (DP splits)")
-    for header in ("schedule", "v", "predicted iter.", "simulated iter.", "diff.", "bubble", "peak stash (GiB)", "in flight", ""):
-        table.add_column(header, justify="left" if header in ("schedule", "") else "right")
-    for r in rows:
-        if r.error:
-            table.add_row(r.schedule, str(r.virtual_stages), "—", "—", "—", "—", "—", "—", r.error)
-            continue
-        table.add_row(r.schedule, str(r.virtual_stages), f"{r.predicted_iteration_time:.6g}", f"{r.simulated_iteration_time:.6g}",
-                      f"{100 * r.difference:+.2f}%", f"{100 * r.bubble_fraction:.1f}%", f"{r.peak_activation / 2**30:.3g}",
-                      str(r.peak_in_flight), f"{r.memory_overflows} overflow(s)" if r.memory_overflows else "")
+    table = schedule_table(rows, f"{workload.name}: {args.stages} devices, {args.microbatches} microbatches per "
+                                 "iteration (DP splits)")
     console.print(table)
     if args.png:
         console.print(f"plot written to {args.png}")

@@ -37,6 +37,7 @@ th { background: #f0f3f7; } td:first-child, th:first-child { text-align: left; }
 tr.mark td { font-weight: bold; background: #fff4e0; } tr.bad td { color: #a00; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 pre { background: #f6f8fa; padding: 0.8em; font-size: 0.85em; overflow-x: auto; }
+p.warning { color: #a00; font-weight: bold; border: 2px solid #a00; padding: 0.5em 0.8em; background: #fff0f0; }
 """
 
 
@@ -92,6 +93,10 @@ class Page:
     def text(self, text: str) -> None:
         """A paragraph."""
         self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def warning(self, text: str) -> None:
+        """A paragraph that must not be missed (red, boxed)."""
+        self.parts.append(f'<p class="warning">{html.escape(text)}</p>')
 
     def code(self, text: str) -> None:
         """Preformatted text."""

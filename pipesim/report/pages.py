@@ -82,7 +82,7 @@ def plan_page(outcome, images: dict[str, Path]) -> Page:
         page.text(f"{plan.status}: {plan.reason}")
     if sim is not None:
         page.heading("Simulation", f"{sim.iterations} iterations of {sim.microbatches} microbatches")
-        page.table(["stage", "busy ms (replica)", "all-reduce ms model", "all-reduce ms simulated",
+        page.table(["stage", "busy ms (replica, own work)", "all-reduce ms model", "all-reduce ms simulated",
                     "memory/GPU model", "memory/GPU simulated"],
                    [[i, b * 1e3, pa * 1e3, sa * 1e3, format_bytes(pm), format_bytes(sm)] for i, (b, pa, sa, pm, sm) in
                     enumerate(zip(sim.busy, sim.predicted_allreduce, sim.simulated_allreduce, sim.predicted_memory,
@@ -104,8 +104,8 @@ def schedule_cells(row) -> list[str]:
         return [row.schedule, str(row.virtual_stages), row.placement, row.error, "", "", "", "", ""]
     diff = "—" if row.difference is None else f"{100 * row.difference:+.2f}%"
     return [row.schedule, str(row.virtual_stages), row.placement, fmt(row.predicted_iteration_time),
-            fmt(row.simulated_iteration_time), diff, _pct(row.bubble_fraction), format_bytes(row.peak_activation),
-            format_bytes(row.peak_memory)]
+            fmt(row.simulated_iteration_time), diff, _pct(row.bubble_fraction),
+            "—" if row.peak_activation is None else format_bytes(row.peak_activation), format_bytes(row.peak_memory)]
 
 
 def _pct(x: float | None) -> str:
@@ -126,14 +126,19 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """
     s = summary
     latency = fmt(s["latency"])
+    flushed = s.get("predicted_iteration_time") is not None
+    per_pass = (f"time per pass (ms; {s['schedule']} iteration ÷ {s.get('minibatch')} microbatches, flush included)"
+                if flushed else "time per pass (ms; max-load)")
     rows = [
-        ("time per pass (ms; max-load)", fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
+        (per_pass, fmt(s["predicted_time_per_sample"]), fmt(s["simulated_time_per_sample"])),
         (f"throughput (samples/s; {s['samples_per_pass']} per pass)", fmt(s["predicted_throughput"]),
          fmt(s["simulated_throughput"])),
         ("difference (simulated vs predicted)", "", "—" if s["relative_difference"] is None
          else f"{100 * s['relative_difference']:+.3f}%" + ("" if s.get("settled") is not False else " (not settled)")),
         ("latency of one pass (ms)", latency if s["latency_source"] == "model" else "—",
          latency if s["latency_source"] == "simulation" else "—"),
+        *([("max-load (ms; steady state without flushes, the solver's objective)", fmt(s.get("max_load")), "")]
+          if flushed else []),
         ("bottleneck device (load)", f"{s['bottleneck']} ({fmt(s['bottleneck_load'])})" if s["bottleneck"] else "—", ""),
         ("devices used", fmt(s["devices_used"]), ""),
         *([(f"iteration time (ms; {s['schedule']}, predicted vs simulated)", fmt(s["predicted_iteration_time"]),
@@ -141,9 +146,16 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("bubble fraction", "", _pct(s["bubble_fraction"])),
         ("mean device utilisation", "", _pct(s["mean_utilisation"])),
     ]
+    if s.get("runnable") is not None:
+        overflows = s.get("memory_overflows") or []
+        held = "static (node memories)" if s.get("memory_model", "static") == "static" else f"{s['memory_model']} in flight"
+        rows.append((f"memory under {s['schedule']} (solver's model: {held})", "fits",
+                     "fits" if not overflows else "OVERFLOW: " + ", ".join(
+                         f"{o['device']} {format_bytes(o['memory'])} > {format_bytes(o['capacity'])}" for o in overflows)))
     if s.get("cost_per_hour") is not None:
         rows.append(("cost per hour / per million samples", f"{fmt(s['cost_per_hour'], 4)} / {fmt(s['cost_per_million_samples'], 4)}", ""))
-    rows.append(("solver status", f"{s['method']}: {s['status']}" + ("" if s["feasible"] is not False else " (violations)"), ""))
+    rows.append(("solver status", f"{s['method']}: {s['status']}" + ("" if s["feasible"] is not False else " (violations)")
+                 + (" — NOT RUNNABLE (memory)" if s.get("runnable") is False else ""), ""))
     return rows
 
 
@@ -164,17 +176,24 @@ def run_page(outcome, images: dict[str, Path]) -> Page:
     s = outcome.scenario
     page = Page(f"pipesim: {s.name}", s.description or str(s.source))
     page.heading("Summary", "model = the evaluator's prediction (docs/model.md §2.3); simulated = the discrete-event run (docs/model.md §6)")
-    page.table(["", "model", "simulated"], summary_rows(outcome.summary()))
+    summary = outcome.summary()
+    if summary.get("warning"):
+        page.warning(summary["warning"])
+    page.table(["", "model", "simulated"], summary_rows(summary))
     ev = outcome.result.evaluation
+    overflowing = {o.device: o for o in outcome.simulation.measurements.overflows} if outcome.simulation else {}
     if ev is not None:
         page.heading("Devices", "in pipeline order; the bottleneck is highlighted; times in ms per pass")
         bottleneck = ev.bottleneck
         rows, classes = [], []
         graph = outcome.workload.graph
         for d in pipeline_order(ev):
+            over = overflowing.get(d.name)
             rows.append([d.name, describe_nodes(graph, d.nodes, limit=120), len(d.nodes), d.compute, d.send, d.receive,
-                         d.load, f"{format_bytes(d.memory)} / {format_bytes(d.capacity)}", d.contiguous])
-            classes.append("mark" if d is bottleneck and d.load > 0 else "")
+                         d.load, f"{format_bytes(d.memory)} / {format_bytes(d.capacity)}"
+                         + (f" (needs {format_bytes(over.memory)} under {outcome.simulation.schedule}: OVERFLOW)"
+                            if over else ""), d.contiguous])
+            classes.append("bad" if over else "mark" if d is bottleneck and d.load > 0 else "")
         page.table(["device", "holds", "nodes", "compute", "send", "receive", "load", "memory", "contiguous"], rows,
                    classes)
         for v in ev.violations:
@@ -188,9 +207,12 @@ def run_page(outcome, images: dict[str, Path]) -> Page:
     if sim is not None:
         page.heading("Simulation", f"{sim.schedule} schedule, {sim.comm} communication, {sim.microbatches} microbatches")
         page.table(
-            ["device", "stage", "pred. load", "sim. load", "compute", "comm", "idle", "utilisation", "peak in flight"],
+            ["device", "stage", "pred. load", "sim. load", "compute", "comm", "idle", "utilisation", "peak in flight",
+             "peak memory / capacity"],
             [[d.device, d.stage, d.predicted_load, d.simulated_load, d.compute, d.comm, d.idle, _pct(d.utilisation),
-              d.peak_in_flight] for d in sim.measurements.devices],
+              d.peak_in_flight, f"{format_bytes(d.peak_memory)} / {format_bytes(d.capacity)}"]
+             for d in sim.measurements.devices],
+            ["bad" if d.device in overflowing else "" for d in sim.measurements.devices],
         )
         page.image(images.get("gantt", Path()), "Gantt chart of the first microbatches")
         for note in sim.measurements.assumptions:

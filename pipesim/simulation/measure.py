@@ -44,11 +44,12 @@
   of its first task there to the end of its last (for zero-bubble schedules
   that is its last weight-gradient task: activations are held until ``W``).
   Memory = resident memory (the sum of the device's node memories: weights
-  and whatever else the workload counts per node) + the stashed activations
-  of every chunk and microbatch in flight (the bytes of the chunk's forward
-  outputs that its own backward nodes consume, from the edges' tensor sizes;
-  a chunk holds them from its first forward task to its last backward or
-  weight task), at its peak over the run.  Where the total exceeds the
+  and whatever else the workload counts per node, which includes one
+  microbatch's stashed activations) + the stashed activations of every
+  further chunk and microbatch in flight (per forward node the largest tensor
+  its backward nodes read, :mod:`pipesim.placement.activations`, the one
+  definition the solvers share; a chunk holds them from its first forward
+  task to its last backward or weight task), at its peak over the run.  Where the total exceeds the
   device's capacity the first such time is flagged.
 * **Iteration time** (flushed schedules): the mean duration of a full
   minibatch, flush to flush.
@@ -62,6 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipesim.placement.activations import node_stash, stash_bytes
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.evaluate import SplitEvaluation
 from pipesim.placement.graph import Graph
@@ -186,19 +188,6 @@ def _in_flight(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndar
     return times[order], np.cumsum(deltas[order])
 
 
-def _stashed_activations(graph: Graph, nodes: set[int]) -> tuple[float, bool]:
-    """Bytes of forward outputs on the device read by its backward nodes; whether sizes were known."""
-    size: dict[int, float] = {}
-    known = True
-    for e in graph.edges:
-        if e.source in nodes and e.dest in nodes and not graph.nodes[e.source].is_backward and graph.nodes[e.dest].is_backward:
-            if e.size is None:
-                known = False
-            else:
-                size[e.source] = max(size.get(e.source, 0.0), e.size)
-    return sum(size.values()), known
-
-
 def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequence[DeviceClass],
             evaluation: SplitEvaluation) -> Measurements:
     """The measurements of ``run`` (definitions in the module docstring).
@@ -278,6 +267,7 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
     capacity = {dc.name: dc.memory for dc in devices}
     predicted = {d.name: d.load for d in evaluation.devices}
     sizes_known = True
+    stash_of = node_stash(graph)
     stats: list[DeviceStats] = []
     overflows: list[Overflow] = []
     makespan = run.makespan
@@ -298,19 +288,23 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
         activation = 0.0
         for c, k in enumerate(chunks):
             members = set(program.stage_nodes[k]) if k is not None else nodes
-            size, known = _stashed_activations(graph, members)
+            size, known = stash_bytes(graph, members, stash_of)
             sizes_known &= known
             activation += size
             if size > 0:
                 stashes.append((*(_device_intervals(run, indices, c) if len(chunks) > 1 else (first, last)), size))
         stash_times, stashed = _stash_profile(stashes)
         peak_activation = float(stashed.max()) if len(stashed) else 0.0
+        # the node memories count one microbatch's stash already (placement.activations): memory over time
+        # is the resident part plus what is stashed beyond that one microbatch
+        beyond = np.maximum(stashed - activation, 0.0)
+        peak_memory = resident + (float(beyond.max()) if len(beyond) else 0.0)
         cap = capacity[program.device_class[d]]
         if resident > cap:
             overflows.append(Overflow(d, float(first.min()), resident, cap))
-        elif resident + peak_activation > cap:
-            at = int(np.argmax(resident + stashed > cap))
-            overflows.append(Overflow(d, float(stash_times[at]), resident + float(stashed[at]), cap))
+        elif peak_memory > cap:
+            at = int(np.argmax(resident + beyond > cap))
+            overflows.append(Overflow(d, float(stash_times[at]), resident + float(beyond[at]), cap))
         stats.append(
             DeviceStats(
                 device=d,
@@ -325,15 +319,16 @@ def measure(run: Run, schedule: str, minibatch: int, graph: Graph, devices: Sequ
                 peak_in_flight=peak,
                 resident_memory=resident,
                 activation_memory=activation,
-                peak_memory=resident + peak_activation,
+                peak_memory=peak_memory,
                 capacity=cap,
                 peak_activation=peak_activation,
             )
         )
 
     assumptions = [
-        "memory = the device's node memories (resident) + stashed activations of each in-flight microbatch "
-        "(forward outputs its own backward nodes read, sized by the edges' tensor sizes)"
+        "memory = the device's node memories (resident; they count one microbatch's stashed activations) + the "
+        "stashed activations of each further microbatch in flight (per forward node the largest tensor a backward "
+        "node reads, sized by the edges' tensor sizes: pipesim.placement.activations)"
     ]
     if not graph.is_training:
         assumptions.append("inference stashes nothing: transfers go through host memory, so memory is the resident part")

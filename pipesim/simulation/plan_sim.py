@@ -58,7 +58,7 @@ class PlanSimulation:
     simulated_memory: list[float]                     # per stage, the largest a replica reached
     predicted_allreduce: list[float]
     simulated_allreduce: list[float]                  # per stage, the longest ring
-    busy: list[float]                                 # per stage, a replica's busy time per iteration
+    busy: list[float]                                 # per stage, a replica's own work per iteration (no waits)
     contention: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
 
@@ -164,16 +164,23 @@ def simulate_plan(
         t = stages[i].tensor_parallel
         return stages[i].devices[r * t : (r + 1) * t]
 
-    def transfer(src: int, dst: int, nbytes: float):
-        """The sender's part of a transfer: the fabric within a node, the adapter across nodes."""
+    def transfer(src: int, dst: int, nbytes: float, stage: int | None = None):
+        """The sender's part of a transfer: the fabric within a node, the adapter across nodes.
+
+        The time spent sending counts as ``stage``'s busy time; waiting for a shared adapter does not.
+        """
         if nbytes <= 0:
             return
         if src // n == dst // n:
-            yield env.timeout(nbytes / geometry.fabric)
+            took = nbytes / geometry.fabric
+            yield env.timeout(took)
         else:
             with adapter(src).request() as req:
                 yield req
-                yield env.timeout(nbytes / nic_rate)
+                took = nbytes / nic_rate
+                yield env.timeout(took)
+        if stage is not None:
+            busy[stage] += took
 
     def read_time(src: int, dst: int, nbytes: float) -> float:
         return 0.0 if nbytes <= 0 else nbytes / (geometry.fabric if src // n == dst // n else geometry.network)
@@ -210,22 +217,24 @@ def simulate_plan(
         f_time, b_time = s.compute * forward_share, s.compute * (1 - forward_share)
         half_in, half_out = s.bytes_in / 2, s.bytes_out / 2
         stash = 0
+        # busy: the replica's own work (reading its inputs, computing, sending), never the waits for inputs
         for kind, k in _order(len(mine), s.in_flight):
             j = offset + mine[k]
-            start = env.now
             if kind == "F":
                 if i > 0:
                     prev = stages[i - 1]
                     src = replica_devices(i - 1, mine[k] % prev.data_parallel)[0]
                     yield arrival("F", i, j)
                     yield env.timeout(read_time(src, head, half_in))
+                    busy[i] += read_time(src, head, half_in)
                 yield env.timeout(f_time)
+                busy[i] += f_time
                 stash += 1
                 peak[i] = max(peak[i], stash)
                 if i < S - 1:
                     nxt = stages[i + 1]
                     dst = replica_devices(i + 1, mine[k] % nxt.data_parallel)[0]
-                    yield from transfer(head, dst, half_out)
+                    yield from transfer(head, dst, half_out, i)
                     arrival("F", i + 1, j).succeed()
             else:
                 if i < S - 1:
@@ -233,14 +242,15 @@ def simulate_plan(
                     src = replica_devices(i + 1, mine[k] % nxt.data_parallel)[0]
                     yield arrival("B", i, j)
                     yield env.timeout(read_time(src, head, half_out))
+                    busy[i] += read_time(src, head, half_out)
                 yield env.timeout(b_time)
+                busy[i] += b_time
                 stash -= 1
                 if i > 0:
                     prev = stages[i - 1]
                     dst = replica_devices(i - 1, mine[k] % prev.data_parallel)[0]
-                    yield from transfer(head, dst, half_in)
+                    yield from transfer(head, dst, half_in, i)
                     arrival("B", i - 1, j).succeed()
-            busy[i] += env.now - start
         done_count[i] += 1
         if done_count[i] == d:
             stage_done[i].succeed()

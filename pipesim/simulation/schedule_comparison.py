@@ -20,14 +20,18 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rich.table import Table
+
 from pipesim.errors import PipesimError
+from pipesim.hardware.units import format_bytes
+from pipesim.placement.activations import stash_sizes_known
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 from pipesim.output import save_figure
 from pipesim.simulation.orders import FLUSHED_SCHEDULES, SCHEDULE_SPECS
 from pipesim.simulation.simulator import simulate
 
-__all__ = ["ScheduleRow", "compare_schedules", "dp_stage_split", "write_schedule_plot"]
+__all__ = ["ScheduleRow", "compare_schedules", "dp_stage_split", "schedule_table", "write_schedule_plot"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class ScheduleRow:
     simulated_iteration_time: float | None = None
     difference: float | None = None  # simulated minus predicted, relative to predicted
     bubble_fraction: float | None = None
-    peak_activation: float | None = None  # bytes, the device that stashes most
+    peak_activation: float | None = None  # bytes, the device that stashes most (None: the file gives no sizes)
     peak_memory: float | None = None  # bytes, the device that needs most
     peak_in_flight: int | None = None
     memory_overflows: int = 0
@@ -99,6 +103,7 @@ def compare_schedules(
         ``{stages: split}`` to use instead of the DP's (keys ``p`` and ``p·v``).
     """
     splits = dict(splits or {})
+    known = stash_sizes_known(workload.graph)
     rows: list[ScheduleRow] = []
     for name in schedules:
         spec = SCHEDULE_SPECS[name]
@@ -124,13 +129,40 @@ def compare_schedules(
                 simulated_iteration_time=simulated,
                 difference=(simulated - predicted) / predicted if predicted else None,
                 bubble_fraction=m.bubble_fraction,
-                peak_activation=max(d.peak_activation for d in m.devices),
+                peak_activation=max(d.peak_activation for d in m.devices) if known else None,
                 peak_memory=max(d.peak_memory for d in m.devices),
                 peak_in_flight=max(d.peak_in_flight for d in m.devices),
                 memory_overflows=len(m.overflows),
             )
         )
     return rows
+
+
+def schedule_table(rows: Sequence[ScheduleRow], title: str) -> Table:
+    """The comparison as a rich table: a dash where a figure is unknown (no tensor sizes: no peak stash);
+    a ``note`` column (a schedule that cannot run, memory overflows) only when some row has one.
+
+    Examples
+    --------
+    >>> t = schedule_table([ScheduleRow("gpipe", 1, "round-robin", 10.0, 9.5, -0.05, 0.2, None, None, 4)], "x")
+    >>> [c.header for c in t.columns][4:], t.columns[6]._cells
+    (['diff.', 'bubble', 'peak stash', 'in flight'], ['—'])
+    """
+    notes = [r.error or (f"memory overflow on {r.memory_overflows} device(s)" if r.memory_overflows else "")
+             for r in rows]
+    table = Table(title=title)
+    headers = ["schedule", "v", "predicted iter. (ms)", "simulated iter. (ms)", "diff.", "bubble", "peak stash",
+               "in flight", *(["note"] if any(notes) else [])]
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("schedule", "note") else "right")
+    dash = "—"
+    for r, note in zip(rows, notes):
+        cells = [dash] * 6 if r.error else [
+            f"{r.predicted_iteration_time:.6g}", f"{r.simulated_iteration_time:.6g}", f"{100 * r.difference:+.2f}%",
+            f"{100 * r.bubble_fraction:.1f}%", dash if r.peak_activation is None else format_bytes(r.peak_activation),
+            str(r.peak_in_flight)]
+        table.add_row(r.schedule, str(r.virtual_stages), *cells, *([note] if any(notes) else []))
+    return table
 
 
 def write_schedule_plot(rows: Sequence[ScheduleRow], path: str | Path, title: str = "") -> None:
@@ -147,11 +179,22 @@ def write_schedule_plot(rows: Sequence[ScheduleRow], path: str | Path, title: st
     axes[0].bar([i - 0.2 for i in x], [r.predicted_iteration_time for r in ok], 0.4, label="predicted")
     axes[0].bar([i + 0.2 for i in x], [r.simulated_iteration_time for r in ok], 0.4, label="simulated")
     axes[0].set_title("iteration time")
-    axes[0].legend()
+    axes[0].set_ylabel("ms per iteration")  # node times are in ms (paper files and generated workloads)
+    # headroom above the tallest bar keeps the legend clear of the bars
+    top = max([r.predicted_iteration_time for r in ok] + [r.simulated_iteration_time for r in ok], default=1.0)
+    axes[0].set_ylim(0, 1.3 * top)
+    axes[0].legend(loc="upper center", ncol=2, frameon=False)
     axes[1].bar(x, [100 * r.bubble_fraction for r in ok], color="tab:red")
-    axes[1].set_title("bubble (% of device time idle)")
-    axes[2].bar(x, [r.peak_activation / 2**30 for r in ok], color="tab:green")
-    axes[2].set_title("peak stashed activations (GiB, busiest device)")
+    axes[1].set_title("bubble")
+    axes[1].set_ylabel("% of device time idle")
+    axes[2].set_title("peak stashed activations (busiest device)")
+    axes[2].set_ylabel("GiB")
+    if all(r.peak_activation is not None for r in ok):
+        axes[2].bar(x, [r.peak_activation / 2**30 for r in ok], color="tab:green")
+    else:
+        axes[2].text(0.5, 0.5, "unknown: the workload gives no\nforward-to-backward tensor sizes",
+                     ha="center", va="center", transform=axes[2].transAxes)
+        axes[2].set_yticks([])
     for ax in axes:
         ax.set_xticks(list(x), names, rotation=60, fontsize=8)
     fig.suptitle(title)

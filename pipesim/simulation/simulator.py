@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from pipesim.placement.activations import MICROBATCHES_PER_STAGE
 from pipesim.placement.display import Display, number, size
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
 from pipesim.placement.formats import InputError
@@ -124,7 +125,12 @@ class SimulationResult:
 
     @property
     def difference(self) -> float:
-        """Simulated minus predicted, relative to predicted."""
+        """Simulated minus predicted, relative to predicted, like with like: for a flushed schedule the
+        iteration time (flush and bubble included on both sides), otherwise the time per sample against
+        the max-load (the steady state the max-load predicts)."""
+        if self.predicted_iteration_time is not None and self.simulated_iteration_time is not None:
+            p = self.predicted_iteration_time
+            return (self.simulated_iteration_time - p) / p if p else 0.0
         p = self.predicted_time_per_sample
         return (self.simulated_time_per_sample - p) / p if p else 0.0
 
@@ -270,7 +276,7 @@ def simulate(
         graph, split, comm, links, virtual=virtual_stages, placement=placement, weight_fraction=fraction, mirror_backward=flushed,
     )
     evaluation = evaluate(graph, workload.devices, folded_split(graph, split, program))
-    m = (4 * program.stages if minibatch is None else minibatch) if flushed else None
+    m = (MICROBATCHES_PER_STAGE * program.stages if minibatch is None else minibatch) if flushed else None
     n = (20 * program.stages if not flushed else 5 * m) if microbatches is None else microbatches
     if n < 1:
         raise InputError(None, "microbatches", "must be at least 1")

@@ -31,12 +31,20 @@ def summary_table(result: SimulationResult) -> Table:
     table = Table(title=f"{result.workload}: {result.schedule}, {result.comm} communication, {result.microbatches} microbatches", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("predicted time-per-sample (max-load)", _num(result.predicted_time_per_sample))
-    table.add_row("simulated time-per-sample (steady state)", _num(result.simulated_time_per_sample))
-    table.add_row("difference", f"{100 * result.difference:+.4f}%" + ("" if m.settled else " (not settled)"))
-    if result.predicted_iteration_time is not None:
+    flushed = result.predicted_iteration_time is not None
+    if flushed:  # like with like: the flushed prediction per microbatch includes the flush's bubble
+        table.add_row("max-load (steady state without flushes)", _num(result.predicted_time_per_sample))
+        table.add_row("predicted time-per-sample (iteration ÷ minibatch)",
+                      _num(result.predicted_iteration_time / result.minibatch))
+        table.add_row("simulated time-per-sample (iteration ÷ minibatch)", _num(result.simulated_time_per_sample))
+    else:
+        table.add_row("predicted time-per-sample (max-load)", _num(result.predicted_time_per_sample))
+        table.add_row("simulated time-per-sample (steady state)", _num(result.simulated_time_per_sample))
+    if flushed:
         table.add_row("iteration time: predicted / simulated",
                       f"{_num(result.predicted_iteration_time)} / {_num(result.simulated_iteration_time)}")
+    table.add_row("difference" + (" (iteration time, flush included on both sides)" if flushed else ""),
+                  f"{100 * result.difference:+.4f}%" + ("" if m.settled else " (not settled)"))
     table.add_row("latency alone (one microbatch, empty pipeline)", _num(m.latency_alone))
     table.add_row("latency under load mean / p50 / p99", f"{_num(m.latency_mean)} / {_num(m.latency_p50)} / {_num(m.latency_p99)}")
     table.add_row("makespan", _num(m.makespan))

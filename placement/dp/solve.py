@@ -50,6 +50,7 @@ import numpy as np
 
 from pipesim.errors import IdealLimitError, InternalError, ResourceLimitError
 from pipesim.hardware.units import format_bytes
+from pipesim.placement.activations import in_flight, node_stash
 from pipesim.placement.dp.contract import ContractedGraph, contract
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
@@ -97,6 +98,13 @@ class _Problem:
     min_compute: np.ndarray     # (N,) per-ideal compute, each node on its cheapest class
     slowdown: np.ndarray        # (m,) ρ_K: compute_K(S) >= ρ_K * min_compute(S) for every S
     lower_bound: float = 0.0    # no split has a smaller max-load (see _lower_bound)
+    # In-flight activations (placement.activations), off in the paper's model: per-ideal stash of one
+    # microbatch, and per device-count vector n the microbatches beyond one that a stage pushed from n
+    # (at pipeline position |n|) holds; -1 forbids a stage there.  With ``stages`` set, the table counts
+    # devices exactly (dp[∅][n] = 0 only for n = 0) and the answer uses exactly that many stages.
+    stash: np.ndarray | None = None
+    extra: np.ndarray | None = None
+    stages: int | None = None
 
     @property
     def m(self) -> int:
@@ -272,7 +280,12 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     if budget is not None:
         budget.reserve(N * (L + 1) * 8, f"a DP table of {N:,} ideals x {L + 1:,} device-count vectors")
     dp = np.full((N, L + 1), np.inf)
-    dp[0, :L] = 0.0
+    if p.stages is None:
+        dp[0, :L] = 0.0  # any devices may stay unused
+    else:
+        dp[0, 0] = 0.0  # dp[I][n]: exactly n devices, so a stage pushed from n sits at position |n|
+    stash = np.zeros(N) if p.stash is None else p.stash
+    extra = np.zeros(L + 1) if p.extra is None else p.extra
     allowed = np.ones(N, dtype=bool) if allowed is None else allowed
 
     # Candidates I ⊋ J have compute in [c(J), c(J) + bound]: sort ideals by compute and
@@ -309,7 +322,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
         pairs += _push(
             start, min(N, start + step), dp, upper_bound, slack, allowed, order, key, window_hi, rows,
             p.ideals.sizes, p.ideals.sizes[order], max_ptr, max_word, max_mask, str_ptr, str_idx, p.inside,
-            p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, p.grid.up, work=work,
+            p.group_size, p.group_cost, p.features, p.alone, p.capacity, p.min_compute, need, p.grid.up, stash, extra,
+            work=work,
         )
     if progress is not None:
         progress(N, N)
@@ -320,7 +334,7 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
 def _push(
     first, last, dp, bound, slack, allowed, order, key, window_hi, rows, sizes, sorted_sizes,
     max_ptr, max_word, max_mask, str_ptr, str_idx, inside, group_size, group_cost, features, alone,
-    capacity, min_compute, need, up,
+    capacity, min_compute, need, up, stash, extra,
 ):  # pragma: no cover - compiled; exercised through solve_dp
     """The DP's inner loop for ideals ``first..last-1`` (see :func:`_run`).
 
@@ -399,20 +413,35 @@ def _push(
             for k in range(m):
                 if memory > capacity[k] * (1 + 1e-12) or features[i, m + 1 + k] - features[j, m + 1 + k] > 0.5:
                     cost[k] = np.inf
+            stashed = stash[i] - stash[j]
             for t in range(n_live):
                 n = live[t]
+                if extra[n] < 0:
+                    continue  # no stage at this pipeline position
+                held = memory + extra[n] * stashed  # the further microbatches in flight at this position
                 for k in range(m):
                     target = up[k, n]
-                    if target < L:
+                    if target < L and held <= capacity[k] * (1 + 1e-12):
                         value = max(dp[j, n], cost[k])
                         if value < dp[i, target]:
                             dp[i, target] = value
     return examined, costed
 
 
-def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Split:
-    """Recover an optimal split by re-finding, stage by stage, a transition that attains dp."""
-    i, n = len(p.ideals) - 1, p.grid.size - 1
+def _answer(p: _Problem, dp: np.ndarray) -> tuple[float, int]:
+    """The DP's value for the whole graph and the device-count vector (index) it is read at."""
+    if p.stages is None:
+        return float(dp[-1, p.grid.size - 1]), p.grid.size - 1
+    exact = np.flatnonzero(p.grid.vectors.sum(axis=0) == p.stages)
+    if not len(exact):
+        return math.inf, p.grid.size - 1
+    best = int(exact[np.argmin(dp[-1, exact])])
+    return float(dp[-1, best]), best
+
+
+def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray, n: int) -> Split:
+    """Recover an optimal split by re-finding, stage by stage, a transition that attains dp (from ``n``)."""
+    i = len(p.ideals) - 1
     stages: list[tuple[str, frozenset[int]]] = []
     while i != 0:
         target = dp[i, n]
@@ -427,6 +456,10 @@ def _backtrack(p: _Problem, contracted: ContractedGraph, dp: np.ndarray) -> Spli
         diff = p.features[i] - p.features[subs]
         cost = diff[:, : p.m] - (p.alone[i] - p.alone[subs]) + comm
         forbidden = (diff[:, p.m : p.m + 1] > p.capacity * (1 + 1e-12)) | (diff[:, p.m + 1 :] > 0.5)
+        if p.extra is not None:  # the stage sits at position |n| - 1, pushed from n - e_K
+            extra = p.extra[p.grid.down[:, n]][None, :]
+            held = diff[:, p.m : p.m + 1] + extra * (p.stash[i] - p.stash[subs])[:, None]
+            forbidden |= (extra < 0) | (held > p.capacity * (1 + 1e-12))
         cost[forbidden] = np.inf
         value = np.maximum(dp[subs][:, p.grid.down[:, n]], cost)  # (nJ, m)
         flat = int(np.argmin(value))
@@ -459,8 +492,8 @@ def _one_order_ideals(p: _Problem, contracted: ContractedGraph) -> np.ndarray:
     return mask
 
 
-def _upper_bound(p: _Problem, contracted: ContractedGraph, budget: MemoryBudget | None = None
-                 ) -> tuple[float, np.ndarray | None]:
+def _upper_bound(p: _Problem, contracted: ContractedGraph, budget: MemoryBudget | None = None,
+                 cap: float = math.inf) -> tuple[float, np.ndarray | None]:
     """A max-load some contiguous split achieves (``inf`` if none exists), with its DP table.
 
     First the best split along one topological order (cheap: ``n + 1`` ideals);
@@ -471,15 +504,17 @@ def _upper_bound(p: _Problem, contracted: ContractedGraph, budget: MemoryBudget 
     """
     one_order = _one_order_ideals(p, contracted)
     table = _run(p, math.inf, one_order, budget=budget)[0]
-    bound = float(table[-1, -2])
-    if not math.isinf(bound):
+    bound = _answer(p, table)[0]
+    if not math.isinf(bound) and bound <= cap:
         return bound, table
+    if not math.isinf(cap):  # only a split better than ``cap`` matters (a split found already)
+        return cap, None
     total = float(p.min_compute[-1])
     window = max(total / max(1, sum(p.counts)), 1e-12)
     while math.isinf(bound) and window <= 4 * total:
-        bound = float(_run(p, window, budget=budget)[0][-1, -2])
+        bound = _answer(p, _run(p, window, budget=budget)[0])[0]
         window *= 4
-    return (bound if not math.isinf(bound) else float(_run(p, math.inf, budget=budget)[0][-1, -2])), None
+    return (bound if not math.isinf(bound) else _answer(p, _run(p, math.inf, budget=budget)[0])[0]), None
 
 
 def _lower_bound(p: _Problem, time_: np.ndarray, memory: np.ndarray, unsupported: np.ndarray) -> float:
@@ -524,6 +559,8 @@ def solve_dp(
     progress: ProgressCallback | None = None,
     method: str = "dp",
     memory_budget: float | None = None,
+    schedule: str | None = None,
+    microbatches: int | None = None,
 ) -> PlacementResult:
     """Optimal contiguous split of ``workload`` (least max-load).
 
@@ -546,6 +583,18 @@ def solve_dp(
     memory_budget : float, optional
         Bytes the solve may add to the process's memory (default: a share
         of the available memory, see :mod:`pipesim.placement.memory`).
+    schedule : str, optional
+        Count the activations this pipeline schedule keeps in flight in the
+        memory constraint: the stage at position ``q`` of ``P`` needs
+        ``memory + (in_flight(schedule, q, P, microbatches) - 1) x stash``
+        (:mod:`pipesim.placement.activations`).  The split is then optimal among
+        contiguous splits (in any pipeline order of their stages) that fit
+        under that stricter constraint.  ``None`` (default): the paper's static
+        memory model, exactly as before.
+    microbatches : int, optional
+        Microbatches per flush (``gpipe`` keeps all of them in flight;
+        default: :data:`~pipesim.placement.activations.MICROBATCHES_PER_STAGE`
+        per stage, the simulator's default).
 
     Returns
     -------
@@ -575,7 +624,10 @@ def solve_dp(
     fuse, order = [list(group) for group in fuse], list(order)
     budget = MemoryBudget(memory_budget)
     try:
-        return _solve(workload, merge, fuse_layers, fuse, order, ideal_limit, progress, method, budget)
+        if schedule is not None:
+            in_flight(schedule, 0, 1, microbatches)  # an unknown schedule is refused before any work
+        return _solve(workload, merge, fuse_layers, fuse, order, ideal_limit, progress, method, budget, schedule,
+                      microbatches)
     except MemoryError:  # an allocation the estimates missed (under ulimit -v): still one line
         raise ResourceLimitError(
             f"out of memory{_address_space_note()}; {alternatives(workload, merge, fuse_layers)}"
@@ -623,7 +675,36 @@ def alternatives(workload: Workload, merge: str = "exact", fuse_layers: bool = F
     return "try " + ", or ".join(tries)
 
 
-def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, progress, method, budget) -> PlacementResult:
+def _set_stages(problem: _Problem, schedule: str, stages: int, microbatches: int) -> None:
+    """Make ``problem`` count exactly ``stages`` stages, each holding its in-flight activations."""
+    sizes = problem.grid.vectors.sum(axis=0)  # a stage pushed from n sits at pipeline position |n|
+    problem.stages = stages
+    problem.extra = np.array([in_flight(schedule, int(q), stages, microbatches) - 1 if q < stages else -1
+                              for q in sizes] + [-1], dtype=np.float64)
+
+
+def _fill(problem: _Problem, contracted: ContractedGraph, progress, budget, cap: float = math.inf):
+    """Bound, then fill the DP: (value, table, the answer's device-count index, pairs, upper bound, time).
+
+    With ``cap`` (the value of a split found already) only splits at most that good are searched for.
+    """
+    bound, one_order_table = _upper_bound(problem, contracted, budget, cap)
+    prepared = time.perf_counter()
+    if math.isinf(bound):
+        return math.inf, None, 0, (0, 0), bound, prepared
+    if one_order_table is not None and bound <= problem.lower_bound * (1 + 1e-12):
+        # the one-order split meets the lower bound: optimal
+        value, final = _answer(problem, one_order_table)
+        return value, one_order_table, final, (0, 0), bound, prepared
+    del one_order_table
+    dp, pairs = _run(problem, bound, None, None if progress is None else lambda done, total: progress("dp", done, total),
+                     budget)
+    value, final = _answer(problem, dp)
+    return value, dp, final, pairs, bound, prepared
+
+
+def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, progress, method, budget,
+           schedule=None, microbatches=None) -> PlacementResult:
     graph, devices = workload.graph, workload.devices
     started = time.perf_counter()
     # Paper-style merging, layer fusion and extra constraints restrict the problem: the split
@@ -640,19 +721,35 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
     problem = _build_problem(graph, devices, contracted, ideals, budget)
     if not problem.classes:
         return PlacementResult(method, INFEASIBLE, None, stats=stats, message="the system has no devices")
-    bound, one_order_table = _upper_bound(problem, contracted, budget)
-    prepared = time.perf_counter()
-    stats.update(upper_bound=bound, lower_bound=problem.lower_bound)
-    if math.isinf(bound):
-        value, pairs = math.inf, (0, 0)
-    elif one_order_table is not None and bound <= problem.lower_bound * (1 + 1e-12):
-        dp, pairs = one_order_table, (0, 0)  # the one-order split meets the lower bound: optimal
-        value = bound
+    stash = np.zeros(len(contracted))
+    if schedule is not None:
+        for v, size in node_stash(graph).items():
+            stash[contracted.super_of[v]] += size
+    counted = schedule is not None and stash.any()  # no stash (inference): the paper's model is the same
+    if schedule is not None and not counted:
+        stats["in_flight"] = {"schedule": schedule, "microbatches": microbatches,
+                              "note": "no forward-to-backward tensor sizes: nothing stashed, the static model"}
+    if not counted:
+        value, dp, final, pairs, bound, prepared = _fill(problem, contracted, progress, budget)
     else:
-        del one_order_table
-        dp, pairs = _run(problem, bound, None, None if progress is None else lambda done, total: progress("dp", done, total),
-                         budget)
-        value = float(dp[-1, -2])
+        stats["in_flight"] = {"schedule": schedule, "microbatches": microbatches}
+        problem.stash = ideals.accumulate(stash[:, None])[:, 0]
+        sizes = problem.grid.vectors.sum(axis=0)
+        value, dp, final, pairs, bound, prepared = math.inf, None, 0, np.zeros(2, np.int64), math.inf, enumerated
+        # the in-flight count of a stage depends on its position and on the number of stages: one exact
+        # DP per number of stages, the best of them
+        # most stages first: their split is usually the best, and its value caps the other searches
+        for stages in range(min(int(sizes.max(initial=0)), len(contracted)), 0, -1):
+            _set_stages(problem, schedule, stages, microbatches)
+            found = _fill(problem, contracted, progress, budget, value)
+            pairs = pairs + np.asarray(found[3])
+            if found[0] < value:
+                value, dp, final, _, bound, prepared = found
+                stats["in_flight"]["stages"] = stages
+                best_stages = stages
+        if dp is not None:
+            _set_stages(problem, schedule, best_stages, microbatches)
+    stats.update(upper_bound=bound, lower_bound=problem.lower_bound)
     stats.update(
         ideal_pairs=int(pairs[0]),
         ideal_pairs_costed=int(pairs[1]),
@@ -660,6 +757,15 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
         seconds_prepare=prepared - enumerated,
         seconds_dp=time.perf_counter() - prepared,
     )
+    held = stats.get("in_flight")
+    note = "" if held is None else held.get("note") or (
+        f"memory holds the activations {schedule} keeps in flight "
+        f"({held['stages']} stages; the first holds {in_flight(schedule, 0, held['stages'], microbatches)} microbatches)"
+        if "stages" in held else f"with the activations {schedule} keeps in flight")
+
+    def noted(message: str) -> str:
+        return "; ".join(m for m in (message, note) if m)
+
     if math.isinf(value):
         return PlacementResult(
             method,
@@ -668,17 +774,18 @@ def _solve(workload: Workload, merge, fuse_layers, fuse, order, ideal_limit, pro
             bound=math.inf,
             seconds=time.perf_counter() - started,
             stats=stats,
-            message="no contiguous split satisfies the memory and support constraints",
+            message=noted("no contiguous split satisfies the memory and support constraints"),
         )
-    split = _backtrack(problem, contracted, dp)
+    split = _backtrack(problem, contracted, dp, final)
     evaluation = evaluate(graph, devices, split)
     if evaluation.violations or not math.isclose(evaluation.max_load, value, rel_tol=1e-9, abs_tol=1e-12):
         raise DPError(f"DP value {value!r} but the evaluator gives {evaluation.max_load!r} {evaluation.violations}")
     if restricted:
         return PlacementResult(
             method, FEASIBLE, evaluation, seconds=time.perf_counter() - started, stats=stats,
-            message="optimal under the requested merging/fusion/ordering, not necessarily for the graph itself",
+            message=noted("optimal under the requested merging/fusion/ordering, not necessarily for the graph itself"),
         )
     return PlacementResult(
-        method, OPTIMAL, evaluation, bound=evaluation.max_load, seconds=time.perf_counter() - started, stats=stats
+        method, OPTIMAL, evaluation, bound=evaluation.max_load, seconds=time.perf_counter() - started, stats=stats,
+        message=note,
     )

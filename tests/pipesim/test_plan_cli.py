@@ -62,3 +62,18 @@ def test_plan_cluster_limits_and_errors(chain, capsys):
     assert main(["plan", str(chain), "--hardware", "nope"]) == 2
     assert main(["plan", str(chain), "--objective", "flush", "--hardware", "flat", "--json"]) == 0  # one node: the file's K and bandwidth
     assert json.loads(capsys.readouterr().out)["iteration_time"] > 0
+
+
+def test_plan_table_is_in_milliseconds_and_whole_when_piped(capsys):
+    """Piped output (not a terminal): the table is as wide as it needs, nothing cut with '…'; times in ms."""
+    from pathlib import Path
+
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "gpt3-dgx-a100x4.yaml"
+    assert main(["plan", str(scenario)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    header = next(line for line in out.splitlines() if "compute ms" in line)
+    assert all(h in header for h in ("pipeline ms", "time ms", "memory/dev", "in flight"))
+    row = next(line for line in out.splitlines() if line.startswith("│     0 │"))
+    compute = float(row.split("│")[7])
+    assert 1.0 < compute < 1000.0  # a GPT-3 6.7B stage's microbatch: milliseconds, not 0.0165 (seconds)

@@ -98,3 +98,26 @@ def test_cli_plans_a_scenario_and_sweeps(tmp_path, capsys):
     assert main(["plan", str(scenario), "--hardware", "dgx-a100x4", "--sweep", "2,4", "--plot", str(tmp_path / "p.png"),
                  "--microbatches", "8", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["points"]) == 6 and (tmp_path / "p.png").is_file()
+
+
+def test_busy_is_the_replicas_own_work_not_its_waits():
+    """Uneven stages (one layer, then three): the short first stage waits for the long second one's
+    backwards; its busy time is still its own work, N/d microbatches x its compute."""
+    w = _chain(4, 16, edge=0.0)
+    g = Geometry(16, 4, fabric=8.0, network=2.0)
+    stages = [PlanStage((0,), 1, 1, {0: "vanilla"}, devices=(0,)),
+              PlanStage((1, 2, 3), 1, 1, {v: "vanilla" for v in (1, 2, 3)}, devices=(4,))]
+    p = evaluate_flush_plan(w, stages, g)
+    sim = simulate_plan(w, p, g)
+    assert sim.busy == pytest.approx([16 * st.compute for st in p.stages], rel=1e-9)
+    assert sim.busy[0] < sim.busy[1] < sim.simulated_iteration_time
+
+
+def test_busy_counts_sending_and_reading():
+    """With transfers, busy adds the replica's reads and sends (the flush model's stage time)."""
+    w = _chain(2, 8, edge=4.0)
+    g = Geometry(16, 4, fabric=8.0, network=2.0)
+    stages = [PlanStage((v,), 1, 1, {v: "vanilla"}, devices=(4 * v,)) for v in range(2)]
+    p = evaluate_flush_plan(w, stages, g)
+    sim = simulate_plan(w, p, g)
+    assert sim.busy == pytest.approx([8 * (st.compute + st.communication) for st in p.stages], rel=1e-9)

@@ -188,7 +188,12 @@ def test_every_bundled_scenario_runs(name, tmp_path, capsys):
         return
     if summary["predicted_iteration_time"] is not None:  # a flushed schedule: its closed form, within 5% on uneven splits
         assert summary["simulated_iteration_time"] == pytest.approx(summary["predicted_iteration_time"], rel=0.05)
-        assert summary["simulated_time_per_sample"] >= summary["predicted_time_per_sample"] * (1 - 1e-9)  # + the bubble
+        assert summary["simulated_time_per_sample"] >= summary["max_load"] * (1 - 1e-9)  # + the bubble
+        # like with like: the prediction per microbatch is the iteration's, bubble included
+        minibatch = printed["simulation"]["minibatch"]
+        assert summary["predicted_time_per_sample"] == pytest.approx(summary["predicted_iteration_time"] / minibatch)
+        assert summary["relative_difference"] == pytest.approx(
+            summary["simulated_iteration_time"] / summary["predicted_iteration_time"] - 1)
     else:  # paper communication, unflushed: the simulation reproduces the model's time-per-pass
         assert summary["simulated_time_per_sample"] == pytest.approx(summary["predicted_time_per_sample"], rel=5e-3)
     assert (tmp_path / "result.json").is_file() and (tmp_path / "split.json").is_file()

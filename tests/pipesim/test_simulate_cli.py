@@ -56,7 +56,9 @@ def test_table_trace_and_gantt(files, tmp_path, capsys):
 
 
 def test_memory_overflow_is_flagged(tmp_path, capsys):
-    small = dict(TRAINING, maxSizePerFPGA=150.0)  # 10 bytes resident + 100 per stashed microbatch
+    # 10 bytes of node memory (counting one microbatch's stash, docs/model.md §2.6) + 100 per further
+    # microbatch in flight: stage 0 holds 2 under 1F1B, 110 bytes
+    small = dict(TRAINING, maxSizePerFPGA=100.0)
     w = tmp_path / "w.json"
     w.write_text(json.dumps(small))
     s = tmp_path / "s.json"
@@ -64,9 +66,9 @@ def test_memory_overflow_is_flagged(tmp_path, capsys):
     assert main(["simulate", str(w), str(s), "--schedule", "1f1b", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     (overflow,) = out["memory_overflows"]
-    assert overflow["device"] == "accelerator[0]" and overflow["memory"] == 210.0
+    assert overflow["device"] == "accelerator[0]" and overflow["memory"] == 110.0
     stage0 = out["devices"][0]
-    assert stage0["peak_in_flight"] == 2 and stage0["peak_memory"] == 210.0
+    assert stage0["peak_in_flight"] == 2 and stage0["peak_memory"] == 110.0
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipesim.errors import InputError
-from pipesim.placement import Edge, Graph, Workload, evaluate
+from pipesim.placement import Edge, Graph, Workload
+from pipesim.placement.evaluate import evaluate
 from pipesim.placement.activations import in_flight, memory_in_flight, node_stash, stash_bytes
 from pipesim.placement.devices import paper_devices
 from pipesim.placement.dp.solve import solve_dp

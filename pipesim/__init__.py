@@ -14,6 +14,7 @@ each function takes the workload first.
 * :func:`simulate` — a discrete-event run of a split under a schedule;
 * :func:`compare` — the paper's table of methods against the optimum;
 * :func:`plan`, :func:`evaluate_plan` — pipeline × data × tensor parallelism (Piper's model);
+* :func:`estimate` — step time and memory of a Megatron-Core LLM configuration (docs/model.md §11);
 * :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
 * :class:`PipesimError` and its subclasses — every error raised on purpose.
 
@@ -33,7 +34,7 @@ __version__ = "0.2.0"
 #: public name -> module that defines it (imported on first use: PEP 562)
 _LAZY = {
     **{name: "pipesim.api" for name in (
-        "evaluate", "latency", "load_scenario", "load_split", "load_workload", "run_scenario", "save_split",
+        "estimate", "evaluate", "latency", "load_scenario", "load_split", "load_workload", "run_scenario", "save_split",
         "simulate", "solve")},
     **{name: "pipesim.errors" for name in (
         "GraphError", "HardwareError", "IdealLimitError", "InfeasibleError", "InputError", "InternalError",

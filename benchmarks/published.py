@@ -1,0 +1,137 @@
+"""Predicted against measured: ``pipesim estimate`` on every published run of ``../shared/reference/published-runs.json``.
+
+Each row is a real, measured pre-training step (NVIDIA DGX-A100 and DGX-H100,
+BF16, FP16 and FP8) with its parallel configuration and source.  The row is
+estimated exactly as a user would (:func:`pipesim.estimate`): its
+architecture as a transformer decoder, its GPUs as DGX nodes, its
+``tp, pp, cp, vp, mbs, gbs`` and precision.  Settings are Megatron-Core's
+defaults except where the row states otherwise (``known_settings``):
+
+* "full activation recomputation" → ``recompute="full"``;
+* "no distributed optimizer, no sequence parallelism (2021)" →
+  ``distributed_optimizer=False, sequence_parallel=False``, and the software
+  of 2021: no FlashAttention (Dao et al., May 2022) and no overlap of the
+  gradient all-reduce with compute (Megatron-LM's ``overlap_grad_reduce``, 2023);
+  FP16 gradients as Megatron-LM then kept them.
+
+No constant is set per row or per model.  Prints one line per row and the
+median and worst ``|predicted/measured − 1|``; writes a log-log plot.
+
+    python -m benchmarks.published [--plot out/published.png] [--json out/published.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "published-runs.json"
+
+#: the cluster preset of each system named by the rows
+SYSTEMS = {"DGX-A100": "dgx-a100x4", "DGX-H100": "dgx-h100x16"}
+
+
+def row_inputs(row: dict) -> dict:
+    """The keyword arguments of :func:`pipesim.estimate` for one published row."""
+    a, c = row["architecture"], row["config"]
+    known = row.get("known_settings", "").lower()
+    hardware = next(v for k, v in SYSTEMS.items() if row["system"].startswith(k))
+    model = {"layers": a["layers"], "hidden": a["hidden"], "ffn_hidden": a["ffn_hidden"], "heads": a["heads"],
+             "kv_heads": a["kv_heads"], "vocab": a["vocab"], "seq": a["seq"], "gated": a["gated"], "decoder": True,
+             # modern (gated / grouped-query) decoders use RoPE and no biases; GPT-style ones learned positions
+             "position": "rope" if a["gated"] or a["kv_heads"] != a["heads"] else "learned",
+             "bias": not (a["gated"] or a["kv_heads"] != a["heads"]),
+             "norm": "rmsnorm" if a["gated"] else "layernorm",
+             "tied_embeddings": not (a["gated"] or a["kv_heads"] != a["heads"])}
+    legacy = "(2021)" in known
+    kwargs = dict(model={"generator": "transformer", "params": model}, hardware=hardware, nodes=row["gpus"] // 8, tp=c["tp"], pp=c["pp"], cp=c.get("cp") or 1,
+                  vp=c.get("vp") or 1, mbs=c["mbs"], gbs=c["gbs"], precision=row["precision"])
+    if "full activation recomputation" in known:
+        kwargs["recompute"] = "full"
+    if "no distributed optimizer" in known:
+        kwargs["distributed_optimizer"] = False
+    if "no sequence parallelism" in known:
+        kwargs["sequence_parallel"] = False
+    if legacy:
+        kwargs.update(attention="unfused", dp_overlap=False)
+    return kwargs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.published", description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", default=str(REFERENCE), help="the published runs (JSON)")
+    parser.add_argument("--plot", default="out/published.png", help="where to write the plot (PNG)")
+    parser.add_argument("--json", default=None, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    import pipesim
+
+    path = Path(args.reference)
+    if not path.exists():
+        print(f"{path}: not found (the development set lives in ../shared/reference)", file=sys.stderr)
+        return 2
+    rows = json.loads(path.read_text())["rows"]
+    out = []
+    print(f"{'id':6} {'model':16} {'GPUs':>5} {'prec':5} {'t,p,c,v,d,mbs,gbs':22} {'measured':>9} {'predicted':>9} "
+          f"{'ratio':>6} {'GiB':>6} fits  recompute")
+    for row in rows:
+        kwargs = row_inputs(row)
+        r = pipesim.estimate(**kwargs)
+        c = row["config"]
+        ratio = r.iteration_time / row["measured_step_s"]
+        cfg = f"{c['tp']},{c['pp']},{c.get('cp') or 1},{c.get('vp') or 1},{c['dp']},{c['mbs']},{c['gbs']}"
+        print(f"{row['id']:6} {row['model'][:16]:16} {row['gpus']:>5} {row['precision']:5} {cfg:22} "
+              f"{row['measured_step_s']:9.3f} {r.iteration_time:9.3f} {ratio:6.3f} {r.memory_per_gpu / 2**30:6.1f} "
+              f"{'yes ' if r.fits else 'NO  '}  {r.recompute}")
+        out.append({"id": row["id"], "model": row["model"], "gpus": row["gpus"], "precision": row["precision"],
+                    "config": cfg, "measured_s": row["measured_step_s"], "predicted_s": r.iteration_time,
+                    "ratio": ratio, "memory_gib": r.memory_per_gpu / 2**30, "fits": r.fits,
+                    "recompute": r.recompute, "breakdown": r.to_dict()["breakdown"], "source": row["source"]["name"]})
+    errors = [abs(o["ratio"] - 1) for o in out]
+    print(f"\nrows: {len(out)}   median |pred/meas - 1|: {statistics.median(errors):.1%}   worst: {max(errors):.1%}   "
+          f"within 10%: {sum(e <= 0.10 for e in errors)}   within 25%: {sum(e <= 0.25 for e in errors)}   "
+          f"fit: {sum(o['fits'] for o in out)}/{len(out)}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    _plot(out, Path(args.plot))
+    print(f"plot: {args.plot}")
+    return 0
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    meas = [r["measured_s"] for r in rows]
+    pred = [r["predicted_s"] for r in rows]
+    lo, hi = min(meas + pred) / 1.5, max(meas + pred) * 1.5
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="predicted = measured")
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15, label="±10%")
+    for r in rows:
+        colour = "tab:blue" if "H100" in r["source"] or r["precision"] != "fp16" else "tab:orange"
+        ax.scatter(r["measured_s"], r["predicted_s"], color=colour, marker="o" if r["fits"] else "x")
+        ax.annotate(f"{r['model']} {r['precision']}", (r["measured_s"], r["predicted_s"]), fontsize=6,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured step time (s)")
+    ax.set_ylabel("pipesim estimate (s)")
+    ax.set_title("pipesim estimate vs published runs (blue: DGX-H100, orange: DGX-A100)")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Achievable matrix-multiply and fused-attention throughput of a GPU, by shape and precision.
+
+Problem: a GPU's datasheet peak is never reached, and how close a GEMM gets
+depends on its shape.  This module prices one GEMM ``[M, K] × [K, N]`` (and
+a FlashAttention call) on a :class:`~pipesim.hardware.devices.Device` from
+three documented causes (docs/model.md §11.2):
+
+1. **The large-GEMM ceiling** ``η`` per GPU and precision: the best fraction of
+   the dense peak cuBLAS reaches on large, aligned shapes — the *maximum
+   achievable matmul FLOPS* (MAMF) measured by S. Bekman's ``mamf-finder.py``
+   (ml-engineering, "Maximum Achievable Matmul FLOPS comparison table", BF16,
+   CUDA 12.1): A100 SXM 267.9 of 312 TFLOPS (0.859), H100 SXM 792.1 of 989
+   (0.801).  The clock a GPU holds at its power limit is inside this number.
+2. **Tile and wave quantisation** (NVIDIA, *Matrix Multiplication Background
+   User's Guide*, "Tile quantization" and "Wave quantization"): cuBLAS computes
+   the output in tiles of ``tm × tn``, one per SM at a time; a shape that
+   leaves tiles partly empty, or a last wave of tiles that leaves SMs idle,
+   wastes that fraction::
+
+       tiles = ⌈M/tm⌉·⌈N/tn⌉,   q = (M·N) / (tiles·tm·tn) · tiles / (⌈tiles/SMs⌉·SMs)
+
+3. **Memory bound** (the roofline, Williams et al. 2009): a GEMM cannot finish
+   before its operands and result cross HBM once, ``e·(MK + KN + MN)`` bytes at
+   the device's streaming bandwidth (``memory_bandwidth × memory_efficiency``).
+
+So ``time = launch + max(2MNK / (peak·η·q), bytes / (BW·η_mem))``.
+
+FlashAttention (Dao 2023, FlashAttention-2 §4; Shah et al. 2024,
+FlashAttention-3 §4) is priced at its own published fraction of peak, forward
+and backward (the backward is 2.5× the forward's FLOPs: five matrix products
+against two).  A GPU without an entry here falls back to its preset's flat
+``compute_efficiency`` and no quantisation (stated in the result of
+:func:`engine`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipesim.hardware.devices import Device, dtype_bytes
+
+__all__ = ["ATTENTION_BACKWARD_FLOPS", "ENGINES", "GemmEngine", "attention_time", "engine", "gemm_efficiency",
+           "gemm_time"]
+
+#: FlashAttention's backward FLOPs per forward FLOP (FlashAttention-2 §4: 5 matmuls against 2).
+ATTENTION_BACKWARD_FLOPS = 2.5
+
+
+@dataclass(frozen=True)
+class GemmEngine:
+    """What limits a GPU's matrix units: SMs, cuBLAS's output tile, the large-GEMM ceiling, FlashAttention's rates."""
+
+    sms: int
+    tile: tuple[int, int]
+    ceiling: dict[str, float]
+    attention_forward: float
+    attention_backward: float
+    source: str = ""
+
+    def ceiling_for(self, dtype: str) -> float:
+        return self.ceiling.get(dtype, self.ceiling.get("bf16", 0.7))
+
+
+#: Device preset name -> its engine.  SM counts: NVIDIA A100 and H100 whitepapers (108 and 132 SMs;
+#: V100: 80).  Tiles: the 256×128 (Ampere) and 128×256 (Hopper) CTA tiles of cuBLAS's largest
+#: tensor-core kernels (the User's Guide's examples).  FP8 ceiling: no MAMF entry exists; Hopper's
+#: FP8 GEMMs run the same tiles at twice the rate but hit the power limit sooner: 0.70 is the
+#: assumption stated here (not fitted to any training run).  FlashAttention rates: FA-2 on A100
+#: (forward ≈ 0.65, backward ≈ 0.55 of 312 TFLOPS at head dim 128, FlashAttention-2 Fig. 4–5);
+#: FA-3 / cuDNN on H100 (forward ≈ 0.60, backward ≈ 0.48 of 989 TFLOPS, causal, head dim 128,
+#: sequences 2k–16k, FlashAttention-3 Fig. 5–6).
+ENGINES: dict[str, GemmEngine] = {
+    "h100-sxm": GemmEngine(132, (128, 256), {"bf16": 0.801, "fp16": 0.801, "fp8": 0.70}, 0.60, 0.48,
+                           "MAMF H100 SXM 792.1/989; FlashAttention-3"),
+    "a100-80gb": GemmEngine(108, (256, 128), {"bf16": 0.859, "fp16": 0.859}, 0.65, 0.55,
+                            "MAMF A100 SXM 267.9/312; FlashAttention-2"),
+    "a100-40gb": GemmEngine(108, (256, 128), {"bf16": 0.859, "fp16": 0.859}, 0.65, 0.55,
+                            "MAMF A100 SXM 267.9/312; FlashAttention-2"),
+    "v100": GemmEngine(80, (128, 128), {"fp16": 0.75}, 0.5, 0.4, "assumption: no MAMF entry"),
+}
+
+
+def engine(device: Device) -> GemmEngine:
+    """The device's engine; a device without one gets its flat ``compute_efficiency`` and no quantisation.
+
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> engine(load_cluster("dgx-h100x16").nodes[0][0].device).sms
+    132
+    """
+    key = device.name.split(".")[-1]
+    if key in ENGINES:
+        return ENGINES[key]
+    eff = device.compute_efficiency
+    return GemmEngine(1, (1, 1), {"bf16": eff, "fp16": eff, "fp8": eff}, eff, eff, "preset compute_efficiency")
+
+
+def gemm_efficiency(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1) -> float:
+    """Fraction of ``device``'s ``dtype`` peak a ``[m, k] × [k, n]`` GEMM reaches when compute-bound: ``η·q``.
+
+    Examples
+    --------
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> h100 = load_cluster("dgx-h100x16").nodes[0][0].device
+    >>> round(gemm_efficiency(8192, 8192, 8192, h100, "bf16"), 3)   # 256 tiles: 2 waves of 132, the second short
+    0.777
+    >>> round(gemm_efficiency(128 * 132, 256, 4096, h100, "bf16"), 3)  # exactly one full wave
+    0.801
+    """
+    eng = engine(device)
+    tm, tn = eng.tile
+    tiles = math.ceil(m / tm) * math.ceil(n / tn) * batch
+    tile_q = (m * n * batch) / (tiles * tm * tn)
+    wave_q = tiles / (math.ceil(tiles / eng.sms) * eng.sms)
+    return eng.ceiling_for(dtype) * tile_q * wave_q
+
+
+def gemm_time(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1, out_dtype: str | None = None) -> float:
+    """Seconds of ``batch`` GEMMs ``[m, k] × [k, n]`` at ``dtype`` (inputs; output at ``out_dtype``, default bf16).
+
+    Examples
+    --------
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> h100 = load_cluster("dgx-h100x16").nodes[0][0].device
+    >>> t = gemm_time(8192, 8192, 8192, h100, "bf16")
+    >>> round(2 * 8192 ** 3 / t / 1e12)    # achieved TFLOPS
+    768
+    """
+    if m <= 0 or n <= 0 or k <= 0:
+        return 0.0
+    peak = device.peak(dtype)
+    compute = 2.0 * m * n * k * batch / (peak * gemm_efficiency(m, n, k, device, dtype, batch))
+    e_in, e_out = dtype_bytes(dtype), dtype_bytes(out_dtype or ("bf16" if dtype == "fp8" else dtype))
+    memory = batch * (e_in * (m * k + k * n) + e_out * m * n) / (device.memory_bandwidth * device.memory_efficiency)
+    return device.launch_overhead + max(compute, memory)
+
+
+def attention_time(flops_forward: float, device: Device, *, backward: bool = False) -> float:
+    """Seconds of a FlashAttention call of ``flops_forward`` forward FLOPs (at BF16; TE runs attention in BF16 under FP8).
+
+    ``backward=True`` prices the backward pass: :data:`ATTENTION_BACKWARD_FLOPS` × the FLOPs at the backward rate.
+    """
+    if flops_forward <= 0:
+        return 0.0
+    eng = engine(device)
+    peak = device.peak("bf16") if "bf16" in device.peak_flops else device.peak("fp16")
+    if backward:
+        return device.launch_overhead + ATTENTION_BACKWARD_FLOPS * flops_forward / (peak * eng.attention_backward)
+    return device.launch_overhead + flops_forward / (peak * eng.attention_forward)

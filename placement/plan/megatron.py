@@ -1,0 +1,487 @@
+"""Megatron-Core training of a transformer on a cluster: step time and memory of one parallel configuration.
+
+Problem: given a transformer (:class:`~pipesim.workloads.transformer.TransformerConfig`),
+a homogeneous cluster and a Megatron-Core parallel configuration (tensor ``t``,
+pipeline ``p``, context ``c``, virtual pipeline ``v``, data ``d = GPUs/(t·p·c)``,
+microbatch size, global batch, precision, recomputation, sequence parallelism,
+distributed optimizer), return the time of one global batch broken into
+compute, pipeline bubble, exposed TP/CP/PP/DP communication and the optimizer
+step, and the memory of the fullest GPU (first or last pipeline stage).
+
+Guarantee: a closed form, every term from a stated cause (docs/model.md §11):
+GEMMs at the shape-dependent achievable rate of :mod:`pipesim.hardware.gemm`,
+FlashAttention at its published rate, memory-bound kernels at HBM streaming
+bandwidth (:func:`pipesim.hardware.costs.kernel_time`), NCCL collectives of
+:mod:`pipesim.hardware.collectives` on the ranks' actual links (Megatron's rank
+order tp → cp → dp → pp), the interleaved 1F1B bubble ``(p−1)/v`` microbatches
+(Narayanan et al., SC'21 §2.2), activation memory after Korthikanti et al. 2022
+(arXiv:2205.05198, §4) for grouped-query attention, gated MLPs and fused
+attention, and Megatron's distributed-optimizer byte counts (Megatron-LM docs,
+"Distributed Optimizer").  No constant is fitted to a measured run.
+
+Reference: docs/model.md §11.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from pipesim.errors import InputError
+from pipesim.hardware.clusters import Cluster, NodeType
+from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
+from pipesim.hardware.costs import kernel_time, optimizer_bytes
+from pipesim.hardware.gemm import attention_time, gemm_time
+from pipesim.workloads.transformer import TransformerConfig
+
+__all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
+           "ParallelConfig", "estimate", "memory_capacity", "with_nodes"]
+
+PRECISIONS = ("bf16", "fp16", "fp8")
+RECOMPUTE = ("none", "selective", "full")
+
+#: CUDA context, cuBLAS/cuDNN workspaces and NCCL channel buffers, per GPU (bytes): the CUDA context of a
+#: PyTorch process is ≈ 0.5 GiB, NCCL keeps 4 MiB per channel and peer for several communicators, TE/cuBLAS
+#: workspaces are tens of MiB per stream.  A stated allowance, not a fit (docs/model.md §11.6).
+ALLOWANCE_FIXED = 2 * 2**30
+#: PyTorch's caching allocator loses a share of the dynamic (activation) memory to fragmentation.
+ALLOWANCE_FRAGMENTATION = 0.10
+#: Megatron pads the vocabulary to a multiple of 128 · t (``--make-vocab-size-divisible-by 128``).
+VOCAB_DIVISOR = 128
+#: Megatron-Core's DDP bucket: max(40M, 1M · d) parameters (``DistributedDataParallelConfig.bucket_size``).
+BUCKET_PARAMS = 40_000_000
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """One Megatron-Core configuration.  ``None`` takes Megatron-Core's default (see the fields).
+
+    ``recompute=None`` chooses the cheapest of none/selective/full that fits
+    (:func:`estimate`); ``sequence_parallel=None`` is on when ``tp > 1``;
+    ``tp_overlap=None`` overlaps TP communication with GEMMs when sequence
+    parallelism is on (Transformer Engine userbuffers, as NeMo's recipes run);
+    ``dp_overlap`` overlaps gradient reduce-scatter / all-reduce and parameter
+    all-gather with compute (Megatron-Core's ``overlap_grad_reduce``,
+    ``overlap_param_gather``); ``attention`` is ``flash`` (fused) or
+    ``unfused`` (materialised scores and softmax, as Megatron-LM ran before 2022);
+    ``grad_reduce_fp32`` keeps and reduces gradients in fp32 instead of the
+    parameters' bf16 (NeMo's performance recipes reduce in bf16).
+    """
+
+    tp: int = 1
+    pp: int = 1
+    cp: int = 1
+    vp: int = 1
+    mbs: int = 1
+    gbs: int = 1
+    precision: str = "bf16"
+    recompute: str | None = None
+    sequence_parallel: bool | None = None
+    distributed_optimizer: bool = True
+    tp_overlap: bool | None = None
+    dp_overlap: bool = True
+    attention: str = "flash"
+    grad_reduce_fp32: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("tp", "pp", "cp", "vp", "mbs", "gbs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(None, name, f"must be a positive integer, got {value!r}")
+        if self.precision not in PRECISIONS:
+            raise InputError(None, "precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.recompute is not None and self.recompute not in RECOMPUTE:
+            raise InputError(None, "recompute", f"must be one of {', '.join(RECOMPUTE)}, got {self.recompute!r}")
+        if self.attention not in ("flash", "unfused"):
+            raise InputError(None, "attention", f"must be flash or unfused, got {self.attention!r}")
+
+    @property
+    def sp(self) -> bool:
+        return self.tp > 1 if self.sequence_parallel is None else (self.sequence_parallel and self.tp > 1)
+
+    @property
+    def tp_overlapped(self) -> bool:
+        return self.sp if self.tp_overlap is None else (self.tp_overlap and self.sp)
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Seconds of one global batch by cause (they sum to the iteration time)."""
+
+    compute: float
+    bubble: float
+    tp_comm: float
+    cp_comm: float
+    pp_comm: float
+    dp_comm: float
+    optimizer: float
+
+    @property
+    def total(self) -> float:
+        return self.compute + self.bubble + self.tp_comm + self.cp_comm + self.pp_comm + self.dp_comm + self.optimizer
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The predicted step of one configuration (:func:`estimate`)."""
+
+    model: TransformerConfig
+    config: ParallelConfig
+    gpus: int
+    dp: int
+    microbatches: int
+    recompute: str
+    iteration_time: float
+    breakdown: Breakdown
+    memory_per_gpu: float
+    memory: dict[str, float]
+    capacity: float
+    tokens_per_second_per_gpu: float
+    model_tflops_per_gpu: float
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def fits(self) -> bool:
+        return self.memory_per_gpu <= self.capacity
+
+    def to_dict(self) -> dict:
+        c = self.config
+        return {
+            "iteration_time": self.iteration_time,
+            "memory_per_gpu": self.memory_per_gpu,
+            "fits": self.fits,
+            "tokens_per_second_per_gpu": self.tokens_per_second_per_gpu,
+            "model_tflops_per_gpu": self.model_tflops_per_gpu,
+            "breakdown": asdict(self.breakdown),
+            "memory": dict(self.memory),
+            "memory_capacity": self.capacity,
+            "config": {"gpus": self.gpus, "tp": c.tp, "pp": c.pp, "cp": c.cp, "vp": c.vp, "dp": self.dp,
+                       "mbs": c.mbs, "gbs": c.gbs, "microbatches": self.microbatches, "precision": c.precision,
+                       "recompute": self.recompute, "sequence_parallel": c.sp,
+                       "distributed_optimizer": c.distributed_optimizer, "tp_overlap": c.tp_overlapped,
+                       "dp_overlap": c.dp_overlap, "attention": c.attention,
+                       "grad_reduce_fp32": c.grad_reduce_fp32},
+            "params": self.model.params(),
+            "notes": list(self.notes),
+        }
+
+
+def memory_capacity(node: NodeType) -> float:
+    """Bytes a GPU holds: NVIDIA's "80 GB" is 80 GiB of HBM (nvidia-smi shows 81,559 MiB on an H100 80GB)."""
+    return node.device.memory / 1e9 * 2**30
+
+
+def with_nodes(cluster: Cluster, nodes: int) -> Cluster:
+    """``cluster`` resized to ``nodes`` nodes of its (single) node type.
+
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> with_nodes(load_cluster("dgx-h100x16"), 72).device_count
+    576
+    """
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise InputError(None, "--nodes", f"must be a positive integer, got {nodes!r}")
+    if not cluster.homogeneous:
+        raise InputError(None, "--nodes", f"{cluster.name} mixes node types: give a one-type cluster")
+    node = cluster.nodes[0][0]
+    return Cluster(f"{cluster.name}@{nodes}", ((node, nodes),), cluster.description, cluster.sources)
+
+
+# --------------------------------------------------------------------------------------------
+# per-layer pieces (one GPU, one microbatch)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Layer:
+    forward: float          # compute seconds, forward
+    backward: float         # compute seconds, backward
+    attention_forward: float  # the attention core's forward (what selective recomputation repeats)
+    tp_forward: float       # exposed TP communication, forward
+    tp_backward: float
+    cp_forward: float       # exposed CP communication
+    cp_backward: float
+    activations: float      # bytes stashed for the backward pass
+    input_bytes: float      # bytes of the layer's input as full recomputation keeps it
+
+
+def _elementwise(nbytes: float, device) -> float:
+    return kernel_time(0.0, nbytes, device, "bf16") if nbytes > 0 else 0.0
+
+
+def _gemm3(m: int, n: int, k: int, device, dtype: str) -> tuple[float, float]:
+    """Forward ``[m,k]×[k,n]`` and its backward (data gradient ``[m,n]×[n,k]``, weight gradient ``[k,m]×[m,n]``)."""
+    return gemm_time(m, n, k, device, dtype), gemm_time(m, k, n, device, dtype) + gemm_time(k, n, m, device, dtype)
+
+
+def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _Layer:
+    device = node.device
+    t, c, b, s = cfg.tp, cfg.cp, cfg.mbs, model.seq
+    h, f, kv = model.hidden, model.ffn, model.groups * model.head_dim
+    up = (2 if model.gated else 1) * f
+    tokens = b * s // c                       # tokens this GPU's sequence shard holds
+    e = 2                                      # bf16/fp16 activations
+    gemm_dtype = "fp8" if cfg.precision == "fp8" else ("fp16" if cfg.precision == "fp16" else "bf16")
+    # the four GEMMs of a layer, TP-sharded (Shoeybi et al. 2019: column-parallel QKV and fc1, row-parallel proj and fc2)
+    shapes = [(tokens, model.qkv_width // t, h), (tokens, h, h // t), (tokens, up // t, h), (tokens, h, f // t)]
+    fwd = bwd = 0.0
+    for m, n, k in shapes:
+        a, g = _gemm3(m, n, k, device, gemm_dtype)
+        fwd, bwd = fwd + a, bwd + g
+    # the attention core: per GPU, s/c queries of b sequences against s keys, heads/t heads
+    causal = model.decoder
+    attn_flops = 4.0 * tokens * s * (h / t) * (0.5 if causal else 1.0)
+    if cfg.attention == "flash":
+        attn_f = attention_time(attn_flops, device)
+        attn_b = attention_time(attn_flops, device, backward=True)
+        attn_stash = e * tokens * (h + 2 * kv + h) / t + 4 * tokens * model.heads / t  # Q, K, V, O + softmax stats
+    else:
+        heads = model.heads // t
+        d = model.head_dim
+        sc = b * heads * s * s                                   # score elements (full matrix computed)
+        gdt = "fp16" if cfg.precision == "fp16" else "bf16"
+        attn_f = gemm_time(s, s, d, device, gdt, batch=b * heads) + gemm_time(s, d, s, device, gdt, batch=b * heads)
+        attn_b = 2 * attn_f
+        # fused scale-mask-softmax: read scores, write probabilities; backward reads both, writes the gradient
+        attn_f += _elementwise(2 * e * sc, device)
+        attn_b += _elementwise(3 * e * sc, device)
+        attn_stash = e * tokens * (h + 2 * kv) / t + e * sc       # Q, K, V and the probabilities (Korthikanti's s² term)
+    # memory-bound kernels (fused as Megatron-Core + TE run them), bytes per token
+    sp_div = t if cfg.sp else 1
+    norm_bytes = 2 * (2 * e * h) / sp_div                        # two norms: read and write h
+    residual_bytes = 2 * (3 * e * h) / sp_div                    # two bias-dropout-adds: read 2h, write h
+    act_bytes = (3 if model.gated else 2) * e * f / t            # SwiGLU reads 2f writes f; GeLU reads f writes f
+    rope_bytes = (2 * e * (h + kv) / t) if model.position == "rope" else 0.0
+    cast_bytes = 0.0
+    if cfg.precision == "fp8":   # TE casts each GEMM input to FP8: read 2, write 1 byte per element
+        cast_bytes = 3 * (h / sp_div + h / t + h / sp_div + f / t)
+    elem_f = _elementwise(tokens * (norm_bytes + residual_bytes + act_bytes + rope_bytes + cast_bytes), device)
+    elem_b = 2 * elem_f
+    forward = fwd + attn_f + elem_f
+    backward = bwd + attn_b + elem_b
+    # tensor parallelism: 2 all-reduces (no SP) or 2 all-gathers + 2 reduce-scatters (SP) each way, of b·s/c·h
+    tp_group = Group.strided(t, 1, node)
+    full = e * tokens * h
+    if t > 1:
+        if cfg.sp:
+            # forward: all-gather before QKV and fc1, reduce-scatter after proj and fc2; backward: the
+            # mirror images plus the re-gather of the two sharded GEMM inputs for the weight gradients
+            tp_f = 2 * (all_gather(full, tp_group) + reduce_scatter(full, tp_group))
+            tp_b = tp_f + 2 * all_gather(full, tp_group)
+        else:
+            tp_f = tp_b = 2 * all_reduce(full, tp_group)   # Shoeybi et al. 2019: the f and g operators
+        if cfg.tp_overlapped:
+            # userbuffers: the collective runs in t chunks under the GEMM it feeds; the first chunk and
+            # any excess over the GEMMs stay exposed
+            tp_f = max(tp_f / t, tp_f - fwd)
+            tp_b = max(tp_b / t, tp_b - bwd)
+    else:
+        tp_f = tp_b = 0.0
+    # context parallelism (ring attention): c−1 exchanges of this rank's K and V shard, each hidden under one
+    # block of attention compute; backward also returns dK, dV (2×)
+    if c > 1:
+        cp_group = Group.strided(c, t, node)
+        same_node = cp_group.intra_node
+        kv_bytes = e * tokens * 2 * kv / t
+        step = p2p(kv_bytes, node, same_node=same_node)
+        block_f, block_b = attn_f / c, attn_b / c
+        cp_f = step + (c - 1) * max(0.0, step - block_f)
+        cp_b = 2 * step + (c - 1) * max(0.0, 2 * step - block_b)
+    else:
+        cp_f = cp_b = 0.0
+    # stashed activations per layer (Korthikanti et al. 2022 §4.1 with SP, flash attention, GQA, gated MLP):
+    #   norm inputs 2·2h, QKV input 2h, fc1 input 2h (all ÷t with SP), attention core, fc1 output 2·up/t,
+    #   activation output 2f/t (the fc2 input)
+    stash = tokens * (e * (2 * h + h + h) / sp_div + e * (up + f) / t) + attn_stash
+    return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div)
+
+
+def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> tuple[NodeType, int, int]:
+    if not cluster.homogeneous:
+        raise InputError(None, "hardware", f"{cluster.name} mixes node types: estimate on one node type's part")
+    node = cluster.nodes[0][0]
+    gpus = cluster.device_count
+    t, p, c, v = cfg.tp, cfg.pp, cfg.cp, cfg.vp
+    if gpus % (t * p * c):
+        raise InputError(None, "--tp/--pp/--cp", f"t·p·c = {t * p * c} does not divide the {gpus} GPUs")
+    d = gpus // (t * p * c)
+    if t > node.devices or node.devices % t:
+        raise InputError(None, "--tp", f"{t} must divide the {node.devices} GPUs of a node (TP stays on NVLink)")
+    if model.heads % t or model.groups % t and t % model.groups:
+        raise InputError(None, "--tp", f"{t} must divide the attention heads ({model.heads}) and key/value heads")
+    if model.layers % (p * v):
+        raise InputError(None, "--pp/--vp", f"p·v = {p * v} must divide the {model.layers} layers")
+    if v > 1 and p == 1:
+        raise InputError(None, "--vp", "virtual pipeline stages need --pp > 1")
+    if model.seq % (2 * c) and c > 1:
+        raise InputError(None, "--cp", f"the sequence ({model.seq}) must split into 2·c = {2 * c} chunks")
+    if c > 1 and cfg.attention != "flash":
+        raise InputError(None, "--cp", "context parallelism needs fused attention")
+    if cfg.gbs % (cfg.mbs * d):
+        raise InputError(None, "--gbs", f"{cfg.gbs} is not a multiple of mbs·d = {cfg.mbs}·{d}")
+    m = cfg.gbs // (cfg.mbs * d)
+    if v > 1 and m % p:
+        raise InputError(None, "--gbs", f"interleaving needs microbatches ({m}) divisible by p ({p})")
+    if cfg.precision == "fp8" and "fp8" not in node.device.peak_flops:
+        raise InputError(None, "--precision", f"{node.device.name} has no FP8 tensor cores")
+    return node, d, m
+
+
+def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, recompute: str) -> Estimate:
+    node, d, m = _check(model, cfg, cluster)
+    device = node.device
+    gpus = cluster.device_count
+    t, p, c, v, b, s, h = cfg.tp, cfg.pp, cfg.cp, cfg.vp, cfg.mbs, model.seq, model.hidden
+    e = 2
+    tokens = b * s // c
+    layer = _layer(model, cfg, node)
+    per_stage = model.layers // p
+    # ---- one microbatch on one stage (all its v chunks) ------------------------------------
+    extra = {"none": 0.0, "selective": layer.attention_forward,
+             "full": layer.forward + layer.tp_forward + layer.cp_forward}[recompute]
+    layer_time = layer.forward + layer.backward + extra
+    layer_tp = layer.tp_forward + layer.tp_backward + (layer.tp_forward if recompute == "full" else 0.0)
+    layer_cp = layer.cp_forward + layer.cp_backward + (layer.cp_forward if recompute == "full" else 0.0)
+    vocab = math.ceil(model.vocab / (VOCAB_DIVISOR * t)) * VOCAB_DIVISOR * t
+    # first stage: embedding lookup (write b·s·h) and its gradient scatter-add (read+write)
+    embed = kernel_time(0.0, 3 * e * tokens * h, device, "bf16")
+    # last stage: final norm, logits GEMM (Megatron keeps the output layer in BF16), vocab-parallel cross
+    # entropy in fp32 (forward: read logits, write fp32 copy and exp; backward: read softmax, write grad)
+    lf, lb = _gemm3(tokens, vocab // t, h, device, "fp16" if cfg.precision == "fp16" else "bf16")
+    ce = kernel_time(0.0, tokens * vocab / t * (2 + 4 + 4 + 4 + 4 + 2), device, "bf16")
+    head = lf + lb + ce + kernel_time(0.0, 3 * 2 * e * tokens * h / (t if cfg.sp else 1), device, "bf16")
+    stage_layers = per_stage * layer_time
+    stage_time = [stage_layers + layer_tp * per_stage + layer_cp * per_stage for _ in range(p)]
+    stage_time[0] += embed
+    stage_time[-1] += head
+    compute_stage = [per_stage * layer_time + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
+                     for i in range(p)]
+    slowest = max(range(p), key=lambda i: stage_time[i])
+    # ---- pipeline: interleaved 1F1B (Narayanan et al. 2021 §2.2): m·max + (p−1)/v · mean ------
+    mean_stage = sum(stage_time) / p
+    bubble = (p - 1) / v * mean_stage if p > 1 else 0.0
+    # pipeline transfers: one activation (÷t, Megatron's scatter/gather) per chunk boundary, both ways
+    pp_group = Group.strided(p, t * c * d, node)
+    act = e * tokens * h / t
+    hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
+    if p > 1:
+        # non-interleaved 1F1B blocks on its send/receive pairs; interleaved overlaps them (overlap_p2p_comm)
+        # except while the pipeline fills and drains
+        per_mb = 2 * hop * v if v == 1 else 0.0
+        pp_comm = m * per_mb + 2 * (p - 1) * hop
+    else:
+        pp_comm = 0.0
+    # ---- data parallelism --------------------------------------------------------------------
+    embed_params = model.embedding_params() / t
+    head_params = (0 if model.tied_embeddings else vocab * h) / t + model.norm_params
+    if p == 1:
+        stage_params = [embed_params + model.layers * model.layer_params() / t + head_params]
+    else:
+        stage_params = [per_stage * model.layer_params() / t for _ in range(p)]
+        stage_params[0] += embed_params
+        stage_params[-1] += head_params + (vocab * h / t if model.tied_embeddings and model.decoder else 0.0)
+    grad_bytes = 4 if cfg.grad_reduce_fp32 else 2   # the DDP gradient buffer's type
+    dp_group = Group.strided(d, t * c, node)
+    params_slow = stage_params[slowest]
+    # the gradient reduce runs over data- and context-parallel ranks together (Megatron's dp-cp group)
+    dpcp_group = Group.strided(d * c, t, node) if c > 1 else dp_group
+    if cfg.distributed_optimizer:
+        rs = reduce_scatter(grad_bytes * params_slow, dpcp_group)
+        ag = all_gather(e * params_slow, dpcp_group)
+    else:
+        rs = all_reduce(grad_bytes * params_slow, dpcp_group)
+        ag = 0.0
+    if cfg.dp_overlap and d * c > 1:
+        # grads of a bucket reduce as soon as the last microbatch's backward produces them; the last bucket,
+        # and whatever does not fit under one microbatch's backward, stays exposed; parameters gather
+        # under the next step's first forward
+        n = d * c
+        bucket = max(BUCKET_PARAMS, 1_000_000 * n)
+        bucket_frac = min(1.0, bucket / max(params_slow, 1.0))
+        bwd_window = per_stage * (layer.backward + layer.tp_backward)
+        fwd_window = per_stage * (layer.forward + layer.tp_forward)
+        dp_comm = max(rs * bucket_frac, rs - bwd_window) + max(ag * bucket_frac, ag - fwd_window)
+    else:
+        dp_comm = rs + ag
+    # ---- optimizer step: Adam over this rank's shard (mixed precision: 30 bytes per parameter moved) ----
+    shard = params_slow / (d * c if cfg.distributed_optimizer else 1)
+    opt = kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
+    # ---- totals ------------------------------------------------------------------------------
+    compute = m * compute_stage[slowest]
+    tp_total = m * per_stage * layer_tp
+    cp_total = m * per_stage * layer_cp
+    breakdown = Breakdown(compute, bubble, tp_total, cp_total, pp_comm, dp_comm, opt)
+    iteration = breakdown.total
+    # ---- memory of the first and the last stage ----------------------------------------------
+    mem = {}
+    worst = None
+    for i in sorted({0, p - 1}):
+        params = stage_params[i]
+        weights = params * (e + (1 if cfg.precision == "fp8" else 0))   # FP8 keeps a 1-byte copy of each weight
+        grads = params * grad_bytes
+        # fp32 master weights and Adam moments (12 bytes), plus an fp32 copy of 16-bit gradients: Megatron's
+        # "bf16 param, fp32 grads: 6 + 12/d" and "16-bit grads: 4 + 16/d" (d = 1 without the distributed optimizer)
+        state_bytes = 12 if grad_bytes == 4 else 16
+        states = params * state_bytes / (d * c if cfg.distributed_optimizer else 1)
+        if v > 1:
+            chunks = min(m * v, 2 * (p - 1 - i) + (v - 1) * p + 1)
+            layers_in_flight = chunks * (per_stage // v)
+        else:
+            layers_in_flight = min(p - i, m) * per_stage
+        if recompute == "full":
+            acts = layers_in_flight * layer.input_bytes + layer.activations
+        elif recompute == "selective" and cfg.attention == "unfused":
+            acts = layers_in_flight * (layer.activations - e * b * (model.heads // t) * s * s) \
+                + e * b * (model.heads // t) * s * s
+        else:
+            acts = layers_in_flight * layer.activations
+        if i == 0:
+            acts += min(p, m) * e * tokens * h / (t if cfg.sp else 1)          # embedding output per microbatch
+        if i == p - 1 and model.decoder:
+            acts += tokens * vocab / t * (2 + 4)                            # bf16 logits + fp32 softmax, one microbatch
+        allowance = ALLOWANCE_FIXED + ALLOWANCE_FRAGMENTATION * acts
+        total = weights + grads + states + acts + allowance
+        if worst is None or total > worst[0]:
+            worst = (total, {"weights": weights, "gradients": grads, "optimizer_states": states,
+                             "activations": acts, "allowance": allowance, "stage": i})
+    assert worst is not None
+    memory_per_gpu, mem = worst
+    tokens_step = cfg.gbs * s
+    tflops = model.model_flops(tokens_step) / iteration / gpus / 1e12
+    return Estimate(model, cfg, gpus, d, m, recompute, iteration, breakdown, memory_per_gpu, mem,
+                    memory_capacity(node), tokens_step / iteration / gpus, tflops)
+
+
+def estimate(model: TransformerConfig, cluster: Cluster, config: ParallelConfig) -> Estimate:
+    """The predicted step time and memory of ``config`` (docs/model.md §11).
+
+    Parameters
+    ----------
+    model : TransformerConfig
+        The transformer (its ``seq``; the microbatch size is ``config.mbs``).
+    cluster : Cluster
+        A homogeneous cluster; all its GPUs train (``d = GPUs / (t·p·c)``).
+    config : ParallelConfig
+        ``recompute=None`` picks the fastest of none, selective, full that fits
+        (full when none fits).
+
+    Returns
+    -------
+    Estimate
+
+    Raises
+    ------
+    InputError
+        Degrees that do not divide the GPUs, heads, layers or batch.
+
+    Examples
+    --------
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> from pipesim.workloads.llms import preset
+    >>> r = estimate(preset("llama3.1-8b"), load_cluster("dgx-h100x16"), ParallelConfig(tp=1, cp=2, mbs=1, gbs=1024))
+    >>> r.dp, r.microbatches, r.fits
+    (64, 16, True)
+    """
+    if config.recompute is not None:
+        return _estimate(model, config, cluster, config.recompute)
+    options = [_estimate(model, config, cluster, r) for r in RECOMPUTE]
+    fitting = [o for o in options if o.fits]
+    best = min(fitting, key=lambda o: o.iteration_time) if fitting else options[-1]
+    return best

@@ -124,7 +124,7 @@ def gemm_time(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1
     >>> h100 = load_cluster("dgx-h100x16").nodes[0][0].device
     >>> t = gemm_time(8192, 8192, 8192, h100, "bf16")
     >>> round(2 * 8192 ** 3 / t / 1e12)    # achieved TFLOPS
-    768
+    766
     """
     if m <= 0 or n <= 0 or k <= 0:
         return 0.0

@@ -117,7 +117,7 @@ def load_llm(spec: str | Path | dict | TransformerConfig) -> TransformerConfig:
 
     >>> load_llm({"generator": "transformer", "params": {"layers": 2, "hidden": 64, "heads": 4, "seq": 16,
     ...                                                   "vocab": 100}}).params()
-    106368
+    107520
     >>> load_llm("gpt3-175b").layers
     96
     """

@@ -32,10 +32,13 @@ from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.hardware.gemm import attention_time, gemm_time
-from pipesim.workloads.transformer import TransformerConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the model is duck-typed: placement/ does not import pipesim/ (layering)
+    from pipesim.workloads.transformer import TransformerConfig
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
-           "ParallelConfig", "estimate", "memory_capacity", "with_nodes"]
+           "ParallelConfig", "estimate", "memory_capacity", "pipeline_time", "with_nodes"]
 
 PRECISIONS = ("bf16", "fp16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
@@ -293,6 +296,22 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div)
 
 
+def pipeline_time(stage_times: list[float], microbatches: int, virtual: int = 1) -> float:
+    """Time of ``microbatches`` through 1F1B (``virtual = 1``) or interleaved 1F1B stages of these per-microbatch times.
+
+    ``m·T + (Σ_r T_r − T)/v`` with ``T = max_r T_r``, plus ``(p − m)·T·(1 − 1/v)`` when ``m < p`` — the
+    closed form of docs/model.md §6.3 (:func:`pipesim.simulation.formulas.iteration_time`, equal to the
+    simulator on uniform stages; tests/placement/test_megatron.py checks that the two agree).
+
+    >>> pipeline_time([1.0] * 4, 8), pipeline_time([1.0] * 4, 8, 2)
+    (11.0, 9.5)
+    """
+    p, m, v = len(stage_times), microbatches, virtual
+    top = max(stage_times)
+    short = (p - m) * top * (1 - 1 / v) if m < p else 0.0
+    return m * top + (sum(stage_times) - top) / v + short
+
+
 def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> tuple[NodeType, int, int]:
     if not cluster.homogeneous:
         raise InputError(None, "hardware", f"{cluster.name} mixes node types: estimate on one node type's part")
@@ -354,9 +373,11 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     compute_stage = [per_stage * layer_time + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
                      for i in range(p)]
     slowest = max(range(p), key=lambda i: stage_time[i])
-    # ---- pipeline: interleaved 1F1B (Narayanan et al. 2021 §2.2): m·max + (p−1)/v · mean ------
-    mean_stage = sum(stage_time) / p
-    bubble = (p - 1) / v * mean_stage if p > 1 else 0.0
+    # ---- pipeline: 1F1B / interleaved 1F1B, the simulator's closed form (docs/model.md §6.3):
+    #      m·max_r T_r + (Σ_r T_r − max_r T_r)/v, the bubble (p−1)/v stage times on equal stages
+    #      (Narayanan et al. 2021 §2.2)
+    pipeline = pipeline_time(stage_time, m, v)
+    bubble = max(0.0, pipeline - m * stage_time[slowest])
     # pipeline transfers: one activation (÷t, Megatron's scatter/gather) per chunk boundary, both ways
     pp_group = Group.strided(p, t * c * d, node)
     act = e * tokens * h / t

@@ -1,0 +1,149 @@
+"""Item 2 of issue 19: the Megatron-Core cost model (placement/plan/megatron.py)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipesim.errors import InputError
+from pipesim.hardware.clusters import load_cluster
+from pipesim.hardware.collectives import Group, all_gather, all_reduce
+from pipesim.hardware.gemm import gemm_efficiency, gemm_time
+from pipesim.placement.plan.megatron import ParallelConfig, estimate, pipeline_time, with_nodes
+from pipesim.simulation.formulas import iteration_time
+from pipesim.workloads.llms import preset
+
+H100 = load_cluster("dgx-h100x16")
+A100 = load_cluster("dgx-a100x4")
+L70 = preset("llama3.1-70b")
+
+
+def run(model=L70, nodes=8, cluster=H100, **kw):
+    kw.setdefault("gbs", 128)
+    return estimate(model, with_nodes(cluster, nodes), ParallelConfig(**kw))
+
+
+def test_breakdown_sums_to_the_iteration_and_reports_derived_quantities():
+    r = run(tp=4, pp=4, cp=2, vp=5)
+    assert r.breakdown.total == pytest.approx(r.iteration_time)
+    assert r.dp == 2 and r.microbatches == 64
+    tokens = 128 * L70.seq
+    assert r.tokens_per_second_per_gpu == pytest.approx(tokens / r.iteration_time / 64)
+    assert r.model_tflops_per_gpu == pytest.approx(L70.model_flops(tokens) / r.iteration_time / 64 / 1e12)
+    d = r.to_dict()
+    assert {"iteration_time", "memory_per_gpu", "fits", "tokens_per_second_per_gpu", "model_tflops_per_gpu",
+            "breakdown"} <= set(d)
+    assert set(d["breakdown"]) == {"compute", "bubble", "tp_comm", "cp_comm", "pp_comm", "dp_comm", "optimizer"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.1, 10), min_size=1, max_size=8), st.integers(1, 16), st.integers(1, 4))
+def test_pipeline_closed_form_is_the_simulators(times, m, v):
+    assert pipeline_time(times, m, v) == pytest.approx(iteration_time("interleaved-1f1b", times, [0] * len(times),
+                                                                      [0] * len(times), m, v))
+
+
+def test_bubble_is_p_minus_1_over_v_stage_times():
+    # equal stages: (m + (p−1)/v)·T (Narayanan et al. 2021, §2.2)
+    assert pipeline_time([2.0] * 8, 32, 4) == pytest.approx((32 + 7 / 4) * 2.0)
+    r1, r5 = run(tp=4, pp=4, cp=2, vp=1, recompute="none"), run(tp=4, pp=4, cp=2, vp=5, recompute="none")
+    assert r5.breakdown.bubble == pytest.approx(r1.breakdown.bubble / 5, rel=0.05)
+
+
+def test_memory_falls_as_each_degree_grows():
+    base = dict(recompute="none", gbs=256)
+    for key, values in (("tp", (1, 2, 4, 8)), ("pp", (1, 2, 4, 8)), ("cp", (1, 2, 4))):
+        mems = []
+        for value in values:
+            kw = {**base, key: value}
+            mems.append(run(model=preset("llama3.1-8b"), nodes=8, **kw).memory_per_gpu)
+        assert mems == sorted(mems, reverse=True), (key, mems)
+    # more data-parallel ranks shard the distributed optimizer further
+    assert run(tp=8, pp=2, nodes=16, recompute="none").memory_per_gpu < run(tp=8, pp=2, nodes=4,
+                                                                              recompute="none").memory_per_gpu
+
+
+def test_distributed_optimizer_sequence_parallel_and_recomputation_save_memory():
+    full = run(tp=4, pp=4, recompute="none")
+    assert run(tp=4, pp=4, recompute="none", distributed_optimizer=False).memory_per_gpu > full.memory_per_gpu
+    assert run(tp=4, pp=4, recompute="none", sequence_parallel=False).memory_per_gpu > full.memory_per_gpu
+    rec = run(tp=4, pp=4, recompute="full")
+    assert rec.memory["activations"] < full.memory["activations"] / 5
+    assert rec.iteration_time > full.iteration_time
+
+
+def test_unfused_attention_holds_the_s_squared_scores_and_selective_recompute_drops_them():
+    gpt = preset("gpt3-175b")
+    flash = run(model=gpt, nodes=16, tp=8, pp=8, recompute="none")
+    unfused = run(model=gpt, nodes=16, tp=8, pp=8, recompute="none", attention="unfused")
+    selective = run(model=gpt, nodes=16, tp=8, pp=8, recompute="selective", attention="unfused")
+    assert unfused.memory["activations"] > 1.5 * flash.memory["activations"]
+    # Korthikanti et al.'s selective recomputation keeps what a fused kernel keeps: about the same memory
+    assert selective.memory_per_gpu < unfused.memory_per_gpu
+    assert selective.memory_per_gpu == pytest.approx(flash.memory_per_gpu, rel=0.05)
+    assert unfused.iteration_time > flash.iteration_time
+
+
+def test_default_recompute_is_the_fastest_that_fits():
+    chosen = run(tp=4, pp=4, cp=2, vp=5)
+    options = [run(tp=4, pp=4, cp=2, vp=5, recompute=r) for r in ("none", "selective", "full")]
+    fitting = [o for o in options if o.fits]
+    assert chosen.iteration_time == min(o.iteration_time for o in fitting)
+
+
+def test_fp8_is_faster_than_bf16_and_needs_fp8_hardware():
+    assert run(tp=4, pp=4, precision="fp8").iteration_time < run(tp=4, pp=4).iteration_time
+    with pytest.raises(InputError, match="FP8"):
+        run(model=preset("gpt3-175b"), cluster=A100, nodes=4, tp=8, pp=4, precision="fp8")
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(tp=3), "--tp/--pp/--cp"),
+    (dict(tp=16, pp=1), "--tp"),
+    (dict(tp=4, pp=3), "--tp/--pp/--cp"),
+    (dict(tp=8, pp=8, vp=3), "--pp/--vp"),
+    (dict(tp=8, gbs=100), "--gbs"),
+    (dict(tp=8, vp=2), "--vp"),
+])
+def test_bad_configurations_name_the_flag(kw, field):
+    with pytest.raises(InputError) as info:
+        run(**kw)
+    assert info.value.field == field
+
+
+def test_gemm_model_quantisation_and_roofline():
+    gpu = H100.nodes[0][0].device
+    # a full wave of full tiles reaches the ceiling; one more tile costs a whole extra wave
+    m, n = 128 * 12, 256 * 11          # 132 tiles: one full wave
+    assert gemm_efficiency(m, n, 8192, gpu, "bf16") == pytest.approx(0.801)
+    assert gemm_time(m + 128, n, 8192, gpu, "bf16") > 1.8 * gemm_time(m, n, 8192, gpu, "bf16")   # 143 tiles: 2 waves
+    # a thin GEMM (k = 16) is memory-bound
+    m = n = 16384
+    t = gemm_time(m, n, 16, gpu, "bf16")
+    assert t == pytest.approx(gpu.launch_overhead + 2 * (m * 16 + 16 * n + m * n) / (gpu.memory_bandwidth * 0.8))
+
+
+def test_collectives_ring_times_and_group_bandwidth():
+    node = H100.nodes[0][0]
+    inside, across = Group.strided(8, 1, node), Group.strided(8, 8, node)
+    assert inside.intra_node and not across.intra_node
+    assert inside.bandwidth == pytest.approx(0.8 * 450e9)
+    assert across.bandwidth == pytest.approx(0.9 * 50e9)
+    size = 1e9
+    assert all_gather(size, inside) == pytest.approx(7 / 8 * size / inside.bandwidth + 7 * 3e-6)
+    assert all_reduce(size, inside) == pytest.approx(2 * all_gather(size, inside))
+    # four members per node over two nodes: four rails, four times one adapter
+    assert Group.strided(8, 2, node).bandwidth == pytest.approx(4 * 0.9 * 50e9)
+
+
+def test_resizing_a_cluster():
+    assert with_nodes(H100, 72).device_count == 576
+    with pytest.raises(InputError):
+        with_nodes(load_cluster("mixed-a100-v100"), 2)
+
+
+def test_tensor_parallel_overlap_hides_communication():
+    on, off = run(tp=8, pp=2, recompute="none"), run(tp=8, pp=2, recompute="none", tp_overlap=False)
+    assert on.breakdown.tp_comm < off.breakdown.tp_comm
+    assert on.breakdown.compute == pytest.approx(off.breakdown.compute)

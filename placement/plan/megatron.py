@@ -32,10 +32,11 @@ from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.hardware.gemm import attention_time, gemm_time
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:  # the model is duck-typed: placement/ does not import pipesim/ (layering)
-    from pipesim.workloads.transformer import TransformerConfig
+#: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
+#: placement/ does not import pipesim/ (the layering of docs/model.md §9)
+TransformerConfig = Any
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
            "ParallelConfig", "estimate", "memory_capacity", "pipeline_time", "with_nodes"]

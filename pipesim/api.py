@@ -410,7 +410,8 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
 def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int = 1, cp: int = 1, vp: int = 1,
              mbs: int = 1, gbs: int, precision: str = "bf16", recompute: str | None = None,
              sequence_parallel: bool | None = None, distributed_optimizer: bool = True, attention: str = "flash",
-             tp_overlap: bool | None = None, dp_overlap: bool = True, grad_reduce_fp32: bool = False):
+             tp_overlap: bool | None = None, dp_overlap: bool = True, grad_reduce_fp32: bool = False,
+             dropout: float = 0.0):
     """Step time and memory of one Megatron-Core configuration of an LLM on a cluster (docs/model.md §11).
 
     Parameters
@@ -428,7 +429,7 @@ def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int 
     precision : {"bf16", "fp16", "fp8"}
     recompute : {"none", "selective", "full"} or None
         ``None``: the fastest that fits.
-    sequence_parallel, distributed_optimizer, attention, tp_overlap, dp_overlap, grad_reduce_fp32
+    sequence_parallel, distributed_optimizer, attention, tp_overlap, dp_overlap, grad_reduce_fp32, dropout
         See :class:`pipesim.placement.plan.megatron.ParallelConfig`.
 
     Returns
@@ -456,5 +457,5 @@ def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int 
     parallel = ParallelConfig(tp=tp, pp=pp, cp=cp, vp=vp, mbs=mbs, gbs=gbs, precision=precision, recompute=recompute,
                               sequence_parallel=sequence_parallel, distributed_optimizer=distributed_optimizer,
                               attention=attention, tp_overlap=tp_overlap, dp_overlap=dp_overlap,
-                              grad_reduce_fp32=grad_reduce_fp32)
+                              grad_reduce_fp32=grad_reduce_fp32, dropout=dropout)
     return _estimate(config, cluster, parallel)

@@ -38,6 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-tp-overlap", action="store_true", help="do not overlap TP communication with GEMMs")
     p.add_argument("--no-dp-overlap", action="store_true", help="do not overlap DP communication with compute")
     p.add_argument("--grad-reduce-fp32", action="store_true", help="keep and reduce gradients in fp32")
+    p.add_argument("--dropout", type=float, default=0.0, metavar="P", help="attention and hidden dropout (default 0)")
     p.add_argument("--sailor-plan", metavar="PLAN", help="estimate a Sailor plan (JSON) instead")
     p.add_argument("--profiles", metavar="DIR", help="with --sailor-plan: the profiles folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -60,7 +61,7 @@ def run(args) -> int:
                       sequence_parallel=False if args.no_sequence_parallel else None,
                       distributed_optimizer=not args.no_distributed_optimizer, attention=args.attention,
                       tp_overlap=False if args.no_tp_overlap else None, dp_overlap=not args.no_dp_overlap,
-                      grad_reduce_fp32=args.grad_reduce_fp32)
+                      grad_reduce_fp32=args.grad_reduce_fp32, dropout=args.dropout)
     if args.json:
         print_json({"model": args.model, **result.to_dict()})
         return 0

@@ -69,7 +69,11 @@ class ParallelConfig:
     ``overlap_param_gather``); ``attention`` is ``flash`` (fused) or
     ``unfused`` (materialised scores and softmax, as Megatron-LM ran before 2022);
     ``grad_reduce_fp32`` keeps and reduces gradients in fp32 instead of the
-    parameters' bf16 (NeMo's performance recipes reduce in bf16).
+    parameters' bf16 (NeMo's performance recipes reduce in bf16); ``dropout``
+    is the attention and hidden dropout probability (Megatron-LM's 0.1 of the
+    GPT runs of 2021; 0 in Llama and Nemotron pre-training recipes): with it,
+    masks are written and kept, and unfused attention drops its probabilities
+    in a kernel of its own.
     """
 
     tp: int = 1
@@ -86,8 +90,11 @@ class ParallelConfig:
     dp_overlap: bool = True
     attention: str = "flash"
     grad_reduce_fp32: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(None, "dropout", f"must be in [0, 1), got {self.dropout!r}")
         for name in ("tp", "pp", "cp", "vp", "mbs", "gbs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -164,7 +171,7 @@ class Estimate:
                        "recompute": self.recompute, "sequence_parallel": c.sp,
                        "distributed_optimizer": c.distributed_optimizer, "tp_overlap": c.tp_overlapped,
                        "dp_overlap": c.dp_overlap, "attention": c.attention,
-                       "grad_reduce_fp32": c.grad_reduce_fp32},
+                       "grad_reduce_fp32": c.grad_reduce_fp32, "dropout": c.dropout},
             "params": self.model.params(),
             "notes": list(self.notes),
         }
@@ -247,6 +254,12 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
         attn_f += _elementwise(2 * e * sc, device)
         attn_b += _elementwise(3 * e * sc, device)
         attn_stash = e * tokens * (h + 2 * kv) / t + e * sc       # Q, K, V and the probabilities (Korthikanti's s² term)
+        if cfg.dropout > 0:
+            # dropout of the probabilities: read 2, write 2 + a 1-byte mask; backward reads grad and mask, writes 2;
+            # the mask and the dropped probabilities are kept (Korthikanti et al. Table 2: 5·a·s²·b in all)
+            attn_f += _elementwise((2 * e + 1) * sc, device)
+            attn_b += _elementwise((2 * e + 1) * sc, device)
+            attn_stash += (e + 1) * sc
     # memory-bound kernels (fused as Megatron-Core + TE run them), bytes per token
     sp_div = t if cfg.sp else 1
     norm_bytes = 2 * (2 * e * h) / sp_div                        # two norms: read and write h
@@ -256,7 +269,9 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     cast_bytes = 0.0
     if cfg.precision == "fp8":   # TE casts each GEMM input to FP8: read 2, write 1 byte per element
         cast_bytes = 3 * (h / sp_div + h / t + h / sp_div + f / t)
-    elem_f = _elementwise(tokens * (norm_bytes + residual_bytes + act_bytes + rope_bytes + cast_bytes), device)
+    mask_bytes = (2 * h / sp_div) if cfg.dropout > 0 else 0.0    # two hidden-dropout masks, 1 byte per element
+    elem_f = _elementwise(tokens * (norm_bytes + residual_bytes + act_bytes + rope_bytes + cast_bytes + mask_bytes),
+                          device)
     elem_b = 2 * elem_f
     forward = fwd + attn_f + elem_f
     backward = bwd + attn_b + elem_b
@@ -293,7 +308,7 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     # stashed activations per layer (Korthikanti et al. 2022 §4.1 with SP, flash attention, GQA, gated MLP):
     #   norm inputs 2·2h, QKV input 2h, fc1 input 2h (all ÷t with SP), attention core, fc1 output 2·up/t,
     #   activation output 2f/t (the fc2 input)
-    stash = tokens * (e * (2 * h + h + h) / sp_div + e * (up + f) / t) + attn_stash
+    stash = tokens * (e * (2 * h + h + h) / sp_div + e * (up + f) / t) + attn_stash + tokens * mask_bytes
     return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div)
 
 
@@ -367,8 +382,15 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     lf, lb = _gemm3(tokens, vocab // t, h, device, "fp16" if cfg.precision == "fp16" else "bf16")
     ce = kernel_time(0.0, tokens * vocab / t * (2 + 4 + 4 + 4 + 4 + 2), device, "bf16")
     head = lf + lb + ce + kernel_time(0.0, 3 * 2 * e * tokens * h / (t if cfg.sp else 1), device, "bf16")
+    # pipeline transfers: one activation (÷t, Megatron's scatter/gather optimisation) per chunk boundary and
+    # microbatch, forward and backward, each a send/receive pair on the link between neighbouring stages.  As
+    # in §10.2 they are part of a stage's time per microbatch (not overlapped with compute).
+    pp_group = Group.strided(p, t * c * d, node)
+    act = e * tokens * h / t
+    hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
+    pp_per_mb = 2 * v * hop
     stage_layers = per_stage * layer_time
-    stage_time = [stage_layers + layer_tp * per_stage + layer_cp * per_stage for _ in range(p)]
+    stage_time = [stage_layers + (layer_tp + layer_cp) * per_stage + pp_per_mb for _ in range(p)]
     stage_time[0] += embed
     stage_time[-1] += head
     compute_stage = [per_stage * layer_time + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
@@ -379,17 +401,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     #      (Narayanan et al. 2021 §2.2)
     pipeline = pipeline_time(stage_time, m, v)
     bubble = max(0.0, pipeline - m * stage_time[slowest])
-    # pipeline transfers: one activation (÷t, Megatron's scatter/gather) per chunk boundary, both ways
-    pp_group = Group.strided(p, t * c * d, node)
-    act = e * tokens * h / t
-    hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
-    if p > 1:
-        # non-interleaved 1F1B blocks on its send/receive pairs; interleaved overlaps them (overlap_p2p_comm)
-        # except while the pipeline fills and drains
-        per_mb = 2 * hop * v if v == 1 else 0.0
-        pp_comm = m * per_mb + 2 * (p - 1) * hop
-    else:
-        pp_comm = 0.0
+    pp_comm = m * pp_per_mb
     # ---- data parallelism --------------------------------------------------------------------
     embed_params = model.embedding_params() / t
     head_params = (0 if model.tied_embeddings else vocab * h) / t + model.norm_params

@@ -39,7 +39,7 @@ from typing import Any
 TransformerConfig = Any
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
-           "ParallelConfig", "estimate", "memory_capacity", "pipeline_time", "with_nodes"]
+           "ParallelConfig", "estimate", "memory_capacity", "pipeline_time", "stage_layers", "with_nodes"]
 
 PRECISIONS = ("bf16", "fp16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
@@ -328,6 +328,30 @@ def pipeline_time(stage_times: list[float], microbatches: int, virtual: int = 1)
     return m * top + (sum(stage_times) - top) / v + short
 
 
+def stage_layers(layers: int, p: int) -> list[int]:
+    """Layers per pipeline stage as Megatron-Core splits them.
+
+    Equal when ``p`` divides ``layers``; otherwise the middle stages take
+    ``⌈L/p⌉`` each and the first and last stages share the rest
+    (``--decoder-first-pipeline-num-layers`` / ``--decoder-last-pipeline-num-layers``;
+    they also hold the embedding and the output layer).
+
+    >>> stage_layers(80, 4), stage_layers(126, 16), stage_layers(126, 2)
+    ([20, 20, 20, 20], [7, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7], [63, 63])
+    """
+    if layers % p == 0:
+        return [layers // p] * p
+    if p == 2:
+        return [layers // 2, layers - layers // 2]
+    k = math.ceil(layers / p)
+    rest = layers - (p - 2) * k
+    while rest < 2:           # too few left for the ends: shrink the middle
+        k -= 1
+        rest = layers - (p - 2) * k
+    first = rest // 2
+    return [first] + [k] * (p - 2) + [rest - first]
+
+
 def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> tuple[NodeType, int, int]:
     if not cluster.homogeneous:
         raise InputError(None, "hardware", f"{cluster.name} mixes node types: estimate on one node type's part")
@@ -341,8 +365,10 @@ def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> t
         raise InputError(None, "--tp", f"{t} must divide the {node.devices} GPUs of a node (TP stays on NVLink)")
     if model.heads % t or model.groups % t and t % model.groups:
         raise InputError(None, "--tp", f"{t} must divide the attention heads ({model.heads}) and key/value heads")
-    if model.layers % (p * v):
+    if v > 1 and model.layers % (p * v):
         raise InputError(None, "--pp/--vp", f"p·v = {p * v} must divide the {model.layers} layers")
+    if model.layers < p:
+        raise InputError(None, "--pp", f"{p} stages for {model.layers} layers")
     if v > 1 and p == 1:
         raise InputError(None, "--vp", "virtual pipeline stages need --pp > 1")
     if model.seq % (2 * c) and c > 1:
@@ -367,7 +393,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     e = 2
     tokens = b * s // c
     layer = _layer(model, cfg, node)
-    per_stage = model.layers // p
+    split = stage_layers(model.layers, p)
     # ---- one microbatch on one stage (all its v chunks) ------------------------------------
     extra = {"none": 0.0, "selective": layer.attention_forward,
              "full": layer.forward + layer.tp_forward + layer.cp_forward}[recompute]
@@ -389,12 +415,11 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     act = e * tokens * h / t
     hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
     pp_per_mb = 2 * v * hop
-    stage_layers = per_stage * layer_time
-    stage_time = [stage_layers + (layer_tp + layer_cp) * per_stage + pp_per_mb for _ in range(p)]
+    stage_time = [n * (layer_time + layer_tp + layer_cp) + pp_per_mb for n in split]
     stage_time[0] += embed
     stage_time[-1] += head
-    compute_stage = [per_stage * layer_time + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
-                     for i in range(p)]
+    compute_stage = [n * layer_time + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
+                     for i, n in enumerate(split)]
     slowest = max(range(p), key=lambda i: stage_time[i])
     # ---- pipeline: 1F1B / interleaved 1F1B, the simulator's closed form (docs/model.md §6.3):
     #      m·max_r T_r + (Σ_r T_r − max_r T_r)/v, the bubble (p−1)/v stage times on equal stages
@@ -408,7 +433,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     if p == 1:
         stage_params = [embed_params + model.layers * model.layer_params() / t + head_params]
     else:
-        stage_params = [per_stage * model.layer_params() / t for _ in range(p)]
+        stage_params = [n * model.layer_params() / t for n in split]
         stage_params[0] += embed_params
         stage_params[-1] += head_params + (vocab * h / t if model.tied_embeddings and model.decoder else 0.0)
     grad_bytes = 4 if cfg.grad_reduce_fp32 else 2   # the DDP gradient buffer's type
@@ -429,8 +454,8 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
         n = d * c
         bucket = max(BUCKET_PARAMS, 1_000_000 * n)
         bucket_frac = min(1.0, bucket / max(params_slow, 1.0))
-        bwd_window = per_stage * (layer.backward + layer.tp_backward)
-        fwd_window = per_stage * (layer.forward + layer.tp_forward)
+        bwd_window = split[slowest] * (layer.backward + layer.tp_backward)
+        fwd_window = split[slowest] * (layer.forward + layer.tp_forward)
         dp_comm = max(rs * bucket_frac, rs - bwd_window) + max(ag * bucket_frac, ag - fwd_window)
     else:
         dp_comm = rs + ag
@@ -439,14 +464,14 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     opt = kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
     # ---- totals ------------------------------------------------------------------------------
     compute = m * compute_stage[slowest]
-    tp_total = m * per_stage * layer_tp
-    cp_total = m * per_stage * layer_cp
+    tp_total = m * split[slowest] * layer_tp
+    cp_total = m * split[slowest] * layer_cp
     breakdown = Breakdown(compute, bubble, tp_total, cp_total, pp_comm, dp_comm, opt)
     iteration = breakdown.total
     # ---- memory of the first and the last stage ----------------------------------------------
     mem = {}
     worst = None
-    for i in sorted({0, p - 1}):
+    for i in sorted({0, min(1, p - 1), p - 1}):
         params = stage_params[i]
         weights = params * (e + (1 if cfg.precision == "fp8" else 0))   # FP8 keeps a 1-byte copy of each weight
         grads = params * grad_bytes
@@ -456,9 +481,9 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
         states = params * state_bytes / (d * c if cfg.distributed_optimizer else 1)
         if v > 1:
             chunks = min(m * v, 2 * (p - 1 - i) + (v - 1) * p + 1)
-            layers_in_flight = chunks * (per_stage // v)
+            layers_in_flight = chunks * (split[i] // v)
         else:
-            layers_in_flight = min(p - i, m) * per_stage
+            layers_in_flight = min(p - i, m) * split[i]
         if recompute == "full":
             acts = layers_in_flight * layer.input_bytes + layer.activations
         elif recompute == "selective" and cfg.attention == "unfused":

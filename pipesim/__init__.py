@@ -41,6 +41,8 @@ _LAZY = {
         "MissingExtraError", "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError",
         "UnitError")},
     "plan": "pipesim.placement.plan.solve",
+    "simulate_estimate": "pipesim.simulation.megatron_sim",
+    "plan_megatron": "pipesim.placement.plan.megatron_plan",
     "evaluate_plan": "pipesim.placement.plan.evaluate",
     "Plan": "pipesim.placement.plan.result",
     "METHODS": "pipesim.placement.methods",

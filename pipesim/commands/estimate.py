@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-dp-overlap", action="store_true", help="do not overlap DP communication with compute")
     p.add_argument("--grad-reduce-fp32", action="store_true", help="keep and reduce gradients in fp32")
     p.add_argument("--dropout", type=float, default=0.0, metavar="P", help="attention and hidden dropout (default 0)")
+    p.add_argument("--simulate", action="store_true",
+                   help="also run the pipeline in the discrete-event simulator (interleaved 1F1B) and compare")
     p.add_argument("--sailor-plan", metavar="PLAN", help="estimate a Sailor plan (JSON) instead")
     p.add_argument("--profiles", metavar="DIR", help="with --sailor-plan: the profiles folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -62,10 +64,19 @@ def run(args) -> int:
                       distributed_optimizer=not args.no_distributed_optimizer, attention=args.attention,
                       tp_overlap=False if args.no_tp_overlap else None, dp_overlap=not args.no_dp_overlap,
                       grad_reduce_fp32=args.grad_reduce_fp32, dropout=args.dropout)
+    simulation = None
+    if args.simulate:
+        from pipesim.simulation.megatron_sim import simulate_estimate
+
+        simulation = simulate_estimate(result)
     if args.json:
-        print_json({"model": args.model, **result.to_dict()})
+        print_json({"model": args.model, **result.to_dict(),
+                    **({"simulation": simulation.to_dict()} if simulation else {})})
         return 0
     console.print(table(result, args.model))
+    if simulation is not None:
+        console.print(f"simulated iteration: {simulation.simulated_iteration_time:.4f} s "
+                      f"({simulation.difference:+.2%} against the estimate's {result.iteration_time:.4f} s)")
     return 0
 
 

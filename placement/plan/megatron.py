@@ -150,6 +150,12 @@ class Estimate:
     tokens_per_second_per_gpu: float
     model_tflops_per_gpu: float
     notes: tuple[str, ...] = field(default=())
+    #: per pipeline stage, one microbatch's forward time (all its chunks; compute, exposed TP/CP, transfers)
+    stage_forward: tuple[float, ...] = field(default=())
+    #: per pipeline stage, one microbatch's backward time (with recomputation)
+    stage_backward: tuple[float, ...] = field(default=())
+    #: seconds after the pipeline flush: exposed DP communication + the optimizer step
+    after_flush: float = 0.0
 
     @property
     def fits(self) -> bool:
@@ -418,6 +424,13 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     stage_time = [n * (layer_time + layer_tp + layer_cp) + pp_per_mb for n in split]
     stage_time[0] += embed
     stage_time[-1] += head
+    # the forward share of each stage's time (for the simulator, §11.10): forward compute and communication,
+    # half the transfers, a third of the embedding, the logits GEMM and half the cross-entropy
+    layer_fwd = layer.forward + layer.tp_forward + layer.cp_forward
+    stage_fwd = [n * layer_fwd + pp_per_mb / 2 for n in split]
+    stage_fwd[0] += embed / 3
+    stage_fwd[-1] += lf + ce / 2
+    stage_bwd = [total - f for total, f in zip(stage_time, stage_fwd)]
     compute_stage = [n * layer_time + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
                      for i, n in enumerate(split)]
     slowest = max(range(p), key=lambda i: stage_time[i])
@@ -505,7 +518,8 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     tokens_step = cfg.gbs * s
     tflops = model.model_flops(tokens_step) / iteration / gpus / 1e12
     return Estimate(model, cfg, gpus, d, m, recompute, iteration, breakdown, memory_per_gpu, mem,
-                    memory_capacity(node), tokens_step / iteration / gpus, tflops)
+                    memory_capacity(node), tokens_step / iteration / gpus, tflops,
+                    stage_forward=tuple(stage_fwd), stage_backward=tuple(stage_bwd), after_flush=dp_comm + opt)
 
 
 def estimate(model: TransformerConfig, cluster: Cluster, config: ParallelConfig) -> Estimate:

@@ -147,3 +147,27 @@ def test_tensor_parallel_overlap_hides_communication():
     on, off = run(tp=8, pp=2, recompute="none"), run(tp=8, pp=2, recompute="none", tp_overlap=False)
     assert on.breakdown.tp_comm < off.breakdown.tp_comm
     assert on.breakdown.compute == pytest.approx(off.breakdown.compute)
+
+
+@pytest.mark.parametrize("name, nodes, kw", [
+    ("llama3.1-70b", 8, dict(tp=4, pp=4, cp=2, vp=5)),
+    ("gpt3-175b", 16, dict(tp=4, pp=8, vp=12, gbs=256)),
+    ("llama3.1-405b", 2048, dict(tp=8, pp=16, gbs=2048)),   # Megatron's uneven first/last stages
+])
+def test_the_simulator_runs_the_estimate_within_two_percent(name, nodes, kw):
+    from pipesim.simulation.megatron_sim import simulate_estimate
+
+    e = run(model=preset(name), nodes=nodes, **kw)
+    sim = simulate_estimate(e)
+    assert abs(sim.difference) < 0.02
+    assert sim.pipeline + sim.after_flush == pytest.approx(sim.simulated_iteration_time)
+
+
+def test_uneven_stage_split():
+    from pipesim.placement.plan.megatron import stage_layers
+
+    for layers in (7, 80, 126):
+        for p in range(1, layers + 1):
+            split = stage_layers(layers, p)
+            assert sum(split) == layers and len(split) == p and min(split) >= 1
+            assert len(set(split[1:-1])) <= 1    # middle stages equal, as Megatron-Core requires

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['id']:6} {row['model'][:16]:16} {row['gpus']:>5} {row['precision']:5} {cfg:22} "
               f"{row['measured_step_s']:9.3f} {r.iteration_time:9.3f} {ratio:6.3f} {r.memory_per_gpu / 2**30:6.1f} "
               f"{'yes ' if r.fits else 'NO  '}  {r.recompute}")
-        out.append({"id": row["id"], "model": row["model"], "gpus": row["gpus"], "precision": row["precision"],
+        out.append({"id": row["id"], "model": row["model"], "system": row["system"].split(" ")[0],
+                    "gpus": row["gpus"], "precision": row["precision"],
                     "config": cfg, "measured_s": row["measured_step_s"], "predicted_s": r.iteration_time,
                     "ratio": ratio, "memory_gib": r.memory_per_gpu / 2**30, "fits": r.fits,
                     "recompute": r.recompute, "breakdown": r.to_dict()["breakdown"], "source": row["source"]["name"]})
@@ -116,7 +117,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="predicted = measured")
     ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15, label="±10%")
     for r in rows:
-        colour = "tab:blue" if "H100" in r["source"] or r["precision"] != "fp16" else "tab:orange"
+        colour = "tab:blue" if r["system"] == "DGX-H100" else "tab:orange"
         ax.scatter(r["measured_s"], r["predicted_s"], color=colour, marker="o" if r["fits"] else "x")
         ax.annotate(f"{r['model']} {r['precision']}", (r["measured_s"], r["predicted_s"]), fontsize=6,
                     xytext=(3, 3), textcoords="offset points")

@@ -70,10 +70,12 @@ def preset(name: str, **overrides) -> TransformerConfig:
     >>> preset("llama3.1-70b").params()
     70553706496
     """
+    from pipesim.workloads.transformer import SIZES
+
     key = name.lower()
-    if key not in LLMS:
-        raise InputError(None, "model", f"unknown model preset {name!r} (known: {', '.join(LLMS)})")
-    config = LLMS[key]
+    if key not in LLMS and key not in SIZES:
+        raise InputError(None, "model", f"unknown model preset {name!r} (known: {', '.join([*LLMS, *SIZES])})")
+    config = LLMS[key] if key in LLMS else replace(SIZES[key], batch=1)
     if overrides.get("seq", 0) > config.max_positions and config.position == "learned":
         overrides["max_positions"] = overrides["seq"]
     return replace(config, **overrides) if overrides else config
@@ -84,6 +86,8 @@ def _from_params(params: Any, source: str | None, where: str) -> TransformerConf
         raise InputError(source, where, "must be a mapping of parameter names to values")
     params = dict(params)
     base_name = params.pop("preset", None) or params.pop("size", None)
+    for ignored in ("batch", "dtype", "granularity"):   # the graph generator's: the microbatch is --mbs here
+        params.pop(ignored, None)
     for key, value in params.items():
         if key not in PARAMS:
             raise InputError(source, f"{where}.{key}", f"not a transformer parameter (known: {', '.join(PARAMS)})")

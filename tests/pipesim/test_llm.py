@@ -106,3 +106,12 @@ def test_load_llm_bad_files_name_file_and_field(tmp_path, text, field):
 def test_unknown_preset():
     with pytest.raises(InputError, match="unknown model preset"):
         load_llm("llama-9000")
+
+
+def test_a_scenario_model_section_with_graph_parameters_loads(tmp_path):
+    # scenarios give the graph generator's batch and dtype; the LLM model ignores them (the microbatch is --mbs)
+    f = tmp_path / "s.yaml"
+    f.write_text("model: {generator: transformer, params: {layers: 2, hidden: 64, heads: 4, seq: 16, batch: 4,"
+                 " vocab: 100, decoder: true, dtype: fp16}}\n")
+    assert load_llm(f).batch == 1
+    assert load_llm("gpt2").params() == 124_439_808

@@ -259,7 +259,8 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
         # fused scale-mask-softmax: read scores, write probabilities; backward reads both, writes the gradient
         attn_f += _elementwise(2 * e * sc, device)
         attn_b += _elementwise(3 * e * sc, device)
-        attn_stash = e * tokens * (h + 2 * kv) / t + e * sc       # Q, K, V and the probabilities (Korthikanti's s² term)
+        # Q, K, V, the context (the output projection's input) and the probabilities (Korthikanti's s² term)
+        attn_stash = e * tokens * (h + 2 * kv + h) / t + e * sc
         if cfg.dropout > 0:
             # dropout of the probabilities: read 2, write 2 + a 1-byte mask; backward reads grad and mask, writes 2;
             # the mask and the dropped probabilities are kept (Korthikanti et al. Table 2: 5·a·s²·b in all)

@@ -13,6 +13,7 @@ from pipesim.hardware.gemm import gemm_efficiency, gemm_time
 from pipesim.placement.plan.megatron import ParallelConfig, estimate, pipeline_time, with_nodes
 from pipesim.simulation.formulas import iteration_time
 from pipesim.workloads.llms import preset
+from pipesim.workloads.transformer import TransformerConfig
 
 H100 = load_cluster("dgx-h100x16")
 A100 = load_cluster("dgx-a100x4")
@@ -171,3 +172,17 @@ def test_uneven_stage_split():
             split = stage_layers(layers, p)
             assert sum(split) == layers and len(split) == p and min(split) >= 1
             assert len(set(split[1:-1])) <= 1    # middle stages equal, as Megatron-Core requires
+
+
+def test_activation_memory_is_korthikantis_34_sbh_for_gpt():
+    # Korthikanti et al. 2022, Eq. 1 and §4.2.2: per layer s·b·h·(34 + 5·a·s/h) bytes without parallelism
+    # (dropout on), s·b·h·(34/t + 5·a·s/(h·t)) with tensor and sequence parallelism
+    from pipesim.placement.plan.megatron import _layer
+
+    gpt = TransformerConfig(layers=4, hidden=1024, heads=16, seq=512, batch=1, vocab=1000, decoder=True,
+                            max_positions=512)
+    node = H100.nodes[0][0]
+    s, b, h, a = 512, 2, 1024, 16
+    for t in (1, 4):
+        cfg = ParallelConfig(tp=t, mbs=b, gbs=b, attention="unfused", dropout=0.1)
+        assert _layer(gpt, cfg, node).activations == pytest.approx(s * b * h * (34 + 5 * a * s / h) / t)

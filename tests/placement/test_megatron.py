@@ -186,3 +186,19 @@ def test_activation_memory_is_korthikantis_34_sbh_for_gpt():
     for t in (1, 4):
         cfg = ParallelConfig(tp=t, mbs=b, gbs=b, attention="unfused", dropout=0.1)
         assert _layer(gpt, cfg, node).activations == pytest.approx(s * b * h * (34 + 5 * a * s / h) / t)
+
+
+REFERENCE = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "reference" / "published-runs.json"
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="../shared/reference/published-runs.json is absent")
+def test_every_published_configuration_fits_and_is_predicted_within_25_percent():
+    import json
+
+    import pipesim
+    from benchmarks.published import row_inputs
+
+    for row in json.loads(REFERENCE.read_text())["rows"]:
+        r = pipesim.estimate(**row_inputs(row))
+        assert r.fits, row["id"]
+        assert abs(r.iteration_time / row["measured_step_s"] - 1) <= 0.25, row["id"]

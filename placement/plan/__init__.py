@@ -8,7 +8,10 @@ docs/model.md §10.  One sub-system, one module per idea:
 * :mod:`~pipesim.placement.plan.solve` — :func:`plan`, the optimal planner (Piper's objective,
   and the entry point for every objective);
 * :mod:`~pipesim.placement.plan.flush` — the 1F1B-with-flush objective on a cluster's nodes;
-* :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are.
+* :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are;
+* :mod:`~pipesim.placement.plan.megatron` — one Megatron-Core configuration of an LLM: step time and
+  memory (docs/model.md §11);
+* :mod:`~pipesim.placement.plan.megatron_plan` — the fastest such configuration that fits (§11.9).
 
 The planner's modules load numba; they are imported on first use, so reading a
 workload or a plan stays cheap.
@@ -25,6 +28,8 @@ _LAZY = {
     "OBJECTIVES": "solve", "PLAN_OPTIONS": "solve", "cluster_limits": "solve", "plan": "solve", "solve_plan": "solve",
     "Geometry": "flush", "evaluate_flush_plan": "flush", "solve_flush_plan": "flush",
     "is_piper_format": "piper_format", "read_piper_workload": "piper_format",
+    "ParallelConfig": "megatron", "Estimate": "megatron", "estimate": "megatron", "with_nodes": "megatron",
+    "MegatronPlan": "megatron_plan", "plan_megatron": "megatron_plan",
 }
 
 __all__ = sorted(_LAZY)

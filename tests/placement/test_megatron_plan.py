@@ -104,3 +104,23 @@ def test_plan_cli_bad_input(capsys, tmp_path):
     assert main(["plan", str(f)]) == 2
     err = capsys.readouterr().err
     assert "hardware.cluster" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["llama3.1-70b-dgx-h100x8", "llama3.1-405b-dgx-h100x72"])
+def test_pipesim_run_simulates_the_bundled_llm_scenarios_within_two_percent(name, tmp_path, capsys):
+    path = REPO / "scenarios" / "llm" / f"{name}.yaml"
+    assert main(["run", str(path), "-o", str(tmp_path), "--json", "--no-progress"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert abs(data["simulation"]["relative_difference"]) < 0.02
+    assert data["plan"]["fits"] is True
+    assert json.loads((tmp_path / "result.json").read_text())["plan"]["iteration_time"] == data["plan"]["iteration_time"]
+
+
+def test_pipesim_run_llm_scenario_bad_option(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("model: {generator: transformer, params: {preset: llama3.1-8b}}\nhardware: {cluster: dgx-h100x8}\n"
+                 "solve: {method: plan, options: {objective: megatron, gbs: 64, microbatch: 2}}\n")
+    assert main(["run", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "solve.options.microbatch" in err and len(err.strip().splitlines()) == 1

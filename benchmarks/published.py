@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default=str(REFERENCE), help="the published runs (JSON)")
     parser.add_argument("--plot", default="out/published.png", help="where to write the plot (PNG)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (for the README)")
     args = parser.parse_args(argv)
     import pipesim
 
@@ -95,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nrows: {len(out)}   median |pred/meas - 1|: {statistics.median(errors):.1%}   worst: {max(errors):.1%}   "
           f"within 10%: {sum(e <= 0.10 for e in errors)}   within 25%: {sum(e <= 0.25 for e in errors)}   "
           f"fit: {sum(o['fits'] for o in out)}/{len(out)}")
+    if args.markdown:
+        print("\n| run | GPUs | precision | t,p,c,v,d,mbs,gbs | measured s | predicted s | predicted/measured | GiB/GPU | fits |")
+        print("|---|---:|---|---|---:|---:|---:|---:|---|")
+        for o in out:
+            print(f"| {o['model']} ({o['system']}) | {o['gpus']} | {o['precision']} | {o['config']} | "
+                  f"{o['measured_s']:.3f} | {o['predicted_s']:.3f} | {o['ratio']:.3f} | {o['memory_gib']:.1f} | "
+                  f"{'yes' if o['fits'] else 'no'} |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -452,7 +452,10 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
         stage_params[-1] += head_params + (vocab * h / t if model.tied_embeddings and model.decoder else 0.0)
     grad_bytes = 4 if cfg.grad_reduce_fp32 else 2   # the DDP gradient buffer's type
     dp_group = Group.strided(d, t * c, node)
-    params_slow = stage_params[slowest]
+    # the first stage runs the step's last backward (1F1B drains towards it): its gradient reduction is the
+    # one on the critical path; the optimizer steps after a global gradient-norm reduction, so the stage with
+    # the most parameters sets its time
+    params_slow = stage_params[0]
     # the gradient reduce runs over data- and context-parallel ranks together (Megatron's dp-cp group)
     dpcp_group = Group.strided(d * c, t, node) if c > 1 else dp_group
     if cfg.distributed_optimizer:
@@ -468,13 +471,13 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
         n = d * c
         bucket = max(BUCKET_PARAMS, 1_000_000 * n)
         bucket_frac = min(1.0, bucket / max(params_slow, 1.0))
-        bwd_window = split[slowest] * (layer.backward + layer.tp_backward)
-        fwd_window = split[slowest] * (layer.forward + layer.tp_forward)
+        bwd_window = split[0] * (layer.backward + layer.tp_backward)
+        fwd_window = split[0] * (layer.forward + layer.tp_forward)
         dp_comm = max(rs * bucket_frac, rs - bwd_window) + max(ag * bucket_frac, ag - fwd_window)
     else:
         dp_comm = rs + ag
     # ---- optimizer step: Adam over this rank's shard (mixed precision: 30 bytes per parameter moved) ----
-    shard = params_slow / (d * c if cfg.distributed_optimizer else 1)
+    shard = max(stage_params) / (d * c if cfg.distributed_optimizer else 1)
     opt = kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
     # ---- totals ------------------------------------------------------------------------------
     compute = m * compute_stage[slowest]

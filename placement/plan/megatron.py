@@ -156,6 +156,10 @@ class Estimate:
     stage_backward: tuple[float, ...] = field(default=())
     #: seconds after the pipeline flush: exposed DP communication + the optimizer step
     after_flush: float = 0.0
+    #: the recomputation of each pipeline stage
+    stage_recompute: tuple[str, ...] = field(default=())
+    #: (stage, bytes per GPU) of the stages whose memory was computed (all of them with per-stage recomputation)
+    stage_memory: tuple[tuple[int, float], ...] = field(default=())
 
     @property
     def fits(self) -> bool:
@@ -179,6 +183,7 @@ class Estimate:
                        "dp_overlap": c.dp_overlap, "attention": c.attention,
                        "grad_reduce_fp32": c.grad_reduce_fp32, "dropout": c.dropout},
             "params": self.model.params(),
+            "stage_recompute": list(self.stage_recompute),
             "notes": list(self.notes),
         }
 
@@ -392,7 +397,9 @@ def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> t
     return node, d, m
 
 
-def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, recompute: str) -> Estimate:
+def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
+              recompute: str | tuple[str, ...]) -> Estimate:
+    """The estimate with ``recompute`` on every stage, or per stage (a tuple of ``p`` choices)."""
     node, d, m = _check(model, cfg, cluster)
     device = node.device
     gpus = cluster.device_count
@@ -401,12 +408,16 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     tokens = b * s // c
     layer = _layer(model, cfg, node)
     split = stage_layers(model.layers, p)
-    # ---- one microbatch on one stage (all its v chunks) ------------------------------------
-    extra = {"none": 0.0, "selective": layer.attention_forward,
-             "full": layer.forward + layer.tp_forward + layer.cp_forward}[recompute]
-    layer_time = layer.forward + layer.backward + extra
-    layer_tp = layer.tp_forward + layer.tp_backward + (layer.tp_forward if recompute == "full" else 0.0)
-    layer_cp = layer.cp_forward + layer.cp_backward + (layer.cp_forward if recompute == "full" else 0.0)
+    per_stage = not isinstance(recompute, str)
+    choices = tuple(recompute) if per_stage else (recompute,) * p
+    if len(choices) != p or any(r not in RECOMPUTE for r in choices):
+        raise InputError(None, "recompute", f"must be one of {', '.join(RECOMPUTE)} (per stage: {p} of them)")
+    # ---- one microbatch on one stage (all its v chunks), per recomputation choice -----------
+    extras = {"none": 0.0, "selective": layer.attention_forward,
+              "full": layer.forward + layer.tp_forward + layer.cp_forward}
+    layer_times = [layer.forward + layer.backward + extras[r] for r in choices]
+    layer_tps = [layer.tp_forward + layer.tp_backward + (layer.tp_forward if r == "full" else 0.0) for r in choices]
+    layer_cps = [layer.cp_forward + layer.cp_backward + (layer.cp_forward if r == "full" else 0.0) for r in choices]
     vocab = math.ceil(model.vocab / (VOCAB_DIVISOR * t)) * VOCAB_DIVISOR * t
     # first stage: embedding lookup (write b·s·h) and its gradient scatter-add (read+write)
     embed = kernel_time(0.0, 3 * e * tokens * h, device, "bf16")
@@ -422,7 +433,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     act = e * tokens * h / t
     hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
     pp_per_mb = 2 * v * hop
-    stage_time = [n * (layer_time + layer_tp + layer_cp) + pp_per_mb for n in split]
+    stage_time = [n * (lt + ltp + lcp) + pp_per_mb for n, lt, ltp, lcp in zip(split, layer_times, layer_tps, layer_cps)]
     stage_time[0] += embed
     stage_time[-1] += head
     # the forward share of each stage's time (for the simulator, §11.10): forward compute and communication,
@@ -432,7 +443,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     stage_fwd[0] += embed / 3
     stage_fwd[-1] += lf + ce / 2
     stage_bwd = [total - f for total, f in zip(stage_time, stage_fwd)]
-    compute_stage = [n * layer_time + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
+    compute_stage = [n * layer_times[i] + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
                      for i, n in enumerate(split)]
     slowest = max(range(p), key=lambda i: stage_time[i])
     # ---- pipeline: 1F1B / interleaved 1F1B, the simulator's closed form (docs/model.md §6.3):
@@ -481,15 +492,17 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     opt = kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
     # ---- totals ------------------------------------------------------------------------------
     compute = m * compute_stage[slowest]
-    tp_total = m * split[slowest] * layer_tp
-    cp_total = m * split[slowest] * layer_cp
+    tp_total = m * split[slowest] * layer_tps[slowest]
+    cp_total = m * split[slowest] * layer_cps[slowest]
     breakdown = Breakdown(compute, bubble, tp_total, cp_total, pp_comm, dp_comm, opt)
     iteration = breakdown.total
     # ---- memory of the first and the last stage ----------------------------------------------
     mem = {}
     worst = None
-    for i in sorted({0, min(1, p - 1), p - 1}):
+    stage_memory = []
+    for i in (range(p) if per_stage else sorted({0, min(1, p - 1), p - 1})):
         params = stage_params[i]
+        rc = choices[i]
         weights = params * (e + (1 if cfg.precision == "fp8" else 0))   # FP8 keeps a 1-byte copy of each weight
         grads = params * grad_bytes
         # fp32 master weights and Adam moments (12 bytes), plus an fp32 copy of 16-bit gradients: Megatron's
@@ -501,9 +514,9 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
             layers_in_flight = chunks * (split[i] // v)
         else:
             layers_in_flight = min(p - i, m) * split[i]
-        if recompute == "full":
+        if rc == "full":
             acts = layers_in_flight * layer.input_bytes + layer.activations
-        elif recompute == "selective" and cfg.attention == "unfused":
+        elif rc == "selective" and cfg.attention == "unfused":
             acts = layers_in_flight * (layer.activations - e * b * (model.heads // t) * s * s) \
                 + e * b * (model.heads // t) * s * s
         else:
@@ -514,6 +527,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
             acts += tokens * vocab / t * (2 + 4)                            # bf16 logits + fp32 softmax, one microbatch
         allowance = ALLOWANCE_FIXED + ALLOWANCE_FRAGMENTATION * acts
         total = weights + grads + states + acts + allowance
+        stage_memory.append((i, total))
         if worst is None or total > worst[0]:
             worst = (total, {"weights": weights, "gradients": grads, "optimizer_states": states,
                              "activations": acts, "allowance": allowance, "stage": i})
@@ -521,9 +535,11 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster, r
     memory_per_gpu, mem = worst
     tokens_step = cfg.gbs * s
     tflops = model.model_flops(tokens_step) / iteration / gpus / 1e12
-    return Estimate(model, cfg, gpus, d, m, recompute, iteration, breakdown, memory_per_gpu, mem,
+    label = choices[0] if len(set(choices)) == 1 else "per-stage"
+    return Estimate(model, cfg, gpus, d, m, label, iteration, breakdown, memory_per_gpu, mem,
                     memory_capacity(node), tokens_step / iteration / gpus, tflops,
-                    stage_forward=tuple(stage_fwd), stage_backward=tuple(stage_bwd), after_flush=dp_comm + opt)
+                    stage_forward=tuple(stage_fwd), stage_backward=tuple(stage_bwd), after_flush=dp_comm + opt,
+                    stage_recompute=choices, stage_memory=tuple(stage_memory))
 
 
 def estimate(model: TransformerConfig, cluster: Cluster, config: ParallelConfig) -> Estimate:

@@ -47,6 +47,8 @@ class MegatronPlan:
     seconds: float
     reference: Estimate | None = None
     notes: tuple[str, ...] = field(default=())
+    #: with ``per_stage=True``: the best plan whose stages may recompute differently (not Megatron-Core's)
+    per_stage: Estimate | None = None
 
     @property
     def iteration_time(self) -> float:
@@ -69,6 +71,12 @@ class MegatronPlan:
                "fits": self.best.fits, "stages": self.stages(), "estimate": self.best.to_dict(),
                "searched": self.searched, "fitting": self.fitting, "seconds": self.seconds,
                "notes": list(self.notes)}
+        if self.per_stage is not None:
+            out["per_stage"] = {"iteration_time": self.per_stage.iteration_time,
+                                "memory_per_gpu": self.per_stage.memory_per_gpu,
+                                "stage_recompute": list(self.per_stage.stage_recompute),
+                                "config": self.per_stage.to_dict()["config"],
+                                "gain": self.iteration_time / self.per_stage.iteration_time - 1}
         if self.reference is not None:
             out["reference"] = {"iteration_time": self.reference.iteration_time, "fits": self.reference.fits,
                                 "config": self.reference.to_dict()["config"],
@@ -113,7 +121,8 @@ def candidates(model, cluster: Cluster, gbs: int, precision: str = "bf16", *, ma
 
 
 def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
-                  reference: ParallelConfig | None = None, max_mbs: int = 16) -> MegatronPlan:
+                  reference: ParallelConfig | None = None, max_mbs: int = 16,
+                  per_stage: bool = False) -> MegatronPlan:
     """The least-iteration-time configuration that fits (see the module docstring).
 
     Parameters
@@ -128,6 +137,10 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         A configuration to compare against (e.g. a published one); reported with the speed-up.
     max_mbs : int
         Largest microbatch size tried.
+    per_stage : bool
+        Also find the best plan whose stages choose their recomputation each for itself (the first stage
+        holds the most activations, the last the fewest); Megatron-Core applies one setting to all stages,
+        so this is shown beside the runnable pick with its gain.
 
     Raises
     ------
@@ -149,19 +162,30 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         raise InputError(None, "--gbs", f"must be a positive integer, got {gbs!r}")
     start = time.perf_counter()
     best: Estimate | None = None
+    mixed: Estimate | None = None
     searched = fitting = 0
     for config in candidates(model, cluster, gbs, precision, max_mbs=max_mbs):
+        uniform = []
         for recompute in RECOMPUTE:
             try:
                 est = _estimate(model, config, cluster, recompute)
             except InputError:
                 break
+            uniform.append(est)
             searched += 1
             if not est.fits:
                 continue           # less recomputation needs more memory: try the next option up
             fitting += 1
             if best is None or est.iteration_time < best.iteration_time:
                 best = est
+        if per_stage and uniform:
+            if uniform[0].fits:
+                choice = uniform[0]
+            else:
+                choice = _per_stage(model, config, cluster)
+                searched += 1
+            if choice is not None and choice.fits and (mixed is None or choice.iteration_time < mixed.iteration_time):
+                mixed = choice
     if best is None:
         raise InfeasibleError(f"no configuration of {getattr(model, 'layers', '?')} layers fits the "
                               f"{cluster.device_count} GPUs' memory at global batch {gbs} ({searched} tried)")
@@ -174,4 +198,21 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         if ref.fits and ref.iteration_time < best.iteration_time * (1 - 1e-9):
             notes.append("the reference is faster than the search's pick: a bug")  # never expected (tested)
     best = replace(best, config=replace(best.config, recompute=best.recompute))
-    return MegatronPlan(best, searched, fitting, time.perf_counter() - start, ref, tuple(notes))
+    return MegatronPlan(best, searched, fitting, time.perf_counter() - start, ref, tuple(notes), mixed)
+
+
+def _per_stage(model, config: ParallelConfig, cluster: Cluster) -> Estimate | None:
+    """Each stage's least recomputation that fits it (a stage's memory depends only on its own choice)."""
+    p = config.pp
+    memories = {}
+    for recompute in RECOMPUTE:
+        est = _estimate(model, config, cluster, (recompute,) * p)
+        memories[recompute] = dict(est.stage_memory)
+        capacity = est.capacity
+    choices = []
+    for i in range(p):
+        fitting = [r for r in RECOMPUTE if memories[r][i] <= capacity]
+        if not fitting:
+            return None
+        choices.append(fitting[0])
+    return _estimate(model, config, cluster, tuple(choices))

@@ -28,7 +28,10 @@ So ``time = launch + max(2MNK / (peak·η·q), bytes / (BW·η_mem))``.
 FlashAttention (Dao 2023, FlashAttention-2 §4; Shah et al. 2024,
 FlashAttention-3 §4) is priced at its own published fraction of peak, forward
 and backward (the backward is 2.5× the forward's FLOPs: five matrix products
-against two).  A GPU without an entry here falls back to its preset's flat
+against two), which rises with the key length ``s`` of a call as both papers'
+benchmarks show (few query/key blocks per head leave the SMs and the
+software pipeline under-filled): ``η(s) = η_∞ · s / (s + s½)`` with
+``s½ = 512`` tokens (:data:`ATTENTION_HALF_LENGTH`).  A GPU without an entry here falls back to its preset's flat
 ``compute_efficiency`` and no quantisation (stated in the result of
 :func:`engine`).
 """
@@ -45,6 +48,10 @@ __all__ = ["ATTENTION_BACKWARD_FLOPS", "ENGINES", "GemmEngine", "attention_time"
 
 #: FlashAttention's backward FLOPs per forward FLOP (FlashAttention-2 §4: 5 matmuls against 2).
 ATTENTION_BACKWARD_FLOPS = 2.5
+#: key length at which FlashAttention reaches half its long-sequence rate: read from the causal, head-dim-128
+#: curves of FlashAttention-2 (A100, Fig. 4-5) and FlashAttention-3 (H100, Fig. 5-6), which rise from about
+#: 0.5 of their plateau at 512 tokens to within a few percent of it at 8k-16k
+ATTENTION_HALF_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class GemmEngine:
 #: assumption stated here (not fitted to any training run).  FlashAttention rates: FA-2 on A100
 #: (forward ≈ 0.65, backward ≈ 0.55 of 312 TFLOPS at head dim 128, FlashAttention-2 Fig. 4–5);
 #: FA-3 / cuDNN on H100 (forward ≈ 0.60, backward ≈ 0.48 of 989 TFLOPS, causal, head dim 128,
-#: sequences 2k–16k, FlashAttention-3 Fig. 5–6).
+#: sequences 2k–16k, FlashAttention-3 Fig. 5–6).  These are the plateau rates η_∞ (long sequences).
 ENGINES: dict[str, GemmEngine] = {
     "h100-sxm": GemmEngine(132, (128, 256), {"bf16": 0.801, "fp16": 0.801, "fp8": 0.70}, 0.60, 0.48,
                            "MAMF H100 SXM 792.1/989; FlashAttention-3"),
@@ -135,15 +142,22 @@ def gemm_time(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1
     return device.launch_overhead + max(compute, memory)
 
 
-def attention_time(flops_forward: float, device: Device, *, backward: bool = False) -> float:
-    """Seconds of a FlashAttention call of ``flops_forward`` forward FLOPs (at BF16; TE runs attention in BF16 under FP8).
+def attention_time(flops_forward: float, device: Device, *, backward: bool = False, keys: float | None = None) -> float:
+    """Seconds of FlashAttention calls of ``flops_forward`` forward FLOPs (at BF16; TE runs attention in BF16 under FP8).
 
-    ``backward=True`` prices the backward pass: :data:`ATTENTION_BACKWARD_FLOPS` × the FLOPs at the backward rate.
+    ``backward=True`` prices the backward pass: :data:`ATTENTION_BACKWARD_FLOPS` × the FLOPs at the backward
+    rate.  ``keys``: the key length of each call (default: long, the plateau rate).
+
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> h100 = load_cluster("dgx-h100x16").nodes[0][0].device
+    >>> round(attention_time(1e12, h100, keys=512) / attention_time(1e12, h100), 2)   # half the rate at s½
+    2.0
     """
     if flops_forward <= 0:
         return 0.0
     eng = engine(device)
     peak = device.peak("bf16") if "bf16" in device.peak_flops else device.peak("fp16")
+    fill = 1.0 if keys is None else keys / (keys + ATTENTION_HALF_LENGTH)
     if backward:
-        return device.launch_overhead + ATTENTION_BACKWARD_FLOPS * flops_forward / (peak * eng.attention_backward)
-    return device.launch_overhead + flops_forward / (peak * eng.attention_forward)
+        return device.launch_overhead + ATTENTION_BACKWARD_FLOPS * flops_forward / (peak * eng.attention_backward * fill)
+    return device.launch_overhead + flops_forward / (peak * eng.attention_forward * fill)

@@ -251,8 +251,9 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     causal = model.decoder
     attn_flops = 4.0 * tokens * s * (h / t) * (0.5 if causal else 1.0)
     if cfg.attention == "flash":
-        attn_f = attention_time(attn_flops, device)
-        attn_b = attention_time(attn_flops, device, backward=True)
+        # each call sees s/c keys (context parallelism runs one call per ring step)
+        attn_f = attention_time(attn_flops, device, keys=s / c)
+        attn_b = attention_time(attn_flops, device, backward=True, keys=s / c)
         attn_stash = e * tokens * (h + 2 * kv + h) / t + 4 * tokens * model.heads / t  # Q, K, V, O + softmax stats
     else:
         heads = model.heads // t

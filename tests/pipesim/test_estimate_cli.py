@@ -83,3 +83,14 @@ def test_sailor_plan_is_delegated(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pipesim.commands.sailor_estimate", fake)
     assert main(["estimate", "m.yaml", "--sailor-plan", "p.json", "--profiles", "dir", "--json"]) == 0
     assert seen == {"model": "m.yaml", "plan": "p.json", "profiles": "dir", "json": True}
+
+
+def test_cluster_yaml_and_resizing(tmp_path, capsys):
+    f = tmp_path / "mine.yaml"
+    f.write_text("clusters:\n  mine:\n    nodes:\n      - {type: dgx-h100, count: 2}\n")
+    assert main(["estimate", "llama3.1-8b", "--hardware", str(f), "--gbs", "64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["gpus"] == 16
+    assert main(["estimate", "llama3.1-8b", "--hardware", "mixed-a100-v100", "--nodes", "2", "--gbs", "64"]) == 2
+    assert "--nodes" in capsys.readouterr().err
+    assert main(["estimate", "llama3.1-8b", "--hardware", "mixed-a100-v100", "--gbs", "64"]) == 2
+    assert "mixes node types" in capsys.readouterr().err

@@ -25,8 +25,8 @@ def _brute_force(model, cluster, gbs):
     """Every degree combination up to the GPU count, priced independently of the planner's enumeration."""
     gpus = cluster.device_count
     best = None
-    for t, p, c, v, mbs in itertools.product(range(1, 9), range(1, model.layers + 1), (1, 2, 4, 8), range(1, 5),
-                                             range(1, 9)):
+    for t, p, c, v, mbs in itertools.product(range(1, 9), range(1, model.layers + 1), (1, 2, 4, 8), range(1, 7),
+                                             range(1, 17)):
         for sp, do, rec in itertools.product((True, False), (True, False), RECOMPUTE):
             try:
                 cfg = ParallelConfig(tp=t, pp=p, cp=c, vp=v, mbs=mbs, gbs=gbs, sequence_parallel=sp,
@@ -39,13 +39,18 @@ def _brute_force(model, cluster, gbs):
     return best
 
 
-def test_planner_is_exact_against_brute_force_on_a_tiny_cluster():
-    model = TransformerConfig(layers=4, hidden=2048, ffn_hidden=5632, heads=16, kv_heads=4, vocab=32000, seq=4096,
-                              batch=1, decoder=True, gated=True, tied_embeddings=False, position="rope", norm="rmsnorm",
-                              bias=False, max_positions=4096)
+@pytest.mark.slow
+@pytest.mark.parametrize("model, gbs", [
+    (TransformerConfig(layers=4, hidden=2048, ffn_hidden=5632, heads=16, kv_heads=4, vocab=32000, seq=4096, batch=1,
+                       decoder=True, gated=True, tied_embeddings=False, position="rope", norm="rmsnorm", bias=False,
+                       max_positions=4096), 16),
+    (TransformerConfig(layers=6, hidden=3072, heads=12, kv_heads=4, vocab=50000, seq=2048, batch=1, decoder=True,
+                       max_positions=2048), 24),
+])
+def test_planner_is_exact_against_brute_force_on_a_tiny_cluster(model, gbs):
     cluster = with_nodes(H100, 1)
-    plan = plan_megatron(model, cluster, gbs=16)
-    brute = _brute_force(model, cluster, 16)
+    plan = plan_megatron(model, cluster, gbs=gbs)
+    brute = _brute_force(model, cluster, gbs)
     assert plan.iteration_time == pytest.approx(brute.iteration_time, rel=1e-12)
 
 

@@ -184,6 +184,10 @@ class Estimate:
                        "grad_reduce_fp32": c.grad_reduce_fp32, "dropout": c.dropout},
             "params": self.model.params(),
             "stage_recompute": list(self.stage_recompute),
+            "stages": [{"stage": i, "layers": n, "forward": f, "backward": b,
+                        "recompute": self.stage_recompute[i] if self.stage_recompute else self.recompute}
+                       for i, (n, f, b) in enumerate(zip(stage_layers(self.model.layers, c.pp), self.stage_forward,
+                                                         self.stage_backward))],
             "notes": list(self.notes),
         }
 

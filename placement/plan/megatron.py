@@ -25,7 +25,7 @@ Reference: docs/model.md §11.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType

@@ -25,7 +25,6 @@ Reference: docs/model.md §11.9.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.hardware.gemm import attention_time, gemm_time
-from typing import Any
 
 #: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
 #: placement/ does not import pipesim/ (the layering of docs/model.md §9)

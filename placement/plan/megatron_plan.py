@@ -15,11 +15,13 @@ the GPUs, ``d = GPUs/(t·p·c)``, ``mbs·d`` divides the global batch; ``v > 1``
 when ``p·v`` divides the layers and ``p`` the microbatches; recomputation
 none / selective / full; sequence parallelism on/off (``t > 1``); the
 distributed optimizer on/off.  Every plan is one Megatron-Core can run: one
-``t, c, d, v`` for every stage.  Degrees are pruned only where the model is
-provably monotone: a configuration that does not fit without recomputation's
-savings is not re-tried with less; ``ParallelConfig`` settings that only add
-memory and time (SP off, DO off at ``d·c > 1``) are tried but rarely win.
+``t, c, d, v`` for every stage.  Nothing is pruned: every candidate is priced
+with each recomputation (settings that rarely win, such as SP or the
+distributed optimizer off, are priced too).  With ``per_stage=True`` each
+configuration that does not fit without recomputation is also priced with
+every stage's least recomputation that fits it.
 
+Tested against an independent brute force (tests/placement/test_megatron_plan.py).
 Reference: docs/model.md §11.9.
 """
 

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 
 from pipesim.hardware.devices import Device, dtype_bytes
 
-__all__ = ["ATTENTION_BACKWARD_FLOPS", "ENGINES", "GemmEngine", "attention_time", "engine", "gemm_efficiency",
-           "gemm_time"]
+__all__ = ["ATTENTION_BACKWARD_FLOPS", "ENGINES", "UB_COMM_SMS", "GemmEngine", "attention_time", "engine",
+           "gemm_efficiency", "gemm_time", "overlap_slowdown"]
 
 #: FlashAttention's backward FLOPs per forward FLOP (FlashAttention-2 §4: 5 matmuls against 2).
 ATTENTION_BACKWARD_FLOPS = 2.5
@@ -64,6 +64,9 @@ class GemmEngine:
     attention_forward: float
     attention_backward: float
     source: str = ""
+    #: SMs one NCCL collective or send/receive kernel occupies while it runs (one CTA per channel); ``0`` where
+    #: no published figure is held (the overlap is then priced without interference, docs/model.md §11.4)
+    nccl_sms: int = 0
 
     def ceiling_for(self, dtype: str) -> float:
         return self.ceiling.get(dtype, self.ceiling.get("bf16", 0.7))
@@ -79,13 +82,54 @@ class GemmEngine:
 #: sequences 2k–16k, FlashAttention-3 Fig. 5–6).  These are the plateau rates η_∞ (long sequences).
 ENGINES: dict[str, GemmEngine] = {
     "h100-sxm": GemmEngine(132, (128, 256), {"bf16": 0.801, "fp16": 0.801, "fp8": 0.70}, 0.60, 0.48,
-                           "MAMF H100 SXM 792.1/989; FlashAttention-3"),
+                           "MAMF H100 SXM 792.1/989; FlashAttention-3", nccl_sms=24),
     "a100-80gb": GemmEngine(108, (256, 128), {"bf16": 0.859, "fp16": 0.859}, 0.65, 0.55,
                             "MAMF A100 SXM 267.9/312; FlashAttention-2"),
     "a100-40gb": GemmEngine(108, (256, 128), {"bf16": 0.859, "fp16": 0.859}, 0.65, 0.55,
                             "MAMF A100 SXM 267.9/312; FlashAttention-2"),
     "v100": GemmEngine(80, (128, 128), {"fp16": 0.75}, 0.5, 0.4, "assumption: no MAMF entry"),
 }
+
+
+#: SMs of Transformer Engine's userbuffers kernels while a tensor-parallel collective overlaps a GEMM of the layer,
+#: and whether the GEMM is launched on the remaining SMs for its whole duration (``set_sm_margin``, "pipeline"
+#: method) or shares the GPU with the communication kernel only while it runs ("bulk" and "ring_exchange").
+#: NeMo's H100 recipe ``userbuffers_bf16_h100_h8192_tp4_mbs1_seqlen8192`` (NeMo,
+#: nemo/collections/llm/recipes/tp_overlap_configs/userbuffers.py; the same table serves its FP8 recipe):
+#: forward all-gathers by ring exchange (1 SM), forward reduce-scatters pipelined in 4 chunks with 24 (output
+#: projection) and 16 (fc2) SMs reserved; backward the bulk all-gathers of the sharded inputs under the data-
+#: gradient GEMMs (4 and 2 SMs) and the bulk reduce-scatters of the data gradients under the weight-gradient GEMMs
+#: (24 and 4 SMs); the output-gradient all-gathers by ring exchange (1 SM).  TE reserves ``_math_sms = SMs −
+#: num_sm`` for the GEMM when ``set_sm_margin`` (transformer_engine/common/comm_gemm_overlap/comm_gemm_overlap.cpp).
+UB_COMM_SMS: dict[str, tuple[int, bool]] = {
+    "qkv_fprop": (1, False), "fc1_fprop": (1, False),          # ring-exchange all-gathers
+    "proj_fprop": (24, True), "fc2_fprop": (16, True),          # pipelined reduce-scatters, SM margin
+    "qkv_dgrad": (4, False), "fc1_dgrad": (2, False),           # bulk all-gathers of the inputs
+    "qkv_wgrad": (24, False), "fc1_wgrad": (4, False),          # bulk reduce-scatters of the data gradients
+    "proj_dgrad": (1, False), "fc2_dgrad": (1, False),          # ring-exchange all-gathers of output gradients
+}
+
+
+def overlap_slowdown(compute: float, comm: float, comm_sms: int, sms: int, margin: bool = False) -> float:
+    """Extra seconds a kernel of ``compute`` seconds takes when a communication kernel on ``comm_sms`` of its ``sms``
+    SMs overlaps it for ``comm`` seconds (docs/model.md §11.4, "Overlap is not free").
+
+    A collective's kernel is resident on ``comm_sms`` SMs (one CTA per NCCL channel, or the userbuffers
+    ``num_sm``) for as long as it runs, so the compute kernel overlapped with it progresses at
+    ``(sms − comm_sms)/sms`` of its rate for that time: ``+ min(comm, compute) · comm_sms/sms``.  With
+    ``margin`` (Transformer Engine's ``set_sm_margin``) the GEMM is launched on ``sms − comm_sms`` SMs for its
+    whole duration: ``+ compute · comm_sms/(sms − comm_sms)``.  No overlap, no SMs: no change.
+
+    >>> overlap_slowdown(1.0, 0.0, 24, 132), overlap_slowdown(1.0, 0.5, 0, 132)
+    (0.0, 0.0)
+    >>> round(overlap_slowdown(1.0, 0.5, 24, 132), 4), round(overlap_slowdown(1.0, 0.5, 24, 132, margin=True), 4)
+    (0.0909, 0.2222)
+    """
+    if compute <= 0 or comm <= 0 or comm_sms <= 0 or sms <= comm_sms:
+        return 0.0
+    if margin:
+        return compute * comm_sms / (sms - comm_sms)
+    return min(max(comm, 0.0), compute) * comm_sms / sms
 
 
 def engine(device: Device) -> GemmEngine:

@@ -32,7 +32,7 @@ from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
-from pipesim.hardware.gemm import attention_time, gemm_time
+from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time, overlap_slowdown
 
 #: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
 #: placement/ does not import pipesim/ (the layering of docs/model.md §9)
@@ -237,6 +237,31 @@ def _gemm3(m: int, n: int, k: int, device, dtype: str) -> tuple[float, float]:
     return gemm_time(m, n, k, device, dtype), gemm_time(m, k, n, device, dtype) + gemm_time(k, n, m, device, dtype)
 
 
+def _tp_overlap_slowdown(gemms: list[tuple[float, float, float]], ag: float, rs: float, device) -> tuple[float, float]:
+    """Extra forward and backward seconds of a layer's GEMMs under Transformer Engine's TP overlap.
+
+    ``gemms``: (forward, data-gradient, weight-gradient) seconds of QKV, output projection, fc1, fc2; ``ag``, ``rs``:
+    one all-gather / reduce-scatter of the layer's activation.  Each overlapped GEMM runs beside a userbuffers
+    kernel on :data:`~pipesim.hardware.gemm.UB_COMM_SMS` SMs (NeMo's H100 recipe): forward the QKV and fc1 GEMMs
+    under ring-exchange all-gathers, the projection and fc2 GEMMs on the SMs left by the pipelined
+    reduce-scatters; backward the data-gradient GEMMs of QKV and fc1 under the bulk all-gathers of their inputs,
+    their weight-gradient GEMMs under the bulk reduce-scatters of the data gradients, and the projection and fc2
+    data-gradient GEMMs under ring-exchange all-gathers of the output gradients.
+    """
+    sms = engine(device).sms
+    (qkv, qkv_d, qkv_w), (proj, proj_d, _), (fc1, fc1_d, fc1_w), (fc2, fc2_d, _) = gemms
+
+    def slow(name: str, compute: float, comm: float) -> float:
+        k, margin = UB_COMM_SMS[name]
+        return overlap_slowdown(compute, comm, k, sms, margin)
+
+    forward = slow("qkv_fprop", qkv, ag) + slow("fc1_fprop", fc1, ag) + slow("proj_fprop", proj, rs) \
+        + slow("fc2_fprop", fc2, rs)
+    backward = slow("qkv_dgrad", qkv_d, ag) + slow("fc1_dgrad", fc1_d, ag) + slow("qkv_wgrad", qkv_w, rs) \
+        + slow("fc1_wgrad", fc1_w, rs) + slow("proj_dgrad", proj_d, ag) + slow("fc2_dgrad", fc2_d, ag)
+    return forward, backward
+
+
 def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _Layer:
     device = node.device
     t, c, b, s = cfg.tp, cfg.cp, cfg.mbs, model.seq
@@ -248,9 +273,12 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     # the four GEMMs of a layer, TP-sharded (Shoeybi et al. 2019: column-parallel QKV and fc1, row-parallel proj and fc2)
     shapes = [(tokens, model.qkv_width // t, h), (tokens, h, h // t), (tokens, up // t, h), (tokens, h, f // t)]
     fwd = bwd = 0.0
+    gemms = []                                 # (forward, data gradient, weight gradient) of qkv, proj, fc1, fc2
     for m, n, k in shapes:
-        a, g = _gemm3(m, n, k, device, gemm_dtype)
-        fwd, bwd = fwd + a, bwd + g
+        a = gemm_time(m, n, k, device, gemm_dtype)
+        dg, wg = gemm_time(m, k, n, device, gemm_dtype), gemm_time(k, n, m, device, gemm_dtype)
+        gemms.append((a, dg, wg))
+        fwd, bwd = fwd + a, bwd + dg + wg
     # the attention core: per GPU, s/c queries of b sequences against s keys, heads/t heads
     causal = model.decoder
     attn_flops = 4.0 * tokens * s * (h / t) * (0.5 if causal else 1.0)
@@ -308,6 +336,10 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
             # any excess over the GEMMs stay exposed
             tp_f = max(tp_f / t, tp_f - fwd)
             tp_b = max(tp_b / t, tp_b - bwd)
+            # ... and is not free: its kernels hold SMs while the GEMMs run (docs/model.md §11.4)
+            ub_f, ub_b = _tp_overlap_slowdown(gemms, all_gather(full, tp_group), reduce_scatter(full, tp_group),
+                                              device)
+            forward, backward = forward + ub_f, backward + ub_b
     else:
         tp_f = tp_b = 0.0
     # context parallelism (ring attention): c−1 exchanges of this rank's K and V shard, each hidden under one
@@ -320,6 +352,10 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
         block_f, block_b = attn_f / c, attn_b / c
         cp_f = step + (c - 1) * max(0.0, step - block_f)
         cp_b = 2 * step + (c - 1) * max(0.0, 2 * step - block_b)
+        # the c−1 hidden exchanges' NCCL send/receive kernels hold SMs while the attention blocks run
+        sms, nccl = engine(device).sms, engine(device).nccl_sms
+        cp_f += (c - 1) * overlap_slowdown(block_f, step, nccl, sms)
+        cp_b += (c - 1) * overlap_slowdown(block_b, 2 * step, nccl, sms)
     else:
         cp_f = cp_b = 0.0
     # stashed activations per layer (Korthikanti et al. 2022 §4.1 with SP, flash attention, GQA, gated MLP):
@@ -489,7 +525,13 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
         bucket_frac = min(1.0, bucket / max(params_slow, 1.0))
         bwd_window = split[0] * (layer.backward + layer.tp_backward)
         fwd_window = split[0] * (layer.forward + layer.tp_forward)
-        dp_comm = max(rs * bucket_frac, rs - bwd_window) + max(ag * bucket_frac, ag - fwd_window)
+        rs_exposed = max(rs * bucket_frac, rs - bwd_window)
+        ag_exposed = max(ag * bucket_frac, ag - fwd_window)
+        # the hidden part is not free: NCCL's kernels hold SMs while the backward / forward runs beside them
+        eng = engine(device)
+        interference = overlap_slowdown(bwd_window, rs - rs_exposed, eng.nccl_sms, eng.sms) \
+            + overlap_slowdown(fwd_window, ag - ag_exposed, eng.nccl_sms, eng.sms)
+        dp_comm = rs_exposed + ag_exposed + interference
     else:
         dp_comm = rs + ag
     # ---- optimizer step: Adam over this rank's shard (mixed precision: 30 bytes per parameter moved) ----

@@ -13,7 +13,8 @@ GEMMs at the shape-dependent achievable rate of :mod:`pipesim.hardware.gemm`,
 FlashAttention at its published rate, memory-bound kernels at HBM streaming
 bandwidth (:func:`pipesim.hardware.costs.kernel_time`), NCCL collectives of
 :mod:`pipesim.hardware.collectives` on the ranks' actual links (Megatron's rank
-order tp → cp → dp → pp), the interleaved 1F1B bubble ``(p−1)/v`` microbatches
+order tp → cp → dp → pp), overlapped communication slowing the compute beside it by the SMs its kernels
+hold (Transformer Engine's userbuffers ``num_sm``, NCCL's CTAs), the interleaved 1F1B bubble ``(p−1)/v`` microbatches
 (Narayanan et al., SC'21 §2.2), activation memory after Korthikanti et al. 2022
 (arXiv:2205.05198, §4) for grouped-query attention, gated MLPs and fused
 attention, and Megatron's distributed-optimizer byte counts (Megatron-LM docs,

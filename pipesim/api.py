@@ -372,9 +372,13 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
 
     Returns
     -------
-    Outcome
+    Outcome or LLMOutcome
         ``workload``, ``result`` (the solver's), ``simulation``, ``summary()``,
-        ``to_dict()``; ``files`` lists what was written.
+        ``to_dict()``; ``files`` lists what was written.  An LLM scenario
+        (``solve: {method: plan, options: {objective: megatron, gbs: G}}``,
+        given by its path) returns :class:`pipesim.llm_scenario.LLMOutcome`:
+        ``plan`` (docs/model.md §11.9), ``simulation`` (§11.10), ``summary()``,
+        ``to_dict()`` (``result.json``'s content, as ``pipesim run`` writes it).
 
     Raises
     ------
@@ -398,6 +402,13 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
     from pipesim.pipeline import execute
 
     if isinstance(scenario, (str, Path)):
+        from pipesim.llm_scenario import llm_scenario_data, run_llm_scenario
+
+        llm = llm_scenario_data(scenario)
+        if llm is not None:   # an LLM scenario (objective megatron): plan and simulate as `pipesim run` does
+            if report is not None:
+                raise InputError(report, None, "LLM (objective: megatron) scenarios write result.json, no report")
+            return run_llm_scenario(scenario, out_dir, data=llm, step=None)
         scenario = load_scenario(scenario)
     outcome = execute(scenario, progress=progress)
     if out_dir is not None or report is not None:

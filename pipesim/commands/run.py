@@ -114,78 +114,22 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
     return 0 if plan.feasible else 1
 
 
-def _megatron_scenario(path: str) -> dict | None:
-    """The data of a scenario whose plan objective is ``megatron`` (an LLM on a cluster), else ``None``."""
-    if not str(path).endswith((".yaml", ".yml")):
-        return None
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    solve = data.get("solve") if isinstance(data, dict) else None
-    options = solve.get("options") if isinstance(solve, dict) else None
-    if isinstance(solve, dict) and solve.get("method") == "plan" and isinstance(options, dict) \
-            and options.get("objective") == "megatron":
-        return data
-    return None
-
-
 def _run_megatron(args, data: dict) -> int:
     """An LLM scenario (``solve: {method: plan, options: {objective: megatron, gbs: …}}``): the planner's pick
-    (docs/model.md §11.9), simulated by the discrete-event simulator (§11.10); ``result.json`` in the output folder."""
-    import json
-
+    (docs/model.md §11.9), simulated by the discrete-event simulator (§11.10); ``result.json`` in the output folder.
+    The work is :func:`pipesim.llm_scenario.run_llm_scenario` (the same from Python: :func:`pipesim.run_scenario`)."""
     from pipesim.commands.estimate import table
-    from pipesim.hardware.clusters import load_cluster
-    from pipesim.placement.plan.megatron_plan import plan_megatron
-    from pipesim.simulation.megatron_sim import simulate_estimate
-    from pipesim.workloads.llms import load_llm
+    from pipesim.llm_scenario import run_llm_scenario
 
     if args.set:
         raise InputError(args.scenario, "--set", "not supported for LLM (objective: megatron) scenarios")
-    unknown = set(data) - {"name", "description", "model", "hardware", "solve", "output"}
-    if unknown:
-        raise InputError(args.scenario, sorted(unknown)[0], "not a field of an LLM scenario "
-                         "(name, description, model, hardware, solve, output)")
-    options = data["solve"]["options"]
-    extra = set(options) - {"objective", "gbs", "precision"}
-    if extra:
-        raise InputError(args.scenario, f"solve.options.{sorted(extra)[0]}", "not an option of objective megatron "
-                         "(gbs, precision)")
-    gbs = options.get("gbs")
-    if isinstance(gbs, bool) or not isinstance(gbs, int) or gbs < 1:
-        raise InputError(args.scenario, "solve.options.gbs", f"must be a positive integer, got {gbs!r}")
-    precision = options.get("precision", "bf16")
-    if precision not in ("bf16", "fp16", "fp8"):
-        raise InputError(args.scenario, "solve.options.precision", f"must be bf16, fp16 or fp8, got {precision!r}")
-    hardware = (data.get("hardware") or {}).get("cluster") if isinstance(data.get("hardware"), dict) else None
-    if not hardware:
-        raise InputError(args.scenario, "hardware.cluster", "needed: a cluster preset or YAML file")
-    model = load_llm(args.scenario)
-    cluster = load_cluster(hardware)
     step = step_reporter(args.progress and not args.json)
-    with step("planning (megatron)"):
-        plan = plan_megatron(model, cluster, gbs, precision)
-    with step("simulating the plan"):
-        simulation = simulate_estimate(plan.best)
-    result = {"scenario": data.get("name") or Path(args.scenario).stem, "plan": plan.to_dict(),
-              "simulation": simulation.to_dict()}
-    section = data.get("output") if isinstance(data.get("output"), dict) else {}
-    output = args.output or section.get("dir")
-    files = {}
-    if output:
-        folder = Path(output)
-        if folder.exists() and not folder.is_dir():
-            raise InputError(folder, None, "is a file: the output must be a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-        files["result"] = str(folder / "result.json")
+    outcome = run_llm_scenario(args.scenario, args.output or True, data=data, step=step)
     if args.json:
-        print_json({**result, "files": files})
+        print_json({**outcome.to_dict(), "files": outcome.files})
         return 0
-    console.print(table(plan.best, result["scenario"]))
+    plan, simulation = outcome.plan, outcome.simulation
+    console.print(table(plan.best, outcome.scenario))
     console.print(f"simulated iteration: {simulation.simulated_iteration_time:.4f} s "
                   f"({simulation.difference:+.2%} against the model's {plan.iteration_time:.4f} s); "
                   f"searched {plan.searched} configurations in {plan.seconds:.2f} s")
@@ -193,7 +137,9 @@ def _run_megatron(args, data: dict) -> int:
 
 
 def run(args) -> int:
-    llm = _megatron_scenario(args.scenario)
+    from pipesim.llm_scenario import llm_scenario_data
+
+    llm = llm_scenario_data(args.scenario)
     if llm is not None:
         return _run_megatron(args, llm)
     progress = args.progress and not args.json

@@ -156,3 +156,34 @@ def test_plan_cli_per_stage(capsys):
                  "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["per_stage"]["gain"] >= 0
+
+
+@pytest.mark.slow
+def test_run_scenario_from_python_matches_pipesim_run(tmp_path, capsys):
+    import pipesim
+    from pipesim.llm_scenario import LLMOutcome
+
+    path = REPO / "scenarios" / "llm" / "llama3.1-70b-dgx-h100x8.yaml"
+    outcome = pipesim.run_scenario(path)
+    assert isinstance(outcome, LLMOutcome) and outcome.files == {}
+    assert outcome.best.fits and outcome.best.gpus == 64
+    assert abs(outcome.summary()["difference"]) < 0.02
+    written = pipesim.run_scenario(str(path), tmp_path / "py")
+    assert json.loads(Path(written.files["result"]).read_text()) == written.to_dict()
+    assert main(["run", str(path), "-o", str(tmp_path / "cli"), "--json", "--no-progress"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    timeless = lambda plan: {k: v for k, v in plan.items() if k != "seconds"}   # noqa: E731 (the search's run time)
+    assert timeless(cli["plan"]) == timeless(written.to_dict()["plan"])
+    assert cli["simulation"] == written.to_dict()["simulation"]
+
+
+def test_run_scenario_from_python_bad_llm_scenario(tmp_path):
+    import pipesim
+
+    f = tmp_path / "s.yaml"
+    f.write_text("model: {generator: transformer, params: {preset: llama3.1-8b}}\nhardware: {cluster: dgx-h100x8}\n"
+                 "solve: {method: plan, options: {objective: megatron, gbs: 0}}\n")
+    with pytest.raises(InputError, match="solve.options.gbs"):
+        pipesim.run_scenario(f)
+    with pytest.raises(InputError, match="report"):
+        pipesim.run_scenario(REPO / "scenarios" / "llm" / "llama3.1-70b-dgx-h100x8.yaml", report=tmp_path / "r.html")

@@ -18,7 +18,7 @@ defaults except where the row states otherwise (``known_settings``):
 No constant is set per row or per model.  Prints one line per row and the
 median and worst ``|predicted/measured − 1|``; writes a log-log plot.
 
-    python -m benchmarks.published [--plot out/published.png] [--json out/published.json]
+    python -m benchmarks.published [--plot docs/images/published-runs.png] [--json out/published.json] [--markdown]
 """
 
 from __future__ import annotations
@@ -111,35 +111,85 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _label_points(fig, ax, rows: list[dict]) -> None:
+    """One label per point, at the first of a few offsets where it overlaps no other label and no point."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    points = [ax.transData.transform((r["measured_s"], r["predicted_s"])) for r in rows]
+    taken = []
+    candidates = [(7, -3, "left", "top"), (7, 9, "left", "bottom"), (-7, 3, "right", "bottom"),
+                  (-7, -3, "right", "top"), (7, -14, "left", "top"), (7, 20, "left", "bottom"),
+                  (-7, 14, "right", "bottom"), (-7, -14, "right", "top")]
+    for r, (px, py) in sorted(zip(rows, points), key=lambda rp: -rp[0]["measured_s"]):
+        text = f"{r['model']} {r['precision']}, {r['gpus']} GPUs ({r['ratio']:.2f})"
+        for k, (dx, dy, ha, va) in enumerate(candidates):
+            note = ax.annotate(text, (r["measured_s"], r["predicted_s"]), xytext=(dx, dy), textcoords="offset points",
+                               fontsize=7, ha=ha, va=va, color="0.15",
+                               arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5) if abs(dy) > 10 else None)
+            box = note.get_window_extent(renderer).expanded(1.02, 1.15)
+            clash = any(box.overlaps(b) for b in taken) or any(
+                box.contains(qx, qy) for qx, qy in points if (qx, qy) != (px, py))
+            inside = ax.get_window_extent(renderer).contains(box.x0, box.y0) and \
+                ax.get_window_extent(renderer).contains(box.x1, box.y1)
+            if (not clash and inside) or k == len(candidates) - 1:
+                taken.append(box)
+                break
+            note.remove()
+
+
 def _plot(rows: list[dict], path: Path) -> None:
+    """Predicted against measured step time, log axes, one labelled point per row, y = x and its ±10% band."""
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax = plt.subplots(figsize=(7, 6.2))
     meas = [r["measured_s"] for r in rows]
     pred = [r["predicted_s"] for r in rows]
-    lo, hi = min(meas + pred) / 1.5, max(meas + pred) * 1.5
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="predicted = measured")
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15, label="±10%")
-    for r in rows:
-        colour = "tab:blue" if r["system"] == "DGX-H100" else "tab:orange"
-        ax.scatter(r["measured_s"], r["predicted_s"], color=colour, marker="o" if r["fits"] else "x")
-        ax.annotate(f"{r['model']} {r['precision']}", (r["measured_s"], r["predicted_s"]), fontsize=6,
-                    xytext=(3, 3), textcoords="offset points")
+    lo, hi = min(meas + pred) / 1.6, max(meas + pred) * 1.6
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.85", lw=0, label="±10%")
+    ax.plot([lo, hi], [lo, hi], color="0.35", lw=1, label="predicted = measured")   # extended below
+    styles = {"DGX-H100": ("tab:blue", "o", "DGX-H100 (NeMo / Megatron-Core)"),
+              "DGX-A100": ("tab:orange", "s", "DGX-A100 (Megatron-LM, 2021)")}
+    for system, (colour, marker, label) in styles.items():
+        sel = [r for r in rows if r["system"] == system]
+        if not sel:
+            continue
+        ax.scatter([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel], color=colour, marker=marker,
+                   s=36, zorder=3, label=label, edgecolors="white", linewidths=0.6)
+        for r in sel:
+            if not r["fits"]:   # a configuration that does not fit 80 GiB in the model: ringed in red
+                ax.scatter(r["measured_s"], r["predicted_s"], s=110, facecolors="none", edgecolors="red", zorder=4)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
+    ax.set_xlim(lo, hi * 3.2)          # room for the labels of the largest runs
     ax.set_ylim(lo, hi)
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.plot([lo, hi * 3.2], [lo, hi * 3.2], color="0.35", lw=1)          # y = x across the whole frame
+    ax.fill_between([lo, hi * 3.2], [lo * 0.9, hi * 2.88], [lo * 1.1, hi * 3.52], color="0.85", lw=0)
+    _label_points(fig, ax, rows)
     ax.set_xlabel("measured step time (s)")
     ax.set_ylabel("pipesim estimate (s)")
-    ax.set_title("pipesim estimate vs published runs (blue: DGX-H100, orange: DGX-A100)")
-    ax.title.set_fontsize(8)
-    ax.legend(fontsize=7)
+    errors = sorted(abs(r["ratio"] - 1) for r in rows)
+    median = errors[len(errors) // 2] if len(errors) % 2 else (errors[len(errors) // 2 - 1] + errors[len(errors) // 2]) / 2
+    ax.set_title(f"pipesim estimate vs published training runs\n{len(rows)} runs: "
+                 f"median |predicted/measured − 1| {median:.1%}, worst {max(errors):.1%}", fontsize=9)
+    ax.grid(True, which="major", color="0.92", lw=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=7.5, loc="upper left", frameon=False)
+    ax.text(0.99, 0.01, "label: model precision, GPUs (predicted/measured)", transform=ax.transAxes, fontsize=6.5,
+            ha="right", va="bottom", color="0.4")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from pipesim.hardware.devices import Device, dtype_bytes
 
-__all__ = ["ATTENTION_BACKWARD_FLOPS", "ENGINES", "UB_COMM_SMS", "GemmEngine", "attention_time", "engine",
+__all__ = ["ATTENTION_BACKWARD_FLOPS", "ENGINES", "UB_COMM_SMS", "UB_PIPELINE_SPLITS", "GemmEngine", "attention_time", "engine",
            "gemm_efficiency", "gemm_time", "overlap_slowdown"]
 
 #: FlashAttention's backward FLOPs per forward FLOP (FlashAttention-2 §4: 5 matmuls against 2).
@@ -110,6 +110,10 @@ UB_COMM_SMS: dict[str, tuple[int, bool]] = {
 }
 
 
+#: chunks of Transformer Engine's pipelined reduce-scatter overlap (``num_splits`` of NeMo's H100 recipes)
+UB_PIPELINE_SPLITS = 4
+
+
 def overlap_slowdown(compute: float, comm: float, comm_sms: int, sms: int, margin: bool = False) -> float:
     """Extra seconds a kernel of ``compute`` seconds takes when a communication kernel on ``comm_sms`` of its ``sms``
     SMs overlaps it for ``comm`` seconds (docs/model.md §11.4, "Overlap is not free").
@@ -146,7 +150,8 @@ def engine(device: Device) -> GemmEngine:
     return GemmEngine(1, (1, 1), {"bf16": eff, "fp16": eff, "fp8": eff}, eff, eff, "preset compute_efficiency")
 
 
-def gemm_efficiency(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1) -> float:
+def gemm_efficiency(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1,
+                    sms: int | None = None) -> float:
     """Fraction of ``device``'s ``dtype`` peak a ``[m, k] × [k, n]`` GEMM reaches when compute-bound: ``η·q``.
 
     Examples
@@ -157,16 +162,22 @@ def gemm_efficiency(m: int, n: int, k: int, device: Device, dtype: str, batch: i
     0.777
     >>> round(gemm_efficiency(128 * 132, 256, 4096, h100, "bf16"), 3)  # exactly one full wave
     0.801
+    >>> round(gemm_efficiency(128 * 132, 256, 4096, h100, "bf16", sms=108), 3)  # on 108 SMs: two waves
+    0.401
     """
     eng = engine(device)
     tm, tn = eng.tile
     tiles = math.ceil(m / tm) * math.ceil(n / tn) * batch
     tile_q = (m * n * batch) / (tiles * tm * tn)
-    wave_q = tiles / (math.ceil(tiles / eng.sms) * eng.sms)
+    # ``sms``: the SMs the GEMM is launched on (Transformer Engine's set_sm_margin leaves the rest to a
+    # communication kernel): fewer tiles at a time, each at the same per-SM rate
+    avail = eng.sms if sms is None else max(1, min(sms, eng.sms))
+    wave_q = tiles / (math.ceil(tiles / avail) * eng.sms)
     return eng.ceiling_for(dtype) * tile_q * wave_q
 
 
-def gemm_time(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1, out_dtype: str | None = None) -> float:
+def gemm_time(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1, out_dtype: str | None = None,
+              sms: int | None = None) -> float:
     """Seconds of ``batch`` GEMMs ``[m, k] × [k, n]`` at ``dtype`` (inputs; output at ``out_dtype``, default bf16).
 
     Examples
@@ -180,7 +191,7 @@ def gemm_time(m: int, n: int, k: int, device: Device, dtype: str, batch: int = 1
     if m <= 0 or n <= 0 or k <= 0:
         return 0.0
     peak = device.peak(dtype)
-    compute = 2.0 * m * n * k * batch / (peak * gemm_efficiency(m, n, k, device, dtype, batch))
+    compute = 2.0 * m * n * k * batch / (peak * gemm_efficiency(m, n, k, device, dtype, batch, sms))
     e_in, e_out = dtype_bytes(dtype), dtype_bytes(out_dtype or ("bf16" if dtype == "fp8" else dtype))
     memory = batch * (e_in * (m * k + k * n) + e_out * m * n) / (device.memory_bandwidth * device.memory_efficiency)
     return device.launch_overhead + max(compute, memory)

@@ -14,9 +14,11 @@ Guarantee: on equal stages the simulated iteration equals the estimate's (the
 closed form is exact there, §6.3); on uneven stages (the first and last
 stages' embedding and output layer, Megatron's shorter end stages) it is the
 list-scheduled truth the closed form approximates; :class:`MegatronSimulation`
-reports both and their difference (docs/model.md §11.10).  What is not
-simulated separately: TP and CP collectives and DP overlap are inside the
-stage times and the after-flush term as the estimate prices them.
+reports both and their difference (docs/model.md §11.10).  The TP and CP
+collectives of a layer and the DP reduction run as events on their streams
+(:mod:`pipesim.placement.plan.megatron_layer`, overlap where the model says so);
+each stage's time takes its layers as those events run them, the after-flush
+term the DP exposure as they give it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from dataclasses import dataclass
 from pipesim.errors import InputError
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.graph import Edge, Graph, Node
-from pipesim.placement.plan.megatron import Estimate
+from pipesim.placement.plan.megatron import Estimate, stage_layers
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
+from pipesim.placement.plan.megatron_layer import dp_exposed, layer_events
 from pipesim.simulation.simulator import simulate
 
 __all__ = ["MegatronSimulation", "simulate_estimate"]
@@ -46,6 +49,14 @@ class MegatronSimulation:
     estimated_iteration_time: float
     pipeline: float
     after_flush: float
+    #: one layer's forward and backward as events (TP/CP collectives on their streams), and the closed form's
+    layer_forward: float = 0.0
+    layer_backward: float = 0.0
+    model_layer_forward: float = 0.0
+    model_layer_backward: float = 0.0
+    #: the exposed DP communication as events, and the closed form's
+    dp_exposed: float = 0.0
+    model_dp_exposed: float = 0.0
 
     @property
     def difference(self) -> float:
@@ -55,7 +66,10 @@ class MegatronSimulation:
     def to_dict(self) -> dict:
         return {"simulated_iteration_time": self.simulated_iteration_time,
                 "estimated_iteration_time": self.estimated_iteration_time,
-                "relative_difference": self.difference, "pipeline": self.pipeline, "after_flush": self.after_flush}
+                "relative_difference": self.difference, "pipeline": self.pipeline, "after_flush": self.after_flush,
+                "layer": {"forward": self.layer_forward, "backward": self.layer_backward,
+                          "model_forward": self.model_layer_forward, "model_backward": self.model_layer_backward},
+                "dp_exposed": self.dp_exposed, "model_dp_exposed": self.model_dp_exposed}
 
 
 def _chain(forward: list[float], backward: list[float], virtual: int) -> tuple[Workload, Split]:
@@ -87,11 +101,29 @@ def simulate_estimate(estimate: Estimate) -> MegatronSimulation:
         raise InputError(None, "estimate", "has no stage times (made by an older pipesim)")
     if 2 * p * v * m > MAX_TASKS:
         raise InputError(None, "estimate", f"{2 * p * v * m:,} tasks exceed the simulator's budget ({MAX_TASKS:,})")
-    forward = [estimate.stage_forward[k % p] / v for k in range(p * v)]
-    backward = [estimate.stage_backward[k % p] / v for k in range(p * v)]
+    stage_f, stage_b = list(estimate.stage_forward), list(estimate.stage_backward)
+    after_flush = estimate.after_flush
+    layer = None
+    dp_sim = dp_model = estimate.breakdown.dp_comm
+    if estimate.layer_ops:
+        # the layer's TP and CP collectives as events; the stage times take the layers as the events run them
+        layer = layer_events(estimate.layer_ops)
+        model_f, model_b = estimate.layer_ops["model_forward"], estimate.layer_ops["model_backward"]
+        dfwd, dbwd = layer.forward - model_f, layer.backward - model_b
+        recompute = estimate.stage_recompute or (estimate.recompute,) * p
+        for r, n in enumerate(stage_layers(estimate.model.layers, p)):
+            stage_f[r] += n * dfwd
+            stage_b[r] += n * (dbwd + (dfwd if recompute[r] == "full" else 0.0))
+    if estimate.dp_ops:
+        dp_sim = dp_exposed(estimate.dp_ops)
+        after_flush += dp_sim - dp_model
+    forward = [stage_f[k % p] / v for k in range(p * v)]
+    backward = [stage_b[k % p] / v for k in range(p * v)]
     workload, split = _chain(forward, backward, v)
     schedule = "interleaved-1f1b" if v > 1 else "1f1b-flush"
     result = simulate(workload, split, schedule=schedule, microbatches=m, minibatch=m, virtual_stages=v)
     pipeline = result.run.makespan
-    return MegatronSimulation(pipeline + estimate.after_flush, estimate.iteration_time, pipeline,
-                              estimate.after_flush)
+    extra = {} if layer is None else dict(layer_forward=layer.forward, layer_backward=layer.backward,
+                                          model_layer_forward=model_f, model_layer_backward=model_b)
+    return MegatronSimulation(pipeline + after_flush, estimate.iteration_time, pipeline, after_flush,
+                              dp_exposed=dp_sim, model_dp_exposed=dp_model, **extra)

@@ -33,7 +33,8 @@ from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
-from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time, overlap_slowdown
+from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time
+from pipesim.placement.plan.megatron_layer import dp_exposed, layer_events
 
 #: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
 #: placement/ does not import pipesim/ (the layering of docs/model.md §9)
@@ -161,6 +162,10 @@ class Estimate:
     stage_recompute: tuple[str, ...] = field(default=())
     #: (stage, bytes per GPU) of the stages whose memory was computed (all of them with per-stage recomputation)
     stage_memory: tuple[tuple[int, float], ...] = field(default=())
+    #: one layer's pieces (GEMMs, attention, collectives) and the DP reduction's, for the event simulation of
+    #: pipesim.simulation.megatron_events (docs/model.md §11.10)
+    layer_ops: dict = field(default_factory=dict, compare=False, repr=False)
+    dp_ops: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def fits(self) -> bool:
@@ -227,6 +232,7 @@ class _Layer:
     cp_backward: float
     activations: float      # bytes stashed for the backward pass
     input_bytes: float      # bytes of the layer's input as full recomputation keeps it
+    ops: dict = field(default_factory=dict)  # the pieces, for the event simulation (pipesim.simulation.megatron_events)
 
 
 def _elementwise(nbytes: float, device) -> float:
@@ -236,31 +242,6 @@ def _elementwise(nbytes: float, device) -> float:
 def _gemm3(m: int, n: int, k: int, device, dtype: str) -> tuple[float, float]:
     """Forward ``[m,k]×[k,n]`` and its backward (data gradient ``[m,n]×[n,k]``, weight gradient ``[k,m]×[m,n]``)."""
     return gemm_time(m, n, k, device, dtype), gemm_time(m, k, n, device, dtype) + gemm_time(k, n, m, device, dtype)
-
-
-def _tp_overlap_slowdown(gemms: list[tuple[float, float, float]], ag: float, rs: float, device) -> tuple[float, float]:
-    """Extra forward and backward seconds of a layer's GEMMs under Transformer Engine's TP overlap.
-
-    ``gemms``: (forward, data-gradient, weight-gradient) seconds of QKV, output projection, fc1, fc2; ``ag``, ``rs``:
-    one all-gather / reduce-scatter of the layer's activation.  Each overlapped GEMM runs beside a userbuffers
-    kernel on :data:`~pipesim.hardware.gemm.UB_COMM_SMS` SMs (NeMo's H100 recipe): forward the QKV and fc1 GEMMs
-    under ring-exchange all-gathers, the projection and fc2 GEMMs on the SMs left by the pipelined
-    reduce-scatters; backward the data-gradient GEMMs of QKV and fc1 under the bulk all-gathers of their inputs,
-    their weight-gradient GEMMs under the bulk reduce-scatters of the data gradients, and the projection and fc2
-    data-gradient GEMMs under ring-exchange all-gathers of the output gradients.
-    """
-    sms = engine(device).sms
-    (qkv, qkv_d, qkv_w), (proj, proj_d, _), (fc1, fc1_d, fc1_w), (fc2, fc2_d, _) = gemms
-
-    def slow(name: str, compute: float, comm: float) -> float:
-        k, margin = UB_COMM_SMS[name]
-        return overlap_slowdown(compute, comm, k, sms, margin)
-
-    forward = slow("qkv_fprop", qkv, ag) + slow("fc1_fprop", fc1, ag) + slow("proj_fprop", proj, rs) \
-        + slow("fc2_fprop", fc2, rs)
-    backward = slow("qkv_dgrad", qkv_d, ag) + slow("fc1_dgrad", fc1_d, ag) + slow("qkv_wgrad", qkv_w, rs) \
-        + slow("fc1_wgrad", fc1_w, rs) + slow("proj_dgrad", proj_d, ag) + slow("fc2_dgrad", fc2_d, ag)
-    return forward, backward
 
 
 def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _Layer:
@@ -319,51 +300,46 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     elem_f = _elementwise(tokens * (norm_bytes + residual_bytes + act_bytes + rope_bytes + cast_bytes + mask_bytes),
                           device)
     elem_b = 2 * elem_f
-    forward = fwd + attn_f + elem_f
-    backward = bwd + attn_b + elem_b
     # tensor parallelism: 2 all-reduces (no SP) or 2 all-gathers + 2 reduce-scatters (SP) each way, of b·s/c·h
+    # (Shoeybi et al. 2019's f and g operators; Korthikanti et al. 2022 §4.2.2), backward with SP also the
+    # re-gather of the two sharded GEMM inputs for the weight gradients; context parallelism (ring attention):
+    # c−1 exchanges of this rank's K and V shard (backward also dK, dV: 2×), each beside one block of attention.
+    # How much is exposed, and how much the hidden part slows the compute beside it, is the event schedule of
+    # the layer's kernels and collectives on the GPU's streams (placement/plan/megatron_layer.py, §11.4).
     tp_group = Group.strided(t, 1, node)
     full = e * tokens * h
-    if t > 1:
-        if cfg.sp:
-            # forward: all-gather before QKV and fc1, reduce-scatter after proj and fc2; backward: the
-            # mirror images plus the re-gather of the two sharded GEMM inputs for the weight gradients
-            tp_f = 2 * (all_gather(full, tp_group) + reduce_scatter(full, tp_group))
-            tp_b = tp_f + 2 * all_gather(full, tp_group)
-        else:
-            tp_f = tp_b = 2 * all_reduce(full, tp_group)   # Shoeybi et al. 2019: the f and g operators
-        if cfg.tp_overlapped:
-            # userbuffers: the collective runs in t chunks under the GEMM it feeds; the first chunk and
-            # any excess over the GEMMs stay exposed
-            tp_f = max(tp_f / t, tp_f - fwd)
-            tp_b = max(tp_b / t, tp_b - bwd)
-            # ... and is not free: its kernels hold SMs while the GEMMs run (docs/model.md §11.4)
-            ub_f, ub_b = _tp_overlap_slowdown(gemms, all_gather(full, tp_group), reduce_scatter(full, tp_group),
-                                              device)
-            forward, backward = forward + ub_f, backward + ub_b
-    else:
-        tp_f = tp_b = 0.0
-    # context parallelism (ring attention): c−1 exchanges of this rank's K and V shard, each hidden under one
-    # block of attention compute; backward also returns dK, dV (2×)
+    step = 0.0
     if c > 1:
         cp_group = Group.strided(c, t, node)
-        same_node = cp_group.intra_node
-        kv_bytes = e * tokens * 2 * kv / t
-        step = p2p(kv_bytes, node, same_node=same_node)
-        block_f, block_b = attn_f / c, attn_b / c
-        cp_f = step + (c - 1) * max(0.0, step - block_f)
-        cp_b = 2 * step + (c - 1) * max(0.0, 2 * step - block_b)
-        # the c−1 hidden exchanges' NCCL send/receive kernels hold SMs while the attention blocks run
-        sms, nccl = engine(device).sms, engine(device).nccl_sms
-        cp_f += (c - 1) * overlap_slowdown(block_f, step, nccl, sms)
-        cp_b += (c - 1) * overlap_slowdown(block_b, 2 * step, nccl, sms)
-    else:
-        cp_f = cp_b = 0.0
+        step = p2p(e * tokens * 2 * kv / t, node, same_node=cp_group.intra_node)
+    eng = engine(device)
+    ops = {"gemms": [list(g) for g in gemms], "attention_forward": attn_f, "attention_backward": attn_b,
+           "elementwise_forward": elem_f, "elementwise_backward": elem_b, "t": t, "c": c, "sp": cfg.sp,
+           "tp_overlap": cfg.tp_overlapped, "sms": eng.sms, "nccl_sms": eng.nccl_sms,
+           "all_gather": all_gather(full, tp_group) if t > 1 else 0.0,
+           "reduce_scatter": reduce_scatter(full, tp_group) if t > 1 else 0.0,
+           "all_reduce": all_reduce(full, tp_group) if t > 1 else 0.0,
+           "cp_step": step}
+    if cfg.tp_overlapped:
+        # the GEMMs beside a pipelined reduce-scatter are launched on the SMs it leaves (set_sm_margin): their
+        # tiles run in waves of SMs − num_sm (§11.2's quantisation).  Transformer Engine launches the chunks of an
+        # overlapped GEMM round-robin on several compute streams (NVTE_COMM_OVERLAP_MAX_STREAMS = 3), so a chunk's
+        # last wave is filled by the next chunk's tiles: the chunks are priced as one GEMM, not each on its own.
+        (mp, np_, kp), (m2, n2, k2) = shapes[1], shapes[3]
+        ops["chunked"] = {
+            "proj_fprop": gemm_time(mp, np_, kp, device, gemm_dtype, sms=eng.sms - UB_COMM_SMS["proj_fprop"][0]),
+            "fc2_fprop": gemm_time(m2, n2, k2, device, gemm_dtype, sms=eng.sms - UB_COMM_SMS["fc2_fprop"][0]),
+        }
+    events = layer_events(ops)
+    forward, backward = events.compute_forward, events.compute_backward   # kernels, slowed where overlapped
+    tp_f, tp_b, cp_f, cp_b = events.tp_forward, events.tp_backward, events.cp_forward, events.cp_backward
     # stashed activations per layer (Korthikanti et al. 2022 §4.1 with SP, flash attention, GQA, gated MLP):
     #   norm inputs 2·2h, QKV input 2h, fc1 input 2h (all ÷t with SP), attention core, fc1 output 2·up/t,
     #   activation output 2f/t (the fc2 input)
     stash = tokens * (e * (2 * h + h + h) / sp_div + e * (up + f) / t) + attn_stash + tokens * mask_bytes
-    return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div)
+    # what the estimate charges per layer (the stage times are sums of these); the simulator re-runs the events
+    ops.update(model_forward=forward + tp_f + cp_f, model_backward=backward + tp_b + cp_b)
+    return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div, ops)
 
 
 def pipeline_time(stage_times: list[float], microbatches: int, virtual: int = 1) -> float:
@@ -517,24 +493,18 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     else:
         rs = all_reduce(grad_bytes * params_slow, dpcp_group)
         ag = 0.0
+    dp_ops = {"reduce_scatter": rs, "all_gather": ag, "overlap": bool(cfg.dp_overlap and d * c > 1),
+              "bucket_fraction": 1.0, "backward_window": 0.0, "forward_window": 0.0, "nccl_sms": engine(device).nccl_sms,
+              "sms": engine(device).sms}
     if cfg.dp_overlap and d * c > 1:
-        # grads of a bucket reduce as soon as the last microbatch's backward produces them; the last bucket,
-        # and whatever does not fit under one microbatch's backward, stays exposed; parameters gather
-        # under the next step's first forward
+        # grads of a bucket reduce as soon as the last microbatch's backward produces them; parameters gather
+        # bucket by bucket under the next step's first forward (events: placement/plan/megatron_layer.py)
         n = d * c
         bucket = max(BUCKET_PARAMS, 1_000_000 * n)
-        bucket_frac = min(1.0, bucket / max(params_slow, 1.0))
-        bwd_window = split[0] * (layer.backward + layer.tp_backward)
-        fwd_window = split[0] * (layer.forward + layer.tp_forward)
-        rs_exposed = max(rs * bucket_frac, rs - bwd_window)
-        ag_exposed = max(ag * bucket_frac, ag - fwd_window)
-        # the hidden part is not free: NCCL's kernels hold SMs while the backward / forward runs beside them
-        eng = engine(device)
-        interference = overlap_slowdown(bwd_window, rs - rs_exposed, eng.nccl_sms, eng.sms) \
-            + overlap_slowdown(fwd_window, ag - ag_exposed, eng.nccl_sms, eng.sms)
-        dp_comm = rs_exposed + ag_exposed + interference
-    else:
-        dp_comm = rs + ag
+        dp_ops.update(bucket_fraction=min(1.0, bucket / max(params_slow, 1.0)),
+                      backward_window=split[0] * (layer.backward + layer.tp_backward),
+                      forward_window=split[0] * (layer.forward + layer.tp_forward))
+    dp_comm = dp_exposed(dp_ops)
     # ---- optimizer step: Adam over this rank's shard (mixed precision: 30 bytes per parameter moved) ----
     shard = max(stage_params) / (d * c if cfg.distributed_optimizer else 1)
     opt = kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
@@ -587,7 +557,8 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     return Estimate(model, cfg, gpus, d, m, label, iteration, breakdown, memory_per_gpu, mem,
                     memory_capacity(node), tokens_step / iteration / gpus, tflops,
                     stage_forward=tuple(stage_fwd), stage_backward=tuple(stage_bwd), after_flush=dp_comm + opt,
-                    stage_recompute=choices, stage_memory=tuple(stage_memory))
+                    stage_recompute=choices, stage_memory=tuple(stage_memory), layer_ops=dict(layer.ops),
+                    dp_ops=dp_ops)
 
 
 def estimate(model: TransformerConfig, cluster: Cluster, config: ParallelConfig) -> Estimate:

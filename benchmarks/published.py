@@ -139,7 +139,6 @@ def _label_points(fig, ax, rows: list[dict]) -> None:
 
 def _plot(rows: list[dict], path: Path) -> None:
     """Predicted against measured step time, log axes, one labelled point per row, y = x and its ±10% band."""
-    import math
 
     import matplotlib
 

@@ -11,6 +11,8 @@ docs/model.md §10.  One sub-system, one module per idea:
 * :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are;
 * :mod:`~pipesim.placement.plan.megatron` — one Megatron-Core configuration of an LLM: step time and
   memory (docs/model.md §11);
+* :mod:`~pipesim.placement.plan.megatron_layer` — a layer's TP/CP collectives and the DP reduction as events on
+  a GPU's compute and communication streams: the exposed communication of §11.4–11.5;
 * :mod:`~pipesim.placement.plan.megatron_plan` — the fastest such configuration that fits (§11.9).
 
 The planner's modules load numba; they are imported on first use, so reading a

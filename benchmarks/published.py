@@ -125,7 +125,8 @@ def _label_points(fig, ax, rows: list[dict]) -> None:
         for k, (dx, dy, ha, va) in enumerate(candidates):
             note = ax.annotate(text, (r["measured_s"], r["predicted_s"]), xytext=(dx, dy), textcoords="offset points",
                                fontsize=7, ha=ha, va=va, color="0.15",
-                               arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5) if abs(dy) > 10 else None)
+                               arrowprops=dict(arrowstyle="-", color="0.55", lw=0.5, shrinkA=0, shrinkB=3)
+                               if k > 0 else None)
             box = note.get_window_extent(renderer).expanded(1.02, 1.15)
             clash = any(box.overlaps(b) for b in taken) or any(
                 box.contains(qx, qy) for qx, qy in points if (qx, qy) != (px, py))

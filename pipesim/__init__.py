@@ -15,6 +15,8 @@ each function takes the workload first.
 * :func:`compare` — the paper's table of methods against the optimum;
 * :func:`plan`, :func:`evaluate_plan`, :func:`load_planning_workload` — pipeline × data × tensor
   parallelism (Piper's model); both take a path as well as a loaded workload;
+* :func:`estimate`, :func:`plan_megatron`, :func:`simulate_estimate` — LLM training under Megatron-Core (docs/model.md §11);
+* :func:`estimate_sailor_plan`, :func:`plan_hetero` — Sailor's plans and heterogeneous clusters (docs/model.md §12);
 * :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
 * :class:`PipesimError` and its subclasses — every error raised on purpose.
 
@@ -34,13 +36,15 @@ __version__ = "0.2.0"
 #: public name -> module that defines it (imported on first use: PEP 562)
 _LAZY = {
     **{name: "pipesim.api" for name in (
-        "evaluate", "latency", "load_planning_workload", "load_scenario", "load_split", "load_workload",
+        "estimate", "evaluate", "latency", "load_planning_workload", "load_scenario", "load_split", "load_workload",
         "run_scenario", "save_split", "simulate", "solve")},
     **{name: "pipesim.errors" for name in (
         "GraphError", "HardwareError", "IdealLimitError", "InfeasibleError", "InputError", "InternalError",
         "MissingExtraError", "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError",
         "UnitError")},
     "plan": "pipesim.placement.plan.solve",
+    "simulate_estimate": "pipesim.simulation.megatron_sim",
+    "plan_megatron": "pipesim.placement.plan.megatron_plan",
     "evaluate_plan": "pipesim.placement.plan.evaluate",
     "estimate_sailor_plan": "pipesim.placement.plan.sailor",
     "estimate_sailor_files": "pipesim.placement.plan.sailor",

@@ -42,6 +42,7 @@ from pipesim.placement.workload import Workload
 from pipesim.workloads.io import load_workload
 
 __all__ = [
+    "estimate",
     "evaluate",
     "latency",
     "load_planning_workload",
@@ -415,9 +416,13 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
 
     Returns
     -------
-    Outcome
+    Outcome or LLMOutcome
         ``workload``, ``result`` (the solver's), ``simulation``, ``summary()``,
-        ``to_dict()``; ``files`` lists what was written.
+        ``to_dict()``; ``files`` lists what was written.  An LLM scenario
+        (``solve: {method: plan, options: {objective: megatron, gbs: G}}``,
+        given by its path) returns :class:`pipesim.llm_scenario.LLMOutcome`:
+        ``plan`` (docs/model.md §11.9), ``simulation`` (§11.10), ``summary()``,
+        ``to_dict()`` (``result.json``'s content, as ``pipesim run`` writes it).
 
     Raises
     ------
@@ -441,6 +446,13 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
     from pipesim.pipeline import execute
 
     if isinstance(scenario, (str, Path)):
+        from pipesim.llm_scenario import llm_scenario_data, run_llm_scenario
+
+        llm = llm_scenario_data(scenario)
+        if llm is not None:   # an LLM scenario (objective megatron): plan and simulate as `pipesim run` does
+            if report is not None:
+                raise InputError(report, None, "LLM (objective: megatron) scenarios write result.json, no report")
+            return run_llm_scenario(scenario, out_dir, data=llm, step=None)
         scenario = load_scenario(scenario)
     outcome = execute(scenario, progress=progress)
     if out_dir is not None or report is not None:
@@ -448,3 +460,57 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
 
         outcome.files = write_artefacts(outcome, out_dir if out_dir is not None else scenario.output_dir, report)
     return outcome
+
+
+def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int = 1, cp: int = 1, vp: int = 1,
+             mbs: int = 1, gbs: int, precision: str = "bf16", recompute: str | None = None,
+             sequence_parallel: bool | None = None, distributed_optimizer: bool = True, attention: str = "flash",
+             tp_overlap: bool | None = None, dp_overlap: bool = True, grad_reduce_fp32: bool = False,
+             dropout: float = 0.0):
+    """Step time and memory of one Megatron-Core configuration of an LLM on a cluster (docs/model.md §11).
+
+    Parameters
+    ----------
+    model : str, Path, dict or TransformerConfig
+        A preset name (``llama3.1-70b``…, :data:`pipesim.workloads.llms.LLMS`), a YAML file with a
+        ``model:`` section, such a mapping, or a config.
+    hardware : str, Path or Cluster
+        A cluster preset or YAML file (homogeneous).
+    nodes : int, optional
+        Resize the cluster to this many nodes.
+    tp, pp, cp, vp, mbs, gbs : int
+        Tensor, pipeline, context parallel degrees, virtual stages per pipeline rank, microbatch size,
+        global batch (sequences).  ``d = GPUs / (tp·pp·cp)``.
+    precision : {"bf16", "fp16", "fp8"}
+    recompute : {"none", "selective", "full"} or None
+        ``None``: the fastest that fits.
+    sequence_parallel, distributed_optimizer, attention, tp_overlap, dp_overlap, grad_reduce_fp32, dropout
+        See :class:`pipesim.placement.plan.megatron.ParallelConfig`.
+
+    Returns
+    -------
+    Estimate
+        ``iteration_time``, ``memory_per_gpu``, ``fits``, ``breakdown``, ``to_dict()``.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> r = pipesim.estimate("llama3.1-70b", "dgx-h100x16", nodes=8, tp=4, pp=4, cp=2, vp=5, gbs=128)
+    >>> r.dp, r.microbatches, r.fits
+    (2, 64, True)
+    """
+    from pipesim.hardware.clusters import Cluster, load_cluster
+    from pipesim.placement.plan.megatron import ParallelConfig
+    from pipesim.placement.plan.megatron import estimate as _estimate
+    from pipesim.placement.plan.megatron import with_nodes
+    from pipesim.workloads.llms import load_llm
+
+    config = load_llm(model)
+    cluster = hardware if isinstance(hardware, Cluster) else load_cluster(hardware)
+    if nodes is not None:
+        cluster = with_nodes(cluster, nodes)
+    parallel = ParallelConfig(tp=tp, pp=pp, cp=cp, vp=vp, mbs=mbs, gbs=gbs, precision=precision, recompute=recompute,
+                              sequence_parallel=sequence_parallel, distributed_optimizer=distributed_optimizer,
+                              attention=attention, tp_overlap=tp_overlap, dp_overlap=dp_overlap,
+                              grad_reduce_fp32=grad_reduce_fp32, dropout=dropout)
+    return _estimate(config, cluster, parallel)

@@ -19,6 +19,7 @@ HELP = {
     "hardware": "list and show hardware presets; fit a CPU to profiles (calibrate)",
     "schedule": "show, export and compare pipeline schedules (F/B/I/W orders per rank)",
     "plan": "best hybrid-parallel plan (pipeline x data x tensor) under memory",
+    "estimate": "step time and memory of one LLM training configuration (Megatron-Core)",
     "profile": "measure an ONNX model's node costs on this machine (ONNX Runtime)",
     "execute": "run a split of an ONNX model as a real pipeline of processes",
 }

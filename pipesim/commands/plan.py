@@ -37,10 +37,16 @@ def register(subparsers) -> None:
     p.add_argument("--memory", metavar="BYTES", help="memory per device, e.g. 8GiB (bare number: GiB)")
     p.add_argument("--bandwidth", metavar="RATE", help="bandwidth per device, e.g. 25GiB/s (bare number: GiB/s)")
     p.add_argument("--microbatches", type=count, metavar="N", help="microbatches per batch")
-    p.add_argument("--objective", choices=["piper", "flush", "time", "cost"],
-                   help="what to minimise: Piper's time per sample, or 1F1B-with-flush iteration time (needs a "
-                   "cluster); time|cost: a Sailor training config on a heterogeneous cluster; default: a "
-                   "scenario's solve.options.objective (flush, as pipesim run), else piper")
+    p.add_argument("--objective", choices=["piper", "flush", "megatron", "time", "cost"], default=None,
+                   help="what to minimise: piper (Piper's time per sample), flush (1F1B-with-flush iteration time, "
+                   "needs a cluster), megatron (an LLM's step time under Megatron-Core), time|cost (a Sailor "
+                   "training config on a heterogeneous cluster); default: megatron for an LLM with --gbs or "
+                   "solve.options.gbs, else a scenario's solve.options.objective (flush, as pipesim run), else piper")
+    p.add_argument("--gbs", type=count, metavar="G", help="megatron: the global batch in sequences (fixed)")
+    p.add_argument("--precision", choices=["bf16", "fp16", "fp8"], default=None, help="megatron: default bf16")
+    p.add_argument("--nodes", type=count, metavar="N", help="megatron: resize the cluster to N nodes")
+    p.add_argument("--per-stage", action="store_true",
+                   help="megatron: also show the best plan with per-stage recomputation and its gain")
     p.add_argument("--no-data-parallel", action="store_true", help="d = 1 for every stage")
     p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
     p.add_argument("--no-recompute", action="store_true", help="no activation recomputation")
@@ -121,12 +127,76 @@ def _from_scenario(args):
     return scenario.planning_workload(), scenario.cluster, options
 
 
+def _llm_file(path_text: str) -> dict:
+    """The YAML data of an LLM model file or scenario ({} for anything else)."""
+    if not path_text.endswith((".yaml", ".yml")):
+        return {}
+    import yaml
+
+    from pipesim.hardware.catalog import safe_load_text
+
+    try:
+        data = safe_load_text(Path(path_text).read_text(), str(path_text))
+    except (OSError, ValueError, yaml.YAMLError, HardwareError):  # not a readable scenario: other readers say why
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _megatron(args, data: dict) -> int:
+    """``--objective megatron``: the fastest Megatron-Core configuration that fits (docs/model.md §11.9)."""
+    from pipesim.placement.plan.megatron import with_nodes
+    from pipesim.placement.plan.megatron_plan import plan_megatron
+    from pipesim.workloads.llms import load_llm
+
+    options = ((data.get("solve") or {}).get("options") or {}) if isinstance(data.get("solve"), dict) else {}
+    model = load_llm(args.workload)
+    hardware = args.hardware or (data.get("hardware") or {}).get("cluster")
+    if hardware is None:
+        raise InputError(args.workload, "hardware.cluster", "needed: give --hardware CLUSTER or hardware.cluster")
+    cluster = load_cluster(hardware)
+    if args.nodes:
+        cluster = with_nodes(cluster, args.nodes)
+    gbs = args.gbs or options.get("gbs")
+    if gbs is None:
+        raise InputError(None, "--gbs", "required: the global batch in sequences (or solve.options.gbs)")
+    if isinstance(gbs, bool) or not isinstance(gbs, int) or gbs < 1:
+        raise InputError(args.workload, "solve.options.gbs", f"must be a positive integer, got {gbs!r}")
+    precision = args.precision or options.get("precision") or "bf16"
+    if precision not in ("bf16", "fp16", "fp8"):
+        raise InputError(args.workload, "solve.options.precision", f"must be bf16, fp16 or fp8, got {precision!r}")
+    with console.status("searching Megatron-Core configurations …"):
+        plan = plan_megatron(model, cluster, gbs, precision, per_stage=args.per_stage)
+    output = writable(args.output, "plan")
+    if output:
+        write_json(output, plan.to_dict())
+    if args.json:
+        print_json({"workload": str(args.workload), **plan.to_dict()})
+        return 0
+    from pipesim.commands.estimate import table
+
+    console.print(table(plan.best, args.workload))
+    console.print(f"searched {plan.searched} configurations ({plan.fitting} fit) in {plan.seconds:.2f} s; "
+                  f"{len(plan.stages())} stages of {', '.join(str(s['layers']) for s in plan.stages())} layers")
+    if plan.per_stage is not None:
+        ps = plan.to_dict()["per_stage"]
+        console.print(f"per-stage recomputation (not Megatron-Core's single setting): {ps['iteration_time']:.4f} s, "
+                      f"{ps['gain']:+.2%} faster; stages recompute {', '.join(ps['stage_recompute'])}")
+    return 0
+
+
 def run(args) -> int:
     if hetero_plan.applies(args.workload):  # a Sailor training config: docs/model.md §12.4
         return hetero_plan.run(args)
     if args.objective in ("time", "cost"):
         raise InputError(args.workload, "--objective", "time|cost plan a Sailor training config "
                          "(model, global_batch_size, num_all_layers); use piper or flush here")
+    data = _llm_file(args.workload)
+    options = (data.get("solve") or {}).get("options") if isinstance(data.get("solve"), dict) else None
+    llm = args.objective == "megatron" or (args.objective is None and (
+        args.gbs is not None or (isinstance(options, dict) and ("gbs" in options or options.get("objective") == "megatron"))
+        or (not args.workload.endswith((".yaml", ".yml", ".json")) and not Path(args.workload).exists())))
+    if llm:
+        return _megatron(args, data)
     if args.plot and not args.sweep:
         raise InputError(None, "--plot", "draws the --sweep: give --sweep K,K,... too")
     output = writable(args.output, "plan", "--output")  # before the work: a bad path fails at once

@@ -115,7 +115,34 @@ def _print_plan(outcome: Outcome, files: dict, as_json: bool) -> int:
     return 0 if plan.feasible else EXIT_INFEASIBLE
 
 
+def _run_megatron(args, data: dict) -> int:
+    """An LLM scenario (``solve: {method: plan, options: {objective: megatron, gbs: …}}``): the planner's pick
+    (docs/model.md §11.9), simulated by the discrete-event simulator (§11.10); ``result.json`` in the output folder.
+    The work is :func:`pipesim.llm_scenario.run_llm_scenario` (the same from Python: :func:`pipesim.run_scenario`)."""
+    from pipesim.commands.estimate import table
+    from pipesim.llm_scenario import run_llm_scenario
+
+    if args.set:
+        raise InputError(args.scenario, "--set", "not supported for LLM (objective: megatron) scenarios")
+    step = step_reporter(args.progress and not args.json)
+    outcome = run_llm_scenario(args.scenario, args.output or True, data=data, step=step)
+    if args.json:
+        print_json({**outcome.to_dict(), "files": outcome.files})
+        return 0
+    plan, simulation = outcome.plan, outcome.simulation
+    console.print(table(plan.best, outcome.scenario))
+    console.print(f"simulated iteration: {simulation.simulated_iteration_time:.4f} s "
+                  f"({simulation.difference:+.2%} against the model's {plan.iteration_time:.4f} s); "
+                  f"searched {plan.searched} configurations in {plan.seconds:.2f} s")
+    return 0
+
+
 def run(args) -> int:
+    from pipesim.llm_scenario import llm_scenario_data
+
+    llm = llm_scenario_data(args.scenario)
+    if llm is not None:
+        return _run_megatron(args, llm)
     progress = args.progress and not args.json
     step = step_reporter(progress)
     scenario = load_scenario(args.scenario, args.set)

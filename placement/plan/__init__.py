@@ -11,7 +11,12 @@ docs/model.md §10.  One sub-system, one module per idea:
 * :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are;
 * :mod:`~pipesim.placement.plan.sailor_format` — Sailor's profiles, bandwidths, configs and plans, read as they are;
 * :mod:`~pipesim.placement.plan.sailor` — a Sailor plan's iteration time and memory per GPU (§12.2);
-* :mod:`~pipesim.placement.plan.hetero` — the optimal plan across GPU types and zones (§12.4).
+* :mod:`~pipesim.placement.plan.hetero` — the optimal plan across GPU types and zones (§12.4);
+* :mod:`~pipesim.placement.plan.megatron` — one Megatron-Core configuration of an LLM: step time and
+  memory (docs/model.md §11);
+* :mod:`~pipesim.placement.plan.megatron_layer` — a layer's TP/CP collectives and the DP reduction as events on
+  a GPU's compute and communication streams: the exposed communication of §11.4–11.5;
+* :mod:`~pipesim.placement.plan.megatron_plan` — the fastest such configuration that fits (§11.9).
 
 The planner's modules load numba; they are imported on first use, so reading a
 workload or a plan stays cheap.
@@ -31,6 +36,8 @@ _LAZY = {
     "SailorEstimate": "sailor", "estimate_sailor_files": "sailor", "estimate_sailor_plan": "sailor",
     "load_sailor_inputs": "sailor", "read_sailor_plan": "sailor_format",
     "HeteroPlan": "hetero", "plan_hetero": "hetero",
+    "ParallelConfig": "megatron", "Estimate": "megatron", "estimate": "megatron", "with_nodes": "megatron",
+    "MegatronPlan": "megatron_plan", "plan_megatron": "megatron_plan",
 }
 
 __all__ = sorted(_LAZY)

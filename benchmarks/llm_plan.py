@@ -1,0 +1,44 @@
+"""Speed of the Megatron-Core planner (``pipesim plan --objective megatron``, docs/model.md §11.9).
+
+Targets (issue 19): Llama 3.1 405B on 576 H100 in ≤ 30 s and on 16,384 H100
+in ≤ 120 s on the development machine, memory ≤ 2 GB.  Prints, per case, the
+configurations priced, the pick, the wall time and the process's peak
+resident memory.  The machine is shared: times are indicative.
+
+    python -m benchmarks.llm_plan
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+CASES = (("llama3.1-405b", 72, 2048, 30.0), ("llama3.1-405b", 2048, 2048, 120.0))
+
+
+def main() -> int:
+    from pipesim.hardware.clusters import load_cluster
+    from pipesim.placement.plan.megatron import with_nodes
+    from pipesim.placement.plan.megatron_plan import plan_megatron
+    from pipesim.workloads.llms import preset
+
+    ok = True
+    for name, nodes, gbs, target in CASES:
+        cluster = with_nodes(load_cluster("dgx-h100x16"), nodes)
+        start = time.perf_counter()
+        plan = plan_megatron(preset(name), cluster, gbs)
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        c = plan.best.to_dict()["config"]
+        print(f"{name} on {cluster.device_count} H100, gbs {gbs}: {plan.searched} configurations, {plan.fitting} fit; "
+              f"pick t={c['tp']} p={c['pp']} c={c['cp']} v={c['vp']} d={c['dp']} mbs={c['mbs']} "
+              f"recompute={c['recompute']}: {plan.iteration_time:.2f} s/step, "
+              f"{plan.memory_per_gpu / 2**30:.1f} GiB; planned in {seconds:.2f} s (target {target:.0f} s), "
+              f"peak RSS {peak / 2**30:.2f} GiB")
+        ok &= seconds <= target and peak <= 2 * 2**30
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The fastest Megatron-Core configuration of an LLM on a cluster that fits memory.
+
+Problem: given a transformer, a homogeneous cluster (all of whose GPUs
+train) and the global batch (a training hyper-parameter: fixed), choose the
+tensor, pipeline, context and virtual-pipeline degrees, the microbatch size,
+recomputation, sequence parallelism and the distributed optimizer for the
+least iteration time of :func:`pipesim.placement.plan.megatron.estimate`
+among the configurations that fit in memory.
+
+Guarantee: exact for that model.  The space is discrete and small, and is
+enumerated whole: ``t`` divides a node's GPUs and the heads; ``c`` a power of
+two with ``2c`` dividing the sequence; ``p`` from 1 to the layers (Megatron's
+uneven first/last stages when ``p`` does not divide them); ``t·p·c`` divides
+the GPUs, ``d = GPUs/(t·p·c)``, ``mbs·d`` divides the global batch; ``v > 1``
+when ``p·v`` divides the layers and ``p`` the microbatches; recomputation
+none / selective / full; sequence parallelism on/off (``t > 1``); the
+distributed optimizer on/off.  Every plan is one Megatron-Core can run: one
+``t, c, d, v`` for every stage.  Nothing is pruned: every candidate is priced
+with each recomputation (settings that rarely win, such as SP or the
+distributed optimizer off, are priced too).  With ``per_stage=True`` each
+configuration that does not fit without recomputation is also priced with
+every stage's least recomputation that fits it.
+
+Tested against an independent brute force (tests/placement/test_megatron_plan.py).
+Reference: docs/model.md §11.9.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipesim.errors import InfeasibleError, InputError
+from pipesim.hardware.clusters import Cluster
+from pipesim.placement.plan.megatron import RECOMPUTE, Estimate, ParallelConfig, _estimate, stage_layers
+
+__all__ = ["MegatronPlan", "candidates", "plan_megatron"]
+
+
+@dataclass(frozen=True)
+class MegatronPlan:
+    """The planner's pick, how many configurations it priced, how many fit, and its time."""
+
+    best: Estimate
+    searched: int
+    fitting: int
+    seconds: float
+    reference: Estimate | None = None
+    notes: tuple[str, ...] = field(default=())
+    #: with ``per_stage=True``: the best plan whose stages may recompute differently (not Megatron-Core's)
+    per_stage: Estimate | None = None
+
+    @property
+    def iteration_time(self) -> float:
+        return self.best.iteration_time
+
+    @property
+    def memory_per_gpu(self) -> float:
+        return self.best.memory_per_gpu
+
+    def stages(self) -> list[dict[str, Any]]:
+        """Per pipeline stage: its layers and degrees (the same t, c, v, d on every stage)."""
+        c = self.best.config
+        split = stage_layers(self.best.model.layers, c.pp)
+        return [{"stage": i, "layers": n, "t": c.tp, "c": c.cp, "v": c.vp, "d": self.best.dp, "mbs": c.mbs,
+                 "recompute": self.best.recompute, "sequence_parallel": c.sp,
+                 "distributed_optimizer": c.distributed_optimizer} for i, n in enumerate(split)]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"objective": "megatron", "iteration_time": self.iteration_time, "memory_per_gpu": self.memory_per_gpu,
+               "fits": self.best.fits, "stages": self.stages(), "estimate": self.best.to_dict(),
+               "searched": self.searched, "fitting": self.fitting, "seconds": self.seconds,
+               "notes": list(self.notes)}
+        if self.per_stage is not None:
+            out["per_stage"] = {"iteration_time": self.per_stage.iteration_time,
+                                "memory_per_gpu": self.per_stage.memory_per_gpu,
+                                "stage_recompute": list(self.per_stage.stage_recompute),
+                                "config": self.per_stage.to_dict()["config"],
+                                "gain": self.iteration_time / self.per_stage.iteration_time - 1}
+        if self.reference is not None:
+            out["reference"] = {"iteration_time": self.reference.iteration_time, "fits": self.reference.fits,
+                                "config": self.reference.to_dict()["config"],
+                                "speedup": self.reference.iteration_time / self.iteration_time}
+        return out
+
+
+def _divisors(n: int) -> list[int]:
+    return [k for k in range(1, n + 1) if n % k == 0]
+
+
+def candidates(model, cluster: Cluster, gbs: int, precision: str = "bf16", *, max_mbs: int = 16,
+               max_cp: int = 32):
+    """Every Megatron-Core configuration of the module docstring (recomputation left to the caller)."""
+    node = cluster.nodes[0][0]
+    gpus = cluster.device_count
+    L = model.layers
+    ts = [t for t in _divisors(node.devices) if model.heads % t == 0 and (model.groups % t == 0 or t % model.groups == 0)]
+    cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
+    for t in ts:
+        for c in cs:
+            if gpus % (t * c):
+                continue
+            for p in range(1, L + 1):
+                if gpus % (t * c * p):
+                    continue
+                d = gpus // (t * c * p)
+                if gbs % d:
+                    continue
+                vs = [1] + ([v for v in _divisors(L // p) if v > 1] if p > 1 and L % p == 0 else [])
+                for mbs in _divisors(gbs // d):
+                    if mbs > max_mbs:
+                        break
+                    m = gbs // (mbs * d)
+                    for v in vs:
+                        if v > 1 and m % p:
+                            continue
+                        for sp in ((True, False) if t > 1 else (False,)):
+                            for do in ((True, False) if d * c > 1 else (True,)):
+                                yield ParallelConfig(tp=t, pp=p, cp=c, vp=v, mbs=mbs, gbs=gbs, precision=precision,
+                                                     sequence_parallel=sp, distributed_optimizer=do)
+
+
+def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
+                  reference: ParallelConfig | None = None, max_mbs: int = 16,
+                  per_stage: bool = False) -> MegatronPlan:
+    """The least-iteration-time configuration that fits (see the module docstring).
+
+    Parameters
+    ----------
+    model : TransformerConfig
+    cluster : Cluster
+        Homogeneous; every GPU trains.
+    gbs : int
+        Global batch in sequences (fixed).
+    precision : {"bf16", "fp16", "fp8"}
+    reference : ParallelConfig, optional
+        A configuration to compare against (e.g. a published one); reported with the speed-up.
+    max_mbs : int
+        Largest microbatch size tried.
+    per_stage : bool
+        Also find the best plan whose stages choose their recomputation each for itself (the first stage
+        holds the most activations, the last the fewest); Megatron-Core applies one setting to all stages,
+        so this is shown beside the runnable pick with its gain.
+
+    Raises
+    ------
+    InfeasibleError
+        No configuration fits in memory.
+
+    Examples
+    --------
+    >>> from pipesim.hardware.clusters import load_cluster
+    >>> from pipesim.workloads.llms import preset
+    >>> from pipesim.placement.plan.megatron import with_nodes
+    >>> r = plan_megatron(preset("llama3.1-8b"), with_nodes(load_cluster("dgx-h100x16"), 1), gbs=128)
+    >>> r.best.fits, r.best.gpus
+    (True, 8)
+    """
+    if not cluster.homogeneous:
+        raise InputError(None, "hardware", f"{cluster.name} mixes node types: plan on one node type's part")
+    if isinstance(gbs, bool) or not isinstance(gbs, int) or gbs < 1:
+        raise InputError(None, "--gbs", f"must be a positive integer, got {gbs!r}")
+    start = time.perf_counter()
+    best: Estimate | None = None
+    mixed: Estimate | None = None
+    searched = fitting = 0
+    for config in candidates(model, cluster, gbs, precision, max_mbs=max_mbs):
+        uniform = []
+        for recompute in RECOMPUTE:
+            try:
+                est = _estimate(model, config, cluster, recompute)
+            except InputError:
+                break
+            uniform.append(est)
+            searched += 1
+            if not est.fits:
+                continue           # less recomputation needs more memory: try the next option up
+            fitting += 1
+            if best is None or est.iteration_time < best.iteration_time:
+                best = est
+        if per_stage and uniform:
+            if uniform[0].fits:
+                choice = uniform[0]
+            else:
+                choice = _per_stage(model, config, cluster)
+                searched += 1
+            if choice is not None and choice.fits and (mixed is None or choice.iteration_time < mixed.iteration_time):
+                mixed = choice
+    if best is None:
+        raise InfeasibleError(f"no configuration of {getattr(model, 'layers', '?')} layers fits the "
+                              f"{cluster.device_count} GPUs' memory at global batch {gbs} ({searched} tried)")
+    ref = None
+    notes = []
+    if reference is not None:
+        from pipesim.placement.plan.megatron import estimate
+
+        ref = estimate(model, cluster, reference)
+        if ref.fits and ref.iteration_time < best.iteration_time * (1 - 1e-9):
+            notes.append("the reference is faster than the search's pick: a bug")  # never expected (tested)
+    best = replace(best, config=replace(best.config, recompute=best.recompute))
+    return MegatronPlan(best, searched, fitting, time.perf_counter() - start, ref, tuple(notes), mixed)
+
+
+def _per_stage(model, config: ParallelConfig, cluster: Cluster) -> Estimate | None:
+    """Each stage's least recomputation that fits it (a stage's memory depends only on its own choice)."""
+    p = config.pp
+    memories = {}
+    for recompute in RECOMPUTE:
+        est = _estimate(model, config, cluster, (recompute,) * p)
+        memories[recompute] = dict(est.stage_memory)
+        capacity = est.capacity
+    choices = []
+    for i in range(p):
+        fitting = [r for r in RECOMPUTE if memories[r][i] <= capacity]
+        if not fitting:
+            return None
+        choices.append(fitting[0])
+    return _estimate(model, config, cluster, tuple(choices))

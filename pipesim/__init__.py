@@ -37,14 +37,13 @@ __version__ = "0.2.0"
 _LAZY = {
     **{name: "pipesim.api" for name in (
         "estimate", "evaluate", "latency", "load_planning_workload", "load_scenario", "load_split", "load_workload",
-        "run_scenario", "save_split", "simulate", "solve")},
+        "plan_megatron", "run_scenario", "save_split", "simulate", "solve")},
     **{name: "pipesim.errors" for name in (
         "GraphError", "HardwareError", "IdealLimitError", "InfeasibleError", "InputError", "InternalError",
         "MissingExtraError", "ModelSpecError", "PipesimError", "ResourceLimitError", "SimulationError", "SplitError",
         "UnitError")},
     "plan": "pipesim.placement.plan.solve",
     "simulate_estimate": "pipesim.simulation.megatron_sim",
-    "plan_megatron": "pipesim.placement.plan.megatron_plan",
     "evaluate_plan": "pipesim.placement.plan.evaluate",
     "estimate_sailor_plan": "pipesim.placement.plan.sailor",
     "estimate_sailor_files": "pipesim.placement.plan.sailor",

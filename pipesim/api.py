@@ -49,6 +49,7 @@ __all__ = [
     "load_scenario",
     "load_split",
     "load_workload",
+    "plan_megatron",
     "run_scenario",
     "save_split",
     "simulate",
@@ -514,3 +515,54 @@ def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int 
                               attention=attention, tp_overlap=tp_overlap, dp_overlap=dp_overlap,
                               grad_reduce_fp32=grad_reduce_fp32, dropout=dropout)
     return _estimate(config, cluster, parallel)
+
+def plan_megatron(model, hardware, *, nodes: int | None = None, gbs: int, precision: str = "bf16",
+                  per_stage: bool = False, max_mbs: int = 16):
+    """The fastest Megatron-Core configuration of an LLM that fits its cluster (docs/model.md §11.9).
+
+    Searches t, p, c, v, d, the microbatch size, recomputation, sequence parallelism and the distributed
+    optimizer, exhaustively, by the model of :func:`estimate`: the pick is optimal for that model.
+
+    Parameters
+    ----------
+    model : str, Path, dict or TransformerConfig
+        As :func:`estimate` takes it (a preset name such as ``llama3.1-70b``, a YAML file, a mapping).
+    hardware : str, Path or Cluster
+        A homogeneous cluster preset or YAML file.
+    nodes : int, optional
+        Resize the cluster to this many nodes.
+    gbs : int
+        The global batch in sequences (the user's, never changed).
+    precision : {"bf16", "fp16", "fp8"}
+    per_stage : bool
+        Also find the best plan whose stages choose their recomputation each for itself.
+    max_mbs : int
+        Largest microbatch size tried.
+
+    Returns
+    -------
+    MegatronPlan
+        ``.best`` (an :class:`Estimate`), ``.iteration_time``, ``.memory_per_gpu``, ``.stages()``, ``to_dict()``.
+
+    Raises
+    ------
+    InfeasibleError
+        No configuration fits in memory.
+
+    Examples
+    --------
+    >>> import pipesim
+    >>> p = pipesim.plan_megatron("llama3.1-8b", "dgx-h100x16", nodes=1, gbs=128)
+    >>> p.best.fits, p.best.gpus
+    (True, 8)
+    """
+    from pipesim.hardware.clusters import Cluster, load_cluster
+    from pipesim.placement.plan.megatron import with_nodes
+    from pipesim.placement.plan.megatron_plan import plan_megatron as _plan
+    from pipesim.workloads.llms import load_llm
+
+    cluster = hardware if isinstance(hardware, Cluster) else load_cluster(hardware)
+    if nodes is not None:
+        cluster = with_nodes(cluster, nodes)
+    return _plan(load_llm(model), cluster, gbs, precision, per_stage=per_stage, max_mbs=max_mbs)
+

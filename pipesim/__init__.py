@@ -48,6 +48,7 @@ _LAZY = {
     "SailorEstimate": "pipesim.placement.plan.sailor",
     "plan_hetero": "pipesim.placement.plan.hetero",
     "HeteroPlan": "pipesim.placement.plan.hetero",
+    "compare_planners": "pipesim.placement.plan.baselines_hetero",
     "Plan": "pipesim.placement.plan.result",
     "METHODS": "pipesim.placement.methods",
     "LATENCY_METHODS": "pipesim.placement.methods",

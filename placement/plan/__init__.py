@@ -11,7 +11,8 @@ docs/model.md §10.  One sub-system, one module per idea:
 * :mod:`~pipesim.placement.plan.piper_format` — Piper's input files, read as they are;
 * :mod:`~pipesim.placement.plan.sailor_format` — Sailor's profiles, bandwidths, configs and plans, read as they are;
 * :mod:`~pipesim.placement.plan.sailor` — a Sailor plan's iteration time and memory per GPU (§12.2);
-* :mod:`~pipesim.placement.plan.hetero` — the optimal plan across GPU types and zones (§12.4).
+* :mod:`~pipesim.placement.plan.hetero` — the optimal plan across GPU types and zones (§12.4);
+* :mod:`~pipesim.placement.plan.baselines_hetero` — uniform, Metis and AMP search rules on the same model (§12.5).
 
 The planner's modules load numba; they are imported on first use, so reading a
 workload or a plan stays cheap.
@@ -30,7 +31,9 @@ _LAZY = {
     "is_piper_format": "piper_format", "read_piper_workload": "piper_format",
     "SailorEstimate": "sailor", "estimate_sailor_files": "sailor", "estimate_sailor_plan": "sailor",
     "load_sailor_inputs": "sailor", "read_sailor_plan": "sailor_format",
-    "HeteroPlan": "hetero", "plan_hetero": "hetero",
+    "HeteroPlan": "hetero", "plan_hetero": "hetero", "score_plan": "hetero",
+    "compare_planners": "baselines_hetero", "plan_amp": "baselines_hetero", "plan_metis": "baselines_hetero",
+    "plan_uniform": "baselines_hetero",
 }
 
 __all__ = sorted(_LAZY)

@@ -56,11 +56,19 @@ from dataclasses import dataclass, replace
 
 from pipesim.errors import InfeasibleError, InputError
 from pipesim.hardware.clusters import Cluster
-from pipesim.placement.plan.hetero import OBJECTIVES, ClusterNetwork, HeteroPlan, ReplicaKind, replica_kinds, score_plan
+from pipesim.placement.plan.hetero import (
+    OBJECTIVES,
+    ClusterNetwork,
+    HeteroPlan,
+    ReplicaKind,
+    plan_hetero,
+    replica_kinds,
+    score_plan,
+)
 from pipesim.placement.plan.sailor import PRECISION_BYTES, SailorInputs, boundary_time, replica_memory
 from pipesim.placement.plan.sailor_format import SailorPipeline, SailorPlan, SailorReplica
 
-__all__ = ["BASELINES", "plan_amp", "plan_metis", "plan_uniform"]
+__all__ = ["BASELINES", "PLANNERS", "PlannerRow", "compare_planners", "plan_amp", "plan_metis", "plan_uniform"]
 
 
 @dataclass
@@ -442,3 +450,46 @@ def plan_amp(inputs: SailorInputs, cluster: Cluster, objective: str = "time", *,
 
 
 BASELINES: dict[str, Callable[..., HeteroPlan]] = {"uniform": plan_uniform, "metis": plan_metis, "amp": plan_amp}
+
+#: every planner by name, pipesim's first; all take (inputs, cluster, objective, *, max_stages, max_kinds, precision, gbs)
+PLANNERS: dict[str, Callable[..., HeteroPlan]] = {"pipesim": plan_hetero, **BASELINES}
+
+
+@dataclass(frozen=True)
+class PlannerRow:
+    """One planner's plan on one job, scored by the one model, against pipesim's (``None``: infeasible)."""
+
+    planner: str
+    result: HeteroPlan | None
+    reason: str = ""
+
+    def value(self, objective: str) -> float | None:
+        if self.result is None:
+            return None
+        return self.result.iteration_time if objective == "time" else self.result.cost_per_iteration
+
+
+def compare_planners(inputs: SailorInputs, cluster: Cluster, objective: str = "time", *,
+                     planners: Sequence[str] | None = None, max_stages: int = 3, max_kinds: int = 1,
+                     precision: str = "fp32", gbs: int | None = None) -> list[PlannerRow]:
+    """Plan one job with pipesim and the baselines, same bounds, all scored by :func:`score_plan`.
+
+    Raises
+    ------
+    InputError
+        An unknown planner name (and what the planners raise for bad arguments).
+    """
+    names = list(planners) if planners is not None else list(PLANNERS)
+    unknown = [n for n in names if n not in PLANNERS]
+    if unknown:
+        raise InputError(None, "--planner", f"unknown planner {unknown[0]!r} (known: {', '.join(PLANNERS)})")
+    rows = []
+    for name in names:
+        try:
+            r = PLANNERS[name](inputs, cluster, objective, max_stages=max_stages, max_kinds=max_kinds,
+                               precision=precision, gbs=gbs)
+        except InfeasibleError as exc:
+            rows.append(PlannerRow(name, None, str(exc)))
+            continue
+        rows.append(PlannerRow(name, r))
+    return rows

@@ -92,6 +92,8 @@ def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
         if getattr(args, option, None) is not None:
             raise InputError(None, "--planner", f"--{option.replace('_', '-')} is pipesim's planner's only "
                              f"(the baselines search their papers' space); drop it or use --planner pipesim")
+    if planner == "all" and getattr(args, "output", None):
+        raise InputError(None, "-o", "--planner all compares planners; write one planner's plan with --planner NAME")
     names = list(PLANNERS) if planner == "all" else [planner]
     rows = compare_planners(inputs, cluster, objective, planners=names, max_stages=getattr(args, "max_stages", 3),
                             max_kinds=getattr(args, "max_kinds", None) or 1)
@@ -108,8 +110,6 @@ def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
             return 0
         _print_plan(row.result, inputs, cluster, objective, planner)
         return 0
-    if getattr(args, "output", None):
-        raise InputError(None, "-o", "--planner all compares planners; write one planner's plan with --planner NAME")
     ours = rows[0].value(objective)
     if getattr(args, "json", False):
         print_json({"objective": objective, "planners": [

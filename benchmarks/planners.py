@@ -16,7 +16,10 @@ average is printed.
 
 LLaMA-3-8B has profiles but no training config in the shared folder: its job
 is Sailor's config shape with ``global_batch_size`` 1024 and its 35 profiled
-layers (an assumption, stated in the output).
+layers (an assumption, stated in the output).  Its ``llm_info`` activation
+memory (12.3 GB per sample and layer at TP 1, sequence 8192 without
+recomputation) fits no ≤ 3-stage plan on these clusters by §12.2's memory: every
+planner reports it infeasible.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from pipesim.errors import InfeasibleError
@@ -57,6 +61,7 @@ def run(name: str, inputs: SailorInputs, cluster_name: str) -> list[dict]:
     for planner, fn in PLANNERS.items():
         row = {"model": name, "cluster": cluster_name, "planner": planner}
         for objective in ("time", "cost"):
+            cpu = time.process_time()
             try:
                 r = fn(inputs, cluster, objective, max_stages=3, max_kinds=1)
             except InfeasibleError as exc:
@@ -67,7 +72,8 @@ def run(name: str, inputs: SailorInputs, cluster_name: str) -> list[dict]:
                 "throughput": r.throughput, "iteration_time": r.iteration_time,
                 "cost_per_iteration": r.cost_per_iteration, "price_per_hour": r.price_per_hour,
                 "gpus_used": sum(r.gpus_used.values()), "stages": len(pipe.stages), "dp": len(pipe.replicas[0]),
-                "mbs": r.plan.mbs, "search_seconds": r.search_seconds, "candidates_or_labels": r.labels,
+                "mbs": r.plan.mbs, "search_seconds": r.search_seconds, "cpu_seconds": time.process_time() - cpu,
+                "candidates_or_labels": r.labels,
             }
         row["load_average"] = os.getloadavg()[0]
         rows.append(row)
@@ -106,9 +112,11 @@ def _line(r: dict) -> str:
     cost_t = "—" if t["cost_per_iteration"] is None else f"{t['cost_per_iteration']:.4f}"
     cost_c = "—" if "infeasible" in c or c["cost_per_iteration"] is None else f"{c['cost_per_iteration']:.4f}"
     search_c = "—" if "infeasible" in c else f"{c['search_seconds']:.2f}"
+    cpu_c = "—" if "infeasible" in c else f"{c['cpu_seconds']:.2f}"
     return (f"{r['model']:12} {r['cluster']:20} {r['planner']:8} it/s {t['throughput']:8.4f}  $/it {cost_t:>8}"
             f"  {t['stages']}x{t['dp']:<3d} mbs {t['mbs']:<2d} search {t['search_seconds']:6.2f}s"
-            f" | cost obj: $/it {cost_c:>8} search {search_c:>6}s | load {r['load_average']:.1f}")
+            f" (cpu {t['cpu_seconds']:5.2f}s)"
+            f" | cost obj: $/it {cost_c:>8} search {search_c:>6}s (cpu {cpu_c:>5}s) | load {r['load_average']:.1f}")
 
 
 if __name__ == "__main__":

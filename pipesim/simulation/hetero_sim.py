@@ -16,8 +16,10 @@ The run (simpy):
 * an activation (forward) or gradient (backward) crossing a boundary keeps
   the sender busy for ``T(link, bytes)`` writing it, then the receiver the same
   reading it (the cost §12.2 charges both ends, without a rendezvous, so the
-  order cannot deadlock); a write between two zones holds that zone pair's
-  link, a shared resource: concurrent cross-zone writes queue;
+  order cannot deadlock); a write from one zone to another holds one of that
+  direction's ``link_streams`` channels (a shared resource, default 1: Sailor
+  measured the cross-zone bandwidth one GPU pair at a time, so the run takes
+  it as the zones' capacity per direction): concurrent cross-zone writes queue;
 * when a stage's ``D`` replicas have run their last backward, its gradients
   go round the ring (§12.2's ring time; a ring crossing zones holds their
   link), then every replica steps its optimizer; the iteration ends when
@@ -31,9 +33,11 @@ Gantt chart with one panel per GPU type (:func:`draw_gantt`).
 
 Guarantee: one stage (no transfers) gives the closed form exactly; on
 pipelines the closed form charges every stage its transfers at the
-slowest stage's pace and every stage the slowest ring and optimizer, so the
-run is at most the closed form (tested) — the difference is what the closed
-form over-charges.
+slowest stage's pace and every stage the slowest ring and optimizer, so
+where no zone link is contended the run is at most the closed form (tested);
+queueing on a shared zone link is what the closed form does not see: it
+shows as the run exceeding it, with the seconds queued per link
+(``link_wait``).
 
 Reference: docs/model.md §12.2 (the closed form), §12.6 (this run);
 DeepSpeed's 1F1B TrainSchedule (instruction order).
@@ -143,7 +147,7 @@ class HeteroSimulation:
     simulated_without_whatif: float
     microbatches: int
     stage_finish: list[float]  # per stage: when its optimizer step ended
-    link_wait: dict[str, float]  # per shared zone link: seconds writes spent queueing
+    link_wait: dict[str, float]  # per zone link direction ("a->b"): seconds writes spent queueing
     spans: list[Span]
     whatif: WhatIf
 
@@ -191,7 +195,7 @@ def _order(microbatches: int, warmup: int) -> list[tuple[str, int]]:
 
 
 def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatIf, precision: str,
-         record: bool) -> tuple[float, list[float], dict[str, float], list[Span], int]:
+         record: bool, link_streams: int) -> tuple[float, list[float], dict[str, float], list[Span], int]:
     elem = PRECISION_BYTES[precision]
     model = inputs.config.model
     pipe = plan.pipelines[0]
@@ -201,7 +205,7 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
     micro = math.ceil(gbs / (plan.mbs * dp))
     unsplit = inputs.layer_info.of(model, 1)
     env = simpy.Environment()
-    links: dict[frozenset, simpy.Resource] = {}
+    links: dict[tuple[str, str], simpy.Resource] = {}  # (from zone, to zone): links are per direction
     link_wait: dict[str, float] = {}
     spans: list[Span] = []
     arrived: dict[tuple, simpy.Event] = {}  # (kind, stage receiving, replica, microbatch) -> written
@@ -221,13 +225,13 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
             spans.append(Span(s, j, gpu, kind, i, start, env.now))
 
     def write(s, j, rep, peer, kind, i, nbytes, key):
-        zones = frozenset((rep.zone, peer.zone))
-        if len(zones) > 1:  # a cross-zone write holds the zone pair's link
-            res = links.setdefault(zones, simpy.Resource(env, capacity=1))
+        if rep.zone != peer.zone:  # a cross-zone write holds a channel of the link in its direction
+            direction = (rep.zone, peer.zone)
+            res = links.setdefault(direction, simpy.Resource(env, capacity=link_streams))
             asked = env.now
             with res.request() as req:
                 yield req
-                name = "/".join(sorted(zones))
+                name = "->".join(direction)
                 link_wait[name] = link_wait.get(name, 0.0) + env.now - asked
                 yield from busy(s, j, rep.gpu, "send", i, transfer_time(rep, peer, nbytes))
         else:
@@ -274,13 +278,13 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
             sync *= max(whatif.link_factor(a, b) for a in zones for b in zones)
             held = []
             if len(zones) > 1:  # the ring crosses zones: it holds their links
-                for pair in sorted({frozenset((a.zone, b.zone)) for a, b in zip(reps, (*reps[1:], reps[0]))
-                                    if a.zone != b.zone}, key=sorted):
-                    res = links.setdefault(pair, simpy.Resource(env, capacity=1))
+                for direction in sorted({(a.zone, b.zone) for a, b in zip(reps, (*reps[1:], reps[0]))
+                                         if a.zone != b.zone}):
+                    res = links.setdefault(direction, simpy.Resource(env, capacity=link_streams))
                     req = res.request()
                     asked = env.now
                     yield req
-                    name = "/".join(sorted(pair))
+                    name = "->".join(direction)
                     link_wait[name] = link_wait.get(name, 0.0) + env.now - asked
                     held.append((res, req))
             start = env.now
@@ -312,7 +316,8 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
 
 
 def simulate_hetero_plan(plan: SailorPlan, inputs: SailorInputs, network: Network | None = None,
-                         whatif: WhatIf | None = None, precision: str = "fp32") -> HeteroSimulation:
+                         whatif: WhatIf | None = None, precision: str = "fp32",
+                         link_streams: int = 1) -> HeteroSimulation:
     """Run ``plan`` as events and put it against its §12.2 prediction (docs/model.md §12.6).
 
     Parameters
@@ -327,6 +332,9 @@ def simulate_hetero_plan(plan: SailorPlan, inputs: SailorInputs, network: Networ
     whatif : WhatIf, optional
         Stragglers and slower links for the run (the prediction stays the plan's).
     precision : {"fp32", "fp16", "bf16"}
+    link_streams : int
+        Transfers a link between two zones carries at once in each direction,
+        each at the link's per-GPU bandwidth (default 1).
 
     Raises
     ------
@@ -335,6 +343,8 @@ def simulate_hetero_plan(plan: SailorPlan, inputs: SailorInputs, network: Networ
         :func:`~pipesim.placement.plan.sailor.estimate_sailor_plan` rejects.
     """
     whatif = whatif or WhatIf()
+    if not (isinstance(link_streams, int) and link_streams >= 1):
+        raise InputError(None, "--link-streams", f"must be a positive integer, got {link_streams!r}")
     network = network if network is not None else inputs.bandwidths
     estimate = estimate_sailor_plan(plan, inputs, precision, network)  # validates the plan against the inputs
     pipe = plan.pipelines[0]
@@ -344,10 +354,10 @@ def simulate_hetero_plan(plan: SailorPlan, inputs: SailorInputs, network: Networ
     for (s, j) in whatif.replica:
         if not (0 <= s < len(pipe.stages) and 0 <= j < len(pipe.replicas[s])):
             raise InputError(None, "--whatif", f"replica:{s}.{j}: the plan has no such stage.replica")
-    base, finish, waits, spans, micro = _run(plan, inputs, network, WhatIf(), precision, record=not whatif)
+    base, finish, waits, spans, micro = _run(plan, inputs, network, WhatIf(), precision, not whatif, link_streams)
     total = base
     if whatif:
-        total, finish, waits, spans, _ = _run(plan, inputs, network, whatif, precision, record=True)
+        total, finish, waits, spans, _ = _run(plan, inputs, network, whatif, precision, True, link_streams)
     return HeteroSimulation(estimate.iteration_time, total, base, micro, finish, waits, spans, whatif)
 
 

@@ -131,3 +131,20 @@ def test_cli_simulates_a_planned_plan(capsys, tmp_path):
     assert main(["simulate", str(config), str(plan), "--whatif", "gpu:V100-16=zero"]) == 2
     err = capsys.readouterr().err
     assert "--whatif" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SAILOR.is_dir(), reason="Sailor's profiles (../shared/workloads/sailor) are absent")
+@pytest.mark.parametrize("cluster_name", ["mixed-a100-v100", "rtx-consumer", "gcp-a100-v100", "two-zone-a100-v100",
+                                          "gh200-a100"])
+def test_bundled_clusters_planned_then_simulated(cluster_name):
+    from pipesim.hardware.clusters import load_cluster
+
+    inp = load_sailor_inputs(SAILOR / "training_config_opt_350.json")
+    cl = load_cluster(cluster_name)
+    planned = plan_hetero(inp, cl, "time", max_stages=3)
+    r = simulate_hetero_plan(planned.plan, inp, ClusterNetwork(cl), link_streams=64)
+    assert r.predicted_iteration_time == pytest.approx(planned.iteration_time)
+    assert 0.95 * r.predicted_iteration_time <= r.simulated_iteration_time <= r.predicted_iteration_time * (1 + 1e-9)
+    # every GPU type the plan uses has its panel
+    assert {s.gpu for s in r.spans} == {x.gpu for reps in planned.plan.pipelines[0].replicas for x in reps}

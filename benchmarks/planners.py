@@ -9,8 +9,9 @@ scale target (``gh200-a100-v100x128``: 128 GPUs of three types).  Every
 planner gets the same inputs and search bounds (at most 3 stages, one replica
 kind per stage) and every plan is scored by the same model
 (:func:`~pipesim.placement.plan.hetero.score_plan`): throughput
-(iterations/s), $ per iteration (GPU-hours + egress) for the ``time``
-objective, $ per iteration for the ``cost`` objective, and each planner's
+(iterations/s) by the model and simulated (the plan run as events, §12.6,
+one channel per zone-link direction), $ per iteration (GPU-hours + egress)
+for the ``time`` objective, $ per iteration for the ``cost`` objective, and each planner's
 search time.  Search times are wall clock on a shared machine: the load
 average is printed.
 
@@ -34,9 +35,10 @@ from pathlib import Path
 from pipesim.errors import InfeasibleError
 from pipesim.hardware.clusters import load_cluster
 from pipesim.placement.plan.baselines_hetero import BASELINES
-from pipesim.placement.plan.hetero import plan_hetero
+from pipesim.placement.plan.hetero import ClusterNetwork, plan_hetero
 from pipesim.placement.plan.sailor import SailorInputs, load_sailor_inputs
 from pipesim.placement.plan.sailor_format import read_training_config
+from pipesim.simulation.hetero_sim import simulate_hetero_plan
 
 SAILOR = Path(__file__).resolve().parents[1].parent / "shared" / "workloads" / "sailor"
 CLUSTERS = ("gcp-a100-v100", "two-zone-a100-v100", "gh200-a100")
@@ -67,12 +69,16 @@ def run(name: str, inputs: SailorInputs, cluster_name: str) -> list[dict]:
             except InfeasibleError as exc:
                 row[objective] = {"infeasible": str(exc)}
                 continue
+            cpu = time.process_time() - cpu  # the search's CPU seconds, before the simulation below
             pipe = r.plan.pipelines[0]
+            # the plan run as events on the cluster's links (docs/model.md §12.6): the model's number checked
+            sim = simulate_hetero_plan(r.plan, inputs, ClusterNetwork(cluster))
             row[objective] = {
+                "simulated_throughput": 1.0 / sim.simulated_iteration_time,
                 "throughput": r.throughput, "iteration_time": r.iteration_time,
                 "cost_per_iteration": r.cost_per_iteration, "price_per_hour": r.price_per_hour,
                 "gpus_used": sum(r.gpus_used.values()), "stages": len(pipe.stages), "dp": len(pipe.replicas[0]),
-                "mbs": r.plan.mbs, "search_seconds": r.search_seconds, "cpu_seconds": time.process_time() - cpu,
+                "mbs": r.plan.mbs, "search_seconds": r.search_seconds, "cpu_seconds": cpu,
                 "candidates_or_labels": r.labels,
             }
         row["load_average"] = os.getloadavg()[0]
@@ -113,7 +119,8 @@ def _line(r: dict) -> str:
     cost_c = "—" if "infeasible" in c or c["cost_per_iteration"] is None else f"{c['cost_per_iteration']:.4f}"
     search_c = "—" if "infeasible" in c else f"{c['search_seconds']:.2f}"
     cpu_c = "—" if "infeasible" in c else f"{c['cpu_seconds']:.2f}"
-    return (f"{r['model']:12} {r['cluster']:20} {r['planner']:8} it/s {t['throughput']:8.4f}  $/it {cost_t:>8}"
+    return (f"{r['model']:12} {r['cluster']:20} {r['planner']:8} it/s {t['throughput']:8.4f}"
+            f" (sim {t['simulated_throughput']:8.4f})  $/it {cost_t:>8}"
             f"  {t['stages']}x{t['dp']:<3d} mbs {t['mbs']:<2d} search {t['search_seconds']:6.2f}s"
             f" (cpu {t['cpu_seconds']:5.2f}s)"
             f" | cost obj: $/it {cost_c:>8} search {search_c:>6}s (cpu {cpu_c:>5}s) | load {r['load_average']:.1f}")

@@ -66,8 +66,9 @@ def test_piper_objectives_unchanged_and_time_needs_a_training_config(capsys, tmp
 
 
 def test_cluster_without_profiled_gpu_types(capsys):
-    assert main(["plan", str(CONFIG), "--hardware", "mixed-a100-v100", "--objective", "time"]) == 2
-    assert "profiles none of mixed-a100-v100's GPU types (a100-80gb, v100" in capsys.readouterr().err
+    # (mixed-a100-v100's node types now name Sailor's A100-80 and V100-16: it is plannable; H100s are not profiled)
+    assert main(["plan", str(CONFIG), "--hardware", "dgx-h100x16", "--objective", "time"]) == 2
+    assert "profiles none of dgx-h100x16's GPU types (h100-sxm" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -120,3 +120,15 @@ SCENARIOS = [("training_config_opt_350.json", c) for c in ("gcp-a100-v100", "two
 @pytest.mark.parametrize("config,cluster_name", SCENARIOS)
 def test_pipesim_never_worse_on_bundled_scenarios(config, cluster_name, objective):
     check_never_worse(load_sailor_inputs(SAILOR / config), load_cluster(cluster_name), objective, 3, 1)
+
+
+def test_compare_planners_rows_and_unknown_planner():
+    from pipesim.placement.plan.baselines_hetero import compare_planners
+
+    inp = inputs([0.03] * LAYERS, [0.045] * LAYERS, gbs=8)
+    rows = compare_planners(inp, cluster(1, 1), "cost")
+    assert [r.planner for r in rows] == ["pipesim", "uniform", "metis", "amp"]
+    ours = rows[0].value("cost")
+    assert all(ours <= r.value("cost") * (1 + 1e-9) for r in rows if r.result is not None)
+    with pytest.raises(InputError, match="unknown planner 'piper'"):
+        compare_planners(inp, cluster(1, 1), planners=["piper"])

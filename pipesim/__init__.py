@@ -14,6 +14,8 @@ each function takes the workload first.
 * :func:`simulate` — a discrete-event run of a split under a schedule;
 * :func:`compare` — the paper's table of methods against the optimum;
 * :func:`plan`, :func:`evaluate_plan` — pipeline × data × tensor parallelism (Piper's model);
+* :func:`plan_hetero`, :func:`compare_planners`, :func:`simulate_hetero_plan` — one plan across GPU types
+  and zones on Sailor's profiles, against the uniform/Metis/AMP baselines, run as events (docs/model.md §12);
 * :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
 * :class:`PipesimError` and its subclasses — every error raised on purpose.
 
@@ -49,6 +51,7 @@ _LAZY = {
     "plan_hetero": "pipesim.placement.plan.hetero",
     "HeteroPlan": "pipesim.placement.plan.hetero",
     "compare_planners": "pipesim.placement.plan.baselines_hetero",
+    "simulate_hetero_plan": "pipesim.simulation.hetero_sim",
     "Plan": "pipesim.placement.plan.result",
     "METHODS": "pipesim.placement.methods",
     "LATENCY_METHODS": "pipesim.placement.methods",

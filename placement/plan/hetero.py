@@ -461,7 +461,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                 nxt: dict = {}
                 in_flight = min(n_stages - s, micro)
                 for (first, used, prev), labels in frontier.items():
-                    ends = [n_layers] if s == n_stages - 1 else range(first + 1, n_layers - (n_stages - s - 1))
+                    ends = [n_layers] if s == n_stages - 1 else range(first + 1, n_layers - (n_stages - s - 1) + 1)
                     # the stage kinds that still fit the GPUs left (and the budget), with what they leave used
                     after = usage_arr + np.asarray(used)
                     ok = np.all(after <= capacity_arr, axis=1)

@@ -44,7 +44,7 @@ speeds = st.lists(st.floats(0.001, 0.05), min_size=LAYERS, max_size=LAYERS)
 
 
 @pytest.mark.slow
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(fast=speeds, slow_factor=st.floats(1.0, 4.0), n_fast=st.integers(0, 3), n_slow=st.integers(0, 3),
        cross_bw=st.sampled_from([0.1e9, 1e9, 20e9]), two_zones=st.booleans(), objective=st.sampled_from(["time", "cost"]),
        egress=st.sampled_from([0.0, 0.05]), memory_gb=st.sampled_from([None, 5.7]), max_kinds=st.sampled_from([1, 2]))

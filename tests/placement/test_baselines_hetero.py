@@ -58,13 +58,14 @@ def test_pipesim_never_worse_on_random_small_clusters(fast, slow_factor, n_fast,
 
 
 def test_uniform_homogeneous_loses_to_a_plan_across_types_by_hand():
-    # equal layers, slow GPUs 1.5x slower: the slow pair takes one layer, the fast pair three
+    # equal layers, slow GPUs 1.5x slower: the fast pair takes three layers, the slow pair the last one
     inp = inputs([0.03] * 4, [0.045] * 4, gbs=8)
     cl = cluster(1, 1)
     ours = plan_hetero(inp, cl, "time")
     uniform = plan_uniform(inp, cl, "time")
     assert ours.iteration_time < uniform.iteration_time * 0.95
-    assert ours.plan.pipelines[0].stages == ((0,), (1, 2, 3))
+    assert ours.plan.pipelines[0].stages == ((0, 1, 2), (3,))
+    assert [{r.gpu for r in reps} for reps in ours.plan.pipelines[0].replicas] == [{"FAST"}, {"SLOW"}]
     assert set(uniform.gpus_used) == {"a/fastnode"}
     assert ours.estimate == score_plan(ours.plan, inp, cl).estimate
 

@@ -16,7 +16,8 @@ each function takes the workload first.
 * :func:`plan`, :func:`evaluate_plan`, :func:`load_planning_workload` — pipeline × data × tensor
   parallelism (Piper's model); both take a path as well as a loaded workload;
 * :func:`estimate`, :func:`plan_megatron`, :func:`simulate_estimate` — LLM training under Megatron-Core (docs/model.md §11);
-* :func:`estimate_sailor_plan`, :func:`plan_hetero` — Sailor's plans and heterogeneous clusters (docs/model.md §12);
+* :func:`estimate_sailor_plan`, :func:`plan_hetero`, :func:`compare_planners`, :func:`simulate_hetero_plan` — Sailor's
+  plans, one plan across GPU types and zones, against the uniform/Metis/AMP baselines, run as events (docs/model.md §12);
 * :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
 * :class:`PipesimError` and its subclasses — every error raised on purpose.
 
@@ -52,6 +53,8 @@ _LAZY = {
     "SailorEstimate": "pipesim.placement.plan.sailor",
     "plan_hetero": "pipesim.placement.plan.hetero",
     "HeteroPlan": "pipesim.placement.plan.hetero",
+    "compare_planners": "pipesim.placement.plan.baselines_hetero",
+    "simulate_hetero_plan": "pipesim.simulation.hetero_sim",
     "Plan": "pipesim.placement.plan.result",
     "METHODS": "pipesim.placement.methods",
     "LATENCY_METHODS": "pipesim.placement.methods",

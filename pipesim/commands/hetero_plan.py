@@ -33,6 +33,10 @@ def add_arguments(p) -> None:
     p.add_argument("--max-kinds", type=count, metavar="K", help="most distinct replica kinds (GPU type, zone, TP) "
                    "per stage (default 1; 2: a stage's replicas may differ, Sailor style, much slower search)")
     p.add_argument("--mbs", type=count, metavar="B", help="only this microbatch size")
+    p.add_argument("--planner", choices=["pipesim", "uniform", "metis", "amp", "all"], default="pipesim",
+                   help="training config: plan with pipesim's exact planner (default), a baseline's search rule "
+                        "(uniform homogeneous split, Metis, AMP; docs/model.md §12.5), or all of them side by side, "
+                        "every plan scored by the same model")
 
 
 def applies(path_text: str) -> bool:
@@ -64,6 +68,9 @@ def run(args) -> int:
     output = writable(getattr(args, "output", None), "plan", "--output")  # before the work
     inputs = load_sailor_inputs(args.workload, getattr(args, "profiles", None))
     cluster = load_cluster(args.hardware)
+    planner = getattr(args, "planner", "pipesim")
+    if planner != "pipesim":
+        return _run_baselines(args, inputs, cluster, objective, planner)
     result = plan_hetero(inputs, cluster, objective, budget=getattr(args, "budget", None),
                          min_throughput=getattr(args, "min_throughput", None), mbs=getattr(args, "mbs", None),
                          max_stages=getattr(args, "max_stages", 3), max_kinds=getattr(args, "max_kinds", None))
@@ -72,9 +79,69 @@ def run(args) -> int:
     if getattr(args, "json", False):
         print_json(result.to_dict())
         return 0
+    _print_plan(result, inputs, cluster, objective)
+    return 0
+
+
+def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
+    """``--planner uniform|metis|amp|all``: the baselines' search rules, every plan scored by the one model."""
+    from pipesim.placement.plan.baselines_hetero import PLANNERS, compare_planners
+
+    for option in ("budget", "min_throughput", "mbs"):
+        if getattr(args, option, None) is not None:
+            raise InputError(None, "--planner", f"--{option.replace('_', '-')} is pipesim's planner's only "
+                             f"(the baselines search their papers' space); drop it or use --planner pipesim")
+    if planner == "all" and getattr(args, "output", None):
+        raise InputError(None, "-o", "--planner all compares planners; write one planner's plan with --planner NAME")
+    names = list(PLANNERS) if planner == "all" else [planner]
+    rows = compare_planners(inputs, cluster, objective, planners=names, max_stages=getattr(args, "max_stages", 3),
+                            max_kinds=getattr(args, "max_kinds", None) or 1)
+    if planner != "all":
+        row = rows[0]
+        if row.result is None:
+            from pipesim.errors import InfeasibleError
+            raise InfeasibleError(row.reason)
+        output = writable(getattr(args, "output", None), "plan")
+        if output:
+            output.write_text(json.dumps(row.result.sailor_json(), indent=2) + "\n")
+        if getattr(args, "json", False):
+            print_json({"planner": planner, **row.result.to_dict()})
+            return 0
+        _print_plan(row.result, inputs, cluster, objective, planner)
+        return 0
+    ours = rows[0].value(objective)
+    if getattr(args, "json", False):
+        print_json({"objective": objective, "planners": [
+            {"planner": r.planner, "infeasible": r.reason} if r.result is None else
+            {"planner": r.planner, "throughput": r.result.throughput, "iteration_time": r.result.iteration_time,
+             "cost_per_iteration": r.result.cost_per_iteration, "price_per_hour": r.result.price_per_hour,
+             "gpus_used": dict(r.result.gpus_used), "search_seconds": r.result.search_seconds,
+             "plan": r.result.sailor_json()}
+            for r in rows]})
+        return 0
+    table = Table(title=escape(f"{inputs.config.model} on {cluster.name}: planners scored by one model "
+                               f"(docs/model.md §12.5), objective {objective}"))
+    for column in ("planner", "it/s", "$/iteration", "$/h", "GPUs", "stages x DP", "mbs",
+                   f"{objective} vs pipesim", "search"):
+        table.add_column(column)
+    for r in rows:
+        if r.result is None:
+            table.add_row(r.planner, "infeasible", "", "", "", "", "", "", "")
+            continue
+        res, pipe = r.result, r.result.plan.pipelines[0]
+        diff = "—" if ours is None or r.value(objective) is None else f"{r.value(objective) / ours - 1:+.1%}"
+        table.add_row(r.planner, f"{res.throughput:.4g}", _money(res.cost_per_iteration), _money(res.price_per_hour),
+                      str(sum(res.gpus_used.values())), f"{len(pipe.stages)} x {len(pipe.replicas[0])}",
+                      str(res.plan.mbs), diff, f"{res.search_seconds:.2f} s")
+    console.print(table)
+    return 0
+
+
+def _print_plan(result, inputs, cluster, objective: str, planner: str = "pipesim") -> None:
     plan, est = result.plan, result.estimate
     table = Table(title=escape(f"{inputs.config.model} on {cluster.name}: mbs {plan.mbs}, {est.microbatches} "
-                               f"microbatches, objective {objective}"))
+                               f"microbatches, objective {objective}"
+                               + ("" if planner == "pipesim" else f", planner {planner}")))
     for column in ("stage", "layers", "replicas (zone/GPU x TP)", "compute/mb", "transfer/mb", "grad sync",
                    "memory/GPU"):
         table.add_column(column)
@@ -95,4 +162,3 @@ def run(args) -> int:
                   f"({result.throughput:.4g} it/s); {_money(result.price_per_hour)}/h; "
                   f"{_money(result.cost_per_iteration)} per iteration (egress {_money(result.egress_per_iteration)}); "
                   f"searched in {result.search_seconds:.2f} s")
-    return 0

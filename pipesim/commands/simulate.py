@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from pipesim.api import load_split
+from pipesim.commands import hetero_plan, hetero_simulate
 from pipesim.commands.common import (
     arg,
     console,
@@ -49,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--trace", metavar="RUN.json", help=f"write a Chrome trace-event file of the first {TRACE_MICROBATCHES} microbatches (Perfetto, chrome://tracing)")
     p.add_argument("--gantt", metavar="RUN.png", help="write a Gantt chart of the first microbatches")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    hetero_simulate.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -66,6 +68,11 @@ def _virtual_stages(schedule: str | None, given: int | None) -> int:
 
 
 def run(args) -> int:
+    if hetero_plan.applies(args.workload):  # a Sailor training config and its plan: docs/model.md §12.6
+        return hetero_simulate.run(args)
+    for option in ("hardware", "profiles", "whatif"):
+        if getattr(args, option, None):
+            raise InputError(None, f"--{option}", "applies to a Sailor training config and its plan only")
     writable(args.trace, "trace", "--trace")
     if args.gantt:
         if Path(args.gantt).suffix.lower() not in GANTT_FORMATS:

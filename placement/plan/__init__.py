@@ -12,6 +12,7 @@ docs/model.md §10.  One sub-system, one module per idea:
 * :mod:`~pipesim.placement.plan.sailor_format` — Sailor's profiles, bandwidths, configs and plans, read as they are;
 * :mod:`~pipesim.placement.plan.sailor` — a Sailor plan's iteration time and memory per GPU (§12.2);
 * :mod:`~pipesim.placement.plan.hetero` — the optimal plan across GPU types and zones (§12.4);
+* :mod:`~pipesim.placement.plan.baselines_hetero` — uniform, Metis and AMP search rules on the same model (§12.5).
 * :mod:`~pipesim.placement.plan.megatron` — one Megatron-Core configuration of an LLM: step time and
   memory (docs/model.md §11);
 * :mod:`~pipesim.placement.plan.megatron_layer` — a layer's TP/CP collectives and the DP reduction as events on
@@ -38,6 +39,9 @@ _LAZY = {
     "HeteroPlan": "hetero", "plan_hetero": "hetero",
     "ParallelConfig": "megatron", "Estimate": "megatron", "estimate": "megatron", "with_nodes": "megatron",
     "MegatronPlan": "megatron_plan", "plan_megatron": "megatron_plan",
+    "score_plan": "hetero",
+    "compare_planners": "baselines_hetero", "plan_amp": "baselines_hetero", "plan_metis": "baselines_hetero",
+    "plan_uniform": "baselines_hetero",
 }
 
 __all__ = sorted(_LAZY)

@@ -65,7 +65,7 @@ from pipesim.placement.plan.sailor import (
 )
 from pipesim.placement.plan.sailor_format import SailorPipeline, SailorPlan, SailorReplica
 
-__all__ = ["OBJECTIVES", "ClusterNetwork", "HeteroPlan", "ReplicaKind", "egress_cost", "plan_hetero", "replica_kinds"]
+__all__ = ["OBJECTIVES", "ClusterNetwork", "HeteroPlan", "ReplicaKind", "egress_cost", "plan_hetero", "replica_kinds", "score_plan"]
 
 OBJECTIVES = ("time", "cost")
 
@@ -461,7 +461,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                 nxt: dict = {}
                 in_flight = min(n_stages - s, micro)
                 for (first, used, prev), labels in frontier.items():
-                    ends = [n_layers] if s == n_stages - 1 else range(first + 1, n_layers - (n_stages - s - 1))
+                    ends = [n_layers] if s == n_stages - 1 else range(first + 1, n_layers - (n_stages - s - 1) + 1)
                     # the stage kinds that still fit the GPUs left (and the budget), with what they leave used
                     after = usage_arr + np.asarray(used)
                     ok = np.all(after <= capacity_arr, axis=1)
@@ -525,17 +525,32 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
         state, lab = (first, prev_used, prev_si), prev_label
     stages.reverse()
     plan = SailorPlan((SailorPipeline(tuple(s[0] for s in stages), tuple(s[1] for s in stages)),), m, gbs)
+    return score_plan(plan, inputs, cluster, objective, precision, network=network,
+                      search_seconds=time.perf_counter() - started, labels=kept)
+
+
+def score_plan(plan: SailorPlan, inputs: SailorInputs, cluster: Cluster, objective: str = "time",
+               precision: str = "fp32", *, network: ClusterNetwork | None = None, search_seconds: float = 0.0,
+               labels: int = 0) -> HeteroPlan:
+    """A plan on ``cluster`` scored by the one cost model: §12.2 time on the cluster's links, $/h, egress, $/iteration.
+
+    Every planner (pipesim's and the baselines of
+    :mod:`~pipesim.placement.plan.baselines_hetero`) is scored by this function.
+    """
+    network = network or ClusterNetwork(cluster)
     estimate = estimate_sailor_plan(plan, inputs, precision, network)
-    used = {}
-    for _, reps_ in stages:
-        for r in reps_:
-            name = f"{r.zone}/{network.node_type(r)}"
-            used[name] = used.get(name, 0) + r.tp
+    used: dict[str, int] = {}
+    for pipe in plan.pipelines:
+        for reps_ in pipe.replicas:
+            for r in reps_:
+                name = f"{r.zone}/{network.node_type(r)}"
+                used[name] = used.get(name, 0) + r.tp
     price = None
+    entries = cluster.entries()
     prices = {f"{z}/{t.name}": cluster.price_per_gpu_hour(i) for i, (t, _, z) in enumerate(entries)}
     if all(prices.get(k) is not None for k in used):
         price = sum(prices[k] * n for k, n in used.items())
     egress = egress_cost(plan, inputs, cluster, precision)
     cost = None if price is None else estimate.iteration_time * price / 3600 + egress
-    return HeteroPlan(plan, estimate, objective, price, egress, cost, used, sum(capacity),
-                      time.perf_counter() - started, kept)
+    return HeteroPlan(plan, estimate, objective, price, egress, cost, used,
+                      sum(t.devices * count for t, count, _ in entries), search_seconds, labels)

@@ -66,5 +66,50 @@ def test_piper_objectives_unchanged_and_time_needs_a_training_config(capsys, tmp
 
 
 def test_cluster_without_profiled_gpu_types(capsys):
-    assert main(["plan", str(CONFIG), "--hardware", "mixed-a100-v100", "--objective", "time"]) == 2
-    assert "profiles none of mixed-a100-v100's GPU types (a100-80gb, v100" in capsys.readouterr().err
+    # (mixed-a100-v100's node types now name Sailor's A100-80 and V100-16: it is plannable; H100s are not profiled)
+    assert main(["plan", str(CONFIG), "--hardware", "dgx-h100x16", "--objective", "time"]) == 2
+    assert "profiles none of dgx-h100x16's GPU types (h100-sxm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_planner_all_json_pipesim_first_and_never_worse(capsys):
+    assert main(["plan", str(CONFIG), "--hardware", "gcp-a100-v100", "--objective", "time", "--planner", "all",
+                 "--max-stages", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = data["planners"]
+    assert [r["planner"] for r in rows] == ["pipesim", "uniform", "metis", "amp"]
+    ours = rows[0]["iteration_time"]
+    assert all(ours <= r["iteration_time"] * (1 + 1e-9) for r in rows if "iteration_time" in r)
+    assert all(r["search_seconds"] > 0 for r in rows if "search_seconds" in r)
+
+
+@pytest.mark.slow
+def test_planner_all_table(capsys):
+    assert main(["plan", str(CONFIG), "--hardware", "two-zone-a100-v100", "--objective", "cost", "--planner", "all",
+                 "--max-stages", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "metis" in out and "amp" in out and "uniform" in out and "cost vs pipesim" in out
+
+
+@pytest.mark.slow
+def test_baseline_plan_round_trips_through_estimate(capsys, tmp_path):
+    out = tmp_path / "metis.json"
+    assert main(["plan", str(CONFIG), "--hardware", "gcp-a100-v100", "--objective", "time", "--planner", "metis",
+                 "--max-stages", "2", "--json", "-o", str(out)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["planner"] == "metis"
+    args = argparse.Namespace(model=str(CONFIG), sailor_plan=str(out), profiles=None, json=True)
+    assert sailor_estimate.run(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["microbatches"] == data["estimate"]["microbatches"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--planner", "amp", "--budget", "3"], "--planner: --budget"),
+    (["--planner", "metis", "--min-throughput", "1"], "--planner: --min-throughput"),
+    (["--planner", "all", "-o", "x.json"], "-o:"),
+])
+def test_baseline_bad_input_one_line_exit_2(capsys, argv, message):
+    assert main(["plan", str(CONFIG), "--hardware", "gcp-a100-v100", "--objective", "time", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

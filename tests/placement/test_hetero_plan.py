@@ -176,3 +176,14 @@ def test_bad_arguments():
     no_price = cluster(1, 1, prices=(None, 1.0))
     with pytest.raises(InputError, match="no price_per_gpu_hour for fastnode"):
         plan_hetero(inp, no_price, "cost")
+
+
+def test_last_stage_may_hold_one_layer():
+    # regression: the split's stage ends stopped one layer short, so the last stage always had two or more
+    # layers; found by the Metis baseline beating the planner (tests/placement/test_baselines_hetero.py)
+    fast = [0.021636277115754082, 0.04184037887981122, 0.029127114029188557, 0.027171051164482766]
+    inp = inputs(fast, [x * 2.2227275949176803 for x in fast], gbs=8)
+    cl = cluster(1, 2, 20e9, ("a", "a"))
+    got = plan_hetero(inp, cl, "time", max_stages=2, max_kinds=1)
+    assert got.iteration_time == pytest.approx(brute_force(inp, cl, "time", max_stages=2, max_kinds=1), rel=1e-12)
+    assert got.plan.pipelines[0].stages == ((0, 1, 2), (3,))

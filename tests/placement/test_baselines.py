@@ -15,11 +15,11 @@ from pipesim.placement import (
     Graph,
     Split,
     Workload,
-    evaluate,
     paper_devices,
     read_paper_workload,
     read_split,
 )
+from pipesim.placement.evaluate import evaluate
 from pipesim.placement.baselines import (
     solve_expert,
     solve_local_search,

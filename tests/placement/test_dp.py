@@ -14,9 +14,9 @@ from pipesim.placement import (
     Graph,
     Node,
     Workload,
-    evaluate,
     paper_devices,
 )
+from pipesim.placement.evaluate import evaluate
 from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.formats import read_paper_workload
 from pipesim.placement.dp.ideals import IdealLimitError

@@ -13,10 +13,10 @@ from pipesim.placement import (
     Graph,
     Split,
     SplitError,
-    evaluate,
     is_contiguous,
     paper_devices,
 )
+from pipesim.placement.evaluate import evaluate
 from tests.strategies import node, workloads
 
 

@@ -7,12 +7,12 @@ import pytest
 from pipesim.placement import (
     ACCELERATOR,
     InputError,
-    evaluate,
     read_paper_workload,
     read_split,
     write_paper_workload,
     write_split,
 )
+from pipesim.placement.evaluate import evaluate
 from pipesim.placement.formats import split_to_json
 
 

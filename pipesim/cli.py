@@ -5,16 +5,36 @@ it runs, so ``pipesim --version`` and ``pipesim --help`` stay fast.  Any
 :class:`~pipesim.errors.PipesimError` — a malformed file, an unknown id, an
 infeasible request — is reported as one line naming the file and the
 problem, with exit code 2 and no traceback.
+
+Two rules hold for every command, here and nowhere else (issue 18 items 1 and 3):
+
+* **Ctrl-C** (SIGINT, and SIGTERM): the command stops within 2 s, prints its
+  best answer so far where it has one (status ``interrupted``), then
+  ``pipesim: interrupted`` on stderr, and exits 130; no child process or
+  temporary folder outlives it (:func:`pipesim.placement.interrupt.command_interrupts`).
+* **A closed stdout** (``pipesim plan … --json | head -1``): no traceback;
+  the command stops quietly with exit code 141 (128 + SIGPIPE, what a shell
+  reports for a Unix tool ended by a closed pipe).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
 from pipesim import __version__
 from pipesim.commands import COMMANDS, HELP
+
+#: Exit code after Ctrl-C: 128 + SIGINT.
+EXIT_INTERRUPTED = 130
+#: Exit code when stdout was closed by its reader: 128 + SIGPIPE.
+EXIT_BROKEN_PIPE = 141
+#: Commands whose solvers return their best answer so far on a first Ctrl-C (they poll
+#: pipesim.placement.interrupt.stop_requested); in the others a first Ctrl-C stops at once.
+ANSWERS_SO_FAR = frozenset({"solve", "plan", "run", "compare", "latency"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,23 +55,54 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away: stop quietly, as a Unix tool ended by SIGPIPE does."""
+    # Point stdout at /dev/null so that the interpreter's final flush of what is still buffered
+    # does not raise again ("Exception ignored ... BrokenPipeError").
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if a in COMMANDS), None)
     from pipesim.errors import PipesimError
+    from pipesim.placement.interrupt import command_interrupts, interruptible
 
-    try:
-        args = build_parser(command).parse_args(argv)
-    except SystemExit as exc:  # usage errors (one line, exit 2), --help and --version (exit 0)
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        return args.run(args)
-    except PipesimError as exc:
-        print(f"pipesim: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pipesim: interrupted", file=sys.stderr)
-        return 130
+    message = "pipesim: interrupted"
+    with command_interrupts(message) as signals:
+        try:
+            try:
+                args = build_parser(command).parse_args(argv)
+            except SystemExit as exc:  # usage errors (one line, exit 2), --help and --version (exit 0)
+                return exc.code if isinstance(exc.code, int) else 2
+            with interruptible() if command in ANSWERS_SO_FAR else contextlib.nullcontext():
+                code = args.run(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        except BrokenPipeError:
+            return _stdout_closed()
+        except PipesimError as exc:
+            if not signals.interrupted:
+                print(f"pipesim: error: {exc}", file=sys.stderr)
+                return 2
+        except KeyboardInterrupt:
+            pass
+        except Exception:
+            # Once Ctrl-C has arrived, what it breaks on the way out (numba's "SystemError: ...
+            # returned a result with an exception set", a broken process pool) is the interrupt.
+            if not signals.interrupted:
+                raise
+        else:
+            if not signals.interrupted:
+                return code
+        signals.finish()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        print(message, file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

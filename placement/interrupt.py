@@ -14,6 +14,18 @@ its own work before letting it through.  The command line wraps each solve in
 this block; a program embedding pipesim may do the same, or call
 :func:`request_stop` from another thread (a GUI's stop button).
 
+The command line's one rule (issue 18 item 1) is :func:`command_interrupts`:
+around a whole command, the first Ctrl-C asks the solvers inside
+``interruptible()`` to stop (elsewhere it raises :class:`KeyboardInterrupt` at
+once); if the command has not finished :data:`ESCALATE` seconds later, a
+:class:`KeyboardInterrupt` is raised in the main thread; if it still has not
+finished at :data:`DEADLINE` (the main thread is inside compiled code that
+never returns to Python, a numba kernel or a solver's C call), every child
+process is killed, every registered temporary folder is removed
+(:func:`temporary_folder`) and the process exits with code 130.  So a
+command stops within :data:`DEADLINE` seconds of Ctrl-C, whatever it runs,
+and nothing it started outlives it.
+
 Examples
 --------
 >>> from pipesim.placement.interrupt import interruptible, stop_requested
@@ -24,14 +36,43 @@ False
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import os
+import shutil
 import signal
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from pipesim.placement.result import INTERRUPTED  # the status lives with the others
 
-__all__ = ["INTERRUPTED", "interruptible", "request_stop", "stop_requested"]
+__all__ = [
+    "DEADLINE",
+    "ESCALATE",
+    "INTERRUPTED",
+    "EXIT_INTERRUPTED",
+    "CommandInterrupts",
+    "command_interrupts",
+    "descendants",
+    "interruptible",
+    "kill_descendants",
+    "raise_if_stopped",
+    "request_stop",
+    "stop_requested",
+    "temporary_folder",
+]
+
+#: Seconds after the first Ctrl-C at which a command still running gets a KeyboardInterrupt: time for the
+#: solvers' own stop (mip_backend.GRACE = 1 s) and for printing their best answer.
+ESCALATE = 1.25
+#: Seconds after the first Ctrl-C at which a command still running is ended (children killed, exit 130).
+DEADLINE = 1.75
+#: The exit code of an interrupted command (128 + SIGINT, as a shell reports a process ended by Ctrl-C).
+EXIT_INTERRUPTED = 130
 
 
 _requested = threading.Event()
@@ -43,6 +84,16 @@ _handling = False   # one of them (in the main thread) holds the SIGINT handler
 def stop_requested() -> bool:
     """True once Ctrl-C or :func:`request_stop` asked solvers to stop (only inside :func:`interruptible`)."""
     return _depth > 0 and _requested.is_set()
+
+
+def raise_if_stopped() -> None:
+    """For solvers with no answer before they end (the DP): a stop request raises KeyboardInterrupt.
+
+    Called between chunks of compiled work, so Ctrl-C stops such a solver
+    within one chunk instead of being swallowed until it ends.
+    """
+    if stop_requested():
+        raise KeyboardInterrupt
 
 
 def request_stop() -> None:
@@ -70,6 +121,7 @@ def interruptible() -> Iterator[None]:
     """
     global _depth, _handling
     with _lock:
+        # (under command_interrupts, _handling is already set: its handler serves this block too)
         if _depth == 0:
             _requested.clear()
         _depth += 1
@@ -99,3 +151,172 @@ def interruptible() -> Iterator[None]:
                 _handling = False
             if _depth == 0:
                 _requested.clear()
+
+
+# --- what must not outlive the process -------------------------------------------------------------
+
+_folders: set[str] = set()   # temporary folders to remove if the process is ended hard
+
+
+@contextlib.contextmanager
+def temporary_folder(prefix: str) -> Iterator[Path]:
+    """A temporary folder, removed on leaving the block and also if :func:`command_interrupts` ends the process.
+
+    Parameters
+    ----------
+    prefix : str
+        The folder's name starts with it (in :func:`tempfile.gettempdir`, so ``TMPDIR`` moves it).
+
+    Examples
+    --------
+    >>> with temporary_folder("pipesim-doc-") as folder:
+    ...     folder.is_dir()
+    True
+    >>> folder.exists()
+    False
+    """
+    path = tempfile.mkdtemp(prefix=prefix)
+    _folders.add(path)
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        _folders.discard(path)
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Process ids of the children of ``pid`` (default: this process), their children, and so on.
+
+    Read from Linux's ``/proc``; empty where there is none.  Deepest first, so
+    that killing in this order leaves no orphan to be re-parented.
+    """
+    root = os.getpid() if pid is None else pid
+    parent_of: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent_of[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    children: dict[int, list[int]] = {}
+    for child, parent in parent_of.items():
+        children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    frontier = [root]
+    while frontier:
+        frontier = [c for p in frontier for c in children.get(p, [])]
+        found.extend(frontier)
+    return found[::-1]
+
+
+def kill_descendants(sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to every descendant of this process (see :func:`descendants`)."""
+    for pid in descendants():
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+# --- the command line's rule ---------------------------------------------------------------------------
+
+class CommandInterrupts:
+    """State of one :func:`command_interrupts` block: ``interrupted`` once Ctrl-C (or SIGTERM) arrived."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self.interrupted = False
+        self.finished = threading.Event()
+        self._signals = 0
+        self._watchdog: threading.Thread | None = None
+
+    def finish(self) -> None:
+        """The command has ended (its answer is out): later signals are ignored, no escalation."""
+        self.finished.set()
+
+    def _handler(self, signum, frame) -> None:
+        if self.finished.is_set():  # only the last message and the exit are left
+            self.interrupted = True
+            return
+        self._signals += 1
+        self.interrupted = True
+        _requested.set()
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="pipesim-interrupt", daemon=True)
+            self._watchdog.start()
+        # A second signal, or a first one where no solver polls stop_requested(): stop now.
+        if self._signals > 1 or _depth == 0 or signum != signal.SIGINT:
+            raise KeyboardInterrupt
+
+    def _watch(self) -> None:
+        started = time.monotonic()
+        if not self.finished.wait(ESCALATE):
+            # The command did not stop by itself: raise KeyboardInterrupt in the main thread (it reaches
+            # _handler, which counts it as a second signal) ...
+            # A real signal to the main thread, so that a blocking call (waiting for a child) returns
+            # too; _thread.interrupt_main would only be seen at the next bytecode.
+            try:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            except (AttributeError, OSError):
+                _thread.interrupt_main(signal.SIGINT)
+            self.finished.wait(max(0.0, DEADLINE - (time.monotonic() - started)))
+        # ... which it cannot see while it runs compiled code; and once the command has returned, only
+        # printing and the interpreter's exit are left, which must not hang either (a pool joining its
+        # workers): end the process, leaving nothing behind.
+        if self.finished.is_set():
+            time.sleep(max(0.0, DEADLINE + 1.0 - (time.monotonic() - started)))
+        self.abort()
+
+    def abort(self) -> None:
+        """End the process now: kill the children, remove the temporary folders, exit 130."""
+        kill_descendants()
+        for folder in list(_folders):
+            shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            os.write(2, (self.message + "\n").encode())
+        os._exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def command_interrupts(message: str = "pipesim: interrupted") -> Iterator[CommandInterrupts]:
+    """Around a whole command: Ctrl-C (SIGINT) and SIGTERM stop it within :data:`DEADLINE` seconds.
+
+    The first SIGINT sets :func:`stop_requested` for the solvers inside
+    :func:`interruptible` (they return their best answer so far); anywhere
+    else it raises :class:`KeyboardInterrupt`.  SIGTERM and a second SIGINT
+    raise :class:`KeyboardInterrupt`.  The escalation (see the module
+    docstring) makes sure the process ends by :data:`DEADLINE`, printing
+    ``message`` and exiting :data:`EXIT_INTERRUPTED` if it has to end it
+    itself.  The caller prints ``message`` and returns
+    :data:`EXIT_INTERRUPTED` when the block ends with ``interrupted`` set or
+    with a :class:`KeyboardInterrupt`.  Only in the main thread; elsewhere the
+    block does nothing.
+
+    Yields
+    ------
+    CommandInterrupts
+        ``interrupted`` tells whether a signal arrived.
+    """
+    global _handling
+    state = CommandInterrupts(message)
+    main = threading.current_thread() is threading.main_thread()
+    with _lock:
+        install = main and not _handling
+        if install:
+            _handling = True
+            _requested.clear()
+    previous = {}
+    if install:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, state._handler)
+    try:
+        yield state
+    finally:
+        state.finish()
+        if install:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            with _lock:
+                _handling = False
+                if _depth == 0:
+                    _requested.clear()

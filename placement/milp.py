@@ -376,8 +376,16 @@ def solve_ip(
         if start is not None:
             model.seed(start.split)
         remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
-        outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
-                            warm_start=start is not None, progress=progress, threads=threads)
+        try:
+            outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
+                                warm_start=start is not None, progress=progress, threads=threads)
+        except KeyboardInterrupt:
+            # A stop was requested and, the solver not having started yet (PuLP writes CBC's model
+            # file first), the command line's Ctrl-C rule escalated: the start is the answer so far.
+            if start is None or not stop_requested():
+                raise
+            outcome = MipOutcome(solver, NO_SOLUTION, None, None, time.perf_counter() - began, interrupted=True)
+            break
         stats.update(solver_objective=outcome.objective, solver_bound=outcome.bound, interrupted=outcome.interrupted)
         if outcome.status == "infeasible":
             return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began, stats=stats,

@@ -34,7 +34,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -44,7 +43,7 @@ from pathlib import Path
 import pulp
 
 from pipesim.errors import InputError
-from pipesim.placement.interrupt import stop_requested
+from pipesim.placement.interrupt import descendants, stop_requested, temporary_folder
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_SOLVER", "SOLVERS", "MipOutcome", "run_model", "stop_message"]
 
@@ -94,21 +93,16 @@ def _should_stop(deadline: float | None) -> bool:
     return stop_requested() or (deadline is not None and time.perf_counter() >= deadline)
 
 
-def _children() -> list[int]:
-    """Process ids of this process's children (Linux ``/proc``; empty elsewhere)."""
-    me, found = os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == me:
-            found.append(int(stat.parent.name))
-    return found
-
-
 class _StopCbc(threading.Thread):
-    """Stops the CBC child on a stop request or at the time limit: SIGINT, then SIGKILL after GRACE."""
+    """Stops the CBC child on a stop request or at the time limit: SIGINT, then SIGKILL after GRACE.
+
+    It watches until the solve returns, not only until it first acts: PuLP
+    writes the model file before it starts CBC (seconds for a large model),
+    so a stop requested then finds no child yet, and a CBC started later
+    would otherwise run its whole search unwatched (issue 18 item 1: the
+    process still running 60 s after Ctrl-C).  A CBC that appears after the
+    stop is killed at once.
+    """
 
     def __init__(self, deadline: float | None):
         super().__init__(daemon=True)
@@ -124,18 +118,24 @@ class _StopCbc(threading.Thread):
         else:
             return
         self.interrupted = stop_requested()
+        stopped = time.perf_counter()
         # CBC checks its own time limit and catches a terminal's SIGINT; give it a moment first.
         if self.done.wait(GRACE / 2):
             return
-        for pid in _children():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
-        if self.done.wait(GRACE / 2):
-            return
-        self.killed = True
-        for pid in _children():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        told: set[int] = set()
+        while True:
+            late = time.perf_counter() - stopped >= GRACE
+            for pid in descendants():
+                if late:  # past the grace: kill whatever runs, also a CBC started after the stop
+                    self.killed = True
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                elif pid not in told:
+                    told.add(pid)
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGINT)
+            if self.done.wait(0.05):
+                return
 
 
 class _LogTail(threading.Thread):
@@ -198,7 +198,7 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
         if not stopper.killed:
             raise
     except KeyboardInterrupt:
-        for pid in _children():
+        for pid in descendants():
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         raise
@@ -391,8 +391,9 @@ def run_model(
         raise InputError(None, "solver", f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     gap = DEFAULT_GAP if gap is None else gap
     run = _run_highs if solver == "highs" else _run_cbc
-    with tempfile.TemporaryDirectory(prefix="pipesim-mip-") as tmp:
-        log_path = Path(tmp) / f"{solver}.log"
+    # removed on the way out, and by the command line's Ctrl-C rule if it has to end the process
+    with temporary_folder("pipesim-mip-") as tmp:
+        log_path = tmp / f"{solver}.log"
         tail = _LogTail(log_path) if progress else None
         if tail is not None:
             tail.start()

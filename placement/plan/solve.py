@@ -672,6 +672,7 @@ def solve_plan(
         qcache = np.full((len(px_) * T, smax + 1) if use_cache else (1, 1), np.nan)
 
         def run(tau: float, record: bool = False):
+            raise_if_stopped()  # Ctrl-C between DP runs (no plan before the search ends)
             f, g, ch, nc, kn, inexact = _run(
                 tau, px_, py_, len(ideals), ideals.sizes.astype(np.int64), sup_cnt, P, A, B, W, IN, OUT,
                 entering_ptr, entering_src, entering_edge, layers.win, layers.wout, member, layers.has_alt,

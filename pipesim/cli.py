@@ -66,40 +66,65 @@ def _stdout_closed() -> int:
     return EXIT_BROKEN_PIPE
 
 
+def _tables_raise_broken_pipe() -> None:
+    """rich ends the process itself (exit 1) when stdout closes under a table: let it reach main instead."""
+    from pipesim.commands.common import console
+
+    def closed() -> None:
+        console.quiet = True
+        raise BrokenPipeError
+
+    console.on_broken_pipe = closed
+
+
+def _dispatch(argv: list[str], command: str | None, signals) -> int | None:
+    """Parse and run one command; its exit code, or None when Ctrl-C ended it."""
+    from pipesim.errors import PipesimError
+    from pipesim.placement.interrupt import interruptible
+
+    try:
+        try:
+            args = build_parser(command).parse_args(argv)
+        except SystemExit as exc:  # usage errors (one line, exit 2), --help and --version (exit 0)
+            return exc.code if isinstance(exc.code, int) else 2
+        _tables_raise_broken_pipe()
+        with interruptible() if command in ANSWERS_SO_FAR else contextlib.nullcontext():
+            code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+    except BrokenPipeError:
+        return _stdout_closed()
+    except PipesimError as exc:
+        if signals.interrupted:
+            return None
+        print(f"pipesim: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        # Once Ctrl-C has arrived, what it breaks on the way out (numba's "SystemError: ...
+        # returned a result with an exception set", a broken process pool) is the interrupt.
+        if not signals.interrupted:
+            raise
+        return None
+    return None if signals.interrupted else code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if a in COMMANDS), None)
-    from pipesim.errors import PipesimError
-    from pipesim.placement.interrupt import command_interrupts, interruptible
+    from pipesim.placement.interrupt import command_interrupts
 
     message = "pipesim: interrupted"
     with command_interrupts(message) as signals:
+        # The handler raises KeyboardInterrupt at most once per command, and never after finish():
+        # wherever it lands before finish(), this except catches it.
         try:
-            try:
-                args = build_parser(command).parse_args(argv)
-            except SystemExit as exc:  # usage errors (one line, exit 2), --help and --version (exit 0)
-                return exc.code if isinstance(exc.code, int) else 2
-            with interruptible() if command in ANSWERS_SO_FAR else contextlib.nullcontext():
-                code = args.run(args)
-            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
-        except BrokenPipeError:
-            return _stdout_closed()
-        except PipesimError as exc:
-            if not signals.interrupted:
-                print(f"pipesim: error: {exc}", file=sys.stderr)
-                return 2
+            code = _dispatch(argv, command, signals)
+            signals.finish()
         except KeyboardInterrupt:
-            pass
-        except Exception:
-            # Once Ctrl-C has arrived, what it breaks on the way out (numba's "SystemError: ...
-            # returned a result with an exception set", a broken process pool) is the interrupt.
-            if not signals.interrupted:
-                raise
-        else:
-            if not signals.interrupted:
-                return code
-        signals.finish()
-        with contextlib.suppress(OSError, ValueError):
+            code = None
+            signals.finish()
+        if code is not None and not signals.interrupted:
+            return code
+        with contextlib.suppress(OSError, ValueError):  # the best answer so far, if one was printed
             sys.stdout.flush()
         print(message, file=sys.stderr)
         return EXIT_INTERRUPTED

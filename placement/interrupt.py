@@ -226,38 +226,40 @@ class CommandInterrupts:
         self.interrupted = False
         self.finished = threading.Event()
         self._signals = 0
+        self._raised = False
         self._watchdog: threading.Thread | None = None
 
     def finish(self) -> None:
-        """The command has ended (its answer is out): later signals are ignored, no escalation."""
+        """The command has ended (its answer is out): later signals are only recorded, no escalation."""
         self.finished.set()
 
     def _handler(self, signum, frame) -> None:
-        if self.finished.is_set():  # only the last message and the exit are left
-            self.interrupted = True
-            return
-        self._signals += 1
         self.interrupted = True
         _requested.set()
         if self._watchdog is None:
             self._watchdog = threading.Thread(target=self._watch, name="pipesim-interrupt", daemon=True)
             self._watchdog.start()
+        # Raise at most once, never after finish(): so the caller's one `except KeyboardInterrupt`
+        # suffices and no second one escapes its clean-up.  (The watchdog ends a process that hangs.)
+        if self.finished.is_set() or self._raised:
+            return
+        self._signals += 1
         # A second signal, or a first one where no solver polls stop_requested(): stop now.
         if self._signals > 1 or _depth == 0 or signum != signal.SIGINT:
+            self._raised = True
             raise KeyboardInterrupt
 
     def _watch(self) -> None:
         started = time.monotonic()
-        if not self.finished.wait(ESCALATE):
-            # The command did not stop by itself: raise KeyboardInterrupt in the main thread (it reaches
-            # _handler, which counts it as a second signal) ...
-            # A real signal to the main thread, so that a blocking call (waiting for a child) returns
-            # too; _thread.interrupt_main would only be seen at the next bytecode.
+        if not self.finished.wait(ESCALATE) and not self._raised:
+            # The command did not stop by itself: a KeyboardInterrupt in the main thread, through a
+            # real signal so that a blocking call (waiting for a child) returns too (_thread.interrupt_main
+            # would only be seen at the next bytecode) ...
             try:
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             except (AttributeError, OSError):
                 _thread.interrupt_main(signal.SIGINT)
-            self.finished.wait(max(0.0, DEADLINE - (time.monotonic() - started)))
+        self.finished.wait(max(0.0, DEADLINE - (time.monotonic() - started)))
         # ... which it cannot see while it runs compiled code; and once the command has returned, only
         # printing and the interpreter's exit are left, which must not hang either (a pool joining its
         # workers): end the process, leaving nothing behind.
@@ -313,9 +315,12 @@ def command_interrupts(message: str = "pipesim: interrupted") -> Iterator[Comman
         yield state
     finally:
         state.finish()
+        # After a signal the handler stays (it only records now): a signal still pending must not
+        # reach the previous handler and raise outside the caller's `except`; the process is ending.
         if install:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            if not state.interrupted:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
             with _lock:
                 _handling = False
                 if _depth == 0:

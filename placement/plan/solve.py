@@ -50,6 +50,7 @@ from pipesim.errors import InputError, InternalError
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.dp.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.interrupt import raise_if_stopped
 from pipesim.placement.options import Bool, Choice, Int, Size
 from pipesim.placement.plan.piper_format import read_piper_workload
 from pipesim.placement.plan.evaluate import MEMORY_TOLERANCE, evaluate_plan

@@ -107,7 +107,8 @@ def _dispatch(argv: list[str], command: str | None, signals) -> int | None:
     return None if signals.interrupted else code
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exit_now: bool = True) -> int:
+    """Run one command; its exit code.  After Ctrl-C the process ends here (exit 130) unless ``exit_now`` is false."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if a in COMMANDS), None)
     from pipesim.placement.interrupt import command_interrupts
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):  # the best answer so far, if one was printed
             sys.stdout.flush()
         print(message, file=sys.stderr)
+        if exit_now:
+            signals.abort(message=False)  # exit 130 at once, nothing left behind (see abort)
         return EXIT_INTERRUPTED
 
 

@@ -219,7 +219,15 @@ def kill_descendants(sig: int = signal.SIGKILL) -> None:
 # --- the command line's rule ---------------------------------------------------------------------------
 
 class CommandInterrupts:
-    """State of one :func:`command_interrupts` block: ``interrupted`` once Ctrl-C (or SIGTERM) arrived."""
+    """State of one :func:`command_interrupts` block: ``interrupted`` once Ctrl-C (or SIGTERM) arrived.
+
+    Two parts see a signal.  Python's handler (:meth:`_handler`) runs in the
+    main thread, but only between bytecodes: never while the main thread is
+    inside compiled code (a numba kernel can run for tens of seconds).  So
+    the C-level handler's wake-up byte (:func:`signal.set_wakeup_fd`) is also
+    read by a watcher thread, which starts the clock of the escalation at the
+    moment the signal arrives, whatever the main thread is doing.
+    """
 
     def __init__(self, message: str):
         self.message = message
@@ -227,7 +235,21 @@ class CommandInterrupts:
         self.finished = threading.Event()
         self._signals = 0
         self._raised = False
-        self._watchdog: threading.Thread | None = None
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous_fd: int | None = None
+        self._watcher: threading.Thread | None = None
+
+    def _start(self) -> None:
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._watcher = threading.Thread(target=self._watch, name="pipesim-interrupt", daemon=True)
+        self._watcher.start()
+
+    def _stop(self, restore: bool) -> None:
+        if restore:
+            signal.set_wakeup_fd(self._previous_fd if self._previous_fd is not None else -1)
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"\0")  # wakes the watcher if no signal came
 
     def finish(self) -> None:
         """The command has ended (its answer is out): later signals are only recorded, no escalation."""
@@ -236,11 +258,8 @@ class CommandInterrupts:
     def _handler(self, signum, frame) -> None:
         self.interrupted = True
         _requested.set()
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(target=self._watch, name="pipesim-interrupt", daemon=True)
-            self._watchdog.start()
         # Raise at most once, never after finish(): so the caller's one `except KeyboardInterrupt`
-        # suffices and no second one escapes its clean-up.  (The watchdog ends a process that hangs.)
+        # suffices and no second one escapes its clean-up.  (The watcher ends a process that hangs.)
         if self.finished.is_set() or self._raised:
             return
         self._signals += 1
@@ -250,6 +269,17 @@ class CommandInterrupts:
             raise KeyboardInterrupt
 
     def _watch(self) -> None:
+        while True:
+            try:
+                data = os.read(self._read, 64)
+            except OSError:
+                return
+            if not data or self.finished.is_set() and not self.interrupted:
+                return
+            if signal.SIGINT in data or signal.SIGTERM in data:
+                break
+        self.interrupted = True
+        _requested.set()
         started = time.monotonic()
         if not self.finished.wait(ESCALATE) and not self._raised:
             # The command did not stop by itself: a KeyboardInterrupt in the main thread, through a
@@ -267,15 +297,23 @@ class CommandInterrupts:
             time.sleep(max(0.0, DEADLINE + 1.0 - (time.monotonic() - started)))
         self.abort()
 
-    def abort(self) -> None:
-        """End the process now: kill the children, remove the temporary folders, exit 130."""
+    def abort(self, message: bool = True) -> None:
+        """End the process now: kill the children, remove the temporary folders, exit 130.
+
+        Also the command line's normal end after Ctrl-C (``message=False``, it
+        printed it): the interpreter's own exit would first garbage-collect
+        everything a solver built (measured: 1-2 s after an interrupted DP on
+        the busy 2-core machine), past the 2 s the rule allows.
+        """
         kill_descendants()
         for folder in list(_folders):
             shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            os.write(2, (self.message + "\n").encode())
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        if message:
+            with contextlib.suppress(OSError):
+                os.write(2, (self.message + "\n").encode())
         os._exit(EXIT_INTERRUPTED)
 
 
@@ -286,7 +324,8 @@ def command_interrupts(message: str = "pipesim: interrupted") -> Iterator[Comman
     The first SIGINT sets :func:`stop_requested` for the solvers inside
     :func:`interruptible` (they return their best answer so far); anywhere
     else it raises :class:`KeyboardInterrupt`.  SIGTERM and a second SIGINT
-    raise :class:`KeyboardInterrupt`.  The escalation (see the module
+    raise :class:`KeyboardInterrupt`, at most once per block and never after
+    :meth:`CommandInterrupts.finish`.  The escalation (see the module
     docstring) makes sure the process ends by :data:`DEADLINE`, printing
     ``message`` and exiting :data:`EXIT_INTERRUPTED` if it has to end it
     itself.  The caller prints ``message`` and returns
@@ -311,16 +350,18 @@ def command_interrupts(message: str = "pipesim: interrupted") -> Iterator[Comman
     if install:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, state._handler)
+        state._start()
     try:
         yield state
     finally:
         state.finish()
-        # After a signal the handler stays (it only records now): a signal still pending must not
-        # reach the previous handler and raise outside the caller's `except`; the process is ending.
         if install:
+            # After a signal the handler stays (it only records now): a signal still pending must not
+            # reach the previous handler and raise outside the caller's `except`; the process is ending.
             if not state.interrupted:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+            state._stop(restore=not state.interrupted)
             with _lock:
                 _handling = False
                 if _depth == 0:

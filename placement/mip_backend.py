@@ -195,8 +195,11 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
     try:
         problem.solve(solver)
     except pulp.PulpSolverError:
-        if not stopper.killed:
+        # killed by the stopper, or stopped by a terminal's Ctrl-C (which reaches CBC too: it then exits
+        # with an error status and PuLP reads nothing): no solution from CBC, the caller keeps its start
+        if not (stopper.killed or stopper.interrupted or stop_requested()):
             raise
+        stopper.killed = True
     except KeyboardInterrupt:
         for pid in descendants():
             with contextlib.suppress(OSError):

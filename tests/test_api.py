@@ -24,6 +24,7 @@ def readme_python_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_readme_example_runs_as_written(shared_workloads):
     """From the folder of the paper's workload, the README's five lines run and print two numbers."""
     folder = shared_workloads / "throughput" / "LayerGraphs"
@@ -100,6 +101,7 @@ def test_errors_share_one_root():
         assert issubclass(getattr(pipesim, name), pipesim.PipesimError), name
 
 
+@pytest.mark.slow
 def test_run_scenario_from_python(tmp_path):
     scenario = pipesim.load_scenario(ROOT / "scenarios" / "bert24-training.yaml", ["simulate.microbatches=30"])
     outcome = pipesim.run_scenario(scenario, tmp_path / "out")

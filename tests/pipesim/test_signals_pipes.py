@@ -302,7 +302,12 @@ PIPED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PIPED))
+#: Those that plan GNMT first take seconds.
+SLOW_PIPED = {"plan-json", "plan-table"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_PIPED else name
+                                  for name in sorted(PIPED)])
 def test_a_closed_stdout_is_a_quiet_exit_141(name):
     """Seen: `pipesim plan … --json | head -1` and `simulate W S --json | head -1` ended in a BrokenPipeError traceback."""
     args = PIPED[name]()

@@ -32,9 +32,10 @@ from pipesim.commands import COMMANDS, HELP
 EXIT_INTERRUPTED = 130
 #: Exit code when stdout was closed by its reader: 128 + SIGPIPE.
 EXIT_BROKEN_PIPE = 141
-#: Commands whose solvers return their best answer so far on a first Ctrl-C (they poll
-#: pipesim.placement.interrupt.stop_requested); in the others a first Ctrl-C stops at once.
-ANSWERS_SO_FAR = frozenset({"solve", "plan", "run", "compare", "latency"})
+#: Commands that print their solver's best answer so far on a first Ctrl-C (the solvers poll
+#: pipesim.placement.interrupt.stop_requested); in the others a first Ctrl-C stops at once (``run``
+#: too: its answer is the whole report, which an interrupted solve cannot give).
+ANSWERS_SO_FAR = frozenset({"solve", "plan", "compare", "latency"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None, *, exit_now: bool = True) -> int:
     from pipesim.placement.interrupt import command_interrupts
 
     message = "pipesim: interrupted"
-    with command_interrupts(message) as signals:
+    with command_interrupts(message, answers_so_far=command in ANSWERS_SO_FAR) as signals:
         # The handler raises KeyboardInterrupt at most once per command, and never after finish():
         # wherever it lands before finish(), this except catches it.
         try:

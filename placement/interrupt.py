@@ -56,6 +56,7 @@ __all__ = [
     "INTERRUPTED",
     "EXIT_INTERRUPTED",
     "CommandInterrupts",
+    "children_ignore_ctrl_c",
     "command_interrupts",
     "descendants",
     "interruptible",
@@ -209,6 +210,27 @@ def descendants(pid: int | None = None) -> list[int]:
     return found[::-1]
 
 
+@contextlib.contextmanager
+def children_ignore_ctrl_c() -> Iterator[None]:
+    """Processes started inside the block never see Ctrl-C; their parent stops them.
+
+    A terminal's Ctrl-C goes to the whole process group: a worker process
+    still importing would print its own ``KeyboardInterrupt`` traceback.
+    SIGINT is blocked while the children start (the mask is inherited by the
+    child and kept across ``exec``; the parent gets a Ctrl-C that arrived
+    meanwhile when the block ends, none is lost).  The parent's clean-up (or
+    :func:`command_interrupts`) ends the children.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def kill_descendants(sig: int = signal.SIGKILL) -> None:
     """Send ``sig`` to every descendant of this process (see :func:`descendants`)."""
     for pid in descendants():
@@ -229,8 +251,9 @@ class CommandInterrupts:
     moment the signal arrives, whatever the main thread is doing.
     """
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, answers_so_far: bool = True):
         self.message = message
+        self.answers_so_far = answers_so_far
         self.interrupted = False
         self.finished = threading.Event()
         self._signals = 0
@@ -263,8 +286,9 @@ class CommandInterrupts:
         if self.finished.is_set() or self._raised:
             return
         self._signals += 1
-        # A second signal, or a first one where no solver polls stop_requested(): stop now.
-        if self._signals > 1 or _depth == 0 or signum != signal.SIGINT:
+        # A second signal, or a first one where no solver polls stop_requested() or the command has
+        # no answer so far to give: stop now.
+        if self._signals > 1 or _depth == 0 or not self.answers_so_far or signum != signal.SIGINT:
             self._raised = True
             raise KeyboardInterrupt
 
@@ -318,12 +342,14 @@ class CommandInterrupts:
 
 
 @contextlib.contextmanager
-def command_interrupts(message: str = "pipesim: interrupted") -> Iterator[CommandInterrupts]:
+def command_interrupts(message: str = "pipesim: interrupted", answers_so_far: bool = True
+                       ) -> Iterator[CommandInterrupts]:
     """Around a whole command: Ctrl-C (SIGINT) and SIGTERM stop it within :data:`DEADLINE` seconds.
 
-    The first SIGINT sets :func:`stop_requested` for the solvers inside
-    :func:`interruptible` (they return their best answer so far); anywhere
-    else it raises :class:`KeyboardInterrupt`.  SIGTERM and a second SIGINT
+    With ``answers_so_far``, the first SIGINT sets :func:`stop_requested` for
+    the solvers inside :func:`interruptible` (they return their best answer
+    so far); anywhere else, or without ``answers_so_far`` (a command that
+    has no partial answer to show), it raises :class:`KeyboardInterrupt`.  SIGTERM and a second SIGINT
     raise :class:`KeyboardInterrupt`, at most once per block and never after
     :meth:`CommandInterrupts.finish`.  The escalation (see the module
     docstring) makes sure the process ends by :data:`DEADLINE`, printing
@@ -339,7 +365,7 @@ def command_interrupts(message: str = "pipesim: interrupted") -> Iterator[Comman
         ``interrupted`` tells whether a signal arrived.
     """
     global _handling
-    state = CommandInterrupts(message)
+    state = CommandInterrupts(message, answers_so_far)
     main = threading.current_thread() is threading.main_thread()
     with _lock:
         install = main and not _handling

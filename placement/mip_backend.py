@@ -94,7 +94,7 @@ def _should_stop(deadline: float | None) -> bool:
 
 
 class _StopCbc(threading.Thread):
-    """Stops the CBC child on a stop request or at the time limit: SIGINT, then SIGKILL after GRACE.
+    """Stops the CBC child on a stop request or at the time limit: SIGINT, then SIGKILL within GRACE.
 
     It watches until the solve returns, not only until it first acts: PuLP
     writes the model file before it starts CBC (seconds for a large model),
@@ -118,13 +118,14 @@ class _StopCbc(threading.Thread):
         else:
             return
         self.interrupted = stop_requested()
-        stopped = time.perf_counter()
-        # CBC checks its own time limit and catches a terminal's SIGINT; give it a moment first.
-        if self.done.wait(GRACE / 2):
+        # CBC checks its own time limit: give it a moment first.  A stop request is told at once (the
+        # command line's Ctrl-C rule leaves about a second for the answer so far to be printed).
+        if not self.interrupted and self.done.wait(GRACE / 2):
             return
+        stopped = time.perf_counter()
         told: set[int] = set()
         while True:
-            late = time.perf_counter() - stopped >= GRACE
+            late = time.perf_counter() - stopped >= GRACE / 2
             for pid in descendants():
                 if late:  # past the grace: kill whatever runs, also a CBC started after the stop
                     self.killed = True

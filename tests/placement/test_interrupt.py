@@ -103,7 +103,7 @@ def test_request_stop_from_another_thread(shared_workloads):
 
 
 @pytest.mark.slow
-def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads):
+def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads, tmp_path):
     """Seen: SIGINT 15 s into `pipesim solve … --method ip` gave exit 130 and no split.
 
     Issue 18 item 1 made the rule one for every command: the best split so far
@@ -117,8 +117,15 @@ def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads):
 
     workload = shared_workloads / "latency/LayerGraphs/inceptionv3_inference.json"
     command = [shutil.which("pipesim") or "pipesim", "solve", str(workload), "--method", "ip", "--json"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    time.sleep(4)  # imports and the model built: the solver is searching
+    # the solver's temporary folder in a TMPDIR of its own marks the model handed to it (a blind
+    # sleep of 4 s sometimes still hit the imports on the busy machine: no split then)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "TMPDIR": str(tmp_path)})
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith("pipesim-mip-") for p in tmp_path.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, "the solver never started"
+        time.sleep(0.02)
+    time.sleep(0.5)  # the solver is searching
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
     result = json.loads(out)

@@ -125,6 +125,14 @@ def main(argv: list[str] | None = None, *, exit_now: bool = True) -> int:
             code = None
             signals.finish()
         if code is not None and not signals.interrupted:
+            solver = sys.modules.get("pipesim.placement.mip_backend")
+            if exit_now and solver is not None and solver.abandoned_solver_running():
+                # a HiGHS solve given up at the time limit still runs: the interpreter's exit would wait
+                # for it (or crash under it); the answer is out, so end now
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(OSError, ValueError):
+                        stream.flush()
+                os._exit(code)
             return code
         with contextlib.suppress(OSError, ValueError):  # the best answer so far, if one was printed
             sys.stdout.flush()

@@ -28,6 +28,7 @@ The caller reads the variable values (``var.value()``) afterwards.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -249,6 +250,33 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
+_abandoned: list[threading.Thread] = []
+
+
+def _abandon(thread: threading.Thread) -> None:
+    """Let ``thread`` (a HiGHS solve) finish by itself; the interpreter's exit waits for it.
+
+    Exiting under a running HiGHS solve ends the process with C++'s
+    ``std::terminate`` (SIGABRT, "terminate called without an active
+    exception"): seen at the end of a program whose solve was interrupted.
+    The command line does not wait: it ends with ``os._exit`` when
+    :func:`abandoned_solver_running` (see :mod:`pipesim.cli`).
+    """
+    if not _abandoned:
+        atexit.register(_wait_for_abandoned)
+    _abandoned.append(thread)
+
+
+def _wait_for_abandoned() -> None:
+    for thread in _abandoned:
+        thread.join()
+
+
+def abandoned_solver_running() -> bool:
+    """True while a HiGHS solve that was given up on (see :func:`run_model`) still runs in its thread."""
+    return any(thread.is_alive() for thread in _abandoned)
+
+
 class _HighsWithStart(pulp.HiGHS):
     """PuLP's HiGHS API plus a warm start and a solve that stops on time (PuLP's offers neither).
 
@@ -297,7 +325,8 @@ class _HighsWithStart(pulp.HiGHS):
             finally:
                 finished.set()
 
-        threading.Thread(target=run, name="highs", daemon=True).start()
+        thread = threading.Thread(target=run, name="highs", daemon=True)
+        thread.start()
         cancelled = None
         try:
             while not finished.wait(0.1):
@@ -309,6 +338,7 @@ class _HighsWithStart(pulp.HiGHS):
                     # HiGHS checks for cancellation only between LP solves (not during a long root
                     # LP): leave it to stop by itself in its daemon thread and answer now.
                     self.abandoned = True
+                    _abandon(thread)
                     return
         except KeyboardInterrupt:
             h.cancelSolve()

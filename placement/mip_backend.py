@@ -259,8 +259,8 @@ def _abandon(thread: threading.Thread) -> None:
     Exiting under a running HiGHS solve ends the process with C++'s
     ``std::terminate`` (SIGABRT, "terminate called without an active
     exception"): seen at the end of a program whose solve was interrupted.
-    The command line does not wait: it ends with ``os._exit`` when
-    :func:`abandoned_solver_running` (see :mod:`pipesim.cli`).
+    The command line does not wait: once its answer is out it ends with
+    ``os._exit`` while :func:`abandoned_solver_running`.
     """
     if not _abandoned:
         atexit.register(_wait_for_abandoned)

@@ -82,6 +82,26 @@ _depth = 0          # open interruptible() blocks
 _handling = False   # one of them (in the main thread) holds the SIGINT handler
 
 
+_raise_on_request = threading.Event()  # set: a stop request also raises KeyboardInterrupt (see stop_raises)
+
+
+@contextlib.contextmanager
+def stop_raises() -> Iterator[threading.Event]:
+    """Inside, a first Ctrl-C raises KeyboardInterrupt at once instead of only requesting a stop.
+
+    For work that cannot poll :func:`stop_requested` (PuLP writing CBC's
+    model file, seconds of pure Python for a large model); the solver catches
+    the exception and returns its answer so far.  The yielded event may be
+    cleared from another thread when polling becomes possible again (CBC has
+    started and is stopped by its own watcher).
+    """
+    _raise_on_request.set()
+    try:
+        yield _raise_on_request
+    finally:
+        _raise_on_request.clear()
+
+
 def stop_requested() -> bool:
     """True once Ctrl-C or :func:`request_stop` asked solvers to stop (only inside :func:`interruptible`)."""
     return _depth > 0 and _requested.is_set()
@@ -136,9 +156,9 @@ def interruptible() -> Iterator[None]:
         def handler(signum, frame) -> None:
             nonlocal count
             count += 1
-            if count > 1:
-                raise KeyboardInterrupt
             _requested.set()
+            if count > 1 or _raise_on_request.is_set():
+                raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -288,7 +308,8 @@ class CommandInterrupts:
         self._signals += 1
         # A second signal, or a first one where no solver polls stop_requested() or the command has
         # no answer so far to give: stop now.
-        if self._signals > 1 or _depth == 0 or not self.answers_so_far or signum != signal.SIGINT:
+        if (self._signals > 1 or _depth == 0 or not self.answers_so_far or signum != signal.SIGINT
+                or _raise_on_request.is_set()):
             self._raised = True
             raise KeyboardInterrupt
 

@@ -45,6 +45,7 @@ returns a split.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Hashable
@@ -55,7 +56,7 @@ import pulp
 from pipesim.errors import InputError, InternalError
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
-from pipesim.placement.interrupt import INTERRUPTED, stop_requested
+from pipesim.placement.interrupt import INTERRUPTED, stop_raises, stop_requested
 from pipesim.placement.latency import greedy_split
 from pipesim.placement.mip_backend import (
     DEFAULT_SOLVER,
@@ -366,8 +367,16 @@ def solve_ip(
     for ranks in ((False, True) if contiguous else (False,)):
         if stop_requested():  # Ctrl-C (see pipesim.placement.interrupt) while the start was being built
             break
-        model = _Model(workload, contiguous, objective, symmetry, ranks)
-        stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
+        try:
+            # building the model is seconds of pure Python with nothing to poll: with a start to give
+            # back, a Ctrl-C raises at once and the start is the answer so far
+            with stop_raises() if start is not None else contextlib.nullcontext():
+                model = _Model(workload, contiguous, objective, symmetry, ranks)
+                stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
+        except KeyboardInterrupt:
+            if start is None or not stop_requested():
+                raise
+            break
         if model.unplaceable:
             return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began,
                                    stats=stats, message=_infeasibility(workload, model))

@@ -44,7 +44,7 @@ from pathlib import Path
 import pulp
 
 from pipesim.errors import InputError
-from pipesim.placement.interrupt import descendants, stop_requested, temporary_folder
+from pipesim.placement.interrupt import descendants, stop_raises, stop_requested, temporary_folder
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_SOLVER", "SOLVERS", "MipOutcome", "run_model", "stop_message"]
 
@@ -111,11 +111,14 @@ class _StopCbc(threading.Thread):
         self.done = threading.Event()
         self.interrupted = False
         self.killed = False
+        self.writing: threading.Event | None = None  # see stop_raises in _run_cbc
 
     def run(self) -> None:
         while not self.done.wait(0.1):
             if _should_stop(self.deadline):
                 break
+            if self.writing is not None and self.writing.is_set() and descendants():
+                self.writing.clear()  # CBC runs: a Ctrl-C is a request again, this thread stops CBC
         else:
             return
         self.interrupted = stop_requested()
@@ -193,9 +196,13 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
     solver.tmpDir = str(log_path.parent)
     stopper = _StopCbc(deadline)
     start = time.perf_counter()
-    stopper.start()
     try:
-        problem.solve(solver)
+        # PuLP writes the model file before CBC starts (seconds, pure Python, nothing to poll): a Ctrl-C
+        # then raises at once (the IP keeps its start) rather than wait for the write to end
+        with stop_raises() as writing:
+            stopper.writing = writing
+            stopper.start()
+            problem.solve(solver)
     except pulp.PulpSolverError:
         # killed by the stopper, or stopped by a terminal's Ctrl-C (which reaches CBC too: it then exits
         # with an error status and PuLP reads nothing): no solution from CBC, the caller keeps its start
@@ -209,7 +216,8 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
         raise
     finally:
         stopper.done.set()
-        stopper.join()
+        if stopper.ident is not None:
+            stopper.join()
     seconds = time.perf_counter() - start
     if stopper.killed:
         return MipOutcome("cbc", NO_SOLUTION, None, None, seconds, stopper.interrupted)

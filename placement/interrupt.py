@@ -82,6 +82,7 @@ _depth = 0          # open interruptible() blocks
 _handling = False   # one of them (in the main thread) holds the SIGINT handler
 
 
+_answering = threading.Event()  # set: a solver returned after a stop request; its answer is being reported
 _raise_on_request = threading.Event()  # set: a stop request also raises KeyboardInterrupt (see stop_raises)
 
 
@@ -167,6 +168,8 @@ def interruptible() -> Iterator[None]:
         if install:
             signal.signal(signal.SIGINT, previous)
         with _lock:
+            if _requested.is_set():
+                _answering.set()  # the solver inside returned its answer so far: no escalation under its report
             _depth -= 1
             if install:
                 _handling = False
@@ -326,7 +329,7 @@ class CommandInterrupts:
         self.interrupted = True
         _requested.set()
         started = time.monotonic()
-        if not self.finished.wait(ESCALATE) and not self._raised:
+        if not self.finished.wait(ESCALATE) and not self._raised and not _answering.is_set():
             # The command did not stop by itself: a KeyboardInterrupt in the main thread, through a
             # real signal so that a blocking call (waiting for a child) returns too (_thread.interrupt_main
             # would only be seen at the next bytecode) ...
@@ -393,6 +396,7 @@ def command_interrupts(message: str = "pipesim: interrupted", answers_so_far: bo
         if install:
             _handling = True
             _requested.clear()
+            _answering.clear()
     previous = {}
     if install:
         for sig in (signal.SIGINT, signal.SIGTERM):

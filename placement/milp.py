@@ -395,6 +395,8 @@ def solve_ip(
                 raise
             outcome = MipOutcome(solver, NO_SOLUTION, None, None, time.perf_counter() - began, interrupted=True)
             break
+        # a terminal's Ctrl-C reaches CBC too: it may stop (and be read back) before this process saw it
+        outcome.interrupted = outcome.interrupted or stop_requested()
         stats.update(solver_objective=outcome.objective, solver_bound=outcome.bound, interrupted=outcome.interrupted)
         if outcome.status == "infeasible":
             return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began, stats=stats,

@@ -40,6 +40,7 @@ from typing import Any
 from pipesim.errors import InputError, require_extra
 from pipesim.placement.formats import dumps
 from pipesim.output import output_folder
+from pipesim.placement.interrupt import children_ignore_ctrl_c
 
 __all__ = ["CSV_FIELDS", "Point", "SweepRun", "grid", "read_rows", "run_point", "run_sweep", "validate_grid"]
 
@@ -269,7 +270,9 @@ def _local(data, source, todo: list[Point], workers: int):
             yield run_point(data, source, point.overrides)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = {pool.submit(run_point, data, source, point.overrides) for point in todo}
+        # the workers start here: a terminal's Ctrl-C must stop this process, not print their tracebacks
+        with children_ignore_ctrl_c():
+            pending = {pool.submit(run_point, data, source, point.overrides) for point in todo}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -45,6 +45,7 @@ returns a split.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Hashable
@@ -56,7 +57,7 @@ from pipesim.errors import InputError, InternalError
 from pipesim.placement.activations import in_flight, memory_in_flight, node_stash
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import SplitEvaluation, evaluate
-from pipesim.placement.interrupt import INTERRUPTED, stop_requested
+from pipesim.placement.interrupt import INTERRUPTED, stop_raises, stop_requested
 from pipesim.placement.latency import greedy_split
 from pipesim.placement.mip_backend import (
     DEFAULT_SOLVER,
@@ -421,9 +422,17 @@ def solve_ip(
         for ranks in ((False, True) if contiguous else (False,)):
             if stop_requested():  # Ctrl-C (see pipesim.placement.interrupt) while the start was being built
                 break
-            # devices charged differently are no longer alike: no symmetry breaking among them
-            model = _Model(workload, contiguous, objective, symmetry and not charge, ranks, stash, charge)
-            stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
+            try:
+                # building the model is seconds of pure Python with nothing to poll: with a start to give
+                # back, a Ctrl-C raises at once and the start is the answer so far
+                with stop_raises() if start is not None else contextlib.nullcontext():
+                    # devices charged differently are no longer alike: no symmetry breaking among them
+                    model = _Model(workload, contiguous, objective, symmetry and not charge, ranks, stash, charge)
+                    stats.update(variables=len(model.problem.variables()), constraints=model.problem.numConstraints())
+            except KeyboardInterrupt:
+                if start is None or not stop_requested():
+                    raise
+                break
             if model.unplaceable:
                 return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began,
                                        stats=stats, message=_infeasibility(workload, model))
@@ -432,8 +441,18 @@ def solve_ip(
             if start is not None:
                 model.seed(start.split)
             remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
-            outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
-                                warm_start=start is not None, progress=progress, threads=threads)
+            try:
+                outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
+                                    warm_start=start is not None, progress=progress, threads=threads)
+            except KeyboardInterrupt:
+                # A stop was requested and, the solver not having started yet (PuLP writes CBC's model
+                # file first), the command line's Ctrl-C rule escalated: the start is the answer so far.
+                if start is None or not stop_requested():
+                    raise
+                outcome = MipOutcome(solver, NO_SOLUTION, None, None, time.perf_counter() - began, interrupted=True)
+                break
+            # a terminal's Ctrl-C reaches CBC too: it may stop (and be read back) before this process saw it
+            outcome.interrupted = outcome.interrupted or stop_requested()
             stats.update(solver_objective=outcome.objective, solver_bound=outcome.bound, interrupted=outcome.interrupted)
             if outcome.status == "infeasible":
                 return PlacementResult(method, INFEASIBLE, None, seconds=time.perf_counter() - began, stats=stats,

@@ -28,13 +28,13 @@ The caller reads the variable values (``var.value()``) afterwards.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -44,7 +44,7 @@ from pathlib import Path
 import pulp
 
 from pipesim.errors import InputError
-from pipesim.placement.interrupt import stop_requested
+from pipesim.placement.interrupt import descendants, stop_raises, stop_requested, temporary_folder
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_SOLVER", "SOLVERS", "MipOutcome", "run_model", "stop_message"]
 
@@ -94,21 +94,16 @@ def _should_stop(deadline: float | None) -> bool:
     return stop_requested() or (deadline is not None and time.perf_counter() >= deadline)
 
 
-def _children() -> list[int]:
-    """Process ids of this process's children (Linux ``/proc``; empty elsewhere)."""
-    me, found = os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == me:
-            found.append(int(stat.parent.name))
-    return found
-
-
 class _StopCbc(threading.Thread):
-    """Stops the CBC child on a stop request or at the time limit: SIGINT, then SIGKILL after GRACE."""
+    """Stops the CBC child on a stop request or at the time limit: SIGINT, then SIGKILL within GRACE.
+
+    It watches until the solve returns, not only until it first acts: PuLP
+    writes the model file before it starts CBC (seconds for a large model),
+    so a stop requested then finds no child yet, and a CBC started later
+    would otherwise run its whole search unwatched (issue 18 item 1: the
+    process still running 60 s after Ctrl-C).  A CBC that appears after the
+    stop is killed at once.
+    """
 
     def __init__(self, deadline: float | None):
         super().__init__(daemon=True)
@@ -116,26 +111,36 @@ class _StopCbc(threading.Thread):
         self.done = threading.Event()
         self.interrupted = False
         self.killed = False
+        self.writing: threading.Event | None = None  # see stop_raises in _run_cbc
 
     def run(self) -> None:
         while not self.done.wait(0.1):
             if _should_stop(self.deadline):
                 break
+            if self.writing is not None and self.writing.is_set() and descendants():
+                self.writing.clear()  # CBC runs: a Ctrl-C is a request again, this thread stops CBC
         else:
             return
         self.interrupted = stop_requested()
-        # CBC checks its own time limit and catches a terminal's SIGINT; give it a moment first.
-        if self.done.wait(GRACE / 2):
+        # CBC checks its own time limit: give it a moment first.  A stop request is told at once (the
+        # command line's Ctrl-C rule leaves about a second for the answer so far to be printed).
+        if not self.interrupted and self.done.wait(GRACE / 2):
             return
-        for pid in _children():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
-        if self.done.wait(GRACE / 2):
-            return
-        self.killed = True
-        for pid in _children():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        stopped = time.perf_counter()
+        told: set[int] = set()
+        while True:
+            late = time.perf_counter() - stopped >= GRACE / 2
+            for pid in descendants():
+                if late:  # past the grace: kill whatever runs, also a CBC started after the stop
+                    self.killed = True
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                elif pid not in told:
+                    told.add(pid)
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGINT)
+            if self.done.wait(0.05):
+                return
 
 
 class _LogTail(threading.Thread):
@@ -191,20 +196,28 @@ def _run_cbc(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, log_
     solver.tmpDir = str(log_path.parent)
     stopper = _StopCbc(deadline)
     start = time.perf_counter()
-    stopper.start()
     try:
-        problem.solve(solver)
+        # PuLP writes the model file before CBC starts (seconds, pure Python, nothing to poll): a Ctrl-C
+        # then raises at once (the IP keeps its start) rather than wait for the write to end
+        with stop_raises() as writing:
+            stopper.writing = writing
+            stopper.start()
+            problem.solve(solver)
     except pulp.PulpSolverError:
-        if not stopper.killed:
+        # killed by the stopper, or stopped by a terminal's Ctrl-C (which reaches CBC too: it then exits
+        # with an error status and PuLP reads nothing): no solution from CBC, the caller keeps its start
+        if not (stopper.killed or stopper.interrupted or stop_requested()):
             raise
+        stopper.killed = True
     except KeyboardInterrupt:
-        for pid in _children():
+        for pid in descendants():
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         raise
     finally:
         stopper.done.set()
-        stopper.join()
+        if stopper.ident is not None:
+            stopper.join()
     seconds = time.perf_counter() - start
     if stopper.killed:
         return MipOutcome("cbc", NO_SOLUTION, None, None, seconds, stopper.interrupted)
@@ -249,6 +262,33 @@ def _stdout_dropped():
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+_abandoned: list[threading.Thread] = []
+
+
+def _abandon(thread: threading.Thread) -> None:
+    """Let ``thread`` (a HiGHS solve) finish by itself; the interpreter's exit waits for it.
+
+    Exiting under a running HiGHS solve ends the process with C++'s
+    ``std::terminate`` (SIGABRT, "terminate called without an active
+    exception"): seen at the end of a program whose solve was interrupted.
+    The command line does not wait: once its answer is out it ends with
+    ``os._exit`` while :func:`abandoned_solver_running`.
+    """
+    if not _abandoned:
+        atexit.register(_wait_for_abandoned)
+    _abandoned.append(thread)
+
+
+def _wait_for_abandoned() -> None:
+    for thread in _abandoned:
+        thread.join()
+
+
+def abandoned_solver_running() -> bool:
+    """True while a HiGHS solve that was given up on (see :func:`run_model`) still runs in its thread."""
+    return any(thread.is_alive() for thread in _abandoned)
 
 
 class _HighsWithStart(pulp.HiGHS):
@@ -299,7 +339,8 @@ class _HighsWithStart(pulp.HiGHS):
             finally:
                 finished.set()
 
-        threading.Thread(target=run, name="highs", daemon=True).start()
+        thread = threading.Thread(target=run, name="highs", daemon=True)
+        thread.start()
         cancelled = None
         try:
             while not finished.wait(0.1):
@@ -311,6 +352,7 @@ class _HighsWithStart(pulp.HiGHS):
                     # HiGHS checks for cancellation only between LP solves (not during a long root
                     # LP): leave it to stop by itself in its daemon thread and answer now.
                     self.abandoned = True
+                    _abandon(thread)
                     return
         except KeyboardInterrupt:
             h.cancelSolve()
@@ -397,8 +439,9 @@ def run_model(
         raise InputError(None, "solver", f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     gap = DEFAULT_GAP if gap is None else gap
     run = _run_highs if solver == "highs" else _run_cbc
-    with tempfile.TemporaryDirectory(prefix="pipesim-mip-") as tmp:
-        log_path = Path(tmp) / f"{solver}.log"
+    # removed on the way out, and by the command line's Ctrl-C rule if it has to end the process
+    with temporary_folder("pipesim-mip-") as tmp:
+        log_path = tmp / f"{solver}.log"
         tail = _LogTail(log_path) if progress else None
         if tail is not None:
             tail.start()

@@ -3,8 +3,13 @@ from hypothesis import HealthCheck, settings
 
 from tests.strategies import SHARED
 
+import os
+
 settings.register_profile("default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("default")
+# CI: the same examples on every run (a failure there is reproducible, never a lucky draw); the
+# profile inherits the default's sizes.
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "default")
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ def test_errors_share_one_root():
         assert issubclass(getattr(pipesim, name), pipesim.PipesimError), name
 
 
+@pytest.mark.slow
 def test_run_scenario_from_python(tmp_path):
     scenario = pipesim.load_scenario(ROOT / "scenarios" / "bert24-training.yaml", ["simulate.microbatches=30"])
     outcome = pipesim.run_scenario(scenario, tmp_path / "out")

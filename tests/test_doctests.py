@@ -56,8 +56,13 @@ def test_the_walk_finds_every_layer():
         assert expected in MODULES
 
 
+#: Modules whose examples run a whole solve or scenario (seconds): run by CI, not by default.
+SLOW_MODULES = {"pipesim.api"}
+
+
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FAILING[name], strict=True)) if name in KNOWN_FAILING
+    else pytest.param(name, marks=pytest.mark.slow) if name in SLOW_MODULES
     else name for name in MODULES])
 def test_doctests(name: str) -> None:
     try:

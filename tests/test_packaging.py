@@ -51,11 +51,13 @@ def _run(code: str, cwd: Path, **env) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": "", **env})
 
 
+@pytest.mark.slow
 def test_editable_install_outside_the_checkout(tmp_path):
     out = _run(PROBE, tmp_path)
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
 def test_wheel_installs_one_import_name(tmp_path):
     wheels = tmp_path / "wheels"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT)],

@@ -53,6 +53,7 @@ from onnx import helper
 from pipesim.errors import InputError, SimulationError, SplitError
 from pipesim.output import atomic_path, output_folder
 from pipesim.placement.evaluate import evaluate
+from pipesim.placement.interrupt import children_ignore_ctrl_c
 from pipesim.placement.split import Split
 from pipesim.placement.workload import Workload
 from pipesim.runtime.channel import Channel, TensorSpec
@@ -421,7 +422,8 @@ def execute(
             p = ctx.Process(target=_stage_main, daemon=True,
                             args=(k, stage.model.SerializeToString(), stage.reads, stage.computes, passed, source,
                                   channels[k], go, ready, results, total, cores[k % len(cores)], optimize))
-            p.start()
+            with children_ignore_ctrl_c():  # Ctrl-C stops the driver; its finally kills the stages
+                p.start()
             processes.append(p)
         for _ in stages:
             if not ready.acquire(timeout=120):

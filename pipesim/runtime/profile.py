@@ -52,6 +52,7 @@ import numpy as np
 import onnx
 
 from pipesim.errors import SimulationError
+from pipesim.placement.interrupt import children_ignore_ctrl_c
 from pipesim.hardware.catalog import builtin_catalog, load_system
 from pipesim.hardware.devices import CPU_KIND, Device, DeviceGroup, Link, System
 from pipesim.placement.formats import dumps
@@ -454,7 +455,8 @@ def measure_handoff(*, cores: list[int] | None = None, rounds: int = 200) -> Han
     # wake-up: a semaphore ping-pong with a process on another core
     ping, pong = ctx.Semaphore(0), ctx.Semaphore(0)
     other = ctx.Process(target=_pong, args=(ping, pong, rounds, cores[-1] if len(cores) > 1 else None), daemon=True)
-    other.start()
+    with children_ignore_ctrl_c():  # Ctrl-C stops this process; the helper is a daemon
+        other.start()
     trips = []
     for _ in range(rounds):
         t = time.perf_counter()

@@ -30,6 +30,7 @@ import numpy as np
 
 from pipesim.errors import IdealLimitError
 from pipesim.placement.dp.kernels import kernel
+from pipesim.placement.interrupt import raise_if_stopped
 from pipesim.placement.memory import MemoryBudget
 
 __all__ = ["IdealLimitError", "Ideals", "enumerate_ideals", "pack", "unpack"]
@@ -196,6 +197,7 @@ def enumerate_ideals(
                     parents.append(parent)
                     added.append(node)
                 start = stop
+                raise_if_stopped()  # Ctrl-C between chunks (see pipesim.placement.interrupt)
             offset += len(per_parent)
         first_of_level = count
         count += new

@@ -54,6 +54,7 @@ from pipesim.placement.activations import in_flight, node_stash
 from pipesim.placement.dp.contract import ContractedGraph, contract
 from pipesim.placement.devices import cap_counts
 from pipesim.placement.evaluate import evaluate
+from pipesim.placement.interrupt import raise_if_stopped
 from pipesim.placement.graph import Graph
 from pipesim.placement.dp.ideals import Ideals, enumerate_ideals, unpack
 from pipesim.placement.dp.kernels import kernel
@@ -316,7 +317,8 @@ def _run(p: _Problem, upper_bound: float, allowed: np.ndarray | None = None, pro
     # an estimate of the pairs the kernel looks at: plain Python below kernels.SMALL_WORK
     work = int(np.clip(window_hi - np.arange(N), 0, None).sum()) * (L + 1) + N * L  # pairs x device-count states
     step = 2048
-    for start in range(0, N, step):  # chunks only to report progress
+    for start in range(0, N, step):  # chunks to report progress and to see Ctrl-C (no answer before the end)
+        raise_if_stopped()
         if progress is not None:
             progress(start, N)
         pairs += _push(

@@ -71,6 +71,7 @@ from pipesim.placement.plan.solve import (
     _why_infeasible,
 )
 from pipesim.placement.plan.evaluate import MEMORY_TOLERANCE, edge_lists, stage_sums, structure_problems
+from pipesim.placement.interrupt import INTERRUPTED, stop_requested
 from pipesim.placement.plan.result import FEASIBLE, INFEASIBLE, OPTIMAL, Plan, PlanStage
 from pipesim.placement.plan.workload import PlanningWorkload
 
@@ -486,6 +487,9 @@ def solve_flush_plan(
         if counters["dp_runs"] >= run_limit:
             state["complete"] = False
             raise _Stop
+        if stop_requested():  # Ctrl-C (pipesim.placement.interrupt): the best plan so far
+            state["complete"], state["interrupted"] = False, True
+            raise _Stop
         f, ch, nexts = run(gamma, eta, record=True)
         value = float(f[last].min())
         if math.isinf(value):
@@ -506,11 +510,15 @@ def solve_flush_plan(
     best, complete = state["best"], state["complete"]
     stats.update(counters, seconds=time.perf_counter() - started)
     if best is None:
+        if state.get("interrupted"):
+            raise KeyboardInterrupt  # stopped before any plan: nothing to return
         if not complete:
             return infeasible(f"no plan found within {run_limit} DP runs")
         return infeasible(_why_infeasible(workload, layers, degrees))
     status, reason = OPTIMAL, None
-    if not complete:
+    if state.get("interrupted"):
+        status, reason = INTERRUPTED, "interrupted: best plan found so far (optimality not proved)"
+    elif not complete:
         status, reason = FEASIBLE, f"the threshold search stopped after {run_limit} DP runs: optimality not proved"
     elif counters["inexact"]:
         status, reason = FEASIBLE, f"{counters['inexact']} stage knapsacks hit the search limit: optimality not proved"

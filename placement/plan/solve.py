@@ -50,6 +50,7 @@ from pipesim.errors import InputError, InternalError
 from pipesim.hardware.clusters import Cluster, load_cluster
 from pipesim.hardware.units import BANDWIDTH, BYTES, parse
 from pipesim.placement.dp.ideals import Ideals, enumerate_ideals, pack
+from pipesim.placement.interrupt import raise_if_stopped
 from pipesim.placement.options import Bool, Choice, Int, Size
 from pipesim.placement.plan.piper_format import read_piper_workload
 from pipesim.placement.plan.evaluate import MEMORY_TOLERANCE, evaluate_plan
@@ -672,6 +673,7 @@ def solve_plan(
         qcache = np.full((len(px_) * T, smax + 1) if use_cache else (1, 1), np.nan)
 
         def run(tau: float, record: bool = False):
+            raise_if_stopped()  # Ctrl-C between DP runs (no plan before the search ends)
             f, g, ch, nc, kn, inexact = _run(
                 tau, px_, py_, len(ideals), ideals.sizes.astype(np.int64), sup_cnt, P, A, B, W, IN, OUT,
                 entering_ptr, entering_src, entering_edge, layers.win, layers.wout, member, layers.has_alt,

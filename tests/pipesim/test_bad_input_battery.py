@@ -112,6 +112,7 @@ def test_unreadable_scenario_is_one_line(tmp_path, capsys, monkeypatch):
     _one_line_error(capsys, main(["run", str(path)]), "permission denied")
 
 
+@pytest.mark.slow
 def test_outputs_into_missing_folders_and_onto_directories(mixed, tmp_path, capsys):
     split = tmp_path / "a" / "b" / "split.json"
     assert main(["solve", str(mixed), "-o", str(split)]) == 0 and split.exists()

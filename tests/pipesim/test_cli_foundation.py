@@ -72,6 +72,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, workload_change, split, message)
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_file_and_bad_arguments(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipesim", "info", str(tmp_path / "nope.json")], capture_output=True, text=True)
     assert proc.returncode == 2 and "no such file" in proc.stderr

@@ -48,6 +48,7 @@ def test_infeasible_memory_exits_3_with_a_message(chain, capsys):
     assert "memory" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--memory", "12 parsecs"], "must be a positive size"),
     (["--devices", "gpu=2"], "no device class named 'gpu'"),

@@ -28,6 +28,7 @@ def _cli_reports_resource_errors() -> bool:
         (("latency", "LayerGraphs", "gnmt_inference.json"), ["--ideal-limit", "1000000000"]),
     ],
 )
+@pytest.mark.slow
 def test_solve_under_an_address_space_cap_ends_cleanly(shared_workloads, parts, options):
     run = solve_capped(shared_workloads.joinpath(*parts), options)
     if not run.ok and "ResourceLimitError" in run.stderr and not _cli_reports_resource_errors():

@@ -31,6 +31,7 @@ def chain(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_plan_json_and_evaluate_round_trip(chain, tmp_path, capsys):
     out = tmp_path / "plan.json"
     assert main(["plan", str(chain), "--json", "-o", str(out), "--memory", "3B", "--bandwidth", "1B/s"]) == 0

@@ -43,6 +43,7 @@ def test_transfers_make_stages_unequal_and_the_model_an_upper_bound():
     assert p.iteration_time * 0.95 <= sim.simulated_iteration_time <= p.iteration_time
 
 
+@pytest.mark.slow
 def test_a_planned_gpt_matches_within_two_percent():
     cluster = load_cluster("dgx-a100x4")
     ops = build_model("transformer", layers=8, hidden=1024, heads=16, seq=1024, decoder=True, vocab=32000)
@@ -69,6 +70,7 @@ def test_shared_adapters_show_contention():
     assert max(queued.simulated_allreduce) > min(queued.simulated_allreduce) or queued.simulated_allreduce[0] > 0
 
 
+@pytest.mark.slow
 def test_sweep_draws_the_planner_beside_the_baselines(tmp_path):
     from pipesim.plan_sweep import PLANNERS, plan_sweep, write_sweep_plot
 
@@ -85,6 +87,7 @@ def test_sweep_draws_the_planner_beside_the_baselines(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_cli_plans_a_scenario_and_sweeps(tmp_path, capsys):
     import json
     from pathlib import Path

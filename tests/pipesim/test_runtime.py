@@ -39,6 +39,7 @@ def _run_stages(stages, feeds):
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cuts", [[20], [7, 40], [1, 2, 3]])
 def test_stage_sub_models_compute_what_the_whole_model_computes(cuts):
     model = prepare_onnx(_small_encoder(), batch=2)
@@ -68,6 +69,7 @@ def test_profile_times_every_node_and_builds_a_cpu_workload():
     assert first.transfer["cpu"] == pytest.approx((1e-5 + ops.ops[0].output_bytes / 1e10) * 1e3)
 
 
+@pytest.mark.slow
 def test_a_real_pipeline_reproduces_the_unsplit_outputs(tmp_path):
     model = prepare_onnx(_small_encoder(), batch=2)
     profile, _ = profile_model(model, batch=2, runs=1, warmup=0)
@@ -89,6 +91,7 @@ def test_a_real_pipeline_reproduces_the_unsplit_outputs(tmp_path):
     assert isinstance(data["trusted"], bool) and data["conditions"]["reference_after"][1] > 0
 
 
+@pytest.mark.slow
 def test_calibration_recovers_known_rates():
     rng = np.random.default_rng(0)
     truth = {"matmul": (80e9, 20e9), "elementwise": (50e9, 12e9)}
@@ -113,6 +116,7 @@ def test_calibration_recovers_known_rates():
     assert error_percentiles([2.0], [1.0])["p50"] == 2.0
 
 
+@pytest.mark.slow
 def test_profile_solve_execute_from_the_command_line(tmp_path):
     model_path = tmp_path / "enc.onnx"
     onnx.save(_small_encoder(), str(model_path))
@@ -139,6 +143,7 @@ def test_profile_solve_execute_from_the_command_line(tmp_path):
     assert load_system(fitted).groups[0].device.class_efficiency
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_errors(tmp_path):
     junk = tmp_path / "w.json"
     junk.write_text("{}")
@@ -155,6 +160,7 @@ def test_the_bundled_example_model_is_what_its_script_writes():
     assert bundled.read_bytes() == model.SerializeToString()
 
 
+@pytest.mark.slow
 def test_execute_with_inputs_from_a_file(tmp_path):
     model = prepare_onnx(_small_encoder(), batch=2)
     profile, _ = profile_model(model, batch=2, runs=1, warmup=0)

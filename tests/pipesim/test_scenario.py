@@ -168,7 +168,12 @@ def test_the_required_scenarios_are_bundled():
     assert len(SCENARIOS) >= 7
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+#: The scenarios that take more than a few seconds even with SMALL: run by CI, not by default.
+SLOW_SCENARIOS = {"gpt3-dgx-a100x4", "mixed-cluster"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SCENARIOS else name
+                                  for name in SCENARIOS])
 def test_every_bundled_scenario_runs(name, tmp_path, capsys):
     overrides = ["simulate.microbatches=40", "output.artefacts=[result,split]", *SMALL.get(name, [])]
     argv = ["run", str(REPO / "scenarios" / f"{name}.yaml"), "-o", str(tmp_path), "--no-progress", "--json"]

@@ -108,6 +108,7 @@ def _exact_domain(name, p, m, x):
     return m >= p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FLUSHED_SCHEDULES)
 def test_closed_form_is_exact_on_uniform_chains(name):
     spec = SCHEDULE_SPECS[name]
@@ -216,6 +217,7 @@ def pipesim(*args):
     return subprocess.run([sys.executable, "-m", "pipesim", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_schedule_show_json_and_png(tmp_path):
     out = pipesim("schedule", "show", "interleaved-1f1b", "--stages", "4", "--microbatches", "8", "--forward", "0.5", "--backward", "1",
                   "--json", "--png", str(tmp_path / "s.png"))
@@ -228,6 +230,7 @@ def test_schedule_show_json_and_png(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_schedule_export_uniform_and_split(tmp_path):
     out = pipesim("schedule", "export", "zbv", "--stages", "2", "--microbatches", "4", "--format", "torch-csv", "-o", str(tmp_path / "a.csv"))
     assert out.returncode == 0, out.stderr
@@ -251,6 +254,7 @@ def test_schedules_run_on_dp_split_of_bert24(shared_workloads):
         assert close[name] < 0.01, (name, close[name])
 
 
+@pytest.mark.slow
 def test_schedule_export_for_a_dp_split(shared_workloads, tmp_path):
     workload = shared_workloads / "throughput" / "LayerGraphs" / "bert24_training.json"
     split = tmp_path / "s8.json"
@@ -280,6 +284,7 @@ def test_scenario_keys_reach_the_simulator_and_the_comparison(tmp_path):
     assert {"simulate.weight_fraction", "simulate.compare_schedules", "simulate.placement"} <= set(dict(info.value.problems))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bert24_training", "gnmt_training", "resnet50_training", "inceptionv3_training"])
 def test_predicted_iteration_time_on_dp_splits_of_the_paper_workloads(shared_workloads, name):
     """Issue 13 item 5: the prediction agrees with the simulation within about 1% on DP splits."""

@@ -43,6 +43,7 @@ def test_json_has_prediction_and_simulation_at_top_level(files, capsys, schedule
     assert {"latency", "devices", "bubble_fraction", "memory_overflows"} <= set(out)
 
 
+@pytest.mark.slow
 def test_table_trace_and_gantt(files, tmp_path, capsys):
     w, s = files
     trace, gantt = tmp_path / "run.json", tmp_path / "run.png"

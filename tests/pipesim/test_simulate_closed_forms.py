@@ -26,6 +26,7 @@ def test_flushed_minibatch_takes_m_plus_s_minus_1_times_f_plus_b(schedule, stage
     assert result.measurements.minibatch_bubble_fractions == pytest.approx([bubble] * 3, abs=1e-12)
 
 
+@pytest.mark.slow
 @given(st.lists(times, min_size=1, max_size=6), st.sampled_from([0.0, 0.25, 1.0]))
 def test_streaming_chain_reaches_the_largest_stage_load(loads, transfer):
     workload, split = chain(loads, transfer=transfer)

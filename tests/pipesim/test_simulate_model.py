@@ -49,6 +49,7 @@ def test_streaming_any_split_reaches_max_load(workload, data):
     assert result.simulated_time_per_sample == pytest.approx(result.predicted_time_per_sample, rel=5e-3, abs=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=30)
 @given(workloads(max_nodes=7), cuts, st.sampled_from(["1f1b", "gpipe", "1f1b-flush"]))
 def test_overlap_is_never_slower_than_paper(workload, cut, schedule):

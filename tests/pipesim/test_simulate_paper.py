@@ -33,6 +33,7 @@ def test_expert_split_simulates_to_its_max_load(shared_workloads, name, split_na
     assert_agrees(workload, read_split(shared_workloads / "expert-splits" / f"{split_name}_expert.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LAYER_GRAPHS)
 def test_dp_split_simulates_to_its_max_load(shared_workloads, name):
     workload = read_paper_workload(shared_workloads / "throughput/LayerGraphs" / f"{name}.json")

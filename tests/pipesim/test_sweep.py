@@ -86,6 +86,7 @@ def test_local_processes_give_the_same_rows(tmp_path, reference):
     assert _comparable(result.rows) == _comparable(reference)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_rows(tmp_path, reference, capsys):
     import distributed  # the dask extra: part of .[test], so missing is a failure, not a skip
 
@@ -101,6 +102,7 @@ def test_dask_local_cluster_gives_the_same_rows(tmp_path, reference, capsys):
     assert _comparable(json.loads(out[out.index("{"):])["rows"]) == _comparable(reference)
 
 
+@pytest.mark.slow
 def test_sweep_command_writes_rows_plot_and_report(tmp_path, capsys):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({**_data(), "sweep": {"vary": {"hardware.whatif.a100.count": [1, 2]}}}))

@@ -75,6 +75,7 @@ def fits_anywhere(workload):
 
 
 # ------------------------------------------------------------------ random DAGs
+@pytest.mark.slow
 @given(workloads())
 def test_baselines_valid_and_contiguous_ones_never_beat_dp(workload):
     optimum = solve_dp(workload)
@@ -191,6 +192,7 @@ def test_baselines_on_paper_layer_graphs(shared_workloads, name):
     assert pipedream.evaluation.contiguous
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bert24_inference", "gnmt_training", "resnet50_inference"])
 def test_local_search_on_paper_layer_graphs(shared_workloads, name):
     workload = read_paper_workload(shared_workloads / "throughput/LayerGraphs" / f"{name}.json")

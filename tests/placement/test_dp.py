@@ -98,6 +98,7 @@ PAPER = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PAPER))
 def test_spec_reference_figures(shared_workloads, name):
     w = read_paper_workload(shared_workloads / "throughput/LayerGraphs" / f"{name}.json")
@@ -139,6 +140,7 @@ def test_stats_report_the_work():
     assert result.max_load == pytest.approx(6.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bert24_training", "resnet50_inference"])
 def test_exact_merging_loses_nothing_on_paper_graphs(shared_workloads, name):
     """With memory binding, merging exactly must give the unmerged optimum; devices only help."""

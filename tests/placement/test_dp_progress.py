@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from pipesim.placement import read_paper_workload
 from pipesim.placement.dp.solve import solve_dp
 
@@ -19,6 +21,7 @@ def test_placement_never_imports_rich():
             assert not any(name.split(".")[0] == "rich" for name in names), f"{path} imports rich"
 
 
+@pytest.mark.slow
 def test_progress_callback_sees_both_stages_to_completion(shared_workloads):
     workload = read_paper_workload(shared_workloads / "throughput" / "LayerGraphs" / "gnmt_inference.json")
     calls: list[tuple[str, int, int]] = []

@@ -22,6 +22,7 @@ def all_workloads(shared):
     return files
 
 
+@pytest.mark.slow
 def test_every_paper_workload_loads_and_round_trips(shared_workloads, tmp_path):
     for path in all_workloads(shared_workloads):
         w = read_paper_workload(path)

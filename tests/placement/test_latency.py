@@ -70,6 +70,7 @@ def brute_force_latency(workload: Workload, q: int = 1) -> float:
     return best
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(inference)
 def test_latency_ip_is_optimal_and_no_worse_than_greedy(workload):
@@ -85,6 +86,7 @@ def test_latency_ip_is_optimal_and_no_worse_than_greedy(workload):
     assert ip.to_dict()["latency"] == ip.latency
 
 
+@pytest.mark.slow
 @settings(max_examples=15)
 @given(inference)
 def test_more_pieces_per_device_never_hurt(workload):

@@ -34,12 +34,14 @@ def _wide(width: int, layers: bool = False) -> Workload:
     return Workload(Graph(nodes, edges), paper_devices(4, 1, 1e12))
 
 
+@pytest.mark.slow
 def test_a_level_past_the_limit_is_refused_before_it_is_built():
     # 3000 independent nodes: level 2 has 4.5 million ideals; building it first took 27 GB.
     with pytest.raises(IdealLimitError, match="4,501,501"):
         enumerate_ideals(3000, [[] for _ in range(3000)], limit=2_000_000)
 
 
+@pytest.mark.slow
 def test_enumeration_stops_at_the_memory_budget():
     with pytest.raises(ResourceLimitError, match="enumerating .* ideals"):
         enumerate_ideals(3000, [[] for _ in range(3000)], limit=10**12, budget=MemoryBudget(50 * 2**20))
@@ -63,6 +65,7 @@ def test_solving_within_the_budget_is_unchanged():
     assert solve_dp(_wide(8), memory_budget=2**30).max_load == solve_dp(_wide(8)).max_load
 
 
+@pytest.mark.slow
 def test_address_space_limit_gives_a_resource_error_not_a_memory_error():
     # In a child under ulimit -v 2 GB: before issue 12 this raised numpy's MemoryError (a traceback).
     script = textwrap.dedent(
@@ -96,6 +99,7 @@ def test_a_billion_accelerators_cost_no_more_than_one_per_node():
     assert solve_ip(_chain(6, 10**9)).max_load == pytest.approx(enough.max_load)
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(workloads(max_nodes=5, max_accelerators=2, max_cpus=1))
 def test_device_counts_past_the_node_count_change_nothing(workload):

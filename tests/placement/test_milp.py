@@ -44,6 +44,7 @@ def check_against(result, expected: float) -> None:
         assert result.gap is not None and result.gap < 1e-6
 
 
+@pytest.mark.slow
 @settings(max_examples=60)
 @given(small)
 def test_contiguous_ip_equals_brute_force(workload):
@@ -53,6 +54,7 @@ def test_contiguous_ip_equals_brute_force(workload):
         assert result.evaluation.contiguous and result.evaluation.feasible
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(small)
 def test_noncontiguous_ip_equals_brute_force_and_is_no_worse(workload):
@@ -62,6 +64,7 @@ def test_noncontiguous_ip_equals_brute_force_and_is_no_worse(workload):
         assert free.max_load <= solve_ip(workload).max_load + 1e-6
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(workloads(max_nodes=6))
 def test_contiguous_ip_equals_dp(workload):
@@ -100,6 +103,7 @@ def test_infeasible_memory_is_reported_clearly():
     assert result.status == INFEASIBLE and "no device can hold nodes [0]" in result.message
 
 
+@pytest.mark.slow
 def test_three_device_classes_match_brute_force():
     nodes = [
         Node(i, time={"gpu": 1.0 + i, "tpu": 4.0 - i, CPU: 20.0}, memory=1.0, transfer={"gpu": 0.5, "tpu": 0.25})

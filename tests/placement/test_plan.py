@@ -209,6 +209,7 @@ def _brute_force(w: PlanningWorkload) -> float:
     return best
 
 
+@pytest.mark.slow
 @given(chains())
 def test_planner_matches_brute_force(w):
     plan = solve_plan(w)

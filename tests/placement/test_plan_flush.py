@@ -114,6 +114,7 @@ def test_flush_planner_matches_brute_force(w, per_node, links):
         assert again.iteration_time == pytest.approx(p.iteration_time, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_flush_objective_from_plan_on_a_cluster():
     if not PIPER.is_dir():
         pytest.skip(f"Piper's inputs are not at {PIPER} (../shared is absent)")

@@ -85,7 +85,12 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(DOCS).as_posix() for p in PAGES])
+#: pages whose examples take seconds (an LLM plan search, a real ONNX pipeline): run by CI, not by default
+SLOW_PAGES = {"tutorials/llm-parallelism.md", "tutorials/onnx-on-cpu-cores.md"}
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p.relative_to(DOCS).as_posix() in SLOW_PAGES
+                                  else p for p in PAGES], ids=[p.relative_to(DOCS).as_posix() for p in PAGES])
 def test_docs_examples(page: Path) -> None:
     results = doctest.testfile(str(page), module_relative=False, optionflags=FLAGS, encoding="utf-8")
     assert results.failed == 0, f"{results.failed} of {results.attempted} examples failed in docs/{page.relative_to(DOCS)} (output above)"

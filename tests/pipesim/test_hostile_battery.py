@@ -295,6 +295,7 @@ def test_exit_codes_are_documented_in_the_help(capsys, command):
     assert "3 no feasible answer" in out and "2 bad input" in out and "130 interrupted" in out
 
 
+@pytest.mark.slow
 def test_an_infeasible_plan_exits_3_with_its_reason(piper, capsys):
     assert main(["plan", str(piper), "--memory", "1KiB"]) == EXIT_INFEASIBLE
     assert "infeasible" in capsys.readouterr().out
@@ -341,6 +342,7 @@ def test_plan_flush_on_a_piper_file_needs_a_cluster(piper, capsys):
     assert time.perf_counter() - started < 30
 
 
+@pytest.mark.slow
 def test_plan_and_run_give_one_answer_per_scenario(tmp_path, capsys):
     """The scenario says objective: flush; plan used Piper's objective (5 stages where run gave 4)."""
     scenario = tmp_path / "small-plan.yaml"

@@ -65,6 +65,7 @@ def test_plan_cluster_limits_and_errors(chain, capsys):
     assert json.loads(capsys.readouterr().out)["iteration_time"] > 0
 
 
+@pytest.mark.slow
 def test_plan_table_is_in_milliseconds_and_whole_when_piped(capsys):
     """Piped output (not a terminal): the table is as wide as it needs, nothing cut with '…'; times in ms."""
     from pathlib import Path

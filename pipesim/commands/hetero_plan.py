@@ -103,7 +103,7 @@ def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
             raise InfeasibleError(row.reason)
         output = writable(getattr(args, "output", None), "plan")
         if output:
-            output.write_text(json.dumps(row.result.sailor_json(), indent=2) + "\n")
+            write_json(output, row.result.sailor_json())
         if getattr(args, "json", False):
             print_json({"planner": planner, **row.result.to_dict()})
             return 0

@@ -25,6 +25,7 @@ from rich.table import Table
 from pipesim.artefacts import write_artefacts
 from pipesim.commands import EXIT_INFEASIBLE
 from pipesim.commands.common import console, print_json, writable
+from pipesim.errors import InputError
 from pipesim.output import output_folder
 from pipesim.pipeline import Outcome, execute, no_step
 from pipesim.placement.interrupt import interruptible

@@ -15,6 +15,8 @@ feeder thread on the stage's own core) against 6.5 ms per stage alone.
 
 from __future__ import annotations
 
+import os
+
 import math
 import time
 from dataclasses import dataclass
@@ -83,7 +85,12 @@ class Channel:
         self.__dict__.update(state)
         # spawned children share the parent's resource tracker: attaching registers the same name again
         # (a set), and the parent's unlink in close() unregisters it once for all
-        self._shm = shared_memory.SharedMemory(name=self.name)
+        try:
+            self._shm = shared_memory.SharedMemory(name=self.name)
+        except FileNotFoundError:
+            # the driver tore the pipeline down (Ctrl-C) before this stage process finished starting:
+            # there is nothing left to run, and a traceback from a child would be noise
+            os._exit(0)
         self._views = self._make_views()
 
     def _make_views(self) -> list[dict[str, np.ndarray]]:

@@ -211,7 +211,9 @@ def test_solve_ip_cbc_while_cbc_runs(tmp_path, group):
 
 @pytest.mark.slow
 @needs_shared
-@pytest.mark.parametrize("method", ["ip_noncontiguous", "local_search", "pipedream"])
+# pipedream is left out: on an idle machine it ends in about 1 s on these graphs, before a Ctrl-C can land
+# (its DP is the dp method's, covered above)
+@pytest.mark.parametrize("method", ["ip_noncontiguous", "local_search"])
 def test_solve_other_methods(tmp_path, method):
     """The methods that run for seconds on Inception-v3 (single, expert and partitioner end at once)."""
     c = _run(["solve", INCEPTION, "--method", method, "--json"], tmp_path)
@@ -226,9 +228,10 @@ def test_solve_other_methods(tmp_path, method):
 @pytest.mark.parametrize("objective", ["piper", "flush"])
 def test_plan(tmp_path, objective):
     """Seen: Ctrl-C during `plan --objective flush` printed numba's SystemError traceback."""
-    args = ["plan", PIPER / "bert32a100.json", "--objective", objective, "--json"]
     if objective == "flush":
-        args += ["--hardware", "dgx-a100x4"]
+        args = ["plan", PIPER / "bert32a100.json", "--objective", objective, "--json", "--hardware", "dgx-a100x4"]
+    else:  # bert32a100 plans in about 1 s on an idle machine; ResNet on 2,048 devices runs for about 20 s
+        args = ["plan", PIPER / "resnet.json", "--objective", objective, "--devices", "2048", "--json"]
     c = _run(args, tmp_path)
     c.ready(then=1.0)
     c.assert_interrupted(c.interrupt())

@@ -253,7 +253,7 @@ def evaluate_flush_plan(workload: PlanningWorkload, plan: Plan | list[PlanStage]
 # --------------------------------------------------------------------------- the DP
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the Ctrl-C watchdog thread runs beside it
 def _flush_run(gamma, eta, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT, entering_ptr, entering_src,
                entering_edge, win, wout, member, has_alt, extra, less_a, more_b, cap, degrees, dvals, K, npn, N,
                smax, bw_fab, bw_net, qcache, use_cache, record, node_limit):  # pragma: no cover - compiled

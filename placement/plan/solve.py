@@ -220,7 +220,7 @@ def _tables(workload: PlanningWorkload, layers: _Layers, T: int, ideal_limit: in
 # --------------------------------------------------------------------------- kernels
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the Ctrl-C watchdog thread runs beside it
 def _cover(cost, save, need, node_limit):  # pragma: no cover - compiled
     """Exact min-cost cover: choose items (cost ≥ 0, save > 0) with Σ save ≥ need, least Σ cost.
 
@@ -351,7 +351,7 @@ def _cover(cost, save, need, node_limit):  # pragma: no cover - compiled
     return best, chosen, exact
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the Ctrl-C watchdog thread runs beside it
 def _stage_items(x, y, ti, member, has_alt, extra, less_a, more_b, level):  # pragma: no cover - compiled
     """Recomputation items of stage X \\ Y at degree ti for ``level`` microbatches in flight."""
     n = member.shape[1]
@@ -374,7 +374,7 @@ def _stage_items(x, y, ti, member, has_alt, extra, less_a, more_b, level):  # pr
     return idx, cost, save
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the Ctrl-C watchdog thread runs beside it
 def _last_fitting(a, b, cap, lo, hi):  # pragma: no cover - compiled
     """Largest y in [lo, hi] with a·y + b ≤ cap (lo - 1 if none)."""
     if a <= 0:
@@ -388,13 +388,13 @@ def _last_fitting(a, b, cap, lo, hi):  # pragma: no cover - compiled
     return y
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _tps(base, q, comm, wsum, d, N, bw):  # pragma: no cover - compiled
     """Stage time per sample (the formula of :mod:`~pipesim.placement.plan.evaluate`)."""
     return (base + q) / d + (comm / d + 4.0 * (d - 1) * wsum / d / N) / bw
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _devices_needed(work, tau):  # pragma: no cover - compiled
     """A lower bound on the devices that run ``work`` (device-seconds per sample) within tau."""
     if work <= 0.0:
@@ -404,7 +404,7 @@ def _devices_needed(work, tau):  # pragma: no cover - compiled
     return math.ceil(work / tau * (1 - 1e-12))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the Ctrl-C watchdog thread runs beside it
 def _run(tau, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT, entering_ptr, entering_src,
          entering_edge, win, wout, member, has_alt, extra, less_a, more_b, cap, work, degrees, dvals, K, N,
          smax, bw, qcache, use_cache, record, node_limit):  # pragma: no cover - compiled
@@ -541,7 +541,7 @@ def _run(tau, px, py, n_ideals, sizes, sup_cnt, P, A, B, W, IN, OUT, entering_pt
     return f, g, ch, next_change, knapsacks, inexact
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the Ctrl-C watchdog thread runs beside it
 def _pairs(bits, key, window):  # pragma: no cover - compiled
     """All (X, Y) with Y ⊊ X and key(X) - key(Y) ≤ window, sorted by X.
 

@@ -181,6 +181,27 @@ def safe_load_text(text: str, source: str) -> Any:
     return yaml.safe_load(text)
 
 
+def yaml_problem(exc: Exception) -> str:
+    """PyYAML's error on one line: ``not valid YAML (line L, column C: problem)``.
+
+    PyYAML's own text spans several lines (the offending line drawn with a
+    caret); an error message is one line.
+
+    Examples
+    --------
+    >>> import yaml
+    >>> try:
+    ...     yaml.safe_load("a: [1, 2")
+    ... except yaml.YAMLError as exc:
+    ...     print(yaml_problem(exc))
+    not valid YAML (line 1, column 9: expected ',' or ']', but got '<stream end>')
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"not valid YAML ({where}{problem})"
+
+
 def read_yaml(path: Path) -> Any:
     """A YAML file's data; a missing or malformed file is a :class:`HardwareError` naming it."""
     try:
@@ -188,7 +209,7 @@ def read_yaml(path: Path) -> Any:
     except FileNotFoundError:
         raise HardwareError(str(path), "no such file") from None
     except yaml.YAMLError as exc:
-        raise HardwareError(str(path), f"not valid YAML ({exc})") from None
+        raise HardwareError(str(path), yaml_problem(exc)) from None
     except RecursionError:  # lists inside lists thousands deep: PyYAML's composer recurses
         raise HardwareError(str(path), "nested too deeply to be a hardware file (thousands of levels)") from None
 

@@ -279,6 +279,22 @@ def _zone(value: Any, where: str) -> str:
     return value
 
 
+
+def _between(entry: dict, key: str, fields, values: str, ends: set, what: str, where: str):
+    """Yield ``(path, entry)`` for each item of the list ``entry[key]`` of {from, to, values...} between known ``ends``."""
+    items = entry.get(key) or []
+    if not isinstance(items, list):
+        raise HardwareError(f"{where}.{key}", f"must be a list of {{from, to, {values}}}")
+    for i, raw in enumerate(items):
+        at = f"{where}.{key}[{i}]"
+        raw = _mapping(raw, at)
+        _check_fields(raw, fields, {"from", "to", values.split(",")[0]}, at)
+        for end in ("from", "to"):
+            if raw[end] not in ends:
+                raise HardwareError(f"{at}.{end}", f"{raw[end]!r} is no {what} of this cluster "
+                                                   f"(known: {', '.join(sorted(ends))})")
+        yield at, raw
+
 def _read(data: Any, source: str, known: dict[str, NodeType]) -> tuple[dict[str, NodeType], dict[str, Cluster]]:
     data = _mapping(data or {}, "")
     _check_fields(data, {"node_types", "clusters"}, set(), "")
@@ -306,32 +322,12 @@ def _read(data: Any, source: str, known: dict[str, NodeType]) -> tuple[dict[str,
             zones.append(_zone(raw.get("zone", DEFAULT_ZONE), f"{at}.zone"))
             prices.append(_price(raw.get("price_per_gpu_hour"), f"{at}.price_per_gpu_hour"))
         known_ends = {z for z in zones} | {f"{z}/{t.name}" for (t, _), z in zip(nodes, zones)}
-        network = []
-        raw_network = entry.get("network") or []
-        if not isinstance(raw_network, list):
-            raise HardwareError(f"{where}.network", "must be a list of {from, to, bandwidth, latency}")
-        for i, raw in enumerate(raw_network):
-            at = f"{where}.network[{i}]"
-            raw = _mapping(raw, at)
-            _check_fields(raw, _NETWORK_FIELDS, {"from", "to", "bandwidth"}, at)
-            for end in ("from", "to"):
-                if raw[end] not in known_ends:
-                    raise HardwareError(f"{at}.{end}", f"{raw[end]!r} is no zone or zone/node type of this cluster "
-                                                       f"(known: {', '.join(sorted(known_ends))})")
-            link = _link(f"{raw['from']}-{raw['to']}", {k: v for k, v in raw.items() if k not in ("from", "to")}, at)
-            network.append((raw["from"], raw["to"], link))
-        egress = []
-        raw_egress = entry.get("egress") or []
-        if not isinstance(raw_egress, list):
-            raise HardwareError(f"{where}.egress", "must be a list of {from, to, price_per_gb}")
-        for i, raw in enumerate(raw_egress):
-            at = f"{where}.egress[{i}]"
-            raw = _mapping(raw, at)
-            _check_fields(raw, _EGRESS_FIELDS, {"from", "to", "price_per_gb"}, at)
-            for end in ("from", "to"):
-                if raw[end] not in zones:
-                    raise HardwareError(f"{at}.{end}", f"{raw[end]!r} is no zone of this cluster")
-            egress.append((raw["from"], raw["to"], _price(raw["price_per_gb"], f"{at}.price_per_gb")))
+        network = [(raw["from"], raw["to"], _link(f"{raw['from']}-{raw['to']}",
+                                                  {k: v for k, v in raw.items() if k not in ("from", "to")}, at))
+                   for at, raw in _between(entry, "network", _NETWORK_FIELDS, "bandwidth, latency", known_ends,
+                                           "zone or zone/node type", where)]
+        egress = [(raw["from"], raw["to"], _price(raw["price_per_gb"], f"{at}.price_per_gb"))
+                  for at, raw in _between(entry, "egress", _EGRESS_FIELDS, "price_per_gb", set(zones), "zone", where)]
         plain = all(z == DEFAULT_ZONE for z in zones) and all(p is None for p in prices)
         clusters[str(name)] = Cluster(
             str(name), tuple(nodes), str(entry.get("description", "")), (source,),

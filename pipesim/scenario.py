@@ -57,7 +57,7 @@ from pipesim.errors import (
     ModelSpecError,
     require_extra,
 )
-from pipesim.hardware.catalog import MAX_YAML_NESTING, Catalog, builtin_catalog, flow_nesting, load_system
+from pipesim.hardware.catalog import MAX_YAML_NESTING, Catalog, builtin_catalog, flow_nesting, load_system, yaml_problem
 from pipesim.hardware.costs import DEFAULT_TRAINING_OPTIMIZER, OPTIMIZERS
 from pipesim.hardware.devices import TRANSFER_MODES, DeviceGroup, System
 from pipesim.hardware.whatif import apply_edits, parse_edits
@@ -289,7 +289,7 @@ def read_scenario_data(path: str | Path) -> dict:
     except UnicodeDecodeError:
         raise InputError(path, None, "is not a text (YAML) file") from None
     except yaml.YAMLError as exc:
-        raise InputError(path, None, f"not valid YAML ({exc})") from None
+        raise InputError(path, None, yaml_problem(exc)) from None
     except RecursionError:  # lists inside lists thousands deep: PyYAML's composer recurses
         raise InputError(path, None, "nested too deeply to be a scenario (thousands of levels)") from None
     if not isinstance(data, dict):

@@ -136,14 +136,16 @@ def load_llm(spec: str | Path | dict | TransformerConfig) -> TransformerConfig:
         import yaml
 
         source = text
-        from pipesim.hardware.catalog import safe_load_text
+        from pipesim.hardware.catalog import safe_load_text, yaml_problem
 
         try:
             data = safe_load_text(Path(text).read_text(), source)
         except FileNotFoundError:
             raise InputError(source, None, "no such file") from None
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InputError(source, None, f"not valid YAML ({exc})") from None
+        except yaml.YAMLError as exc:
+            raise InputError(source, None, yaml_problem(exc)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(source, None, f"cannot be read as YAML ({exc})") from None
         except HardwareError as exc:  # hostile nesting, refused before parsing
             raise InputError(source, None, exc.problem) from None
         if isinstance(data, dict) and "model" in data:

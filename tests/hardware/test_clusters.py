@@ -96,6 +96,9 @@ def test_yaml_heterogeneous_cluster(tmp_path):
     (lambda t: t.replace("price_per_gpu_hour: 2.5", "price_per_gpu_hour: -1"), "nodes[0].price_per_gpu_hour"),
     (lambda t: t.replace("price_per_gb: 0.05", "price_per_gb: cheap"), "egress[0].price_per_gb"),
     (lambda t: t.replace("bandwidth: 2GB/s", "bandwidth: fast"), "network[1].bandwidth"),
+    (lambda t: t.replace("{from: b, to: a, price", "{from: b, to: z, price"), "egress[1].to"),
+    (lambda t: t.replace("{from: b, to: a, price_per_gb: 0.01}", "{from: b, to: a}"), "egress[1]"),
+    (lambda t: t.split("    egress:")[0] + "    egress: {a: b}\n", "het.egress"),
 ])
 def test_heterogeneous_errors_name_the_field(tmp_path, edit, field):
     with pytest.raises(HardwareError) as info:

@@ -518,3 +518,17 @@ def test_outputs_to_devices_and_links_are_written_in_place(tmp_path):
     write_text(fifo, "through a pipe")
     reader.join(10)
     assert got == ["through a pipe"] and not fifo.is_file()
+
+
+@pytest.mark.parametrize("command", [
+    ["hardware", "show", "{bad}"],
+    ["run", "{bad}", "--no-progress", "-o", "{tmp}/out"],
+    ["estimate", "{bad}", "--hardware", "dgx-h100x8", "--tp", "1", "--pp", "1", "--mbs", "1", "--gbs", "8"],
+    ["plan", "{bad}"],
+], ids=["hardware", "scenario", "model", "plan"])
+def test_a_yaml_syntax_error_is_one_line_with_its_position(tmp_path, capsys, command):
+    """Seen: PyYAML's message spans six lines (the offending line drawn with a caret)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  nodes:\n    - {a: 1\n    - b\n")
+    code = main([part.format(bad=bad, tmp=tmp_path) for part in command])
+    one_line_error(capsys, code, str(bad), "not valid YAML (line ")

@@ -85,3 +85,10 @@ def method_options(args, method: Method) -> dict[str, Any]:
             known = ", ".join("--" + o.replace("_", "-") for o in method.options) or "none"
             raise InputError(None, "--" + name.replace("_", "-"), f"not an option of {method.name} (its options: {known})")
     return given
+
+
+def print_conditions(console, conditions, detail: str = "") -> None:
+    """The run's measurement verdict (:mod:`pipesim.runtime.trust`), in bold yellow when it is not trusted."""
+    if conditions is not None:
+        console.print(detail + conditions.verdict(), style=None if conditions.trusted else "bold yellow",
+                      markup=False, highlight=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from pipesim.commands.common import console, count, load_workload, print_json
+from pipesim.commands.common import console, count, load_workload, print_conditions, print_json
 from pipesim.errors import InputError, SplitError, require_extra
 from pipesim.output import output_folder
 from pipesim.placement.formats import load_json, read_split
@@ -111,8 +111,6 @@ def run(args) -> int:
                   f"stage's CPU time; outputs {'match' if result.outputs_match else 'DIFFER'} "
                   f"(max |difference| {result.max_abs_difference:.2g}); load average "
                   f"{result.load_average[0]:.2f} -> {result.load_average[1]:.2f}")
-    if result.conditions is not None:
-        c = result.conditions
-        console.print(c.verdict(), style=None if c.trusted else "bold yellow", markup=False, highlight=False)
+    print_conditions(console, result.conditions)
     console.print(f"stage models written to {stage_dir}/")
     return 0 if result.outputs_match else 1

@@ -12,7 +12,7 @@ See :mod:`pipesim.runtime.profile`.
 
 from __future__ import annotations
 
-from pipesim.commands.common import console, count, print_json, writable
+from pipesim.commands.common import console, count, print_conditions, print_json, writable
 from pipesim.errors import require_extra
 
 
@@ -92,11 +92,9 @@ def run(args) -> int:
                   f"{s['run_cpu_ms']:.4g} ms CPU (the run had {s['core_share']:.0%} of its core); profiler bookkeeping "
                   f"{s['profiler_overhead_us']:.3g} us per node (measured on a probe) subtracted, the medians then "
                   f"exceed the run's CPU time by {s['profiler_excess_ms']:+.3g} ms (not spread over the nodes)")
-    if profile.conditions is not None:
-        c = profile.conditions
-        console.print(f"reference kernel before/after: {c.reference_before[1] * 1e6:.4g}/{c.reference_after[1] * 1e6:.4g} "
-                      f"us CPU, {c.core_share:.0%} of its core; {c.verdict()}",
-                      style=None if c.trusted else "bold yellow", markup=False, highlight=False)
+    if (c := profile.conditions) is not None:
+        print_conditions(console, c, f"reference kernel before/after: {c.reference_before[1] * 1e6:.4g}/"
+                                     f"{c.reference_after[1] * 1e6:.4g} us CPU, {c.core_share:.0%} of its core; ")
     console.print(f"stage hand-off: {h['overhead_us']:.3g} us + bytes / {h['bandwidth_GBps']:.3g} GB/s "
                   f"(wake-up {h['wakeup_us']:.3g} us)")
     console.print(f"roofline (xeon-8380-core preset) per node, measured/predicted: p10/p50/p90 = "

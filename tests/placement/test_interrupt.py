@@ -60,12 +60,19 @@ def test_request_stop_does_nothing_outside_a_block():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
-def test_sigint_returns_the_best_split_within_seconds(shared_workloads, solver):
+def test_sigint_returns_the_best_split_within_seconds(shared_workloads, solver, tmp_path):
     path = shared_workloads / "latency" / "LayerGraphs" / "inceptionv3_inference.json"
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path), solver],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
     assert proc.stdout.readline().strip() == "solving"
-    time.sleep(4)  # the model is built and the solver is in its root LP
+    # the solver's temporary folder marks the model handed to it (a blind sleep of 4 s could land while
+    # the model was still being built on a busy machine: no split to return then)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith("pipesim-mip-") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the solver never started"
+        time.sleep(0.02)
+    time.sleep(1.0)  # the solver is in its root LP
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

@@ -70,6 +70,17 @@ def _guarded(pid: int) -> bool:
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
+#: Commands started by the running test; whatever is left of them is killed when it ends (pass or fail).
+_started: list[Command] = []
+
+
+@pytest.fixture(autouse=True)
+def _nothing_outlives_the_test():
+    yield
+    while _started:
+        _started.pop().kill()
+
+
 class Command:
     """A pipesim process in its own session, its stderr read line by line as it comes."""
 
@@ -84,6 +95,7 @@ class Command:
         self.out = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        _started.append(self)
 
     def _read(self) -> None:
         for line in self.proc.stderr:
@@ -139,11 +151,14 @@ class Command:
         return took
 
     def kill(self) -> None:
+        """SIGKILL the command and everything in its session (a failed test leaves no CBC burning a core)."""
         for pid in [self.proc.pid, *self.children()]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        if self.proc.poll() is None:
+            self.proc.wait(10)
 
     def assert_interrupted(self, took: float) -> None:
         err = "".join(self.err)
@@ -164,8 +179,11 @@ def _once_more(test):
 
     Each races a real signal against real work; on this 2-core machine one failure in several runs
     of the battery was still seen at the end of the round (closing note of issue 18), which must not
-    decide whether CI lands.  The check itself is unchanged.
+    decide whether CI lands.  The check itself is unchanged.  ``PIPESIM_NO_RETRY=1`` runs each once
+    (how the battery is measured: 20 runs in a row, see the notes of issue 18).
     """
+    if os.environ.get("PIPESIM_NO_RETRY"):
+        return test
 
     @functools.wraps(test)
     def run(**kwargs):
@@ -175,9 +193,12 @@ def _once_more(test):
             folder.mkdir()
             try:
                 return test(tmp_path=folder, **kwargs)
-            except AssertionError:
+            except (AssertionError, pytest.fail.Exception):
                 if attempt == "second":
                     raise
+            finally:
+                while _started:
+                    _started.pop().kill()
 
     return run
 

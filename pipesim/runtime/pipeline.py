@@ -424,7 +424,10 @@ def execute(
                                   channels[k], go, ready, results, total, cores[k % len(cores)], optimize))
             with children_ignore_ctrl_c():  # Ctrl-C stops the driver; its finally kills the stages
                 p.start()
-            processes.append(p)
+                # listed before the block ends: a Ctrl-C held back while it started is raised there, and the
+                # finally must kill this stage too (seen: one left unpickling its semaphore, which the driver's
+                # exit had removed, printed a FileNotFoundError traceback)
+                processes.append(p)
         for _ in stages:
             if not ready.acquire(timeout=120):
                 raise SimulationError("a pipeline stage did not start")

@@ -20,7 +20,7 @@ from pipesim.commands.common import console, count, print_json, writable
 from pipesim.errors import InputError
 from pipesim.placement.formats import load_json, write_json
 
-__all__ = ["add_arguments", "applies", "run"]
+__all__ = ["add_arguments", "applies", "print_plan", "run", "run_scenario"]
 
 
 def add_arguments(p) -> None:
@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
     p.add_argument("--min-throughput", type=float, metavar="ITER_PER_S",
                    help="time|cost objective: fewest iterations per second")
     p.add_argument("--profiles", metavar="DIR", help="Sailor's profiles folder (default: the training config's)")
-    p.add_argument("--max-stages", type=count, default=3, metavar="S", help="most pipeline stages (default 3)")
+    p.add_argument("--max-stages", type=count, metavar="S", help="most pipeline stages (default 3)")
     p.add_argument("--max-kinds", type=count, metavar="K", help="most distinct replica kinds (GPU type, zone, TP) "
                    "per stage (default 1; 2: a stage's replicas may differ, Sailor style, much slower search)")
     p.add_argument("--mbs", type=count, metavar="B", help="only this microbatch size")
@@ -49,6 +49,43 @@ def applies(path_text: str) -> bool:
         return False
     return isinstance(data, dict) and {"model", "global_batch_size", "num_all_layers"} <= set(data) \
         and "nodes" not in data
+
+
+def run_scenario(args, data: dict) -> int:
+    """An LLM scenario (or model file) with objective time|cost: the plan on §11's per-layer profiles (§12.7).
+
+    The command's flags override the scenario's ``solve.options`` and ``hardware.cluster``.
+    """
+    from pipesim.llm_scenario import hetero_plan_of
+
+    output = writable(getattr(args, "output", None), "plan", "--output")  # before the work
+    if getattr(args, "planner", "pipesim") != "pipesim":
+        raise InputError(None, "--planner", "the baselines plan a Sailor training config; drop --planner here")
+    data = dict(data)
+    solve = data.get("solve") if isinstance(data.get("solve"), dict) else {}
+    options = dict(solve.get("options") or {}) if isinstance(solve.get("options") or {}, dict) else {}
+    options = {k: v for k, v in options.items() if k != "microbatches"}
+    for key in ("objective", "gbs", "precision", "budget", "min_throughput", "max_stages", "max_kinds", "mbs"):
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = value
+    options.setdefault("objective", "time")
+    if options["objective"] not in ("time", "cost"):
+        raise InputError(args.workload, "solve.options.objective", "the heterogeneous planner minimises time or cost")
+    data["solve"] = {"method": "plan", "options": options}
+    if getattr(args, "hardware", None):
+        data["hardware"] = {"cluster": args.hardware}
+    for key in ("simulate", "sweep"):
+        data.pop(key, None)
+    with console.status("planning across GPU types …"):
+        result, inputs, cluster = hetero_plan_of(args.workload, data)
+    if output:
+        write_json(output, result.sailor_json())
+    if getattr(args, "json", False):
+        print_json({"workload": str(args.workload), **result.to_dict()})
+        return 0
+    print_plan(result, inputs.config.model, cluster.name, options["objective"])
+    return 0
 
 
 def _money(value: float | None, digits: int = 4) -> str:
@@ -73,13 +110,13 @@ def run(args) -> int:
         return _run_baselines(args, inputs, cluster, objective, planner)
     result = plan_hetero(inputs, cluster, objective, budget=getattr(args, "budget", None),
                          min_throughput=getattr(args, "min_throughput", None), mbs=getattr(args, "mbs", None),
-                         max_stages=getattr(args, "max_stages", 3), max_kinds=getattr(args, "max_kinds", None))
+                         max_stages=getattr(args, "max_stages", None) or 3, max_kinds=getattr(args, "max_kinds", None))
     if output:
         write_json(output, result.sailor_json())
     if getattr(args, "json", False):
         print_json(result.to_dict())
         return 0
-    _print_plan(result, inputs, cluster, objective)
+    print_plan(result, inputs.config.model, cluster.name, objective)
     return 0
 
 
@@ -94,7 +131,7 @@ def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
     if planner == "all" and getattr(args, "output", None):
         raise InputError(None, "-o", "--planner all compares planners; write one planner's plan with --planner NAME")
     names = list(PLANNERS) if planner == "all" else [planner]
-    rows = compare_planners(inputs, cluster, objective, planners=names, max_stages=getattr(args, "max_stages", 3),
+    rows = compare_planners(inputs, cluster, objective, planners=names, max_stages=getattr(args, "max_stages", None) or 3,
                             max_kinds=getattr(args, "max_kinds", None) or 1)
     if planner != "all":
         row = rows[0]
@@ -107,7 +144,7 @@ def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
         if getattr(args, "json", False):
             print_json({"planner": planner, **row.result.to_dict()})
             return 0
-        _print_plan(row.result, inputs, cluster, objective, planner)
+        print_plan(row.result, inputs.config.model, cluster.name, objective, planner)
         return 0
     ours = rows[0].value(objective)
     if getattr(args, "json", False):
@@ -137,9 +174,10 @@ def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
     return 0
 
 
-def _print_plan(result, inputs, cluster, objective: str, planner: str = "pipesim") -> None:
+def print_plan(result, model: str, cluster: str, objective: str, planner: str = "pipesim") -> None:
+    """A heterogeneous plan, stage by stage, with its time, $ per hour and $ per iteration."""
     plan, est = result.plan, result.estimate
-    table = Table(title=escape(f"{inputs.config.model} on {cluster.name}: mbs {plan.mbs}, {est.microbatches} "
+    table = Table(title=escape(f"{model} on {cluster}: mbs {plan.mbs}, {est.microbatches} "
                                f"microbatches, objective {objective}"
                                + ("" if planner == "pipesim" else f", planner {planner}")))
     for column in ("stage", "layers", "replicas (zone/GPU x TP)", "compute/mb", "transfer/mb", "grad sync",

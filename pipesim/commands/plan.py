@@ -187,11 +187,14 @@ def _megatron(args, data: dict) -> int:
 def run(args) -> int:
     if hetero_plan.applies(args.workload):  # a Sailor training config: docs/model.md §12.4
         return hetero_plan.run(args)
-    if args.objective in ("time", "cost"):
-        raise InputError(args.workload, "--objective", "time|cost plan a Sailor training config "
-                         "(model, global_batch_size, num_all_layers); use piper or flush here")
     data = _llm_file(args.workload)
     options = (data.get("solve") or {}).get("options") if isinstance(data.get("solve"), dict) else None
+    if args.objective in ("time", "cost") or (args.objective is None and isinstance(options, dict)
+                                              and options.get("objective") in ("time", "cost")):
+        if not data.get("model"):
+            raise InputError(args.workload, "--objective", "time|cost plan a Sailor training config "
+                             "(model, global_batch_size, num_all_layers) or an LLM scenario; use piper or flush here")
+        return hetero_plan.run_scenario(args, data)  # a transformer on a mixed cluster: §12.7
     llm = args.objective == "megatron" or (args.objective is None and (
         args.gbs is not None or (isinstance(options, dict) and ("gbs" in options or options.get("objective") == "megatron"))
         or (not args.workload.endswith((".yaml", ".yml", ".json")) and not Path(args.workload).exists())))

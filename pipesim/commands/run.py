@@ -124,17 +124,26 @@ def _run_megatron(args, data: dict) -> int:
     from pipesim.llm_scenario import run_llm_scenario
 
     if args.set:
-        raise InputError(args.scenario, "--set", "not supported for LLM (objective: megatron) scenarios")
+        raise InputError(args.scenario, "--set", "not supported for LLM (objective: megatron|time|cost) scenarios")
     step = step_reporter(args.progress and not args.json)
     outcome = run_llm_scenario(args.scenario, args.output or True, data=data, step=step)
     if args.json:
         print_json({**outcome.to_dict(), "files": outcome.files})
         return 0
     plan, simulation = outcome.plan, outcome.simulation
-    console.print(table(plan.best, outcome.scenario))
+    if hasattr(plan, "best"):
+        console.print(table(plan.best, outcome.scenario))
+        searched = f"searched {plan.searched} configurations in {plan.seconds:.2f} s"
+    else:  # objective time|cost: the heterogeneous plan (docs/model.md §12.7)
+        from pipesim.commands.hetero_plan import print_plan
+
+        print_plan(plan, outcome.scenario, data["hardware"]["cluster"], data["solve"]["options"]["objective"])
+        searched = ""  # the plan's table says it
     console.print(f"simulated iteration: {simulation.simulated_iteration_time:.4f} s "
-                  f"({simulation.difference:+.2%} against the model's {plan.iteration_time:.4f} s); "
-                  f"searched {plan.searched} configurations in {plan.seconds:.2f} s")
+                  f"({simulation.difference:+.2%} against the model's {plan.iteration_time:.4f} s)"
+                  + (f"; {searched}" if searched else ""))
+    if outcome.files:
+        console.print("wrote " + ", ".join(outcome.files.values()), highlight=False)
     return 0
 
 

@@ -244,7 +244,8 @@ def _gemm3(m: int, n: int, k: int, device, dtype: str) -> tuple[float, float]:
     return gemm_time(m, n, k, device, dtype), gemm_time(m, k, n, device, dtype) + gemm_time(k, n, m, device, dtype)
 
 
-def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _Layer:
+def layer_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _Layer:
+    """One transformer layer, one microbatch, on one GPU of ``node``: compute, exposed TP/CP, stash (§11.2–11.6)."""
     device = node.device
     t, c, b, s = cfg.tp, cfg.cp, cfg.mbs, model.seq
     h, f, kv = model.hidden, model.ffn, model.groups * model.head_dim
@@ -342,6 +343,30 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div, ops)
 
 
+def padded_vocab(model: TransformerConfig, t: int) -> int:
+    """The vocabulary as Megatron holds it: padded to a multiple of 128·t (``--make-vocab-size-divisible-by``)."""
+    return math.ceil(model.vocab / (VOCAB_DIVISOR * t)) * VOCAB_DIVISOR * t
+
+
+def end_costs(model: TransformerConfig, cfg: ParallelConfig, device) -> tuple[float, float, float]:
+    """The first stage's embedding and the last stage's head, per microbatch on one GPU (docs/model.md §11.5).
+
+    Returns ``(embedding, head, head_forward)`` seconds: the embedding's lookup (write b·s·h) and its
+    gradient's scatter-add (read + write); the head's final norm, logits GEMM (Megatron keeps the output
+    layer in BF16) and vocab-parallel cross entropy in fp32 (forward: read the logits, write an fp32 copy
+    and the exponentials; backward: read the softmax, write the gradient), forward and backward, and the
+    head's forward share (the logits GEMM and half the cross entropy).
+    """
+    t, e, h = cfg.tp, 2, model.hidden
+    tokens = cfg.mbs * model.seq // cfg.cp
+    vocab = padded_vocab(model, t)
+    embed = kernel_time(0.0, 3 * e * tokens * h, device, "bf16")
+    lf, lb = _gemm3(tokens, vocab // t, h, device, "fp16" if cfg.precision == "fp16" else "bf16")
+    ce = kernel_time(0.0, tokens * vocab / t * (2 + 4 + 4 + 4 + 4 + 2), device, "bf16")
+    head = lf + lb + ce + kernel_time(0.0, 3 * 2 * e * tokens * h / (t if cfg.sp else 1), device, "bf16")
+    return embed, head, lf + ce / 2
+
+
 def pipeline_time(stage_times: list[float], microbatches: int, virtual: int = 1) -> float:
     """Time of ``microbatches`` through 1F1B (``virtual = 1``) or interleaved 1F1B stages of these per-microbatch times.
 
@@ -424,7 +449,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     t, p, c, v, b, s, h = cfg.tp, cfg.pp, cfg.cp, cfg.vp, cfg.mbs, model.seq, model.hidden
     e = 2
     tokens = b * s // c
-    layer = _layer(model, cfg, node)
+    layer = layer_cost(model, cfg, node)
     split = stage_layers(model.layers, p)
     per_stage = not isinstance(recompute, str)
     choices = tuple(recompute) if per_stage else (recompute,) * p
@@ -436,14 +461,8 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     layer_times = [layer.forward + layer.backward + extras[r] for r in choices]
     layer_tps = [layer.tp_forward + layer.tp_backward + (layer.tp_forward if r == "full" else 0.0) for r in choices]
     layer_cps = [layer.cp_forward + layer.cp_backward + (layer.cp_forward if r == "full" else 0.0) for r in choices]
-    vocab = math.ceil(model.vocab / (VOCAB_DIVISOR * t)) * VOCAB_DIVISOR * t
-    # first stage: embedding lookup (write b·s·h) and its gradient scatter-add (read+write)
-    embed = kernel_time(0.0, 3 * e * tokens * h, device, "bf16")
-    # last stage: final norm, logits GEMM (Megatron keeps the output layer in BF16), vocab-parallel cross
-    # entropy in fp32 (forward: read logits, write fp32 copy and exp; backward: read softmax, write grad)
-    lf, lb = _gemm3(tokens, vocab // t, h, device, "fp16" if cfg.precision == "fp16" else "bf16")
-    ce = kernel_time(0.0, tokens * vocab / t * (2 + 4 + 4 + 4 + 4 + 2), device, "bf16")
-    head = lf + lb + ce + kernel_time(0.0, 3 * 2 * e * tokens * h / (t if cfg.sp else 1), device, "bf16")
+    vocab = padded_vocab(model, t)
+    embed, head, head_forward = end_costs(model, cfg, device)
     # pipeline transfers: one activation (÷t, Megatron's scatter/gather optimisation) per chunk boundary and
     # microbatch, forward and backward, each a send/receive pair on the link between neighbouring stages.  As
     # in §10.2 they are part of a stage's time per microbatch (not overlapped with compute).
@@ -459,7 +478,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     layer_fwd = layer.forward + layer.tp_forward + layer.cp_forward
     stage_fwd = [n * layer_fwd + pp_per_mb / 2 for n in split]
     stage_fwd[0] += embed / 3
-    stage_fwd[-1] += lf + ce / 2
+    stage_fwd[-1] += head_forward
     stage_bwd = [total - f for total, f in zip(stage_time, stage_fwd)]
     compute_stage = [n * layer_times[i] + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
                      for i, n in enumerate(split)]

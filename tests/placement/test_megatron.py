@@ -222,7 +222,7 @@ def test_uneven_stage_split():
 def test_activation_memory_is_korthikantis_34_sbh_for_gpt():
     # Korthikanti et al. 2022, Eq. 1 and §4.2.2: per layer s·b·h·(34 + 5·a·s/h) bytes without parallelism
     # (dropout on), s·b·h·(34/t + 5·a·s/(h·t)) with tensor and sequence parallelism
-    from pipesim.placement.plan.megatron import _layer
+    from pipesim.placement.plan.megatron import layer_cost as _layer
 
     gpt = TransformerConfig(layers=4, hidden=1024, heads=16, seq=512, batch=1, vocab=1000, decoder=True,
                             max_positions=512)

@@ -18,6 +18,7 @@ each function takes the workload first.
 * :func:`estimate`, :func:`plan_megatron`, :func:`simulate_estimate` — LLM training under Megatron-Core (docs/model.md §11);
 * :func:`estimate_sailor_plan`, :func:`plan_hetero`, :func:`compare_planners`, :func:`simulate_hetero_plan` — Sailor's
   plans, one plan across GPU types and zones, against the uniform/Metis/AMP baselines, run as events (docs/model.md §12);
+  :func:`transformer_inputs` — the planner's per-layer profiles from the §11 model, for GPUs nobody profiled (§12.7);
 * :func:`load_scenario`, :func:`run_scenario` — scenario files end to end;
 * :class:`PipesimError` and its subclasses — every error raised on purpose.
 
@@ -52,6 +53,7 @@ _LAZY = {
     "read_sailor_plan": "pipesim.placement.plan.sailor_format",
     "SailorEstimate": "pipesim.placement.plan.sailor",
     "plan_hetero": "pipesim.placement.plan.hetero",
+    "transformer_inputs": "pipesim.placement.plan.layer_profiles",
     "HeteroPlan": "pipesim.placement.plan.hetero",
     "compare_planners": "pipesim.placement.plan.baselines_hetero",
     "simulate_hetero_plan": "pipesim.simulation.hetero_sim",

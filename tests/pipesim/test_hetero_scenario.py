@@ -143,3 +143,18 @@ def test_the_bundled_scenario_plans_across_both_gpu_types(capsys):
               zip(pipeline["layers_per_stage"], pipeline["tmp_per_stage"])}
     assert layers["h100-sxm"] > layers["A100-80"]
     assert plan["memory_per_gpu"] <= 80e9
+
+
+HETERO = sorted((__import__("pathlib").Path(__file__).resolve().parents[2] / "scenarios" / "hetero").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", HETERO, ids=[p.stem for p in HETERO])
+def test_every_bundled_heterogeneous_scenario_runs(path, tmp_path, capsys):
+    """Issue 20 item 6: A100+V100, H100+A100, the RTX cluster and two zones, planned and simulated."""
+    assert main(["run", str(path), "-o", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["plan"]["memory_per_gpu"] > 0
+    # the event run is at most the closed form without link contention, within 5 % (§12.6)
+    assert abs(result["simulation"]["relative_difference"]) < 0.05
+    assert "simulated iteration" in capsys.readouterr().out

@@ -291,6 +291,21 @@ def test_plan(tmp_path, objective):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("objective", ["megatron", "time"])
+@_once_more
+def test_plan_llm(tmp_path, objective):
+    """The Megatron-Core planner (Llama 3.1 405B on 16,384 H100s) and the heterogeneous planner (a stage's
+    replicas of two kinds on the RTX cluster), each several seconds or more on an idle machine."""
+    if objective == "megatron":
+        args = ["plan", "llama3.1-405b", "--hardware", "dgx-h100x16", "--nodes", "2048", "--gbs", "2048", "--json"]
+    else:
+        args = ["plan", REPO / "scenarios" / "hetero" / "opt-350m-rtx.yaml", "--max-kinds", "2", "--json"]
+    c = _run(args, tmp_path)
+    c.ready(then=1.0)
+    c.assert_interrupted(c.interrupt())
+
+
+@pytest.mark.slow
 @_once_more
 def test_run(tmp_path):
     """Seen: `pipesim run scenarios/inceptionv3-inference.yaml`, Ctrl-C at 6 s, finished 12 s later, exit 0."""

@@ -94,8 +94,13 @@ def stop_raises() -> Iterator[threading.Event]:
     model file, seconds of pure Python for a large model); the solver catches
     the exception and returns its answer so far.  The yielded event may be
     cleared from another thread when polling becomes possible again (CBC has
-    started and is stopped by its own watcher).
+    started and is stopped by its own watcher).  A stop requested just before
+    the block (a Ctrl-C between the last poll and the block) raises on entry:
+    nothing inside would see it until the escalation (seen: a Ctrl-C as the
+    IP's temporary folder appeared left the answer so far unprinted).
     """
+    if stop_requested():
+        raise KeyboardInterrupt
     _raise_on_request.set()
     try:
         yield _raise_on_request

@@ -138,3 +138,18 @@ def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads, tmp
     result = json.loads(out)
     assert process.returncode == 130 and result["status"] == "interrupted" and result["max_load"] is not None
     assert result["split"]["fpgas"]
+
+
+def test_a_stop_requested_just_before_stop_raises_raises_on_entry():
+    """Seen: Ctrl-C as the IP's temporary folder appeared, before PuLP's write began: nothing polled the request
+    until the escalation, too late to print the answer so far on a busy machine."""
+    from pipesim.placement.interrupt import stop_raises
+
+    with interruptible():
+        request_stop()
+        with pytest.raises(KeyboardInterrupt):
+            with stop_raises():
+                pytest.fail("entered although a stop was requested")
+    with interruptible():
+        with stop_raises():  # no request: the block runs
+            pass

@@ -28,7 +28,7 @@ from __future__ import annotations
 from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
-from pipesim.placement.plan.megatron import ParallelConfig, end_costs, layer_cost, padded_vocab
+from pipesim.placement.plan.megatron import ParallelConfig, TransformerConfig, end_costs, layer_cost, padded_vocab
 from pipesim.placement.plan.sailor import SailorInputs
 from pipesim.placement.plan.sailor_format import (
     LayerMemory,
@@ -38,7 +38,6 @@ from pipesim.placement.plan.sailor_format import (
     SailorProfiles,
     SailorTrainingConfig,
 )
-from pipesim.workloads.transformer import TransformerConfig
 
 __all__ = ["MICROBATCH_SIZES", "transformer_inputs"]
 

@@ -41,7 +41,7 @@ from pipesim.placement.plan.megatron_layer import dp_exposed, layer_events
 TransformerConfig = Any
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
-           "ParallelConfig", "estimate", "memory_capacity", "pipeline_time", "stage_layers", "with_nodes"]
+           "ParallelConfig", "estimate", "fp8_cast_bytes", "fp8_stash_saving", "memory_capacity", "pipeline_time", "stage_layers", "with_nodes"]
 
 PRECISIONS = ("bf16", "fp16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
@@ -239,6 +239,50 @@ def _elementwise(nbytes: float, device) -> float:
     return kernel_time(0.0, nbytes, device, "bf16") if nbytes > 0 else 0.0
 
 
+def fp8_cast_bytes(model: TransformerConfig, cfg: ParallelConfig) -> tuple[float, float]:
+    """Bytes per token and layer of Transformer Engine's FP8 casts, forward and backward (docs/model.md §11.2).
+
+    Hopper's FP8 GEMMs take only the "TN" layout, so each FP8 operand that a backward GEMM reads transposed is
+    also written transposed (Transformer Engine, "Using FP8 with Transformer Engine": ``cast_transpose``;
+    ``_Linear`` saves the transposed FP8 input for the weight gradient).  Forward: the two norms write their
+    output in FP8 directly (``layernorm_fwd_fp8``, no cast) and its transpose is one more pass (read 1, write 1
+    byte per element of ``h/σ``); the inputs of the output projection (``h/t``) and of fc2 (``f/t``) are
+    cast-transposed from BF16 (read 2, write 1 + 1).  Backward: the output gradient of each of the four GEMMs is
+    cast-transposed (read 2, write 1 + 1) — ``qkv_width/t`` and ``up/t`` for the column-parallel GEMMs, ``h/σ``
+    for the row-parallel ones (sequence-sharded under SP).
+
+    >>> from pipesim.workloads.llms import preset
+    >>> f, b = fp8_cast_bytes(preset("llama3.1-8b"), ParallelConfig(precision="fp8"))
+    >>> f, b     # 2·2·4096 + 4·(4096 + 14336);  4·(6144 + 4096 + 28672 + 4096)
+    (90112.0, 172032.0)
+    """
+    t = cfg.tp
+    sp_div = t if cfg.sp else 1
+    h, f = model.hidden, model.ffn
+    up = (2 if model.gated else 1) * f
+    forward = 2 * 2 * h / sp_div + 4 * (h / t + f / t)
+    backward = 4 * (model.qkv_width / t + h / sp_div + up / t + h / sp_div)
+    return float(forward), float(backward)
+
+
+def fp8_stash_saving(model: TransformerConfig, cfg: ParallelConfig) -> float:
+    """Bytes per token and layer FP8 saves on the activations kept for the backward (docs/model.md §11.6).
+
+    Transformer Engine's linear layers keep the FP8 (1-byte) copy of their input for the weight gradient instead
+    of the BF16 one (``_Linear``/``_LayerNormLinear``: ``inputmat_t if fp8_wgrad``): the QKV and fc1 inputs
+    (``h/σ`` each) and the fc2 input (``f/t``) shrink from 2 bytes to 1; the output projection keeps a 1-byte
+    copy of the attention output beside the BF16 one FlashAttention keeps for its own backward (``+h/t``).
+
+    >>> from pipesim.workloads.llms import preset
+    >>> fp8_stash_saving(preset("llama3.1-70b"), ParallelConfig(tp=4, precision="fp8"))   # (2·8192 + 28672 − 8192)/4
+    9216.0
+    """
+    t = cfg.tp
+    sp_div = t if cfg.sp else 1
+    h, f = model.hidden, model.ffn
+    return float(2 * h / sp_div + f / t - h / t)
+
+
 def _gemm3(m: int, n: int, k: int, device, dtype: str) -> tuple[float, float]:
     """Forward ``[m,k]×[k,n]`` and its backward (data gradient ``[m,n]×[n,k]``, weight gradient ``[k,m]×[m,n]``)."""
     return gemm_time(m, n, k, device, dtype), gemm_time(m, k, n, device, dtype) + gemm_time(k, n, m, device, dtype)
@@ -293,13 +337,13 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     residual_bytes = 2 * (3 * e * h) / sp_div                    # two bias-dropout-adds: read 2h, write h
     act_bytes = (3 if model.gated else 2) * e * f / t            # SwiGLU reads 2f writes f; GeLU reads f writes f
     rope_bytes = (2 * e * (h + kv) / t) if model.position == "rope" else 0.0
-    cast_bytes = 0.0
-    if cfg.precision == "fp8":   # TE casts each GEMM input to FP8: read 2, write 1 byte per element
-        cast_bytes = 3 * (h / sp_div + h / t + h / sp_div + f / t)
+    cast_f, cast_b = fp8_cast_bytes(model, cfg) if cfg.precision == "fp8" else (0.0, 0.0)
     mask_bytes = (2 * h / sp_div) if cfg.dropout > 0 else 0.0    # two hidden-dropout masks, 1 byte per element
-    elem_f = _elementwise(tokens * (norm_bytes + residual_bytes + act_bytes + rope_bytes + cast_bytes + mask_bytes),
-                          device)
-    elem_b = 2 * elem_f
+    plain = norm_bytes + residual_bytes + act_bytes + rope_bytes + mask_bytes
+    elem_f = _elementwise(tokens * (plain + cast_f), device)
+    # the backward of each kernel moves about twice its forward's bytes; the FP8 casts of the backward are their
+    # own kernels (the output gradients' cast-transposes), counted by fp8_cast_bytes
+    elem_b = 2 * (_elementwise(tokens * plain, device) if cast_f else elem_f) + _elementwise(tokens * cast_b, device)
     # tensor parallelism: 2 all-reduces (no SP) or 2 all-gathers + 2 reduce-scatters (SP) each way, of b·s/c·h
     # (Shoeybi et al. 2019's f and g operators; Korthikanti et al. 2022 §4.2.2), backward with SP also the
     # re-gather of the two sharded GEMM inputs for the weight gradients; context parallelism (ring attention):
@@ -337,6 +381,8 @@ def _layer(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) -> _La
     #   norm inputs 2·2h, QKV input 2h, fc1 input 2h (all ÷t with SP), attention core, fc1 output 2·up/t,
     #   activation output 2f/t (the fc2 input)
     stash = tokens * (e * (2 * h + h + h) / sp_div + e * (up + f) / t) + attn_stash + tokens * mask_bytes
+    if cfg.precision == "fp8":
+        stash -= tokens * fp8_stash_saving(model, cfg)
     # what the estimate charges per layer (the stage times are sums of these); the simulator re-runs the events
     ops.update(model_forward=forward + tp_f + cp_f, model_backward=backward + tp_b + cp_b)
     return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div, ops)

@@ -33,7 +33,7 @@ from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
-from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time
+from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time, overlap_slowdown
 from pipesim.placement.plan.megatron_layer import dp_exposed, layer_events
 
 #: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
@@ -64,7 +64,10 @@ class ParallelConfig:
 
     ``recompute=None`` chooses the cheapest of none/selective/full that fits
     (:func:`estimate`); ``sequence_parallel=None`` is on when ``tp > 1``;
-    ``tp_overlap=None`` overlaps TP communication with GEMMs when sequence
+    ``pp_overlap=None`` overlaps the pipeline transfers with the compute of
+    the chunks beside them when the schedule is interleaved (Megatron-LM's
+    ``overlap_p2p_comm``, on by default with interleaving and forced off
+    without it); ``tp_overlap=None`` overlaps TP communication with GEMMs when sequence
     parallelism is on (Transformer Engine userbuffers, as NeMo's recipes run);
     ``dp_overlap`` overlaps gradient reduce-scatter / all-reduce and parameter
     all-gather with compute (Megatron-Core's ``overlap_grad_reduce``,
@@ -89,6 +92,7 @@ class ParallelConfig:
     sequence_parallel: bool | None = None
     distributed_optimizer: bool = True
     tp_overlap: bool | None = None
+    pp_overlap: bool | None = None
     dp_overlap: bool = True
     attention: str = "flash"
     grad_reduce_fp32: bool = False
@@ -111,6 +115,10 @@ class ParallelConfig:
     @property
     def sp(self) -> bool:
         return self.tp > 1 if self.sequence_parallel is None else (self.sequence_parallel and self.tp > 1)
+
+    @property
+    def pp_overlapped(self) -> bool:
+        return self.vp > 1 if self.pp_overlap is None else (self.pp_overlap and self.vp > 1)
 
     @property
     def tp_overlapped(self) -> bool:
@@ -185,7 +193,7 @@ class Estimate:
             "config": {"gpus": self.gpus, "tp": c.tp, "pp": c.pp, "cp": c.cp, "vp": c.vp, "dp": self.dp,
                        "mbs": c.mbs, "gbs": c.gbs, "microbatches": self.microbatches, "precision": c.precision,
                        "recompute": self.recompute, "sequence_parallel": c.sp,
-                       "distributed_optimizer": c.distributed_optimizer, "tp_overlap": c.tp_overlapped,
+                       "distributed_optimizer": c.distributed_optimizer, "tp_overlap": c.tp_overlapped, "pp_overlap": c.pp_overlapped,
                        "dp_overlap": c.dp_overlap, "attention": c.attention,
                        "grad_reduce_fp32": c.grad_reduce_fp32, "dropout": c.dropout},
             "params": self.model.params(),
@@ -492,11 +500,21 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     head = lf + lb + ce + kernel_time(0.0, 3 * 2 * e * tokens * h / (t if cfg.sp else 1), device, "bf16")
     # pipeline transfers: one activation (÷t, Megatron's scatter/gather optimisation) per chunk boundary and
     # microbatch, forward and backward, each a send/receive pair on the link between neighbouring stages.  As
-    # in §10.2 they are part of a stage's time per microbatch (not overlapped with compute).
+    # in §10.2 they are part of a stage's time per microbatch — all of it without overlap, what outlasts the
+    # chunk beside it with Megatron-LM's overlap_p2p_comm (interleaved schedules, §11.5).
     pp_group = Group.strided(p, t * c * d, node)
     act = e * tokens * h / t
     hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
     pp_per_mb = 2 * v * hop
+    if cfg.pp_overlapped and p > 1:
+        # Megatron-LM's interleaved schedule with overlap_p2p_comm posts each chunk's send and the next chunk's
+        # receive (isend/irecv) before it computes the current chunk and waits for them after it
+        # (megatron/core/pipeline_parallel/schedules.py): a transfer is exposed only by what it outlasts the
+        # chunk beside it — one chunk's forward (the shortest of the two passes) of the stage's layers ÷ v — and
+        # the hidden part slows that chunk by the SMs NCCL's send/receive kernel holds (§11.4)
+        chunk = min(split) / v * (layer.forward + layer.tp_forward + layer.cp_forward)
+        eng = engine(device)
+        pp_per_mb = 2 * v * (max(0.0, hop - chunk) + overlap_slowdown(chunk, hop, eng.nccl_sms, eng.sms))
     stage_time = [n * (lt + ltp + lcp) + pp_per_mb for n, lt, ltp, lcp in zip(split, layer_times, layer_tps, layer_cps)]
     stage_time[0] += embed
     stage_time[-1] += head

@@ -124,6 +124,32 @@ def test_fp8_backward_pays_the_cast_transposes_of_the_output_gradients():
     assert fp8["elementwise_forward"] > bf16["elementwise_forward"]
 
 
+def test_interleaved_schedules_overlap_pipeline_transfers_by_default():
+    # Megatron-LM's overlap_p2p_comm (on with interleaving, forced off without it, §11.5): each transfer is exposed
+    # only by what it outlasts the chunk beside it, the rest slows that chunk by NCCL's SMs
+    from pipesim.hardware.collectives import p2p
+    from pipesim.hardware.gemm import engine, overlap_slowdown
+
+    kw = dict(tp=4, pp=4, cp=2, recompute="none")
+    exposed = run(vp=5, pp_overlap=False, **kw)
+    hidden = run(vp=5, **kw)
+    assert hidden.config.pp_overlapped and not exposed.config.pp_overlapped
+    assert hidden.to_dict()["config"]["pp_overlap"] is True
+    node = H100.nodes[0][0]
+    hop = p2p(2 * L70.seq // 2 * L70.hidden / 4, node, same_node=False)       # tp·cp·d = 16 > 8: across nodes
+    m, v = exposed.microbatches, 5
+    assert exposed.breakdown.pp_comm == pytest.approx(m * 2 * v * hop)
+    chunk = 20 / v * hidden.layer_ops["model_forward"]
+    eng = engine(node.device)
+    assert hop < chunk
+    assert hidden.breakdown.pp_comm == pytest.approx(m * 2 * v * overlap_slowdown(chunk, hop, eng.nccl_sms, eng.sms))
+    assert hidden.iteration_time < exposed.iteration_time
+    # no interleaving: Megatron forces the overlap off, the transfers stay in the stage time
+    plain = run(vp=1, **kw)
+    assert not plain.config.pp_overlapped
+    assert plain.breakdown.pp_comm == pytest.approx(run(vp=1, pp_overlap=True, **kw).breakdown.pp_comm)
+
+
 def test_fp8_is_faster_than_bf16_and_needs_fp8_hardware():
     assert run(tp=4, pp=4, precision="fp8").iteration_time < run(tp=4, pp=4).iteration_time
     with pytest.raises(InputError, match="FP8"):

@@ -14,7 +14,9 @@ FlashAttention at its published rate, memory-bound kernels at HBM streaming
 bandwidth (:func:`pipesim.hardware.costs.kernel_time`), NCCL collectives of
 :mod:`pipesim.hardware.collectives` on the ranks' actual links (Megatron's rank
 order tp → cp → dp → pp), overlapped communication slowing the compute beside it by the SMs its kernels
-hold (Transformer Engine's userbuffers ``num_sm``, NCCL's CTAs), the interleaved 1F1B bubble ``(p−1)/v`` microbatches
+hold (Transformer Engine's userbuffers ``num_sm``, NCCL's CTAs), pipeline transfers overlapped with the chunk beside
+them under interleaving (Megatron-LM's ``overlap_p2p_comm``), FP8 as Transformer Engine runs it (cast-transposes,
+1-byte copies of the GEMM inputs kept for the weight gradient), the interleaved 1F1B bubble ``(p−1)/v`` microbatches
 (Narayanan et al., SC'21 §2.2), activation memory after Korthikanti et al. 2022
 (arXiv:2205.05198, §4) for grouped-query attention, gated MLPs and fused
 attention, and Megatron's distributed-optimizer byte counts (Megatron-LM docs,

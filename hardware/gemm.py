@@ -74,15 +74,14 @@ class GemmEngine:
 
 #: Device preset name -> its engine.  SM counts: NVIDIA A100 and H100 whitepapers (108 and 132 SMs;
 #: V100: 80).  Tiles: the 256×128 (Ampere) and 128×256 (Hopper) CTA tiles of cuBLAS's largest
-#: tensor-core kernels (the User's Guide's examples).  FP8 ceiling: no MAMF entry exists; Hopper's
-#: FP8 GEMMs run the same tiles at twice the rate but hit the power limit sooner: 0.70 is the
-#: assumption stated here (not fitted to any training run).  FlashAttention rates: FA-2 on A100
+#: tensor-core kernels (the User's Guide's examples).  FP8 ceiling: the MAMF table's FP8 (``float8_e4m3fn``)
+#: entry, H100 SXM 1402.6 of 1979 TFLOPS (0.709, torch 2.7 + CUDA 12.6).  FlashAttention rates: FA-2 on A100
 #: (forward ≈ 0.65, backward ≈ 0.55 of 312 TFLOPS at head dim 128, FlashAttention-2 Fig. 4–5);
 #: FA-3 / cuDNN on H100 (forward ≈ 0.60, backward ≈ 0.48 of 989 TFLOPS, causal, head dim 128,
 #: sequences 2k–16k, FlashAttention-3 Fig. 5–6).  These are the plateau rates η_∞ (long sequences).
 ENGINES: dict[str, GemmEngine] = {
-    "h100-sxm": GemmEngine(132, (128, 256), {"bf16": 0.801, "fp16": 0.801, "fp8": 0.70}, 0.60, 0.48,
-                           "MAMF H100 SXM 792.1/989; FlashAttention-3", nccl_sms=24),
+    "h100-sxm": GemmEngine(132, (128, 256), {"bf16": 0.801, "fp16": 0.801, "fp8": 0.709}, 0.60, 0.48,
+                           "MAMF H100 SXM 792.1/989 (BF16), 1402.6/1979 (FP8); FlashAttention-3", nccl_sms=24),
     "a100-80gb": GemmEngine(108, (256, 128), {"bf16": 0.859, "fp16": 0.859}, 0.65, 0.55,
                             "MAMF A100 SXM 267.9/312; FlashAttention-2"),
     "a100-40gb": GemmEngine(108, (256, 128), {"bf16": 0.859, "fp16": 0.859}, 0.65, 0.55,

@@ -467,7 +467,7 @@ def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int 
              mbs: int = 1, gbs: int, precision: str = "bf16", recompute: str | None = None,
              sequence_parallel: bool | None = None, distributed_optimizer: bool = True, attention: str = "flash",
              tp_overlap: bool | None = None, dp_overlap: bool = True, grad_reduce_fp32: bool = False,
-             dropout: float = 0.0):
+             dropout: float = 0.0, pp_overlap: bool | None = None):
     """Step time and memory of one Megatron-Core configuration of an LLM on a cluster (docs/model.md §11).
 
     Parameters
@@ -485,7 +485,7 @@ def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int 
     precision : {"bf16", "fp16", "fp8"}
     recompute : {"none", "selective", "full"} or None
         ``None``: the fastest that fits.
-    sequence_parallel, distributed_optimizer, attention, tp_overlap, dp_overlap, grad_reduce_fp32, dropout
+    sequence_parallel, distributed_optimizer, attention, tp_overlap, dp_overlap, grad_reduce_fp32, dropout, pp_overlap
         See :class:`pipesim.placement.plan.megatron.ParallelConfig`.
 
     Returns
@@ -513,7 +513,7 @@ def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int 
     parallel = ParallelConfig(tp=tp, pp=pp, cp=cp, vp=vp, mbs=mbs, gbs=gbs, precision=precision, recompute=recompute,
                               sequence_parallel=sequence_parallel, distributed_optimizer=distributed_optimizer,
                               attention=attention, tp_overlap=tp_overlap, dp_overlap=dp_overlap,
-                              grad_reduce_fp32=grad_reduce_fp32, dropout=dropout)
+                              grad_reduce_fp32=grad_reduce_fp32, dropout=dropout, pp_overlap=pp_overlap)
     return _estimate(config, cluster, parallel)
 
 def plan_megatron(model, hardware, *, nodes: int | None = None, gbs: int, precision: str = "bf16",

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--attention", choices=["flash", "unfused"], default="flash", help="default flash (fused)")
     p.add_argument("--no-tp-overlap", action="store_true", help="do not overlap TP communication with GEMMs")
     p.add_argument("--no-dp-overlap", action="store_true", help="do not overlap DP communication with compute")
+    p.add_argument("--no-pp-overlap", action="store_true",
+                   help="do not overlap pipeline transfers with compute (interleaved schedules overlap them by default)")
     p.add_argument("--grad-reduce-fp32", action="store_true", help="keep and reduce gradients in fp32")
     p.add_argument("--dropout", type=float, default=0.0, metavar="P", help="attention and hidden dropout (default 0)")
     p.add_argument("--simulate", action="store_true",
@@ -63,7 +65,8 @@ def run(args) -> int:
                       sequence_parallel=False if args.no_sequence_parallel else None,
                       distributed_optimizer=not args.no_distributed_optimizer, attention=args.attention,
                       tp_overlap=False if args.no_tp_overlap else None, dp_overlap=not args.no_dp_overlap,
-                      grad_reduce_fp32=args.grad_reduce_fp32, dropout=args.dropout)
+                      grad_reduce_fp32=args.grad_reduce_fp32, dropout=args.dropout,
+                      pp_overlap=False if args.no_pp_overlap else None)
     simulation = None
     if args.simulate:
         from pipesim.simulation.megatron_sim import simulate_estimate

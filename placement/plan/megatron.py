@@ -14,7 +14,9 @@ FlashAttention at its published rate, memory-bound kernels at HBM streaming
 bandwidth (:func:`pipesim.hardware.costs.kernel_time`), NCCL collectives of
 :mod:`pipesim.hardware.collectives` on the ranks' actual links (Megatron's rank
 order tp → cp → dp → pp), overlapped communication slowing the compute beside it by the SMs its kernels
-hold (Transformer Engine's userbuffers ``num_sm``, NCCL's CTAs), the interleaved 1F1B bubble ``(p−1)/v`` microbatches
+hold (Transformer Engine's userbuffers ``num_sm``, NCCL's CTAs), pipeline transfers overlapped with the chunk beside
+them under interleaving (Megatron-LM's ``overlap_p2p_comm``), FP8 as Transformer Engine runs it (cast-transposes,
+1-byte copies of the GEMM inputs kept for the weight gradient), the interleaved 1F1B bubble ``(p−1)/v`` microbatches
 (Narayanan et al., SC'21 §2.2), activation memory after Korthikanti et al. 2022
 (arXiv:2205.05198, §4) for grouped-query attention, gated MLPs and fused
 attention, and Megatron's distributed-optimizer byte counts (Megatron-LM docs,
@@ -33,7 +35,7 @@ from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
-from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time
+from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time, overlap_slowdown
 from pipesim.placement.plan.megatron_layer import dp_exposed, layer_events
 
 #: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
@@ -41,7 +43,7 @@ from pipesim.placement.plan.megatron_layer import dp_exposed, layer_events
 TransformerConfig = Any
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
-           "ParallelConfig", "estimate", "memory_capacity", "pipeline_time", "stage_layers", "with_nodes"]
+           "ParallelConfig", "estimate", "fp8_cast_bytes", "fp8_stash_saving", "memory_capacity", "pipeline_time", "stage_layers", "with_nodes"]
 
 PRECISIONS = ("bf16", "fp16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
@@ -64,7 +66,10 @@ class ParallelConfig:
 
     ``recompute=None`` chooses the cheapest of none/selective/full that fits
     (:func:`estimate`); ``sequence_parallel=None`` is on when ``tp > 1``;
-    ``tp_overlap=None`` overlaps TP communication with GEMMs when sequence
+    ``pp_overlap=None`` overlaps the pipeline transfers with the compute of
+    the chunks beside them when the schedule is interleaved (Megatron-LM's
+    ``overlap_p2p_comm``, on by default with interleaving and forced off
+    without it); ``tp_overlap=None`` overlaps TP communication with GEMMs when sequence
     parallelism is on (Transformer Engine userbuffers, as NeMo's recipes run);
     ``dp_overlap`` overlaps gradient reduce-scatter / all-reduce and parameter
     all-gather with compute (Megatron-Core's ``overlap_grad_reduce``,
@@ -89,6 +94,7 @@ class ParallelConfig:
     sequence_parallel: bool | None = None
     distributed_optimizer: bool = True
     tp_overlap: bool | None = None
+    pp_overlap: bool | None = None
     dp_overlap: bool = True
     attention: str = "flash"
     grad_reduce_fp32: bool = False
@@ -111,6 +117,10 @@ class ParallelConfig:
     @property
     def sp(self) -> bool:
         return self.tp > 1 if self.sequence_parallel is None else (self.sequence_parallel and self.tp > 1)
+
+    @property
+    def pp_overlapped(self) -> bool:
+        return self.vp > 1 if self.pp_overlap is None else (self.pp_overlap and self.vp > 1)
 
     @property
     def tp_overlapped(self) -> bool:
@@ -185,7 +195,7 @@ class Estimate:
             "config": {"gpus": self.gpus, "tp": c.tp, "pp": c.pp, "cp": c.cp, "vp": c.vp, "dp": self.dp,
                        "mbs": c.mbs, "gbs": c.gbs, "microbatches": self.microbatches, "precision": c.precision,
                        "recompute": self.recompute, "sequence_parallel": c.sp,
-                       "distributed_optimizer": c.distributed_optimizer, "tp_overlap": c.tp_overlapped,
+                       "distributed_optimizer": c.distributed_optimizer, "tp_overlap": c.tp_overlapped, "pp_overlap": c.pp_overlapped,
                        "dp_overlap": c.dp_overlap, "attention": c.attention,
                        "grad_reduce_fp32": c.grad_reduce_fp32, "dropout": c.dropout},
             "params": self.model.params(),
@@ -237,6 +247,50 @@ class _Layer:
 
 def _elementwise(nbytes: float, device) -> float:
     return kernel_time(0.0, nbytes, device, "bf16") if nbytes > 0 else 0.0
+
+
+def fp8_cast_bytes(model: TransformerConfig, cfg: ParallelConfig) -> tuple[float, float]:
+    """Bytes per token and layer of Transformer Engine's FP8 casts, forward and backward (docs/model.md §11.2).
+
+    Hopper's FP8 GEMMs take only the "TN" layout, so each FP8 operand that a backward GEMM reads transposed is
+    also written transposed (Transformer Engine, "Using FP8 with Transformer Engine": ``cast_transpose``;
+    ``_Linear`` saves the transposed FP8 input for the weight gradient).  Forward: the two norms write their
+    output in FP8 directly (``layernorm_fwd_fp8``, no cast) and its transpose is one more pass (read 1, write 1
+    byte per element of ``h/σ``); the inputs of the output projection (``h/t``) and of fc2 (``f/t``) are
+    cast-transposed from BF16 (read 2, write 1 + 1).  Backward: the output gradient of each of the four GEMMs is
+    cast-transposed (read 2, write 1 + 1) — ``qkv_width/t`` and ``up/t`` for the column-parallel GEMMs, ``h/σ``
+    for the row-parallel ones (sequence-sharded under SP).
+
+    >>> from pipesim.workloads.llms import preset
+    >>> f, b = fp8_cast_bytes(preset("llama3.1-8b"), ParallelConfig(precision="fp8"))
+    >>> f, b     # 2·2·4096 + 4·(4096 + 14336);  4·(6144 + 4096 + 28672 + 4096)
+    (90112.0, 172032.0)
+    """
+    t = cfg.tp
+    sp_div = t if cfg.sp else 1
+    h, f = model.hidden, model.ffn
+    up = (2 if model.gated else 1) * f
+    forward = 2 * 2 * h / sp_div + 4 * (h / t + f / t)
+    backward = 4 * (model.qkv_width / t + h / sp_div + up / t + h / sp_div)
+    return float(forward), float(backward)
+
+
+def fp8_stash_saving(model: TransformerConfig, cfg: ParallelConfig) -> float:
+    """Bytes per token and layer FP8 saves on the activations kept for the backward (docs/model.md §11.6).
+
+    Transformer Engine's linear layers keep the FP8 (1-byte) copy of their input for the weight gradient instead
+    of the BF16 one (``_Linear``/``_LayerNormLinear``: ``inputmat_t if fp8_wgrad``): the QKV and fc1 inputs
+    (``h/σ`` each) and the fc2 input (``f/t``) shrink from 2 bytes to 1; the output projection keeps a 1-byte
+    copy of the attention output beside the BF16 one FlashAttention keeps for its own backward (``+h/t``).
+
+    >>> from pipesim.workloads.llms import preset
+    >>> fp8_stash_saving(preset("llama3.1-70b"), ParallelConfig(tp=4, precision="fp8"))   # (2·8192 + 28672 − 8192)/4
+    9216.0
+    """
+    t = cfg.tp
+    sp_div = t if cfg.sp else 1
+    h, f = model.hidden, model.ffn
+    return float(2 * h / sp_div + f / t - h / t)
 
 
 def _gemm3(m: int, n: int, k: int, device, dtype: str) -> tuple[float, float]:
@@ -294,13 +348,13 @@ def layer_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) ->
     residual_bytes = 2 * (3 * e * h) / sp_div                    # two bias-dropout-adds: read 2h, write h
     act_bytes = (3 if model.gated else 2) * e * f / t            # SwiGLU reads 2f writes f; GeLU reads f writes f
     rope_bytes = (2 * e * (h + kv) / t) if model.position == "rope" else 0.0
-    cast_bytes = 0.0
-    if cfg.precision == "fp8":   # TE casts each GEMM input to FP8: read 2, write 1 byte per element
-        cast_bytes = 3 * (h / sp_div + h / t + h / sp_div + f / t)
+    cast_f, cast_b = fp8_cast_bytes(model, cfg) if cfg.precision == "fp8" else (0.0, 0.0)
     mask_bytes = (2 * h / sp_div) if cfg.dropout > 0 else 0.0    # two hidden-dropout masks, 1 byte per element
-    elem_f = _elementwise(tokens * (norm_bytes + residual_bytes + act_bytes + rope_bytes + cast_bytes + mask_bytes),
-                          device)
-    elem_b = 2 * elem_f
+    plain = norm_bytes + residual_bytes + act_bytes + rope_bytes + mask_bytes
+    elem_f = _elementwise(tokens * (plain + cast_f), device)
+    # the backward of each kernel moves about twice its forward's bytes; the FP8 casts of the backward are their
+    # own kernels (the output gradients' cast-transposes), counted by fp8_cast_bytes
+    elem_b = 2 * (_elementwise(tokens * plain, device) if cast_f else elem_f) + _elementwise(tokens * cast_b, device)
     # tensor parallelism: 2 all-reduces (no SP) or 2 all-gathers + 2 reduce-scatters (SP) each way, of b·s/c·h
     # (Shoeybi et al. 2019's f and g operators; Korthikanti et al. 2022 §4.2.2), backward with SP also the
     # re-gather of the two sharded GEMM inputs for the weight gradients; context parallelism (ring attention):
@@ -338,6 +392,8 @@ def layer_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) ->
     #   norm inputs 2·2h, QKV input 2h, fc1 input 2h (all ÷t with SP), attention core, fc1 output 2·up/t,
     #   activation output 2f/t (the fc2 input)
     stash = tokens * (e * (2 * h + h + h) / sp_div + e * (up + f) / t) + attn_stash + tokens * mask_bytes
+    if cfg.precision == "fp8":
+        stash -= tokens * fp8_stash_saving(model, cfg)
     # what the estimate charges per layer (the stage times are sums of these); the simulator re-runs the events
     ops.update(model_forward=forward + tp_f + cp_f, model_backward=backward + tp_b + cp_b)
     return _Layer(forward, backward, attn_f, tp_f, tp_b, cp_f, cp_b, stash, e * tokens * h / sp_div, ops)
@@ -465,11 +521,21 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     embed, head, head_forward = end_costs(model, cfg, device)
     # pipeline transfers: one activation (÷t, Megatron's scatter/gather optimisation) per chunk boundary and
     # microbatch, forward and backward, each a send/receive pair on the link between neighbouring stages.  As
-    # in §10.2 they are part of a stage's time per microbatch (not overlapped with compute).
+    # in §10.2 they are part of a stage's time per microbatch — all of it without overlap, what outlasts the
+    # chunk beside it with Megatron-LM's overlap_p2p_comm (interleaved schedules, §11.5).
     pp_group = Group.strided(p, t * c * d, node)
     act = e * tokens * h / t
     hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
     pp_per_mb = 2 * v * hop
+    if cfg.pp_overlapped and p > 1:
+        # Megatron-LM's interleaved schedule with overlap_p2p_comm posts each chunk's send and the next chunk's
+        # receive (isend/irecv) before it computes the current chunk and waits for them after it
+        # (megatron/core/pipeline_parallel/schedules.py): a transfer is exposed only by what it outlasts the
+        # chunk beside it — one chunk's forward (the shortest of the two passes) of the stage's layers ÷ v — and
+        # the hidden part slows that chunk by the SMs NCCL's send/receive kernel holds (§11.4)
+        chunk = min(split) / v * (layer.forward + layer.tp_forward + layer.cp_forward)
+        eng = engine(device)
+        pp_per_mb = 2 * v * (max(0.0, hop - chunk) + overlap_slowdown(chunk, hop, eng.nccl_sms, eng.sms))
     stage_time = [n * (lt + ltp + lcp) + pp_per_mb for n, lt, ltp, lcp in zip(split, layer_times, layer_tps, layer_cps)]
     stage_time[0] += embed
     stage_time[-1] += head

@@ -28,6 +28,17 @@ def test_json_has_the_promised_keys(capsys):
     assert same.iteration_time == pytest.approx(data["iteration_time"])
 
 
+def test_no_pp_overlap_exposes_the_pipeline_transfers(capsys):
+    assert main([*ARGS, "--json"]) == 0
+    overlapped = json.loads(capsys.readouterr().out)
+    assert main([*ARGS, "--no-pp-overlap", "--json"]) == 0
+    exposed = json.loads(capsys.readouterr().out)
+    assert overlapped["config"]["pp_overlap"] is True and exposed["config"]["pp_overlap"] is False
+    assert exposed["breakdown"]["pp_comm"] > overlapped["breakdown"]["pp_comm"]
+    same = pipesim.estimate("llama3.1-70b", "dgx-h100x16", nodes=8, tp=4, pp=4, cp=2, vp=5, gbs=128, pp_overlap=False)
+    assert same.iteration_time == pytest.approx(exposed["iteration_time"])
+
+
 def test_table_and_flags(capsys):
     assert main([*ARGS, "--precision", "fp8", "--recompute", "full", "--no-sequence-parallel",
                  "--no-distributed-optimizer"]) == 0

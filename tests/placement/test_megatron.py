@@ -10,7 +10,9 @@ from pipesim.errors import InputError
 from pipesim.hardware.clusters import load_cluster
 from pipesim.hardware.collectives import Group, all_gather, all_reduce
 from pipesim.hardware.gemm import gemm_efficiency, gemm_time
-from pipesim.placement.plan.megatron import ParallelConfig, estimate, pipeline_time, with_nodes
+from pipesim.hardware.costs import kernel_time
+from pipesim.placement.plan.megatron import (ParallelConfig, estimate, fp8_cast_bytes, fp8_stash_saving, pipeline_time,
+                                            with_nodes)
 from pipesim.simulation.formulas import iteration_time
 from pipesim.workloads.llms import preset
 from pipesim.workloads.transformer import TransformerConfig
@@ -91,6 +93,61 @@ def test_default_recompute_is_the_fastest_that_fits():
     options = [run(tp=4, pp=4, cp=2, vp=5, recompute=r) for r in ("none", "selective", "full")]
     fitting = [o for o in options if o.fits]
     assert chosen.iteration_time == min(o.iteration_time for o in fitting)
+
+
+def test_fp8_keeps_one_byte_copies_of_the_gemm_inputs_for_the_backward():
+    # Transformer Engine saves the FP8 input of each linear layer for its weight gradient (§11.6): one pipeline stage,
+    # one microbatch in flight, so the activations differ by layers × tokens × the per-token saving exactly
+    kw = dict(tp=4, pp=1, cp=1, recompute="none", gbs=16)
+    bf16, fp8 = run(nodes=2, **kw), run(nodes=2, precision="fp8", **kw)
+    saving = fp8_stash_saving(L70, ParallelConfig(tp=4, precision="fp8"))
+    assert saving == (2 * 8192 + 28672 - 8192) / 4
+    assert bf16.memory["activations"] - fp8.memory["activations"] == pytest.approx(L70.layers * L70.seq * saving)
+    # without sequence parallelism the QKV and fc1 inputs are whole on every rank: the saving grows
+    assert fp8_stash_saving(L70, ParallelConfig(tp=4, precision="fp8", sequence_parallel=False)) > saving
+
+
+def test_fp8_backward_pays_the_cast_transposes_of_the_output_gradients():
+    kw = dict(tp=4, pp=1, cp=1, recompute="none", gbs=16)
+    cfg = ParallelConfig(tp=4, precision="fp8")
+    forward, backward = fp8_cast_bytes(L70, cfg)
+    # forward: the two norms' FP8 outputs transposed (1 + 1 bytes of h/t each), the projection and fc2 inputs
+    # cast-transposed (2 + 1 + 1); backward: the four output gradients cast-transposed (2 + 1 + 1)
+    assert forward == 2 * 2 * 8192 / 4 + 4 * (8192 + 28672) / 4
+    assert backward == 4 * (L70.qkv_width + 8192 + 2 * 28672 + 8192) / 4
+    bf16, fp8 = run(nodes=2, **kw).layer_ops, run(nodes=2, precision="fp8", **kw).layer_ops
+    device = H100.nodes[0][0].device
+    tokens = L70.seq
+    # the backward: twice the BF16 kernels' bytes plus the casts, a kernel of their own
+    assert fp8["elementwise_backward"] == pytest.approx(bf16["elementwise_backward"]
+                                                        + kernel_time(0.0, tokens * backward, device, "bf16"))
+    assert fp8["elementwise_forward"] > bf16["elementwise_forward"]
+
+
+def test_interleaved_schedules_overlap_pipeline_transfers_by_default():
+    # Megatron-LM's overlap_p2p_comm (on with interleaving, forced off without it, §11.5): each transfer is exposed
+    # only by what it outlasts the chunk beside it, the rest slows that chunk by NCCL's SMs
+    from pipesim.hardware.collectives import p2p
+    from pipesim.hardware.gemm import engine, overlap_slowdown
+
+    kw = dict(tp=4, pp=4, cp=2, recompute="none")
+    exposed = run(vp=5, pp_overlap=False, **kw)
+    hidden = run(vp=5, **kw)
+    assert hidden.config.pp_overlapped and not exposed.config.pp_overlapped
+    assert hidden.to_dict()["config"]["pp_overlap"] is True
+    node = H100.nodes[0][0]
+    hop = p2p(2 * L70.seq // 2 * L70.hidden / 4, node, same_node=False)       # tp·cp·d = 16 > 8: across nodes
+    m, v = exposed.microbatches, 5
+    assert exposed.breakdown.pp_comm == pytest.approx(m * 2 * v * hop)
+    chunk = 20 / v * hidden.layer_ops["model_forward"]
+    eng = engine(node.device)
+    assert hop < chunk
+    assert hidden.breakdown.pp_comm == pytest.approx(m * 2 * v * overlap_slowdown(chunk, hop, eng.nccl_sms, eng.sms))
+    assert hidden.iteration_time < exposed.iteration_time
+    # no interleaving: Megatron forces the overlap off, the transfers stay in the stage time
+    plain = run(vp=1, **kw)
+    assert not plain.config.pp_overlapped
+    assert plain.breakdown.pp_comm == pytest.approx(run(vp=1, pp_overlap=True, **kw).breakdown.pp_comm)
 
 
 def test_fp8_is_faster_than_bf16_and_needs_fp8_hardware():

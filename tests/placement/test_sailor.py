@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 
 import pytest
 
@@ -246,3 +247,66 @@ def test_several_pipelines_are_outside_the_model():
     two = {**one, "pipeline_list": one["pipeline_list"] * 2}
     with pytest.raises(InputError, match=r"p\.json: pipeline_list: 2 pipelines"):
         estimate_sailor_plan(read_sailor_plan("p.json", two), tiny_inputs())
+
+
+# --- the benchmark on other runs, with Sailor's own simulator beside it ----------------------------
+
+def _runs_folder(sailor_dir, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    src = sailor_dir / "validation" / "OPT-350"
+    for name in ("N2_plan_config_N2_D1.json", "N8_plan_config_N8_D4.json"):
+        (runs / name).write_text((src / name).read_text())
+    broken = json.loads((src / "N2_plan_config_N2_D1.json").read_text())
+    broken["pipeline_list"][0]["layers_per_stage"][1][3] = 29  # a layer listed out of order, as in a Sailor file
+    (runs / "N2_broken.json").write_text(json.dumps(broken))
+    unmeasured = json.loads((src / "N2_plan_config_N2_D1.json").read_text())
+    unmeasured["real"] = 0.0
+    (runs / "N2_unmeasured.json").write_text(json.dumps(unmeasured))
+    return runs
+
+
+def test_benchmark_on_other_runs_lists_what_it_cannot_use(sailor_dir, tmp_path, capsys):
+    from benchmarks import sailor_runs
+
+    runs = _runs_folder(sailor_dir, tmp_path)
+    config = sailor_dir / "training_config_opt_350.json"
+    sailor = {"N2_plan_config_N2_D1": {"iteration_time": 0.5, "memory_per_gpu": 2**30},
+              "N8_plan_config_N8_D4": {"iteration_time": 2.2988}}
+    (tmp_path / "sailor.json").write_text(json.dumps(sailor))
+    code = sailor_runs.main(["--runs", str(runs), "--config", str(config), "--profiles", str(sailor_dir),
+                             "--sailor-results", str(tmp_path / "sailor.json"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    by = {r["run"]: r for r in out["runs"]}
+    assert "must continue the layers" in by["N2_broken"]["skipped"]
+    assert "no measurement" in by["N2_unmeasured"]["skipped"]
+    assert out["summary"]["runs"] == 2 and out["summary"]["skipped"] == 2
+    row = by["N2_plan_config_N2_D1"]
+    assert row["sailor_time_error"] == pytest.approx(0.5 / row["time_measured"] - 1)
+    assert by["N8_plan_config_N8_D4"]["sailor_time_error"] == pytest.approx(0.0)
+    assert "sailor_memory" not in by["N8_plan_config_N8_D4"]
+    assert out["summary"]["sailor"]["runs"] == 2
+    assert out["summary"]["sailor"]["time_worst"] == pytest.approx(abs(row["sailor_time_error"]))
+    # ours: the same numbers as the estimate
+    est = estimate_sailor_files(config, runs / "N8_plan_config_N8_D4.json")
+    assert by["N8_plan_config_N8_D4"]["time_predicted"] == pytest.approx(est.iteration_time)
+    assert code == (0 if out["summary"]["targets_met"] else 1)
+    # the table says the same, with Sailor's column
+    sailor_runs.main(["--runs", str(runs), "--config", str(config), "--sailor-results", str(tmp_path / "sailor.json")])
+    text = capsys.readouterr().out
+    assert re.search(r"N2_broken +skipped: .*must continue the layers", text)
+    assert "Sailor's simulator on the same 2 runs" in text
+
+
+def test_benchmark_bad_arguments_are_one_line(sailor_dir, tmp_path, capsys):
+    from benchmarks import sailor_runs
+
+    runs = _runs_folder(sailor_dir, tmp_path)
+    assert sailor_runs.main(["--runs", str(runs)]) == 2  # no config is named for a folder called "runs"
+    assert "--config" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"N2_plan_config_N2_D1": {"time": 1}}')
+    config = str(sailor_dir / "training_config_opt_350.json")
+    assert sailor_runs.main(["--runs", str(runs), "--config", config, "--sailor-results", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.json: iteration_time" in err
+    assert sailor_runs.main(["--runs", str(tmp_path / "absent")]) == 2

@@ -17,6 +17,8 @@ Model (one term per cause, each defined once here and reused by the planner):
   into or out of every GPU of the replica (the engine sends ``1/tp`` of it
   between nodes and all-gathers the rest inside the node), timed by the
   measured per-GPU bandwidth fit between the two replicas' (zone, GPU type);
+  that is ``tp`` times the bytes the engine sends between nodes, a surplus
+  the GH200 runs' unexplained multi-node cost absorbs (docs/model.md §12.2);
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
   slowest stage, so uneven stages are charged where they bind (stages with

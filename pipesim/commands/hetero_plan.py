@@ -1,5 +1,9 @@
 """``pipesim plan TRAINING_CONFIG.json --hardware CLUSTER --objective time|cost``: one plan across GPU types and zones.
 
+``pipesim plan SCENARIO.yaml`` does the same for a scenario naming a training config
+(``model: {sailor: …}``, :mod:`pipesim.hetero_scenario`): its cluster and options apply unless
+the command line gives them.
+
 ``pipesim plan`` delegates here when its input is a Sailor training config
 (``model``, ``global_batch_size``, ``num_all_layers``): the profiles, layer
 sizes (``--profiles DIR``, default the config's folder) and the cluster
@@ -29,7 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument("--min-throughput", type=float, metavar="ITER_PER_S",
                    help="time|cost objective: fewest iterations per second")
     p.add_argument("--profiles", metavar="DIR", help="Sailor's profiles folder (default: the training config's)")
-    p.add_argument("--max-stages", type=count, default=3, metavar="S", help="most pipeline stages (default 3)")
+    p.add_argument("--max-stages", type=count, metavar="S", help="most pipeline stages (default 3)")
     p.add_argument("--max-kinds", type=count, metavar="K", help="most distinct replica kinds (GPU type, zone, TP) "
                    "per stage (default 1; 2: a stage's replicas may differ, Sailor style, much slower search)")
     p.add_argument("--mbs", type=count, metavar="B", help="only this microbatch size")
@@ -40,7 +44,11 @@ def add_arguments(p) -> None:
 
 
 def applies(path_text: str) -> bool:
-    """Whether ``path_text`` is a Sailor training config (this module plans it)."""
+    """Whether ``path_text`` is a Sailor training config or a scenario planning one (this module plans it)."""
+    from pipesim.hetero_scenario import hetero_scenario_data
+
+    if hetero_scenario_data(path_text) is not None:
+        return True
     if not path_text.endswith(".json"):
         return False
     try:
@@ -60,6 +68,7 @@ def run(args) -> int:
     from pipesim.placement.plan.hetero import plan_hetero
     from pipesim.placement.plan.sailor import load_sailor_inputs
 
+    _scenario_defaults(args)
     if not getattr(args, "hardware", None):
         raise InputError(None, "--hardware", "planning a training config needs a cluster (preset or YAML)")
     objective = getattr(args, "objective", None) or "time"
@@ -73,7 +82,7 @@ def run(args) -> int:
         return _run_baselines(args, inputs, cluster, objective, planner)
     result = plan_hetero(inputs, cluster, objective, budget=getattr(args, "budget", None),
                          min_throughput=getattr(args, "min_throughput", None), mbs=getattr(args, "mbs", None),
-                         max_stages=getattr(args, "max_stages", 3), max_kinds=getattr(args, "max_kinds", None))
+                         max_stages=getattr(args, "max_stages", None) or 3, max_kinds=getattr(args, "max_kinds", None))
     if output:
         write_json(output, result.sailor_json())
     if getattr(args, "json", False):
@@ -81,6 +90,24 @@ def run(args) -> int:
         return 0
     _print_plan(result, inputs, cluster, objective)
     return 0
+
+
+def _scenario_defaults(args) -> None:
+    """A scenario (``model: {sailor: CONFIG}``, pipesim/hetero_scenario.py): its config, profiles, cluster and
+    options, each unless the command line gives it."""
+    from pipesim.hetero_scenario import read_hetero_scenario
+
+    if not args.workload.endswith((".yaml", ".yml")):
+        return
+    s = read_hetero_scenario(args.workload)
+    args.workload = str(s.config)
+    if s.profiles is not None and getattr(args, "profiles", None) is None:
+        args.profiles = str(s.profiles)
+    if not getattr(args, "hardware", None):
+        args.hardware = s.cluster
+    for option in ("objective", "budget", "min_throughput", "max_stages", "max_kinds", "mbs"):
+        if getattr(args, option, None) is None:
+            setattr(args, option, getattr(s, option))
 
 
 def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
@@ -94,7 +121,7 @@ def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:
     if planner == "all" and getattr(args, "output", None):
         raise InputError(None, "-o", "--planner all compares planners; write one planner's plan with --planner NAME")
     names = list(PLANNERS) if planner == "all" else [planner]
-    rows = compare_planners(inputs, cluster, objective, planners=names, max_stages=getattr(args, "max_stages", 3),
+    rows = compare_planners(inputs, cluster, objective, planners=names, max_stages=getattr(args, "max_stages", None) or 3,
                             max_kinds=getattr(args, "max_kinds", None) or 1)
     if planner != "all":
         row = rows[0]

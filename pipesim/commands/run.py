@@ -138,12 +138,44 @@ def _run_megatron(args, data: dict) -> int:
     return 0
 
 
+def _run_hetero(args, data: dict) -> int:
+    """A heterogeneous scenario (``model: {sailor: CONFIG}``): the planner's plan across GPU types and zones
+    (docs/model.md §12.4), run as events (§12.6); ``result.json`` in the output folder.
+    The work is :func:`pipesim.hetero_scenario.run_hetero_scenario` (from Python: :func:`pipesim.run_scenario`)."""
+    from pipesim.hetero_scenario import run_hetero_scenario
+
+    for option in ("set", "report"):
+        if getattr(args, option, None):
+            raise InputError(args.scenario, f"--{option}", "not supported for heterogeneous (model: sailor) scenarios")
+    step = step_reporter(args.progress and not args.json)
+    with interruptible():
+        outcome = run_hetero_scenario(args.scenario, args.output or True, data=data, step=step)
+    if args.json:
+        print_json({**outcome.to_dict(), "files": outcome.files})
+        return 0
+    s, plan = outcome.summary(), outcome.plan
+    pipe = plan.plan.pipelines[0]
+    used = ", ".join(f"{n} {k}" for k, n in plan.gpus_used.items())
+    money = "" if s["price_per_hour"] is None else (f"; ${s['price_per_hour']:.4g}/h, "
+                                                    f"${s['cost_per_iteration']:.4g} per iteration")
+    console.print(escape(f"{outcome.scenario}: {len(pipe.stages)} stage(s) x {len(pipe.replicas[0])} replica(s), "
+                         f"mbs {plan.plan.mbs}, on {used} of {plan.gpus_available} GPUs{money}"))
+    console.print(f"iteration: {s['iteration_time']:.4f} s by the model, {s['simulated_iteration_time']:.4f} s "
+                  f"simulated ({s['difference']:+.2%}); searched in {plan.search_seconds:.2f} s")
+    console.print("wrote " + ", ".join(str(p) for p in outcome.files.values()), highlight=False)
+    return 0
+
+
 def run(args) -> int:
+    from pipesim.hetero_scenario import hetero_scenario_data
     from pipesim.llm_scenario import llm_scenario_data
 
     llm = llm_scenario_data(args.scenario)
     if llm is not None:
         return _run_megatron(args, llm)
+    hetero = hetero_scenario_data(args.scenario)
+    if hetero is not None:
+        return _run_hetero(args, hetero)
     progress = args.progress and not args.json
     step = step_reporter(progress)
     scenario = load_scenario(args.scenario, args.set)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pipesim.errors import HardwareError, InputError
+from pipesim.errors import InputError
+from pipesim.llm_scenario import only_fields, yaml_mapping
 
 __all__ = ["HeteroOutcome", "HeteroScenario", "hetero_scenario_data", "read_hetero_scenario", "run_hetero_scenario"]
 
@@ -43,17 +44,8 @@ OPTIONS = ("objective", "budget", "min_throughput", "max_stages", "max_kinds", "
 
 def hetero_scenario_data(path: str | Path) -> dict | None:
     """The parsed scenario if ``path`` is a YAML scenario planning a Sailor training config, else ``None``."""
-    if not str(path).endswith((".yaml", ".yml")):
-        return None
-    import yaml
-
-    from pipesim.hardware.catalog import safe_load_text
-
-    try:
-        data = safe_load_text(Path(path).read_text(), str(path))
-    except (OSError, ValueError, yaml.YAMLError, HardwareError):  # not a readable scenario: other readers say why
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict) or "sailor" not in data["model"]:
+    data = yaml_mapping(path)
+    if data is None or not isinstance(data.get("model"), dict) or "sailor" not in data["model"]:
         return None
     return data
 
@@ -109,9 +101,7 @@ def read_hetero_scenario(path: str | Path, data: dict | None = None) -> HeteroSc
     data = data if data is not None else hetero_scenario_data(path)
     if data is None:
         raise InputError(path, "model.sailor", "not a heterogeneous scenario (model: {sailor: TRAINING_CONFIG.json})")
-    unknown = set(data) - set(FIELDS)
-    if unknown:
-        raise InputError(path, sorted(unknown)[0], f"not a field of a heterogeneous scenario ({', '.join(FIELDS)})")
+    only_fields(path, data, FIELDS, "a heterogeneous scenario")
     base = path.parent
     model = data["model"]
     extra = set(model) - {"sailor", "profiles"}
@@ -219,10 +209,9 @@ def run_hetero_scenario(path: str | Path, out_dir: str | Path | bool | None = No
     if out_dir is True:  # the scenario's output.dir, else out/<name> as every scenario
         out_dir = s.output_dir or Path("out") / s.name
     if out_dir:
-        folder = Path(out_dir)
-        if folder.exists() and not folder.is_dir():
-            raise InputError(folder, None, "is a file: the output must be a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "result.json").write_text(json.dumps(outcome.to_dict(), indent=2) + "\n")
-        outcome.files["result"] = str(folder / "result.json")
+        from pipesim.output import output_folder, write_text
+
+        target = output_folder(out_dir, "output") / "result.json"
+        write_text(target, json.dumps(outcome.to_dict(), indent=2) + "\n")  # all or nothing
+        outcome.files["result"] = str(target)
     return outcome

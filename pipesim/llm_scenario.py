@@ -27,8 +27,9 @@ FIELDS = ("name", "description", "model", "hardware", "solve", "output")
 OPTIONS = ("objective", "gbs", "precision")
 
 
-def llm_scenario_data(path: str | Path) -> dict | None:
-    """The parsed scenario if ``path`` is a YAML scenario whose plan objective is ``megatron``, else ``None``."""
+def yaml_mapping(path: str | Path) -> dict | None:
+    """The YAML mapping in ``path`` if it is a readable ``.yaml``/``.yml`` file, else ``None`` (the scenario
+    reader that takes it says why it is not a scenario)."""
     if not str(path).endswith((".yaml", ".yml")):
         return None
     import yaml
@@ -37,8 +38,21 @@ def llm_scenario_data(path: str | Path) -> dict | None:
 
     try:
         data = safe_load_text(Path(path).read_text(), str(path))
-    except (OSError, ValueError, yaml.YAMLError, HardwareError):  # not a readable scenario: other readers say why
+    except (OSError, ValueError, yaml.YAMLError, HardwareError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def only_fields(path: Path, data: dict, fields, what: str) -> None:
+    """:class:`InputError` naming the first top-level field of ``data`` that is not one of ``fields``."""
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise InputError(path, sorted(unknown)[0], f"not a field of {what} ({', '.join(fields)})")
+
+
+def llm_scenario_data(path: str | Path) -> dict | None:
+    """The parsed scenario if ``path`` is a YAML scenario whose plan objective is ``megatron``, else ``None``."""
+    data = yaml_mapping(path)
     solve = data.get("solve") if isinstance(data, dict) else None
     options = solve.get("options") if isinstance(solve, dict) else None
     if isinstance(solve, dict) and solve.get("method") == "plan" and isinstance(options, dict) \
@@ -111,9 +125,7 @@ def run_llm_scenario(path: str | Path, out_dir: str | Path | None = None, *, dat
     data = data if data is not None else llm_scenario_data(path)
     if data is None:
         raise InputError(path, "solve", "not an LLM scenario (solve: {method: plan, options: {objective: megatron}})")
-    unknown = set(data) - set(FIELDS)
-    if unknown:
-        raise InputError(path, sorted(unknown)[0], f"not a field of an LLM scenario ({', '.join(FIELDS)})")
+    only_fields(path, data, FIELDS, "an LLM scenario")
     options = data["solve"]["options"]
     extra = set(options) - set(OPTIONS)
     if extra:

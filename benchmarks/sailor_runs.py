@@ -18,12 +18,23 @@ Other runs (``--runs DIR``): any folder of Sailor plan files with
 measurements, e.g. the runs in a fetched copy of eth-easl/sailor that the
 project does not hold (another model, an earlier measurement of the same
 plans, heterogeneous RTX clusters).  ``--config`` is the training config
-(default: the one named for the folder, ``OPT-350`` or ``GPT-Neo-2.7``, in
-the profiles folder), ``--profiles`` the folder holding
+(default: the one named for the folder, ``OPT-350``, ``GPT-Neo-2.7`` or ``GPT-NEO``,
+in the profiles folder), ``--profiles`` the folder holding
 ``profiles_tmp.json``, ``llm_info.json`` and ``multizone_bandwidths_het.json``
 (default ``../shared/workloads/sailor``).  A plan file that cannot be read
 (for instance a stage listing a layer twice) is listed with the reason and
 left out of the summary; a run without a measurement (``real`` 0) likewise.
+
+Sailor's other runs, from a snapshot of its repository at ``$SAILOR_REPO``
+(``V=sailor/Planner/simulations/validation``; one folder per set, each plan
+file copied as it is)::
+
+    for f in $(git -C $SAILOR_REPO ls-tree -r --name-only HEAD $V/clariden/GPT-NEO); do
+        git -C $SAILOR_REPO show HEAD:$f > runs/GPT-NEO/$(basename $f); done      # GPT-Neo-2.7B, GH200
+    # likewise $V/mit at HEAD (RTX clusters), and at commit 37ded10 $V/clariden/OPT-350
+    # (the first measurement of the 15 shipped plans) and $V/mit (earlier RTX plans)
+    python -m benchmarks.sailor_runs --runs runs/GPT-NEO
+    python -m benchmarks.sailor_runs --runs runs/mit --config ../shared/workloads/sailor/training_config_opt_350.json
 
 Sailor's own simulator beside ours (``--sailor-results FILE``): a JSON object
 mapping each plan file's stem to ``{"iteration_time": s, "memory_per_gpu":
@@ -62,7 +73,8 @@ from pipesim.placement.plan.sailor import estimate_sailor_plan, load_sailor_inpu
 from pipesim.placement.plan.sailor_format import read_sailor_plan
 
 SAILOR = Path(__file__).resolve().parents[1].parent / "shared" / "workloads" / "sailor"
-CONFIGS = {"OPT-350": "training_config_opt_350.json", "GPT-Neo-2.7": "training_config_gpt_neo27.json"}
+CONFIGS = {"OPT-350": "training_config_opt_350.json", "GPT-Neo-2.7": "training_config_gpt_neo27.json",
+           "GPT-NEO": "training_config_gpt_neo27.json"}  # the last: Sailor's repository's folder name
 TIME_MEDIAN, TIME_WORST, MEMORY_WORST = 0.05, 0.15, 0.10
 
 

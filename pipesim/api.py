@@ -424,6 +424,10 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
         given by its path) returns :class:`pipesim.llm_scenario.LLMOutcome`:
         ``plan`` (docs/model.md §11.9), ``simulation`` (§11.10), ``summary()``,
         ``to_dict()`` (``result.json``'s content, as ``pipesim run`` writes it).
+        A heterogeneous scenario (``model: {sailor: TRAINING_CONFIG.json}``,
+        ``hardware: {cluster: …}``) returns
+        :class:`pipesim.hetero_scenario.HeteroOutcome`: ``plan`` (§12.4),
+        ``simulation`` (§12.6), ``summary()``, ``to_dict()``.
 
     Raises
     ------
@@ -454,6 +458,13 @@ def run_scenario(scenario, out_dir: str | Path | None = None, *, report: str | P
             if report is not None:
                 raise InputError(report, None, "LLM (objective: megatron) scenarios write result.json, no report")
             return run_llm_scenario(scenario, out_dir, data=llm, step=None)
+        from pipesim.hetero_scenario import hetero_scenario_data, run_hetero_scenario
+
+        hetero = hetero_scenario_data(scenario)
+        if hetero is not None:   # a heterogeneous scenario (model: {sailor: …}): plan and simulate, as `pipesim run`
+            if report is not None:
+                raise InputError(report, None, "heterogeneous (model: sailor) scenarios write result.json, no report")
+            return run_hetero_scenario(scenario, out_dir, data=hetero, step=None)
         scenario = load_scenario(scenario)
     outcome = execute(scenario, progress=progress)
     if out_dir is not None or report is not None:

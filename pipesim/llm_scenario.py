@@ -33,8 +33,9 @@ HETERO_OPTIONS = OPTIONS + ("budget", "min_throughput", "max_stages", "max_kinds
 OBJECTIVES = ("megatron", "time", "cost")
 
 
-def llm_scenario_data(path: str | Path) -> dict | None:
-    """The parsed scenario if ``path`` is a YAML scenario whose plan objective is megatron, time or cost, else ``None``."""
+def yaml_mapping(path: str | Path) -> dict | None:
+    """The YAML mapping in ``path`` if it is a readable ``.yaml``/``.yml`` file, else ``None`` (the scenario
+    reader that takes it says why it is not a scenario)."""
     if not str(path).endswith((".yaml", ".yml")):
         return None
     import yaml
@@ -43,7 +44,24 @@ def llm_scenario_data(path: str | Path) -> dict | None:
 
     try:
         data = safe_load_text(Path(path).read_text(), str(path))
-    except (OSError, ValueError, yaml.YAMLError, HardwareError):  # not a readable scenario: other readers say why
+    except (OSError, ValueError, yaml.YAMLError, HardwareError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def only_fields(path: Path, data: dict, fields, what: str) -> None:
+    """:class:`InputError` naming the first top-level field of ``data`` that is not one of ``fields``."""
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise InputError(path, sorted(unknown)[0], f"not a field of {what} ({', '.join(fields)})")
+
+
+def llm_scenario_data(path: str | Path) -> dict | None:
+    """The parsed scenario if ``path`` is a YAML scenario planning a transformer with objective megatron, time or
+    cost, else ``None`` (a scenario naming a Sailor training config, ``model: {sailor: …}``, is
+    :mod:`pipesim.hetero_scenario`'s)."""
+    data = yaml_mapping(path)
+    if isinstance(data, dict) and isinstance(data.get("model"), dict) and "sailor" in data["model"]:
         return None
     solve = data.get("solve") if isinstance(data, dict) else None
     options = solve.get("options") if isinstance(solve, dict) else None
@@ -139,24 +157,26 @@ def run_llm_scenario(path: str | Path, out_dir: str | Path | None = None, *, dat
             simulation = simulate_hetero_plan(plan.plan, inputs, ClusterNetwork(cluster),
                                               precision=link_precision(options))
     outcome = LLMOutcome(name, plan, simulation)
-    if out_dir is True:
+    if out_dir is True:  # the scenario's output.dir, else out/<name> as every scenario
         section = data.get("output") if isinstance(data.get("output"), dict) else {}
-        out_dir = section.get("dir")
-    if out_dir:
-        folder = Path(out_dir)
-        if folder.exists() and not folder.is_dir():
-            raise InputError(folder, None, "is a file: the output must be a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "result.json").write_text(json.dumps(outcome.to_dict(), indent=2) + "\n")
-        outcome.files["result"] = str(folder / "result.json")
+        out_dir = section.get("dir") or Path("out") / name
+    write_result(outcome, out_dir)
     return outcome
+
+
+def write_result(outcome, out_dir: str | Path | None) -> None:
+    """``result.json`` (``outcome.to_dict()``) in ``out_dir``, all or nothing; noted in ``outcome.files``."""
+    if out_dir:
+        from pipesim.output import output_folder, write_text
+
+        target = output_folder(out_dir, "output") / "result.json"
+        write_text(target, json.dumps(outcome.to_dict(), indent=2) + "\n")
+        outcome.files["result"] = str(target)
 
 
 def _checked(path: Path, data: dict) -> tuple[dict, str]:
     """The scenario's ``solve.options`` and objective, checked (one line naming the field otherwise)."""
-    unknown = set(data) - set(FIELDS)
-    if unknown:
-        raise InputError(path, sorted(unknown)[0], f"not a field of an LLM scenario ({', '.join(FIELDS)})")
+    only_fields(path, data, FIELDS, "an LLM scenario")
     options = data["solve"]["options"]
     objective = options.get("objective")
     allowed = OPTIONS if objective == "megatron" else HETERO_OPTIONS

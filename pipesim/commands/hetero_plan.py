@@ -1,5 +1,9 @@
 """``pipesim plan TRAINING_CONFIG.json --hardware CLUSTER --objective time|cost``: one plan across GPU types and zones.
 
+``pipesim plan SCENARIO.yaml`` does the same for a scenario naming a training config
+(``model: {sailor: …}``, :mod:`pipesim.hetero_scenario`): its cluster and options apply unless
+the command line gives them.
+
 ``pipesim plan`` delegates here when its input is a Sailor training config
 (``model``, ``global_batch_size``, ``num_all_layers``): the profiles, layer
 sizes (``--profiles DIR``, default the config's folder) and the cluster
@@ -40,7 +44,11 @@ def add_arguments(p) -> None:
 
 
 def applies(path_text: str) -> bool:
-    """Whether ``path_text`` is a Sailor training config (this module plans it)."""
+    """Whether ``path_text`` is a Sailor training config or a scenario planning one (this module plans it)."""
+    from pipesim.hetero_scenario import hetero_scenario_data
+
+    if hetero_scenario_data(path_text) is not None:
+        return True
     if not path_text.endswith(".json"):
         return False
     try:
@@ -97,6 +105,7 @@ def run(args) -> int:
     from pipesim.placement.plan.hetero import plan_hetero
     from pipesim.placement.plan.sailor import load_sailor_inputs
 
+    _scenario_defaults(args)
     if not getattr(args, "hardware", None):
         raise InputError(None, "--hardware", "planning a training config needs a cluster (preset or YAML)")
     objective = getattr(args, "objective", None) or "time"
@@ -118,6 +127,24 @@ def run(args) -> int:
         return 0
     print_plan(result, inputs.config.model, cluster.name, objective)
     return 0
+
+
+def _scenario_defaults(args) -> None:
+    """A scenario (``model: {sailor: CONFIG}``, pipesim/hetero_scenario.py): its config, profiles, cluster and
+    options, each unless the command line gives it."""
+    from pipesim.hetero_scenario import read_hetero_scenario
+
+    if not args.workload.endswith((".yaml", ".yml")):
+        return
+    s = read_hetero_scenario(args.workload)
+    args.workload = str(s.config)
+    if s.profiles is not None and getattr(args, "profiles", None) is None:
+        args.profiles = str(s.profiles)
+    if not getattr(args, "hardware", None):
+        args.hardware = s.cluster
+    for option in ("objective", "budget", "min_throughput", "max_stages", "max_kinds", "mbs"):
+        if getattr(args, option, None) is None:
+            setattr(args, option, getattr(s, option))
 
 
 def _run_baselines(args, inputs, cluster, objective: str, planner: str) -> int:

@@ -24,7 +24,7 @@ from pipesim.placement.plan.piper_format import is_piper_format, read_piper_work
 from pipesim.placement.plan.solve import cluster_limits, solve_plan
 from pipesim.placement.plan.evaluate import evaluate_plan
 from pipesim.placement.plan.flush import Geometry, evaluate_flush_plan, solve_flush_plan
-from pipesim.placement.plan.result import Plan, read_plan
+from pipesim.placement.plan.result import read_plan
 from pipesim.placement.plan.workload import PlanningWorkload
 
 

@@ -147,12 +147,42 @@ def _run_megatron(args, data: dict) -> int:
     return 0
 
 
+def _run_hetero(args, data: dict) -> int:
+    """A heterogeneous scenario (``model: {sailor: CONFIG}``): the planner's plan across GPU types and zones
+    (docs/model.md §12.4), run as events (§12.6); ``result.json`` in the output folder.
+    The work is :func:`pipesim.hetero_scenario.run_hetero_scenario` (from Python: :func:`pipesim.run_scenario`)."""
+    from pipesim.hetero_scenario import run_hetero_scenario
+
+    for option in ("set", "report"):
+        if getattr(args, option, None):
+            raise InputError(args.scenario, f"--{option}", "not supported for heterogeneous (model: sailor) scenarios")
+    step = step_reporter(args.progress and not args.json)
+    with interruptible():
+        outcome = run_hetero_scenario(args.scenario, args.output or True, data=data, step=step)
+    if args.json:
+        print_json({**outcome.to_dict(), "files": outcome.files})
+        return 0
+    from pipesim.commands.hetero_plan import print_plan
+
+    s, plan = outcome.summary(), outcome.plan
+    print_plan(plan, outcome.scenario, data["hardware"]["cluster"] if isinstance(data.get("hardware"), dict) else "",
+               plan.objective)
+    console.print(f"simulated iteration: {s['simulated_iteration_time']:.4f} s ({s['difference']:+.2%} against the "
+                  f"model's {s['iteration_time']:.4f} s)")
+    console.print("wrote " + ", ".join(str(p) for p in outcome.files.values()), highlight=False)
+    return 0
+
+
 def run(args) -> int:
+    from pipesim.hetero_scenario import hetero_scenario_data
     from pipesim.llm_scenario import llm_scenario_data
 
     llm = llm_scenario_data(args.scenario)
     if llm is not None:
         return _run_megatron(args, llm)
+    hetero = hetero_scenario_data(args.scenario)
+    if hetero is not None:
+        return _run_hetero(args, hetero)
     progress = args.progress and not args.json
     step = step_reporter(progress)
     scenario = load_scenario(args.scenario, args.set)

@@ -46,7 +46,7 @@ DeepSpeed's 1F1B TrainSchedule (instruction order).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ from pipesim.placement.plan.sailor import (
     Network,
     SailorInputs,
     estimate_sailor_plan,
+    optimizer_time,
+    profiled_params,
     ring_allreduce_time,
 )
 from pipesim.placement.plan.sailor_format import SailorPlan
@@ -298,8 +300,9 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
         for j, r in enumerate(reps):
             times = inputs.profiles.layers(model, r.gpu, plan.mbs, r.tp)
             sizes = inputs.layer_info.of(model, r.tp)
-            share = sum(sizes[l].params for l in layers) / max(1, sum(x.params for x in sizes))
-            steps.append(times[layers[0]].optimizer * share * whatif.compute_factor(s, j, r.gpu))
+            step = optimizer_time(times[layers[0]].optimizer, sum(sizes[l].params for l in layers),
+                                  profiled_params(sizes))
+            steps.append(step * whatif.compute_factor(s, j, r.gpu))
         yield env.timeout(max(steps))
         if record:
             spans.extend(Span(s, j, r.gpu, "optimizer", -1, start, start + steps[j]) for j, r in enumerate(reps))

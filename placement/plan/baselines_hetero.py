@@ -49,7 +49,6 @@ no code is taken from either project.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -66,7 +65,7 @@ from pipesim.placement.plan.hetero import (
     score_plan,
 )
 from pipesim.placement.plan.sailor import PRECISION_BYTES, SailorInputs, boundary_time, replica_memory
-from pipesim.placement.plan.sailor_format import SailorPipeline, SailorPlan, SailorReplica
+from pipesim.placement.plan.sailor_format import SailorPipeline, SailorPlan
 
 __all__ = ["BASELINES", "PLANNERS", "PlannerRow", "compare_planners", "plan_amp", "plan_metis", "plan_uniform"]
 

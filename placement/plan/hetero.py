@@ -60,6 +60,8 @@ from pipesim.placement.plan.sailor import (
     SailorInputs,
     boundary_time,
     estimate_sailor_plan,
+    optimizer_time,
+    profiled_params,
     replica_memory,
     ring_allreduce_time,
 )
@@ -332,7 +334,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
             sizes_of[tp] = inputs.layer_info.of(model, tp)
         return sizes_of[tp]
 
-    total_params = {}
+    profiled_of = {}  # parameters the profile's optimizer step was timed on, per TP degree
     kept = 0
     prices = [cluster.price_per_gpu_hour(i) for i in range(len(entries))]
 
@@ -375,7 +377,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                 for x in sizes(k.tp):
                     acc.append(acc[-1] + x.params)
                 pre_p[k.tp] = acc
-                total_params[k.tp] = acc[-1]
+                profiled_of[k.tp] = profiled_params(sizes(k.tp))
         # whole microbatches only: mbs x D divides the global batch (no padded microbatch)
         dps = [d for d in range(1, (max_dp or max_gpus) + 1)
                if d * min(k.tp for k in kinds) <= max_gpus and gbs % (m * d) == 0]
@@ -413,7 +415,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                         break
                     compute = max(compute, pre_c[ki][end] - pre_c[ki][first])
                     params = pre_p[k.tp][end] - pre_p[k.tp][first]
-                    opt = max(opt, times[ki][first].optimizer * params / max(1, total_params[k.tp]))
+                    opt = max(opt, optimizer_time(times[ki][first].optimizer, params, profiled_of[k.tp]))
                     grad_bytes = max(grad_bytes, params * elem)
                 else:
                     mine = ordered[si]

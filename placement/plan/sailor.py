@@ -17,13 +17,18 @@ Model (one term per cause, each defined once here and reused by the planner):
   into or out of every GPU of the replica (the engine sends ``1/tp`` of it
   between nodes and all-gathers the rest inside the node), timed by the
   measured per-GPU bandwidth fit between the two replicas' (zone, GPU type);
+  that is ``tp`` times the bytes the engine sends between nodes, a surplus
+  the GH200 runs' unexplained multi-node cost absorbs (docs/model.md §12.2);
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
   slowest stage, so uneven stages are charged where they bind (stages with
   different replica counts: ``max_s (M_s - 1)(c_s + p_s)``);
-* optimizer step: the profile's whole-model step on the replica's (GPU, TP)
-  scaled by the stage's share of the parameters; stages step in parallel, so
-  the slowest counts;
+* optimizer step: the profile's step time is that of the model Sailor's
+  profiler ran — the embedding, two transformer layers and the head
+  (``profile.sh`` passes ``--num_prof_layers 2``) — so a stage's step is it
+  scaled by the stage's parameters over that model's (Adam's step is
+  elementwise, linear in the parameters); stages step in parallel, so the
+  slowest counts;
 * gradient synchronisation: per stage a ring all-reduce of the stage's
   gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
   ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; stages
@@ -81,7 +86,9 @@ __all__ = [
     "boundary_time",
     "estimate_sailor_files",
     "estimate_sailor_plan",
+    "optimizer_time",
     "pipeline_time",
+    "profiled_params",
     "replica_memory",
     "ring_allreduce_time",
     "load_sailor_inputs",
@@ -209,6 +216,42 @@ def boundary_time(replicas: Sequence[SailorReplica], peers: Sequence[SailorRepli
     return 2 * max(network.transfer_time(rep, peers[j % len(peers)], nbytes) for j, rep in enumerate(replicas))
 
 
+def profiled_params(sizes: Sequence) -> int:
+    """Parameters of the model Sailor's profiler timed the optimizer step on (per GPU at one TP degree).
+
+    The profiler runs the model with two transformer layers and copies their
+    times to every transformer layer (``profile.sh``: ``--num_prof_layers 2``);
+    the transformer layers are the run of layers from layer 1 with layer 1's
+    parameter count, and the profiled model keeps two of them beside the
+    other layers (embedding, head, final norm).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as L
+    >>> profiled_params([L(params=50), L(params=10), L(params=10), L(params=10), L(params=10), L(params=40)])
+    110
+    """
+    if len(sizes) < 2:
+        return sum(x.params for x in sizes)
+    run = 1
+    while 1 + run < len(sizes) and sizes[1 + run].params == sizes[1].params:
+        run += 1
+    return sum(x.params for x in sizes) - (run - min(run, 2)) * sizes[1].params
+
+
+def optimizer_time(step: float, params: float, profiled: float) -> float:
+    """Seconds of one GPU's optimizer step over ``params`` parameters.
+
+    ``step`` is the profile's optimizer column, timed on ``profiled``
+    parameters (:func:`profiled_params`); the step is elementwise, so it
+    scales with the parameters.
+
+    >>> optimizer_time(0.001, 300, 100)
+    0.003
+    """
+    return step * params / max(1, profiled)
+
+
 def replica_memory(sizes: Sequence, layers: Sequence[int], mbs: int, in_flight: int) -> float:
     """Peak bytes on one GPU of a replica holding ``layers`` (``sizes``: the LayerMemory at its TP degree)."""
     params = sum(sizes[l].params for l in layers)
@@ -309,8 +352,7 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
                 compute = max(compute, sum(times[l].forward + times[l].backward for l in layers))
                 sizes = info.of(model, rep.tp)
                 params = sum(sizes[l].params for l in layers)
-                share = params / max(1, sum(x.params for x in sizes))
-                opt = max(opt, times[layers[0]].optimizer * share)
+                opt = max(opt, optimizer_time(times[layers[0]].optimizer, params, profiled_params(sizes)))
                 mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, stage_micro[s])))
             # blocking point-to-point: the stage is busy for both directions of both its boundaries
             transfer = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 
 import pytest
 
@@ -16,7 +17,9 @@ from pipesim.placement.plan.sailor import (
     estimate_sailor_files,
     estimate_sailor_plan,
     load_sailor_inputs,
+    optimizer_time,
     pipeline_time,
+    profiled_params,
 )
 from pipesim.placement.plan.sailor_format import (
     read_bandwidths,
@@ -41,7 +44,7 @@ def sailor_dir():
 # --- a tiny synthetic job: 4 layers, GPU types "fast" and "slow", one zone ---------------------------
 
 def tiny_inputs(bandwidth_gbps: float = 10.0) -> SailorInputs:
-    def times(scale):  # forward, backward, whole-model optimizer step
+    def times(scale):  # forward, backward, the profiled model's optimizer step
         return {str(l): [0.01 * scale, 0.02 * scale, 0.004 * scale] for l in range(4)}
 
     profiles = {"M": {"fast": {"2": {"1": times(1), "2": times(0.5)}},
@@ -82,9 +85,11 @@ def test_two_uneven_stages_by_hand():
     assert est.pipeline_fill_drain == pytest.approx(c0 + c1)
     assert est.pipeline_steady == pytest.approx((m - 1) * c1)
     assert est.bottleneck_stage == 1
-    assert est.optimizer == pytest.approx(0.004 * 3 / 4)  # the last stage holds 3/4 of the parameters
+    # the step was profiled on layer 0 and two "transformer" layers (3000 parameters): the last stage
+    # holds 3000 parameters, so it takes the profiled step
+    assert est.optimizer == pytest.approx(0.004)
     assert est.gradient_sync == 0.0
-    assert est.iteration_time == pytest.approx(c0 + c1 + (m - 1) * c1 + 0.003)
+    assert est.iteration_time == pytest.approx(c0 + c1 + (m - 1) * c1 + 0.004)
     # memory: stage 0 keeps min(S - 0, M) = 2 microbatches of activations
     mem0 = 1000 * STATE_BYTES_PER_PARAM + 250 * 4 * 2 * 2 + RUNTIME_RESERVE_BYTES
     mem1 = 3000 * STATE_BYTES_PER_PARAM + 3 * 250 * 4 * 2 * 1 + RUNTIME_RESERVE_BYTES
@@ -100,7 +105,7 @@ def test_slowest_replica_sets_the_stage_and_ring_all_reduce_by_hand():
     assert est.stages[0].compute == pytest.approx(4 * 0.09)  # the slow replica binds
     grads = 4000 * 4  # fp32 gradients of the whole model (TP 1)
     assert est.gradient_sync == pytest.approx(2 * 1 * (grads / 2) / 10e9)
-    assert est.optimizer == pytest.approx(0.012)
+    assert est.optimizer == pytest.approx(0.012 * 4000 / 3000)  # the slow step, over 4/3 of the profiled model
     # a faster replica set finishes sooner; tensor parallelism halves the parameters per GPU
     both_fast = estimate_sailor_plan(read_sailor_plan("p.json", tiny_plan([[0, 1, 2, 3]], [[("fast", 2), ("fast", 2)]])),
                                      inputs)
@@ -189,6 +194,21 @@ def test_every_shipped_file_reads(sailor_dir):
         assert plan.gpus == 4 * json.loads(path.read_text())["N"]
 
 
+def test_optimizer_step_scales_from_the_profiled_model(sailor_dir):
+    # Sailor's profiler times the step on the embedding, two transformer layers and the head
+    # (profile.sh: --num_prof_layers 2); a whole OPT-350 replica holds 24 transformer layers
+    inputs = load_sailor_inputs(sailor_dir / "training_config_opt_350.json")
+    sizes = inputs.layer_info.of("OPT-350", 4)
+    assert profiled_params(sizes) == sizes[0].params + 2 * sizes[1].params + sizes[25].params
+    plan = read_sailor_plan(sailor_dir / "validation" / "OPT-350" / "N1_plan_config_N1_D1_M4_G32.json")
+    est = estimate_sailor_plan(plan, inputs)
+    step = inputs.profiles.layers("OPT-350", "GH-96", 1, 4)[0].optimizer
+    whole = sum(x.params for x in sizes)
+    assert est.optimizer == pytest.approx(step * whole / profiled_params(sizes))
+    assert est.optimizer > 2.9 * step  # three times the profiled model's parameters
+    assert optimizer_time(step, whole, whole) == step
+
+
 def test_shipped_run_measurements_are_not_inputs(sailor_dir, tmp_path):
     path = sailor_dir / "validation" / "OPT-350" / "N8_plan_config_N8_D2.json"
     data = json.loads(path.read_text())
@@ -227,3 +247,66 @@ def test_several_pipelines_are_outside_the_model():
     two = {**one, "pipeline_list": one["pipeline_list"] * 2}
     with pytest.raises(InputError, match=r"p\.json: pipeline_list: 2 pipelines"):
         estimate_sailor_plan(read_sailor_plan("p.json", two), tiny_inputs())
+
+
+# --- the benchmark on other runs, with Sailor's own simulator beside it ----------------------------
+
+def _runs_folder(sailor_dir, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    src = sailor_dir / "validation" / "OPT-350"
+    for name in ("N2_plan_config_N2_D1.json", "N8_plan_config_N8_D4.json"):
+        (runs / name).write_text((src / name).read_text())
+    broken = json.loads((src / "N2_plan_config_N2_D1.json").read_text())
+    broken["pipeline_list"][0]["layers_per_stage"][1][3] = 29  # a layer listed out of order, as in a Sailor file
+    (runs / "N2_broken.json").write_text(json.dumps(broken))
+    unmeasured = json.loads((src / "N2_plan_config_N2_D1.json").read_text())
+    unmeasured["real"] = 0.0
+    (runs / "N2_unmeasured.json").write_text(json.dumps(unmeasured))
+    return runs
+
+
+def test_benchmark_on_other_runs_lists_what_it_cannot_use(sailor_dir, tmp_path, capsys):
+    from benchmarks import sailor_runs
+
+    runs = _runs_folder(sailor_dir, tmp_path)
+    config = sailor_dir / "training_config_opt_350.json"
+    sailor = {"N2_plan_config_N2_D1": {"iteration_time": 0.5, "memory_per_gpu": 2**30},
+              "N8_plan_config_N8_D4": {"iteration_time": 2.2988}}
+    (tmp_path / "sailor.json").write_text(json.dumps(sailor))
+    code = sailor_runs.main(["--runs", str(runs), "--config", str(config), "--profiles", str(sailor_dir),
+                             "--sailor-results", str(tmp_path / "sailor.json"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    by = {r["run"]: r for r in out["runs"]}
+    assert "must continue the layers" in by["N2_broken"]["skipped"]
+    assert "no measurement" in by["N2_unmeasured"]["skipped"]
+    assert out["summary"]["runs"] == 2 and out["summary"]["skipped"] == 2
+    row = by["N2_plan_config_N2_D1"]
+    assert row["sailor_time_error"] == pytest.approx(0.5 / row["time_measured"] - 1)
+    assert by["N8_plan_config_N8_D4"]["sailor_time_error"] == pytest.approx(0.0)
+    assert "sailor_memory" not in by["N8_plan_config_N8_D4"]
+    assert out["summary"]["sailor"]["runs"] == 2
+    assert out["summary"]["sailor"]["time_worst"] == pytest.approx(abs(row["sailor_time_error"]))
+    # ours: the same numbers as the estimate
+    est = estimate_sailor_files(config, runs / "N8_plan_config_N8_D4.json")
+    assert by["N8_plan_config_N8_D4"]["time_predicted"] == pytest.approx(est.iteration_time)
+    assert code == (0 if out["summary"]["targets_met"] else 1)
+    # the table says the same, with Sailor's column
+    sailor_runs.main(["--runs", str(runs), "--config", str(config), "--sailor-results", str(tmp_path / "sailor.json")])
+    text = capsys.readouterr().out
+    assert re.search(r"N2_broken +skipped: .*must continue the layers", text)
+    assert "Sailor's simulator on the same 2 runs" in text
+
+
+def test_benchmark_bad_arguments_are_one_line(sailor_dir, tmp_path, capsys):
+    from benchmarks import sailor_runs
+
+    runs = _runs_folder(sailor_dir, tmp_path)
+    assert sailor_runs.main(["--runs", str(runs)]) == 2  # no config is named for a folder called "runs"
+    assert "--config" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"N2_plan_config_N2_D1": {"time": 1}}')
+    config = str(sailor_dir / "training_config_opt_350.json")
+    assert sailor_runs.main(["--runs", str(runs), "--config", config, "--sailor-results", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.json: iteration_time" in err
+    assert sailor_runs.main(["--runs", str(tmp_path / "absent")]) == 2

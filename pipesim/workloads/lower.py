@@ -48,7 +48,7 @@ from pipesim.hardware.devices import DeviceGroup, System
 from pipesim.placement.devices import DeviceClass
 from pipesim.placement.graph import Edge, Graph, Node
 from pipesim.placement.workload import Workload
-from pipesim.workloads.opgraph import Kernel, OpGraph
+from pipesim.workloads.opgraph import Kernel, Op, OpGraph
 
 __all__ = ["TIME_UNIT", "colour_classes", "device_classes", "lower"]
 

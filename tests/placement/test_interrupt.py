@@ -161,25 +161,35 @@ def test_a_signal_while_children_start_is_handed_over_when_the_block_ends():
     another thread and Python runs its handler in the main thread all the same."""
     from pipesim.placement.interrupt import children_ignore_ctrl_c
 
-    def ctrl_c_soon():  # from a thread started before the block: SIGINT is not blocked there
-        timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        return timer
+    def ctrl_c_from_another_thread():
+        """A thread started before the block (SIGINT is not blocked there) sends Ctrl-C once told to."""
+        go, sent = threading.Event(), threading.Event()
+
+        def send():
+            go.wait(10)
+            os.kill(os.getpid(), signal.SIGINT)  # delivered to this thread before kill() returns
+            sent.set()
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        return go, sent, thread
 
     with interruptible():
-        timer = ctrl_c_soon()
+        go, sent, thread = ctrl_c_from_another_thread()
         with children_ignore_ctrl_c():
-            time.sleep(0.3)
+            go.set()
+            assert sent.wait(10)
+            time.sleep(0.05)  # Python's handler runs at the next bytecodes
             assert not stop_requested()  # held back while the children start
-        timer.join()
-        time.sleep(0.05)
+        thread.join()
         assert stop_requested()  # ... and handed to the handler afterwards
     reached = False
+    go, sent, thread = ctrl_c_from_another_thread()
     with pytest.raises(KeyboardInterrupt):
-        timer = ctrl_c_soon()
         with children_ignore_ctrl_c():  # outside any block: Python's own handler raises, after the block
-            time.sleep(0.3)
+            go.set()
+            assert sent.wait(10)
+            time.sleep(0.05)
             reached = True
-        time.sleep(0.05)
-    timer.join()
+    thread.join()
     assert reached

@@ -245,18 +245,36 @@ def children_ignore_ctrl_c() -> Iterator[None]:
     A terminal's Ctrl-C goes to the whole process group: a worker process
     still importing would print its own ``KeyboardInterrupt`` traceback.
     SIGINT is blocked while the children start (the mask is inherited by the
-    child and kept across ``exec``; the parent gets a Ctrl-C that arrived
-    meanwhile when the block ends, none is lost).  The parent's clean-up (or
+    child and kept across ``exec``).  The parent's clean-up (or
     :func:`command_interrupts`) ends the children.
+
+    The parent's own handlers of SIGINT and SIGTERM are held back for the
+    block too, and a signal that arrived meanwhile is handed to them when it
+    ends: none is lost, and none raises halfway through starting a child.
+    (Blocking the signal in the main thread is not enough: the kernel then
+    delivers it to another thread, and Python runs its handler in the main
+    thread all the same.  Seen: a Ctrl-C inside ``Process.start()`` left a
+    child the parent never learnt of, which outlived it and printed a
+    traceback.)
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    arrived: list[int] = []
+    held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in held.items():
+        if callable(handler):  # SIG_DFL / SIG_IGN act in C: nothing of Python's runs halfway
+            signal.signal(sig, lambda signum, frame: arrived.append(signum))
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in held.items():
+            if callable(handler):
+                signal.signal(sig, handler)
+        for signum in arrived:
+            held[signum](signum, None)  # may raise KeyboardInterrupt: the block's work is complete
 
 
 def kill_descendants(sig: int = signal.SIGKILL) -> None:

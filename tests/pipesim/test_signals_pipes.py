@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -179,7 +180,8 @@ def _once_more(test):
 
     Each races a real signal against real work; on this 2-core machine one failure in several runs
     of the battery was still seen at the end of the round (closing note of issue 18), which must not
-    decide whether CI lands.  The check itself is unchanged.  ``PIPESIM_NO_RETRY=1`` runs each once
+    decide whether CI lands.  The check itself is unchanged, and a first failure is reported as a
+    warning in the run's summary.  ``PIPESIM_NO_RETRY=1`` runs each once
     (how the battery is measured: 20 runs in a row, see the notes of issue 18).
     """
     if os.environ.get("PIPESIM_NO_RETRY"):
@@ -193,9 +195,11 @@ def _once_more(test):
             folder.mkdir()
             try:
                 return test(tmp_path=folder, **kwargs)
-            except (AssertionError, pytest.fail.Exception):
+            except (AssertionError, pytest.fail.Exception) as failure:
                 if attempt == "second":
                     raise
+                # shown in the run's warnings summary: a first failure is a finding, never silently absorbed
+                warnings.warn(f"{test.__name__} failed once and runs again: {str(failure)[:500]}", stacklevel=1)
             finally:
                 while _started:
                     _started.pop().kill()

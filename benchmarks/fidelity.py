@@ -44,6 +44,8 @@ from pathlib import Path
 
 import onnx
 
+from benchmarks import exports
+from pipesim.errors import InputError, MissingExtraError
 from pipesim.placement.dp.solve import solve_dp
 from pipesim.placement.evaluate import evaluate
 from pipesim.placement.formats import dumps
@@ -102,93 +104,161 @@ def import_cost(path: Path) -> dict:
     return json.loads(done.stdout)
 
 
+def measure_one(name: str, path: Path, out: Path, args) -> dict:
+    """Import (fresh process), profile, solve over 2 cores, and execute ``path`` ``args.repeats`` times: a row.
+
+    The row keeps what the second pass needs (the profile's file and the imported operators) under
+    ``_profile`` and ``_ops``; the prepared model (weights and all) is dropped before the next model.
+    """
+    cost = import_cost(path)
+    cost["file"] = exports.file_bytes(path) if args.exports else path.stat().st_size
+    profile, workload, ops, prepared = profile_to_workload(path, out, batch=1, runs=args.runs)
+    workload = workload.with_devices(cpu={"count": 2})
+    solved = solve_dp(workload)
+    split = solved.evaluation.split
+    preset = lower(ops, this_machine(2, profile.handoff))
+    roof = evaluate(preset.graph, preset.devices, split).max_load
+    runs = []
+    for _ in range(args.repeats):
+        result = execute(prepared, workload, split, microbatches=args.microbatches, name=name, batch=profile.batch)
+        runs.append({
+            "measured": result.measured_time_per_sample,
+            "error": result.error,
+            "bottleneck_cpu": result.bottleneck_cpu,
+            "cpu_error": result.predicted_time_per_sample / result.bottleneck_cpu - 1,
+            "outputs_match": result.outputs_match,
+            "load_average": list(result.load_average),
+            "trusted": result.conditions.trusted if result.conditions else None,
+            "problems": result.conditions.problems() if result.conditions else [],
+        })
+    m = runs[0]["measured"]
+    return {
+        "model": name,
+        "nodes": len(ops.ops),
+        "batch": profile.batch,
+        "input_branches_attached": len(ops.attached),
+        "ideals": solved.stats.get("ideals"),
+        "solve_seconds": solved.seconds,
+        "import_seconds": cost["seconds"],
+        "import_peak_bytes": cost["peak"],
+        "file_bytes": cost["file"],
+        "import_peak_over_file": cost["peak"] / cost["file"],
+        "stages": [len(d.nodes) for d in solved.evaluation.devices if d.nodes],
+        "predicted": result.predicted_time_per_sample,
+        "simulated": result.simulated_time_per_sample,
+        "runs": runs,
+        "roofline_preset": roof,
+        "roofline_preset_error": roof / m - 1,
+        "single_core_run": profile.run_wall * 1e3,
+        "profile_trusted": profile.conditions.trusted if profile.conditions else None,
+        "profile_problems": profile.conditions.problems() if profile.conditions else [],
+        "_profile": out, "_ops": ops, "_split": split, "_handoff": profile.handoff,
+    }
+
+
+def calibrated_on_others(rows: list[dict]) -> None:
+    """Each row's split predicted by a roofline calibrated on the *other* rows' profiles (an unseen model)."""
+    for r in rows:
+        others = [o["_profile"] for o in rows if o is not r]
+        roof_cal = float("nan")
+        if others:
+            fitted = calibrate(read_profiles(others)).device("fitted-on-other")
+            calibrated = lower(r["_ops"], this_machine(2, r["_handoff"], fitted))
+            roof_cal = evaluate(calibrated.graph, calibrated.devices, r["_split"]).max_load
+        r["roofline_calibrated_on_other"] = roof_cal
+        r["roofline_calibrated_error"] = roof_cal / r["runs"][0]["measured"] - 1
+
+
+def sources(args, tmp: Path) -> dict[str, Path]:
+    """Label -> ONNX file: the real exports (``--exports``) or the generated models written to ``tmp``."""
+    if not args.exports:
+        paths = {}
+        for k, (name, model) in enumerate(models(args.quick).items()):
+            paths[name] = tmp / f"{k}.onnx"
+            onnx.save(model, paths[name])
+        return paths
+    cache = Path(args.cache) if args.cache else tmp
+    return {f"{name} {exporter}": exports.export(name, exporter, cache)
+            for name in args.models.split(",") for exporter in args.exporters.split(",")}
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.0f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table for the README: one line per model (and exporter), both runs' wall and CPU clocks."""
+    lines = ["| model | exporter | nodes | ideals | solve s | import s / peak MiB (file MiB) | predicted ms "
+             "| run 1 wall / CPU ms | run 2 wall / CPU ms | verdict |",
+             "| --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- | --- |"]
+    for r in rows:
+        model, _, exporter = r["model"].rpartition(" ") if r.get("exporter") else (r["model"], "", "generated")
+        runs = [f"{x['measured']:.1f} ({x['error']:+.0%}) / {x['bottleneck_cpu']:.1f} ({x['cpu_error']:+.0%})"
+                for x in r["runs"]]
+        runs += ["-"] * (2 - len(runs))
+        verdicts = ["trusted" if x["trusted"] else "NOT TRUSTED: " + "; ".join(x["problems"]) for x in r["runs"]]
+        lines.append(f"| {model} | {exporter} | {r['nodes']} | {r['ideals']:,} | {r['solve_seconds']:.2f} "
+                     f"| {r['import_seconds']:.1f} / {_mib(r['import_peak_bytes'])} ({_mib(r['file_bytes'])}) "
+                     f"| {r['predicted']:.1f} | {runs[0]} | {runs[1]} | {' · '.join(dict.fromkeys(verdicts))} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller models (a few minutes instead of many)")
+    parser.add_argument("--exports", action="store_true",
+                        help="real models exported by PyTorch (needs pip install -e '.[benchmarks]')")
+    parser.add_argument("--models", default=",".join(exports.MODELS),
+                        help=f"with --exports: comma-separated, of {','.join(exports.MODELS)} (default all)")
+    parser.add_argument("--exporters", default=",".join(exports.EXPORTERS),
+                        help="with --exports: torchscript,dynamo (default both)")
+    parser.add_argument("--cache", metavar="DIR", help="with --exports: keep (and reuse) the exported files here")
     parser.add_argument("--microbatches", type=int, default=40)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2, help="executions of each split (default 2)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="print the table for the README")
     args = parser.parse_args(argv)
 
-    rows, profiled = [], {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, model in models(args.quick).items():
-            onnx_path = Path(tmp) / f"{len(profiled)}.onnx"
-            onnx.save(model, onnx_path)
-            cost = import_cost(onnx_path)
-            cost["file"] = onnx_path.stat().st_size
-            path = Path(tmp) / f"{len(profiled)}.json"
-            profile, workload, ops, prepared = profile_to_workload(onnx_path, path, batch=1, runs=args.runs)
-            profiled[name] = (path, profile, workload, ops, prepared, cost)
-        for name, (path, profile, workload, ops, prepared, cost) in profiled.items():
-            workload = workload.with_devices(cpu={"count": 2})
-            solved = solve_dp(workload)
-            split = solved.evaluation.split
-            machine = this_machine(2, profile.handoff)
-            preset = lower(ops, machine)
-            others = [p for n, (p, *_rest) in profiled.items() if n != name]
-            fitted = calibrate(read_profiles(others)).device("fitted-on-other") if others else None
-            calibrated = lower(ops, this_machine(2, profile.handoff, fitted)) if fitted else None
-            roof = evaluate(preset.graph, preset.devices, split).max_load
-            roof_cal = evaluate(calibrated.graph, calibrated.devices, split).max_load if calibrated else float("nan")
-            runs = []
-            for _ in range(args.repeats):
-                result = execute(prepared, workload, split, microbatches=args.microbatches, name=name)
-                m = result.measured_time_per_sample
-                runs.append({
-                    "measured": m,
-                    "error": result.error,
-                    "bottleneck_cpu": result.bottleneck_cpu,
-                    "cpu_error": result.predicted_time_per_sample / result.bottleneck_cpu - 1,
-                    "outputs_match": result.outputs_match,
-                    "load_average": list(result.load_average),
-                    "trusted": result.conditions.trusted if result.conditions else None,
-                    "problems": result.conditions.problems() if result.conditions else [],
-                })
-            m = runs[0]["measured"]
-            rows.append({
-                "model": name,
-                "nodes": len(ops.ops),
-                "input_branches_attached": len(ops.attached),
-                "ideals": solved.stats.get("ideals"),
-                "solve_seconds": solved.seconds,
-                "import_seconds": cost["seconds"],
-                "import_peak_over_file": cost["peak"] / cost["file"],
-                "stages": [len(d.nodes) for d in solved.evaluation.devices if d.nodes],
-                "predicted": result.predicted_time_per_sample,
-                "simulated": result.simulated_time_per_sample,
-                "runs": runs,
-                "roofline_preset": roof,
-                "roofline_preset_error": roof / m - 1,
-                "roofline_calibrated_on_other": roof_cal,
-                "roofline_calibrated_error": roof_cal / m - 1,
-                "single_core_run": profile.run_wall * 1e3,
-                "profile_trusted": profile.conditions.trusted if profile.conditions else None,
-                "profile_problems": profile.conditions.problems() if profile.conditions else [],
-            })
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, path in sources(args, Path(tmp)).items():
+                print(f"{name}: {path}", file=sys.stderr, flush=True)
+                row = measure_one(name, path, Path(tmp) / f"{len(rows)}.json", args)
+                row["exporter"] = name.rpartition(" ")[2] if args.exports else None
+                rows.append(row)
+            calibrated_on_others(rows)
+    except (MissingExtraError, InputError) as exc:
+        print(f"benchmarks.fidelity: {exc}", file=sys.stderr)
+        return 2
+    for r in rows:
+        for key in [k for k in r if k.startswith("_")]:
+            del r[key]
     if args.json:
         sys.stdout.write(dumps(rows, indent=2) + "\n")
+    elif args.markdown:
+        print(markdown(rows))
     else:
         print("per model: import (fresh process), DP on 2 CPU cores, and the split run for real; times in ms per "
-              "microbatch, batch 1, ONNX Runtime 1 thread per stage")
-        print(f"{'model':38} {'nodes':>5} {'ideals':>7} {'solve s':>7} {'import s':>8} {'mem/file':>8}"
+              "microbatch, ONNX Runtime 1 thread per stage")
+        print(f"{'model':38} {'nodes':>5} {'ideals':>7} {'solve s':>7} {'import s':>8} {'peak MiB':>8} {'file MiB':>8}"
               f" {'predicted':>9} {'run':>3} {'measured':>9} {'error':>7} {'stage CPU':>9} {'error':>7}  verdict")
         for r in rows:
             for k, run in enumerate(r["runs"]):
                 head = (f"{r['model']:38} {r['nodes']:5d} {r['ideals']:7d} {r['solve_seconds']:7.2f}"
-                        f" {r['import_seconds']:8.2f} {r['import_peak_over_file']:8.2f} {r['predicted']:9.3f}"
-                        if k == 0 else " " * 94)
+                        f" {r['import_seconds']:8.2f} {_mib(r['import_peak_bytes']):>8} {_mib(r['file_bytes']):>8}"
+                        f" {r['predicted']:9.3f}" if k == 0 else " " * 103)
                 verdict = "trusted" if run["trusted"] else "NOT TRUSTED: " + "; ".join(run["problems"])
                 print(f"{head} {k + 1:3d} {run['measured']:9.3f} {run['error']:+7.1%} {run['bottleneck_cpu']:9.3f}"
                       f" {run['cpu_error']:+7.1%}  {verdict}")
         print(f"target: |predicted / measured - 1| <= {TARGET:.0%} (wall clock, on a trusted run). stage CPU = the "
               "busiest stage's CPU time per microbatch (the time per microbatch had each stage its core); "
-              "mem/file = peak import memory over the file's size")
+              "peak MiB = import's peak memory in a fresh process, beside the file's size (weights included)")
         for r in rows:
-            print(f"  {r['model']}: roofline preset {r['roofline_preset']:.3f} ({r['roofline_preset_error']:+.1%}), "
-                  f"calibrated on the other models {r['roofline_calibrated_on_other']:.3f} "
-                  f"({r['roofline_calibrated_error']:+.1%}); profile "
+            print(f"  {r['model']}: batch {r['batch']}, roofline preset {r['roofline_preset']:.3f} "
+                  f"({r['roofline_preset_error']:+.1%}), calibrated on the other models "
+                  f"{r['roofline_calibrated_on_other']:.3f} ({r['roofline_calibrated_error']:+.1%}); profile "
                   f"{'trusted' if r['profile_trusted'] else 'NOT TRUSTED: ' + '; '.join(r['profile_problems'])}")
     ok = all(abs(run["error"]) <= TARGET and run["outputs_match"] for r in rows for run in r["runs"] if run["trusted"])
     return 0 if ok else 1

@@ -1,0 +1,167 @@
+"""Real models exported by PyTorch's two ONNX exporters, for ``python -m benchmarks.fidelity --exports``.
+
+Problem: the fidelity benchmark's generated models (:mod:`pipesim.workloads.onnx_models`) have the
+structure the exporters write, but not everything a real export holds (issue 22).  This module builds
+the issue's five models with random weights from configurations defined here (no hub download:
+``transformers``' configs and model classes only) and writes each with ``torch.onnx.export``, the
+TorchScript exporter (``dynamo=False``) and the dynamo one (``dynamo=True``, needs ``onnxscript``).
+
+Guarantee: :func:`export` writes ``<cache>/<model>-<exporter>.onnx`` (the dynamo exporter may put the
+weights beside it as external data) once; an existing file is reused.  Weights are seeded, so two
+exports of one model hold the same numbers.
+
+Needs the optional ``benchmarks`` extra (``pip install -e '.[benchmarks]'``): PyTorch, transformers and
+onnxscript.  Nothing under ``pipesim/`` or ``tests/`` imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipesim.errors import InputError, MissingExtraError
+
+EXPORTERS = ("torchscript", "dynamo")
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """One model to export: its ``transformers`` configuration, the inputs it is traced with."""
+
+    name: str
+    description: str
+    kind: str  # "text" (input_ids, attention_mask) or "image" (pixel_values)
+    batch: int
+    seq: int = 0
+    image: int = 224
+
+
+#: The issue's models: GPT-2 small and BERT-base at seq 128, ResNet-50 at batch 8, a Llama-style decoder
+#: (hidden 1024, 8 layers, seq 256), and a 24-layer BERT (BERT-base's width, 24 layers).
+MODELS = {
+    "gpt2": ExportSpec("gpt2", "GPT-2 small (seq 128)", "text", 1, seq=128),
+    "bert": ExportSpec("bert", "BERT-base (seq 128)", "text", 1, seq=128),
+    "resnet50": ExportSpec("resnet50", "ResNet-50 (batch 8, image 224)", "image", 8),
+    "llama": ExportSpec("llama", "Llama-style (1024 x 8 layers, seq 256)", "text", 1, seq=256),
+    "bert24": ExportSpec("bert24", "BERT, 24 layers (768 wide, seq 128)", "text", 1, seq=128),
+}
+
+
+def _require():
+    """torch and transformers, or a MissingExtraError naming the ``benchmarks`` extra."""
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise MissingExtraError(f"{exc.name} is not installed: pip install -e '.[benchmarks]' "
+                                "(PyTorch, transformers, onnxscript: see pyproject.toml)") from None
+    return torch, transformers
+
+
+def _module(name: str):
+    """The model of ``name`` with seeded random weights, in eval mode, returning one tensor."""
+    torch, tf = _require()
+    torch.manual_seed(0)
+    # "eager": the attention every exporter version traces the same way (the SDPA path's masks differ by version)
+    common = {"attn_implementation": "eager"}
+    if name == "gpt2":
+        inner = tf.GPT2LMHeadModel(tf.GPT2Config(**common))
+    elif name == "bert":
+        inner = tf.BertModel(tf.BertConfig(**common), add_pooling_layer=False)
+    elif name == "bert24":
+        inner = tf.BertModel(tf.BertConfig(num_hidden_layers=24, **common), add_pooling_layer=False)
+    elif name == "llama":
+        inner = tf.LlamaForCausalLM(tf.LlamaConfig(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
+                                                   num_attention_heads=16, num_key_value_heads=4,
+                                                   max_position_embeddings=2048, vocab_size=32000, **common))
+    elif name == "resnet50":
+        inner = tf.ResNetForImageClassification(tf.ResNetConfig())  # the defaults are ResNet-50's
+    else:
+        raise InputError(None, "models", f"unknown model {name!r} (known: {', '.join(MODELS)})")
+
+    class Wrapped(torch.nn.Module):
+        """The first output only (logits or hidden states), no cache: one tensor out, as a deployment runs it."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args):
+            if MODELS[name].kind == "image":
+                out = self.model(pixel_values=args[0], return_dict=False)
+            elif name in ("gpt2", "llama"):
+                out = self.model(input_ids=args[0], attention_mask=args[1], use_cache=False, return_dict=False)
+            else:
+                out = self.model(input_ids=args[0], attention_mask=args[1], return_dict=False)
+            return out[0]
+
+    return Wrapped(inner.eval()).eval()
+
+
+def _inputs(spec: ExportSpec, vocab: int = 1000):
+    torch, _ = _require()
+    g = torch.Generator().manual_seed(1)
+    if spec.kind == "image":
+        return (torch.randn(spec.batch, 3, spec.image, spec.image, generator=g),), ["pixel_values"]
+    ids = torch.randint(0, vocab, (spec.batch, spec.seq), generator=g)
+    mask = torch.ones(spec.batch, spec.seq, dtype=torch.int64)
+    return (ids, mask), ["input_ids", "attention_mask"]
+
+
+def export(name: str, exporter: str, cache: str | Path) -> Path:
+    """Export model ``name`` with ``exporter`` into ``cache`` (reused when there); the ``.onnx`` path.
+
+    Raises
+    ------
+    MissingExtraError
+        PyTorch, transformers or (for dynamo) onnxscript is not installed.
+    InputError
+        An unknown model or exporter.
+    """
+    if exporter not in EXPORTERS:
+        raise InputError(None, "exporters", f"unknown exporter {exporter!r} (known: {', '.join(EXPORTERS)})")
+    if name not in MODELS:
+        raise InputError(None, "models", f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    path = Path(cache) / f"{name}-{exporter}.onnx"
+    if path.is_file():
+        return path
+    torch, _ = _require()
+    if exporter == "dynamo":
+        try:
+            import onnxscript  # noqa: F401  (torch.onnx.export(dynamo=True) needs it)
+        except ImportError:
+            raise MissingExtraError("onnxscript is not installed: pip install -e '.[benchmarks]'") from None
+    spec = MODELS[name]
+    module = _module(name)
+    args, input_names = _inputs(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.onnx")
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporters' deprecation and tracer warnings
+        if exporter == "torchscript":
+            torch.onnx.export(module, args, str(partial), dynamo=False, opset_version=17,
+                              input_names=input_names, output_names=["output"], do_constant_folding=True)
+        else:
+            torch.onnx.export(module, args, str(partial), dynamo=True, input_names=input_names,
+                              output_names=["output"], external_data=True)
+    # renamed only once complete: an interrupted export is never taken for a cached one (the external data
+    # file keeps the name the exporter recorded in the model, so it is left where it is)
+    partial.rename(path)
+    return path
+
+
+def file_bytes(path: str | Path) -> int:
+    """Size of an ONNX file and of the external data files it names (the weights stored beside it)."""
+    import onnx
+
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    names = set()
+    for t in model.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                names.add(entry.value)
+    return path.stat().st_size + sum((path.parent / n).stat().st_size for n in names if (path.parent / n).is_file())

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipesim.errors import InputError, MissingExtraError
@@ -61,24 +63,27 @@ def _require():
     return torch, transformers
 
 
-def _module(name: str):
-    """The model of ``name`` with seeded random weights, in eval mode, returning one tensor."""
+def _module(name: str, config: dict):
+    """The model of ``name`` with seeded random weights, in eval mode, returning one tensor.
+
+    ``config`` overrides fields of its configuration (a smaller model for the tests).
+    """
     torch, tf = _require()
     torch.manual_seed(0)
     # "eager": the attention every exporter version traces the same way (the SDPA path's masks differ by version)
-    common = {"attn_implementation": "eager"}
+    common = {"attn_implementation": "eager", **config}
     if name == "gpt2":
         inner = tf.GPT2LMHeadModel(tf.GPT2Config(**common))
     elif name == "bert":
         inner = tf.BertModel(tf.BertConfig(**common), add_pooling_layer=False)
     elif name == "bert24":
-        inner = tf.BertModel(tf.BertConfig(num_hidden_layers=24, **common), add_pooling_layer=False)
+        inner = tf.BertModel(tf.BertConfig(**{"num_hidden_layers": 24, **common}), add_pooling_layer=False)
     elif name == "llama":
-        inner = tf.LlamaForCausalLM(tf.LlamaConfig(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
-                                                   num_attention_heads=16, num_key_value_heads=4,
-                                                   max_position_embeddings=2048, vocab_size=32000, **common))
+        inner = tf.LlamaForCausalLM(tf.LlamaConfig(**{"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
+                                                      "num_attention_heads": 16, "num_key_value_heads": 4,
+                                                      "max_position_embeddings": 2048, "vocab_size": 32000, **common}))
     elif name == "resnet50":
-        inner = tf.ResNetForImageClassification(tf.ResNetConfig())  # the defaults are ResNet-50's
+        inner = tf.ResNetForImageClassification(tf.ResNetConfig(**config))  # the defaults are ResNet-50's
     else:
         raise InputError(None, "models", f"unknown model {name!r} (known: {', '.join(MODELS)})")
 
@@ -111,8 +116,11 @@ def _inputs(spec: ExportSpec, vocab: int = 1000):
     return (ids, mask), ["input_ids", "attention_mask"]
 
 
-def export(name: str, exporter: str, cache: str | Path) -> Path:
+def export(name: str, exporter: str, cache: str | Path, *, seq: int | None = None, **config) -> Path:
     """Export model ``name`` with ``exporter`` into ``cache`` (reused when there); the ``.onnx`` path.
+
+    ``seq`` and ``config`` (fields of the model's ``transformers`` configuration) change the model: the
+    tests export small ones; each change is part of the file's name.
 
     Raises
     ------
@@ -125,7 +133,9 @@ def export(name: str, exporter: str, cache: str | Path) -> Path:
         raise InputError(None, "exporters", f"unknown exporter {exporter!r} (known: {', '.join(EXPORTERS)})")
     if name not in MODELS:
         raise InputError(None, "models", f"unknown model {name!r} (known: {', '.join(MODELS)})")
-    path = Path(cache) / f"{name}-{exporter}.onnx"
+    spec = MODELS[name] if seq is None else replace(MODELS[name], seq=seq)
+    variant = "".join(f"-{k}{v}" for k, v in sorted(config.items())) + (f"-seq{seq}" if seq else "")
+    path = Path(cache) / f"{name}{variant}-{exporter}.onnx"
     if path.is_file():
         return path
     torch, _ = _require()
@@ -134,22 +144,25 @@ def export(name: str, exporter: str, cache: str | Path) -> Path:
             import onnxscript  # noqa: F401  (torch.onnx.export(dynamo=True) needs it)
         except ImportError:
             raise MissingExtraError("onnxscript is not installed: pip install -e '.[benchmarks]'") from None
-    spec = MODELS[name]
-    module = _module(name)
+    module = _module(name, config)
     args, input_names = _inputs(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.onnx")
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")  # the exporters' deprecation and tracer warnings
-        if exporter == "torchscript":
-            torch.onnx.export(module, args, str(partial), dynamo=False, opset_version=17,
-                              input_names=input_names, output_names=["output"], do_constant_folding=True)
-        else:
-            torch.onnx.export(module, args, str(partial), dynamo=True, input_names=input_names,
-                              output_names=["output"], external_data=True)
-    # renamed only once complete: an interrupted export is never taken for a cached one (the external data
-    # file keeps the name the exporter recorded in the model, so it is left where it is)
-    partial.rename(path)
+    # written in a folder of its own, then moved: an interrupted export is never taken for a cached one, and
+    # the weights beside the file (dynamo's external data) keep the name the model records for them
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".partial-") as partial:
+        written = Path(partial) / path.name
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # the exporters' deprecation and tracer warnings
+            logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes
+            logging.getLogger("onnxscript").setLevel(logging.ERROR)  # its constant folder's notes
+            if exporter == "torchscript":
+                torch.onnx.export(module, args, str(written), dynamo=False, opset_version=17,
+                                  input_names=input_names, output_names=["output"], do_constant_folding=True)
+            else:
+                torch.onnx.export(module, args, str(written), dynamo=True, input_names=input_names,
+                                  output_names=["output"], external_data=True)
+        for f in sorted(Path(partial).iterdir(), key=lambda f: f == written):  # the model file last
+            f.rename(path.parent / f.name)
     return path
 
 

@@ -178,6 +178,11 @@ def sources(args, tmp: Path) -> dict[str, Path]:
             onnx.save(model, paths[name])
         return paths
     cache = Path(args.cache) if args.cache else tmp
+    for option, names, known in (("models", args.models, exports.MODELS), ("exporters", args.exporters,
+                                                                          exports.EXPORTERS)):
+        unknown = [n for n in names.split(",") if n not in known]
+        if unknown:  # before the first export (minutes each)
+            raise InputError(None, option, f"unknown {option[:-1]} {unknown[0]!r} (known: {', '.join(known)})")
     return {f"{name} {exporter}": exports.export(name, exporter, cache)
             for name in args.models.split(",") for exporter in args.exporters.split(",")}
 

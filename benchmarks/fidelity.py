@@ -1,9 +1,15 @@
 """Benchmark: do predictions match real runs?  Predicted / simulated / measured on this machine's cores.
 
-    python -m benchmarks.fidelity [--quick] [--microbatches 40] [--runs 20] [--json]
+    python -m benchmarks.fidelity [--quick] [--microbatches 40] [--runs 20] [--json | --markdown]
+    python -m benchmarks.fidelity --exports [--models gpt2,bert,resnet50,llama,bert24]
+                                  [--exporters torchscript,dynamo] [--cache DIR]
 
 For a ResNet-50-like CNN and a BERT-style encoder (built with ``onnx.helper``,
-:mod:`pipesim.workloads.onnx_models`), each at batch 1:
+:mod:`pipesim.workloads.onnx_models`), each at batch 1 -- or, with
+``--exports``, for real models written by PyTorch's TorchScript and dynamo
+exporters (:mod:`benchmarks.exports`: GPT-2, BERT-base, ResNet-50 at batch 8,
+a Llama-style decoder, a 24-layer BERT; needs the optional ``benchmarks``
+extra, and says so in one line, exit code 2, without it):
 
 1. ``profile``: per-node medians with ONNX Runtime (one thread, pinned core)
    and the measured stage hand-off -> a workload on this machine's cores;
@@ -233,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
                 row = measure_one(name, path, Path(tmp) / f"{len(rows)}.json", args)
                 row["exporter"] = name.rpartition(" ")[2] if args.exports else None
                 rows.append(row)
+                print(f"  {row['nodes']} nodes, {row['ideals']:,} ideals in {row['solve_seconds']:.1f} s; predicted "
+                      f"{row['predicted']:.1f} ms, measured (wall / busiest stage CPU) "
+                      + ", ".join(f"{x['measured']:.1f} / {x['bottleneck_cpu']:.1f}" for x in row["runs"]),
+                      file=sys.stderr, flush=True)
             calibrated_on_others(rows)
     except (MissingExtraError, InputError) as exc:
         print(f"benchmarks.fidelity: {exc}", file=sys.stderr)

@@ -145,7 +145,7 @@ _REDUCTIONS = {
 }
 _MOVEMENT = {
     "Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "Cast", "Pad", "Expand", "Tile", "Resize",
-    "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements",
+    "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements", "GatherND",
 }
 #: Data movement that reads from its first input only the elements it writes.
 _PARTIAL_READS = {"Gather", "GatherElements", "GatherND", "Slice"}

@@ -79,9 +79,9 @@ def _module(name: str, config: dict):
     elif name == "bert24":
         inner = tf.BertModel(tf.BertConfig(**{"num_hidden_layers": 24, **common}), add_pooling_layer=False)
     elif name == "llama":
-        inner = tf.LlamaForCausalLM(tf.LlamaConfig(**{"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
-                                                      "num_attention_heads": 16, "num_key_value_heads": 4,
-                                                      "max_position_embeddings": 2048, "vocab_size": 32000, **common}))
+        llama = {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8, "num_attention_heads": 16,
+                 "num_key_value_heads": 4, "max_position_embeddings": 2048, "vocab_size": 32000}
+        inner = tf.LlamaForCausalLM(tf.LlamaConfig(**{**llama, **common}))
     elif name == "resnet50":
         inner = tf.ResNetForImageClassification(tf.ResNetConfig(**config))  # the defaults are ResNet-50's
     else:

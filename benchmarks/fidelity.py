@@ -275,7 +275,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"({r['roofline_preset_error']:+.1%}), calibrated on the other models "
                   f"{r['roofline_calibrated_on_other']:.3f} ({r['roofline_calibrated_error']:+.1%}); profile "
                   f"{'trusted' if r['profile_trusted'] else 'NOT TRUSTED: ' + '; '.join(r['profile_problems'])}")
-    ok = all(abs(run["error"]) <= TARGET and run["outputs_match"] for r in rows for run in r["runs"] if run["trusted"])
+    trusted = [run for r in rows for run in r["runs"] if run["trusted"]]
+    if not trusted:
+        print("target not checked: no run was trusted (other work held the cores); compare the busiest stage's "
+              "CPU time, and run again on a quiet machine", file=sys.stderr)
+    ok = all(abs(run["error"]) <= TARGET for run in trusted) and all(run["outputs_match"] for r in rows
+                                                                    for run in r["runs"])
     return 0 if ok else 1
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -197,6 +198,17 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:.0f}"
 
 
+def _short(problem: str) -> str:
+    """A trust problem (:meth:`pipesim.runtime.trust.Conditions.problems`) in a few words, for a table cell."""
+    for pattern, short in ((r"load average ([\d.]+) on \d+ usable cores", r"load \1"),
+                           (r"the reference kernel's CPU time drifted (\S+) from before to after", r"drift \1"),
+                           (r"the reference kernel had (\S+) of its core.*", r"\1 of a core"),
+                           (r"the hypervisor stole (\S+) of the CPU time", r"steal \1")):
+        if re.fullmatch(pattern, problem):
+            return re.sub(pattern, short, problem)
+    return problem
+
+
 def markdown(rows: list[dict]) -> str:
     """The table for the README: one line per model (and exporter), both runs' wall and CPU clocks."""
     lines = ["| model | exporter | nodes | ideals | solve s | import s / peak MiB (file MiB) | predicted ms "
@@ -207,10 +219,13 @@ def markdown(rows: list[dict]) -> str:
         runs = [f"{x['measured']:.1f} ({x['error']:+.0%}) / {x['bottleneck_cpu']:.1f} ({x['cpu_error']:+.0%})"
                 for x in r["runs"]]
         runs += ["-"] * (2 - len(runs))
-        verdicts = ["trusted" if x["trusted"] else "NOT TRUSTED: " + "; ".join(x["problems"]) for x in r["runs"]]
+        verdicts = [f"{k + 1}: " + ("trusted" if x["trusted"] else "NOT TRUSTED, " + ", ".join(map(_short, x["problems"])))
+                    for k, x in enumerate(r["runs"])]
+        verdicts.insert(0, "profile: " + ("trusted" if r["profile_trusted"] else "NOT TRUSTED, "
+                                          + ", ".join(map(_short, r["profile_problems"]))))
         lines.append(f"| {model} | {exporter} | {r['nodes']} | {r['ideals']:,} | {r['solve_seconds']:.2f} "
                      f"| {r['import_seconds']:.1f} / {_mib(r['import_peak_bytes'])} ({_mib(r['file_bytes'])}) "
-                     f"| {r['predicted']:.1f} | {runs[0]} | {runs[1]} | {' · '.join(dict.fromkeys(verdicts))} |")
+                     f"| {r['predicted']:.1f} | {runs[0]} | {runs[1]} | {'; '.join(verdicts)} |")
     return "\n".join(lines)
 
 

@@ -190,7 +190,8 @@ def sources(args, tmp: Path) -> dict[str, Path]:
         unknown = [n for n in names.split(",") if n not in known]
         if unknown:  # before the first export (minutes each)
             raise InputError(None, option, f"unknown {option[:-1]} {unknown[0]!r} (known: {', '.join(known)})")
-    return {f"{name} {exporter}": exports.export(name, exporter, cache)
+    exports.check_installed(args.exporters.split(","))
+    return {f"{name} {exporter}": exports.export_in_subprocess(name, exporter, cache)
             for name in args.models.split(",") for exporter in args.exporters.split(",")}
 
 

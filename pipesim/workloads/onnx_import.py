@@ -145,7 +145,7 @@ _REDUCTIONS = {
 }
 _MOVEMENT = {
     "Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "Cast", "Pad", "Expand", "Tile", "Resize",
-    "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements",
+    "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements", "GatherND",
 }
 #: Data movement that reads from its first input only the elements it writes.
 _PARTIAL_READS = {"Gather", "GatherElements", "GatherND", "Slice"}
@@ -403,6 +403,23 @@ def _external_array(t: onnx.TensorProto, base: Path | None) -> np.ndarray | None
         raise InputError(base / info["location"], f"external data of {t.name}",
                          f"holds {array.size} of its {count} elements")
     return array.reshape(tuple(t.dims))
+
+
+def _read_small_external(model: onnx.ModelProto, base: Path | None, limit: int = FOLD_LIMIT) -> None:
+    """Read into the model, in place, the external-data initializers folding may need: small, not weights.
+
+    The dynamo exporter stores every initializer as external data, shape
+    targets and axes included (``torch.onnx.export(..., external_data=True)``);
+    folding reads their values, as :func:`_skeleton` keeps those of an
+    embedded file.  A float tensor of more than one element is a weight and
+    stays in its file.
+    """
+    for t in model.graph.initializer:
+        count = math.prod(t.dims)
+        if t.data_location == onnx.TensorProto.EXTERNAL and count <= limit and (t.data_type not in _FLOATS or count <= 1):
+            array = _external_array(t, base)
+            if array is not None:
+                t.CopyFrom(numpy_helper.from_array(array, t.name))
 
 
 def _strip_weights(model: onnx.ModelProto, limit: int = FOLD_LIMIT) -> None:
@@ -930,6 +947,7 @@ def import_onnx(
     model = load_onnx(source, check=check, weights=False)
     base = Path(source).parent if isinstance(source, (str, Path)) else None
     canon = _canonical_weights(model.graph.initializer, base)
+    _read_small_external(model, base)
     _strip_weights(model)
     model = _prepare(model, source, batch)
     graph = model.graph

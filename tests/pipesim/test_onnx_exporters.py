@@ -248,3 +248,22 @@ def test_cli_profile_optimised_by_default_and_node_for_node_on_request(tmp_path,
     assert optimised["optimized"] and optimised["ort_nodes"] < optimised["nodes"]
     assert not plain["optimized"] and plain["ort_nodes"] == plain["nodes"] == 6
     assert {"conditions", "trusted", "run_cpu_ms", "profiler_overhead_us"} <= set(plain)
+
+
+def test_the_dynamo_mask_gathernd_is_data_movement():
+    """torch 2.13's dynamo export of BERT, GPT-2 and Llama indexes the attention mask with a GatherND."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, 16])
+    out = helper.make_tensor_value_info("val_48", TensorProto.BOOL, None)
+    index = numpy_helper.from_array(np.zeros((1, 16, 2), np.int64), "val_47")
+    nodes = [helper.make_node("Cast", ["attention_mask"], ["_to_copy"], to=TensorProto.BOOL, name="node_Cast_45"),
+             helper.make_node("GatherND", ["_to_copy", "val_47"], ["val_48"], batch_dims=0, name="node_GatherND_46")]
+    model = helper.make_model(helper.make_graph(nodes, "main_graph", [mask], [out], [index]),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no FLOP formula for GatherND"
+        ops = import_onnx(model)
+    gather = ops.ops[1].kernels[0]
+    assert gather.flops == 0 and gather.op_class == "strided" and gather.bytes > 0

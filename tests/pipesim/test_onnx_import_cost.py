@@ -95,3 +95,25 @@ def test_external_weights_are_hashed_for_ties_without_being_loaded(tmp_path):
               size_threshold=0)
     ops = import_onnx(path)
     assert ops.params == 64 * 64 and ops.ops[1].tied == (("w0", 64 * 64),)
+
+
+def test_shape_constants_in_external_data_fold_as_the_dynamo_exporter_writes_them(tmp_path, monkeypatch):
+    """torch.onnx.export(dynamo=True) stores every initializer in the .data file, a Reshape's target included."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = [numpy_helper.from_array(np.ones((16, 16), np.float32), "w"),
+             numpy_helper.from_array(np.array([1, 4, 2, 16], np.int64), "val_shape")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="node_MatMul_0"),
+             helper.make_node("Reshape", ["h", "val_shape"], ["y"], name="node_Reshape_1")]
+    model = helper.make_model(helper.make_graph(nodes, "main_graph", [x], [y], inits),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    path = tmp_path / "model" / "dyn.onnx"
+    path.parent.mkdir()
+    onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location="dyn.onnx.data",
+              size_threshold=0)
+    assert all(t.data_location == TensorProto.EXTERNAL for t in onnx.load(path, load_external_data=False).graph.initializer)
+    monkeypatch.chdir(tmp_path)  # the data file is found beside the model, not in the working directory
+    ops = import_onnx(path)
+    assert [op.name for op in ops.ops] == ["node_MatMul_0", "node_Reshape_1"]
+    assert ops.params == 16 * 16 and ops.ops[1].output_bytes == 8 * 16 * 4

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.strategies import SHARED
+from tests.terminal import as_from_a_terminal
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "scenarios" / "examples"
@@ -90,6 +91,7 @@ class Command:
         self.tmp.mkdir()
         env = {**os.environ, "TMPDIR": str(self.tmp), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "pipesim", *map(str, args)], cwd=tmp_path, env=env,
+                                     preexec_fn=as_from_a_terminal,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True)
         self.err: list[str] = []

@@ -21,6 +21,7 @@ import pytest
 
 from pipesim.placement.interrupt import INTERRUPTED, interruptible, request_stop, stop_requested
 from pipesim.placement.milp import solve_ip
+from tests.terminal import as_from_a_terminal
 
 SCRIPT = textwrap.dedent(
     """
@@ -62,7 +63,7 @@ def test_request_stop_does_nothing_outside_a_block():
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
 def test_sigint_returns_the_best_split_within_seconds(shared_workloads, solver, tmp_path):
     path = shared_workloads / "latency" / "LayerGraphs" / "inceptionv3_inference.json"
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path), solver],
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path), solver], preexec_fn=as_from_a_terminal,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(tmp_path)})
     assert proc.stdout.readline().strip() == "solving"
@@ -127,6 +128,7 @@ def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads, tmp
     # the solver's temporary folder in a TMPDIR of its own marks the model handed to it (a blind
     # sleep of 4 s sometimes still hit the imports on the busy machine: no split then)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=as_from_a_terminal,
                                env={**os.environ, "TMPDIR": str(tmp_path)})
     deadline = time.monotonic() + 120
     while not any(p.name.startswith("pipesim-mip-") for p in tmp_path.iterdir()):
@@ -202,7 +204,8 @@ def test_a_signal_while_children_start_is_handed_over_when_the_block_ends():
     printed a traceback): blocking SIGINT in the main thread is not enough, the kernel delivers the signal to
     another thread and Python runs its handler in the main thread all the same.  (In a process of its own: the
     test process's signal state is pytest's.)"""
-    done = subprocess.run([sys.executable, "-c", HELD_BACK], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", HELD_BACK], capture_output=True, text=True, timeout=120,
+                          preexec_fn=as_from_a_terminal)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["inside, requested: False", "after, requested: True",
                                         "inside, reached the end", "after, KeyboardInterrupt"], done.stdout

@@ -127,7 +127,7 @@ def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads, tmp
     command = [shutil.which("pipesim") or "pipesim", "solve", str(workload), "--method", "ip", "--json"]
     # the solver's temporary folder in a TMPDIR of its own marks the model handed to it (a blind
     # sleep of 4 s sometimes still hit the imports on the busy machine: no split then)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=as_from_a_terminal,
                                env={**os.environ, "TMPDIR": str(tmp_path)})
     deadline = time.monotonic() + 120
@@ -136,7 +136,10 @@ def test_ctrl_c_on_the_command_line_returns_the_best_split(shared_workloads, tmp
         time.sleep(0.02)
     time.sleep(0.5)  # the solver is searching
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=60)
+    out, err = process.communicate(timeout=60)
+    # seen once in 18 runs of the battery: exit with no answer printed (HiGHS receiving the model holds
+    # Python's lock: see the closing note of round three, session 2); the stderr says which way it ended
+    assert out.strip(), f"no answer printed (exit {process.returncode}); stderr: {err[-2000:]}"
     result = json.loads(out)
     assert process.returncode == 130 and result["status"] == "interrupted" and result["max_load"] is not None
     assert result["split"]["fpgas"]

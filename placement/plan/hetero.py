@@ -93,7 +93,9 @@ class ClusterNetwork:
     """:class:`~pipesim.placement.plan.sailor.Network` of a cluster: its (zone, node type) links.
 
     A transfer between GPUs of one replica's node and another's costs the
-    link's latency plus bytes over its per-device bandwidth (§12.3).
+    link's latency plus bytes over its per-device bandwidth (§12.3); the
+    bandwidth is each device's share already, so GPUs sending at once
+    (``streams``) do not slow each other further.
     """
 
     def __init__(self, cluster: Cluster):
@@ -109,7 +111,8 @@ class ClusterNetwork:
         except KeyError:
             raise InputError(None, "plan", f"no {replica.gpu} nodes in zone {replica.zone} of {self.cluster.name}") from None
 
-    def transfer_time(self, sender: SailorReplica, receiver: SailorReplica, nbytes: float) -> float:
+    def transfer_time(self, sender: SailorReplica, receiver: SailorReplica, nbytes: float,
+                      streams: int = 1) -> float:
         if nbytes <= 0:
             return 0.0
         key = (sender.zone, sender.gpu, receiver.zone, receiver.gpu)

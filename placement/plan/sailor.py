@@ -87,6 +87,7 @@ __all__ = [
     "estimate_sailor_files",
     "estimate_sailor_plan",
     "optimizer_time",
+    "parallel_ranks",
     "pipeline_time",
     "profiled_params",
     "replica_memory",
@@ -183,16 +184,29 @@ class SailorEstimate:
 
 
 class Network(Protocol):
-    """What the model asks of a network: seconds for one GPU of a replica to send bytes to one of another."""
+    """What the model asks of a network: seconds for ``streams`` GPUs of one replica's node to each
+    send ``nbytes`` to a GPU of another replica's node, all at once."""
 
-    def transfer_time(self, sender: SailorReplica, receiver: SailorReplica, nbytes: float) -> float: ...
+    def transfer_time(self, sender: SailorReplica, receiver: SailorReplica, nbytes: float,
+                      streams: int = 1) -> float: ...
+
+
+def parallel_ranks(a: SailorReplica, b: SailorReplica) -> int:
+    """GPUs of ``a``'s node that talk to ``b``'s at once: one per tensor-parallel rank pair.
+
+    >>> parallel_ranks(SailorReplica("G", 8, "z", 8), SailorReplica("H", 4, "z", 4))
+    4
+    """
+    return min(a.tp, b.tp)
 
 
 def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], network: Network) -> float:
-    """Ring all-reduce of ``nbytes`` over ``replicas`` in ``BUCKET_BYTES`` buckets (s).
+    """Ring all-reduce of ``nbytes`` per GPU over ``replicas`` in ``BUCKET_BYTES`` buckets (s).
 
     Each bucket takes ``2 (D - 1)`` steps of ``bucket / D`` bytes; every step
-    waits for the ring's slowest link.
+    waits for the ring's slowest link.  Every tensor-parallel rank reduces
+    its own shard in its own ring at the same time, so a step between two
+    nodes carries :func:`parallel_ranks` transfers that share the link.
     """
     d = len(replicas)
     if d <= 1 or nbytes <= 0:
@@ -202,7 +216,7 @@ def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], networ
     remaining = nbytes
     while remaining > 0:
         bucket = min(BUCKET_BYTES, remaining)
-        total += 2 * (d - 1) * max(network.transfer_time(a, b, bucket / d) for a, b in pairs)
+        total += 2 * (d - 1) * max(network.transfer_time(a, b, bucket / d, parallel_ranks(a, b)) for a, b in pairs)
         remaining -= bucket
     return total
 

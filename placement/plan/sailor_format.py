@@ -164,9 +164,25 @@ class SailorBandwidths:
     fits: Mapping[tuple[str, str, int], Mapping[tuple[str, str, int], BandwidthFit]]
     source: str = ""
 
-    def transfer_time(self, sender: "SailorReplica", receiver: "SailorReplica", nbytes: float) -> float:
-        """Seconds for one GPU of ``sender`` to send ``nbytes`` to one GPU of ``receiver`` (the per-GPU fit)."""
-        return self.link((sender.zone, sender.gpu, 1), (receiver.zone, receiver.gpu, 1)).transfer_time(nbytes)
+    def transfer_time(self, sender: "SailorReplica", receiver: "SailorReplica", nbytes: float,
+                      streams: int = 1) -> float:
+        """Seconds for ``streams`` GPUs of ``sender``'s node to each send ``nbytes`` to a GPU of ``receiver``'s, at once.
+
+        Sailor measures the fit for ``k`` GPUs per node with ``k`` sender/receiver
+        pairs sending at once and records their total rate
+        (``test_sendrecv.py``), so the ``k``-pair fit is what the ``k`` transfers
+        share: they end after ``k · nbytes / bw_k(nbytes)``.  Where a node's
+        GPUs each have a NIC (GH200) ``bw_k ≈ k · bw_1`` and sharing costs
+        nothing; where they share one (Sailor's RTX nodes) ``bw_k ≈ bw_1``.
+
+        >>> fit = {"z": {"G": {"1": {"z": {"G": {"1": [[0, 0, 1.0], 1e9]}}},
+        ...                    "4": {"z": {"G": {"4": [[0, 0, 2.0], 2e9]}}}}}}
+        >>> b, r = read_bandwidths("b.json", fit), SailorReplica("G", 4, "z", 4)
+        >>> b.transfer_time(r, r, 1e9), b.transfer_time(r, r, 1e9, streams=4)
+        (1.0, 2.0)
+        """
+        fit = self.link((sender.zone, sender.gpu, streams), (receiver.zone, receiver.gpu, streams))
+        return streams * fit.transfer_time(nbytes)
 
     def link(self, sender: tuple[str, str, int], receiver: tuple[str, str, int]) -> BandwidthFit:
         try:

@@ -53,7 +53,9 @@ def tiny_inputs(bandwidth_gbps: float = 10.0) -> SailorInputs:
     info = {"M": {"1": {str(l): layer for l in range(4)},
                   "2": {str(l): {**layer, "params_floats": 500} for l in range(4)}}}
     fit = [[0.0, 0.0, bandwidth_gbps], bandwidth_gbps * 1e9]
-    bw = {"z": {g: {"1": {"z": {h: {"1": fit} for h in ("fast", "slow")}}} for g in ("fast", "slow")}}
+    both = [[0.0, 0.0, 2 * bandwidth_gbps], 2 * bandwidth_gbps * 1e9]  # two pairs at once: a NIC per GPU
+    bw = {"z": {g: {n: {"z": {h: {n: f} for h in ("fast", "slow")}} for n, f in (("1", fit), ("2", both))}
+                for g in ("fast", "slow")}}
     config = {"model": "M", "global_batch_size": 16, "num_all_layers": 4, "optimizer": "Adam"}
     return SailorInputs(read_training_config("c.json", config), read_profiles("p.json", profiles),
                         read_layer_memory("i.json", info), read_bandwidths("b.json", bw))
@@ -240,6 +242,27 @@ def test_stages_with_different_replica_counts_run_different_microbatch_counts():
     assert est.pipeline_fill_drain == pytest.approx(a0 + a1)
     assert est.pipeline_steady == pytest.approx(max(3 * a0, 7 * a1))
     assert est.bottleneck_stage == 1
+
+
+# --- links shared by a replica's GPUs (docs/model.md §12.2): Sailor's count-k fits are k pairs at once ---
+
+def shared_link_inputs() -> SailorInputs:
+    """Two GPU types on nodes of 2 GPUs whose one-pair fit (1 GB/s) disagrees with the two-pair one
+    (8 GB/s for both pairs together), as Sailor's Titan-RTX / RTX-2080 measurements do."""
+    base = tiny_inputs()
+    one, two = [[0.0, 0.0, 1.0], 1e9], [[0.0, 0.0, 8.0], 8e9]
+    bw = {"z": {g: {"1": {"z": {h: {"1": one} for h in ("fast", "slow")}},
+                    "2": {"z": {h: {"2": two} for h in ("fast", "slow")}}} for g in ("fast", "slow")}}
+    return SailorInputs(base.config, base.profiles, base.layer_info, read_bandwidths("b.json", bw))
+
+
+def test_tensor_parallel_ranks_share_the_link_in_the_gradient_ring():
+    # every TP rank all-reduces its own shard at the same time: 2 rings through one node pair, each
+    # at its share (8 GB/s / 2) of the 2-pair link
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1, 2, 3]], [[("fast", 2), ("fast", 2)]]))
+    est = estimate_sailor_plan(plan, shared_link_inputs())
+    shard = 4 * 500 * 4  # parameters per GPU at TP 2 x fp32
+    assert est.gradient_sync == pytest.approx(2 * 1 * 2 * (shard / 2) / 8e9)
 
 
 def test_several_pipelines_are_outside_the_model():

@@ -60,6 +60,7 @@ from pipesim.placement.plan.sailor import (
     SailorInputs,
     estimate_sailor_plan,
     optimizer_time,
+    p2p_time,
     profiled_params,
     ring_allreduce_time,
 )
@@ -218,7 +219,7 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
         return arrived[key]
 
     def transfer_time(src, dst, nbytes):
-        return network.transfer_time(src, dst, nbytes) * whatif.link_factor(src.zone, dst.zone)
+        return p2p_time(src, dst, nbytes, network) * whatif.link_factor(src.zone, dst.zone)
 
     def busy(s, j, gpu, kind, i, duration):
         start = env.now

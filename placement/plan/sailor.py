@@ -87,6 +87,7 @@ __all__ = [
     "estimate_sailor_files",
     "estimate_sailor_plan",
     "optimizer_time",
+    "p2p_time",
     "parallel_ranks",
     "pipeline_time",
     "profiled_params",
@@ -221,13 +222,25 @@ def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], networ
     return total
 
 
+def p2p_time(sender: SailorReplica, receiver: SailorReplica, nbytes: float, network: Network) -> float:
+    """Seconds to move one boundary tensor of ``nbytes`` from a replica to one of the next or previous stage.
+
+    Sailor's engine splits the tensor over the sender's tensor-parallel
+    ranks (``PartitionedTensor``), each rank sends its part to its
+    counterpart and the receiver all-gathers the parts inside its node: the
+    tensor crosses once, in :func:`parallel_ranks` parts at the same time.
+    """
+    k = parallel_ranks(sender, receiver)
+    return network.transfer_time(sender, receiver, nbytes / k, k)
+
+
 def boundary_time(replicas: Sequence[SailorReplica], peers: Sequence[SailorReplica], nbytes: float,
                   network: Network) -> float:
     """One stage's share of one boundary per microbatch: send and receive (blocking), slowest pairing.
 
     Replica ``j`` talks to peer ``j mod len(peers)`` (Sailor's pairing).
     """
-    return 2 * max(network.transfer_time(rep, peers[j % len(peers)], nbytes) for j, rep in enumerate(replicas))
+    return 2 * max(p2p_time(rep, peers[j % len(peers)], nbytes, network) for j, rep in enumerate(replicas))
 
 
 def profiled_params(sizes: Sequence) -> int:

@@ -256,6 +256,19 @@ def shared_link_inputs() -> SailorInputs:
     return SailorInputs(base.config, base.profiles, base.layer_info, read_bandwidths("b.json", bw))
 
 
+def test_tensor_parallel_boundary_crosses_once_split_over_the_replicas_gpus():
+    # Sailor's engine partitions the boundary tensor over the TP ranks: each of the 2 GPUs sends half,
+    # both pairs at once, on the link measured for 2 pairs (8 GB/s together), not the whole tensor
+    # per GPU on the one-pair link (1 GB/s)
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 2)], [("fast", 2)]]))
+    est = estimate_sailor_plan(plan, shared_link_inputs())
+    tensor = 500_000 * 2 * 4  # elements x mbs x fp32
+    assert est.stages[0].transfer == pytest.approx(2 * tensor / 8e9)  # activation out, its gradient back
+    # one GPU per replica: the one-pair link
+    plan1 = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 1)], [("fast", 1)]]))
+    assert estimate_sailor_plan(plan1, shared_link_inputs()).stages[0].transfer == pytest.approx(2 * tensor / 1e9)
+
+
 def test_tensor_parallel_ranks_share_the_link_in_the_gradient_ring():
     # every TP rank all-reduces its own shard at the same time: 2 rings through one node pair, each
     # at its share (8 GB/s / 2) of the 2-pair link

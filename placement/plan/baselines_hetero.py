@@ -103,7 +103,7 @@ class _Context:
 
     def fits(self, kind: ReplicaKind, mbs: int, layers: Sequence[int], in_flight: int) -> bool:
         sizes = self.inputs.layer_info.of(self.inputs.config.model, kind.tp)
-        return replica_memory(sizes, layers, mbs, in_flight) <= kind.memory
+        return replica_memory(sizes, layers, mbs, in_flight, kind.gpu) <= kind.memory
 
     def memory_ok(self, stages: Sequence[tuple[Sequence[int], Sequence[ReplicaKind]]], mbs: int, micro: int) -> bool:
         n = len(stages)
@@ -276,7 +276,7 @@ def _metis_split(ctx: _Context, kinds: Sequence[ReplicaKind], mbs: int, micro: i
 def _free(ctx: _Context, kinds, s: int, bounds, mbs: int, micro: int) -> float:
     k = kinds[s]
     sizes = ctx.inputs.layer_info.of(ctx.inputs.config.model, k.tp)
-    return k.memory - replica_memory(sizes, range(bounds[s], bounds[s + 1]), mbs, min(len(kinds) - s, micro))
+    return k.memory - replica_memory(sizes, range(bounds[s], bounds[s + 1]), mbs, min(len(kinds) - s, micro), k.gpu)
 
 
 def plan_metis(inputs: SailorInputs, cluster: Cluster, objective: str = "time", *, max_stages: int = 3,

@@ -414,7 +414,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                 result = None
                 for ki, _ in stage_kinds[si]:
                     k = kinds[ki]
-                    if replica_memory(sizes(k.tp), layers, m, in_flight) > k.memory:
+                    if replica_memory(sizes(k.tp), layers, m, in_flight, k.gpu) > k.memory:
                         break
                     compute = max(compute, pre_c[ki][end] - pre_c[ki][first])
                     params = pre_p[k.tp][end] - pre_p[k.tp][first]

@@ -76,6 +76,8 @@ from pipesim.placement.plan.sailor_format import (
 
 __all__ = [
     "BUCKET_BYTES",
+    "CONTEXT_BYTES",
+    "KERNEL_LOADING_BYTES",
     "PRECISION_BYTES",
     "RUNTIME_RESERVE_BYTES",
     "STATE_BYTES_PER_PARAM",
@@ -93,6 +95,7 @@ __all__ = [
     "profiled_params",
     "replica_memory",
     "ring_allreduce_time",
+    "runtime_reserve",
     "load_sailor_inputs",
 ]
 
@@ -100,7 +103,11 @@ PRECISION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per activation / gr
 BUCKET_BYTES = 500_000_000  # DeepSpeed's all-reduce bucket (MEMORY_OPT_ALLREDUCE_SIZE)
 # fp32 master 4 + Adam moments 8 + fp32 gradients 4 + communication buffer 4 + DeepSpeed start-up copies 4
 STATE_BYTES_PER_PARAM = 24
-RUNTIME_RESERVE_BYTES = 4.76e9 + 300e6  # CUDA context + Megatron's fused kernels (Sailor, GH200)
+CONTEXT_BYTES = 300e6  # CUDA context on every GPU (Sailor's memory model)
+# Loading Megatron's fused kernels, which Sailor notes "depends on GPU + platform" and measured on its
+# GH200 nodes only; other GPUs keep the context alone (Sailor's RTX runs peak 0.5-1.1 GiB above the rest)
+KERNEL_LOADING_BYTES = {"GH-96": 4.76e9}
+RUNTIME_RESERVE_BYTES = KERNEL_LOADING_BYTES["GH-96"] + CONTEXT_BYTES  # a GH200 runtime's reserve
 
 
 @dataclass(frozen=True)
@@ -279,11 +286,20 @@ def optimizer_time(step: float, params: float, profiled: float) -> float:
     return step * params / max(1, profiled)
 
 
-def replica_memory(sizes: Sequence, layers: Sequence[int], mbs: int, in_flight: int) -> float:
-    """Peak bytes on one GPU of a replica holding ``layers`` (``sizes``: the LayerMemory at its TP degree)."""
+def runtime_reserve(gpu: str) -> float:
+    """Bytes a GPU of type ``gpu`` holds besides the model: the CUDA context, and the fused kernels where measured.
+
+    >>> runtime_reserve("GH-96") / 1e9, runtime_reserve("RTX-2080") / 1e9
+    (5.06, 0.3)
+    """
+    return KERNEL_LOADING_BYTES.get(gpu, 0.0) + CONTEXT_BYTES
+
+
+def replica_memory(sizes: Sequence, layers: Sequence[int], mbs: int, in_flight: int, gpu: str) -> float:
+    """Peak bytes on one GPU of type ``gpu`` of a replica holding ``layers`` (``sizes``: the LayerMemory at its TP degree)."""
     params = sum(sizes[l].params for l in layers)
     act = sum(sizes[l].activation_bytes for l in layers) * mbs * in_flight
-    return params * STATE_BYTES_PER_PARAM + act + RUNTIME_RESERVE_BYTES
+    return params * STATE_BYTES_PER_PARAM + act + runtime_reserve(gpu)
 
 
 def pipeline_time(stage_times: list[float], microbatches: int | Sequence[int]) -> tuple[float, float]:
@@ -380,7 +396,7 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
                 sizes = info.of(model, rep.tp)
                 params = sum(sizes[l].params for l in layers)
                 opt = max(opt, optimizer_time(times[layers[0]].optimizer, params, profiled_params(sizes)))
-                mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, stage_micro[s])))
+                mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, stage_micro[s]), rep.gpu))
             # blocking point-to-point: the stage is busy for both directions of both its boundaries
             transfer = 0.0
             for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):

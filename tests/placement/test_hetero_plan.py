@@ -84,7 +84,7 @@ def brute_force(inp, cl, objective, budget=None, min_throughput=None, max_stages
                                 k = kinds[ki]
                                 used[k.entry] += k.tp
                                 mem = replica_memory(inp.layer_info.of("M", k.tp), stages[s], m,
-                                                     min(n_stages - s, micro))
+                                                     min(n_stages - s, micro), k.gpu)
                                 ok &= mem <= k.memory
                         if not ok or any(u > c for u, c in zip(used, capacity)):
                             continue

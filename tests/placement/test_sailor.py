@@ -20,6 +20,8 @@ from pipesim.placement.plan.sailor import (
     optimizer_time,
     pipeline_time,
     profiled_params,
+    replica_memory,
+    runtime_reserve,
 )
 from pipesim.placement.plan.sailor_format import (
     read_bandwidths,
@@ -93,8 +95,8 @@ def test_two_uneven_stages_by_hand():
     assert est.gradient_sync == 0.0
     assert est.iteration_time == pytest.approx(c0 + c1 + (m - 1) * c1 + 0.004)
     # memory: stage 0 keeps min(S - 0, M) = 2 microbatches of activations
-    mem0 = 1000 * STATE_BYTES_PER_PARAM + 250 * 4 * 2 * 2 + RUNTIME_RESERVE_BYTES
-    mem1 = 3000 * STATE_BYTES_PER_PARAM + 3 * 250 * 4 * 2 * 1 + RUNTIME_RESERVE_BYTES
+    mem0 = 1000 * STATE_BYTES_PER_PARAM + 250 * 4 * 2 * 2 + runtime_reserve("fast")
+    mem1 = 3000 * STATE_BYTES_PER_PARAM + 3 * 250 * 4 * 2 * 1 + runtime_reserve("fast")
     assert [s.memory_per_gpu for s in est.stages] == pytest.approx([mem0, mem1])
     assert est.memory_per_gpu == pytest.approx(max(mem0, mem1))
 
@@ -276,6 +278,16 @@ def test_tensor_parallel_ranks_share_the_link_in_the_gradient_ring():
     est = estimate_sailor_plan(plan, shared_link_inputs())
     shard = 4 * 500 * 4  # parameters per GPU at TP 2 x fp32
     assert est.gradient_sync == pytest.approx(2 * 1 * 2 * (shard / 2) / 8e9)
+
+
+def test_fused_kernel_memory_is_reserved_only_where_sailor_measured_it():
+    # Sailor's 4.76 GB for loading Megatron's fused kernels "depends on GPU + platform" and was measured
+    # on its GH200 nodes; every GPU keeps the 300 MB of CUDA context
+    sizes = tiny_inputs().layer_info.of("M", 1)
+    body = 4000 * STATE_BYTES_PER_PARAM + 4 * 250 * 4 * 2
+    assert replica_memory(sizes, range(4), 2, 1, "RTX-2080") == pytest.approx(body + 300e6)
+    assert replica_memory(sizes, range(4), 2, 1, "GH-96") == pytest.approx(body + 4.76e9 + 300e6)
+    assert runtime_reserve("GH-96") == RUNTIME_RESERVE_BYTES
 
 
 def test_several_pipelines_are_outside_the_model():

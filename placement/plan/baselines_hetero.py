@@ -164,6 +164,17 @@ def _best(ctx: _Context, name: str, candidates: Iterator[tuple[int, list]], star
     return replace(best, search_seconds=time.perf_counter() - started, labels=scored)
 
 
+def _search(name: str, stages_at: Callable[[_Context, int, list[ReplicaKind]], Iterator[list]],
+            inputs: SailorInputs, cluster: Cluster, objective: str, precision: str, max_stages: int,
+            max_kinds: int, gbs: int | None) -> HeteroPlan:
+    """Run a planner's search rule: ``stages_at(ctx, mbs, kinds)`` yields the stages it proposes at
+    microbatch size ``mbs`` (``kinds``: the replica kinds profiled there); :func:`_best` scores them all."""
+    started = time.perf_counter()
+    ctx = _context(inputs, cluster, objective, precision, max_stages, max_kinds, gbs)
+    candidates = ((mbs, stages) for mbs in ctx.mbs_values() for stages in stages_at(ctx, mbs, ctx.kinds(mbs)))
+    return _best(ctx, name, candidates, started)
+
+
 def _even_split(n_layers: int, n_stages: int) -> list[range]:
     """Layers as evenly as possible, the first ``n_layers mod S`` stages one more (Megatron-LM's uniform split)."""
     base, extra = divmod(n_layers, n_stages)
@@ -188,22 +199,18 @@ def plan_uniform(inputs: SailorInputs, cluster: Cluster, objective: str = "time"
     InfeasibleError
         No homogeneous plan fits.
     """
-    started = time.perf_counter()
-    ctx = _context(inputs, cluster, objective, precision, max_stages, max_kinds, gbs)
+    def stages_at(ctx, mbs, kinds):
+        for kind in kinds:
+            for dp in ctx.dps(mbs, kind.tp):
+                micro = ctx.gbs // (mbs * dp)
+                for n_stages in range(1, min(max_stages, ctx.n_layers) + 1):
+                    if n_stages * dp * kind.tp > ctx.capacity[kind.entry]:
+                        break
+                    stages = [(layers, [kind] * dp) for layers in _even_split(ctx.n_layers, n_stages)]
+                    if ctx.memory_ok(stages, mbs, micro):
+                        yield stages
 
-    def candidates():
-        for mbs in ctx.mbs_values():
-            for kind in ctx.kinds(mbs):
-                for dp in ctx.dps(mbs, kind.tp):
-                    micro = ctx.gbs // (mbs * dp)
-                    for n_stages in range(1, min(max_stages, ctx.n_layers) + 1):
-                        if n_stages * dp * kind.tp > ctx.capacity[kind.entry]:
-                            break
-                        stages = [(layers, [kind] * dp) for layers in _even_split(ctx.n_layers, n_stages)]
-                        if ctx.memory_ok(stages, mbs, micro):
-                            yield mbs, stages
-
-    return _best(ctx, "uniform", candidates(), started)
+    return _search("uniform", stages_at, inputs, cluster, objective, precision, max_stages, max_kinds, gbs)
 
 
 def _balanced_split(work: Sequence[float], power: Sequence[float]) -> list[range] | None:
@@ -297,44 +304,39 @@ def plan_metis(inputs: SailorInputs, cluster: Cluster, objective: str = "time", 
     InputError, InfeasibleError
         As :func:`plan_uniform`.
     """
-    started = time.perf_counter()
-    ctx = _context(inputs, cluster, objective, precision, max_stages, max_kinds, gbs)
+    def stages_at(ctx, mbs, kinds):
+        by_entry: dict[int, list[ReplicaKind]] = {}
+        for k in kinds:
+            by_entry.setdefault(k.entry, []).append(k)
+        for ks in by_entry.values():
+            ks.sort(key=lambda k: k.tp)
+        entries = sorted(by_entry)
+        min_tp = min(k.tp for k in kinds) if kinds else 1
+        for dp in ctx.dps(mbs, min_tp):
+            micro = ctx.gbs // (mbs * dp)
+            for n_stages in range(1, min(max_stages, ctx.n_layers) + 1):
+                for groups in itertools.product(entries, repeat=n_stages):
+                    level = [0] * n_stages  # index into the group's TP degrees
+                    while True:
+                        stage_kinds = [by_entry[g][level[s]] for s, g in enumerate(groups)]
+                        split = _metis_split(ctx, stage_kinds, mbs, micro)
+                        if split is not None:
+                            stages = [(layers, [k] * dp) for layers, k in zip(split, stage_kinds)]
+                            if ctx.gpus_ok(stages):
+                                yield stages
+                            break
+                        # no split fits: raise TP on the stages that do not fit on their even share
+                        even = _even_split(ctx.n_layers, n_stages)
+                        raised = False
+                        for s, g in enumerate(groups):
+                            if (not ctx.fits(stage_kinds[s], mbs, even[s], min(n_stages - s, micro))
+                                    and level[s] + 1 < len(by_entry[g])):
+                                level[s] += 1
+                                raised = True
+                        if not raised:
+                            break
 
-    def candidates():
-        for mbs in ctx.mbs_values():
-            kinds = ctx.kinds(mbs)
-            by_entry: dict[int, list[ReplicaKind]] = {}
-            for k in kinds:
-                by_entry.setdefault(k.entry, []).append(k)
-            for ks in by_entry.values():
-                ks.sort(key=lambda k: k.tp)
-            entries = sorted(by_entry)
-            min_tp = min(k.tp for k in kinds) if kinds else 1
-            for dp in ctx.dps(mbs, min_tp):
-                micro = ctx.gbs // (mbs * dp)
-                for n_stages in range(1, min(max_stages, ctx.n_layers) + 1):
-                    for groups in itertools.product(entries, repeat=n_stages):
-                        level = [0] * n_stages  # index into the group's TP degrees
-                        while True:
-                            stage_kinds = [by_entry[g][level[s]] for s, g in enumerate(groups)]
-                            split = _metis_split(ctx, stage_kinds, mbs, micro)
-                            if split is not None:
-                                stages = [(layers, [k] * dp) for layers, k in zip(split, stage_kinds)]
-                                if ctx.gpus_ok(stages):
-                                    yield mbs, stages
-                                break
-                            # no split fits: raise TP on the stages that do not fit on their even share
-                            even = _even_split(ctx.n_layers, n_stages)
-                            raised = False
-                            for s, g in enumerate(groups):
-                                if (not ctx.fits(stage_kinds[s], mbs, even[s], min(n_stages - s, micro))
-                                        and level[s] + 1 < len(by_entry[g])):
-                                    level[s] += 1
-                                    raised = True
-                            if not raised:
-                                break
-
-    return _best(ctx, "Metis", candidates(), started)
+    return _search("Metis", stages_at, inputs, cluster, objective, precision, max_stages, max_kinds, gbs)
 
 
 def _amp_split(ctx: _Context, stage_reps: Sequence[Sequence[ReplicaKind]], mbs: int, micro: int) -> list[range] | None:
@@ -414,38 +416,34 @@ def plan_amp(inputs: SailorInputs, cluster: Cluster, objective: str = "time", *,
     InputError, InfeasibleError
         As :func:`plan_uniform`.
     """
-    started = time.perf_counter()
-    ctx = _context(inputs, cluster, objective, precision, max_stages, max_kinds, gbs)
     entries = cluster.entries()
 
-    def candidates():
-        for mbs in ctx.mbs_values():
-            kinds = ctx.kinds(mbs)
-            kind_of = {(k.entry, k.tp): k for k in kinds}
-            for tp in sorted({k.tp for k in kinds}):
-                # the device list in the cluster's order, in tp-sized blocks (each inside one node)
-                blocks = []
-                for e, (t, count, _) in enumerate(entries):
-                    if t.devices % tp:
+    def stages_at(ctx, mbs, kinds):
+        kind_of = {(k.entry, k.tp): k for k in kinds}
+        for tp in sorted({k.tp for k in kinds}):
+            # the device list in the cluster's order, in tp-sized blocks (each inside one node)
+            blocks = []
+            for e, (t, count, _) in enumerate(entries):
+                if t.devices % tp:
+                    continue
+                blocks.extend([kind_of.get((e, tp))] * (t.devices * count // tp))
+            for dp in ctx.dps(mbs, tp):
+                micro = ctx.gbs // (mbs * dp)
+                for n_stages in range(1, min(max_stages, ctx.n_layers) + 1):
+                    if n_stages * dp > len(blocks):
+                        break
+                    stage_reps = [blocks[s * dp:(s + 1) * dp] for s in range(n_stages)]
+                    if any(k is None for ks in stage_reps for k in ks):
+                        continue  # a block on a GPU type without a profile at this tp
+                    if any(len(set(ks)) > max_kinds for ks in stage_reps):
                         continue
-                    blocks.extend([kind_of.get((e, tp))] * (t.devices * count // tp))
-                for dp in ctx.dps(mbs, tp):
-                    micro = ctx.gbs // (mbs * dp)
-                    for n_stages in range(1, min(max_stages, ctx.n_layers) + 1):
-                        if n_stages * dp > len(blocks):
-                            break
-                        stage_reps = [blocks[s * dp:(s + 1) * dp] for s in range(n_stages)]
-                        if any(k is None for ks in stage_reps for k in ks):
-                            continue  # a block on a GPU type without a profile at this tp
-                        if any(len(set(ks)) > max_kinds for ks in stage_reps):
-                            continue
-                        split = _amp_split(ctx, stage_reps, mbs, micro)
-                        if split is not None:
-                            # pipesim orders a stage's replicas canonically (kind by kind): same multiset
-                            yield mbs, [(layers, sorted(ks, key=lambda k: (k.entry, k.tp)))
-                                        for layers, ks in zip(split, stage_reps)]
+                    split = _amp_split(ctx, stage_reps, mbs, micro)
+                    if split is not None:
+                        # pipesim orders a stage's replicas canonically (kind by kind): same multiset
+                        yield [(layers, sorted(ks, key=lambda k: (k.entry, k.tp)))
+                               for layers, ks in zip(split, stage_reps)]
 
-    return _best(ctx, "AMP", candidates(), started)
+    return _search("AMP", stages_at, inputs, cluster, objective, precision, max_stages, max_kinds, gbs)
 
 
 BASELINES: dict[str, Callable[..., HeteroPlan]] = {"uniform": plan_uniform, "metis": plan_metis, "amp": plan_amp}

@@ -18,8 +18,8 @@ Other runs (``--runs DIR``): any folder of Sailor plan files with
 measurements, e.g. the runs in a fetched copy of eth-easl/sailor that the
 project does not hold (another model, an earlier measurement of the same
 plans, heterogeneous RTX clusters).  ``--config`` is the training config
-(default: the one named for the folder, ``OPT-350``, ``GPT-Neo-2.7`` or ``GPT-NEO``,
-in the profiles folder), ``--profiles`` the folder holding
+(default: the one named for the folder, ``OPT-350``, ``GPT-Neo-2.7``, ``GPT-NEO`` or
+``mit``, in the profiles folder), ``--profiles`` the folder holding
 ``profiles_tmp.json``, ``llm_info.json`` and ``multizone_bandwidths_het.json``
 (default ``../shared/workloads/sailor``).  A plan file that cannot be read
 (for instance a stage listing a layer twice) is listed with the reason and
@@ -34,7 +34,7 @@ file copied as it is)::
     # likewise $V/mit at HEAD (RTX clusters), and at commit 37ded10 $V/clariden/OPT-350
     # (the first measurement of the 15 shipped plans) and $V/mit (earlier RTX plans)
     python -m benchmarks.sailor_runs --runs runs/GPT-NEO
-    python -m benchmarks.sailor_runs --runs runs/mit --config ../shared/workloads/sailor/training_config_opt_350.json
+    python -m benchmarks.sailor_runs --runs runs/mit             # OPT-350M on RTX 3090 / Titan RTX / RTX 2080
 
 Sailor's own simulator beside ours (``--sailor-results FILE``): a JSON object
 mapping each plan file's stem to ``{"iteration_time": s, "memory_per_gpu":
@@ -74,7 +74,9 @@ from pipesim.placement.plan.sailor_format import read_sailor_plan
 
 SAILOR = Path(__file__).resolve().parents[1].parent / "shared" / "workloads" / "sailor"
 CONFIGS = {"OPT-350": "training_config_opt_350.json", "GPT-Neo-2.7": "training_config_gpt_neo27.json",
-           "GPT-NEO": "training_config_gpt_neo27.json"}  # the last: Sailor's repository's folder name
+           # Sailor's repository's folder names: its GPT-Neo runs, and its RTX runs ("mit", OPT-350M: the
+           # only model its profiles time on RTX GPUs)
+           "GPT-NEO": "training_config_gpt_neo27.json", "mit": "training_config_opt_350.json"}
 TIME_MEDIAN, TIME_WORST, MEMORY_WORST = 0.05, 0.15, 0.10
 
 

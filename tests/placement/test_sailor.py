@@ -358,3 +358,19 @@ def test_benchmark_bad_arguments_are_one_line(sailor_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.json: iteration_time" in err
     assert sailor_runs.main(["--runs", str(tmp_path / "absent")]) == 2
+
+
+def test_benchmark_reads_sailors_rtx_folder_with_the_opt_config(sailor_dir, tmp_path, capsys):
+    # Sailor's repository keeps its RTX runs in a folder "mit"; its profiles have the RTX GPUs for OPT-350 only
+    from benchmarks import sailor_runs
+
+    runs = tmp_path / "mit"
+    runs.mkdir()
+    plan = tiny_plan([[l for l in range(13)], [l for l in range(13, 26)]],
+                     [[("Titan-RTX", 4)], [("RTX-2080", 4)]], mbs=2, gbs=64, real=20.0, max_mem=6e9)
+    for reps in plan["pipeline_list"][0]["tmp_per_stage"]:
+        reps[0][0][0][1] = 4  # 4 GPUs per node
+    (runs / "N2_D1.json").write_text(json.dumps({**plan, "zone": "us-central1-a"}).replace('"z"', '"us-central1-a"'))
+    assert sailor_runs.main(["--runs", str(runs), "--json"]) in (0, 1)
+    row = json.loads(capsys.readouterr().out)["runs"][0]
+    assert "skipped" not in row and row["gpu_types"] == ["RTX-2080", "Titan-RTX"]

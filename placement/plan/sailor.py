@@ -13,12 +13,13 @@ Model (one term per cause, each defined once here and reused by the planner):
 * stage transfers ``p_s``: per microbatch, every point-to-point transfer the
   stage takes part in — receive and send the activation, receive and send its
   gradient — because the engine's sends and receives block both ends
-  (DeepSpeed's ``p2p.send``/``recv``).  Each moves the full boundary tensor
-  into or out of every GPU of the replica (the engine sends ``1/tp`` of it
-  between nodes and all-gathers the rest inside the node), timed by the
-  measured per-GPU bandwidth fit between the two replicas' (zone, GPU type);
-  that is ``tp`` times the bytes the engine sends between nodes, a surplus
-  the GH200 runs' unexplained multi-node cost absorbs (docs/model.md §12.2);
+  (DeepSpeed's ``p2p.send``/``recv``).  A boundary tensor crosses once:
+  Sailor's engine splits it over the ``k`` tensor-parallel ranks
+  (``PartitionedTensor``), the ``k`` parts cross at once and the receiver
+  all-gathers them inside its node.  Sailor measured its ``k``-GPUs-per-node
+  bandwidth with ``k`` pairs sending at once and records their total rate,
+  so the transfer takes the tensor over that ``k``-pair fit between the two
+  replicas' (zone, GPU type);
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
   slowest stage, so uneven stages are charged where they bind (stages with
@@ -31,13 +32,16 @@ Model (one term per cause, each defined once here and reused by the planner):
   slowest counts;
 * gradient synchronisation: per stage a ring all-reduce of the stage's
   gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
-  ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; stages
+  ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; every
+  tensor-parallel rank reduces its shard in its own ring at the same time, so
+  the ``k`` rings between two nodes share the ``k``-pair fit; stages
   synchronise in parallel, after the flush;
 * memory per GPU: parameters × 24 bytes (fp32 weights 4, Adam's two moments 8,
   fp32 gradients 4, the communication buffer 4 and DeepSpeed's start-up
   copies 4, as Sailor accounts them), plus activations of ``min(S - s, M)``
-  microbatches in flight at stage ``s`` (1F1B), plus the runtime's reserve
-  (CUDA context and Megatron's fused kernels, 5.06 GB as Sailor measured).
+  microbatches in flight at stage ``s`` (1F1B), plus the runtime's reserve:
+  300 MB of CUDA context, and on GH200 Megatron's fused kernels (4.76 GB,
+  measured by Sailor there only).
 
 Numbers cross links in the training precision: 4 bytes (fp32) by default, as
 Sailor's measured runs train (its launch script enables neither fp16 nor bf16,

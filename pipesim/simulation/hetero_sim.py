@@ -14,7 +14,8 @@ The run (simpy):
 * a replica's forward and backward take its GPU type's profiled times at its
   TP degree (Sailor's profiles) for its layers;
 * an activation (forward) or gradient (backward) crossing a boundary keeps
-  the sender busy for ``T(link, bytes)`` writing it, then the receiver the same
+  the sender busy for ``P(link, bytes)`` writing it (§12.2's ``p2p_time``: the
+  tensor split over the tensor-parallel ranks), then the receiver the same
   reading it (the cost §12.2 charges both ends, without a rendezvous, so the
   order cannot deadlock); a write from one zone to another holds one of that
   direction's ``link_streams`` channels (a shared resource, default 1: Sailor

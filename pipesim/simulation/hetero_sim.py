@@ -17,7 +17,9 @@ The run (simpy):
   the sender busy for ``P(link, bytes)`` writing it (§12.2's ``p2p_time``: the
   tensor split over the tensor-parallel ranks), then the receiver the same
   reading it (the cost §12.2 charges both ends, without a rendezvous, so the
-  order cannot deadlock); a write from one zone to another holds one of that
+  order cannot deadlock), then rebuilds it (§12.2's ``rebuild_time``: a host
+  buffer filled and copied to the GPU, the parts all-gathered) before the
+  forward or backward that uses it; a write from one zone to another holds one of that
   direction's ``link_streams`` channels (a shared resource, default 1: Sailor
   measured the cross-zone bandwidth one GPU pair at a time, so the run takes
   it as the zones' capacity per direction): concurrent cross-zone writes queue;
@@ -63,6 +65,7 @@ from pipesim.placement.plan.sailor import (
     optimizer_time,
     p2p_time,
     profiled_params,
+    rebuild_time,
     ring_allreduce_time,
 )
 from pipesim.placement.plan.sailor_format import SailorPlan
@@ -131,7 +134,7 @@ def parse_whatif(texts: Iterable[str], source: str = "--whatif") -> WhatIf:
 
 @dataclass(frozen=True)
 class Span:
-    """One busy interval of one replica (``kind``: forward, backward, send, receive, sync, optimizer)."""
+    """One busy interval of one replica (``kind``: forward, backward, send, receive, rebuild, sync, optimizer)."""
 
     stage: int
     replica: int
@@ -259,6 +262,8 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
                 if s > 0:
                     yield arrival(("act", s, j, i))
                     yield from busy(s, j, rep.gpu, "receive", i, transfer_time(pipe.replicas[s - 1][j], rep, act_in))
+                    if rebuild_time(rep, act_in) > 0:
+                        yield from busy(s, j, rep.gpu, "rebuild", i, rebuild_time(rep, act_in))
                 yield from busy(s, j, rep.gpu, "forward", i, fwd)
                 if s < n_stages - 1:
                     yield from write(s, j, rep, pipe.replicas[s + 1][j], "act", i, act_out, ("act", s + 1, j, i))
@@ -266,6 +271,8 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
                 if s < n_stages - 1:
                     yield arrival(("grad", s, j, i))
                     yield from busy(s, j, rep.gpu, "receive", i, transfer_time(pipe.replicas[s + 1][j], rep, act_out))
+                    if rebuild_time(rep, act_out) > 0:
+                        yield from busy(s, j, rep.gpu, "rebuild", i, rebuild_time(rep, act_out))
                 yield from busy(s, j, rep.gpu, "backward", i, bwd)
                 if s > 0:
                     yield from write(s, j, rep, pipe.replicas[s - 1][j], "grad", i, act_in, ("grad", s - 1, j, i))
@@ -367,7 +374,7 @@ def simulate_hetero_plan(plan: SailorPlan, inputs: SailorInputs, network: Networ
 
 
 _COLOURS = {"forward": "#4C72B0", "backward": "#DD8452", "send": "#55A868", "receive": "#8172B3",
-            "sync": "#C44E52", "optimizer": "#937860"}
+            "rebuild": "#DA8BC3", "sync": "#C44E52", "optimizer": "#937860"}
 
 
 def draw_gantt(result: HeteroSimulation, path: str | Path, title: str = "") -> Path:
@@ -400,7 +407,7 @@ def draw_gantt(result: HeteroSimulation, path: str | Path, title: str = "") -> P
         ax.invert_yaxis()
         ax.set_title(g, loc="left", fontsize=9)
     axes[-1, 0].set_xlabel("seconds")
-    fig.legend(handles=[Patch(color=c, label=k) for k, c in _COLOURS.items()], loc="upper right", ncol=6, fontsize=8)
+    fig.legend(handles=[Patch(color=c, label=k) for k, c in _COLOURS.items()], loc="upper right", ncol=7, fontsize=8)
     fig.suptitle(title or f"simulated {result.simulated_iteration_time:.3f} s, "
                           f"predicted {result.predicted_iteration_time:.3f} s", fontsize=10, x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.94))

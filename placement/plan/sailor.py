@@ -20,6 +20,13 @@ Model (one term per cause, each defined once here and reused by the planner):
   bandwidth with ``k`` pairs sending at once and records their total rate,
   so the transfer takes the tensor over that ``k``-pair fit between the two
   replicas' (zone, GPU type);
+* rebuilding a received tensor (``reconstruct_tensor``): before the forward
+  (activation) or backward (gradient) can use it, every receiving GPU fills a
+  fresh host buffer of the whole tensor with zeros on one CPU core, copies it
+  to the GPU from pageable memory, writes its part in and all-gathers the
+  parts over the replica's TP ranks inside the node — after a blocking
+  ``.to('cpu')``, so the GPU waits.  Charged at measured rates where they are
+  known (:data:`REBUILD_RATES`: GH200), nothing elsewhere;
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
   slowest stage, so uneven stages are charged where they bind (stages with
@@ -83,7 +90,9 @@ __all__ = [
     "CONTEXT_BYTES",
     "KERNEL_LOADING_BYTES",
     "PRECISION_BYTES",
+    "REBUILD_RATES",
     "RUNTIME_RESERVE_BYTES",
+    "RebuildRates",
     "STATE_BYTES_PER_PARAM",
     "SailorEstimate",
     "SailorInputs",
@@ -97,6 +106,7 @@ __all__ = [
     "parallel_ranks",
     "pipeline_time",
     "profiled_params",
+    "rebuild_time",
     "replica_memory",
     "ring_allreduce_time",
     "runtime_reserve",
@@ -112,6 +122,30 @@ CONTEXT_BYTES = 300e6  # CUDA context on every GPU (Sailor's memory model)
 # GH200 nodes only; other GPUs keep the context alone (Sailor's RTX runs peak 0.5-1.1 GiB above the rest)
 KERNEL_LOADING_BYTES = {"GH-96": 4.76e9}
 RUNTIME_RESERVE_BYTES = KERNEL_LOADING_BYTES["GH-96"] + CONTEXT_BYTES  # a GH200 runtime's reserve
+
+
+@dataclass(frozen=True)
+class RebuildRates:
+    """Measured rates of the steps by which a GPU rebuilds a received boundary tensor (:func:`rebuild_time`)."""
+
+    host_fill: float  # bytes/s one CPU core writes zeros into host memory
+    host_to_device: float  # bytes/s of a copy from pageable host memory to the GPU
+    gather_latency: float  # s, an all-gather of the TP ranks' parts inside the node, beyond its bytes
+    gather_bandwidth: float  # bytes/s of one rank's part in that all-gather
+
+
+# Per GPU type (Sailor's names); a type not listed is charged no rebuild (its rates are not measured).
+# GH-96 (a GH200 superchip: Grace CPU, LPDDR5X, NVLink-C2C; Sailor's runs: 4 per node, NVLink among them):
+# * host_fill: one Grace core's memset of LPDDR5X, 55.9 GB/s at 62 MB and 54.1 GB/s at 88 MB (67 GB/s at
+#   11 MB, 46 GB/s at 250 MB) - the Grace Hopper benchmark of Fusco et al. (arXiv:2408.11556) run on a
+#   GH200 480 GB, results in github.com/ntua-el20062/grace-hopper-benchmark (results_og/memset/host/single);
+# * host_to_device: cudaMemcpy from numa_alloc'd (pageable) host memory to cudaMalloc memory, 407 GB/s
+#   (same results, memcpy/cuda/heatmap/MMH_CMC): over NVLink-C2C (450 GB/s per direction, NVIDIA);
+# * gather: NCCL all-gather of 4 GH-96 in one node, fp32, measured by Sailor's authors with Aceso's
+#   profiler (eth-easl/sailor, Aceso/profiler/GH-96/profiled-data-fp32/comm_profile.pkl): 0.193 ms with
+#   8 MiB per rank, 0.937 ms with 64 MiB, i.e. 86.7 us + part / 78.9 GB/s (2 GPUs: within 3 % of it).
+REBUILD_RATES = {"GH-96": RebuildRates(host_fill=55e9, host_to_device=407e9,
+                                       gather_latency=86.7e-6, gather_bandwidth=78.9e9)}
 
 
 @dataclass(frozen=True)
@@ -149,10 +183,11 @@ class SailorStageEstimate:
     replicas: int
     gpu_types: tuple[str, ...]
     compute: float  # forward + backward per microbatch, slowest replica
-    transfer: float  # activation + gradient sends per microbatch
+    transfer: float  # activation + gradient sends and receives per microbatch, with `rebuild`
     optimizer: float
     gradient_sync: float
     memory_per_gpu: float  # max over the stage's GPUs
+    rebuild: float = 0.0  # the part of `transfer` spent rebuilding received tensors (reconstruct_tensor)
 
 
 @dataclass(frozen=True)
@@ -188,6 +223,7 @@ class SailorEstimate:
                 {
                     "pipeline": s.pipeline, "stage": s.stage, "layers": list(s.layers), "replicas": s.replicas,
                     "gpu_types": list(s.gpu_types), "compute": s.compute, "transfer": s.transfer,
+                    "rebuild": s.rebuild,
                     "optimizer": s.optimizer, "gradient_sync": s.gradient_sync, "memory_per_gpu": s.memory_per_gpu,
                 }
                 for s in self.stages
@@ -245,13 +281,44 @@ def p2p_time(sender: SailorReplica, receiver: SailorReplica, nbytes: float, netw
     return network.transfer_time(sender, receiver, nbytes / k, k)
 
 
+def rebuild_time(receiver: SailorReplica, nbytes: float) -> float:
+    """Seconds a GPU of ``receiver`` spends rebuilding a received boundary tensor of ``nbytes``.
+
+    Sailor's engine (``reconstruct_tensor``, before the forward of an
+    activation or the backward of a gradient) reads the partition's meta data
+    with a blocking ``.to('cpu')``, so the GPU has drained its queue, then
+    builds the whole tensor as ``torch.zeros(n).cuda()`` — zeros written into
+    fresh host memory by one CPU core (``torchrun`` sets ``OMP_NUM_THREADS=1``)
+    and copied to the GPU from pageable memory — writes its part in and
+    all-gathers the parts over the replica's ``TP`` ranks (each part
+    ``nbytes / TP``; none at TP 1).  The GPU is idle throughout.  Rates:
+    :data:`REBUILD_RATES`; a GPU type without measured rates is charged
+    nothing.  Left out: the copies inside GPU memory (the parts and one clone
+    of the whole, ~0.05 ms for 64 MiB at GH200's 4 TB/s) and first touching
+    the fresh host pages (no measurement of it; docs/benchmarks.md).
+
+    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**26) * 1e3, 2)  # 64 MiB, TP 4
+    1.68
+    >>> rebuild_time(SailorReplica("RTX-2080", 8, "z", 8), 2**26)
+    0.0
+    """
+    rates = REBUILD_RATES.get(receiver.gpu)
+    if rates is None or nbytes <= 0:
+        return 0.0
+    host = nbytes / rates.host_fill + nbytes / rates.host_to_device
+    gather = rates.gather_latency + nbytes / receiver.tp / rates.gather_bandwidth if receiver.tp > 1 else 0.0
+    return host + gather
+
+
 def boundary_time(replicas: Sequence[SailorReplica], peers: Sequence[SailorReplica], nbytes: float,
                   network: Network) -> float:
-    """One stage's share of one boundary per microbatch: send and receive (blocking), slowest pairing.
+    """One stage's share of one boundary per microbatch: send and receive (blocking) and rebuild what
+    it received (:func:`rebuild_time`), slowest pairing.
 
     Replica ``j`` talks to peer ``j mod len(peers)`` (Sailor's pairing).
     """
-    return 2 * max(p2p_time(rep, peers[j % len(peers)], nbytes, network) for j, rep in enumerate(replicas))
+    return max(2 * p2p_time(rep, peers[j % len(peers)], nbytes, network) + rebuild_time(rep, nbytes)
+               for j, rep in enumerate(replicas))
 
 
 def profiled_params(sizes: Sequence) -> int:
@@ -402,11 +469,14 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
                 opt = max(opt, optimizer_time(times[layers[0]].optimizer, params, profiled_params(sizes)))
                 mem = max(mem, replica_memory(sizes, layers, mbs, min(n_stages - s, stage_micro[s]), rep.gpu))
             # blocking point-to-point: the stage is busy for both directions of both its boundaries
+            # and rebuilds the tensor it receives at each (§12.2)
             transfer = 0.0
+            rebuild = 0.0
             for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):
                 if 0 <= other < n_stages:
                     nbytes = unsplit[boundary].output_elements * mbs * elem
                     transfer += boundary_time(reps, pipe.replicas[other], nbytes, bw)
+                    rebuild += max(rebuild_time(rep, nbytes) for rep in reps)
             # the ring carries the largest shard (the smallest TP degree holds the most parameters)
             grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * elem
             stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw)
@@ -417,7 +487,7 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
             stage_rows.append(SailorStageEstimate(
                 pipeline=p, stage=s, layers=(layers[0], layers[-1]), replicas=len(reps),
                 gpu_types=tuple(sorted({r.gpu for r in reps})), compute=compute, transfer=transfer,
-                optimizer=opt, gradient_sync=stage_sync, memory_per_gpu=mem))
+                optimizer=opt, gradient_sync=stage_sync, memory_per_gpu=mem, rebuild=rebuild))
         fill, steady = pipeline_time(per_stage, stage_micro)
         binding = max(range(n_stages), key=lambda i: (stage_micro[i] - 1) * per_stage[i] + per_stage[i] * 1e-12)
         pipeline_totals.append((fill + steady, fill, steady, binding))

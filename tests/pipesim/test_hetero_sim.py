@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from pipesim.cli import main
 from pipesim.errors import InputError
 from pipesim.placement.plan.hetero import ClusterNetwork, plan_hetero
-from pipesim.placement.plan.sailor import estimate_sailor_plan, load_sailor_inputs
+from pipesim.placement.plan.sailor import estimate_sailor_plan, load_sailor_inputs, rebuild_time
 from pipesim.placement.plan.sailor_format import SailorPipeline, SailorPlan, SailorReplica, read_sailor_plan
 from pipesim.simulation.hetero_sim import WhatIf, draw_gantt, parse_whatif, simulate_hetero_plan
 from tests.placement.test_hetero_plan import LAYERS, cluster, inputs
+from tests.placement.test_sailor import tiny_inputs, tiny_plan
 from tests.strategies import SHARED
 
 SAILOR = SHARED.parent / "sailor"
@@ -103,6 +104,21 @@ def test_gantt_has_one_panel_per_gpu_type(tmp_path):
     assert {s.kind for s in r.spans} == {"forward", "backward", "send", "receive", "optimizer"}
     path = draw_gantt(r, tmp_path / "run.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_receive_is_followed_by_its_rebuild():
+    # §12.2's rebuild_time runs on the receiving replica between the receive and the pass that uses it
+    inp = tiny_inputs(fast="GH-96")
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("GH-96", 2)], [("GH-96", 2)]]))
+    r = simulate_hetero_plan(plan, inp)
+    rebuild = rebuild_time(SailorReplica("GH-96", 2, "z", 2), 500_000 * 2 * 4)
+    spans = [sp for sp in r.spans if sp.kind == "rebuild"]
+    assert len(spans) == 2 * r.microbatches  # stage 1 per activation, stage 0 per gradient
+    assert all(sp.end - sp.start == pytest.approx(rebuild) for sp in spans)
+    for sp in spans:  # right after the receive of the same microbatch on the same replica
+        assert any(q.kind == "receive" and (q.stage, q.microbatch) == (sp.stage, sp.microbatch)
+                   and q.end == pytest.approx(sp.start) for q in r.spans)
+    assert r.simulated_iteration_time <= r.predicted_iteration_time * (1 + 1e-9)
 
 
 @pytest.mark.skipif(not RUNS, reason="Sailor's validation runs (../shared/workloads/sailor) are absent")

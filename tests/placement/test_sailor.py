@@ -11,6 +11,7 @@ import pytest
 
 from pipesim.errors import InputError
 from pipesim.placement.plan.sailor import (
+    REBUILD_RATES,
     RUNTIME_RESERVE_BYTES,
     STATE_BYTES_PER_PARAM,
     SailorInputs,
@@ -20,10 +21,12 @@ from pipesim.placement.plan.sailor import (
     optimizer_time,
     pipeline_time,
     profiled_params,
+    rebuild_time,
     replica_memory,
     runtime_reserve,
 )
 from pipesim.placement.plan.sailor_format import (
+    SailorReplica,
     read_bandwidths,
     read_layer_memory,
     read_profiles,
@@ -45,19 +48,20 @@ def sailor_dir():
 
 # --- a tiny synthetic job: 4 layers, GPU types "fast" and "slow", one zone ---------------------------
 
-def tiny_inputs(bandwidth_gbps: float = 10.0) -> SailorInputs:
+def tiny_inputs(bandwidth_gbps: float = 10.0, fast: str = "fast") -> SailorInputs:
+    """``fast`` names the fast GPU type (``GH-96``: one whose rebuild rates are measured)."""
     def times(scale):  # forward, backward, the profiled model's optimizer step
         return {str(l): [0.01 * scale, 0.02 * scale, 0.004 * scale] for l in range(4)}
 
-    profiles = {"M": {"fast": {"2": {"1": times(1), "2": times(0.5)}},
+    profiles = {"M": {fast: {"2": {"1": times(1), "2": times(0.5)}},
                       "slow": {"2": {"1": times(3)}}}}
     layer = {"params_floats": 1000, "act_output_floats": 500_000, "act_mem_floats": 250}
     info = {"M": {"1": {str(l): layer for l in range(4)},
                   "2": {str(l): {**layer, "params_floats": 500} for l in range(4)}}}
     fit = [[0.0, 0.0, bandwidth_gbps], bandwidth_gbps * 1e9]
     both = [[0.0, 0.0, 2 * bandwidth_gbps], 2 * bandwidth_gbps * 1e9]  # two pairs at once: a NIC per GPU
-    bw = {"z": {g: {n: {"z": {h: {n: f} for h in ("fast", "slow")}} for n, f in (("1", fit), ("2", both))}
-                for g in ("fast", "slow")}}
+    bw = {"z": {g: {n: {"z": {h: {n: f} for h in (fast, "slow")}} for n, f in (("1", fit), ("2", both))}
+                for g in (fast, "slow")}}
     config = {"model": "M", "global_batch_size": 16, "num_all_layers": 4, "optimizer": "Adam"}
     return SailorInputs(read_training_config("c.json", config), read_profiles("p.json", profiles),
                         read_layer_memory("i.json", info), read_bandwidths("b.json", bw))
@@ -278,6 +282,39 @@ def test_tensor_parallel_ranks_share_the_link_in_the_gradient_ring():
     est = estimate_sailor_plan(plan, shared_link_inputs())
     shard = 4 * 500 * 4  # parameters per GPU at TP 2 x fp32
     assert est.gradient_sync == pytest.approx(2 * 1 * 2 * (shard / 2) / 8e9)
+
+
+def test_a_received_tensor_is_rebuilt_at_the_rates_measured_on_gh200():
+    # Sailor's reconstruct_tensor: zeros written into a fresh host buffer by one core, a pageable copy to
+    # the GPU, then the TP ranks' parts all-gathered inside the node
+    x = 2**26  # the OPT-350M boundary at mbs 8 in fp32: 2048 x 8 x 1024 x 4 bytes
+    host = x / 55e9 + x / 407e9
+    assert rebuild_time(SailorReplica("GH-96", 4, "z", 1), x) == pytest.approx(host)  # TP 1: nothing to gather
+    assert rebuild_time(SailorReplica("GH-96", 4, "z", 4), x) == pytest.approx(host + 86.7e-6 + x / 4 / 78.9e9)
+    assert 1.6e-3 < rebuild_time(SailorReplica("GH-96", 4, "z", 4), x) < 1.8e-3
+    # no measured rates, no charge (as for the fused-kernel reserve)
+    assert "RTX-2080" not in REBUILD_RATES
+    assert rebuild_time(SailorReplica("RTX-2080", 8, "z", 8), x) == 0.0
+
+
+def test_each_stage_rebuilds_what_it_receives():
+    # two stages of GH-96 at TP 2: stage 0 receives the gradient, stage 1 the activation, once per
+    # microbatch each; the rebuild is the receiver's alone, after the blocking transfer
+    inputs = tiny_inputs(fast="GH-96")
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("GH-96", 2)], [("GH-96", 2)]]))
+    est = estimate_sailor_plan(plan, inputs)
+    tensor = 500_000 * 2 * 4
+    rebuild = rebuild_time(SailorReplica("GH-96", 2, "z", 2), tensor)
+    assert rebuild > 0
+    send = tensor / 20e9  # both TP ranks' halves at once on the two-pair link (20 GB/s together)
+    for stage in est.stages:
+        assert stage.rebuild == pytest.approx(rebuild)
+        assert stage.transfer == pytest.approx(2 * send + rebuild)
+    # the same plan on a GPU type without measured rates: transfers only
+    other = estimate_sailor_plan(read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("fast", 2)], [("fast", 2)]])),
+                                 tiny_inputs())
+    assert [s.transfer for s in other.stages] == pytest.approx([2 * send] * 2)
+    assert est.iteration_time == pytest.approx(other.iteration_time + 2 * rebuild + (8 - 1) * rebuild)
 
 
 def test_fused_kernel_memory_is_reserved_only_where_sailor_measured_it():

@@ -58,6 +58,9 @@ def run(args) -> int:
                       format_quantity(s.transfer, TIME), format_quantity(s.optimizer, TIME),
                       format_quantity(s.gradient_sync, TIME), format_quantity(s.memory_per_gpu, BYTES))
     console.print(table)
+    if any(s.rebuild for s in result.stages):
+        console.print("of transfer/mb, rebuilding received tensors (§12.2): " + ", ".join(
+            f"stage {s.stage} {format_quantity(s.rebuild, TIME)}" for s in result.stages if s.rebuild))
     console.print(f"pipeline fill+drain {format_quantity(result.pipeline_fill_drain, TIME)}, steady "
                   f"{format_quantity(result.pipeline_steady, TIME)} (stage {result.bottleneck_stage} binds), "
                   f"optimizer {format_quantity(result.optimizer, TIME)}, "

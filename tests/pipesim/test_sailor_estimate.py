@@ -48,6 +48,17 @@ def test_table_shows_prediction_against_measurement(capsys):
     assert "iteration time" in out and "measured 2.698 s" in out and "%" in out
 
 
+def test_rebuild_of_received_tensors_is_shown_per_stage(capsys):
+    # GH200 replicas rebuild every received tensor (§12.2); the middle stages receive twice per microbatch
+    run(args())
+    stages = json.loads(capsys.readouterr().out)["stages"]
+    assert [s["rebuild"] > 0 for s in stages] == [True] * 4
+    assert stages[1]["rebuild"] == pytest.approx(2 * stages[0]["rebuild"])
+    assert all(s["rebuild"] < s["transfer"] for s in stages)
+    assert run(args(json=False)) == 0
+    assert "rebuilding received tensors" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("kw, names", [
     ({"sailor_plan": "/no/such/plan.json"}, "/no/such/plan.json"),
     ({"profiles": "/no/such/dir"}, "/no/such/dir: profiles"),

@@ -532,11 +532,12 @@ class StageCost:
 
 def stage_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType, layer: _Layer,
                ends: tuple[float, float, float], stage: int, split: list[int], microbatches: int, dp: int,
-               recompute: str, hop: float) -> StageCost:
+               recompute: str, hop: float, memory: bool = True) -> StageCost:
     """Stage ``stage`` of ``split`` under ``cfg`` (its own ``tp`` and ``mbs``) with ``dp`` replicas (§11.5–11.6).
 
     ``layer`` is :func:`layer_cost` of ``cfg``, ``ends`` :func:`end_costs` of ``cfg``, ``hop`` one pipeline
-    transfer (seconds).  Every stage of a Megatron-Core configuration has the same ``cfg``; a per-stage plan
+    transfer (seconds).  ``memory=False`` leaves the memory out (0: a stage the caller does not look at,
+    as :func:`estimate` does for the middle stages of a Megatron-Core configuration).  Every stage of a Megatron-Core configuration has the same ``cfg``; a per-stage plan
     gives each its own (docs/model.md §11.9).
     """
     p, v, c, t, b, s, h = cfg.pp, cfg.vp, cfg.cp, cfg.tp, cfg.mbs, model.seq, model.hidden
@@ -587,6 +588,8 @@ def stage_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType, la
         if i == p - 1:
             params += head_params + (vocab * h / t if model.tied_embeddings and model.decoder else 0.0)
     # ---- memory --------------------------------------------------------------------------------
+    if not memory:
+        return StageCost(time, forward, compute, ltp, lcp, pp_per_mb, params, 0.0)
     grad_bytes = 4 if cfg.grad_reduce_fp32 else 2   # the DDP gradient buffer's type
     weights = params * (e + (1 if cfg.precision == "fp8" else 0))   # FP8 keeps a 1-byte copy of each weight
     grads = params * grad_bytes
@@ -708,8 +711,9 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     pp_group = Group.strided(p, gpus // p, node)
     act = 2 * (cfg.mbs * s // cfg.cp) * model.hidden / cfg.tp
     hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
-    stages = [stage_cost(model, sc, node, layers[sc.tp], ends[sc.tp], i, split, m, d_r, rc, hop)
-              for i, (sc, d_r, rc) in enumerate(zip(configs, dps, choices))]
+    shown = range(p) if per_stage or mixed else sorted({0, min(1, p - 1), p - 1})
+    stages = [stage_cost(model, sc, node, layers[sc.tp], ends[sc.tp], i, split, m, d_r, rc, hop,
+                         memory=i in shown) for i, (sc, d_r, rc) in enumerate(zip(configs, dps, choices))]
     stage_time = [st.time for st in stages]
     stage_fwd = [st.forward for st in stages]
     stage_bwd = [total - f for total, f in zip(stage_time, stage_fwd)]
@@ -730,9 +734,13 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     # (dp_exposed_bound) exceeds the first stage's: in Megatron-Core's configurations it never does (the
     # other stages hold no more parameters, and the drain hides far more than one bucket)
     drain, ahead = 0.0, 0.0
+    whole = dp_ops["reduce_scatter"] + dp_ops["all_gather"]
     for r in range(1, p):
         ahead += stage_fwd[r - 1]
         if dps[r] * configs[r].cp <= 1:
+            continue
+        # same degrees: the collectives' time grows at most in proportion to the bytes (affine in them)
+        if not mixed and whole * max(1.0, stages[r].params / max(stages[0].params, 1.0)) - ahead <= dp_comm:
             continue
         ops = stage_dp(configs[r], node, layers[configs[r].tp], stages[r].params, split[r], dps[r])
         if dp_exposed_bound(ops) - ahead > max(dp_comm, drain):
@@ -752,7 +760,6 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     breakdown = Breakdown(compute, bubble, tp_total, cp_total, pp_comm, dp_comm, opt)
     iteration = breakdown.total
     # ---- memory: the first, second and last stage hold the most (all stages when they differ) --------
-    shown = range(p) if per_stage or mixed else sorted({0, min(1, p - 1), p - 1})
     stage_memory = [(i, stages[i].memory) for i in shown]
     worst = max(shown, key=lambda i: stages[i].memory)    # the first of equals, as before
     memory_per_gpu, mem = stages[worst].memory, dict(stages[worst].parts)

@@ -59,6 +59,8 @@ class MegatronPlan:
     per_stage: Estimate | None = None
     #: pipeline-wide settings (p, c, v, microbatch, SP, distributed optimizer) the per-stage search covered
     per_stage_searched: int = 0
+    #: seconds the per-stage search took (part of ``seconds``)
+    per_stage_seconds: float = 0.0
 
     @property
     def iteration_time(self) -> float:
@@ -92,7 +94,7 @@ class MegatronPlan:
                                            for st in ps["stages"]],
                                 "config": ps["config"],
                                 "gain": self.iteration_time / self.per_stage.iteration_time - 1,
-                                "searched": self.per_stage_searched}
+                                "searched": self.per_stage_searched, "seconds": self.per_stage_seconds}
         if self.reference is not None:
             out["reference"] = {"iteration_time": self.reference.iteration_time, "fits": self.reference.fits,
                                 "config": self.reference.to_dict()["config"],
@@ -203,6 +205,7 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         if ref.fits and ref.iteration_time < best.iteration_time * (1 - 1e-9):
             notes.append("the reference is faster than the search's pick: a bug")  # never expected (tested)
     best = replace(best, config=replace(best.config, recompute=best.recompute))
+    searched_at = time.perf_counter()
     if per_stage:
         mixed, settings, stopped = search_per_stage(model, cluster, gbs, precision, max_mbs=max_mbs,
                                                     budget=per_stage_budget, incumbent=best.iteration_time)
@@ -213,7 +216,8 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
             mixed = best           # no per-stage plan beats the runnable pick: it is its own best
     else:
         mixed, settings = None, 0
-    return MegatronPlan(best, searched, fitting, time.perf_counter() - start, ref, tuple(notes), mixed, settings)
+    end = time.perf_counter()
+    return MegatronPlan(best, searched, fitting, end - start, ref, tuple(notes), mixed, settings, end - searched_at)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from pipesim.cli import main
 from pipesim.errors import InputError
 from pipesim.hardware.clusters import load_cluster
 from pipesim.placement.plan.megatron import RECOMPUTE, ParallelConfig, _estimate, with_nodes
-from pipesim.placement.plan.megatron_plan import _Option, _best_assignment, _search_key, plan_megatron, search_per_stage
+from pipesim.placement.plan.megatron_plan import plan_megatron
+from pipesim.placement.plan.megatron_stages import _Option, _best_assignment, _search_key, search_per_stage
 from pipesim.workloads.llms import load_llm
 from pipesim.workloads.transformer import TransformerConfig
 
@@ -113,7 +114,7 @@ def test_per_stage_recomputation_recomputes_only_where_memory_needs_it():
     model, cluster = load_llm("llama3.1-70b"), with_nodes(H100, 8)
     config = ParallelConfig(tp=4, pp=4, cp=1, vp=1, gbs=128)          # d = 4, B = 4
     assert not _estimate(model, config, cluster, "none").fits          # the first stage holds 4 microbatches
-    from pipesim.placement.plan.megatron_plan import _evaluate
+    from pipesim.placement.plan.megatron_stages import _evaluate
 
     found = _search_key(model, cluster, 128, "bf16", (4, 1, 1, 4, True, True), [4], {}, {})
     mixed = _evaluate(model, cluster, 128, "bf16", (found[0], (4, 1, 1, 4, True, True), found[1:]))

@@ -36,6 +36,7 @@ from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time, overlap_slowdown
+from pipesim.placement.options import require_positive_ints
 from pipesim.placement.plan.megatron_layer import dp_exposed, dp_exposed_bound, layer_events
 
 #: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
@@ -43,7 +44,9 @@ from pipesim.placement.plan.megatron_layer import dp_exposed, dp_exposed_bound, 
 TransformerConfig = Any
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
-           "ParallelConfig", "estimate", "fp8_cast_bytes", "fp8_stash_saving", "memory_capacity", "pipeline_time", "stage_layers", "with_nodes"]
+           "ParallelConfig", "StageCost", "estimate", "fp8_cast_bytes", "fp8_stash_saving", "memory_capacity",
+           "pipeline_time", "stage_cost", "stage_degrees", "stage_dp", "stage_layers", "tensor_parallel_degrees",
+           "tensor_parallel_problem", "with_nodes"]
 
 PRECISIONS = ("bf16", "fp16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
@@ -103,10 +106,7 @@ class ParallelConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(None, "dropout", f"must be in [0, 1), got {self.dropout!r}")
-        for name in ("tp", "pp", "cp", "vp", "mbs", "gbs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(None, name, f"must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("tp", "pp", "cp", "vp", "mbs", "gbs"))
         if self.precision not in PRECISIONS:
             raise InputError(None, "precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.recompute is not None and self.recompute not in RECOMPUTE:
@@ -478,6 +478,38 @@ def stage_layers(layers: int, p: int) -> list[int]:
     return [first] + [k] * (p - 2) + [rest - first]
 
 
+def tensor_parallel_problem(model: TransformerConfig, t: int, devices: int) -> str | None:
+    """Why ``t``-way tensor parallelism cannot run ``model`` on nodes of ``devices`` GPUs, or ``None``.
+
+    The one check of a tensor-parallel degree (the estimate, the planners and Sailor profiles use it): ``t``
+    divides a node's GPUs (TP stays on NVLink) and the attention heads, and is a multiple or a divisor of
+    the key/value heads (Megatron-Core shards or replicates them; docs/model.md §11.7).
+
+    >>> from pipesim.workloads.llms import preset
+    >>> tensor_parallel_problem(preset("llama3.1-8b"), 16, 8)
+    '16 must divide the 8 GPUs of a node (TP stays on NVLink)'
+    >>> tensor_parallel_problem(preset("llama3.1-8b"), 4, 8) is None
+    True
+    """
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+        return f"must be a positive integer, got {t!r}"
+    if devices % t:
+        return f"{t} must divide the {devices} GPUs of a node (TP stays on NVLink)"
+    if model.heads % t or model.groups % t and t % model.groups:
+        return f"{t} must divide the attention heads ({model.heads}) and key/value heads"
+    return None
+
+
+def tensor_parallel_degrees(model: TransformerConfig, devices: int) -> list[int]:
+    """Every ``t`` that :func:`tensor_parallel_problem` accepts on nodes of ``devices`` GPUs.
+
+    >>> from pipesim.workloads.llms import preset
+    >>> tensor_parallel_degrees(preset("llama3.1-70b"), 8)
+    [1, 2, 4, 8]
+    """
+    return [t for t in range(1, devices + 1) if tensor_parallel_problem(model, t, devices) is None]
+
+
 def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> tuple[NodeType, int, int]:
     if not cluster.homogeneous:
         raise InputError(None, "hardware", f"{cluster.name} mixes node types: estimate on one node type's part")
@@ -487,10 +519,9 @@ def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> t
     if gpus % (t * p * c):
         raise InputError(None, "--tp/--pp/--cp", f"t·p·c = {t * p * c} does not divide the {gpus} GPUs")
     d = gpus // (t * p * c)
-    if t > node.devices or node.devices % t:
-        raise InputError(None, "--tp", f"{t} must divide the {node.devices} GPUs of a node (TP stays on NVLink)")
-    if model.heads % t or model.groups % t and t % model.groups:
-        raise InputError(None, "--tp", f"{t} must divide the attention heads ({model.heads}) and key/value heads")
+    problem = tensor_parallel_problem(model, t, node.devices)
+    if problem:
+        raise InputError(None, "--tp", problem)
     if v > 1 and model.layers % (p * v):
         raise InputError(None, "--pp/--vp", f"p·v = {p * v} must divide the {model.layers} layers")
     if model.layers < p:
@@ -669,12 +700,11 @@ def stage_degrees(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluste
     group = cfg.mbs * d
     configs, dps, cache = [], [], {}
     for r, t in enumerate(stage_tp):
-        if isinstance(t, bool) or not isinstance(t, int) or t < 1 or node.devices % t or gpus % (p * c * t):
-            raise InputError(None, f"stage_tp[{r}]", f"{t!r} must divide a node's {node.devices} GPUs and "
-                             f"the {gpus // p} GPUs of a stage ÷ c")
-        if model.heads % t or model.groups % t and t % model.groups:
-            raise InputError(None, f"stage_tp[{r}]", f"{t} must divide the attention heads ({model.heads}) "
-                             "and key/value heads")
+        problem = tensor_parallel_problem(model, t, node.devices)
+        if problem:
+            raise InputError(None, f"stage_tp[{r}]", problem)
+        if gpus % (p * c * t):
+            raise InputError(None, f"stage_tp[{r}]", f"{t} must divide the {gpus // (p * c)} GPUs of a stage ÷ c")
         d_r = gpus // (p * c * t)
         if group % d_r:
             raise InputError(None, f"stage_tp[{r}]", f"{d_r} replicas do not split a microbatch of {group} sequences")

@@ -33,7 +33,8 @@ from typing import Any
 
 from pipesim.errors import InfeasibleError, InputError
 from pipesim.hardware.clusters import Cluster
-from pipesim.placement.plan.megatron import RECOMPUTE, Estimate, ParallelConfig, _estimate, stage_layers
+from pipesim.placement.plan.megatron import (RECOMPUTE, Estimate, ParallelConfig, _estimate, stage_layers,
+                                             tensor_parallel_degrees)
 
 __all__ = ["MegatronPlan", "candidates", "plan_megatron"]
 
@@ -107,7 +108,7 @@ def candidates(model, cluster: Cluster, gbs: int, precision: str = "bf16", *, ma
     node = cluster.nodes[0][0]
     gpus = cluster.device_count
     L = model.layers
-    ts = [t for t in _divisors(node.devices) if model.heads % t == 0 and (model.groups % t == 0 or t % model.groups == 0)]
+    ts = tensor_parallel_degrees(model, node.devices)
     cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
     for t in ts:
         for c in cs:

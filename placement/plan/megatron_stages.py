@@ -35,7 +35,8 @@ from pipesim.hardware.clusters import Cluster
 from pipesim.hardware.collectives import Group, p2p
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.placement.plan.megatron import (RECOMPUTE, Estimate, ParallelConfig, _estimate, end_costs, layer_cost,
-                                             memory_capacity, stage_cost, stage_dp, stage_layers)
+                                             memory_capacity, stage_cost, stage_dp, stage_layers,
+                                             tensor_parallel_degrees)
 from pipesim.placement.plan.megatron_layer import dp_exposed
 from pipesim.placement.plan.megatron_plan import _divisors
 
@@ -75,7 +76,7 @@ def per_stage_keys(model, cluster: Cluster, gbs: int, precision: str, *, max_mbs
     node = cluster.nodes[0][0]
     gpus = cluster.device_count
     L = model.layers
-    ts = [t for t in _divisors(node.devices) if model.heads % t == 0 and (model.groups % t == 0 or t % model.groups == 0)]
+    ts = tensor_parallel_degrees(model, node.devices)
     cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
     for c in cs:
         for p in range(2, L + 1):

@@ -178,3 +178,38 @@ def test_plan_cli_per_stage_shows_stage_degrees_and_gain(capsys):
     assert ps["gain"] >= 0 and ps["iteration_time"] <= data["iteration_time"]
     assert all({"t", "d", "mbs", "recompute"} <= set(s) for s in ps["stages"])
     assert ps["runnable"] == (len({(s["t"], s["d"], s["recompute"]) for s in ps["stages"]}) == 1)
+
+
+# ---- one validator of the model's tensor-parallel degrees and of whole-number fields ----------------------
+def test_one_tensor_parallel_check_serves_estimate_planners_and_profiles(capsys, tmp_path):
+    from pipesim.placement.plan.layer_profiles import _tp_degrees
+    from pipesim.placement.plan.megatron import tensor_parallel_degrees, tensor_parallel_problem
+    from pipesim.placement.plan.megatron_plan import candidates
+
+    model = TransformerConfig(layers=4, hidden=768, heads=12, kv_heads=4, seq=1024, vocab=1000, decoder=True,
+                              max_positions=1024)
+    node = NODE.nodes[0][0]
+    assert tensor_parallel_degrees(model, 8) == [1, 2, 4]                 # 8 divides no 12 heads
+    assert {c.tp for c in candidates(model, NODE, 8)} == {1, 2, 4}
+    assert _tp_degrees(model, node) == [1, 2, 4]
+    problem = tensor_parallel_problem(model, 8, 8)
+    with pytest.raises(InputError, match="--tp") as plain:
+        _estimate(model, ParallelConfig(tp=8, gbs=8), NODE, "none")
+    with pytest.raises(InputError, match=r"stage_tp\[1\]") as staged:
+        _estimate(model, ParallelConfig(tp=4, pp=2, mbs=1, gbs=8), NODE, "none", (4, 8))
+    assert plain.value.problem == staged.value.problem == problem
+    # the CLI: one line naming the field, exit 2
+    assert main(["estimate", "llama3.1-8b", "--hardware", "dgx-h100x16", "--nodes", "1", "--tp", "3", "--pp", "1",
+                 "--mbs", "1", "--gbs", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--tp" in err and len(err.splitlines()) == 1
+    assert main(["estimate", "llama3.1-8b", "--hardware", "dgx-h100x16", "--nodes", "1", "--tp", "1", "--pp", "0",
+                 "--mbs", "1", "--gbs", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--pp" in err and "positive" in err and len(err.splitlines()) == 1
+    f = tmp_path / "m.yaml"
+    f.write_text("model: {generator: transformer, params: {layers: 0, hidden: 64, heads: 4, seq: 16}}\n")
+    assert main(["estimate", str(f), "--hardware", "dgx-h100x16", "--nodes", "1", "--tp", "1", "--pp", "1",
+                 "--mbs", "1", "--gbs", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(f) in err and "model.params.layers: must be a positive integer" in err and len(err.splitlines()) == 1

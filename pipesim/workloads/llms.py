@@ -49,7 +49,8 @@ def _llama(layers: int, hidden: int, ffn: int, heads: int) -> TransformerConfig:
 def _nemotron(layers: int, hidden: int, heads: int) -> TransformerConfig:
     return TransformerConfig(layers=layers, hidden=hidden, ffn_hidden=4 * hidden, heads=heads, kv_heads=8, vocab=256000,
                              seq=4096, max_positions=4096, batch=1, decoder=True, dtype="bf16", gated=False,
-                             tied_embeddings=False, position="rope", norm="layernorm", bias=False)
+                             tied_embeddings=False, position="rope", norm="layernorm", bias=False,
+                             activation="squared-relu")
 
 
 #: name -> architecture (see the module docstring for each source)
@@ -91,8 +92,8 @@ def _from_params(params: Any, source: str | None, where: str) -> TransformerConf
     for key, value in params.items():
         if key not in PARAMS:
             raise InputError(source, f"{where}.{key}", f"not a transformer parameter (known: {', '.join(PARAMS)})")
-        kind = bool if key in ("decoder", "gated", "tied_embeddings", "bias") else (str if key in ("position", "norm")
-                                                                                        else int)
+        kind = bool if key in ("decoder", "gated", "tied_embeddings", "bias") else (
+            str if key in ("position", "norm", "activation") else int)
         if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             raise InputError(source, f"{where}.{key}", f"must be {kind.__name__}, got {value!r}")
     try:

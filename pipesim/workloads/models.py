@@ -57,6 +57,7 @@ PARAMETERS: dict[str, dict[str, Field]] = {
         "position": Choice(("learned", "rope"), help="learned position table or RoPE (no parameters)"),
         "norm": Choice(("layernorm", "rmsnorm"), help="normalisation (default layernorm)"),
         "bias": Bool(help="biases on the linear layers (default true)"),
+        "activation": Choice(("gelu", "squared-relu"), help="an ungated MLP's activation (default gelu)"),
         "decoder": Bool(help="GPT-style decoder (LM head)"),
         "batch": _BATCH,
         "dtype": _DTYPE,

@@ -361,7 +361,10 @@ def layer_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) ->
     sp_div = t if cfg.sp else 1
     norm_bytes = 2 * (2 * e * h) / sp_div                        # two norms: read and write h
     residual_bytes = 2 * (3 * e * h) / sp_div                    # two bias-dropout-adds: read 2h, write h
-    act_bytes = (3 if model.gated else 2) * e * f / t            # SwiGLU reads 2f writes f; GeLU reads f writes f
+    # SwiGLU reads 2f writes f; GeLU reads f writes f (both fused with their bias, Megatron-Core's
+    # bias_activation_fusion); squared ReLU has no fused kernel in Megatron-Core: it runs as torch.pow(F.relu(x), 2)
+    # (megatron/core/activations.py squared_relu), two kernels each reading f and writing f
+    act_bytes = (3 if model.gated else (4 if getattr(model, "activation", "gelu") == "squared-relu" else 2)) * e * f / t
     rope_bytes = (2 * e * (h + kv) / t) if model.position == "rope" else 0.0
     cast_f, cast_b = fp8_cast_bytes(model, cfg) if cfg.precision == "fp8" else (0.0, 0.0)
     mask_bytes = (2 * h / sp_div) if cfg.dropout > 0 else 0.0    # two hidden-dropout masks, 1 byte per element

@@ -763,9 +763,9 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     dp_comm = dp_exposed(dp_ops)
     # the other stages' reductions start earlier: stage r's last backward ends (and its next first forward
     # starts) at least the forward time of stages 0..r−1 before (after) the first stage's; what a reduction
-    # outlasts that by is exposed too.  Its event schedule is run only when a closed-form bound on it
-    # (dp_exposed_bound) exceeds the first stage's: in Megatron-Core's configurations it never does (the
-    # other stages hold no more parameters, and the drain hides far more than one bucket)
+    # outlasts that by is exposed too (it binds when a stage with more parameters than the first follows a short
+    # first stage: Megatron's uneven split, many stages).  Its event schedule is run only when a closed-form bound
+    # on it (dp_exposed_bound) exceeds the first stage's exposure
     drain, ahead = 0.0, 0.0
     whole = dp_ops["reduce_scatter"] + dp_ops["all_gather"]
     for r in range(1, p):

@@ -21,8 +21,8 @@ from pipesim.workloads.transformer import TransformerConfig
 
 H100 = load_cluster("dgx-h100x16")
 NODE = with_nodes(H100, 1)
-#: four layers with long sequences: memory binds, and the best plan of pipeline settings without context
-#: parallelism gives its stages different tensor-parallel degrees
+#: four layers with long sequences: memory binds, and the best plan gives its stages different tensor-parallel
+#: degrees (t = 2, 1 with c = 2 at global batch 32)
 TIGHT = TransformerConfig(layers=4, hidden=8192, ffn_hidden=28672, heads=64, kv_heads=8, vocab=128256, seq=16384,
                           batch=1, decoder=True, gated=True, tied_embeddings=False, position="rope", norm="rmsnorm",
                           bias=False, max_positions=16384)
@@ -131,7 +131,7 @@ def test_per_stage_recomputation_recomputes_only_where_memory_needs_it():
 
 
 # ---- the whole search against brute force over every stage's degree and recomputation -------------------
-def _brute_force(model, cluster, gbs, cps=(1,), max_mbs=16):
+def _brute_force(model, cluster, gbs, cps=(1, 2, 4, 8), max_mbs=16):
     """Every pipeline setting, every tensor-parallel degree and recomputation of every stage, by _estimate."""
     gpus = cluster.device_count
     best = None
@@ -158,7 +158,7 @@ def test_per_stage_search_is_exact_against_brute_force():
     brute = _brute_force(TIGHT, NODE, 32)
     assert "drain" not in brute.dp_ops          # its first stage's reduction is the exposed one (the search's space)
     assert not brute.runnable                   # the instance is one where stages differ
-    found, settings_searched, stopped = search_per_stage(TIGHT, NODE, 32, max_cp=1)
+    found, settings_searched, stopped = search_per_stage(TIGHT, NODE, 32)
     assert not stopped and settings_searched > 0
     assert found.iteration_time == pytest.approx(brute.iteration_time, rel=1e-12)
 

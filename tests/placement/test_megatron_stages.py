@@ -213,3 +213,24 @@ def test_one_tensor_parallel_check_serves_estimate_planners_and_profiles(capsys,
                  "--mbs", "1", "--gbs", "8"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(f) in err and "model.params.layers: must be a positive integer" in err and len(err.splitlines()) == 1
+
+
+def test_cli_table_marks_a_per_stage_plan_not_runnable():
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from pipesim.commands.plan import _per_stage_table
+
+    plan = plan_megatron(TIGHT, NODE, 32)
+    cfg = ParallelConfig(tp=4, pp=2, mbs=2, gbs=32, sequence_parallel=True)
+    mixed = _estimate(TIGHT, cfg, NODE, ("full", "none"), (4, 2))
+    console = Console(width=200, record=True)
+    console.print(_per_stage_table(replace(plan, per_stage=mixed, per_stage_searched=7)))
+    text = console.export_text()
+    assert "NOT runnable by Megatron-Core" in text and "7 pipeline settings" in text
+    rows = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
+    assert [[c.strip() for c in r] for r in rows] == [["0", "2", "4", "1", "2", "full"], ["1", "2", "2", "2", "1", "none"]]
+    data = replace(plan, per_stage=mixed).to_dict()["per_stage"]
+    assert data["runnable"] is False and [s["t"] for s in data["stages"]] == [4, 2]
+    assert data["gain"] == pytest.approx(plan.iteration_time / mixed.iteration_time - 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from itertools import groupby
 
 CASES = (("llama3.1-405b", 72, 2048, 30.0), ("llama3.1-405b", 2048, 2048, 120.0))
 
@@ -46,7 +47,8 @@ def main() -> int:
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         ps = plan.per_stage
-        stages = ", ".join(f"{t}/{d}/{r}" for t, d, r in zip(ps.stage_tp, ps.stage_dp, ps.stage_recompute))
+        runs = [(len(list(group)), key) for key, group in groupby(zip(ps.stage_tp, ps.stage_dp, ps.stage_recompute))]
+        stages = ", ".join(f"{n}× {t}/{d}/{r}" for n, (t, d, r) in runs)
         print(f"  --per-stage: {plan.per_stage_searched} pipeline settings in {plan.per_stage_seconds:.2f} s "
               f"(whole plan {seconds:.2f} s, target {target:.0f} s); per-stage plan {ps.iteration_time:.2f} s/step, "
               f"gain {plan.iteration_time / ps.iteration_time - 1:+.3%}, "

@@ -195,7 +195,8 @@ def _per_stage_table(plan):
     head = (f"per-stage search ({plan.per_stage_searched} pipeline settings, degrees and recomputation per stage): ")
     if ps["runnable"] and ps["gain"] <= 0:
         return head + "no plan beats the pick above"
-    runnable = "runnable by Megatron-Core" if ps["runnable"] else "NOT runnable by Megatron-Core (its degrees and recomputation are one per run)"
+    runnable = ("runnable by Megatron-Core" if ps["runnable"]
+                else "NOT runnable by Megatron-Core (its degrees and recomputation are one per run)")
     line = (head + f"{ps['iteration_time']:.4f} s/step against {plan.iteration_time:.4f} s, {ps['gain']:+.2%} "
             f"faster; p={c['pp']} c={c['cp']} v={c['vp']}, {ps['memory_per_gpu'] / 2**30:.1f} GiB per GPU; {runnable}")
     table = Table()

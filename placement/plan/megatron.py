@@ -547,7 +547,7 @@ def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> t
 
 @dataclass(frozen=True)
 class StageCost:
-    """One pipeline stage on one of its GPUs, per microbatch (seconds) and in memory (bytes) (docs/model.md §11.5–11.6).
+    """One pipeline stage on one of its GPUs: per microbatch (seconds) and memory (bytes), docs/model.md §11.5–11.6.
 
     The one place a stage is priced: :func:`estimate` sums these, and the per-stage planner
     (:mod:`pipesim.placement.plan.megatron_plan`) searches over them.
@@ -571,8 +571,8 @@ def stage_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType, la
 
     ``layer`` is :func:`layer_cost` of ``cfg``, ``ends`` :func:`end_costs` of ``cfg``, ``hop`` one pipeline
     transfer (seconds).  ``memory=False`` leaves the memory out (0: a stage the caller does not look at,
-    as :func:`estimate` does for the middle stages of a Megatron-Core configuration).  Every stage of a Megatron-Core configuration has the same ``cfg``; a per-stage plan
-    gives each its own (docs/model.md §11.9).
+    as :func:`estimate` does for the middle stages of a Megatron-Core configuration).  Every stage of a
+    Megatron-Core configuration has the same ``cfg``; a per-stage plan gives each its own (docs/model.md §11.9).
     """
     p, v, c, t, b, s, h = cfg.pp, cfg.vp, cfg.cp, cfg.tp, cfg.mbs, model.seq, model.hidden
     e = 2

@@ -70,7 +70,7 @@ def _with_dp(options: list[_Option], node, cache: dict) -> list[_Option]:
     return out
 
 
-def per_stage_keys(model, cluster: Cluster, gbs: int, precision: str, *, max_mbs: int = 16, max_cp: int = 32):
+def per_stage_keys(model, cluster: Cluster, gbs: int, *, max_mbs: int = 16, max_cp: int = 32):
     """The pipeline-wide settings a per-stage plan keeps (``p, c, v``, the microbatch of ``B`` sequences,
     sequence parallelism, the distributed optimizer) with the tensor-parallel degrees each stage may take."""
     node = cluster.nodes[0][0]
@@ -99,8 +99,8 @@ def per_stage_keys(model, cluster: Cluster, gbs: int, precision: str, *, max_mbs
 
 
 def _stage_options(model, cluster: Cluster, gbs: int, precision: str, key, tps, cache: dict):
-    """Per stage class (first, middle, last) the options of each ``t`` with its least recomputation that fits;
-    ``None`` when some stage has none."""
+    """Per stage class (first, middle, last) the options of each ``t`` with its least recomputation that fits
+    (a class's list is empty when none fits it)."""
     p, c, v, group, sp, do = key
     node = cluster.nodes[0][0]
     gpus = cluster.device_count
@@ -208,7 +208,8 @@ def _best_assignment(first, middle, last, p: int, m: int, v: int, opt_time, fwd_
 
 
 def search_per_stage(model, cluster: Cluster, gbs: int, precision: str = "bf16", *, max_mbs: int = 16,
-                     max_cp: int = 32, budget: float = 60.0, incumbent: float = math.inf) -> tuple[Estimate | None, int, bool]:
+                     max_cp: int = 32, budget: float = 60.0,
+                     incumbent: float = math.inf) -> tuple[Estimate | None, int, bool]:
     """The fastest plan whose stages each choose their tensor- and data-parallel degree and recomputation.
 
     Returns ``(estimate, settings searched, stopped at the budget)``; ``estimate`` is ``None`` when no plan
@@ -220,7 +221,7 @@ def search_per_stage(model, cluster: Cluster, gbs: int, precision: str = "bf16",
     dp_cache: dict = {}
     best = None
     searched = 0
-    for key, tps in per_stage_keys(model, cluster, gbs, precision, max_mbs=max_mbs, max_cp=max_cp):
+    for key, tps in per_stage_keys(model, cluster, gbs, max_mbs=max_mbs, max_cp=max_cp):
         if time.perf_counter() - start > budget:
             return _evaluate(model, cluster, gbs, precision, best), searched, True
         searched += 1

@@ -230,7 +230,8 @@ def test_cli_table_marks_a_per_stage_plan_not_runnable():
     text = console.export_text()
     assert "NOT runnable by Megatron-Core" in text and "7 pipeline settings" in text
     rows = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
-    assert [[c.strip() for c in r] for r in rows] == [["0", "2", "4", "1", "2", "full"], ["1", "2", "2", "2", "1", "none"]]
+    assert [[c.strip() for c in r] for r in rows] == [["0", "2", "4", "1", "2", "full"],
+                                                      ["1", "2", "2", "2", "1", "none"]]
     data = replace(plan, per_stage=mixed).to_dict()["per_stage"]
     assert data["runnable"] is False and [s["t"] for s in data["stages"]] == [4, 2]
     assert data["gain"] == pytest.approx(plan.iteration_time / mixed.iteration_time - 1)

@@ -165,8 +165,11 @@ def _megatron(args, data: dict) -> int:
     precision = args.precision or options.get("precision") or "bf16"
     if precision not in ("bf16", "fp16", "fp8"):
         raise InputError(args.workload, "solve.options.precision", f"must be bf16, fp16 or fp8, got {precision!r}")
+    per_stage = options.get("per_stage", False)
+    if not isinstance(per_stage, bool):
+        raise InputError(args.workload, "solve.options.per_stage", f"must be true or false, got {per_stage!r}")
     with console.status("searching Megatron-Core configurations …"):
-        plan = plan_megatron(model, cluster, gbs, precision, per_stage=args.per_stage)
+        plan = plan_megatron(model, cluster, gbs, precision, per_stage=args.per_stage or per_stage)
     output = writable(args.output, "plan")
     if output:
         write_json(output, plan.to_dict())

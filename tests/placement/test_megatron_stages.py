@@ -235,3 +235,17 @@ def test_cli_table_marks_a_per_stage_plan_not_runnable():
     data = replace(plan, per_stage=mixed).to_dict()["per_stage"]
     assert data["runnable"] is False and [s["t"] for s in data["stages"]] == [4, 2]
     assert data["gain"] == pytest.approx(plan.iteration_time / mixed.iteration_time - 1)
+
+
+def test_scenario_option_per_stage(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("model: {generator: transformer, params: {preset: llama3.1-8b}}\nhardware: {cluster: dgx-h100x8}\n"
+                 "solve: {method: plan, options: {objective: megatron, gbs: 32, per_stage: true}}\n")
+    assert main(["plan", str(f), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["per_stage"]["iteration_time"] <= data["iteration_time"] and data["per_stage"]["stages"]
+    f.write_text(f.read_text().replace("per_stage: true", "per_stage: 3"))
+    for command in (["plan", str(f)], ["run", str(f), "--no-progress", "-o", str(tmp_path / "out")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert "solve.options.per_stage" in err and len(err.splitlines()) == 1

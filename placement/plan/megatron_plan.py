@@ -177,6 +177,9 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         raise InputError(None, "hardware", f"{cluster.name} mixes node types: plan on one node type's part")
     if isinstance(gbs, bool) or not isinstance(gbs, int) or gbs < 1:
         raise InputError(None, "--gbs", f"must be a positive integer, got {gbs!r}")
+    if isinstance(per_stage_budget, bool) or not isinstance(per_stage_budget, (int, float)) \
+            or not per_stage_budget >= 0:
+        raise InputError(None, "per_stage_budget", f"must be a non-negative number of seconds, got {per_stage_budget!r}")
     start = time.perf_counter()
     best: Estimate | None = None
     searched = fitting = 0

@@ -168,6 +168,8 @@ def test_per_stage_search_stops_at_its_budget():
     assert stopped and searched == 0 and found is None
     plan = plan_megatron(TIGHT, NODE, 32, per_stage=True, per_stage_budget=0.0)
     assert any("budget" in n for n in plan.notes) and plan.per_stage is plan.best
+    with pytest.raises(InputError, match="per_stage_budget"):
+        plan_megatron(TIGHT, NODE, 32, per_stage=True, per_stage_budget=-1)
 
 
 def test_plan_cli_per_stage_shows_stage_degrees_and_gain(capsys):

@@ -799,11 +799,12 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     tokens_step = cfg.gbs * s
     tflops = model.model_flops(tokens_step) / iteration / gpus / 1e12
     label = choices[0] if len(set(choices)) == 1 else "per-stage"
-    return Estimate(model, cfg, gpus, d, m, label, iteration, breakdown, memory_per_gpu, mem,
+    # the configuration reported is the first stage's (with per-stage degrees: its t, its replicas' microbatch)
+    return Estimate(model, configs[0], gpus, dps[0], m, label, iteration, breakdown, memory_per_gpu, mem,
                     memory_capacity(node), tokens_step / iteration / gpus, tflops,
                     stage_forward=tuple(stage_fwd), stage_backward=tuple(stage_bwd), after_flush=dp_comm + opt,
                     stage_recompute=choices, stage_memory=tuple(stage_memory),
-                    layer_ops=dict(layers[cfg.tp].ops), dp_ops=dp_ops,
+                    layer_ops=dict(layers[configs[0].tp].ops), dp_ops=dp_ops,
                     stage_tp=tuple(sc.tp for sc in configs), stage_dp=tuple(dps),
                     stage_mbs=tuple(sc.mbs for sc in configs))
 

@@ -106,6 +106,10 @@ def test_stage_degrees_price_each_stage_by_its_own_degree():
     assert dict(mixed.stage_memory)[1] == dict(two.stage_memory)[1]
     with pytest.raises(InputError, match=r"stage_tp\[1\]"):
         _estimate(TIGHT, cfg, NODE, "none", (4, 3))
+    # cfg sets the microbatch (B = mbs·d = 2); the estimate reports the first stage's degrees
+    other = _estimate(TIGHT, cfg, NODE, ("none", "none"), (2, 2))
+    assert other.config.tp == 2 and other.dp == 2 and other.config.mbs == 1 and other.stage_mbs == (1, 1)
+    assert other.iteration_time == two.iteration_time
     with pytest.raises(InputError, match="stage_tp"):
         _estimate(TIGHT, cfg, NODE, "none", (4,))
 

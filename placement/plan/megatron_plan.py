@@ -102,14 +102,17 @@ def _divisors(n: int) -> list[int]:
     return [k for k in range(1, n + 1) if n % k == 0]
 
 
+def degrees(model, cluster: Cluster, max_cp: int = 32) -> tuple[int, int, list[int], list[int]]:
+    """The GPUs, the layers, the tensor-parallel degrees and the context-parallel degrees the planners try."""
+    gpus = cluster.device_count
+    cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
+    return gpus, model.layers, tensor_parallel_degrees(model, cluster.nodes[0][0].devices), cs
+
+
 def candidates(model, cluster: Cluster, gbs: int, precision: str = "bf16", *, max_mbs: int = 16,
                max_cp: int = 32):
     """Every Megatron-Core configuration of the module docstring (recomputation left to the caller)."""
-    node = cluster.nodes[0][0]
-    gpus = cluster.device_count
-    L = model.layers
-    ts = tensor_parallel_degrees(model, node.devices)
-    cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
+    gpus, L, ts, cs = degrees(model, cluster, max_cp)
     for t in ts:
         for c in cs:
             if gpus % (t * c):

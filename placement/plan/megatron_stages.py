@@ -35,10 +35,9 @@ from pipesim.hardware.clusters import Cluster
 from pipesim.hardware.collectives import Group, p2p
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.placement.plan.megatron import (RECOMPUTE, Estimate, ParallelConfig, _estimate, end_costs, layer_cost,
-                                             memory_capacity, stage_cost, stage_dp, stage_layers,
-                                             tensor_parallel_degrees)
+                                             memory_capacity, stage_cost, stage_dp, stage_layers)
 from pipesim.placement.plan.megatron_layer import dp_exposed
-from pipesim.placement.plan.megatron_plan import _divisors
+from pipesim.placement.plan.megatron_plan import _divisors, degrees
 
 __all__ = ["per_stage_keys", "search_per_stage"]
 @dataclass(frozen=True)
@@ -73,11 +72,7 @@ def _with_dp(options: list[_Option], node, cache: dict) -> list[_Option]:
 def per_stage_keys(model, cluster: Cluster, gbs: int, *, max_mbs: int = 16, max_cp: int = 32):
     """The pipeline-wide settings a per-stage plan keeps (``p, c, v``, the microbatch of ``B`` sequences,
     sequence parallelism, the distributed optimizer) with the tensor-parallel degrees each stage may take."""
-    node = cluster.nodes[0][0]
-    gpus = cluster.device_count
-    L = model.layers
-    ts = tensor_parallel_degrees(model, node.devices)
-    cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
+    gpus, L, ts, cs = degrees(model, cluster, max_cp)
     for c in cs:
         for p in range(2, L + 1):
             if gpus % (p * c):

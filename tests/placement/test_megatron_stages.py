@@ -3,6 +3,7 @@ degree and recomputation, priced by the estimate's own stage costs, searched exa
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 
@@ -135,10 +136,9 @@ def test_per_stage_recomputation_recomputes_only_where_memory_needs_it():
 
 
 # ---- the whole search against brute force over every stage's degree and recomputation -------------------
-def _brute_force(model, cluster, gbs, cps=(1, 2, 4, 8), max_mbs=16):
+def _every_plan(model, cluster, gbs, cps=(1, 2, 4, 8), max_mbs=16):
     """Every pipeline setting, every tensor-parallel degree and recomputation of every stage, by _estimate."""
     gpus = cluster.device_count
-    best = None
     for p, c, v, group in itertools.product(range(2, model.layers + 1), cps, range(1, 5), range(1, gbs + 1)):
         if gpus % (p * c) or gbs % group:
             continue
@@ -146,15 +146,14 @@ def _brute_force(model, cluster, gbs, cps=(1, 2, 4, 8), max_mbs=16):
         ts = [t for t in range(1, 9) if per % t == 0 and group % (per // t) == 0 and group // (per // t) <= max_mbs]
         for sp, do, tps, rcs in itertools.product((True, False), (True, False), itertools.product(ts, repeat=p),
                                                   itertools.product(RECOMPUTE, repeat=p)):
-            try:
-                cfg = ParallelConfig(tp=tps[0], pp=p, cp=c, vp=v, mbs=group // (per // tps[0]), gbs=gbs,
-                                     sequence_parallel=sp, distributed_optimizer=do)
-                est = _estimate(model, cfg, cluster, rcs, tps)
-            except InputError:
-                continue
-            if est.fits and (best is None or est.iteration_time < best.iteration_time):
-                best = est
-    return best
+            cfg = dict(tp=tps[0], pp=p, cp=c, vp=v, mbs=group // (per // tps[0]), gbs=gbs, sequence_parallel=sp,
+                       distributed_optimizer=do)
+            with contextlib.suppress(InputError):          # degrees the model or the GPUs do not allow
+                yield _estimate(model, ParallelConfig(**cfg), cluster, rcs, tps)
+
+
+def _brute_force(model, cluster, gbs):
+    return min((e for e in _every_plan(model, cluster, gbs) if e.fits), key=lambda e: e.iteration_time)
 
 
 @pytest.mark.slow

@@ -89,13 +89,18 @@ def _from_params(params: Any, source: str | None, where: str) -> TransformerConf
     base_name = params.pop("preset", None) or params.pop("size", None)
     for ignored in ("batch", "dtype", "granularity"):   # the graph generator's: the microbatch is --mbs here
         params.pop(ignored, None)
-    for key, value in params.items():
+    from pipesim.placement.options import Int
+    from pipesim.workloads.models import PARAMETERS
+
+    typed = PARAMETERS["transformer"]      # the graph generator's typed fields: one check of each value
+    for key, value in list(params.items()):
         if key not in PARAMS:
             raise InputError(source, f"{where}.{key}", f"not a transformer parameter (known: {', '.join(PARAMS)})")
-        kind = bool if key in ("decoder", "gated", "tied_embeddings", "bias") else (
-            str if key in ("position", "norm", "activation") else int)
-        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise InputError(source, f"{where}.{key}", f"must be {kind.__name__}, got {value!r}")
+        if value is not None:
+            try:
+                params[key] = typed.get(key, Int()).convert(value, f"{where}.{key}")   # max_positions: a whole number
+            except InputError as exc:
+                raise InputError(source, exc.field, exc.problem) from None
     try:
         if base_name is not None:
             return preset(str(base_name), **params)

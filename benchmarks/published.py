@@ -8,6 +8,8 @@ architecture as a transformer decoder, its GPUs as DGX nodes, its
 defaults except where the row states otherwise (``known_settings``):
 
 * "full activation recomputation" → ``recompute="full"``;
+* the MLP's activation where the row's model family states it (Nemotron-4:
+  squared ReLU, unfused in its recipe; :data:`ACTIVATIONS`);
 * "no distributed optimizer, no sequence parallelism (2021)" →
   ``distributed_optimizer=False, sequence_parallel=False``, and the software
   of 2021: no FlashAttention (Dao et al., May 2022) and no overlap of the
@@ -33,6 +35,11 @@ REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "referenc
 
 #: the cluster preset of each system named by the rows
 SYSTEMS = {"DGX-A100": "dgx-a100x4", "DGX-H100": "dgx-h100x16"}
+#: an ungated MLP's activation by model family (the reference file's architectures do not name it; gated ones are
+#: SwiGLU, the rest GeLU): Nemotron-4's squared ReLU (Parmar et al. 2024, arXiv:2402.16819 §2; the runs' recipe,
+#: NVIDIA dgxc-benchmarking tag v24.11.1 nemotron/nemotron4-15b-synth.yaml: ``activation: squared-relu``,
+#: ``bias_activation_fusion: false`` — Megatron-Core runs it as two unfused kernels, docs/model.md §11.2)
+ACTIVATIONS = {"Nemotron-4": "squared-relu"}
 
 
 def row_inputs(row: dict) -> dict:
@@ -47,6 +54,9 @@ def row_inputs(row: dict) -> dict:
              "bias": not (a["gated"] or a["kv_heads"] != a["heads"]),
              "norm": "rmsnorm" if a["gated"] else "layernorm",
              "tied_embeddings": not (a["gated"] or a["kv_heads"] != a["heads"])}
+    family = next((v for k, v in ACTIVATIONS.items() if row["model"].startswith(k)), None)
+    if family and not a["gated"]:
+        model["activation"] = family
     legacy = "(2021)" in known
     kwargs = dict(model={"generator": "transformer", "params": model}, hardware=hardware, nodes=row["gpus"] // 8, tp=c["tp"], pp=c["pp"], cp=c.get("cp") or 1,
                   vp=c.get("vp") or 1, mbs=c["mbs"], gbs=c["gbs"], precision=row["precision"])

@@ -528,7 +528,7 @@ def estimate(model, hardware, *, nodes: int | None = None, tp: int = 1, pp: int 
     return _estimate(config, cluster, parallel)
 
 def plan_megatron(model, hardware, *, nodes: int | None = None, gbs: int, precision: str = "bf16",
-                  per_stage: bool = False, max_mbs: int = 16):
+                  per_stage: bool = False, max_mbs: int = 16, per_stage_budget: float = 60.0):
     """The fastest Megatron-Core configuration of an LLM that fits its cluster (docs/model.md §11.9).
 
     Searches t, p, c, v, d, the microbatch size, recomputation, sequence parallelism and the distributed
@@ -546,9 +546,13 @@ def plan_megatron(model, hardware, *, nodes: int | None = None, gbs: int, precis
         The global batch in sequences (the user's, never changed).
     precision : {"bf16", "fp16", "fp8"}
     per_stage : bool
-        Also find the best plan whose stages choose their recomputation each for itself.
+        Also find the best plan whose stages choose their own tensor- and data-parallel degree and
+        recomputation (``.per_stage``, an :class:`Estimate` with ``stage_tp``, ``stage_dp``, ``stage_mbs``,
+        ``stage_recompute``; ``.runnable`` is False when Megatron-Core cannot run it), docs/model.md §11.9.
     max_mbs : int
         Largest microbatch size tried.
+    per_stage_budget : float
+        Seconds the per-stage search may take; it stops there with a note, at the best plan so far.
 
     Returns
     -------
@@ -575,5 +579,6 @@ def plan_megatron(model, hardware, *, nodes: int | None = None, gbs: int, precis
     cluster = hardware if isinstance(hardware, Cluster) else load_cluster(hardware)
     if nodes is not None:
         cluster = with_nodes(cluster, nodes)
-    return _plan(load_llm(model), cluster, gbs, precision, per_stage=per_stage, max_mbs=max_mbs)
+    return _plan(load_llm(model), cluster, gbs, precision, per_stage=per_stage, max_mbs=max_mbs,
+                 per_stage_budget=per_stage_budget)
 

@@ -30,6 +30,8 @@ FIELDS = ("name", "description", "model", "hardware", "solve", "output")
 OPTIONS = ("objective", "gbs", "precision")
 #: objective time|cost: the heterogeneous planner's options (as ``pipesim plan``'s flags)
 HETERO_OPTIONS = OPTIONS + ("budget", "min_throughput", "max_stages", "max_kinds", "mbs")
+#: objective megatron also takes per_stage: the best plan with per-stage degrees beside the pick (§11.9)
+MEGATRON_OPTIONS = OPTIONS + ("per_stage",)
 OBJECTIVES = ("megatron", "time", "cost")
 
 
@@ -145,7 +147,8 @@ def run_llm_scenario(path: str | Path, out_dir: str | Path | None = None, *, dat
     if objective == "megatron":
         model, cluster = load_llm(str(path)), load_cluster(data["hardware"]["cluster"])
         with step("planning (megatron)"):
-            plan = plan_megatron(model, cluster, options["gbs"], options.get("precision", "bf16"))
+            plan = plan_megatron(model, cluster, options["gbs"], options.get("precision", "bf16"),
+                                 per_stage=options.get("per_stage", False))
         with step("simulating the plan"):
             simulation = simulate_estimate(plan.best)
     else:
@@ -179,7 +182,7 @@ def _checked(path: Path, data: dict) -> tuple[dict, str]:
     only_fields(path, data, FIELDS, "an LLM scenario")
     options = data["solve"]["options"]
     objective = options.get("objective")
-    allowed = OPTIONS if objective == "megatron" else HETERO_OPTIONS
+    allowed = MEGATRON_OPTIONS if objective == "megatron" else HETERO_OPTIONS
     extra = set(options) - set(allowed)
     if extra:
         raise InputError(path, f"solve.options.{sorted(extra)[0]}", f"not an option of objective {objective} "
@@ -190,6 +193,8 @@ def _checked(path: Path, data: dict) -> tuple[dict, str]:
     precision = options.get("precision", "bf16")
     if precision not in ("bf16", "fp16", "fp8"):
         raise InputError(path, "solve.options.precision", f"must be bf16, fp16 or fp8, got {precision!r}")
+    if not isinstance(options.get("per_stage", False), bool):
+        raise InputError(path, "solve.options.per_stage", f"must be true or false, got {options['per_stage']!r}")
     hardware = data.get("hardware")
     if not isinstance(hardware, dict) or not hardware.get("cluster"):
         raise InputError(path, "hardware.cluster", "needed: a cluster preset or YAML file")

@@ -34,7 +34,26 @@ from typing import Any
 from pipesim.errors import HardwareError, InputError
 from pipesim.hardware.units import BYTES, TIME, is_number, parse
 
-__all__ = ["Bool", "Choice", "Duration", "Field", "File", "Float", "Int", "IntList", "Size", "Text"]
+__all__ = ["Bool", "Choice", "Duration", "Field", "File", "Float", "Int", "IntList", "Size", "Text",
+           "require_positive_ints"]
+
+
+def require_positive_ints(config: object, names: Sequence[str]) -> None:
+    """Raise :class:`~pipesim.errors.InputError` naming the first of ``names`` (attributes of ``config``) that is
+    not a positive integer: the one check of a configuration's whole-number fields (a model's shape,
+    :class:`pipesim.workloads.transformer.TransformerConfig`; a parallel layout,
+    :class:`pipesim.placement.plan.megatron.ParallelConfig`).
+
+    >>> from types import SimpleNamespace
+    >>> require_positive_ints(SimpleNamespace(tp=2, pp=0), ("tp", "pp"))
+    Traceback (most recent call last):
+    ...
+    pipesim.errors.InputError: pp: must be a positive integer, got 0
+    """
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(None, name, f"must be a positive integer, got {value!r}")
 
 
 def _shown(value: Any) -> str:

@@ -46,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=["bf16", "fp16", "fp8"], default=None, help="megatron: default bf16")
     p.add_argument("--nodes", type=count, metavar="N", help="megatron: resize the cluster to N nodes")
     p.add_argument("--per-stage", action="store_true",
-                   help="megatron: also show the best plan with per-stage recomputation and its gain")
+                   help="megatron: also show the best plan whose stages choose their own tensor- and data-parallel "
+                        "degree and recomputation (not runnable by Megatron-Core) and its gain")
     p.add_argument("--no-data-parallel", action="store_true", help="d = 1 for every stage")
     p.add_argument("--no-tensor-parallel", action="store_true", help="t = 1 for every stage")
     p.add_argument("--no-recompute", action="store_true", help="no activation recomputation")
@@ -164,8 +165,11 @@ def _megatron(args, data: dict) -> int:
     precision = args.precision or options.get("precision") or "bf16"
     if precision not in ("bf16", "fp16", "fp8"):
         raise InputError(args.workload, "solve.options.precision", f"must be bf16, fp16 or fp8, got {precision!r}")
+    per_stage = options.get("per_stage", False)
+    if not isinstance(per_stage, bool):
+        raise InputError(args.workload, "solve.options.per_stage", f"must be true or false, got {per_stage!r}")
     with console.status("searching Megatron-Core configurations …"):
-        plan = plan_megatron(model, cluster, gbs, precision, per_stage=args.per_stage)
+        plan = plan_megatron(model, cluster, gbs, precision, per_stage=args.per_stage or per_stage)
     output = writable(args.output, "plan")
     if output:
         write_json(output, plan.to_dict())
@@ -178,10 +182,32 @@ def _megatron(args, data: dict) -> int:
     console.print(f"searched {plan.searched} configurations ({plan.fitting} fit) in {plan.seconds:.2f} s; "
                   f"{len(plan.stages())} stages of {', '.join(str(s['layers']) for s in plan.stages())} layers")
     if plan.per_stage is not None:
-        ps = plan.to_dict()["per_stage"]
-        console.print(f"per-stage recomputation (not Megatron-Core's single setting): {ps['iteration_time']:.4f} s, "
-                      f"{ps['gain']:+.2%} faster; stages recompute {', '.join(ps['stage_recompute'])}")
+        console.print(_per_stage_table(plan))
+    for note in plan.notes:
+        console.print(f"note: {note}")
     return 0
+
+
+def _per_stage_table(plan):
+    """The per-stage plan beside the runnable pick: each stage's degrees, the time and the gain (§11.9)."""
+    from rich.console import Group as Lines
+    from rich.table import Table
+
+    ps = plan.to_dict()["per_stage"]
+    c = ps["config"]
+    head = (f"per-stage search ({plan.per_stage_searched} pipeline settings, degrees and recomputation per stage): ")
+    if ps["runnable"] and ps["gain"] <= 0:
+        return head + "no plan beats the pick above"
+    runnable = ("runnable by Megatron-Core" if ps["runnable"]
+                else "NOT runnable by Megatron-Core (its degrees and recomputation are one per run)")
+    line = (head + f"{ps['iteration_time']:.4f} s/step against {plan.iteration_time:.4f} s, {ps['gain']:+.2%} "
+            f"faster; p={c['pp']} c={c['cp']} v={c['vp']}, {ps['memory_per_gpu'] / 2**30:.1f} GiB per GPU; {runnable}")
+    table = Table()
+    for name in ("stage", "layers", "t", "d", "mbs", "recompute"):
+        table.add_column(name, justify="left" if name == "recompute" else "right")
+    for st in ps["stages"]:
+        table.add_row(*(str(st[k]) for k in ("stage", "layers", "t", "d", "mbs", "recompute")))
+    return Lines(line, table)
 
 
 def run(args) -> int:

@@ -115,7 +115,8 @@ def simulate_estimate(estimate: Estimate) -> MegatronSimulation:
             stage_f[r] += n * dfwd
             stage_b[r] += n * (dbwd + (dfwd if recompute[r] == "full" else 0.0))
     if estimate.dp_ops:
-        dp_sim = dp_exposed(estimate.dp_ops)
+        # a later stage's reduction that outlasts the drain (``drain``, per-stage degrees only) is exposed instead
+        dp_sim = max(dp_exposed(estimate.dp_ops), estimate.dp_ops.get("drain", 0.0))
         after_flush += dp_sim - dp_model
     forward = [stage_f[k % p] / v for k in range(p * v)]
     backward = [stage_b[k % p] / v for k in range(p * v)]

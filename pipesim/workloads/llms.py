@@ -49,7 +49,8 @@ def _llama(layers: int, hidden: int, ffn: int, heads: int) -> TransformerConfig:
 def _nemotron(layers: int, hidden: int, heads: int) -> TransformerConfig:
     return TransformerConfig(layers=layers, hidden=hidden, ffn_hidden=4 * hidden, heads=heads, kv_heads=8, vocab=256000,
                              seq=4096, max_positions=4096, batch=1, decoder=True, dtype="bf16", gated=False,
-                             tied_embeddings=False, position="rope", norm="layernorm", bias=False)
+                             tied_embeddings=False, position="rope", norm="layernorm", bias=False,
+                             activation="squared-relu")
 
 
 #: name -> architecture (see the module docstring for each source)
@@ -88,13 +89,18 @@ def _from_params(params: Any, source: str | None, where: str) -> TransformerConf
     base_name = params.pop("preset", None) or params.pop("size", None)
     for ignored in ("batch", "dtype", "granularity"):   # the graph generator's: the microbatch is --mbs here
         params.pop(ignored, None)
-    for key, value in params.items():
+    from pipesim.placement.options import Int
+    from pipesim.workloads.models import PARAMETERS
+
+    typed = PARAMETERS["transformer"]      # the graph generator's typed fields: one check of each value
+    for key, value in list(params.items()):
         if key not in PARAMS:
             raise InputError(source, f"{where}.{key}", f"not a transformer parameter (known: {', '.join(PARAMS)})")
-        kind = bool if key in ("decoder", "gated", "tied_embeddings", "bias") else (str if key in ("position", "norm")
-                                                                                        else int)
-        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise InputError(source, f"{where}.{key}", f"must be {kind.__name__}, got {value!r}")
+        if value is not None:
+            try:
+                params[key] = typed.get(key, Int()).convert(value, f"{where}.{key}")   # max_positions: a whole number
+            except InputError as exc:
+                raise InputError(source, exc.field, exc.problem) from None
     try:
         if base_name is not None:
             return preset(str(base_name), **params)

@@ -27,7 +27,7 @@ from pipesim.workloads.gnmt import GNMTConfig, gnmt
 from pipesim.workloads.inception import inception_v3
 from pipesim.workloads.opgraph import OpGraph
 from pipesim.workloads.resnet import resnet50
-from pipesim.workloads.transformer import SIZES, TransformerConfig, transformer
+from pipesim.workloads.transformer import ACTIVATIONS, NORMS, POSITIONS, SIZES, TransformerConfig, transformer
 
 __all__ = ["MODELS", "PARAMETERS", "build_model"]
 
@@ -54,9 +54,10 @@ PARAMETERS: dict[str, dict[str, Field]] = {
         "kv_heads": Int(help="key/value heads, grouped-query attention (default: heads)"),
         "gated": Bool(help="SwiGLU MLP: two input matrices"),
         "tied_embeddings": Bool(help="the LM head reuses the token table (default true)"),
-        "position": Choice(("learned", "rope"), help="learned position table or RoPE (no parameters)"),
-        "norm": Choice(("layernorm", "rmsnorm"), help="normalisation (default layernorm)"),
+        "position": Choice(POSITIONS, help="learned position table or RoPE (no parameters)"),
+        "norm": Choice(NORMS, help="normalisation (default layernorm)"),
         "bias": Bool(help="biases on the linear layers (default true)"),
+        "activation": Choice(ACTIVATIONS, help="an ungated MLP's activation (default gelu)"),
         "decoder": Bool(help="GPT-style decoder (LM head)"),
         "batch": _BATCH,
         "dtype": _DTYPE,

@@ -34,7 +34,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pipesim.errors import ModelSpecError
+from pipesim.errors import InputError, ModelSpecError
+from pipesim.placement.options import require_positive_ints as _positive_ints
 
 __all__ = ["Kernel", "ModelSpecError", "Op", "OpGraph", "require_positive_ints"]
 
@@ -42,11 +43,12 @@ __all__ = ["Kernel", "ModelSpecError", "Op", "OpGraph", "require_positive_ints"]
 
 
 def require_positive_ints(config: object, names: Iterable[str]) -> None:
-    """Raise :class:`ModelSpecError` naming the first of ``names`` that is not a positive integer."""
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ModelSpecError(f"{name}: must be a positive integer, got {value!r}")
+    """Raise :class:`ModelSpecError` naming the first of ``names`` that is not a positive integer
+    (:func:`pipesim.placement.options.require_positive_ints`, the one check, as a model-spec error)."""
+    try:
+        _positive_ints(config, tuple(names))
+    except InputError as exc:
+        raise ModelSpecError(f"{exc.field}: {exc.problem}") from None
 
 
 @dataclass(frozen=True)

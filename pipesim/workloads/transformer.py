@@ -24,7 +24,8 @@ MLP's first projection is two ``h×ffn_hidden`` matrices) and
 ``tied_embeddings`` (the LM head reuses the token table; untied, it is its own
 ``vocab×h`` matrix), plus ``position`` (``learned`` table or ``rope``, which has
 no parameters), ``norm`` (``layernorm``: weight and bias; ``rmsnorm``: weight
-only) and ``bias`` (biases on the linear layers).  :meth:`TransformerConfig.params`
+only), ``bias`` (biases on the linear layers) and ``activation`` (an ungated
+MLP's ``gelu`` or ``squared-relu``; it changes no count).  :meth:`TransformerConfig.params`
 and :meth:`TransformerConfig.layer_flops` are the exact counts, the one
 definition the graph below and the Megatron cost model
 (:mod:`pipesim.placement.plan.megatron`) both use.
@@ -41,10 +42,13 @@ from pipesim.hardware.devices import dtype_bytes
 from pipesim.workloads.kernels import elementwise, matmul
 from pipesim.workloads.opgraph import ModelSpecError, Op, OpGraph, require_positive_ints
 
-__all__ = ["NORMS", "POSITIONS", "SIZES", "TransformerConfig", "transformer"]
+__all__ = ["ACTIVATIONS", "NORMS", "POSITIONS", "SIZES", "TransformerConfig", "transformer"]
 
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope")
+#: the MLP's activation when it is not gated (gated MLPs are SwiGLU): GeLU, or squared ReLU (So et al. 2021,
+#: "Primer"; Nemotron-4, Parmar et al. 2024)
+ACTIVATIONS = ("gelu", "squared-relu")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class TransformerConfig:
     position: str = "learned"
     norm: str = "layernorm"
     bias: bool = True
+    activation: str = "gelu"
 
     def __post_init__(self) -> None:
         require_positive_ints(self, ("layers", "hidden", "heads", "seq", "batch", "vocab", "max_positions"))
@@ -94,6 +99,10 @@ class TransformerConfig:
             raise ModelSpecError(f"position: must be one of {', '.join(POSITIONS)}, got {self.position!r}")
         if self.norm not in NORMS:
             raise ModelSpecError(f"norm: must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ModelSpecError(f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.gated and self.activation != "gelu":
+            raise ModelSpecError("activation: a gated MLP is SwiGLU; the activation is for ungated MLPs")
         if self.position == "learned" and self.seq > self.max_positions:
             raise ModelSpecError(f"seq: {self.seq} exceeds max_positions ({self.max_positions})")
         if not self.decoder and not self.tied_embeddings:

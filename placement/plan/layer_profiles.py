@@ -28,7 +28,8 @@ from __future__ import annotations
 from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
-from pipesim.placement.plan.megatron import ParallelConfig, TransformerConfig, end_costs, layer_cost, padded_vocab
+from pipesim.placement.plan.megatron import (ParallelConfig, TransformerConfig, end_costs, layer_cost, padded_vocab,
+                                             tensor_parallel_degrees)
 from pipesim.placement.plan.sailor import SailorInputs
 from pipesim.placement.plan.sailor_format import (
     LayerMemory,
@@ -47,12 +48,7 @@ MICROBATCH_SIZES = (1, 2, 4, 8)
 
 def _tp_degrees(model: TransformerConfig, node: NodeType) -> list[int]:
     """Powers of two dividing the node's GPUs and the attention heads (Megatron's TP constraints, §11.3)."""
-    found, tp = [], 1
-    while tp <= node.devices:
-        if node.devices % tp == 0 and model.heads % tp == 0 and (model.groups % tp == 0 or tp % model.groups == 0):
-            found.append(tp)
-        tp *= 2
-    return found
+    return [t for t in tensor_parallel_degrees(model, node.devices) if t & (t - 1) == 0]
 
 
 def _optimizer_step(model: TransformerConfig, tp: int, node: NodeType) -> float:

@@ -28,7 +28,7 @@ Reference: docs/model.md §11.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pipesim.errors import InputError
@@ -36,14 +36,17 @@ from pipesim.hardware.clusters import Cluster, NodeType
 from pipesim.hardware.collectives import Group, all_gather, all_reduce, p2p, reduce_scatter
 from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.hardware.gemm import UB_COMM_SMS, attention_time, engine, gemm_time, overlap_slowdown
-from pipesim.placement.plan.megatron_layer import dp_exposed, layer_events
+from pipesim.placement.options import require_positive_ints
+from pipesim.placement.plan.megatron_layer import dp_exposed, dp_exposed_bound, layer_events
 
 #: the model: a :class:`pipesim.workloads.transformer.TransformerConfig`, duck-typed because
 #: placement/ does not import pipesim/ (the layering of docs/model.md §9)
 TransformerConfig = Any
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
-           "ParallelConfig", "estimate", "fp8_cast_bytes", "fp8_stash_saving", "memory_capacity", "pipeline_time", "stage_layers", "with_nodes"]
+           "ParallelConfig", "StageCost", "estimate", "fp8_cast_bytes", "fp8_stash_saving", "memory_capacity",
+           "pipeline_time", "stage_cost", "stage_degrees", "stage_dp", "stage_layers", "tensor_parallel_degrees",
+           "tensor_parallel_problem", "with_nodes"]
 
 PRECISIONS = ("bf16", "fp16", "fp8")
 RECOMPUTE = ("none", "selective", "full")
@@ -103,10 +106,7 @@ class ParallelConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(None, "dropout", f"must be in [0, 1), got {self.dropout!r}")
-        for name in ("tp", "pp", "cp", "vp", "mbs", "gbs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(None, name, f"must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("tp", "pp", "cp", "vp", "mbs", "gbs"))
         if self.precision not in PRECISIONS:
             raise InputError(None, "precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.recompute is not None and self.recompute not in RECOMPUTE:
@@ -176,6 +176,17 @@ class Estimate:
     #: pipesim.simulation.megatron_events (docs/model.md §11.10)
     layer_ops: dict = field(default_factory=dict, compare=False, repr=False)
     dp_ops: dict = field(default_factory=dict, compare=False, repr=False)
+    #: per pipeline stage, its tensor-parallel degree, data-parallel degree and sequences per replica and
+    #: microbatch (all equal in a Megatron-Core configuration; a per-stage plan's own, docs/model.md §11.9)
+    stage_tp: tuple[int, ...] = field(default=())
+    stage_dp: tuple[int, ...] = field(default=())
+    stage_mbs: tuple[int, ...] = field(default=())
+
+    @property
+    def runnable(self) -> bool:
+        """Whether Megatron-Core can run it: one tensor- and data-parallel degree and one recomputation on
+        every stage."""
+        return len(set(self.stage_tp)) <= 1 and len(set(self.stage_dp)) <= 1 and len(set(self.stage_recompute)) <= 1
 
     @property
     def fits(self) -> bool:
@@ -201,9 +212,13 @@ class Estimate:
             "params": self.model.params(),
             "stage_recompute": list(self.stage_recompute),
             "stages": [{"stage": i, "layers": n, "forward": f, "backward": b,
-                        "recompute": self.stage_recompute[i] if self.stage_recompute else self.recompute}
+                        "recompute": self.stage_recompute[i] if self.stage_recompute else self.recompute,
+                        "t": self.stage_tp[i] if self.stage_tp else c.tp,
+                        "d": self.stage_dp[i] if self.stage_dp else self.dp,
+                        "mbs": self.stage_mbs[i] if self.stage_mbs else c.mbs}
                        for i, (n, f, b) in enumerate(zip(stage_layers(self.model.layers, c.pp), self.stage_forward,
                                                          self.stage_backward))],
+            "runnable": self.runnable,
             "notes": list(self.notes),
         }
 
@@ -346,7 +361,10 @@ def layer_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) ->
     sp_div = t if cfg.sp else 1
     norm_bytes = 2 * (2 * e * h) / sp_div                        # two norms: read and write h
     residual_bytes = 2 * (3 * e * h) / sp_div                    # two bias-dropout-adds: read 2h, write h
-    act_bytes = (3 if model.gated else 2) * e * f / t            # SwiGLU reads 2f writes f; GeLU reads f writes f
+    # SwiGLU reads 2f writes f; GeLU reads f writes f (both fused with their bias, Megatron-Core's
+    # bias_activation_fusion); squared ReLU has no fused kernel in Megatron-Core: it runs as torch.pow(F.relu(x), 2)
+    # (megatron/core/activations.py squared_relu), two kernels each reading f and writing f
+    act_bytes = (3 if model.gated else (4 if getattr(model, "activation", "gelu") == "squared-relu" else 2)) * e * f / t
     rope_bytes = (2 * e * (h + kv) / t) if model.position == "rope" else 0.0
     cast_f, cast_b = fp8_cast_bytes(model, cfg) if cfg.precision == "fp8" else (0.0, 0.0)
     mask_bytes = (2 * h / sp_div) if cfg.dropout > 0 else 0.0    # two hidden-dropout masks, 1 byte per element
@@ -463,6 +481,38 @@ def stage_layers(layers: int, p: int) -> list[int]:
     return [first] + [k] * (p - 2) + [rest - first]
 
 
+def tensor_parallel_problem(model: TransformerConfig, t: int, devices: int) -> str | None:
+    """Why ``t``-way tensor parallelism cannot run ``model`` on nodes of ``devices`` GPUs, or ``None``.
+
+    The one check of a tensor-parallel degree (the estimate, the planners and Sailor profiles use it): ``t``
+    divides a node's GPUs (TP stays on NVLink) and the attention heads, and is a multiple or a divisor of
+    the key/value heads (Megatron-Core shards or replicates them; docs/model.md §11.7).
+
+    >>> from pipesim.workloads.llms import preset
+    >>> tensor_parallel_problem(preset("llama3.1-8b"), 16, 8)
+    '16 must divide the 8 GPUs of a node (TP stays on NVLink)'
+    >>> tensor_parallel_problem(preset("llama3.1-8b"), 4, 8) is None
+    True
+    """
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+        return f"must be a positive integer, got {t!r}"
+    if devices % t:
+        return f"{t} must divide the {devices} GPUs of a node (TP stays on NVLink)"
+    if model.heads % t or model.groups % t and t % model.groups:
+        return f"{t} must divide the attention heads ({model.heads}) and key/value heads"
+    return None
+
+
+def tensor_parallel_degrees(model: TransformerConfig, devices: int) -> list[int]:
+    """Every ``t`` that :func:`tensor_parallel_problem` accepts on nodes of ``devices`` GPUs.
+
+    >>> from pipesim.workloads.llms import preset
+    >>> tensor_parallel_degrees(preset("llama3.1-70b"), 8)
+    [1, 2, 4, 8]
+    """
+    return [t for t in range(1, devices + 1) if tensor_parallel_problem(model, t, devices) is None]
+
+
 def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> tuple[NodeType, int, int]:
     if not cluster.homogeneous:
         raise InputError(None, "hardware", f"{cluster.name} mixes node types: estimate on one node type's part")
@@ -472,10 +522,9 @@ def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> t
     if gpus % (t * p * c):
         raise InputError(None, "--tp/--pp/--cp", f"t·p·c = {t * p * c} does not divide the {gpus} GPUs")
     d = gpus // (t * p * c)
-    if t > node.devices or node.devices % t:
-        raise InputError(None, "--tp", f"{t} must divide the {node.devices} GPUs of a node (TP stays on NVLink)")
-    if model.heads % t or model.groups % t and t % model.groups:
-        raise InputError(None, "--tp", f"{t} must divide the attention heads ({model.heads}) and key/value heads")
+    problem = tensor_parallel_problem(model, t, node.devices)
+    if problem:
+        raise InputError(None, "--tp", problem)
     if v > 1 and model.layers % (p * v):
         raise InputError(None, "--pp/--vp", f"p·v = {p * v} must divide the {model.layers} layers")
     if model.layers < p:
@@ -496,154 +545,268 @@ def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> t
     return node, d, m
 
 
-def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
-              recompute: str | tuple[str, ...]) -> Estimate:
-    """The estimate with ``recompute`` on every stage, or per stage (a tuple of ``p`` choices)."""
-    node, d, m = _check(model, cfg, cluster)
-    device = node.device
-    gpus = cluster.device_count
-    t, p, c, v, b, s, h = cfg.tp, cfg.pp, cfg.cp, cfg.vp, cfg.mbs, model.seq, model.hidden
+@dataclass(frozen=True)
+class StageCost:
+    """One pipeline stage on one of its GPUs: per microbatch (seconds) and memory (bytes), docs/model.md §11.5–11.6.
+
+    The one place a stage is priced: :func:`estimate` sums these, and the per-stage planner
+    (:mod:`pipesim.placement.plan.megatron_plan`) searches over them.
+    """
+
+    time: float        # per microbatch: compute + exposed TP/CP + pipeline transfers (+ embedding / head)
+    forward: float     # its forward share (the simulator's, §11.10)
+    compute: float     # compute only (with recomputation, embedding and head)
+    layer_tp: float    # exposed TP communication per layer (with recomputation)
+    layer_cp: float    # exposed CP communication per layer
+    pp: float          # pipeline transfers per microbatch (what of them is exposed)
+    params: float      # parameters on one GPU of the stage
+    memory: float      # bytes on one GPU of the stage
+    parts: dict = field(default_factory=dict, compare=False)
+
+
+def stage_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType, layer: _Layer,
+               ends: tuple[float, float, float], stage: int, split: list[int], microbatches: int, dp: int,
+               recompute: str, hop: float, memory: bool = True) -> StageCost:
+    """Stage ``stage`` of ``split`` under ``cfg`` (its own ``tp`` and ``mbs``) with ``dp`` replicas (§11.5–11.6).
+
+    ``layer`` is :func:`layer_cost` of ``cfg``, ``ends`` :func:`end_costs` of ``cfg``, ``hop`` one pipeline
+    transfer (seconds).  ``memory=False`` leaves the memory out (0: a stage the caller does not look at,
+    as :func:`estimate` does for the middle stages of a Megatron-Core configuration).  Every stage of a
+    Megatron-Core configuration has the same ``cfg``; a per-stage plan gives each its own (docs/model.md §11.9).
+    """
+    p, v, c, t, b, s, h = cfg.pp, cfg.vp, cfg.cp, cfg.tp, cfg.mbs, model.seq, model.hidden
     e = 2
     tokens = b * s // c
-    layer = layer_cost(model, cfg, node)
-    split = stage_layers(model.layers, p)
-    per_stage = not isinstance(recompute, str)
-    choices = tuple(recompute) if per_stage else (recompute,) * p
-    if len(choices) != p or any(r not in RECOMPUTE for r in choices):
-        raise InputError(None, "recompute", f"must be one of {', '.join(RECOMPUTE)} (per stage: {p} of them)")
-    # ---- one microbatch on one stage (all its v chunks), per recomputation choice -----------
-    extras = {"none": 0.0, "selective": layer.attention_forward,
-              "full": layer.forward + layer.tp_forward + layer.cp_forward}
-    layer_times = [layer.forward + layer.backward + extras[r] for r in choices]
-    layer_tps = [layer.tp_forward + layer.tp_backward + (layer.tp_forward if r == "full" else 0.0) for r in choices]
-    layer_cps = [layer.cp_forward + layer.cp_backward + (layer.cp_forward if r == "full" else 0.0) for r in choices]
-    vocab = padded_vocab(model, t)
-    embed, head, head_forward = end_costs(model, cfg, device)
+    n = split[stage]
+    i, m = stage, microbatches
+    extra = {"none": 0.0, "selective": layer.attention_forward,
+             "full": layer.forward + layer.tp_forward + layer.cp_forward}[recompute]
+    lt = layer.forward + layer.backward + extra
+    ltp = layer.tp_forward + layer.tp_backward + (layer.tp_forward if recompute == "full" else 0.0)
+    lcp = layer.cp_forward + layer.cp_backward + (layer.cp_forward if recompute == "full" else 0.0)
     # pipeline transfers: one activation (÷t, Megatron's scatter/gather optimisation) per chunk boundary and
     # microbatch, forward and backward, each a send/receive pair on the link between neighbouring stages.  As
     # in §10.2 they are part of a stage's time per microbatch — all of it without overlap, what outlasts the
     # chunk beside it with Megatron-LM's overlap_p2p_comm (interleaved schedules, §11.5).
-    pp_group = Group.strided(p, t * c * d, node)
-    act = e * tokens * h / t
-    hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
     pp_per_mb = 2 * v * hop
     if cfg.pp_overlapped and p > 1:
         # Megatron-LM's interleaved schedule with overlap_p2p_comm posts each chunk's send and the next chunk's
         # receive (isend/irecv) before it computes the current chunk and waits for them after it
         # (megatron/core/pipeline_parallel/schedules.py): a transfer is exposed only by what it outlasts the
-        # chunk beside it — one chunk's forward (the shortest of the two passes) of the stage's layers ÷ v — and
-        # the hidden part slows that chunk by the SMs NCCL's send/receive kernel holds (§11.4)
-        chunk = min(split) / v * (layer.forward + layer.tp_forward + layer.cp_forward)
-        eng = engine(device)
+        # chunk beside it on this rank — one chunk's forward (the shorter of the two passes), the stage's layers
+        # ÷ v (interleaving needs p·v | L: equal stages) — and the hidden part slows that chunk by the SMs
+        # NCCL's send/receive kernel holds (§11.4)
+        chunk = n / v * (layer.forward + layer.tp_forward + layer.cp_forward)
+        eng = engine(node.device)
         pp_per_mb = 2 * v * (max(0.0, hop - chunk) + overlap_slowdown(chunk, hop, eng.nccl_sms, eng.sms))
-    stage_time = [n * (lt + ltp + lcp) + pp_per_mb for n, lt, ltp, lcp in zip(split, layer_times, layer_tps, layer_cps)]
-    stage_time[0] += embed
-    stage_time[-1] += head
-    # the forward share of each stage's time (for the simulator, §11.10): forward compute and communication,
-    # half the transfers, a third of the embedding, the logits GEMM and half the cross-entropy
-    layer_fwd = layer.forward + layer.tp_forward + layer.cp_forward
-    stage_fwd = [n * layer_fwd + pp_per_mb / 2 for n in split]
-    stage_fwd[0] += embed / 3
-    stage_fwd[-1] += head_forward
+    embed, head, head_forward = ends
+    time = n * (lt + ltp + lcp) + pp_per_mb
+    forward = n * (layer.forward + layer.tp_forward + layer.cp_forward) + pp_per_mb / 2
+    if i == 0:
+        time += embed
+        forward += embed / 3
+    if i == p - 1:
+        time += head
+        forward += head_forward
+    compute = n * lt + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
+    # ---- parameters on one GPU -----------------------------------------------------------------
+    vocab = padded_vocab(model, t)
+    embed_params = model.embedding_params() / t
+    head_params = (0 if model.tied_embeddings else vocab * h) / t + model.norm_params
+    if p == 1:
+        params = embed_params + model.layers * model.layer_params() / t + head_params
+    else:
+        params = n * model.layer_params() / t
+        if i == 0:
+            params += embed_params
+        if i == p - 1:
+            params += head_params + (vocab * h / t if model.tied_embeddings and model.decoder else 0.0)
+    # ---- memory --------------------------------------------------------------------------------
+    if not memory:
+        return StageCost(time, forward, compute, ltp, lcp, pp_per_mb, params, 0.0)
+    grad_bytes = 4 if cfg.grad_reduce_fp32 else 2   # the DDP gradient buffer's type
+    weights = params * (e + (1 if cfg.precision == "fp8" else 0))   # FP8 keeps a 1-byte copy of each weight
+    grads = params * grad_bytes
+    # fp32 master weights and Adam moments (12 bytes), plus an fp32 copy of 16-bit gradients: Megatron's
+    # "bf16 param, fp32 grads: 6 + 12/d" and "16-bit grads: 4 + 16/d" (d = 1 without the distributed optimizer)
+    state_bytes = 12 if grad_bytes == 4 else 16
+    states = params * state_bytes / (dp * c if cfg.distributed_optimizer else 1)
+    if v > 1:
+        chunks = min(m * v, 2 * (p - 1 - i) + (v - 1) * p + 1)
+        layers_in_flight = chunks * (n // v)
+    else:
+        layers_in_flight = min(p - i, m) * n
+    if recompute == "full":
+        acts = layers_in_flight * layer.input_bytes + layer.activations
+    elif recompute == "selective" and cfg.attention == "unfused":
+        acts = layers_in_flight * (layer.activations - e * b * (model.heads // t) * s * s) \
+            + e * b * (model.heads // t) * s * s
+    else:
+        acts = layers_in_flight * layer.activations
+    if i == 0:
+        acts += min(p, m) * e * tokens * h / (t if cfg.sp else 1)          # embedding output per microbatch
+    if i == p - 1 and model.decoder:
+        acts += tokens * vocab / t * (2 + 4)                            # bf16 logits + fp32 softmax, one microbatch
+    allowance = ALLOWANCE_FIXED + ALLOWANCE_FRAGMENTATION * acts
+    total = weights + grads + states + acts + allowance
+    parts = {"weights": weights, "gradients": grads, "optimizer_states": states, "activations": acts,
+             "allowance": allowance, "stage": i}
+    return StageCost(time, forward, compute, ltp, lcp, pp_per_mb, params, total, parts)
+
+
+def stage_dp(cfg: ParallelConfig, node: NodeType, layer: _Layer, params: float, layers: int,
+             dp: int) -> dict:
+    """A stage's data-parallel reduction (gradient reduce-scatter or all-reduce, parameter all-gather) as the
+    events of :func:`~pipesim.placement.plan.megatron_layer.dp_exposed` take it (docs/model.md §11.5)."""
+    t, c, e = cfg.tp, cfg.cp, 2
+    grad_bytes = 4 if cfg.grad_reduce_fp32 else 2
+    dp_group = Group.strided(dp, t * c, node)
+    # the gradient reduce runs over data- and context-parallel ranks together (Megatron's dp-cp group)
+    dpcp_group = Group.strided(dp * c, t, node) if c > 1 else dp_group
+    if cfg.distributed_optimizer:
+        rs = reduce_scatter(grad_bytes * params, dpcp_group)
+        ag = all_gather(e * params, dpcp_group)
+    else:
+        rs = all_reduce(grad_bytes * params, dpcp_group)
+        ag = 0.0
+    eng = engine(node.device)
+    ops = {"reduce_scatter": rs, "all_gather": ag, "overlap": bool(cfg.dp_overlap and dp * c > 1),
+           "bucket_fraction": 1.0, "backward_window": 0.0, "forward_window": 0.0, "nccl_sms": eng.nccl_sms,
+           "sms": eng.sms}
+    if cfg.dp_overlap and dp * c > 1:
+        # grads of a bucket reduce as soon as the last microbatch's backward produces them; parameters gather
+        # bucket by bucket under the next step's first forward (events: placement/plan/megatron_layer.py)
+        n = dp * c
+        bucket = max(BUCKET_PARAMS, 1_000_000 * n)
+        ops.update(bucket_fraction=min(1.0, bucket / max(params, 1.0)),
+                   backward_window=layers * (layer.backward + layer.tp_backward),
+                   forward_window=layers * (layer.forward + layer.tp_forward))
+    return ops
+
+
+def stage_degrees(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
+                  stage_tp: tuple[int, ...] | None) -> tuple[list[ParallelConfig], list[int]]:
+    """Each stage's configuration and data-parallel degree (docs/model.md §11.9).
+
+    Without ``stage_tp`` every stage is ``cfg`` with ``d = GPUs/(t·p·c)``.  With it, stage ``r`` runs
+    ``t_r``-way tensor parallelism on the same ``GPUs/p`` GPUs, so ``d_r = GPUs/(p·c·t_r)`` replicas, each
+    taking ``B/d_r`` sequences of every microbatch of ``B = mbs·d`` sequences (``cfg``'s microbatch across its
+    replicas): Piper's per-stage data parallelism (Tarnawski et al., NeurIPS 2021, §3).
+    """
+    node = cluster.nodes[0][0]
+    gpus, p, c = cluster.device_count, cfg.pp, cfg.cp
+    d = gpus // (cfg.tp * p * c)
+    if stage_tp is None:
+        return [cfg] * p, [d] * p
+    if len(stage_tp) != p:
+        raise InputError(None, "stage_tp", f"needs {p} tensor-parallel degrees, one per stage, got {len(stage_tp)}")
+    group = cfg.mbs * d
+    configs, dps, cache = [], [], {}
+    for r, t in enumerate(stage_tp):
+        problem = tensor_parallel_problem(model, t, node.devices)
+        if problem:
+            raise InputError(None, f"stage_tp[{r}]", problem)
+        if gpus % (p * c * t):
+            raise InputError(None, f"stage_tp[{r}]", f"{t} must divide the {gpus // (p * c)} GPUs of a stage ÷ c")
+        d_r = gpus // (p * c * t)
+        if group % d_r:
+            raise InputError(None, f"stage_tp[{r}]", f"{d_r} replicas do not split a microbatch of {group} sequences")
+        if t not in cache:
+            cache[t] = cfg if t == cfg.tp else replace(cfg, tp=t, mbs=group // d_r)
+        configs.append(cache[t])
+        dps.append(d_r)
+    return configs, dps
+
+
+def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
+              recompute: str | tuple[str, ...], stage_tp: tuple[int, ...] | None = None) -> Estimate:
+    """The estimate with ``recompute`` on every stage, or per stage (a tuple of ``p`` choices), and, with
+    ``stage_tp``, a tensor-parallel degree per stage (:func:`stage_degrees`; not Megatron-Core's)."""
+    node, d, m = _check(model, cfg, cluster)
+    device = node.device
+    gpus = cluster.device_count
+    p, v = cfg.pp, cfg.vp
+    s = model.seq
+    split = stage_layers(model.layers, p)
+    per_stage = not isinstance(recompute, str)
+    choices = tuple(recompute) if per_stage else (recompute,) * p
+    if len(choices) != p or any(r not in RECOMPUTE for r in choices):
+        raise InputError(None, "recompute", f"must be one of {', '.join(RECOMPUTE)} (per stage: {p} of them)")
+    configs, dps = stage_degrees(model, cfg, cluster, stage_tp)
+    mixed = len(set(dps)) > 1
+    layers, ends = {}, {}
+    for sc in configs:
+        if sc.tp not in layers:
+            layers[sc.tp] = layer_cost(model, sc, node)
+            ends[sc.tp] = end_costs(model, sc, device)
+    # one transfer: e·T·h/t bytes per GPU on each side (with equal GPUs per stage, t_r·d_r is the same on every
+    # stage, so a GPU sends and receives the same bytes whichever degrees its neighbours run)
+    pp_group = Group.strided(p, gpus // p, node)
+    act = 2 * (cfg.mbs * s // cfg.cp) * model.hidden / cfg.tp
+    hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
+    shown = range(p) if per_stage or mixed else sorted({0, min(1, p - 1), p - 1})
+    stages = [stage_cost(model, sc, node, layers[sc.tp], ends[sc.tp], i, split, m, d_r, rc, hop,
+                         memory=i in shown) for i, (sc, d_r, rc) in enumerate(zip(configs, dps, choices))]
+    stage_time = [st.time for st in stages]
+    stage_fwd = [st.forward for st in stages]
     stage_bwd = [total - f for total, f in zip(stage_time, stage_fwd)]
-    compute_stage = [n * layer_times[i] + (embed if i == 0 else 0.0) + (head if i == p - 1 else 0.0)
-                     for i, n in enumerate(split)]
     slowest = max(range(p), key=lambda i: stage_time[i])
     # ---- pipeline: 1F1B / interleaved 1F1B, the simulator's closed form (docs/model.md §6.3):
     #      m·max_r T_r + (Σ_r T_r − max_r T_r)/v, the bubble (p−1)/v stage times on equal stages
     #      (Narayanan et al. 2021 §2.2)
     pipeline = pipeline_time(stage_time, m, v)
     bubble = max(0.0, pipeline - m * stage_time[slowest])
-    pp_comm = m * pp_per_mb
-    # ---- data parallelism --------------------------------------------------------------------
-    embed_params = model.embedding_params() / t
-    head_params = (0 if model.tied_embeddings else vocab * h) / t + model.norm_params
-    if p == 1:
-        stage_params = [embed_params + model.layers * model.layer_params() / t + head_params]
-    else:
-        stage_params = [n * model.layer_params() / t for n in split]
-        stage_params[0] += embed_params
-        stage_params[-1] += head_params + (vocab * h / t if model.tied_embeddings and model.decoder else 0.0)
-    grad_bytes = 4 if cfg.grad_reduce_fp32 else 2   # the DDP gradient buffer's type
-    dp_group = Group.strided(d, t * c, node)
-    # the first stage runs the step's last backward (1F1B drains towards it): its gradient reduction is the
-    # one on the critical path; the optimizer steps after a global gradient-norm reduction, so the stage with
-    # the most parameters sets its time
-    params_slow = stage_params[0]
-    # the gradient reduce runs over data- and context-parallel ranks together (Megatron's dp-cp group)
-    dpcp_group = Group.strided(d * c, t, node) if c > 1 else dp_group
-    if cfg.distributed_optimizer:
-        rs = reduce_scatter(grad_bytes * params_slow, dpcp_group)
-        ag = all_gather(e * params_slow, dpcp_group)
-    else:
-        rs = all_reduce(grad_bytes * params_slow, dpcp_group)
-        ag = 0.0
-    dp_ops = {"reduce_scatter": rs, "all_gather": ag, "overlap": bool(cfg.dp_overlap and d * c > 1),
-              "bucket_fraction": 1.0, "backward_window": 0.0, "forward_window": 0.0, "nccl_sms": engine(device).nccl_sms,
-              "sms": engine(device).sms}
-    if cfg.dp_overlap and d * c > 1:
-        # grads of a bucket reduce as soon as the last microbatch's backward produces them; parameters gather
-        # bucket by bucket under the next step's first forward (events: placement/plan/megatron_layer.py)
-        n = d * c
-        bucket = max(BUCKET_PARAMS, 1_000_000 * n)
-        dp_ops.update(bucket_fraction=min(1.0, bucket / max(params_slow, 1.0)),
-                      backward_window=split[0] * (layer.backward + layer.tp_backward),
-                      forward_window=split[0] * (layer.forward + layer.tp_forward))
+    pp_comm = m * stages[slowest].pp
+    # ---- data parallelism: the first stage runs the step's last backward (1F1B drains towards it): its
+    # gradient reduction is the one on the critical path
+    dp_ops = stage_dp(configs[0], node, layers[configs[0].tp], stages[0].params, split[0], dps[0])
     dp_comm = dp_exposed(dp_ops)
-    # ---- optimizer step: Adam over this rank's shard (mixed precision: 30 bytes per parameter moved) ----
-    shard = max(stage_params) / (d * c if cfg.distributed_optimizer else 1)
+    # the other stages' reductions start earlier: stage r's last backward ends (and its next first forward
+    # starts) at least the forward time of stages 0..r−1 before (after) the first stage's; what a reduction
+    # outlasts that by is exposed too (it binds when a stage with more parameters than the first follows a short
+    # first stage: Megatron's uneven split, many stages).  Its event schedule is run only when a closed-form bound
+    # on it (dp_exposed_bound) exceeds the first stage's exposure
+    drain, ahead = 0.0, 0.0
+    whole = dp_ops["reduce_scatter"] + dp_ops["all_gather"]
+    for r in range(1, p):
+        ahead += stage_fwd[r - 1]
+        if dps[r] * configs[r].cp <= 1:
+            continue
+        # same degrees: the collectives' time grows at most in proportion to the bytes (affine in them)
+        if not mixed and whole * max(1.0, stages[r].params / max(stages[0].params, 1.0)) - ahead <= dp_comm:
+            continue
+        ops = stage_dp(configs[r], node, layers[configs[r].tp], stages[r].params, split[r], dps[r])
+        if dp_exposed_bound(ops) - ahead > max(dp_comm, drain):
+            drain = max(drain, dp_exposed(ops) - ahead)
+    if drain > dp_comm:
+        dp_ops["drain"] = drain
+        dp_comm = drain
+    # ---- optimizer step: Adam over this rank's shard (mixed precision: 30 bytes per parameter moved); all stages
+    # step after a global gradient-norm reduction, so the stage with the largest shard sets its time
+    shard = max(st.params / (d_r * sc.cp if sc.distributed_optimizer else 1)
+                for st, d_r, sc in zip(stages, dps, configs))
     opt = kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
     # ---- totals ------------------------------------------------------------------------------
-    compute = m * compute_stage[slowest]
-    tp_total = m * split[slowest] * layer_tps[slowest]
-    cp_total = m * split[slowest] * layer_cps[slowest]
+    compute = m * stages[slowest].compute
+    tp_total = m * split[slowest] * stages[slowest].layer_tp
+    cp_total = m * split[slowest] * stages[slowest].layer_cp
     breakdown = Breakdown(compute, bubble, tp_total, cp_total, pp_comm, dp_comm, opt)
     iteration = breakdown.total
-    # ---- memory of the first and the last stage ----------------------------------------------
-    mem = {}
-    worst = None
-    stage_memory = []
-    for i in (range(p) if per_stage else sorted({0, min(1, p - 1), p - 1})):
-        params = stage_params[i]
-        rc = choices[i]
-        weights = params * (e + (1 if cfg.precision == "fp8" else 0))   # FP8 keeps a 1-byte copy of each weight
-        grads = params * grad_bytes
-        # fp32 master weights and Adam moments (12 bytes), plus an fp32 copy of 16-bit gradients: Megatron's
-        # "bf16 param, fp32 grads: 6 + 12/d" and "16-bit grads: 4 + 16/d" (d = 1 without the distributed optimizer)
-        state_bytes = 12 if grad_bytes == 4 else 16
-        states = params * state_bytes / (d * c if cfg.distributed_optimizer else 1)
-        if v > 1:
-            chunks = min(m * v, 2 * (p - 1 - i) + (v - 1) * p + 1)
-            layers_in_flight = chunks * (split[i] // v)
-        else:
-            layers_in_flight = min(p - i, m) * split[i]
-        if rc == "full":
-            acts = layers_in_flight * layer.input_bytes + layer.activations
-        elif rc == "selective" and cfg.attention == "unfused":
-            acts = layers_in_flight * (layer.activations - e * b * (model.heads // t) * s * s) \
-                + e * b * (model.heads // t) * s * s
-        else:
-            acts = layers_in_flight * layer.activations
-        if i == 0:
-            acts += min(p, m) * e * tokens * h / (t if cfg.sp else 1)          # embedding output per microbatch
-        if i == p - 1 and model.decoder:
-            acts += tokens * vocab / t * (2 + 4)                            # bf16 logits + fp32 softmax, one microbatch
-        allowance = ALLOWANCE_FIXED + ALLOWANCE_FRAGMENTATION * acts
-        total = weights + grads + states + acts + allowance
-        stage_memory.append((i, total))
-        if worst is None or total > worst[0]:
-            worst = (total, {"weights": weights, "gradients": grads, "optimizer_states": states,
-                             "activations": acts, "allowance": allowance, "stage": i})
-    assert worst is not None
-    memory_per_gpu, mem = worst
+    # ---- memory: the first, second and last stage hold the most (all stages when they differ) --------
+    stage_memory = [(i, stages[i].memory) for i in shown]
+    worst = max(shown, key=lambda i: stages[i].memory)    # the first of equals, as before
+    memory_per_gpu, mem = stages[worst].memory, dict(stages[worst].parts)
     tokens_step = cfg.gbs * s
     tflops = model.model_flops(tokens_step) / iteration / gpus / 1e12
     label = choices[0] if len(set(choices)) == 1 else "per-stage"
-    return Estimate(model, cfg, gpus, d, m, label, iteration, breakdown, memory_per_gpu, mem,
+    # the configuration reported is the first stage's (with per-stage degrees: its t, its replicas' microbatch)
+    return Estimate(model, configs[0], gpus, dps[0], m, label, iteration, breakdown, memory_per_gpu, mem,
                     memory_capacity(node), tokens_step / iteration / gpus, tflops,
                     stage_forward=tuple(stage_fwd), stage_backward=tuple(stage_bwd), after_flush=dp_comm + opt,
-                    stage_recompute=choices, stage_memory=tuple(stage_memory), layer_ops=dict(layer.ops),
-                    dp_ops=dp_ops)
+                    stage_recompute=choices, stage_memory=tuple(stage_memory),
+                    layer_ops=dict(layers[configs[0].tp].ops), dp_ops=dp_ops,
+                    stage_tp=tuple(sc.tp for sc in configs), stage_dp=tuple(dps),
+                    stage_mbs=tuple(sc.mbs for sc in configs))
 
 
 def estimate(model: TransformerConfig, cluster: Cluster, config: ParallelConfig) -> Estimate:

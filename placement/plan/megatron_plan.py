@@ -17,9 +17,9 @@ none / selective / full; sequence parallelism on/off (``t > 1``); the
 distributed optimizer on/off.  Every plan is one Megatron-Core can run: one
 ``t, c, d, v`` for every stage.  Nothing is pruned: every candidate is priced
 with each recomputation (settings that rarely win, such as SP or the
-distributed optimizer off, are priced too).  With ``per_stage=True`` each
-configuration that does not fit without recomputation is also priced with
-every stage's least recomputation that fits it.
+distributed optimizer off, are priced too).  With ``per_stage=True`` the
+plan whose stages choose their own degrees and recomputation is searched too
+(:mod:`pipesim.placement.plan.megatron_stages`).
 
 Tested against an independent brute force (tests/placement/test_megatron_plan.py).
 Reference: docs/model.md §11.9.
@@ -33,7 +33,8 @@ from typing import Any
 
 from pipesim.errors import InfeasibleError, InputError
 from pipesim.hardware.clusters import Cluster
-from pipesim.placement.plan.megatron import RECOMPUTE, Estimate, ParallelConfig, _estimate, stage_layers
+from pipesim.placement.plan.megatron import (RECOMPUTE, Estimate, ParallelConfig, _estimate, stage_layers,
+                                             tensor_parallel_degrees)
 
 __all__ = ["MegatronPlan", "candidates", "plan_megatron"]
 
@@ -48,8 +49,14 @@ class MegatronPlan:
     seconds: float
     reference: Estimate | None = None
     notes: tuple[str, ...] = field(default=())
-    #: with ``per_stage=True``: the best plan whose stages may recompute differently (not Megatron-Core's)
+    #: with ``per_stage=True``: the best plan whose stages choose their own tensor- and data-parallel degree
+    #: and recomputation (Megatron-Core cannot run it unless ``per_stage.runnable``); the pick itself when none
+    #: is faster
     per_stage: Estimate | None = None
+    #: pipeline-wide settings (p, c, v, microbatch, SP, distributed optimizer) the per-stage search covered
+    per_stage_searched: int = 0
+    #: seconds the per-stage search took (part of ``seconds``)
+    per_stage_seconds: float = 0.0
 
     @property
     def iteration_time(self) -> float:
@@ -73,11 +80,17 @@ class MegatronPlan:
                "searched": self.searched, "fitting": self.fitting, "seconds": self.seconds,
                "notes": list(self.notes)}
         if self.per_stage is not None:
+            ps = self.per_stage.to_dict()
             out["per_stage"] = {"iteration_time": self.per_stage.iteration_time,
                                 "memory_per_gpu": self.per_stage.memory_per_gpu,
+                                "fits": self.per_stage.fits,
+                                "runnable": self.per_stage.runnable,
                                 "stage_recompute": list(self.per_stage.stage_recompute),
-                                "config": self.per_stage.to_dict()["config"],
-                                "gain": self.iteration_time / self.per_stage.iteration_time - 1}
+                                "stages": [{k: st[k] for k in ("stage", "layers", "t", "d", "mbs", "recompute")}
+                                           for st in ps["stages"]],
+                                "config": ps["config"],
+                                "gain": self.iteration_time / self.per_stage.iteration_time - 1,
+                                "searched": self.per_stage_searched, "seconds": self.per_stage_seconds}
         if self.reference is not None:
             out["reference"] = {"iteration_time": self.reference.iteration_time, "fits": self.reference.fits,
                                 "config": self.reference.to_dict()["config"],
@@ -89,14 +102,17 @@ def _divisors(n: int) -> list[int]:
     return [k for k in range(1, n + 1) if n % k == 0]
 
 
+def degrees(model, cluster: Cluster, max_cp: int = 32) -> tuple[int, int, list[int], list[int]]:
+    """The GPUs, the layers, the tensor-parallel degrees and the context-parallel degrees the planners try."""
+    gpus = cluster.device_count
+    cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
+    return gpus, model.layers, tensor_parallel_degrees(model, cluster.nodes[0][0].devices), cs
+
+
 def candidates(model, cluster: Cluster, gbs: int, precision: str = "bf16", *, max_mbs: int = 16,
                max_cp: int = 32):
     """Every Megatron-Core configuration of the module docstring (recomputation left to the caller)."""
-    node = cluster.nodes[0][0]
-    gpus = cluster.device_count
-    L = model.layers
-    ts = [t for t in _divisors(node.devices) if model.heads % t == 0 and (model.groups % t == 0 or t % model.groups == 0)]
-    cs = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= max_cp and model.seq % (2 * c) == 0 and c <= gpus]
+    gpus, L, ts, cs = degrees(model, cluster, max_cp)
     for t in ts:
         for c in cs:
             if gpus % (t * c):
@@ -123,7 +139,7 @@ def candidates(model, cluster: Cluster, gbs: int, precision: str = "bf16", *, ma
 
 def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
                   reference: ParallelConfig | None = None, max_mbs: int = 16,
-                  per_stage: bool = False) -> MegatronPlan:
+                  per_stage: bool = False, per_stage_budget: float = 60.0) -> MegatronPlan:
     """The least-iteration-time configuration that fits (see the module docstring).
 
     Parameters
@@ -139,9 +155,12 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
     max_mbs : int
         Largest microbatch size tried.
     per_stage : bool
-        Also find the best plan whose stages choose their recomputation each for itself (the first stage
-        holds the most activations, the last the fewest); Megatron-Core applies one setting to all stages,
-        so this is shown beside the runnable pick with its gain.
+        Also find the best plan whose stages choose their own tensor- and data-parallel degree and
+        recomputation (:func:`search_per_stage`; the first stage holds the most activations, the last the
+        fewest); Megatron-Core applies one setting to all stages, so this is shown beside the runnable pick
+        with its gain.
+    per_stage_budget : float
+        Seconds the per-stage search may take; it stops there (with a note) at the best plan so far.
 
     Raises
     ------
@@ -161,32 +180,24 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         raise InputError(None, "hardware", f"{cluster.name} mixes node types: plan on one node type's part")
     if isinstance(gbs, bool) or not isinstance(gbs, int) or gbs < 1:
         raise InputError(None, "--gbs", f"must be a positive integer, got {gbs!r}")
+    if isinstance(per_stage_budget, bool) or not isinstance(per_stage_budget, (int, float)) \
+            or not per_stage_budget >= 0:
+        raise InputError(None, "per_stage_budget", f"must be a non-negative number of seconds, got {per_stage_budget!r}")
     start = time.perf_counter()
     best: Estimate | None = None
-    mixed: Estimate | None = None
     searched = fitting = 0
     for config in candidates(model, cluster, gbs, precision, max_mbs=max_mbs):
-        uniform = []
         for recompute in RECOMPUTE:
             try:
                 est = _estimate(model, config, cluster, recompute)
             except InputError:
                 break
-            uniform.append(est)
             searched += 1
             if not est.fits:
                 continue           # less recomputation needs more memory: try the next option up
             fitting += 1
             if best is None or est.iteration_time < best.iteration_time:
                 best = est
-        if per_stage and uniform:
-            if uniform[0].fits:
-                choice = uniform[0]
-            else:
-                choice = _per_stage(model, config, cluster)
-                searched += 1
-            if choice is not None and choice.fits and (mixed is None or choice.iteration_time < mixed.iteration_time):
-                mixed = choice
     if best is None:
         raise InfeasibleError(f"no configuration of {getattr(model, 'layers', '?')} layers fits the "
                               f"{cluster.device_count} GPUs' memory at global batch {gbs} ({searched} tried)")
@@ -199,21 +210,19 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         if ref.fits and ref.iteration_time < best.iteration_time * (1 - 1e-9):
             notes.append("the reference is faster than the search's pick: a bug")  # never expected (tested)
     best = replace(best, config=replace(best.config, recompute=best.recompute))
-    return MegatronPlan(best, searched, fitting, time.perf_counter() - start, ref, tuple(notes), mixed)
+    searched_at = time.perf_counter()
+    if per_stage:
+        from pipesim.placement.plan.megatron_stages import search_per_stage
 
+        mixed, settings, stopped = search_per_stage(model, cluster, gbs, precision, max_mbs=max_mbs,
+                                                    budget=per_stage_budget, incumbent=best.iteration_time)
+        if stopped:
+            notes.append(f"the per-stage search stopped at its {per_stage_budget:g} s budget after {settings} "
+                         "pipeline settings: its plan is the best of those")
+        if mixed is None:
+            mixed = best           # no per-stage plan beats the runnable pick: it is its own best
+    else:
+        mixed, settings = None, 0
+    end = time.perf_counter()
+    return MegatronPlan(best, searched, fitting, end - start, ref, tuple(notes), mixed, settings, end - searched_at)
 
-def _per_stage(model, config: ParallelConfig, cluster: Cluster) -> Estimate | None:
-    """Each stage's least recomputation that fits it (a stage's memory depends only on its own choice)."""
-    p = config.pp
-    memories = {}
-    for recompute in RECOMPUTE:
-        est = _estimate(model, config, cluster, (recompute,) * p)
-        memories[recompute] = dict(est.stage_memory)
-        capacity = est.capacity
-    choices = []
-    for i in range(p):
-        fitting = [r for r in RECOMPUTE if memories[r][i] <= capacity]
-        if not fitting:
-            return None
-        choices.append(fitting[0])
-    return _estimate(model, config, cluster, tuple(choices))

@@ -370,3 +370,31 @@ def test_dp_events():
     assert dp_exposed({**dp, "backward_window": 0.4, "forward_window": 0.4}) == pytest.approx(0.7 + 0.7)   # RS chain from 0.1 s: ends 1.1; AG the same
     assert dp_exposed({**dp, "overlap": False}) == pytest.approx(2.0)
     assert dp_exposed({**dp, "nccl_sms": 24}) > dp_exposed(dp)
+
+
+def test_squared_relu_is_priced_as_megatron_core_runs_it():
+    """Nemotron-4's squared ReLU (docs/model.md §11.2): two unfused kernels, 4·e·f/t bytes forward against GeLU's 2."""
+    from dataclasses import replace
+
+    from pipesim.errors import InputError
+    from pipesim.hardware.clusters import load_cluster
+    from pipesim.placement.plan.megatron import ParallelConfig, layer_cost
+    from pipesim.workloads.llms import load_llm, preset
+
+    model = preset("nemotron4-15b")
+    assert model.activation == "squared-relu"
+    gelu = replace(model, activation="gelu")
+    assert gelu.params() == model.params()
+    node = load_cluster("dgx-h100x16").nodes[0][0]
+    cfg = ParallelConfig(tp=4, mbs=4, gbs=64)
+    relu2, plain = layer_cost(model, cfg, node), layer_cost(gelu, cfg, node)
+    extra = relu2.ops["elementwise_forward"] - plain.ops["elementwise_forward"]
+    tokens, e = 4 * model.seq, 2
+    from pipesim.hardware.costs import kernel_time
+
+    assert extra == pytest.approx(kernel_time(0.0, tokens * (4 - 2) * e * model.ffn / 4, node.device, "bf16"), rel=0.05)
+    assert relu2.activations == plain.activations            # relu's output and pow's output: 2f, as GeLU keeps
+    with pytest.raises(InputError, match="model.params.activation"):
+        load_llm({"generator": "transformer", "params": {"preset": "nemotron4-15b", "activation": "silu"}})
+    with pytest.raises(InputError, match="model.params.activation"):
+        load_llm({"generator": "transformer", "params": {"preset": "llama3.1-8b", "activation": "squared-relu"}})

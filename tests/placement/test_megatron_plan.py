@@ -131,33 +131,6 @@ def test_pipesim_run_llm_scenario_bad_option(tmp_path, capsys):
     assert "solve.options.microbatch" in err and len(err.strip().splitlines()) == 1
 
 
-def test_per_stage_recomputation_recomputes_only_where_memory_needs_it():
-    from pipesim.placement.plan.megatron_plan import _per_stage
-
-    model, cluster = load_llm("llama3.1-70b"), with_nodes(H100, 8)
-    config = ParallelConfig(tp=4, pp=4, cp=1, vp=1, gbs=128)
-    assert not _estimate(model, config, cluster, "none").fits          # the first stage holds 4 microbatches
-    mixed = _per_stage(model, config, cluster)
-    full = _estimate(model, config, cluster, "full")
-    assert mixed.fits and mixed.recompute == "per-stage"
-    assert mixed.stage_recompute[0] != "none" and mixed.stage_recompute[-1] == "none"
-    assert mixed.iteration_time < full.iteration_time
-    # each stage's choice is its least recomputation that fits
-    for i, r in enumerate(mixed.stage_recompute):
-        if r != "none":
-            lighter = ("none", "selective", "full")[("none", "selective", "full").index(r) - 1]
-            worse = _estimate(model, config, cluster, tuple(lighter if j == i else x
-                                                             for j, x in enumerate(mixed.stage_recompute)))
-            assert not worse.fits
-
-
-def test_plan_cli_per_stage(capsys):
-    assert main(["plan", "llama3.1-8b", "--hardware", "dgx-h100x16", "--nodes", "1", "--gbs", "32", "--per-stage",
-                 "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["per_stage"]["gain"] >= 0
-
-
 @pytest.mark.slow
 def test_run_scenario_from_python_matches_pipesim_run(tmp_path, capsys):
     import pipesim

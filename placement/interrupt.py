@@ -56,6 +56,7 @@ __all__ = [
     "INTERRUPTED",
     "EXIT_INTERRUPTED",
     "CommandInterrupts",
+    "answering",
     "children_ignore_ctrl_c",
     "command_interrupts",
     "descendants",
@@ -121,6 +122,19 @@ def raise_if_stopped() -> None:
     """
     if stop_requested():
         raise KeyboardInterrupt
+
+
+def answering() -> None:
+    """A solver has stopped on request: its caller now reports the answer so far.
+
+    From here the command line's escalation (:class:`CommandInterrupts`)
+    raises no :class:`KeyboardInterrupt`, which would land in that report
+    and lose the answer (seen: a Ctrl-C during the IP's model hand-over, the
+    escalation then cut the split's evaluation).  A second Ctrl-C still
+    raises, and :data:`DEADLINE` still holds.
+    """
+    if stop_requested():
+        _answering.set()
 
 
 def request_stop() -> None:

@@ -441,16 +441,9 @@ def solve_ip(
             if start is not None:
                 model.seed(start.split)
             remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
-            try:
-                outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
-                                    warm_start=start is not None, progress=progress, threads=threads)
-            except KeyboardInterrupt:
-                # A stop was requested and, the solver not having started yet (PuLP writes CBC's model
-                # file first), the command line's Ctrl-C rule escalated: the start is the answer so far.
-                if start is None or not stop_requested():
-                    raise
-                outcome = MipOutcome(solver, NO_SOLUTION, None, None, time.perf_counter() - began, interrupted=True)
-                break
+            # a stop before the solver has its model returns no solution (interrupted): the start is the answer
+            outcome = run_model(model.problem, solver=solver, time_limit=remaining, gap=gap,
+                                warm_start=start is not None, progress=progress, threads=threads)
             # a terminal's Ctrl-C reaches CBC too: it may stop (and be read back) before this process saw it
             outcome.interrupted = outcome.interrupted or stop_requested()
             stats.update(solver_objective=outcome.objective, solver_bound=outcome.bound, interrupted=outcome.interrupted)

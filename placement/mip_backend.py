@@ -18,8 +18,11 @@ differences and guarantees, for both backends:
   left to stop by itself in the background while its last improving solution
   (kept from its callback) is returned; CBC is sent SIGINT and, if it does not
   stop in time, killed (its incumbent is then lost; callers keep their warm
-  start).  Outside ``interruptible`` Ctrl-C raises :class:`KeyboardInterrupt`
-  after cancelling the solver.  No signal handler is installed here;
+  start).  A stop while the model is handed to the solver (pure Python,
+  nothing to poll) returns at once with no solution when the caller gave a
+  warm start: that start is the answer so far.  Outside ``interruptible``
+  Ctrl-C raises :class:`KeyboardInterrupt` after cancelling the solver.  No
+  signal handler is installed here;
 * with ``progress`` the solver's log is streamed to stderr as it is written;
   nothing a solver prints reaches stdout, which may carry JSON.
 
@@ -44,7 +47,7 @@ from pathlib import Path
 import pulp
 
 from pipesim.errors import InputError
-from pipesim.placement.interrupt import descendants, stop_raises, stop_requested, temporary_folder
+from pipesim.placement.interrupt import answering, descendants, stop_raises, stop_requested, temporary_folder
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_SOLVER", "SOLVERS", "MipOutcome", "run_model", "stop_message"]
 
@@ -354,24 +357,31 @@ class _HighsWithStart(pulp.HiGHS):
                     self.abandoned = True
                     _abandon(thread)
                     return
-        except KeyboardInterrupt:
+        except BaseException:
             h.cancelSolve()
+            if thread.is_alive():
+                _abandon(thread)
             raise
+
+    def read_incumbent(self, lp) -> tuple[int, int]:
+        """PuLP's status pair after an abandoned run, the variables set from the last improving solution."""
+        if self.incumbent is None:
+            return pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+        for var in lp.variables():
+            var.varValue = self.incumbent[var.index]
+        return pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
 
     def actualSolve(self, lp):
         # PuLP's HiGHS.actualSolve, except that an abandoned run is not read back from HiGHS
         # (still running in its thread) but from the last improving solution.
-        self.createAndConfigureSolver(lp)
-        self.buildSolverModel(lp)
+        # Building HiGHS's model is seconds of pure Python and one C call with nothing to poll: with a
+        # start to give back, a Ctrl-C meanwhile raises at once (run_model returns the start) rather
+        # than wait for the build, then for the cancelled solve (seen: the answer missed the deadline).
+        with stop_raises() if self.warm_start else contextlib.nullcontext():
+            self.createAndConfigureSolver(lp)
+            self.buildSolverModel(lp)
         self.callSolver(lp)
-        if not self.abandoned:
-            status, solution = self.findSolutionValues(lp)
-        elif self.incumbent is not None:
-            for var in lp.variables():
-                var.varValue = self.incumbent[var.index]
-            status, solution = pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
-        else:
-            status, solution = pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+        status, solution = self.findSolutionValues(lp) if not self.abandoned else self.read_incumbent(lp)
         for var in lp.variables():
             var.modified = False
         for constraint in lp._constraints.values():
@@ -388,8 +398,19 @@ def _run_highs(problem: pulp.LpProblem, time_limit, gap, warm_start, threads, lo
         options["timeLimit"] = time_limit
     solver = _HighsWithStart(warm_start, deadline, **options)
     start = time.perf_counter()
-    with _stdout_dropped():
-        problem.solve(solver)
+    try:
+        with _stdout_dropped():
+            problem.solve(solver)
+    except (KeyboardInterrupt, TypeError):
+        # pybind11 turns a KeyboardInterrupt raised while it converts highspy's arguments (a Ctrl-C during
+        # the model's hand-over) into "TypeError: addRow(): incompatible function arguments": seen.  After
+        # a stop request either is the interrupt; the last improving solution, if any, is the answer.
+        if not stop_requested():
+            raise
+        if solver.incumbent is None:
+            raise KeyboardInterrupt from None
+        solver.abandoned = solver.interrupted = True
+        problem.assignStatus(*solver.read_incumbent(problem))
     seconds = time.perf_counter() - start
     interrupted = solver.interrupted or stop_requested()
     if solver.abandoned:
@@ -434,7 +455,8 @@ def run_model(
     threads: int = 1,
 ) -> MipOutcome:
     """Solve ``problem`` (a minimisation) with ``solver``; see the module docstring."""
-    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    began = time.perf_counter()
+    deadline = None if time_limit is None else began + time_limit
     if solver not in SOLVERS:
         raise InputError(None, "solver", f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     gap = DEFAULT_GAP if gap is None else gap
@@ -446,8 +468,17 @@ def run_model(
         if tail is not None:
             tail.start()
         try:
-            return run(problem, time_limit, gap, warm_start, threads, log_path, deadline)
+            outcome = run(problem, time_limit, gap, warm_start, threads, log_path, deadline)
+        except KeyboardInterrupt:
+            # a Ctrl-C while the model was handed over (stop_raises), or the command line's escalation
+            # while the solver stopped: the caller's start is the answer so far
+            if not (warm_start and stop_requested()):
+                raise
+            outcome = MipOutcome(solver, NO_SOLUTION, None, None, time.perf_counter() - began, interrupted=True)
         finally:
             if tail is not None:
                 tail.done.set()
                 tail.join()
+    if outcome.interrupted:
+        answering()  # the caller reports the answer so far: the command line's escalation must not cut it
+    return outcome

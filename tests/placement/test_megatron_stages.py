@@ -243,6 +243,7 @@ def test_cli_table_marks_a_per_stage_plan_not_runnable():
     assert data["gain"] == pytest.approx(plan.iteration_time / mixed.iteration_time - 1)
 
 
+@pytest.mark.slow
 def test_scenario_option_per_stage(tmp_path, capsys):
     f = tmp_path / "s.yaml"
     f.write_text("model: {generator: transformer, params: {preset: llama3.1-8b}}\nhardware: {cluster: dgx-h100x8}\n"

@@ -210,21 +210,40 @@ def _per_stage_table(plan):
     return Lines(line, table)
 
 
-def run(args) -> int:
-    if hetero_plan.applies(args.workload):  # a Sailor training config: docs/model.md §12.4
-        return hetero_plan.run(args)
-    data = _llm_file(args.workload)
+def planner_for(args, data: dict) -> str:
+    """Which planner answers ``pipesim plan FILE``: one place for the rule (the guide states it).
+
+    ``sailor``: a Sailor training config, or a scenario naming one (docs/model.md §12.4); ``layers``: an LLM
+    scenario or model file with objective time|cost, planned across GPU types on §11's per-layer profiles
+    (§12.7); ``megatron``: an LLM with ``--objective megatron``, a global batch (``--gbs`` or
+    ``solve.options.gbs``) or a preset name (§11.9); ``graph``: Piper's JSON or a scenario's generated
+    model, with objective piper or flush (§10).  ``data`` is the file's YAML (:func:`_llm_file`).
+    """
+    if hetero_plan.applies(args.workload):
+        return "sailor"
     options = (data.get("solve") or {}).get("options") if isinstance(data.get("solve"), dict) else None
-    if args.objective in ("time", "cost") or (args.objective is None and isinstance(options, dict)
-                                              and options.get("objective") in ("time", "cost")):
+    options = options if isinstance(options, dict) else {}
+    objective = args.objective or options.get("objective")
+    if args.objective in ("time", "cost") or (args.objective is None and objective in ("time", "cost")):
         if not data.get("model"):
             raise InputError(args.workload, "--objective", "time|cost plan a Sailor training config "
                              "(model, global_batch_size, num_all_layers) or an LLM scenario; use piper or flush here")
-        return hetero_plan.run_scenario(args, data)  # a transformer on a mixed cluster: §12.7
-    llm = args.objective == "megatron" or (args.objective is None and (
-        args.gbs is not None or (isinstance(options, dict) and ("gbs" in options or options.get("objective") == "megatron"))
-        or (not args.workload.endswith((".yaml", ".yml", ".json")) and not Path(args.workload).exists())))
-    if llm:
+        return "layers"
+    preset = not args.workload.endswith((".yaml", ".yml", ".json")) and not Path(args.workload).exists()
+    if args.objective == "megatron" or (args.objective is None and (
+            args.gbs is not None or "gbs" in options or objective == "megatron" or preset)):
+        return "megatron"
+    return "graph"
+
+
+def run(args) -> int:
+    data = _llm_file(args.workload)
+    planner = planner_for(args, data)
+    if planner == "sailor":
+        return hetero_plan.run(args)
+    if planner == "layers":
+        return hetero_plan.run_scenario(args, data)
+    if planner == "megatron":
         return _megatron(args, data)
     if args.plot and not args.sweep:
         raise InputError(None, "--plot", "draws the --sweep: give --sweep K,K,... too")

@@ -86,6 +86,13 @@ def method_options(args, method: Method) -> dict[str, Any]:
     return given
 
 
+def solve_options(data: Mapping) -> dict:
+    """A scenario's ``solve.options`` mapping ({} where the file has none, or not as a mapping)."""
+    solve = data.get("solve")
+    options = solve.get("options") if isinstance(solve, dict) else None
+    return options if isinstance(options, dict) else {}
+
+
 def print_conditions(console, conditions, detail: str = "") -> None:
     """The run's measurement verdict (:mod:`pipesim.runtime.trust`), in bold yellow when it is not trusted."""
     if conditions is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from pipesim.commands.common import console, count, print_json, writable
+from pipesim.commands.common import console, count, print_json, solve_options, writable
 from pipesim.errors import InputError
 from pipesim.placement.formats import load_json, write_json
 
@@ -70,9 +70,7 @@ def run_scenario(args, data: dict) -> int:
     if getattr(args, "planner", "pipesim") != "pipesim":
         raise InputError(None, "--planner", "the baselines plan a Sailor training config; drop --planner here")
     data = dict(data)
-    solve = data.get("solve") if isinstance(data.get("solve"), dict) else {}
-    options = dict(solve.get("options") or {}) if isinstance(solve.get("options") or {}, dict) else {}
-    options = {k: v for k, v in options.items() if k != "microbatches"}
+    options = {k: v for k, v in solve_options(data).items() if k != "microbatches"}
     for key in ("objective", "gbs", "precision", "budget", "min_throughput", "max_stages", "max_kinds", "mbs"):
         value = getattr(args, key, None)
         if value is not None:

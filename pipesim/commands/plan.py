@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipesim.commands import hetero_plan
-from pipesim.commands.common import console, count, print_json, writable
+from pipesim.commands.common import console, count, print_json, solve_options, writable
 from pipesim.report.tables import plan_table, print_table
 from pipesim.hardware.clusters import load_cluster
 from pipesim.commands import EXIT_INFEASIBLE
@@ -149,7 +149,7 @@ def _megatron(args, data: dict) -> int:
     from pipesim.placement.plan.megatron_plan import plan_megatron
     from pipesim.workloads.llms import load_llm
 
-    options = ((data.get("solve") or {}).get("options") or {}) if isinstance(data.get("solve"), dict) else {}
+    options = solve_options(data)
     model = load_llm(args.workload)
     hardware = args.hardware or (data.get("hardware") or {}).get("cluster")
     if hardware is None:
@@ -221,17 +221,15 @@ def planner_for(args, data: dict) -> str:
     """
     if hetero_plan.applies(args.workload):
         return "sailor"
-    options = (data.get("solve") or {}).get("options") if isinstance(data.get("solve"), dict) else None
-    options = options if isinstance(options, dict) else {}
+    options = solve_options(data)
     objective = args.objective or options.get("objective")
-    if args.objective in ("time", "cost") or (args.objective is None and objective in ("time", "cost")):
+    if objective in ("time", "cost"):
         if not data.get("model"):
             raise InputError(args.workload, "--objective", "time|cost plan a Sailor training config "
                              "(model, global_batch_size, num_all_layers) or an LLM scenario; use piper or flush here")
         return "layers"
     preset = not args.workload.endswith((".yaml", ".yml", ".json")) and not Path(args.workload).exists()
-    if args.objective == "megatron" or (args.objective is None and (
-            args.gbs is not None or "gbs" in options or objective == "megatron" or preset)):
+    if objective == "megatron" or (args.objective is None and (args.gbs is not None or "gbs" in options or preset)):
         return "megatron"
     return "graph"
 

@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from pipesim.errors import InputError
 from pipesim.hardware.clusters import Cluster, NodeType
-from pipesim.hardware.costs import kernel_time, optimizer_bytes
-from pipesim.placement.plan.megatron import (ParallelConfig, TransformerConfig, end_costs, layer_cost, padded_vocab,
-                                             tensor_parallel_degrees)
+from pipesim.placement.plan.megatron import (ParallelConfig, TransformerConfig, end_costs, layer_cost, optimizer_step,
+                                             padded_vocab, tensor_parallel_degrees)
 from pipesim.placement.plan.sailor import SailorInputs
 from pipesim.placement.plan.sailor_format import (
     LayerMemory,
@@ -53,7 +52,7 @@ def _tp_degrees(model: TransformerConfig, node: NodeType) -> list[int]:
 
 def _optimizer_step(model: TransformerConfig, tp: int, node: NodeType) -> float:
     """The whole model's mixed-precision Adam step on one GPU holding ``1/tp`` of it (seconds)."""
-    return kernel_time(0.0, optimizer_bytes(model.params() / tp, "bf16", "mixed-adam"), node.device, "bf16")
+    return optimizer_step(model.params() / tp, node)
 
 
 def _layer_times(model: TransformerConfig, node: NodeType, mbs: int, tp: int, precision: str) -> tuple[LayerTimes, ...]:

@@ -45,7 +45,7 @@ TransformerConfig = Any
 
 __all__ = ["ALLOWANCE_FIXED", "ALLOWANCE_FRAGMENTATION", "PRECISIONS", "RECOMPUTE", "Breakdown", "Estimate",
            "ParallelConfig", "StageCost", "estimate", "fp8_cast_bytes", "fp8_stash_saving", "memory_capacity",
-           "pipeline_time", "stage_cost", "stage_degrees", "stage_dp", "stage_layers", "tensor_parallel_degrees",
+           "optimizer_step", "pipeline_hop", "pipeline_time", "stage_cost", "stage_degrees", "stage_dp", "stage_layers", "tensor_parallel_degrees",
            "tensor_parallel_problem", "with_nodes"]
 
 PRECISIONS = ("bf16", "fp16", "fp8")
@@ -545,6 +545,24 @@ def _check(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster) -> t
     return node, d, m
 
 
+def pipeline_hop(model: TransformerConfig, cfg: ParallelConfig, node: NodeType, gpus: int) -> float:
+    """One pipeline transfer (seconds): ``e·T·h/t`` bytes per GPU between neighbouring stages (§11.5).
+
+    With equal GPUs per stage, ``t_r·d_r`` is the same on every stage, so a GPU sends and receives the same
+    bytes whichever degrees its neighbours run (§11.9).
+    """
+    if cfg.pp == 1:
+        return 0.0
+    pp_group = Group.strided(cfg.pp, gpus // cfg.pp, node)
+    act = 2 * (cfg.mbs * model.seq // cfg.cp) * model.hidden / cfg.tp
+    return p2p(act, node, same_node=pp_group.intra_node)
+
+
+def optimizer_step(shard: float, node: NodeType) -> float:
+    """Mixed-precision Adam over ``shard`` parameters on one GPU (30 bytes per parameter moved; §11.5)."""
+    return kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), node.device, "bf16")
+
+
 @dataclass(frozen=True)
 class StageCost:
     """One pipeline stage on one of its GPUs: per microbatch (seconds) and memory (bytes), docs/model.md §11.5–11.6.
@@ -739,11 +757,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
         if sc.tp not in layers:
             layers[sc.tp] = layer_cost(model, sc, node)
             ends[sc.tp] = end_costs(model, sc, device)
-    # one transfer: e·T·h/t bytes per GPU on each side (with equal GPUs per stage, t_r·d_r is the same on every
-    # stage, so a GPU sends and receives the same bytes whichever degrees its neighbours run)
-    pp_group = Group.strided(p, gpus // p, node)
-    act = 2 * (cfg.mbs * s // cfg.cp) * model.hidden / cfg.tp
-    hop = p2p(act, node, same_node=pp_group.intra_node) if p > 1 else 0.0
+    hop = pipeline_hop(model, cfg, node, gpus)
     shown = range(p) if per_stage or mixed else sorted({0, min(1, p - 1), p - 1})
     stages = [stage_cost(model, sc, node, layers[sc.tp], ends[sc.tp], i, split, m, d_r, rc, hop,
                          memory=i in shown) for i, (sc, d_r, rc) in enumerate(zip(configs, dps, choices))]
@@ -785,7 +799,7 @@ def _estimate(model: TransformerConfig, cfg: ParallelConfig, cluster: Cluster,
     # step after a global gradient-norm reduction, so the stage with the largest shard sets its time
     shard = max(st.params / (d_r * sc.cp if sc.distributed_optimizer else 1)
                 for st, d_r, sc in zip(stages, dps, configs))
-    opt = kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
+    opt = optimizer_step(shard, node)
     # ---- totals ------------------------------------------------------------------------------
     compute = m * stages[slowest].compute
     tp_total = m * split[slowest] * stages[slowest].layer_tp

@@ -32,10 +32,9 @@ import time
 from dataclasses import dataclass, field, replace
 
 from pipesim.hardware.clusters import Cluster
-from pipesim.hardware.collectives import Group, p2p
-from pipesim.hardware.costs import kernel_time, optimizer_bytes
 from pipesim.placement.plan.megatron import (RECOMPUTE, Estimate, ParallelConfig, _estimate, end_costs, layer_cost,
-                                             memory_capacity, stage_cost, stage_dp, stage_layers)
+                                             memory_capacity, optimizer_step, pipeline_hop, stage_cost, stage_dp,
+                                             stage_layers)
 from pipesim.placement.plan.megatron_layer import dp_exposed
 from pipesim.placement.plan.megatron_plan import _divisors, degrees
 
@@ -114,8 +113,7 @@ def _stage_options(model, cluster: Cluster, gbs: int, precision: str, key, tps, 
             cache[ck] = (layer_cost(model, cfg, node), end_costs(model, cfg, node.device))
         layer, ends = cache[ck]
         if hop is None:
-            pp_group = Group.strided(p, gpus // p, node)
-            hop = p2p(2 * (cfg.mbs * model.seq // c) * model.hidden / t, node, same_node=pp_group.intra_node)
+            hop = pipeline_hop(model, cfg, node, gpus)
 
         def cost(i, rc):
             return stage_cost(model, cfg, node, layer, ends, i, split, m, d, rc, hop)
@@ -247,12 +245,7 @@ def _search_key(model, cluster: Cluster, gbs: int, precision: str, key: tuple, t
     ff = min(o.forward for o in first)
     fm = min((o.forward for o in middle), default=0.0)
     fwd_lb = [0.0] + [ff + (r - 1) * fm for r in range(1, p)]
-    device = node.device
-
-    def opt_time(shard: float) -> float:
-        return kernel_time(0.0, optimizer_bytes(shard, "bf16", "mixed-adam"), device, "bf16")
-
-    return _best_assignment(first, middle, last, p, m, v, opt_time, fwd_lb)
+    return _best_assignment(first, middle, last, p, m, v, lambda shard: optimizer_step(shard, node), fwd_lb)
 
 
 def _evaluate(model, cluster: Cluster, gbs: int, precision: str, best) -> Estimate | None:

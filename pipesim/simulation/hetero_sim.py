@@ -257,13 +257,14 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
         bwd = sum(times[l].backward for l in layers) * factor
         act_in = unsplit[pipe.stages[s - 1][-1]].output_elements * plan.mbs * elem if s > 0 else 0.0
         act_out = unsplit[layers[-1]].output_elements * plan.mbs * elem
+        rebuild_in, rebuild_out = rebuild_time(rep, act_in), rebuild_time(rep, act_out)
         for kind, i in _order(micro, n_stages - s - 1):
             if kind == "F":
                 if s > 0:
                     yield arrival(("act", s, j, i))
                     yield from busy(s, j, rep.gpu, "receive", i, transfer_time(pipe.replicas[s - 1][j], rep, act_in))
-                    if rebuild_time(rep, act_in) > 0:
-                        yield from busy(s, j, rep.gpu, "rebuild", i, rebuild_time(rep, act_in))
+                    if rebuild_in > 0:
+                        yield from busy(s, j, rep.gpu, "rebuild", i, rebuild_in)
                 yield from busy(s, j, rep.gpu, "forward", i, fwd)
                 if s < n_stages - 1:
                     yield from write(s, j, rep, pipe.replicas[s + 1][j], "act", i, act_out, ("act", s + 1, j, i))
@@ -271,8 +272,8 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
                 if s < n_stages - 1:
                     yield arrival(("grad", s, j, i))
                     yield from busy(s, j, rep.gpu, "receive", i, transfer_time(pipe.replicas[s + 1][j], rep, act_out))
-                    if rebuild_time(rep, act_out) > 0:
-                        yield from busy(s, j, rep.gpu, "rebuild", i, rebuild_time(rep, act_out))
+                    if rebuild_out > 0:
+                        yield from busy(s, j, rep.gpu, "rebuild", i, rebuild_out)
                 yield from busy(s, j, rep.gpu, "backward", i, bwd)
                 if s > 0:
                     yield from write(s, j, rep, pipe.replicas[s - 1][j], "grad", i, act_in, ("grad", s - 1, j, i))

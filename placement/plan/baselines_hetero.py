@@ -101,9 +101,13 @@ class _Context:
         times = self.inputs.profiles.layers(self.inputs.config.model, kind.gpu, mbs, kind.tp)
         return sum(times[l].forward + times[l].backward for l in layers)
 
-    def fits(self, kind: ReplicaKind, mbs: int, layers: Sequence[int], in_flight: int) -> bool:
+    def free(self, kind: ReplicaKind, mbs: int, layers: Sequence[int], in_flight: int) -> float:
+        """Bytes left on a GPU of ``kind`` holding ``layers`` (negative: it does not fit)."""
         sizes = self.inputs.layer_info.of(self.inputs.config.model, kind.tp)
-        return replica_memory(sizes, layers, mbs, in_flight, kind.gpu) <= kind.memory
+        return kind.memory - replica_memory(sizes, layers, mbs, in_flight, kind.gpu)
+
+    def fits(self, kind: ReplicaKind, mbs: int, layers: Sequence[int], in_flight: int) -> bool:
+        return self.free(kind, mbs, layers, in_flight) >= 0
 
     def memory_ok(self, stages: Sequence[tuple[Sequence[int], Sequence[ReplicaKind]]], mbs: int, micro: int) -> bool:
         n = len(stages)
@@ -281,9 +285,7 @@ def _metis_split(ctx: _Context, kinds: Sequence[ReplicaKind], mbs: int, micro: i
 
 
 def _free(ctx: _Context, kinds, s: int, bounds, mbs: int, micro: int) -> float:
-    k = kinds[s]
-    sizes = ctx.inputs.layer_info.of(ctx.inputs.config.model, k.tp)
-    return k.memory - replica_memory(sizes, range(bounds[s], bounds[s + 1]), mbs, min(len(kinds) - s, micro), k.gpu)
+    return ctx.free(kinds[s], mbs, range(bounds[s], bounds[s + 1]), min(len(kinds) - s, micro))
 
 
 def plan_metis(inputs: SailorInputs, cluster: Cluster, objective: str = "time", *, max_stages: int = 3,

@@ -189,7 +189,7 @@ def sources(args, tmp: Path) -> dict[str, Path]:
                                                                           exports.EXPORTERS)):
         unknown = [n for n in names.split(",") if n not in known]
         if unknown:  # before the first export (minutes each)
-            raise InputError(None, option, f"unknown {option[:-1]} {unknown[0]!r} (known: {', '.join(known)})")
+            raise exports.unknown_name(option, unknown[0], known)
     exports.check_installed(args.exporters.split(","))
     return {f"{name} {exporter}": exports.export_in_subprocess(name, exporter, cache)
             for name in args.models.split(",") for exporter in args.exporters.split(",")}

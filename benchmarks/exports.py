@@ -213,16 +213,17 @@ def export(name: str, exporter: str, cache: str | Path, *, seq: int | None = Non
 
 
 def file_bytes(path: str | Path) -> int:
-    """Size of an ONNX file and of the external data files it names (the weights stored beside it)."""
-    import onnx
+    """Size of an ONNX file and of the external data files it names (the weights stored beside it).
+
+    The file is read without its embedded weights (:func:`~pipesim.workloads.onnx_import.load_onnx`,
+    ``weights=False``, records them as external data in the file itself, not counted twice).
+    """
+    from pipesim.workloads.onnx_import import load_onnx
 
     path = Path(path)
-    model = onnx.load(str(path), load_external_data=False)
-    names = set()
-    for t in model.graph.initializer:
-        for entry in t.external_data:
-            if entry.key == "location":
-                names.add(entry.value)
+    model = load_onnx(path, check=False, weights=False)
+    names = {entry.value for t in model.graph.initializer for entry in t.external_data if entry.key == "location"}
+    names.discard(path.name)
     return path.stat().st_size + sum((path.parent / n).stat().st_size for n in names if (path.parent / n).is_file())
 
 

@@ -118,7 +118,7 @@ def measure_one(name: str, path: Path, out: Path, args) -> dict:
     ``_profile`` and ``_ops``; the prepared model (weights and all) is dropped before the next model.
     """
     cost = import_cost(path)
-    cost["file"] = exports.file_bytes(path) if args.exports else path.stat().st_size
+    cost["file"] = exports.file_bytes(path)
     profile, workload, ops, prepared = profile_to_workload(path, out, batch=1, runs=args.runs)
     workload = workload.with_devices(cpu={"count": 2})
     solved = solve_dp(workload)

@@ -185,14 +185,14 @@ def sources(args, tmp: Path) -> dict[str, Path]:
             onnx.save(model, paths[name])
         return paths
     cache = Path(args.cache) if args.cache else tmp
-    for option, names, known in (("models", args.models, exports.MODELS), ("exporters", args.exporters,
-                                                                          exports.EXPORTERS)):
-        unknown = [n for n in names.split(",") if n not in known]
+    names, exporters = args.models.split(","), args.exporters.split(",")
+    for option, given, known in (("models", names, exports.MODELS), ("exporters", exporters, exports.EXPORTERS)):
+        unknown = [n for n in given if n not in known]
         if unknown:  # before the first export (minutes each)
             raise exports.unknown_name(option, unknown[0], known)
-    exports.check_installed(args.exporters.split(","))
+    exports.check_installed(exporters)
     return {f"{name} {exporter}": exports.export_in_subprocess(name, exporter, cache)
-            for name in args.models.split(",") for exporter in args.exporters.split(",")}
+            for name in names for exporter in exporters}
 
 
 def _mib(n: float) -> str:

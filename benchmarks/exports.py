@@ -55,14 +55,24 @@ MODELS = {
 }
 
 
+def _missing(module: str) -> MissingExtraError:
+    """The error naming the ``benchmarks`` extra when ``module`` is not installed."""
+    return MissingExtraError(f"{module} is not installed: pip install -e '.[benchmarks]' "
+                             "(PyTorch, transformers, onnxscript: see pyproject.toml)")
+
+
+def unknown_name(option: str, name: str, known) -> InputError:
+    """The error for ``name``, not one of the ``known`` models or exporters (``option``: the field)."""
+    return InputError(None, option, f"unknown {option[:-1]} {name!r} (known: {', '.join(known)})")
+
+
 def _require():
     """torch and transformers, or a MissingExtraError naming the ``benchmarks`` extra."""
     try:
         import torch
         import transformers
     except ImportError as exc:
-        raise MissingExtraError(f"{exc.name} is not installed: pip install -e '.[benchmarks]' "
-                                "(PyTorch, transformers, onnxscript: see pyproject.toml)") from None
+        raise _missing(exc.name) from None
     return torch, transformers
 
 
@@ -74,8 +84,7 @@ def check_installed(exporters) -> None:
     """
     for module in ["torch", "transformers"] + (["onnxscript"] if "dynamo" in exporters else []):
         if importlib.util.find_spec(module) is None:
-            raise MissingExtraError(f"{module} is not installed: pip install -e '.[benchmarks]' "
-                                    "(PyTorch, transformers, onnxscript: see pyproject.toml)")
+            raise _missing(module)
 
 
 def export_in_subprocess(name: str, exporter: str, cache: str | Path) -> Path:
@@ -98,9 +107,9 @@ def export_in_subprocess(name: str, exporter: str, cache: str | Path) -> Path:
 def export_path(name: str, exporter: str, cache: str | Path, *, seq: int | None = None, **config) -> Path:
     """Where :func:`export` writes model ``name`` (each change of ``seq`` or ``config`` is part of the name)."""
     if exporter not in EXPORTERS:
-        raise InputError(None, "exporters", f"unknown exporter {exporter!r} (known: {', '.join(EXPORTERS)})")
+        raise unknown_name("exporters", exporter, EXPORTERS)
     if name not in MODELS:
-        raise InputError(None, "models", f"unknown model {name!r} (known: {', '.join(MODELS)})")
+        raise unknown_name("models", name, MODELS)
     variant = "".join(f"-{k}{v}" for k, v in sorted(config.items())) + (f"-seq{seq}" if seq else "")
     return Path(cache) / f"{name}{variant}-{exporter}.onnx"
 
@@ -127,7 +136,7 @@ def _module(name: str, config: dict):
     elif name == "resnet50":
         inner = tf.ResNetForImageClassification(tf.ResNetConfig(**config))  # the defaults are ResNet-50's
     else:
-        raise InputError(None, "models", f"unknown model {name!r} (known: {', '.join(MODELS)})")
+        raise unknown_name("models", name, MODELS)
 
     class Wrapped(torch.nn.Module):
         """The first output only (logits or hidden states), no cache: one tensor out, as a deployment runs it."""
@@ -204,16 +213,17 @@ def export(name: str, exporter: str, cache: str | Path, *, seq: int | None = Non
 
 
 def file_bytes(path: str | Path) -> int:
-    """Size of an ONNX file and of the external data files it names (the weights stored beside it)."""
-    import onnx
+    """Size of an ONNX file and of the external data files it names (the weights stored beside it).
+
+    The file is read without its embedded weights (:func:`~pipesim.workloads.onnx_import.load_onnx`,
+    ``weights=False``, records them as external data in the file itself, not counted twice).
+    """
+    from pipesim.workloads.onnx_import import load_onnx
 
     path = Path(path)
-    model = onnx.load(str(path), load_external_data=False)
-    names = set()
-    for t in model.graph.initializer:
-        for entry in t.external_data:
-            if entry.key == "location":
-                names.add(entry.value)
+    model = load_onnx(path, check=False, weights=False)
+    names = {entry.value for t in model.graph.initializer for entry in t.external_data if entry.key == "location"}
+    names.discard(path.name)
     return path.stat().st_size + sum((path.parent / n).stat().st_size for n in names if (path.parent / n).is_file())
 
 

@@ -118,7 +118,7 @@ def measure_one(name: str, path: Path, out: Path, args) -> dict:
     ``_profile`` and ``_ops``; the prepared model (weights and all) is dropped before the next model.
     """
     cost = import_cost(path)
-    cost["file"] = exports.file_bytes(path) if args.exports else path.stat().st_size
+    cost["file"] = exports.file_bytes(path)
     profile, workload, ops, prepared = profile_to_workload(path, out, batch=1, runs=args.runs)
     workload = workload.with_devices(cpu={"count": 2})
     solved = solve_dp(workload)
@@ -185,14 +185,14 @@ def sources(args, tmp: Path) -> dict[str, Path]:
             onnx.save(model, paths[name])
         return paths
     cache = Path(args.cache) if args.cache else tmp
-    for option, names, known in (("models", args.models, exports.MODELS), ("exporters", args.exporters,
-                                                                          exports.EXPORTERS)):
-        unknown = [n for n in names.split(",") if n not in known]
+    names, exporters = args.models.split(","), args.exporters.split(",")
+    for option, given, known in (("models", names, exports.MODELS), ("exporters", exporters, exports.EXPORTERS)):
+        unknown = [n for n in given if n not in known]
         if unknown:  # before the first export (minutes each)
-            raise InputError(None, option, f"unknown {option[:-1]} {unknown[0]!r} (known: {', '.join(known)})")
-    exports.check_installed(args.exporters.split(","))
+            raise exports.unknown_name(option, unknown[0], known)
+    exports.check_installed(exporters)
     return {f"{name} {exporter}": exports.export_in_subprocess(name, exporter, cache)
-            for name in args.models.split(",") for exporter in args.exporters.split(",")}
+            for name in names for exporter in exporters}
 
 
 def _mib(n: float) -> str:

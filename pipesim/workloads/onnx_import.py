@@ -405,37 +405,29 @@ def _external_array(t: onnx.TensorProto, base: Path | None) -> np.ndarray | None
     return array.reshape(tuple(t.dims))
 
 
-def _read_small_external(model: onnx.ModelProto, base: Path | None, limit: int = FOLD_LIMIT) -> None:
-    """Read into the model, in place, the external-data initializers folding may need: small, not weights.
-
-    The dynamo exporter stores every initializer as external data, shape
-    targets and axes included (``torch.onnx.export(..., external_data=True)``);
-    folding reads their values, as :func:`_skeleton` keeps those of an
-    embedded file.  A float tensor of more than one element is a weight and
-    stays in its file.
-    """
-    for t in model.graph.initializer:
-        count = math.prod(t.dims)
-        if t.data_location == onnx.TensorProto.EXTERNAL and count <= limit and (t.data_type not in _FLOATS or count <= 1):
-            array = _external_array(t, base)
-            if array is not None:
-                t.CopyFrom(numpy_helper.from_array(array, t.name))
-
-
-def _strip_weights(model: onnx.ModelProto, limit: int = FOLD_LIMIT) -> None:
-    """Drop the data of weights and of initializers over ``limit`` elements, in place (type and shape stay).
+def _strip_weights(model: onnx.ModelProto, base: Path | None = None, limit: int = FOLD_LIMIT) -> None:
+    """Drop the data of weights and of initializers over ``limit`` elements, in place (type and shape stay);
+    read into the model the other initializers stored as external data (``base``: the folder of the files).
 
     What import needs of a weight is its shape, type and (for tied weights)
     a hash, taken before; shape inference and folding then run on a model of
-    kilobytes instead of the whole file.
+    kilobytes instead of the whole file.  Folding reads the values of the
+    rest: the dynamo exporter stores every initializer as external data,
+    shape targets and axes included (``torch.onnx.export(..., external_data=True)``),
+    and they are read here as :func:`_skeleton` keeps those of an embedded file.
     """
     for t in model.graph.initializer:
+        count = math.prod(t.dims)
         # folding never reads a float tensor of more than one element (a weight) nor anything over ``limit``
-        if math.prod(t.dims) > limit or (t.data_type in _FLOATS and math.prod(t.dims) > 1):
+        if count > limit or (t.data_type in _FLOATS and count > 1):
             for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
                          "string_data", "external_data"):
                 t.ClearField(name)
             t.data_location = onnx.TensorProto.DEFAULT
+        else:
+            array = _external_array(t, base)
+            if array is not None:
+                t.CopyFrom(numpy_helper.from_array(array, t.name))
 
 
 def _infer(model: onnx.ModelProto, source) -> onnx.ModelProto:
@@ -947,8 +939,7 @@ def import_onnx(
     model = load_onnx(source, check=check, weights=False)
     base = Path(source).parent if isinstance(source, (str, Path)) else None
     canon = _canonical_weights(model.graph.initializer, base)
-    _read_small_external(model, base)
-    _strip_weights(model)
+    _strip_weights(model, base)
     model = _prepare(model, source, batch)
     graph = model.graph
     tensors = _Tensors(graph, dtype)

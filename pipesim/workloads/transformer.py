@@ -95,12 +95,9 @@ class TransformerConfig:
                 raise ModelSpecError(f"kv_heads: heads ({self.heads}) is not a multiple of kv_heads ({self.kv_heads})")
         if self.hidden % self.heads:
             raise ModelSpecError(f"hidden: {self.hidden} is not divisible by heads ({self.heads})")
-        if self.position not in POSITIONS:
-            raise ModelSpecError(f"position: must be one of {', '.join(POSITIONS)}, got {self.position!r}")
-        if self.norm not in NORMS:
-            raise ModelSpecError(f"norm: must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ModelSpecError(f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        for name, allowed in (("position", POSITIONS), ("norm", NORMS), ("activation", ACTIVATIONS)):
+            if getattr(self, name) not in allowed:
+                raise ModelSpecError(f"{name}: must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.gated and self.activation != "gelu":
             raise ModelSpecError("activation: a gated MLP is SwiGLU; the activation is for ungated MLPs")
         if self.position == "learned" and self.seq > self.max_positions:

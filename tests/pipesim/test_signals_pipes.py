@@ -215,6 +215,8 @@ def _run(args, tmp_path) -> Command:
 
 
 def _best_so_far(command: Command) -> dict:
+    # the command's stderr with the failure: which way it ended (seen once in CI: no answer, no stderr kept)
+    assert command.out.strip(), f"no answer printed; stderr: {''.join(command.err)[-3000:]}"
     result = json.loads(command.out)
     assert result["status"] == "interrupted", result
     return result

@@ -103,7 +103,7 @@ def _tables_raise_broken_pipe() -> None:
 def _dispatch(argv: list[str], command: str | None, signals) -> int | None:
     """Parse and run one command; its exit code, or None when Ctrl-C ended it."""
     from pipesim.errors import PipesimError
-    from pipesim.placement.interrupt import interruptible
+    from pipesim.placement.interrupt import interruptible, trace
 
     try:
         try:
@@ -118,6 +118,7 @@ def _dispatch(argv: list[str], command: str | None, signals) -> int | None:
         return _stdout_closed()
     except PipesimError as exc:
         if signals.interrupted:
+            trace("an error after the interrupt, taken as the interrupt", exc)
             return None
         print(f"pipesim: error: {exc}", file=sys.stderr)
         return 2
@@ -126,6 +127,7 @@ def _dispatch(argv: list[str], command: str | None, signals) -> int | None:
         # returned a result with an exception set", a broken process pool) is the interrupt.
         if not signals.interrupted:
             raise
+        trace("an exception after the interrupt, taken as the interrupt", sys.exc_info()[1])
         return None
     return None if signals.interrupted else code
 
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None, *, exit_now: bool = True) -> int:
     """Run one command; its exit code.  After Ctrl-C the process ends here (exit 130) unless ``exit_now`` is false."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if a in COMMANDS), None)
-    from pipesim.placement.interrupt import command_interrupts
+    from pipesim.placement.interrupt import command_interrupts, trace
 
     message = "pipesim: interrupted"
     with command_interrupts(message, answers_so_far=command in ANSWERS_SO_FAR) as signals:
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None, *, exit_now: bool = True) -> int:
         try:
             code = _dispatch(argv, command, signals)
             signals.finish()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stopped:
+            trace("the interrupt ended the command", stopped)
             code = None
             signals.finish()
         if code is not None and not signals.interrupted:

@@ -55,6 +55,7 @@ __all__ = [
     "ESCALATE",
     "INTERRUPTED",
     "EXIT_INTERRUPTED",
+    "TRACE_ENV",
     "CommandInterrupts",
     "answering",
     "children_ignore_ctrl_c",
@@ -66,6 +67,7 @@ __all__ = [
     "request_stop",
     "stop_requested",
     "temporary_folder",
+    "trace",
 ]
 
 #: Seconds after the first Ctrl-C at which a command still running gets a KeyboardInterrupt: time for the
@@ -73,6 +75,12 @@ __all__ = [
 ESCALATE = 1.25
 #: Seconds after the first Ctrl-C at which a command still running is ended (children killed, exit 130).
 DEADLINE = 1.75
+#: Environment variable naming a file to which a command ended by Ctrl-C appends where it was when it could not
+#: give its answer: the stacks of its threads when :data:`DEADLINE` forced its end, or an exception it swallowed
+#: as the interrupt (see :func:`trace`).  For diagnosing a lost answer (the Ctrl-C tests set it); unset, nothing
+#: is written.
+TRACE_ENV = "PIPESIM_INTERRUPT_TRACE"
+
 #: The exit code of an interrupted command (128 + SIGINT, as a shell reports a process ended by Ctrl-C).
 EXIT_INTERRUPTED = 130
 
@@ -298,6 +306,26 @@ def kill_descendants(sig: int = signal.SIGKILL) -> None:
             os.kill(pid, sig)
 
 
+def trace(what: str, exception: BaseException | None = None) -> None:
+    """Append ``what`` and where this process is (the stacks of all its threads, or ``exception``'s traceback)
+    to the file named by :data:`TRACE_ENV`, if set; never raises.
+
+    >>> trace("nothing happens without the variable")
+    """
+    path = os.environ.get(TRACE_ENV)
+    if not path:
+        return
+    with contextlib.suppress(Exception), open(path, "a") as out:
+        out.write(f"--- pid {os.getpid()}: {what}\n")
+        if exception is not None:
+            import traceback
+            traceback.print_exception(exception, file=out)
+        else:
+            import faulthandler
+            out.flush()
+            faulthandler.dump_traceback(out, all_threads=True)
+
+
 # --- the command line's rule ---------------------------------------------------------------------------
 
 class CommandInterrupts:
@@ -390,6 +418,8 @@ class CommandInterrupts:
         everything a solver built (measured: 1-2 s after an interrupted DP on
         the busy 2-core machine), past the 2 s the rule allows.
         """
+        if message:  # the watcher ends a command that did not end by itself: say where it was
+            trace(f"forced end {DEADLINE} s after the signal")
         kill_descendants()
         for folder in list(_folders):
             shutil.rmtree(folder, ignore_errors=True)

@@ -254,13 +254,18 @@ def _stdout_dropped():
     sys.stdout.flush()
     try:
         saved = os.dup(1)
-        sink = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(sink, 1)
-        os.close(sink)
     except OSError:  # no real file descriptors (embedded interpreter): leave stdout alone
         yield
         return
+    # Everything after the dup2 is inside the try: a KeyboardInterrupt (the command line's escalation) can
+    # land after any call, and one landing between the dup2 and the try would leave stdout on /dev/null
+    # for good: the answer so far, printed next, would be lost.
     try:
+        sink = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(sink, 1)
+        finally:
+            os.close(sink)
         yield
     finally:
         os.dup2(saved, 1)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from pipesim.placement.interrupt import TRACE_ENV
 from tests.strategies import SHARED
 from tests.terminal import as_from_a_terminal
 
@@ -89,7 +90,9 @@ class Command:
     def __init__(self, args: list[str], tmp_path: Path):
         self.tmp = tmp_path / "tmp"
         self.tmp.mkdir()
-        env = {**os.environ, "TMPDIR": str(self.tmp), "PYTHONUNBUFFERED": "1"}
+        # where the command was if Ctrl-C cost its answer (pipesim.placement.interrupt.trace): shown on failure
+        self.trace = tmp_path / "interrupt-trace.txt"
+        env = {**os.environ, "TMPDIR": str(self.tmp), "PYTHONUNBUFFERED": "1", TRACE_ENV: str(self.trace)}
         self.proc = subprocess.Popen([sys.executable, "-m", "pipesim", *map(str, args)], cwd=tmp_path, env=env,
                                      preexec_fn=as_from_a_terminal,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -163,12 +166,17 @@ class Command:
         if self.proc.poll() is None:
             self.proc.wait(10)
 
+    def story(self) -> str:
+        """The command's stderr, then what it traced about the interrupt (see ``trace`` above)."""
+        traced = self.trace.read_text() if self.trace.exists() else "(nothing traced)"
+        return f"stderr: {''.join(self.err)[-3000:]}\ntrace: {traced[-6000:]}"
+
     def assert_interrupted(self, took: float) -> None:
         err = "".join(self.err)
-        assert self.proc.returncode == 130, err[-3000:]
-        assert err.rstrip().splitlines()[-1] == MESSAGE, err[-3000:]
-        assert "Traceback" not in err and "Error" not in err, err[-3000:]
-        assert took < STOP_WITHIN + SCHEDULING_SLACK, f"stopped {took:.2f} s after Ctrl-C"
+        assert self.proc.returncode == 130, self.story()
+        assert err.rstrip().splitlines()[-1] == MESSAGE, self.story()
+        assert "Traceback" not in err and "Error" not in err, self.story()
+        assert took < STOP_WITHIN + SCHEDULING_SLACK, f"stopped {took:.2f} s after Ctrl-C; {self.story()}"
         deadline = time.monotonic() + 2  # SIGKILLed children are reaped by init: give it a moment
         while self.children() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -215,8 +223,8 @@ def _run(args, tmp_path) -> Command:
 
 
 def _best_so_far(command: Command) -> dict:
-    # the command's stderr with the failure: which way it ended (seen once in CI: no answer, no stderr kept)
-    assert command.out.strip(), f"no answer printed; stderr: {''.join(command.err)[-3000:]}"
+    # which way it ended, with the failure (seen once in CI: no answer, nothing kept to say why)
+    assert command.out.strip(), f"no answer printed; {command.story()}"
     result = json.loads(command.out)
     assert result["status"] == "interrupted", result
     return result

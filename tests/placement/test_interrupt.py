@@ -298,3 +298,69 @@ def test_an_interrupt_turned_into_a_type_error_by_highspy_is_the_interrupt(monke
     ctrl_c = False
     with pytest.raises(TypeError):  # without a stop request the error is the error
         solve_ip(workload, solver="highs")
+
+
+def test_stdout_comes_back_when_ctrl_c_lands_as_highs_banner_is_dropped(monkeypatch):
+    """HiGHS's banner is dropped by pointing file descriptor 1 at /dev/null around the solve; a KeyboardInterrupt
+    (the command line's escalation) landing just after that switch must not leave stdout there, or the answer
+    so far printed next is lost (exit 130, "pipesim: interrupted" and no answer: seen once in CI)."""
+    from pipesim.placement import mip_backend
+
+    def identity(fd):
+        status = os.fstat(fd)
+        return status.st_dev, status.st_ino
+
+    before = identity(1)
+    real_close = os.close
+    ctrl_c = []
+
+    def close_then_interrupt(fd):  # the signal's KeyboardInterrupt is raised after a call returns
+        real_close(fd)
+        if not ctrl_c:
+            ctrl_c.append(fd)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "close", close_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with mip_backend._stdout_dropped():
+            pass
+    monkeypatch.setattr(os, "close", real_close)
+    assert ctrl_c and identity(1) == before
+
+
+STUBBORN = textwrap.dedent(
+    """
+    import sys, time
+    from pipesim.placement.interrupt import command_interrupts
+    def stubborn_work():  # ignores every KeyboardInterrupt, as compiled code does not see one
+        while True:
+            try:
+                time.sleep(0.05)
+            except KeyboardInterrupt:
+                pass
+    with command_interrupts():
+        print("working", flush=True)
+        stubborn_work()
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_forced_end_traces_where_the_command_was(tmp_path):
+    """A command that ignores Ctrl-C is ended at DEADLINE; with PIPESIM_INTERRUPT_TRACE set, the stacks of its
+    threads at that moment are in the file (how a lost answer is diagnosed), and without it nothing is written."""
+    from pipesim.placement.interrupt import DEADLINE, TRACE_ENV
+
+    traced = tmp_path / "trace.txt"
+    for env in ({TRACE_ENV: str(traced)}, {}):
+        proc = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, **env}, preexec_fn=as_from_a_terminal)
+        assert proc.stdout.readline().strip() == "working"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and err.strip() == "pipesim: interrupted", (proc.returncode, err)
+        if env:
+            text = traced.read_text()
+            assert f"forced end {DEADLINE} s after the signal" in text and "stubborn_work" in text, text
+            traced.unlink()
+    assert not traced.exists()

@@ -349,16 +349,19 @@ class CommandInterrupts:
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)
         self._previous_fd: int | None = None
+        self._previous_unraisable = sys.unraisablehook
         self._watcher: threading.Thread | None = None
 
     def _start(self) -> None:
         self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        sys.unraisablehook = self._unraisable
         self._watcher = threading.Thread(target=self._watch, name="pipesim-interrupt", daemon=True)
         self._watcher.start()
 
     def _stop(self, restore: bool) -> None:
         if restore:
             signal.set_wakeup_fd(self._previous_fd if self._previous_fd is not None else -1)
+            sys.unraisablehook = self._previous_unraisable
         with contextlib.suppress(OSError):
             os.write(self._write, b"\0")  # wakes the watcher if no signal came
 
@@ -380,6 +383,16 @@ class CommandInterrupts:
                 or _raise_on_request.is_set()):
             self._raised = True
             raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable) -> None:
+        # The handler's KeyboardInterrupt can land inside a callback from C, which cannot propagate it: ctypes
+        # prints "Exception ignored on calling ctypes callback function" and a traceback, and goes on (seen:
+        # Ctrl-C while numba compiled, in llvmlite's object-cache callback).  It is the interrupt: silent, and
+        # since it stopped nothing, the escalation may raise again.
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._raised = False
+            return
+        self._previous_unraisable(unraisable)
 
     def _watch(self) -> None:
         while True:

@@ -364,3 +364,32 @@ def test_a_forced_end_traces_where_the_command_was(tmp_path):
             assert f"forced end {DEADLINE} s after the signal" in text and "stubborn_work" in text, text
             traced.unlink()
     assert not traced.exists()
+
+
+IN_A_CALLBACK = textwrap.dedent(
+    """
+    import ctypes, os, signal, time
+    from pipesim.placement.interrupt import command_interrupts
+    def callback():  # Ctrl-C lands while C code calls back into Python (llvmlite does, while numba compiles)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+    called_from_c = ctypes.CFUNCTYPE(None)(callback)
+    with command_interrupts(answers_so_far=False):
+        try:
+            called_from_c()
+            time.sleep(10)  # the KeyboardInterrupt died in the callback: the escalation must still stop this
+            print("not stopped", flush=True)
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_lost_in_a_callback_from_c_is_silent_and_escalated():
+    """Seen: Ctrl-C during `plan --objective flush` while numba compiled: the KeyboardInterrupt raised inside
+    llvmlite's ctypes callback was printed as "Exception ignored … Traceback" and dropped there."""
+    out = subprocess.run([sys.executable, "-c", IN_A_CALLBACK], capture_output=True, text=True, timeout=60,
+                         preexec_fn=as_from_a_terminal)
+    assert out.stdout.strip() == "stopped", (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and "ignored" not in out.stderr, out.stderr

@@ -333,13 +333,16 @@ STUBBORN = textwrap.dedent(
     import sys, time
     from pipesim.placement.interrupt import command_interrupts
     def stubborn_work():  # ignores every KeyboardInterrupt, as compiled code does not see one
+        told = False
         while True:
             try:
+                if not told:
+                    told = True
+                    print("working", flush=True)
                 time.sleep(0.05)
             except KeyboardInterrupt:
                 pass
     with command_interrupts():
-        print("working", flush=True)
         stubborn_work()
     """
 )

@@ -196,7 +196,7 @@ def _per_stage_table(plan):
     ps = plan.to_dict()["per_stage"]
     c = ps["config"]
     head = (f"per-stage search ({plan.per_stage_searched} pipeline settings, degrees and recomputation per stage): ")
-    if ps["runnable"] and ps["gain"] <= 0:
+    if plan.fitting and ps["runnable"] and ps["gain"] <= 0:
         return head + "no plan beats the pick above"
     runnable = ("runnable by Megatron-Core" if ps["runnable"]
                 else "NOT runnable by Megatron-Core (its degrees and recomputation are one per run)")

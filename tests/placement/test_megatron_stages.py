@@ -293,3 +293,17 @@ def test_per_stage_infeasible_is_one_line_naming_both_searches(capsys, tmp_path)
     assert len(err.splitlines()) == 1
     assert "no configuration of 2 layers fits the 8 GPUs' memory" in err
     assert "nor does any plan whose stages take their own degrees and recomputation" in err
+
+
+def test_run_of_a_scenario_says_when_no_runnable_configuration_fits(monkeypatch, tmp_path, capsys):
+    import pipesim.placement.plan.megatron_plan as mp
+
+    monkeypatch.setattr(mp, "candidates", lambda *a, **k: iter(()))
+    f = tmp_path / "s.yaml"
+    f.write_text("model: {generator: transformer, params: {preset: llama3.1-8b}}\nhardware: {cluster: dgx-h100x8}\n"
+                 "solve: {method: plan, options: {objective: megatron, gbs: 32, per_stage: true}}\n")
+    assert main(["run", str(f), "--no-progress", "-o", str(tmp_path / "out")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: no configuration Megatron-Core can run fits" in out
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["plan"]["fitting"] == 0 and result["plan"]["notes"][0].startswith("no configuration Megatron-Core")

@@ -80,7 +80,8 @@ class MegatronPlan:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"objective": "megatron", "iteration_time": self.iteration_time, "memory_per_gpu": self.memory_per_gpu,
-               "fits": self.best.fits, "runnable": self.best.runnable, "stages": self.stages(), "estimate": self.best.to_dict(),
+               "fits": self.best.fits, "runnable": self.best.runnable, "stages": self.stages(),
+               "estimate": self.best.to_dict(),
                "searched": self.searched, "fitting": self.fitting, "seconds": self.seconds,
                "notes": list(self.notes)}
         if self.per_stage is not None:
@@ -235,6 +236,7 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
             best = mixed
         elif mixed is None:
             mixed = best           # no per-stage plan beats the runnable pick: it is its own best
+    per_stage_seconds = time.perf_counter() - searched_at
     ref = None
     if reference is not None:
         from pipesim.placement.plan.megatron import estimate
@@ -243,5 +245,5 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         if ref.fits and ref.iteration_time < best.iteration_time * (1 - 1e-9):
             notes.append("the reference is faster than the search's pick: a bug")  # never expected (tested)
     end = time.perf_counter()
-    return MegatronPlan(best, searched, fitting, end - start, ref, tuple(notes), mixed, settings, end - searched_at)
+    return MegatronPlan(best, searched, fitting, end - start, ref, tuple(notes), mixed, settings, per_stage_seconds)
 

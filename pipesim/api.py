@@ -549,6 +549,7 @@ def plan_megatron(model, hardware, *, nodes: int | None = None, gbs: int, precis
         Also find the best plan whose stages choose their own tensor- and data-parallel degree and
         recomputation (``.per_stage``, an :class:`Estimate` with ``stage_tp``, ``stage_dp``, ``stage_mbs``,
         ``stage_recompute``; ``.runnable`` is False when Megatron-Core cannot run it), docs/model.md §11.9.
+        When no runnable configuration fits, that plan is ``.best`` (``.fitting == 0``, a note says so).
     max_mbs : int
         Largest microbatch size tried.
     per_stage_budget : float
@@ -562,7 +563,7 @@ def plan_megatron(model, hardware, *, nodes: int | None = None, gbs: int, precis
     Raises
     ------
     InfeasibleError
-        No configuration fits in memory.
+        No configuration fits in memory (with ``per_stage``: nor any per-stage plan).
 
     Examples
     --------

@@ -196,12 +196,19 @@ def _per_stage_table(plan):
     ps = plan.to_dict()["per_stage"]
     c = ps["config"]
     head = (f"per-stage search ({plan.per_stage_searched} pipeline settings, degrees and recomputation per stage): ")
-    if ps["runnable"] and ps["gain"] <= 0:
+    if plan.fitting and ps["runnable"] and ps["gain"] <= 0:
         return head + "no plan beats the pick above"
     runnable = ("runnable by Megatron-Core" if ps["runnable"]
                 else "NOT runnable by Megatron-Core (its degrees and recomputation are one per run)")
-    line = (head + f"{ps['iteration_time']:.4f} s/step against {plan.iteration_time:.4f} s, {ps['gain']:+.2%} "
-            f"faster; p={c['pp']} c={c['cp']} v={c['vp']}, {ps['memory_per_gpu'] / 2**30:.1f} GiB per GPU; {runnable}")
+    if not plan.fitting:
+        # no runnable configuration fits: the per-stage plan is the pick above itself
+        line = (head + f"no configuration Megatron-Core can run fits; the plan above, {ps['iteration_time']:.4f} "
+                f"s/step, p={c['pp']} c={c['cp']} v={c['vp']}, {ps['memory_per_gpu'] / 2**30:.1f} GiB per GPU, "
+                f"is {runnable}")
+    else:
+        line = (head + f"{ps['iteration_time']:.4f} s/step against {plan.iteration_time:.4f} s, {ps['gain']:+.2%} "
+                f"faster; p={c['pp']} c={c['cp']} v={c['vp']}, {ps['memory_per_gpu'] / 2**30:.1f} GiB per GPU; "
+                f"{runnable}")
     table = Table()
     for name in ("stage", "layers", "t", "d", "mbs", "recompute"):
         table.add_column(name, justify="left" if name == "recompute" else "right")

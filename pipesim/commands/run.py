@@ -142,6 +142,8 @@ def _run_megatron(args, data: dict) -> int:
     console.print(f"simulated iteration: {simulation.simulated_iteration_time:.4f} s "
                   f"({simulation.difference:+.2%} against the model's {plan.iteration_time:.4f} s)"
                   + (f"; {searched}" if searched else ""))
+    for note in getattr(plan, "notes", ()) if hasattr(plan, "best") else ():
+        console.print(f"note: {note}")   # e.g. no runnable configuration fits: the pick is a per-stage plan
     if outcome.files:
         console.print("wrote " + ", ".join(outcome.files.values()), highlight=False)
     return 0

@@ -335,9 +335,22 @@ def layer_cost(model: TransformerConfig, cfg: ParallelConfig, node: NodeType) ->
     causal = model.decoder
     attn_flops = 4.0 * tokens * s * (h / t) * (0.5 if causal else 1.0)
     if cfg.attention == "flash":
-        # each call sees s/c keys (context parallelism runs one call per ring step)
-        attn_f = attention_time(attn_flops, device, keys=s / c)
-        attn_b = attention_time(attn_flops, device, backward=True, keys=s / c)
+        if c > 1 and causal:
+            # Transformer Engine's load-balanced causal ring (AttnFuncWithCPAndKVP2P): rank r holds sequence
+            # chunks r and 2c−1−r; step 0 is causal attention of its s/c queries on its own s/c keys, every later
+            # step i is 1/c of the rank's FLOPs as full attention — all its queries on the first half (s/(2c)
+            # keys) of the K/V that arrived when i ≤ r, the second half of its queries on all s/c keys when i > r.
+            # Rank c−1 runs every later step on s/(2c) keys; a ring goes at its slowest rank's pace (§11.4)
+            share = attn_flops / c
+            attn_f = attention_time(share, device, keys=s / c) \
+                + (c - 1) * attention_time(share, device, keys=s / (2 * c))
+            attn_b = attention_time(share, device, backward=True, keys=s / c) \
+                + (c - 1) * attention_time(share, device, backward=True, keys=s / (2 * c))
+        else:
+            # one call over all s keys, or (context parallelism without a causal mask) one per ring step, each
+            # of the rank's s/c queries on s/c keys
+            attn_f = attention_time(attn_flops, device, keys=s / c)
+            attn_b = attention_time(attn_flops, device, backward=True, keys=s / c)
         attn_stash = e * tokens * (h + 2 * kv + h) / t + 4 * tokens * model.heads / t  # Q, K, V, O + softmax stats
     else:
         heads = model.heads // t

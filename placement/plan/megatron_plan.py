@@ -67,16 +67,21 @@ class MegatronPlan:
         return self.best.memory_per_gpu
 
     def stages(self) -> list[dict[str, Any]]:
-        """Per pipeline stage: its layers and degrees (the same t, c, v, d on every stage)."""
-        c = self.best.config
-        split = stage_layers(self.best.model.layers, c.pp)
-        return [{"stage": i, "layers": n, "t": c.tp, "c": c.cp, "v": c.vp, "d": self.best.dp, "mbs": c.mbs,
-                 "recompute": self.best.recompute, "sequence_parallel": c.sp,
-                 "distributed_optimizer": c.distributed_optimizer} for i, n in enumerate(split)]
+        """Per pipeline stage: its layers and degrees (the same t, c, v, d on every stage of a runnable pick; a
+        per-stage plan's own t, d, microbatch and recomputation when no runnable configuration fits)."""
+        e = self.best
+        c = e.config
+        split = stage_layers(e.model.layers, c.pp)
+        return [{"stage": i, "layers": n, "t": e.stage_tp[i] if e.stage_tp else c.tp, "c": c.cp, "v": c.vp,
+                 "d": e.stage_dp[i] if e.stage_dp else e.dp, "mbs": e.stage_mbs[i] if e.stage_mbs else c.mbs,
+                 "recompute": e.stage_recompute[i] if e.stage_recompute else e.recompute,
+                 "sequence_parallel": c.sp, "distributed_optimizer": c.distributed_optimizer}
+                for i, n in enumerate(split)]
 
     def to_dict(self) -> dict[str, Any]:
         out = {"objective": "megatron", "iteration_time": self.iteration_time, "memory_per_gpu": self.memory_per_gpu,
-               "fits": self.best.fits, "stages": self.stages(), "estimate": self.best.to_dict(),
+               "fits": self.best.fits, "runnable": self.best.runnable, "stages": self.stages(),
+               "estimate": self.best.to_dict(),
                "searched": self.searched, "fitting": self.fitting, "seconds": self.seconds,
                "notes": list(self.notes)}
         if self.per_stage is not None:
@@ -160,12 +165,14 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
         fewest); Megatron-Core applies one setting to all stages, so this is shown beside the runnable pick
         with its gain.
     per_stage_budget : float
-        Seconds the per-stage search may take; it stops there (with a note) at the best plan so far.
+        Seconds the per-stage search may take; it stops there (with a note) at the best plan so far.  When no
+        runnable configuration fits, the per-stage search still runs and its plan is the pick (``fitting == 0``,
+        ``best.runnable`` false, a note says so; docs/model.md §11.9).
 
     Raises
     ------
     InfeasibleError
-        No configuration fits in memory.
+        No configuration fits in memory (with ``per_stage``: nor any per-stage plan).
 
     Examples
     --------
@@ -198,31 +205,45 @@ def plan_megatron(model, cluster: Cluster, gbs: int, precision: str = "bf16", *,
             fitting += 1
             if best is None or est.iteration_time < best.iteration_time:
                 best = est
-    if best is None:
-        raise InfeasibleError(f"no configuration of {getattr(model, 'layers', '?')} layers fits the "
-                              f"{cluster.device_count} GPUs' memory at global batch {gbs} ({searched} tried)")
-    ref = None
+    infeasible = (f"no configuration of {getattr(model, 'layers', '?')} layers fits the "
+                  f"{cluster.device_count} GPUs' memory at global batch {gbs} ({searched} tried)")
+    if best is not None:
+        best = replace(best, config=replace(best.config, recompute=best.recompute))
+    elif not per_stage:
+        raise InfeasibleError(infeasible)
     notes = []
+    searched_at = time.perf_counter()
+    mixed, settings = None, 0
+    if per_stage:
+        from pipesim.placement.plan.megatron_stages import search_per_stage
+
+        # with no runnable configuration that fits, the per-stage search still runs (each stage may fit with a
+        # degree and recomputation of its own where no one setting fits them all): its plan is then the answer
+        incumbent = best.iteration_time if best is not None else float("inf")
+        mixed, settings, stopped = search_per_stage(model, cluster, gbs, precision, max_mbs=max_mbs,
+                                                    budget=per_stage_budget, incumbent=incumbent)
+        if stopped:
+            notes.append(f"the per-stage search stopped at its {per_stage_budget:g} s budget after {settings} "
+                         "pipeline settings: its plan is the best of those")
+        if best is None:
+            if mixed is None:
+                raise InfeasibleError(f"{infeasible}, nor does any plan whose stages take their own degrees and "
+                                      f"recomputation ({settings} pipeline settings"
+                                      f"{', stopped at the per-stage budget' if stopped else ''})")
+            notes.insert(0, "no configuration Megatron-Core can run fits: this is the fastest plan whose stages "
+                            "take their own tensor-parallel degree and recomputation"
+                            + ("" if mixed.runnable else ", which Megatron-Core cannot run"))
+            best = mixed
+        elif mixed is None:
+            mixed = best           # no per-stage plan beats the runnable pick: it is its own best
+    per_stage_seconds = time.perf_counter() - searched_at
+    ref = None
     if reference is not None:
         from pipesim.placement.plan.megatron import estimate
 
         ref = estimate(model, cluster, reference)
         if ref.fits and ref.iteration_time < best.iteration_time * (1 - 1e-9):
             notes.append("the reference is faster than the search's pick: a bug")  # never expected (tested)
-    best = replace(best, config=replace(best.config, recompute=best.recompute))
-    searched_at = time.perf_counter()
-    if per_stage:
-        from pipesim.placement.plan.megatron_stages import search_per_stage
-
-        mixed, settings, stopped = search_per_stage(model, cluster, gbs, precision, max_mbs=max_mbs,
-                                                    budget=per_stage_budget, incumbent=best.iteration_time)
-        if stopped:
-            notes.append(f"the per-stage search stopped at its {per_stage_budget:g} s budget after {settings} "
-                         "pipeline settings: its plan is the best of those")
-        if mixed is None:
-            mixed = best           # no per-stage plan beats the runnable pick: it is its own best
-    else:
-        mixed, settings = None, 0
     end = time.perf_counter()
-    return MegatronPlan(best, searched, fitting, end - start, ref, tuple(notes), mixed, settings, end - searched_at)
+    return MegatronPlan(best, searched, fitting, end - start, ref, tuple(notes), mixed, settings, per_stage_seconds)
 

@@ -398,3 +398,28 @@ def test_squared_relu_is_priced_as_megatron_core_runs_it():
         load_llm({"generator": "transformer", "params": {"preset": "nemotron4-15b", "activation": "silu"}})
     with pytest.raises(InputError, match="model.params.activation"):
         load_llm({"generator": "transformer", "params": {"preset": "llama3.1-8b", "activation": "squared-relu"}})
+
+
+def test_causal_context_parallel_attention_runs_transformer_engines_load_balanced_steps():
+    """Context parallelism with a causal mask (docs/model.md §11.2): step 0 causal on the rank's own s/c keys, the
+    c − 1 later steps each 1/c of its FLOPs on s/(2c) keys (the last rank's half K/V, which paces the ring)."""
+    from dataclasses import replace
+
+    from pipesim.hardware.gemm import attention_time
+    from pipesim.placement.plan.megatron import layer_cost
+
+    model = preset("llama3.1-8b")
+    node = H100.nodes[0][0]
+    dev, s = node.device, model.seq
+    for c in (2, 4):
+        layer = layer_cost(model, ParallelConfig(cp=c, gbs=128), node)
+        flops = 4.0 * (s // c) * s * model.hidden * 0.5                  # the rank's causal FLOPs
+        for backward, key in ((False, "attention_forward"), (True, "attention_backward")):
+            steps = attention_time(flops / c, dev, backward=backward, keys=s / c) \
+                + (c - 1) * attention_time(flops / c, dev, backward=backward, keys=s / (2 * c))
+            assert layer.ops[key] == pytest.approx(steps, rel=1e-12)
+            assert layer.ops[key] > attention_time(flops, dev, backward=backward, keys=s / c)   # the whole-call price
+    # without a causal mask every step is the rank's s/c queries on s/c keys
+    encoder = replace(model, decoder=False, tied_embeddings=True)
+    layer = layer_cost(encoder, ParallelConfig(cp=2, gbs=128), node)
+    assert layer.ops["attention_forward"] == attention_time(4.0 * (s // 2) * s * model.hidden, dev, keys=s / 2)

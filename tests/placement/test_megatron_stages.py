@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipesim.cli import main
-from pipesim.errors import InputError
+from pipesim.errors import InfeasibleError, InputError
 from pipesim.hardware.clusters import load_cluster
 from pipesim.placement.plan.megatron import RECOMPUTE, ParallelConfig, _estimate, with_nodes
 from pipesim.placement.plan.megatron_plan import plan_megatron
@@ -256,3 +256,54 @@ def test_scenario_option_per_stage(tmp_path, capsys):
         assert main(command) == 2
         err = capsys.readouterr().err.strip()
         assert "solve.options.per_stage" in err and len(err.splitlines()) == 1
+
+
+# ---- no runnable configuration fits: the per-stage search still answers -------------------------------------
+def test_per_stage_plan_is_the_answer_when_no_runnable_configuration_fits(monkeypatch, capsys):
+    # the runnable search finding nothing (its candidates emptied) must not end the planner: with per_stage the
+    # per-stage search runs and its plan, marked not runnable, is the pick
+    import pipesim.placement.plan.megatron_plan as mp
+
+    expected, _, _ = search_per_stage(TIGHT, NODE, 32)
+    monkeypatch.setattr(mp, "candidates", lambda *a, **k: iter(()))
+    with pytest.raises(InfeasibleError, match=r"no configuration of 4 layers fits .* \(0 tried\)$"):
+        plan_megatron(TIGHT, NODE, 32)
+    plan = plan_megatron(TIGHT, NODE, 32, per_stage=True)
+    assert plan.fitting == 0 and plan.best is plan.per_stage
+    assert plan.iteration_time == expected.iteration_time and plan.best.fits and not plan.best.runnable
+    assert plan.notes[0].startswith("no configuration Megatron-Core can run fits")
+    data = plan.to_dict()
+    assert data["runnable"] is False and data["per_stage"]["gain"] == 0
+    assert [s["t"] for s in data["stages"]] == list(expected.stage_tp)
+    assert [s["d"] for s in data["stages"]] == list(expected.stage_dp)
+    assert [s["recompute"] for s in data["stages"]] == list(expected.stage_recompute)
+    # the CLI shows it (model file: TIGHT's parameters)
+    monkeypatch.setattr("pipesim.workloads.llms.load_llm", lambda _path: TIGHT)
+    assert main(["plan", "tight", "--hardware", "dgx-h100x16", "--nodes", "1", "--gbs", "32", "--per-stage"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no configuration Megatron-Core can run fits; the plan above" in out and "NOT runnable" in out
+
+
+def test_per_stage_infeasible_is_one_line_naming_both_searches(capsys, tmp_path):
+    f = tmp_path / "huge.yaml"      # two layers of width 65,536: no plan of any kind fits 8 H100s
+    f.write_text("model: {generator: transformer, params: {layers: 2, hidden: 65536, heads: 512, seq: 4096, "
+                 "vocab: 32000, decoder: true}}\n")
+    assert main(["plan", str(f), "--hardware", "dgx-h100x16", "--nodes", "1", "--gbs", "8", "--per-stage"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "no configuration of 2 layers fits the 8 GPUs' memory" in err
+    assert "nor does any plan whose stages take their own degrees and recomputation" in err
+
+
+def test_run_of_a_scenario_says_when_no_runnable_configuration_fits(monkeypatch, tmp_path, capsys):
+    import pipesim.placement.plan.megatron_plan as mp
+
+    monkeypatch.setattr(mp, "candidates", lambda *a, **k: iter(()))
+    f = tmp_path / "s.yaml"
+    f.write_text("model: {generator: transformer, params: {preset: llama3.1-8b}}\nhardware: {cluster: dgx-h100x8}\n"
+                 "solve: {method: plan, options: {objective: megatron, gbs: 32, per_stage: true}}\n")
+    assert main(["run", str(f), "--no-progress", "-o", str(tmp_path / "out")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: no configuration Megatron-Core can run fits" in out
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["plan"]["fitting"] == 0 and result["plan"]["notes"][0].startswith("no configuration Megatron-Core")

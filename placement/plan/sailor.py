@@ -25,7 +25,10 @@ Model (one term per cause, each defined once here and reused by the planner):
   fresh host buffer of the whole tensor with zeros on one CPU core, copies it
   to the GPU from pageable memory, writes its part in and all-gathers the
   parts over the replica's TP ranks inside the node — after a blocking
-  ``.to('cpu')``, so the GPU waits.  Charged at measured rates where they are
+  ``.to('cpu')``, so the GPU waits.  A host buffer of 32 MiB or more is
+  fresh memory every time (glibc maps it anew and unmaps it on free), so the
+  kernel first zeroes each page the fill touches: the same bytes zeroed twice
+  (:data:`FRESH_HOST_BYTES`).  Charged at measured rates where they are
   known (:data:`REBUILD_RATES`: GH200), nothing elsewhere;
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
@@ -88,6 +91,7 @@ from pipesim.placement.plan.sailor_format import (
 __all__ = [
     "BUCKET_BYTES",
     "CONTEXT_BYTES",
+    "FRESH_HOST_BYTES",
     "KERNEL_LOADING_BYTES",
     "PRECISION_BYTES",
     "REBUILD_RATES",
@@ -146,6 +150,16 @@ class RebuildRates:
 #   8 MiB per rank, 0.937 ms with 64 MiB, i.e. 86.7 us + part / 78.9 GB/s (2 GPUs: within 3 % of it).
 REBUILD_RATES = {"GH-96": RebuildRates(host_fill=55e9, host_to_device=407e9,
                                        gather_latency=86.7e-6, gather_bandwidth=78.9e9)}
+
+# A host buffer of at least this many bytes is fresh, zero-filled memory from the kernel on every allocation.
+# glibc's malloc serves a request of at least its mmap threshold with mmap and gives it back with munmap on free;
+# the threshold starts at 128 KiB and rises to the size of a freed mapped block, but only up to
+# DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * sizeof(long) = 32 MiB on 64-bit systems (mallopt(3), "M_MMAP_THRESHOLD").
+# A buffer below it is mapped once, then kept and reused by the heap; at or above it (a block carries a header, so a
+# request of 32 MiB is above it) every allocation is a new anonymous mapping, whose pages the kernel zeroes when they
+# are first touched (mmap(2): MAP_ANONYMOUS contents are initialised to zero).  PyTorch's CPU tensors come from
+# malloc (c10's alloc_cpu: posix_memalign; Sailor's image is NGC PyTorch 24.10, glibc 2.35).
+FRESH_HOST_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -291,21 +305,33 @@ def rebuild_time(receiver: SailorReplica, nbytes: float) -> float:
     fresh host memory by one CPU core (``torchrun`` sets ``OMP_NUM_THREADS=1``)
     and copied to the GPU from pageable memory — writes its part in and
     all-gathers the parts over the replica's ``TP`` ranks (each part
-    ``nbytes / TP``; none at TP 1).  The GPU is idle throughout.  Rates:
-    :data:`REBUILD_RATES`; a GPU type without measured rates is charged
-    nothing.  Left out: the copies inside GPU memory (the parts and one clone
-    of the whole, ~0.05 ms for 64 MiB at GH200's 4 TB/s) and first touching
-    the fresh host pages (no measurement of it; docs/benchmarks.md).
+    ``nbytes / TP``; none at TP 1).  The GPU is idle throughout.
 
-    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**26) * 1e3, 2)  # 64 MiB, TP 4
-    1.68
+    A buffer of :data:`FRESH_HOST_BYTES` or more is a new anonymous mapping
+    on every receive (glibc's mmap threshold stops rising at 32 MiB), so
+    before the fill writes a page the kernel zeroes it (``clear_page``): a
+    second zero fill of the same bytes by the same core, charged at the same
+    measured rate.  Smaller buffers are reused by the heap and zeroed once.
+
+    Rates: :data:`REBUILD_RATES`; a GPU type without measured rates is
+    charged nothing.  Left out: the copies inside GPU memory (the parts and
+    one clone of the whole, ~0.05 ms for 64 MiB at GH200's 4 TB/s), and of
+    first touching a fresh page all but its zeroing — the trap into the
+    kernel and mapping the page, and unmapping the buffer after the copy
+    (no measurement of them; docs/benchmarks.md).
+
+    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**26) * 1e3, 2)  # 64 MiB, TP 4: fresh pages
+    2.9
+    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**23) * 1e3, 2)  # 8 MiB: the heap's pages
+    0.29
     >>> rebuild_time(SailorReplica("RTX-2080", 8, "z", 8), 2**26)
     0.0
     """
     rates = REBUILD_RATES.get(receiver.gpu)
     if rates is None or nbytes <= 0:
         return 0.0
-    host = nbytes / rates.host_fill + nbytes / rates.host_to_device
+    zero_fills = 2 if nbytes >= FRESH_HOST_BYTES else 1  # the kernel's page zeroing, then the fill's own
+    host = zero_fills * nbytes / rates.host_fill + nbytes / rates.host_to_device
     gather = rates.gather_latency + nbytes / receiver.tp / rates.gather_bandwidth if receiver.tp > 1 else 0.0
     return host + gather
 

@@ -284,7 +284,7 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
         layers = pipe.stages[s]
         yield env.all_of(done_backward[s])
         grad_bytes = max(sum(inputs.layer_info.of(model, r.tp)[l].params for l in layers) for r in reps) * elem
-        sync = ring_allreduce_time(grad_bytes, list(reps), network)
+        sync = ring_allreduce_time(grad_bytes, list(reps), network, elem)
         if sync > 0:
             zones = {r.zone for r in reps}
             sync *= max(whatif.link_factor(a, b) for a in zones for b in zones)

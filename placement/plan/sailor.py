@@ -41,7 +41,7 @@ Model (one term per cause, each defined once here and reused by the planner):
   elementwise, linear in the parameters); stages step in parallel, so the
   slowest counts;
 * gradient synchronisation: per stage a ring all-reduce of the stage's
-  gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
+  gradients over its replicas, in DeepSpeed's buckets of 5e8 elements, each bucket
   ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; every
   tensor-parallel rank reduces its shard in its own ring at the same time, so
   the ``k`` rings between two nodes share the ``k``-pair fit; stages
@@ -89,7 +89,7 @@ from pipesim.placement.plan.sailor_format import (
 )
 
 __all__ = [
-    "BUCKET_BYTES",
+    "BUCKET_ELEMENTS",
     "CONTEXT_BYTES",
     "FRESH_HOST_BYTES",
     "KERNEL_LOADING_BYTES",
@@ -118,7 +118,10 @@ __all__ = [
 ]
 
 PRECISION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per activation / gradient element
-BUCKET_BYTES = 500_000_000  # DeepSpeed's all-reduce bucket (MEMORY_OPT_ALLREDUCE_SIZE)
+# DeepSpeed's all-reduce bucket, in elements: the pipeline engine's ReduceGrads passes MEMORY_OPT_ALLREDUCE_SIZE
+# (5e8) as ``elements_per_buffer`` and ``allreduce_no_retain`` adds tensors to a bucket until their ``numel()``
+# exceeds it (deepspeed/runtime/engine.py, DeepSpeed 0.16.5 as in Sailor's image): 2 GB of fp32 gradients
+BUCKET_ELEMENTS = 500_000_000
 # fp32 master 4 + Adam moments 8 + fp32 gradients 4 + communication buffer 4 + DeepSpeed start-up copies 4
 STATE_BYTES_PER_PARAM = 24
 CONTEXT_BYTES = 300e6  # CUDA context on every GPU (Sailor's memory model)
@@ -262,8 +265,10 @@ def parallel_ranks(a: SailorReplica, b: SailorReplica) -> int:
     return min(a.tp, b.tp)
 
 
-def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], network: Network) -> float:
-    """Ring all-reduce of ``nbytes`` per GPU over ``replicas`` in ``BUCKET_BYTES`` buckets (s).
+def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], network: Network,
+                        element_bytes: int = 4) -> float:
+    """Ring all-reduce of ``nbytes`` per GPU over ``replicas`` in buckets of :data:`BUCKET_ELEMENTS`
+    elements of ``element_bytes`` each (s).
 
     Each bucket takes ``2 (D - 1)`` steps of ``bucket / D`` bytes; every step
     waits for the ring's slowest link.  Every tensor-parallel rank reduces
@@ -277,7 +282,7 @@ def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], networ
     total = 0.0
     remaining = nbytes
     while remaining > 0:
-        bucket = min(BUCKET_BYTES, remaining)
+        bucket = min(BUCKET_ELEMENTS * element_bytes, remaining)
         total += 2 * (d - 1) * max(network.transfer_time(a, b, bucket / d, parallel_ranks(a, b)) for a, b in pairs)
         remaining -= bucket
     return total
@@ -505,7 +510,7 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
                     rebuild += max(rebuild_time(rep, nbytes) for rep in reps)
             # the ring carries the largest shard (the smallest TP degree holds the most parameters)
             grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * elem
-            stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw)
+            stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw, elem)
             per_stage.append(compute + transfer)
             optimizer = max(optimizer, opt)
             sync = max(sync, stage_sync)

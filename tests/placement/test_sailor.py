@@ -11,6 +11,7 @@ import pytest
 
 from pipesim.errors import InputError
 from pipesim.placement.plan.sailor import (
+    BUCKET_ELEMENTS,
     FRESH_HOST_BYTES,
     REBUILD_RATES,
     RUNTIME_RESERVE_BYTES,
@@ -24,6 +25,7 @@ from pipesim.placement.plan.sailor import (
     profiled_params,
     rebuild_time,
     replica_memory,
+    ring_allreduce_time,
     runtime_reserve,
 )
 from pipesim.placement.plan.sailor_format import (
@@ -283,6 +285,23 @@ def test_tensor_parallel_ranks_share_the_link_in_the_gradient_ring():
     est = estimate_sailor_plan(plan, shared_link_inputs())
     shard = 4 * 500 * 4  # parameters per GPU at TP 2 x fp32
     assert est.gradient_sync == pytest.approx(2 * 1 * 2 * (shard / 2) / 8e9)
+
+
+def test_gradient_buckets_hold_5e8_elements_as_deepspeed_counts_them():
+    # DeepSpeed's ReduceGrads passes MEMORY_OPT_ALLREDUCE_SIZE = 5e8 as elements_per_buffer and fills a bucket
+    # until its numel() exceeds it: 1.2 GB of fp32 gradients (3e8 elements) is one all-reduce, 3.6 GB two;
+    # each bucket pays the ring's 2 (D - 1) step latencies once
+    class Link:
+        def transfer_time(self, sender, receiver, nbytes, streams=1):
+            return 1e-3 + nbytes / 10e9
+
+    reps = [SailorReplica("g", 1, "z", 1)] * 4
+    assert BUCKET_ELEMENTS == 500_000_000
+    steps = 2 * (4 - 1)
+    assert ring_allreduce_time(1.2e9, reps, Link()) == pytest.approx(steps * (1e-3 + 1.2e9 / 4 / 10e9))
+    assert ring_allreduce_time(3.6e9, reps, Link()) == pytest.approx(steps * (2e-3 + 3.6e9 / 4 / 10e9))
+    # in fp16 a bucket of as many elements holds half the bytes
+    assert ring_allreduce_time(1.2e9, reps, Link(), element_bytes=2) == pytest.approx(steps * (2e-3 + 1.2e9 / 4 / 10e9))
 
 
 def test_a_received_tensor_is_rebuilt_at_the_rates_measured_on_gh200():

@@ -444,8 +444,8 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                         egress = sum(nbytes * micro * (cluster.egress_price_per_gb(theirs[j].zone, mine[j].zone)
                                                        + cluster.egress_price_per_gb(mine[j].zone, theirs[j].zone))
                                      for j in range(dp)) / 1e9
-                    boundary_cache[key] = (boundary_time(mine, theirs, nbytes, network),
-                                           boundary_time(theirs, mine, nbytes, network), egress)
+                    boundary_cache[key] = (boundary_time(mine, theirs, nbytes, network, elem),
+                                           boundary_time(theirs, mine, nbytes, network, elem), egress)
                 return boundary_cache[key]
 
             def lower_bound(label, used):

@@ -95,6 +95,7 @@ __all__ = [
     "KERNEL_LOADING_BYTES",
     "PRECISION_BYTES",
     "REBUILD_RATES",
+    "REBUILT_ELEMENT_BYTES",
     "RUNTIME_RESERVE_BYTES",
     "RebuildRates",
     "STATE_BYTES_PER_PARAM",
@@ -163,6 +164,9 @@ REBUILD_RATES = {"GH-96": RebuildRates(host_fill=55e9, host_to_device=407e9,
 # are first touched (mmap(2): MAP_ANONYMOUS contents are initialised to zero).  PyTorch's CPU tensors come from
 # malloc (c10's alloc_cpu: posix_memalign; Sailor's image is NGC PyTorch 24.10, glibc 2.35).
 FRESH_HOST_BYTES = 32 * 2**20
+# Sailor's reconstruct_tensor builds a received tensor as torch.zeros(num_el, dtype=torch.float32), whatever the
+# training precision (deepspeed/utils.py in eth-easl/sailor)
+REBUILT_ELEMENT_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -300,8 +304,9 @@ def p2p_time(sender: SailorReplica, receiver: SailorReplica, nbytes: float, netw
     return network.transfer_time(sender, receiver, nbytes / k, k)
 
 
-def rebuild_time(receiver: SailorReplica, nbytes: float) -> float:
-    """Seconds a GPU of ``receiver`` spends rebuilding a received boundary tensor of ``nbytes``.
+def rebuild_time(receiver: SailorReplica, nbytes: float, element_bytes: int = 4) -> float:
+    """Seconds a GPU of ``receiver`` spends rebuilding a received boundary tensor of ``nbytes``
+    (``element_bytes`` per element: the training precision).
 
     Sailor's engine (``reconstruct_tensor``, before the forward of an
     activation or the backward of a gradient) reads the partition's meta data
@@ -310,7 +315,11 @@ def rebuild_time(receiver: SailorReplica, nbytes: float) -> float:
     fresh host memory by one CPU core (``torchrun`` sets ``OMP_NUM_THREADS=1``)
     and copied to the GPU from pageable memory — writes its part in and
     all-gathers the parts over the replica's ``TP`` ranks (each part
-    ``nbytes / TP``; none at TP 1).  The GPU is idle throughout.
+    ``1 / TP`` of the whole; none at TP 1).  The GPU is idle throughout.
+    The whole is built in fp32 whatever the training precision
+    (``torch.zeros(num_el, dtype=torch.float32)``), so the host buffer, the
+    copy and the all-gather carry 4 bytes per element
+    (:data:`REBUILT_ELEMENT_BYTES`).
 
     A buffer of :data:`FRESH_HOST_BYTES` or more is a new anonymous mapping
     on every receive (glibc's mmap threshold stops rising at 32 MiB), so
@@ -329,26 +338,29 @@ def rebuild_time(receiver: SailorReplica, nbytes: float) -> float:
     2.9
     >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**23) * 1e3, 2)  # 8 MiB: the heap's pages
     0.29
+    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**25, element_bytes=2) * 1e3, 2)  # the same in bf16
+    2.9
     >>> rebuild_time(SailorReplica("RTX-2080", 8, "z", 8), 2**26)
     0.0
     """
     rates = REBUILD_RATES.get(receiver.gpu)
     if rates is None or nbytes <= 0:
         return 0.0
-    zero_fills = 2 if nbytes >= FRESH_HOST_BYTES else 1  # the kernel's page zeroing, then the fill's own
-    host = zero_fills * nbytes / rates.host_fill + nbytes / rates.host_to_device
-    gather = rates.gather_latency + nbytes / receiver.tp / rates.gather_bandwidth if receiver.tp > 1 else 0.0
+    built = nbytes * REBUILT_ELEMENT_BYTES / element_bytes  # bytes of the fp32 whole
+    zero_fills = 2 if built >= FRESH_HOST_BYTES else 1  # the kernel's page zeroing, then the fill's own
+    host = zero_fills * built / rates.host_fill + built / rates.host_to_device
+    gather = rates.gather_latency + built / receiver.tp / rates.gather_bandwidth if receiver.tp > 1 else 0.0
     return host + gather
 
 
 def boundary_time(replicas: Sequence[SailorReplica], peers: Sequence[SailorReplica], nbytes: float,
-                  network: Network) -> float:
+                  network: Network, element_bytes: int = 4) -> float:
     """One stage's share of one boundary per microbatch: send and receive (blocking) and rebuild what
     it received (:func:`rebuild_time`), slowest pairing.
 
     Replica ``j`` talks to peer ``j mod len(peers)`` (Sailor's pairing).
     """
-    return max(2 * p2p_time(rep, peers[j % len(peers)], nbytes, network) + rebuild_time(rep, nbytes)
+    return max(2 * p2p_time(rep, peers[j % len(peers)], nbytes, network) + rebuild_time(rep, nbytes, element_bytes)
                for j, rep in enumerate(replicas))
 
 
@@ -506,8 +518,8 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
             for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):
                 if 0 <= other < n_stages:
                     nbytes = unsplit[boundary].output_elements * mbs * elem
-                    transfer += boundary_time(reps, pipe.replicas[other], nbytes, bw)
-                    rebuild += max(rebuild_time(rep, nbytes) for rep in reps)
+                    transfer += boundary_time(reps, pipe.replicas[other], nbytes, bw, elem)
+                    rebuild += max(rebuild_time(rep, nbytes, elem) for rep in reps)
             # the ring carries the largest shard (the smallest TP degree holds the most parameters)
             grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * elem
             stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw, elem)

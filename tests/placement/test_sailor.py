@@ -14,6 +14,7 @@ from pipesim.placement.plan.sailor import (
     BUCKET_ELEMENTS,
     FRESH_HOST_BYTES,
     REBUILD_RATES,
+    REBUILT_ELEMENT_BYTES,
     RUNTIME_RESERVE_BYTES,
     STATE_BYTES_PER_PARAM,
     SailorInputs,
@@ -330,6 +331,19 @@ def test_a_host_buffer_of_32_mib_or_more_is_zeroed_by_the_kernel_before_the_fill
     assert rebuild_time(gh, edge) == pytest.approx(2 * edge / fill + edge / copy_in)
     below = edge - 4096
     assert rebuild_time(gh, below) == pytest.approx(below / fill + below / copy_in)
+
+
+def test_a_received_tensor_is_rebuilt_in_fp32_whatever_the_training_precision():
+    # reconstruct_tensor builds torch.zeros(num_el, dtype=torch.float32): in bf16/fp16 the host buffer, the copy
+    # and the all-gather still carry 4 bytes per element, while the transfer carries 2
+    gh = SailorReplica("GH-96", 4, "z", 4)
+    assert REBUILT_ELEMENT_BYTES == 4
+    assert rebuild_time(gh, 2**25, element_bytes=2) == pytest.approx(rebuild_time(gh, 2**26))
+    inputs = tiny_inputs(fast="GH-96")
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("GH-96", 2)], [("GH-96", 2)]]))
+    full, half = estimate_sailor_plan(plan, inputs, "fp32"), estimate_sailor_plan(plan, inputs, "bf16")
+    assert [s.rebuild for s in half.stages] == pytest.approx([s.rebuild for s in full.stages])
+    assert all(h.transfer - h.rebuild < f.transfer - f.rebuild for h, f in zip(half.stages, full.stages))
 
 
 def test_each_stage_rebuilds_what_it_receives():

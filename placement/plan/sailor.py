@@ -22,7 +22,8 @@ Model (one term per cause, each defined once here and reused by the planner):
   replicas' (zone, GPU type);
 * rebuilding a received tensor (``reconstruct_tensor``): before the forward
   (activation) or backward (gradient) can use it, every receiving GPU fills a
-  fresh host buffer of the whole tensor with zeros on one CPU core, copies it
+  fresh host buffer of the whole tensor (in fp32, whatever the training
+  precision) with zeros on one CPU core, copies it
   to the GPU from pageable memory, writes its part in and all-gathers the
   parts over the replica's TP ranks inside the node — after a blocking
   ``.to('cpu')``, so the GPU waits.  A host buffer of 32 MiB or more is

@@ -257,7 +257,7 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
         bwd = sum(times[l].backward for l in layers) * factor
         act_in = unsplit[pipe.stages[s - 1][-1]].output_elements * plan.mbs * elem if s > 0 else 0.0
         act_out = unsplit[layers[-1]].output_elements * plan.mbs * elem
-        rebuild_in, rebuild_out = rebuild_time(rep, act_in), rebuild_time(rep, act_out)
+        rebuild_in, rebuild_out = rebuild_time(rep, act_in, elem), rebuild_time(rep, act_out, elem)
         for kind, i in _order(micro, n_stages - s - 1):
             if kind == "F":
                 if s > 0:
@@ -284,7 +284,7 @@ def _run(plan: SailorPlan, inputs: SailorInputs, network: Network, whatif: WhatI
         layers = pipe.stages[s]
         yield env.all_of(done_backward[s])
         grad_bytes = max(sum(inputs.layer_info.of(model, r.tp)[l].params for l in layers) for r in reps) * elem
-        sync = ring_allreduce_time(grad_bytes, list(reps), network)
+        sync = ring_allreduce_time(grad_bytes, list(reps), network, elem)
         if sync > 0:
             zones = {r.zone for r in reps}
             sync *= max(whatif.link_factor(a, b) for a in zones for b in zones)

@@ -365,12 +365,14 @@ def _amp_split(ctx: _Context, stage_reps: Sequence[Sequence[ReplicaKind]], mbs: 
             rows.append(acc)
         pre.append(rows)
 
+    elem = PRECISION_BYTES[ctx.precision]
+
     def cost(s, a, b):
         c = max(row[b] - row[a] for row in pre[s])
         if s > 0:
-            c += boundary_time(reps[s], reps[s - 1], ctx.boundary_bytes(a, mbs), ctx.network)
+            c += boundary_time(reps[s], reps[s - 1], ctx.boundary_bytes(a, mbs), ctx.network, elem)
         if s < n - 1:
-            c += boundary_time(reps[s], reps[s + 1], ctx.boundary_bytes(b, mbs), ctx.network)
+            c += boundary_time(reps[s], reps[s + 1], ctx.boundary_bytes(b, mbs), ctx.network, elem)
         return c
 
     # labels[end] = {(sum, max): split}

@@ -427,7 +427,7 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                         ring_bytes = sum(unsplit[l].params for l in layers) * elem * 2 * (dp - 1) / dp
                         egress = sum(ring_bytes * cluster.egress_price_per_gb(mine[j].zone, mine[(j + 1) % dp].zone)
                                      for j in range(dp)) / 1e9
-                    result = (compute, opt, ring_allreduce_time(grad_bytes, mine, network), egress)
+                    result = (compute, opt, ring_allreduce_time(grad_bytes, mine, network, elem), egress)
                 stage_cache[key] = result
                 return result
 
@@ -444,8 +444,8 @@ def plan_hetero(inputs: SailorInputs, cluster: Cluster, objective: str = "time",
                         egress = sum(nbytes * micro * (cluster.egress_price_per_gb(theirs[j].zone, mine[j].zone)
                                                        + cluster.egress_price_per_gb(mine[j].zone, theirs[j].zone))
                                      for j in range(dp)) / 1e9
-                    boundary_cache[key] = (boundary_time(mine, theirs, nbytes, network),
-                                           boundary_time(theirs, mine, nbytes, network), egress)
+                    boundary_cache[key] = (boundary_time(mine, theirs, nbytes, network, elem),
+                                           boundary_time(theirs, mine, nbytes, network, elem), egress)
                 return boundary_cache[key]
 
             def lower_bound(label, used):

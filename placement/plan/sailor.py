@@ -22,10 +22,14 @@ Model (one term per cause, each defined once here and reused by the planner):
   replicas' (zone, GPU type);
 * rebuilding a received tensor (``reconstruct_tensor``): before the forward
   (activation) or backward (gradient) can use it, every receiving GPU fills a
-  fresh host buffer of the whole tensor with zeros on one CPU core, copies it
+  fresh host buffer of the whole tensor (in fp32, whatever the training
+  precision) with zeros on one CPU core, copies it
   to the GPU from pageable memory, writes its part in and all-gathers the
   parts over the replica's TP ranks inside the node — after a blocking
-  ``.to('cpu')``, so the GPU waits.  Charged at measured rates where they are
+  ``.to('cpu')``, so the GPU waits.  A host buffer of 32 MiB or more is
+  fresh memory every time (glibc maps it anew and unmaps it on free), so the
+  kernel first zeroes each page the fill touches: the same bytes zeroed twice
+  (:data:`FRESH_HOST_BYTES`).  Charged at measured rates where they are
   known (:data:`REBUILD_RATES`: GH200), nothing elsewhere;
 * pipeline (1F1B with flush): ``sum_s (c_s + p_s) + (M - 1) * max_s (c_s + p_s)``
   — fill and drain go through every stage once; the steady state runs at the
@@ -38,7 +42,7 @@ Model (one term per cause, each defined once here and reused by the planner):
   elementwise, linear in the parameters); stages step in parallel, so the
   slowest counts;
 * gradient synchronisation: per stage a ring all-reduce of the stage's
-  gradients over its replicas, in DeepSpeed's 5e8-byte buckets, each bucket
+  gradients over its replicas, in DeepSpeed's buckets of 5e8 elements, each bucket
   ``2 (D - 1)`` steps of ``bytes / D`` on the ring's slowest link; every
   tensor-parallel rank reduces its shard in its own ring at the same time, so
   the ``k`` rings between two nodes share the ``k``-pair fit; stages
@@ -86,11 +90,13 @@ from pipesim.placement.plan.sailor_format import (
 )
 
 __all__ = [
-    "BUCKET_BYTES",
+    "BUCKET_ELEMENTS",
     "CONTEXT_BYTES",
+    "FRESH_HOST_BYTES",
     "KERNEL_LOADING_BYTES",
     "PRECISION_BYTES",
     "REBUILD_RATES",
+    "REBUILT_ELEMENT_BYTES",
     "RUNTIME_RESERVE_BYTES",
     "RebuildRates",
     "STATE_BYTES_PER_PARAM",
@@ -114,7 +120,10 @@ __all__ = [
 ]
 
 PRECISION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per activation / gradient element
-BUCKET_BYTES = 500_000_000  # DeepSpeed's all-reduce bucket (MEMORY_OPT_ALLREDUCE_SIZE)
+# DeepSpeed's all-reduce bucket, in elements: the pipeline engine's ReduceGrads passes MEMORY_OPT_ALLREDUCE_SIZE
+# (5e8) as ``elements_per_buffer`` and ``allreduce_no_retain`` adds tensors to a bucket until their ``numel()``
+# exceeds it (deepspeed/runtime/engine.py, DeepSpeed 0.16.5 as in Sailor's image): 2 GB of fp32 gradients
+BUCKET_ELEMENTS = 500_000_000
 # fp32 master 4 + Adam moments 8 + fp32 gradients 4 + communication buffer 4 + DeepSpeed start-up copies 4
 STATE_BYTES_PER_PARAM = 24
 CONTEXT_BYTES = 300e6  # CUDA context on every GPU (Sailor's memory model)
@@ -146,6 +155,19 @@ class RebuildRates:
 #   8 MiB per rank, 0.937 ms with 64 MiB, i.e. 86.7 us + part / 78.9 GB/s (2 GPUs: within 3 % of it).
 REBUILD_RATES = {"GH-96": RebuildRates(host_fill=55e9, host_to_device=407e9,
                                        gather_latency=86.7e-6, gather_bandwidth=78.9e9)}
+
+# A host buffer of at least this many bytes is fresh, zero-filled memory from the kernel on every allocation.
+# glibc's malloc serves a request of at least its mmap threshold with mmap and gives it back with munmap on free;
+# the threshold starts at 128 KiB and rises to the size of a freed mapped block, but only up to
+# DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * sizeof(long) = 32 MiB on 64-bit systems (mallopt(3), "M_MMAP_THRESHOLD").
+# A buffer below it is mapped once, then kept and reused by the heap; at or above it (a block carries a header, so a
+# request of 32 MiB is above it) every allocation is a new anonymous mapping, whose pages the kernel zeroes when they
+# are first touched (mmap(2): MAP_ANONYMOUS contents are initialised to zero).  PyTorch's CPU tensors come from
+# malloc (c10's alloc_cpu: posix_memalign; Sailor's image is NGC PyTorch 24.10, glibc 2.35).
+FRESH_HOST_BYTES = 32 * 2**20
+# Sailor's reconstruct_tensor builds a received tensor as torch.zeros(num_el, dtype=torch.float32), whatever the
+# training precision (deepspeed/utils.py in eth-easl/sailor)
+REBUILT_ELEMENT_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -248,8 +270,10 @@ def parallel_ranks(a: SailorReplica, b: SailorReplica) -> int:
     return min(a.tp, b.tp)
 
 
-def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], network: Network) -> float:
-    """Ring all-reduce of ``nbytes`` per GPU over ``replicas`` in ``BUCKET_BYTES`` buckets (s).
+def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], network: Network,
+                        element_bytes: int = 4) -> float:
+    """Ring all-reduce of ``nbytes`` per GPU over ``replicas`` in buckets of :data:`BUCKET_ELEMENTS`
+    elements of ``element_bytes`` each (s).
 
     Each bucket takes ``2 (D - 1)`` steps of ``bucket / D`` bytes; every step
     waits for the ring's slowest link.  Every tensor-parallel rank reduces
@@ -263,7 +287,7 @@ def ring_allreduce_time(nbytes: float, replicas: Sequence[SailorReplica], networ
     total = 0.0
     remaining = nbytes
     while remaining > 0:
-        bucket = min(BUCKET_BYTES, remaining)
+        bucket = min(BUCKET_ELEMENTS * element_bytes, remaining)
         total += 2 * (d - 1) * max(network.transfer_time(a, b, bucket / d, parallel_ranks(a, b)) for a, b in pairs)
         remaining -= bucket
     return total
@@ -281,8 +305,9 @@ def p2p_time(sender: SailorReplica, receiver: SailorReplica, nbytes: float, netw
     return network.transfer_time(sender, receiver, nbytes / k, k)
 
 
-def rebuild_time(receiver: SailorReplica, nbytes: float) -> float:
-    """Seconds a GPU of ``receiver`` spends rebuilding a received boundary tensor of ``nbytes``.
+def rebuild_time(receiver: SailorReplica, nbytes: float, element_bytes: int = 4) -> float:
+    """Seconds a GPU of ``receiver`` spends rebuilding a received boundary tensor of ``nbytes``
+    (``element_bytes`` per element: the training precision).
 
     Sailor's engine (``reconstruct_tensor``, before the forward of an
     activation or the backward of a gradient) reads the partition's meta data
@@ -291,33 +316,52 @@ def rebuild_time(receiver: SailorReplica, nbytes: float) -> float:
     fresh host memory by one CPU core (``torchrun`` sets ``OMP_NUM_THREADS=1``)
     and copied to the GPU from pageable memory — writes its part in and
     all-gathers the parts over the replica's ``TP`` ranks (each part
-    ``nbytes / TP``; none at TP 1).  The GPU is idle throughout.  Rates:
-    :data:`REBUILD_RATES`; a GPU type without measured rates is charged
-    nothing.  Left out: the copies inside GPU memory (the parts and one clone
-    of the whole, ~0.05 ms for 64 MiB at GH200's 4 TB/s) and first touching
-    the fresh host pages (no measurement of it; docs/benchmarks.md).
+    ``1 / TP`` of the whole; none at TP 1).  The GPU is idle throughout.
+    The whole is built in fp32 whatever the training precision
+    (``torch.zeros(num_el, dtype=torch.float32)``), so the host buffer, the
+    copy and the all-gather carry 4 bytes per element
+    (:data:`REBUILT_ELEMENT_BYTES`).
 
-    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**26) * 1e3, 2)  # 64 MiB, TP 4
-    1.68
+    A buffer of :data:`FRESH_HOST_BYTES` or more is a new anonymous mapping
+    on every receive (glibc's mmap threshold stops rising at 32 MiB), so
+    before the fill writes a page the kernel zeroes it (``clear_page``): a
+    second zero fill of the same bytes by the same core, charged at the same
+    measured rate.  Smaller buffers are reused by the heap and zeroed once.
+
+    Rates: :data:`REBUILD_RATES`; a GPU type without measured rates is
+    charged nothing.  Left out: the copies inside GPU memory (the parts and
+    one clone of the whole, ~0.05 ms for 64 MiB at GH200's 4 TB/s), and of
+    first touching a fresh page all but its zeroing — the trap into the
+    kernel and mapping the page, and unmapping the buffer after the copy
+    (no measurement of them; docs/benchmarks.md).
+
+    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**26) * 1e3, 2)  # 64 MiB, TP 4: fresh pages
+    2.9
+    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**23) * 1e3, 2)  # 8 MiB: the heap's pages
+    0.29
+    >>> round(rebuild_time(SailorReplica("GH-96", 4, "z", 4), 2**25, element_bytes=2) * 1e3, 2)  # the same in bf16
+    2.9
     >>> rebuild_time(SailorReplica("RTX-2080", 8, "z", 8), 2**26)
     0.0
     """
     rates = REBUILD_RATES.get(receiver.gpu)
     if rates is None or nbytes <= 0:
         return 0.0
-    host = nbytes / rates.host_fill + nbytes / rates.host_to_device
-    gather = rates.gather_latency + nbytes / receiver.tp / rates.gather_bandwidth if receiver.tp > 1 else 0.0
+    built = nbytes * REBUILT_ELEMENT_BYTES / element_bytes  # bytes of the fp32 whole
+    zero_fills = 2 if built >= FRESH_HOST_BYTES else 1  # the kernel's page zeroing, then the fill's own
+    host = zero_fills * built / rates.host_fill + built / rates.host_to_device
+    gather = rates.gather_latency + built / receiver.tp / rates.gather_bandwidth if receiver.tp > 1 else 0.0
     return host + gather
 
 
 def boundary_time(replicas: Sequence[SailorReplica], peers: Sequence[SailorReplica], nbytes: float,
-                  network: Network) -> float:
+                  network: Network, element_bytes: int = 4) -> float:
     """One stage's share of one boundary per microbatch: send and receive (blocking) and rebuild what
     it received (:func:`rebuild_time`), slowest pairing.
 
     Replica ``j`` talks to peer ``j mod len(peers)`` (Sailor's pairing).
     """
-    return max(2 * p2p_time(rep, peers[j % len(peers)], nbytes, network) + rebuild_time(rep, nbytes)
+    return max(2 * p2p_time(rep, peers[j % len(peers)], nbytes, network) + rebuild_time(rep, nbytes, element_bytes)
                for j, rep in enumerate(replicas))
 
 
@@ -475,11 +519,11 @@ def estimate_sailor_plan(plan: SailorPlan, inputs: SailorInputs, precision: str 
             for other, boundary in ((s + 1, layers[-1]), (s - 1, pipe.stages[s - 1][-1] if s > 0 else None)):
                 if 0 <= other < n_stages:
                     nbytes = unsplit[boundary].output_elements * mbs * elem
-                    transfer += boundary_time(reps, pipe.replicas[other], nbytes, bw)
-                    rebuild += max(rebuild_time(rep, nbytes) for rep in reps)
+                    transfer += boundary_time(reps, pipe.replicas[other], nbytes, bw, elem)
+                    rebuild += max(rebuild_time(rep, nbytes, elem) for rep in reps)
             # the ring carries the largest shard (the smallest TP degree holds the most parameters)
             grad_bytes = max(sum(info.of(model, rep.tp)[l].params for l in layers) for rep in reps) * elem
-            stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw)
+            stage_sync = ring_allreduce_time(grad_bytes, list(reps), bw, elem)
             per_stage.append(compute + transfer)
             optimizer = max(optimizer, opt)
             sync = max(sync, stage_sync)

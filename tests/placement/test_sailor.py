@@ -11,7 +11,10 @@ import pytest
 
 from pipesim.errors import InputError
 from pipesim.placement.plan.sailor import (
+    BUCKET_ELEMENTS,
+    FRESH_HOST_BYTES,
     REBUILD_RATES,
+    REBUILT_ELEMENT_BYTES,
     RUNTIME_RESERVE_BYTES,
     STATE_BYTES_PER_PARAM,
     SailorInputs,
@@ -23,6 +26,7 @@ from pipesim.placement.plan.sailor import (
     profiled_params,
     rebuild_time,
     replica_memory,
+    ring_allreduce_time,
     runtime_reserve,
 )
 from pipesim.placement.plan.sailor_format import (
@@ -284,17 +288,62 @@ def test_tensor_parallel_ranks_share_the_link_in_the_gradient_ring():
     assert est.gradient_sync == pytest.approx(2 * 1 * 2 * (shard / 2) / 8e9)
 
 
+def test_gradient_buckets_hold_5e8_elements_as_deepspeed_counts_them():
+    # DeepSpeed's ReduceGrads passes MEMORY_OPT_ALLREDUCE_SIZE = 5e8 as elements_per_buffer and fills a bucket
+    # until its numel() exceeds it: 1.2 GB of fp32 gradients (3e8 elements) is one all-reduce, 3.6 GB two;
+    # each bucket pays the ring's 2 (D - 1) step latencies once
+    class Link:
+        def transfer_time(self, sender, receiver, nbytes, streams=1):
+            return 1e-3 + nbytes / 10e9
+
+    reps = [SailorReplica("g", 1, "z", 1)] * 4
+    assert BUCKET_ELEMENTS == 500_000_000
+    steps = 2 * (4 - 1)
+    assert ring_allreduce_time(1.2e9, reps, Link()) == pytest.approx(steps * (1e-3 + 1.2e9 / 4 / 10e9))
+    assert ring_allreduce_time(3.6e9, reps, Link()) == pytest.approx(steps * (2e-3 + 3.6e9 / 4 / 10e9))
+    # in fp16 a bucket of as many elements holds half the bytes
+    assert ring_allreduce_time(1.2e9, reps, Link(), element_bytes=2) == pytest.approx(steps * (2e-3 + 1.2e9 / 4 / 10e9))
+
+
 def test_a_received_tensor_is_rebuilt_at_the_rates_measured_on_gh200():
-    # Sailor's reconstruct_tensor: zeros written into a fresh host buffer by one core, a pageable copy to
+    # Sailor's reconstruct_tensor: zeros written into a host buffer by one core, a pageable copy to
     # the GPU, then the TP ranks' parts all-gathered inside the node
-    x = 2**26  # the OPT-350M boundary at mbs 8 in fp32: 2048 x 8 x 1024 x 4 bytes
+    x = 2**23  # the OPT-350M boundary at mbs 1 in fp32: 2048 x 1 x 1024 x 4 bytes (a reused heap buffer)
     host = x / 55e9 + x / 407e9
     assert rebuild_time(SailorReplica("GH-96", 4, "z", 1), x) == pytest.approx(host)  # TP 1: nothing to gather
     assert rebuild_time(SailorReplica("GH-96", 4, "z", 4), x) == pytest.approx(host + 86.7e-6 + x / 4 / 78.9e9)
-    assert 1.6e-3 < rebuild_time(SailorReplica("GH-96", 4, "z", 4), x) < 1.8e-3
     # no measured rates, no charge (as for the fused-kernel reserve)
     assert "RTX-2080" not in REBUILD_RATES
     assert rebuild_time(SailorReplica("RTX-2080", 8, "z", 8), x) == 0.0
+
+
+def test_a_host_buffer_of_32_mib_or_more_is_zeroed_by_the_kernel_before_the_fill():
+    # glibc maps a block of 32 MiB or more anew on every malloc (its mmap threshold rises no higher), so the
+    # kernel zeroes each fresh page before torch.zeros' fill writes it: the same bytes zeroed twice by one core;
+    # a smaller buffer is kept by the heap and its pages reused
+    gh = SailorReplica("GH-96", 4, "z", 1)
+    fill, copy_in = 55e9, 407e9
+    big = 2**26  # the OPT-350M boundary at mbs 8: 64 MiB
+    assert FRESH_HOST_BYTES == 32 * 2**20
+    assert rebuild_time(gh, big) == pytest.approx(2 * big / fill + big / copy_in)
+    assert 2.6e-3 < rebuild_time(SailorReplica("GH-96", 4, "z", 4), big) < 3.0e-3
+    edge = 32 * 2**20  # mbs 4: with malloc's header the block is above the 32 MiB ceiling
+    assert rebuild_time(gh, edge) == pytest.approx(2 * edge / fill + edge / copy_in)
+    below = edge - 4096
+    assert rebuild_time(gh, below) == pytest.approx(below / fill + below / copy_in)
+
+
+def test_a_received_tensor_is_rebuilt_in_fp32_whatever_the_training_precision():
+    # reconstruct_tensor builds torch.zeros(num_el, dtype=torch.float32): in bf16/fp16 the host buffer, the copy
+    # and the all-gather still carry 4 bytes per element, while the transfer carries 2
+    gh = SailorReplica("GH-96", 4, "z", 4)
+    assert REBUILT_ELEMENT_BYTES == 4
+    assert rebuild_time(gh, 2**25, element_bytes=2) == pytest.approx(rebuild_time(gh, 2**26))
+    inputs = tiny_inputs(fast="GH-96")
+    plan = read_sailor_plan("p.json", tiny_plan([[0, 1], [2, 3]], [[("GH-96", 2)], [("GH-96", 2)]]))
+    full, half = estimate_sailor_plan(plan, inputs, "fp32"), estimate_sailor_plan(plan, inputs, "bf16")
+    assert [s.rebuild for s in half.stages] == pytest.approx([s.rebuild for s in full.stages])
+    assert all(h.transfer - h.rebuild < f.transfer - f.rebuild for h, f in zip(half.stages, full.stages))
 
 
 def test_each_stage_rebuilds_what_it_receives():

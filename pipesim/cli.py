@@ -27,7 +27,7 @@ import re
 import sys
 
 from pipesim import __version__
-from pipesim.commands import COMMANDS, EXIT_CODES, HELP
+from pipesim.commands import COMMANDS, EXIT_CODES, EXIT_INFEASIBLE, HELP
 
 # a value such as -1GiB or -5ms is a (bad) value for the option before it, not an unknown option:
 # argparse's own pattern only takes plain negative numbers, and "expected one argument" hides the real problem
@@ -102,7 +102,7 @@ def _tables_raise_broken_pipe() -> None:
 
 def _dispatch(argv: list[str], command: str | None, signals) -> int | None:
     """Parse and run one command; its exit code, or None when Ctrl-C ended it."""
-    from pipesim.errors import PipesimError
+    from pipesim.errors import InfeasibleError, PipesimError
     from pipesim.placement.interrupt import interruptible, trace
 
     try:
@@ -121,7 +121,9 @@ def _dispatch(argv: list[str], command: str | None, signals) -> int | None:
             trace("an error after the interrupt, taken as the interrupt", exc)
             return None
         print(f"pipesim: error: {exc}", file=sys.stderr)
-        return 2
+        # no answer satisfies the constraints (a planner's search came back empty): the documented code of an
+        # infeasible result, as when a solver returns one with its reason (EXIT_CODES)
+        return EXIT_INFEASIBLE if isinstance(exc, InfeasibleError) else 2
     except Exception:
         # Once Ctrl-C has arrived, what it breaks on the way out (numba's "SystemError: ...
         # returned a result with an exception set", a broken process pool) is the interrupt.

@@ -288,7 +288,7 @@ def test_per_stage_infeasible_is_one_line_naming_both_searches(capsys, tmp_path)
     f = tmp_path / "huge.yaml"      # two layers of width 65,536: no plan of any kind fits 8 H100s
     f.write_text("model: {generator: transformer, params: {layers: 2, hidden: 65536, heads: 512, seq: 4096, "
                  "vocab: 32000, decoder: true}}\n")
-    assert main(["plan", str(f), "--hardware", "dgx-h100x16", "--nodes", "1", "--gbs", "8", "--per-stage"]) == 2
+    assert main(["plan", str(f), "--hardware", "dgx-h100x16", "--nodes", "1", "--gbs", "8", "--per-stage"]) == 3  # infeasible (EXIT_CODES)
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "no configuration of 2 layers fits the 8 GPUs' memory" in err

@@ -45,8 +45,10 @@ Sailor's public code, this way (CPU only, no GPU needed)::
 
     # a snapshot of github.com/eth-easl/sailor (commit cf2c8e3) at $SAILOR_REPO
     mkdir -p /tmp/sailor-sim/root/sailor && cd /tmp/sailor-sim
-    git -C $SAILOR_REPO archive HEAD sailor/Planner/simulations sailor/Planner/sailor_planner \\
-        sailor/Planner/llm_info.json sailor/profiling sailor/providers | tar x -C root/sailor
+    for f in $(git -C $SAILOR_REPO ls-tree -r --name-only HEAD sailor/Planner/simulations \\
+            sailor/Planner/sailor_planner sailor/Planner/llm_info.json sailor/profiling sailor/providers); do
+        mkdir -p root/sailor/$(dirname $f)
+        git -C $SAILOR_REPO show HEAD:$f > root/sailor/$f || rm root/sailor/$f; done
     python3 -m venv .venv && . .venv/bin/activate && pip install numpy pandas
     # a driver that, per plan file, does what Sailor's
     # sailor/Planner/simulations/validation/validate.py does for --simulator SAILOR
@@ -56,8 +58,9 @@ Sailor's public code, this way (CPU only, no GPU needed)::
     # with a stub module standing in for torch, which sailor/profiling/profile_utils.py
     # imports but the simulator's code paths never call, and writes the JSON above.
 
-(``git archive`` of the whole tree fails on the snapshot's missing LFS
-blobs; the folders above are complete.)
+(File by file: a snapshot may lack blobs — ``git archive`` of
+``sailor/Planner/simulations`` stops at the missing
+``profiles_tmp_aceso.json``, which the simulator does not read.)
 """
 
 from __future__ import annotations

@@ -45,8 +45,10 @@ Sailor's public code, this way (CPU only, no GPU needed)::
 
     # a snapshot of github.com/eth-easl/sailor (commit cf2c8e3) at $SAILOR_REPO
     mkdir -p /tmp/sailor-sim/root/sailor && cd /tmp/sailor-sim
-    git -C $SAILOR_REPO archive HEAD sailor/Planner/simulations sailor/Planner/sailor_planner \\
-        sailor/Planner/llm_info.json sailor/profiling sailor/providers | tar x -C root/sailor
+    for f in $(git -C $SAILOR_REPO ls-tree -r --name-only HEAD sailor/Planner/simulations \\
+            sailor/Planner/sailor_planner sailor/Planner/llm_info.json sailor/profiling sailor/providers); do
+        mkdir -p root/sailor/$(dirname $f)
+        git -C $SAILOR_REPO show HEAD:$f > root/sailor/$f || rm root/sailor/$f; done
     python3 -m venv .venv && . .venv/bin/activate && pip install numpy pandas
     # a driver that, per plan file, does what Sailor's
     # sailor/Planner/simulations/validation/validate.py does for --simulator SAILOR
@@ -56,8 +58,9 @@ Sailor's public code, this way (CPU only, no GPU needed)::
     # with a stub module standing in for torch, which sailor/profiling/profile_utils.py
     # imports but the simulator's code paths never call, and writes the JSON above.
 
-(``git archive`` of the whole tree fails on the snapshot's missing LFS
-blobs; the folders above are complete.)
+(File by file: a snapshot may lack blobs — ``git archive`` of
+``sailor/Planner/simulations`` stops at the missing
+``profiles_tmp_aceso.json``, which the simulator does not read.)
 """
 
 from __future__ import annotations
@@ -117,8 +120,32 @@ def rows(runs: Path, config: Path, profiles: Path, label: str = "") -> list[dict
             "memory_predicted": est.memory_per_gpu,
             "memory_measured": mem,
             "memory_error": est.memory_per_gpu / mem - 1,
+            "gradient_reduction_measured": plan.measured.gradient_reduction,
         })
+    mark_shared(out)
     return out
+
+
+def mark_shared(table: list[dict]) -> None:
+    """Flag runs whose measurement another plan file of the set carries too (``shared_with``: their names).
+
+    Two different plans run for real cannot give the same seconds per
+    iteration, seconds of gradient reduction and peak bytes to the last
+    digit; when two files carry the same three numbers at least one of them
+    holds another plan's measurement, and the files do not say which.  Such
+    runs stay in the table and the summary, flagged; the summary also gives
+    the errors without them.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in table:
+        if "skipped" in r or r.get("gradient_reduction_measured") is None:
+            continue
+        key = (r["time_measured"], r["gradient_reduction_measured"], r["memory_measured"])
+        groups.setdefault(key, []).append(r)
+    for group in groups.values():
+        if len(group) > 1:
+            for r in group:
+                r["shared_with"] = [o["run"] for o in group if o is not r]
 
 
 def shipped_rows(folder: Path = SAILOR) -> list[dict]:
@@ -157,6 +184,16 @@ def summary(table: list[dict]) -> dict:
                    targets_met=t["median"] <= TIME_MEDIAN and t["worst"] <= TIME_WORST and m["worst"] <= MEMORY_WORST)
     else:
         out["targets_met"] = False
+    shared = [r for r in done if "shared_with" in r]
+    own = [r for r in done if "shared_with" not in r]
+    if shared and own:
+        u = _stats([r["time_error"] for r in own])
+        out["unshared"] = {"runs": len(own), "time_median": u["median"], "time_mean": u["mean"], "time_worst": u["worst"]}
+        theirs_own = [r for r in own if "sailor_time_error" in r]
+        if theirs_own:
+            su = _stats([r["sailor_time_error"] for r in theirs_own])
+            out["unshared"]["sailor"] = {"runs": len(theirs_own), "time_median": su["median"],
+                                         "time_mean": su["mean"], "time_worst": su["worst"]}
     theirs = [r for r in done if "sailor_time_error" in r]
     if theirs:
         st = _stats([r["sailor_time_error"] for r in theirs])
@@ -184,6 +221,8 @@ def _print(table: list[dict], s: dict) -> None:
                 f" {r['memory_error'] * 100:+6.1f}%")
         if "sailor_time" in r:
             line += f" {r['sailor_time']:7.3f}s {r['sailor_time_error'] * 100:+6.1f}%"
+        if "shared_with" in r:
+            line += f"  (measurement identical to {', '.join(r['shared_with'])}'s)"
         print(line)
     if not s["runs"]:
         print("no run with a measurement")
@@ -198,6 +237,14 @@ def _print(table: list[dict], s: dict) -> None:
                if "memory_median" in o else "")
         print(f"Sailor's simulator on the same {o['runs']} runs: time |error| median {o['time_median'] * 100:.1f}%, "
               f"mean {o['time_mean'] * 100:.1f}%, worst {o['time_worst'] * 100:.1f}%{mem}")
+    if "unshared" in s:
+        u = s["unshared"]
+        line = (f"without the runs that share a measurement ({s['runs'] - u['runs']}): time |error| median "
+                f"{u['time_median'] * 100:.1f}%, mean {u['time_mean'] * 100:.1f}%, worst {u['time_worst'] * 100:.1f}%")
+        if "sailor" in u:
+            line += (f"; Sailor's simulator median {u['sailor']['time_median'] * 100:.1f}%, "
+                     f"mean {u['sailor']['time_mean'] * 100:.1f}%, worst {u['sailor']['time_worst'] * 100:.1f}%")
+        print(line)
     if s["skipped"]:
         print(f"{s['skipped']} run(s) skipped (listed above)")
     print("targets met" if s["targets_met"] else "targets MISSED")

@@ -460,3 +460,32 @@ def test_benchmark_reads_sailors_rtx_folder_with_the_opt_config(sailor_dir, tmp_
     assert sailor_runs.main(["--runs", str(runs), "--json"]) in (0, 1)
     row = json.loads(capsys.readouterr().out)["runs"][0]
     assert "skipped" not in row and row["gpu_types"] == ["RTX-2080", "Titan-RTX"]
+
+
+def test_benchmark_flags_two_plans_carrying_one_measurement(sailor_dir, tmp_path, capsys):
+    # Sailor's RTX set (HEAD) holds N3 D1 with N6 D2's real, red_grads and max_mem to the last digit: two
+    # different plans cannot measure the same three numbers, so the benchmark says so (and keeps the rows)
+    from benchmarks import sailor_runs
+
+    runs = _runs_folder(sailor_dir, tmp_path)
+    src = json.loads((runs / "N8_plan_config_N8_D4.json").read_text())
+    other = json.loads((runs / "N2_plan_config_N2_D1.json").read_text())
+    copied = {**other, "real": src["real"], "red_grads": src["red_grads"], "max_mem": src["max_mem"]}
+    (runs / "N2_copied.json").write_text(json.dumps(copied))
+    nearly = {**other, "real": src["real"], "red_grads": src["red_grads"] + 1e-5, "max_mem": src["max_mem"]}
+    (runs / "N2_nearly.json").write_text(json.dumps(nearly))  # one number differs: its own measurement
+    config = str(sailor_dir / "training_config_opt_350.json")
+    sailor_runs.main(["--runs", str(runs), "--config", config, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    by = {r["run"]: r for r in out["runs"]}
+    assert by["N2_copied"]["shared_with"] == ["N8_plan_config_N8_D4"]
+    assert by["N8_plan_config_N8_D4"]["shared_with"] == ["N2_copied"]
+    assert "shared_with" not in by["N2_nearly"] and "shared_with" not in by["N2_plan_config_N2_D1"]
+    s = out["summary"]
+    assert s["runs"] == 4  # flagged, not dropped
+    own = [abs(by[n]["time_error"]) for n in ("N2_plan_config_N2_D1", "N2_nearly")]
+    assert s["unshared"]["runs"] == 2 and s["unshared"]["time_worst"] == pytest.approx(max(own))
+    sailor_runs.main(["--runs", str(runs), "--config", config])
+    text = capsys.readouterr().out
+    assert re.search(r"N2_copied .*measurement identical to N8_plan_config_N8_D4's", text)
+    assert "without the runs that share a measurement (2)" in text

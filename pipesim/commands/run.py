@@ -134,16 +134,17 @@ def _run_megatron(args, data: dict) -> int:
     if hasattr(plan, "best"):
         console.print(table(plan.best, outcome.scenario))
         searched = f"searched {plan.searched} configurations in {plan.seconds:.2f} s"
+        notes = plan.notes  # e.g. no runnable configuration fits: the pick is a per-stage plan
     else:  # objective time|cost: the heterogeneous plan (docs/model.md §12.7)
         from pipesim.commands.hetero_plan import print_plan
 
         print_plan(plan, outcome.scenario, data["hardware"]["cluster"], data["solve"]["options"]["objective"])
-        searched = ""  # the plan's table says it
+        searched, notes = "", ()  # the plan's table says it
     console.print(f"simulated iteration: {simulation.simulated_iteration_time:.4f} s "
                   f"({simulation.difference:+.2%} against the model's {plan.iteration_time:.4f} s)"
                   + (f"; {searched}" if searched else ""))
-    for note in getattr(plan, "notes", ()) if hasattr(plan, "best") else ():
-        console.print(f"note: {note}")   # e.g. no runnable configuration fits: the pick is a per-stage plan
+    for note in notes:
+        console.print(f"note: {note}")
     if outcome.files:
         console.print("wrote " + ", ".join(outcome.files.values()), highlight=False)
     return 0

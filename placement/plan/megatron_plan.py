@@ -72,11 +72,15 @@ class MegatronPlan:
         e = self.best
         c = e.config
         split = stage_layers(e.model.layers, c.pp)
-        return [{"stage": i, "layers": n, "t": e.stage_tp[i] if e.stage_tp else c.tp, "c": c.cp, "v": c.vp,
-                 "d": e.stage_dp[i] if e.stage_dp else e.dp, "mbs": e.stage_mbs[i] if e.stage_mbs else c.mbs,
-                 "recompute": e.stage_recompute[i] if e.stage_recompute else e.recompute,
+
+        def each(per_stage, uniform):  # a per-stage plan's own values, else the one value of every stage
+            return per_stage or [uniform] * len(split)
+
+        return [{"stage": i, "layers": n, "t": t, "c": c.cp, "v": c.vp, "d": d, "mbs": mbs, "recompute": recompute,
                  "sequence_parallel": c.sp, "distributed_optimizer": c.distributed_optimizer}
-                for i, n in enumerate(split)]
+                for i, (n, t, d, mbs, recompute) in enumerate(zip(split, each(e.stage_tp, c.tp), each(e.stage_dp, e.dp),
+                                                                   each(e.stage_mbs, c.mbs),
+                                                                   each(e.stage_recompute, e.recompute)))]
 
     def to_dict(self) -> dict[str, Any]:
         out = {"objective": "megatron", "iteration_time": self.iteration_time, "memory_per_gpu": self.memory_per_gpu,
